@@ -1,0 +1,178 @@
+/*
+ * exhookctl -- the operator's tool: checks, tests and lints policies.
+ */
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "exhook/eval.h"
+
+static const char usage_text[] =
+    "usage: exhookctl [--db PATH] [--policy PATH] COMMAND [ARGS...]\n"
+    "\n"
+    "Commands:\n"
+    "  check   decide one request (or --batch: JSON lines on stdin)\n"
+    "  test    run policy test files (*.test); last line 'N passed, N failed'\n"
+    "  lint    compile the policy and warn about shadowed rules, unused captures,\n"
+    "          over-broad grants\n"
+    "\n"
+    "Options:\n"
+    "  --db PATH      credential store (default $EXHOOK_DB, then ./exhook.db)\n"
+    "  --policy PATH  policy file or directory of *.policy files\n"
+    "                 (default $EXHOOK_POLICY, then ./policies)\n"
+    "  --help         this text; 'exhookctl COMMAND --help' for a command\n"
+    "  --version      print the version\n"
+    "\n"
+    "Exit status: 0 success or allow, 1 deny or failed tests, 2 usage, input or\n"
+    "config error.\n";
+
+bool arg_flag(args *a, const char *name)
+{
+    return strcmp(a->argv[a->i], name) == 0;
+}
+
+bool arg_value(args *a, const char *name, bool *bad)
+{
+    const char *s = a->argv[a->i];
+    size_t n = strlen(name);
+    if (strncmp(s, name, n) != 0)
+        return false;
+    if (s[n] == '=') {
+        a->val = s + n + 1;
+        return true;
+    }
+    if (s[n] != '\0')
+        return false;
+    if (a->i + 1 >= a->argc) {
+        fprintf(stderr, "exhookctl: option %s needs a value\n", name);
+        *bad = true;
+        return true;
+    }
+    a->val = a->argv[++a->i];
+    return true;
+}
+
+void print_error(const exh_error *err)
+{
+    char buf[2048];
+    exh_error_format(err, buf, sizeof(buf));
+    fprintf(stderr, "%s", buf);
+}
+
+int usage_error(const cli *c, const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "%s%s%s: ", c->prog, cmd ? " " : "", cmd ? cmd : "");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n(try '%s%s%s --help')\n", c->prog, cmd ? " " : "", cmd ? cmd : "");
+    return EXIT_USAGE;
+}
+
+exh_policy *load_policy(const cli *c, const char *path)
+{
+    exh_policy *p = NULL;
+    exh_error err;
+    if (exh_policy_load(path ? path : c->policy, &p, &err) != EXH_OK) {
+        print_error(&err);
+        return NULL;
+    }
+    return p;
+}
+
+/* What decided: the text `check` prints on its second line. */
+void describe_result(const exh_policy *p, const exh_result *r, char *buf, size_t size,
+                       bool with_text)
+{
+    const exh_rule_info *ri;
+    switch (r->basis) {
+    case EXH_BY_RULE:
+        ri = exh_policy_rule(p, r->rule);
+        if (with_text)
+            snprintf(buf, size, "%s:%u: %s", ri->file, ri->line, ri->text);
+        else
+            snprintf(buf, size, "%s:%u", ri->file, ri->line);
+        return;
+    case EXH_BY_INVALID:
+        snprintf(buf, size, "invalid: %s", r->reason ? r->reason : "invalid request");
+        return;
+    default:
+        snprintf(buf, size, "%s", exh_basis_str(r->basis));
+    }
+}
+
+void json_put_string(FILE *f, const char *s, size_t len)
+{
+    fputc('"', f);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '"' || ch == '\\')
+            fprintf(f, "\\%c", ch);
+        else if (ch == '\n')
+            fputs("\\n", f);
+        else if (ch == '\t')
+            fputs("\\t", f);
+        else if (ch < 0x20 || ch == 0x7f)
+            fprintf(f, "\\u%04x", ch);
+        else
+            fputc(ch, f);
+    }
+    fputc('"', f);
+}
+
+int main(int argc, char **argv)
+{
+    cli c = {.prog = "exhookctl"};
+    const char *env;
+    c.db = (env = getenv("EXHOOK_DB")) && *env ? env : "./exhook.db";
+    if ((env = getenv("EXHOOK_POLICY")) && *env) {
+        c.policy = env;
+        c.policy_given = true;
+    } else {
+        c.policy = "./policies";
+    }
+    args a = {.argc = argc, .argv = argv, .i = 1};
+    bool bad = false;
+    for (; a.i < argc; a.i++) {
+        if (arg_flag(&a, "--help") || arg_flag(&a, "-h")) {
+            fputs(usage_text, stdout);
+            return 0;
+        }
+        if (arg_flag(&a, "--version")) {
+            puts("exhookctl 0.1.0");
+            return 0;
+        }
+        if (arg_value(&a, "--db", &bad)) {
+            c.db = a.val;
+        } else if (arg_value(&a, "--policy", &bad)) {
+            c.policy = a.val;
+            c.policy_given = true;
+        } else if (a.argv[a.i][0] == '-') {
+            return usage_error(&c, NULL, "unknown option '%s'", a.argv[a.i]);
+        } else {
+            break;
+        }
+        if (bad)
+            return EXIT_USAGE;
+    }
+    if (a.i >= argc) {
+        fputs(usage_text, stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[a.i];
+    int sub_argc = argc - a.i;
+    char **sub_argv = argv + a.i;
+    if (!strcmp(cmd, "check"))
+        return cmd_check(&c, sub_argc, sub_argv);
+    if (!strcmp(cmd, "test"))
+        return cmd_test(&c, sub_argc, sub_argv);
+    if (!strcmp(cmd, "lint"))
+        return cmd_lint(&c, sub_argc, sub_argv);
+    if (!strcmp(cmd, "help")) {
+        fputs(usage_text, stdout);
+        return 0;
+    }
+    return usage_error(&c, NULL, "unknown command '%s'", cmd);
+}

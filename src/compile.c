@@ -1,0 +1,309 @@
+/*
+ * compile.c -- turning a parsed rule into its evaluable form: regexes
+ * compiled once (PCRE2, JIT when the machine has it), named captures given
+ * fixed slots, topic filters split into levels with their placeholders
+ * resolved.  Everything that can be wrong with a rule is found here, so the
+ * evaluator never meets a surprise.
+ */
+#include "exhook/topic.h"
+#include "parser.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static exh_status at_value(const lexer *L, exh_error *err, const token *t, size_t off,
+                           const char *msg, const char *arg)
+{
+    lex_error_at(L, err, t->line, tok_value_col(t, off), msg, arg);
+    return EXH_ESYNTAX;
+}
+
+static exh_status no_memory(exh_error *err)
+{
+    err->status = EXH_ENOMEM;
+    snprintf(err->message, sizeof(err->message), "out of memory");
+    return EXH_ENOMEM;
+}
+
+static int find_slot(const exh_rule *r, const char *name, size_t len)
+{
+    for (int s = 0; s < r->nslots; s++)
+        if (strlen(r->slot_names[s]) == len && memcmp(r->slot_names[s], name, len) == 0)
+            return s;
+    return -1;
+}
+
+/*
+ * Compile a username/clientid regex: whole-string match by construction
+ * (PCRE2_ANCHORED | PCRE2_ENDANCHORED) rather than by wrapping it in ^...$,
+ * which an alternation inside the pattern could escape.  Byte mode: ids
+ * are compared as bytes, like the exact conditions.
+ */
+static exh_status compile_regex(const lexer *L, exh_rule *r, exh_cond *c, char **negated_names,
+                                int *nneg, exh_error *err)
+{
+    const token *t = c->str_tok;
+    int code;
+    PCRE2_SIZE off;
+    c->re = pcre2_compile((PCRE2_SPTR)c->str, c->len, PCRE2_ANCHORED | PCRE2_ENDANCHORED, &code,
+                          &off, NULL);
+    if (!c->re) {
+        PCRE2_UCHAR msg[256];
+        pcre2_get_error_message(code, msg, sizeof(msg));
+        return at_value(L, err, t, off, "bad regular expression: %s", (const char *)msg);
+    }
+    uint32_t groups = 0, count = 0, esize = 0;
+    PCRE2_SPTR table = NULL;
+    pcre2_pattern_info(c->re, PCRE2_INFO_CAPTURECOUNT, &groups);
+    if (groups > EXH_MAX_GROUPS) {
+        lex_error_at(L, err, t->line, t->col,
+                     "regular expression has %u groups; at most %d are allowed (use (?:...))",
+                     groups, EXH_MAX_GROUPS);
+        return EXH_ESYNTAX;
+    }
+    /* JIT is an optimisation: if this machine cannot JIT, the
+     * interpreter gives the same answers. */
+    (void)pcre2_jit_compile(c->re, PCRE2_JIT_COMPLETE);
+    pcre2_pattern_info(c->re, PCRE2_INFO_NAMECOUNT, &count);
+    pcre2_pattern_info(c->re, PCRE2_INFO_NAMEENTRYSIZE, &esize);
+    pcre2_pattern_info(c->re, PCRE2_INFO_NAMETABLE, &table);
+    if (!count)
+        return EXH_OK;
+    c->map = calloc(count, sizeof(*c->map));
+    if (!c->map)
+        return no_memory(err);
+    for (uint32_t k = 0; k < count; k++) {
+        PCRE2_SPTR e = table + (size_t)k * esize;
+        uint16_t group = (uint16_t)((e[0] << 8) | e[1]);
+        const char *name = (const char *)e + 2;
+        if (!strcmp(name, "username") || !strcmp(name, "clientid")) {
+            lex_error_at(L, err, t->line, t->col,
+                         "capture name '%s' is reserved for the built-in placeholder", name);
+            return EXH_ESYNTAX;
+        }
+        if (c->negated) {
+            if (*nneg < EXH_MAX_SLOTS)
+                negated_names[(*nneg)++] = (char *)name;
+            continue;
+        }
+        if (find_slot(r, name, strlen(name)) >= 0) {
+            lex_error_at(L, err, t->line, t->col,
+                         "capture '%s' is defined twice in this rule; names must be unique",
+                         name);
+            return EXH_ESYNTAX;
+        }
+        if (r->nslots == EXH_MAX_SLOTS) {
+            lex_error_at(L, err, t->line, t->col, "more than %d named captures in one rule",
+                         EXH_MAX_SLOTS);
+            return EXH_ESYNTAX;
+        }
+        r->slot_names[r->nslots] = strdup(name);
+        if (!r->slot_names[r->nslots])
+            return no_memory(err);
+        c->map[c->nmap].group = group;
+        c->map[c->nmap].slot = r->nslots++;
+        c->nmap++;
+    }
+    return EXH_OK;
+}
+
+static exh_status push_part(exh_spec *s, exh_part p, exh_error *err)
+{
+    exh_part *np = realloc(s->parts, (s->nparts + 1) * sizeof(*np));
+    if (!np)
+        return no_memory(err);
+    s->parts = np;
+    s->parts[s->nparts++] = p;
+    return EXH_OK;
+}
+
+/*
+ * One level of a rule's filter that holds placeholders: literal runs and
+ * ${name} references, in order.  `%u`/`%c` count only when they are the
+ * whole level (as in Mosquitto's ACL files); elsewhere they are text.
+ */
+static exh_status compile_pattern(const lexer *L, exh_rule *r, exh_spec *s, uint32_t start,
+                                  uint32_t end, char **negated, int nneg, exh_error *err)
+{
+    const token *t = s->tok;
+    const char *x = s->text;
+    exh_status st;
+    if (end - start == 2 && x[start] == '%' && (x[start + 1] == 'u' || x[start + 1] == 'c')) {
+        exh_part p = {.kind = x[start + 1] == 'u' ? PART_USERNAME : PART_CLIENTID};
+        return push_part(s, p, err);
+    }
+    uint32_t lit = start;
+    for (uint32_t i = start; i < end;) {
+        if (!(x[i] == '$' && i + 1 < end && x[i + 1] == '{')) {
+            i++;
+            continue;
+        }
+        uint32_t close = i + 2;
+        while (close < end && x[close] != '}')
+            close++;
+        if (close >= end)
+            return at_value(L, err, t, i, "unterminated placeholder%s (a '}' is missing)", "");
+        const char *name = x + i + 2;
+        size_t nlen = close - i - 2;
+        if (nlen == 0)
+            return at_value(L, err, t, i, "empty placeholder%s", " '${}'");
+        for (size_t k = 0; k < nlen; k++) {
+            char ch = name[k];
+            if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '_' ||
+                  (k && ch >= '0' && ch <= '9')))
+                return at_value(L, err, t, i, "bad placeholder name%s (letters, digits, '_')",
+                                "");
+        }
+        if (i > lit && (st = push_part(s, (exh_part){.kind = PART_LIT, .off = lit,
+                                                        .len = i - lit},
+                                       err)))
+            return st;
+        exh_part p = {0};
+        if (nlen == 8 && !memcmp(name, "username", 8)) {
+            p.kind = PART_USERNAME;
+        } else if (nlen == 8 && !memcmp(name, "clientid", 8)) {
+            p.kind = PART_CLIENTID;
+        } else {
+            int slot = find_slot(r, name, nlen);
+            if (slot < 0) {
+                char nm[128];
+                snprintf(nm, sizeof(nm), "%.*s", (int)(nlen < 100 ? nlen : 100), name);
+                for (int k = 0; k < nneg; k++)
+                    if (strlen(negated[k]) == nlen && !memcmp(negated[k], name, nlen))
+                        return at_value(L, err, t, i,
+                                        "capture '%s' is defined under 'not' and never has a "
+                                        "value",
+                                        nm);
+                return at_value(L, err, t, i,
+                                "placeholder '${%s}' names no capture of this rule's "
+                                "conditions (define it with (?<name>...) in a username or "
+                                "clientid regex)",
+                                nm);
+            }
+            p.kind = PART_SLOT;
+            p.slot = (uint8_t)slot;
+            r->slot_used[slot] = true;
+        }
+        if ((st = push_part(s, p, err)))
+            return st;
+        i = close + 1;
+        lit = i;
+    }
+    if (end > lit)
+        return push_part(s, (exh_part){.kind = PART_LIT, .off = lit, .len = end - lit}, err);
+    return EXH_OK;
+}
+
+static int has_placeholder(const char *x, uint32_t start, uint32_t end)
+{
+    if (end - start == 2 && x[start] == '%' && (x[start + 1] == 'u' || x[start + 1] == 'c'))
+        return 1;
+    for (uint32_t i = start; i + 1 < end; i++)
+        if (x[i] == '$' && x[i + 1] == '{')
+            return 1;
+    return 0;
+}
+
+/* Split a rule's topic filter into levels and check it is a valid filter
+ * (placeholders stand for level text that can never hold a wildcard). */
+static exh_status compile_spec(const lexer *L, exh_rule *r, exh_spec *s, char **negated, int nneg,
+                               exh_error *err)
+{
+    const token *t = s->tok;
+    if (s->eq)
+        return EXH_OK;
+    const char *x = s->text;
+    exh_topic_status ts = exh_topic_check_filter(x, s->len);
+    if (ts != EXH_TOPIC_OK && ts != EXH_TOPIC_BAD_WILDCARD)
+        return at_value(L, err, t, 0, "invalid topic filter: %s", exh_topic_status_str(ts));
+    if ((s->len >= 7 && !memcmp(x, "$share/", 7)) || (s->len >= 7 && !memcmp(x, "$queue/", 7)))
+        return at_value(L, err, t, 0,
+                        "rule filters match the filter inside a shared subscription%s; write "
+                        "it without $share/<group>/ or $queue/",
+                        "");
+    uint32_t start = 0;
+    for (uint32_t i = 0; i <= s->len; i++) {
+        if (i < s->len && x[i] != '/')
+            continue;
+        exh_level lv = {0};
+        uint32_t n = i - start;
+        if (n == 1 && x[start] == '+') {
+            lv.kind = LVL_PLUS;
+        } else if (n == 1 && x[start] == '#') {
+            if (i != s->len)
+                return at_value(L, err, t, start, "'#' must be the last level of a filter%s",
+                                "");
+            lv.kind = LVL_HASH;
+        } else {
+            for (uint32_t k = start; k < i; k++)
+                if (x[k] == '+' || x[k] == '#')
+                    return at_value(L, err, t, k,
+                                    "wildcard '%s' must fill a whole level (write a/+/b, not "
+                                    "a/x+/b)",
+                                    x[k] == '+' ? "+" : "#");
+            if (has_placeholder(x, start, i)) {
+                lv.kind = LVL_PATTERN;
+                lv.off = s->nparts;
+                exh_status st = compile_pattern(L, r, s, start, i, negated, nneg, err);
+                if (st)
+                    return st;
+                lv.len = s->nparts - lv.off;
+                s->has_placeholder = true;
+            } else {
+                lv.kind = LVL_LIT;
+                lv.off = start;
+                lv.len = n;
+            }
+        }
+        exh_level *nl = realloc(s->levels, (s->nlevels + 1) * sizeof(*nl));
+        if (!nl)
+            return no_memory(err);
+        s->levels = nl;
+        s->levels[s->nlevels++] = lv;
+        start = i + 1;
+    }
+    return EXH_OK;
+}
+
+exh_status compile_rule(const lexer *L, exh_rule *r, exh_error *err)
+{
+    char *negated[EXH_MAX_SLOTS];
+    int nneg = 0;
+    exh_status st;
+    for (uint16_t i = 0; i < r->nconds; i++) {
+        exh_cond *c = &r->conds[i];
+        if (c->kind == COND_USERNAME_RE || c->kind == COND_CLIENTID_RE)
+            if ((st = compile_regex(L, r, c, negated, &nneg, err)))
+                return st;
+    }
+    for (uint16_t i = 0; i < r->nspecs; i++)
+        if ((st = compile_spec(L, r, &r->specs[i], negated, nneg, err)))
+            return st;
+    /* Token pointers die with the statement. */
+    for (uint16_t i = 0; i < r->nconds; i++)
+        r->conds[i].str_tok = NULL;
+    for (uint16_t i = 0; i < r->nspecs; i++)
+        r->specs[i].tok = NULL;
+    return EXH_OK;
+}
+
+void exh_rule_free(exh_rule *r)
+{
+    for (uint16_t i = 0; i < r->nconds; i++) {
+        free(r->conds[i].str);
+        free(r->conds[i].map);
+        pcre2_code_free(r->conds[i].re);
+    }
+    free(r->conds);
+    for (uint16_t i = 0; i < r->nspecs; i++) {
+        free(r->specs[i].text);
+        free(r->specs[i].levels);
+        free(r->specs[i].parts);
+    }
+    free(r->specs);
+    for (int i = 0; i < r->nslots; i++)
+        free(r->slot_names[i]);
+    free((char *)r->info.text);
+    memset(r, 0, sizeof(*r));
+}

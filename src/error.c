@@ -1,0 +1,68 @@
+/*
+ * error.c -- rendering errors as values for front ends.
+ */
+#include "exhook/error.h"
+
+#include <stdio.h>
+#include <string.h>
+
+void exh_error_clear(exh_error *err)
+{
+    if (!err)
+        return;
+    memset(err, 0, sizeof(*err));
+}
+
+const char *exh_status_str(exh_status status)
+{
+    switch (status) {
+    case EXH_OK:
+        return "ok";
+    case EXH_ENOMEM:
+        return "out of memory";
+    case EXH_EIO:
+        return "i/o error";
+    case EXH_ESYNTAX:
+        return "syntax error";
+    case EXH_EINVAL:
+        return "invalid argument";
+    }
+    return "unknown error";
+}
+
+/*
+ * The caret line copies the source line's tabs so the caret lands under
+ * the right character whatever the terminal's tab width is.
+ */
+size_t exh_error_format(const exh_error *err, char *buf, size_t size)
+{
+    size_t n = 0;
+    int w;
+    char tmp[1];
+    if (!buf || size == 0) {
+        buf = tmp;
+        size = 1;
+    }
+#define EMIT(...)                                                                                  \
+    do {                                                                                           \
+        w = snprintf(buf + (n < size ? n : size - 1), n < size ? size - n : 1, __VA_ARGS__);       \
+        if (w > 0)                                                                                 \
+            n += (size_t)w;                                                                        \
+    } while (0)
+    if (err->file[0] && err->line)
+        EMIT("%s:%u:%u: error: %s\n", err->file, err->line, err->col ? err->col : 1,
+             err->message);
+    else if (err->file[0])
+        EMIT("%s: error: %s\n", err->file, err->message);
+    else
+        EMIT("error: %s\n", err->message);
+    if (err->line && err->source[0]) {
+        EMIT("%s\n", err->source);
+        size_t srclen = strlen(err->source);
+        for (unsigned i = 1; i < err->col; i++)
+            EMIT("%c", (i - 1 < srclen && err->source[i - 1] == '\t') ? '\t' : ' ');
+        EMIT("^\n");
+    }
+#undef EMIT
+    return n;
+}

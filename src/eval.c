@@ -1,0 +1,415 @@
+/*
+ * eval.c -- the hot path: one request, one decision.
+ *
+ * Steps (DESIGN §2): validate the topic; superusers may publish and
+ * subscribe to anything; otherwise collect the candidate rule lists from
+ * the index, merge them in policy order and test each rule until one
+ * matches.  No allocation, no locks: everything mutable is in the caller's
+ * exh_evalctx.
+ *
+ * Matching is three-valued.  A fact the front end could not supply
+ * (peerhost, QoS, retain) or a regex that ran out of its match budget makes
+ * a condition UNKNOWN; a rule whose conditions are all TRUE or UNKNOWN,
+ * with at least one UNKNOWN, matches only if it is a deny rule.
+ */
+#include "exhook/eval.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "exhook/topic.h"
+#include "rule.h"
+
+typedef enum tri { T_FALSE = 0, T_TRUE = 1, T_UNKNOWN = 2 } tri;
+
+/* Most lists a request can collect: username, clientid, trie root and
+ * one per indexed level. */
+#define MAX_LISTS (3 + EXH_INDEX_DEPTH)
+/* Regex backtracking budget: a pathological pattern gives UNKNOWN rather
+ * than stalling the broker. */
+#define MATCH_LIMIT 100000
+
+struct exh_evalctx {
+    pcre2_match_data *md;
+    pcre2_match_context *mctx;
+    const char *slot_ptr[EXH_MAX_SLOTS];
+    size_t slot_len[EXH_MAX_SLOTS];
+    tri slot_state[EXH_MAX_SLOTS]; /* T_TRUE set, T_FALSE unset, T_UNKNOWN */
+    uint32_t nlevels;
+    uint32_t lvl[EXH_TOPIC_MAX + 2]; /* start offset of each topic level + sentinel */
+};
+
+exh_evalctx *exh_evalctx_new(void)
+{
+    exh_evalctx *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->md = pcre2_match_data_create(EXH_MAX_GROUPS + 1, NULL);
+    c->mctx = pcre2_match_context_create(NULL);
+    if (!c->md || !c->mctx) {
+        exh_evalctx_free(c);
+        return NULL;
+    }
+    pcre2_set_match_limit(c->mctx, MATCH_LIMIT);
+    pcre2_set_depth_limit(c->mctx, MATCH_LIMIT);
+    return c;
+}
+
+void exh_evalctx_free(exh_evalctx *c)
+{
+    if (!c)
+        return;
+    pcre2_match_data_free(c->md);
+    pcre2_match_context_free(c->mctx);
+    free(c);
+}
+
+void exh_request_init(exh_request *req, exh_action action)
+{
+    memset(req, 0, sizeof(*req));
+    req->action = action;
+    req->qos = -1;
+    req->retain = -1;
+}
+
+const char *exh_basis_str(exh_basis b)
+{
+    switch (b) {
+    case EXH_BY_RULE:
+        return "rule";
+    case EXH_BY_DEFAULT:
+        return "default";
+    case EXH_BY_SUPERUSER:
+        return "superuser";
+    case EXH_BY_CREDENTIALS:
+        return "credentials";
+    case EXH_BY_ANONYMOUS:
+        return "anonymous";
+    case EXH_BY_INVALID:
+        return "invalid";
+    }
+    return "?";
+}
+
+/* Placeholder values are literal text and must stay inside one level: an
+ * empty value, or one holding '/', '+', '#' or NUL, never matches. */
+static int safe_value(const char *p, size_t n)
+{
+    if (n == 0)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = p[i];
+        if (c == '/' || c == '+' || c == '#' || c == '\0')
+            return 0;
+    }
+    return 1;
+}
+
+static tri eval_regex(const exh_cond *c, const char *subj, size_t len, exh_evalctx *ctx)
+{
+    int rc = pcre2_match(c->re, (PCRE2_SPTR)subj, len, 0, 0, ctx->md, ctx->mctx);
+    if (rc == PCRE2_ERROR_NOMATCH) {
+        for (uint8_t k = 0; k < c->nmap; k++)
+            ctx->slot_state[c->map[k].slot] = T_FALSE;
+        return T_FALSE;
+    }
+    if (rc < 0) { /* match limit or other runtime failure: unknown */
+        for (uint8_t k = 0; k < c->nmap; k++)
+            ctx->slot_state[c->map[k].slot] = T_UNKNOWN;
+        return T_UNKNOWN;
+    }
+    PCRE2_SIZE *ov = pcre2_get_ovector_pointer(ctx->md);
+    for (uint8_t k = 0; k < c->nmap; k++) {
+        uint16_t g = c->map[k].group;
+        uint8_t s = c->map[k].slot;
+        if (ov[2 * g] == PCRE2_UNSET) {
+            ctx->slot_ptr[s] = NULL;
+            ctx->slot_len[s] = 0;
+        } else {
+            ctx->slot_ptr[s] = subj + ov[2 * g];
+            ctx->slot_len[s] = ov[2 * g + 1] - ov[2 * g];
+        }
+        ctx->slot_state[s] = T_TRUE;
+    }
+    return T_TRUE;
+}
+
+static tri eval_cond(const exh_cond *c, const exh_request *req, exh_evalctx *ctx)
+{
+    tri t = T_FALSE;
+    const char *cid = req->clientid ? req->clientid : "";
+    switch (c->kind) {
+    case COND_USERNAME:
+        t = req->username && req->username_len == c->len &&
+            memcmp(req->username, c->str, c->len) == 0;
+        break;
+    case COND_CLIENTID:
+        t = req->clientid_len == c->len && memcmp(cid, c->str, c->len) == 0;
+        break;
+    case COND_USERNAME_RE:
+        t = req->username ? eval_regex(c, req->username, req->username_len, ctx) : T_FALSE;
+        break;
+    case COND_CLIENTID_RE:
+        t = eval_regex(c, cid, req->clientid_len, ctx);
+        break;
+    case COND_PEERHOST:
+        t = req->peerhost.family ? (tri)exh_cidr_contains(&c->cidr, &req->peerhost) : T_UNKNOWN;
+        break;
+    case COND_GROUP:
+        for (size_t i = 0; i < req->ngroups && t == T_FALSE; i++)
+            t = req->groups[i].len == c->len && memcmp(req->groups[i].ptr, c->str, c->len) == 0;
+        break;
+    case COND_ANONYMOUS:
+        t = req->username == NULL;
+        break;
+    }
+    if (c->negated && t != T_UNKNOWN)
+        t = t == T_TRUE ? T_FALSE : T_TRUE;
+    return t;
+}
+
+/* Does one topic level equal the concatenation of a pattern's parts? */
+static tri match_pattern(const exh_spec *s, const exh_level *lv, const char *tp, size_t tl,
+                         const exh_request *req, const exh_evalctx *ctx)
+{
+    size_t pos = 0;
+    for (uint32_t i = 0; i < lv->len; i++) {
+        const exh_part *pt = &s->parts[lv->off + i];
+        const char *v;
+        size_t n;
+        switch (pt->kind) {
+        case PART_LIT:
+            v = s->text + pt->off;
+            n = pt->len;
+            break;
+        case PART_USERNAME:
+            if (!req->username)
+                return T_FALSE;
+            v = req->username;
+            n = req->username_len;
+            if (!safe_value(v, n))
+                return T_FALSE;
+            break;
+        case PART_CLIENTID:
+            v = req->clientid ? req->clientid : "";
+            n = req->clientid_len;
+            if (!safe_value(v, n))
+                return T_FALSE;
+            break;
+        default: /* PART_SLOT */
+            if (ctx->slot_state[pt->slot] != T_TRUE)
+                return ctx->slot_state[pt->slot] == T_UNKNOWN ? T_UNKNOWN : T_FALSE;
+            v = ctx->slot_ptr[pt->slot];
+            n = ctx->slot_len[pt->slot];
+            if (!v || !safe_value(v, n))
+                return T_FALSE;
+            break;
+        }
+        if (n > tl - pos || memcmp(tp + pos, v, n) != 0)
+            return T_FALSE;
+        pos += n;
+    }
+    return pos == tl ? T_TRUE : T_FALSE;
+}
+
+/*
+ * One rule filter against the request's topic, level by level.  For
+ * publish the request is a topic name; for subscribe it is a filter S and
+ * the question is S ⊆ F: wherever F has a literal, S must have the same
+ * literal, F's '+' covers anything but S's '#', and F's '#' covers the rest.
+ */
+static tri match_spec(const exh_spec *s, const char *t, size_t tlen, int subscribe,
+                      const exh_request *req, const exh_evalctx *ctx)
+{
+    if (s->eq)
+        return s->len == tlen && memcmp(s->text, t, tlen) == 0;
+    uint32_t n = ctx->nlevels;
+    /* A filter starting with a wildcard never reaches '$' topics. */
+    if (s->nlevels && (s->levels[0].kind == LVL_PLUS || s->levels[0].kind == LVL_HASH) &&
+        tlen && t[0] == '$')
+        return T_FALSE;
+    tri result = T_TRUE;
+    for (uint32_t i = 0; i < s->nlevels; i++) {
+        const exh_level *lv = &s->levels[i];
+        if (lv->kind == LVL_HASH)
+            return result;
+        if (i >= n)
+            return T_FALSE;
+        const char *lp = t + ctx->lvl[i];
+        size_t ll = ctx->lvl[i + 1] - ctx->lvl[i] - 1;
+        int s_plus = subscribe && ll == 1 && lp[0] == '+';
+        int s_hash = subscribe && ll == 1 && lp[0] == '#';
+        if (s_hash)
+            return T_FALSE; /* only F's '#' covers S's '#' */
+        if (lv->kind == LVL_PLUS)
+            continue;
+        if (s_plus)
+            return T_FALSE;
+        if (lv->kind == LVL_LIT) {
+            if (lv->len != ll || memcmp(s->text + lv->off, lp, ll) != 0)
+                return T_FALSE;
+        } else {
+            tri m = match_pattern(s, lv, lp, ll, req, ctx);
+            if (m == T_FALSE)
+                return T_FALSE;
+            if (m == T_UNKNOWN)
+                result = T_UNKNOWN;
+        }
+    }
+    return s->nlevels == n ? result : T_FALSE;
+}
+
+static int rule_matches(const exh_rule *r, const exh_request *req, const char *topic,
+                        size_t tlen, exh_evalctx *ctx)
+{
+    int unknown = 0;
+    for (uint16_t i = 0; i < r->nconds; i++) {
+        tri t = eval_cond(&r->conds[i], req, ctx);
+        if (t == T_FALSE)
+            return 0;
+        unknown |= t == T_UNKNOWN;
+    }
+    if (req->action != EXH_CONNECT) {
+        if (r->nspecs) {
+            tri best = T_FALSE;
+            int sub = req->action == EXH_SUBSCRIBE;
+            for (uint16_t i = 0; i < r->nspecs && best != T_TRUE; i++) {
+                tri m = match_spec(&r->specs[i], topic, tlen, sub, req, ctx);
+                if (m != T_FALSE)
+                    best = m;
+            }
+            if (best == T_FALSE)
+                return 0;
+            unknown |= best == T_UNKNOWN;
+        }
+        if (r->qos_lo >= 0) {
+            if (req->qos < 0 || req->qos > 2)
+                unknown = 1;
+            else if (req->qos < r->qos_lo || req->qos > r->qos_hi)
+                return 0;
+        }
+        if (r->retain >= 0 && req->action == EXH_PUBLISH) {
+            if (req->retain < 0)
+                unknown = 1;
+            else if ((req->retain != 0) != (r->retain != 0))
+                return 0;
+        }
+    }
+    return !unknown || r->effect == EXH_DENY;
+}
+
+static int add_list(const exh_policy *p, uint32_t id, const uint32_t **heads,
+                    const uint32_t **ends, int n)
+{
+    const rule_list *l = &p->rlists[id];
+    if (l->n) {
+        heads[n] = p->lists + l->off;
+        ends[n] = heads[n] + l->n;
+        n++;
+    }
+    return n;
+}
+
+static exh_decision decide(exh_result *res, exh_decision d, exh_basis b, const char *reason)
+{
+    res->decision = d;
+    res->basis = b;
+    res->reason = reason;
+    return d;
+}
+
+exh_decision exh_eval(const exh_policy *p, const exh_request *req, exh_evalctx *ctx,
+                      exh_result *res)
+{
+    res->rule = 0;
+    const char *topic = NULL;
+    size_t tlen = 0;
+    int ai;
+    switch (req->action) {
+    case EXH_PUBLISH:
+        ai = EXH_IDX_PUB;
+        break;
+    case EXH_SUBSCRIBE:
+        ai = EXH_IDX_SUB;
+        break;
+    case EXH_CONNECT:
+        ai = EXH_IDX_CONN;
+        break;
+    default:
+        return decide(res, EXH_DENY, EXH_BY_INVALID, "invalid action");
+    }
+    if (ai != EXH_IDX_CONN) {
+        topic = req->topic;
+        tlen = req->topic_len;
+        exh_topic_status ts;
+        if (!topic) {
+            ts = EXH_TOPIC_EMPTY;
+        } else if (ai == EXH_IDX_SUB) {
+            topic = exh_topic_strip_share(req->topic, req->topic_len, &tlen);
+            if (!topic)
+                return decide(res, EXH_DENY, EXH_BY_INVALID,
+                              "invalid shared subscription (needs $share/<group>/<filter>)");
+            ts = exh_topic_check_filter(topic, tlen);
+        } else {
+            ts = exh_topic_check_name(topic, tlen);
+        }
+        if (ts != EXH_TOPIC_OK)
+            return decide(res, EXH_DENY, EXH_BY_INVALID, exh_topic_status_str(ts));
+        if (req->superuser)
+            return decide(res, EXH_ALLOW, EXH_BY_SUPERUSER, NULL);
+        /* Split into levels once; every rule filter reuses the offsets. */
+        uint32_t n = 0;
+        ctx->lvl[n++] = 0;
+        for (size_t i = 0; i < tlen; i++)
+            if (topic[i] == '/')
+                ctx->lvl[n++] = (uint32_t)i + 1;
+        ctx->lvl[n] = (uint32_t)tlen + 1;
+        ctx->nlevels = n;
+    }
+
+    const action_index *ix = &p->idx[ai];
+    const uint32_t *heads[MAX_LISTS], *ends[MAX_LISTS];
+    int nl = 0;
+    uint32_t id;
+    if (req->username && strmap_get(&ix->users, 0, req->username, req->username_len, &id))
+        nl = add_list(p, id, heads, ends, nl);
+    if (strmap_get(&ix->clients, 0, req->clientid ? req->clientid : "", req->clientid_len, &id))
+        nl = add_list(p, id, heads, ends, nl);
+    uint32_t node = 0;
+    if (ix->node_list[0] != UINT32_MAX)
+        nl = add_list(p, ix->node_list[0], heads, ends, nl);
+    for (uint32_t k = 0; ai != EXH_IDX_CONN && k < ctx->nlevels && k < EXH_INDEX_DEPTH; k++) {
+        const char *lp = topic + ctx->lvl[k];
+        size_t ll = ctx->lvl[k + 1] - ctx->lvl[k] - 1;
+        if (ll == 1 && (lp[0] == '+' || lp[0] == '#'))
+            break; /* a rule literal here could not cover a wildcard */
+        if (!strmap_get(&ix->trie, node, lp, ll, &node))
+            break;
+        if (ix->node_list[node] != UINT32_MAX)
+            nl = add_list(p, ix->node_list[node], heads, ends, nl);
+    }
+
+    /* k-way merge in policy order; a rule filed twice is tested once. */
+    uint32_t last = UINT32_MAX;
+    for (;;) {
+        int best = -1;
+        for (int i = 0; i < nl; i++)
+            if (heads[i] < ends[i] && (best < 0 || *heads[i] < *heads[best]))
+                best = i;
+        if (best < 0)
+            break;
+        uint32_t ri = *heads[best]++;
+        if (ri == last)
+            continue;
+        last = ri;
+        const exh_rule *r = &p->rules[ri];
+        if (rule_matches(r, req, topic, tlen, ctx)) {
+            res->rule = ri;
+            return decide(res, (exh_decision)r->effect, EXH_BY_RULE, NULL);
+        }
+    }
+    if (ai == EXH_IDX_CONN)
+        return req->username ? decide(res, EXH_ALLOW, EXH_BY_CREDENTIALS, NULL)
+                             : decide(res, EXH_DENY, EXH_BY_ANONYMOUS, NULL);
+    return decide(res, p->def, EXH_BY_DEFAULT, NULL);
+}

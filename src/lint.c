@@ -1,0 +1,245 @@
+/*
+ * lint.c -- rules that compile but are probably not what the author meant.
+ *
+ * Shadowing is decided conservatively: a rule is reported only when an
+ * earlier rule provably decides every request it could match, so a warning
+ * is always real (a missed case is possible, a false alarm is not meant to
+ * be).  Candidates come from the same index the evaluator uses, so linting
+ * a 100k-rule policy does not compare every pair.
+ */
+#include "exhook/lint.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "exhook/topic.h"
+#include "rule.h"
+
+static int same_cond(const exh_cond *a, const exh_cond *b)
+{
+    if (a->kind != b->kind || a->negated != b->negated)
+        return 0;
+    if (a->kind == COND_ANONYMOUS)
+        return 1;
+    if (a->kind == COND_PEERHOST)
+        return a->cidr.prefix == b->cidr.prefix && !memcmp(&a->cidr.addr, &b->cidr.addr,
+                                                           sizeof(a->cidr.addr));
+    return a->len == b->len && !memcmp(a->str, b->str, a->len);
+}
+
+/* Does condition a hold whenever the conditions of rule j all hold? */
+static int implied(const exh_cond *a, const exh_rule *j, int a_has_slots, exh_lint_diag *d)
+{
+    (void)d;
+    for (uint16_t k = 0; k < j->nconds; k++) {
+        const exh_cond *b = &j->conds[k];
+        if (same_cond(a, b))
+            return 1;
+        if (a->negated || b->negated)
+            continue;
+        /* A wider block holds for every address of a narrower one. */
+        if (a->kind == COND_PEERHOST && b->kind == COND_PEERHOST &&
+            a->cidr.prefix <= b->cidr.prefix && exh_cidr_contains(&a->cidr, &b->cidr.addr))
+            return 1;
+        /* A regex holds for an exact name it matches (captures would differ
+         * in meaning, so only for rules without them). */
+        if (!a_has_slots && ((a->kind == COND_USERNAME_RE && b->kind == COND_USERNAME) ||
+                             (a->kind == COND_CLIENTID_RE && b->kind == COND_CLIENTID))) {
+            pcre2_match_data *md = pcre2_match_data_create_from_pattern(a->re, NULL);
+            int rc = md ? pcre2_match(a->re, (PCRE2_SPTR)b->str, b->len, 0, 0, md, NULL) : -1;
+            pcre2_match_data_free(md);
+            if (rc >= 0)
+                return 1;
+        }
+    }
+    return 0;
+}
+
+/* Is every topic spec s of rule j covered by some spec of rule i? */
+static int spec_covered(const exh_spec *s, const exh_rule *i)
+{
+    for (uint16_t k = 0; k < i->nspecs; k++) {
+        const exh_spec *f = &i->specs[k];
+        if (f->eq) {
+            if (s->eq && s->len == f->len && !memcmp(s->text, f->text, s->len))
+                return 1;
+            continue;
+        }
+        if (f->has_placeholder) {
+            if (!s->eq && s->len == f->len && !memcmp(s->text, f->text, s->len))
+                return 1;
+            continue;
+        }
+        /* Placeholder levels of s act as literals i's literals never equal;
+         * i's wildcards cover them. */
+        if (exh_topic_subset(s->text, s->len, f->text, f->len))
+            return 1;
+    }
+    return 0;
+}
+
+static int has_unknowable(const exh_rule *r)
+{
+    if (r->qos_lo >= 0 || r->retain >= 0)
+        return 1;
+    for (uint16_t k = 0; k < r->nconds; k++)
+        if (r->conds[k].kind == COND_PEERHOST)
+            return 1;
+    return 0;
+}
+
+/* Does rule i decide every request that rule j could match? */
+static int covers(const exh_rule *i, const exh_rule *j)
+{
+    if (j->actions & ~i->actions)
+        return 0;
+    /* With facts unknown, an allow and a deny rule part ways. */
+    if (i->effect != j->effect && has_unknowable(i))
+        return 0;
+    for (uint16_t k = 0; k < i->nconds; k++)
+        if (!implied(&i->conds[k], j, i->nslots > 0, NULL))
+            return 0;
+    if (i->nspecs) {
+        if (!j->nspecs)
+            return 0;
+        for (uint16_t k = 0; k < j->nspecs; k++)
+            if (!spec_covered(&j->specs[k], i))
+                return 0;
+    }
+    if (i->qos_lo >= 0 && (j->qos_lo < i->qos_lo || j->qos_hi > i->qos_hi || j->qos_lo < 0))
+        return 0;
+    if (i->retain >= 0 && (j->actions & EXH_PUBLISH) && j->retain != i->retain)
+        return 0;
+    return 1;
+}
+
+typedef struct cands {
+    const uint32_t *heads[3 + EXH_INDEX_DEPTH];
+    const uint32_t *ends[3 + EXH_INDEX_DEPTH];
+    int n;
+} cands;
+
+static void add(const exh_policy *p, cands *c, uint32_t id)
+{
+    if (id == UINT32_MAX || !p->rlists[id].n || c->n >= 3 + EXH_INDEX_DEPTH)
+        return;
+    c->heads[c->n] = p->lists + p->rlists[id].off;
+    c->ends[c->n] = c->heads[c->n] + p->rlists[id].n;
+    c->n++;
+}
+
+/* The earliest rule before j, filed in action index a, that covers j. */
+static int64_t find_shadow(const exh_policy *p, int a, uint32_t j)
+{
+    const exh_rule *r = &p->rules[j];
+    const action_index *ix = &p->idx[a];
+    cands c = {.n = 0};
+    uint32_t id;
+    for (uint16_t k = 0; k < r->nconds; k++) {
+        const exh_cond *cd = &r->conds[k];
+        if (cd->negated)
+            continue;
+        if (cd->kind == COND_USERNAME && strmap_get(&ix->users, 0, cd->str, cd->len, &id))
+            add(p, &c, id);
+        if (cd->kind == COND_CLIENTID && strmap_get(&ix->clients, 0, cd->str, cd->len, &id))
+            add(p, &c, id);
+    }
+    add(p, &c, ix->node_list[0]);
+    /* Any coverer of the first filter is filed on that filter's trie path. */
+    if (a != EXH_IDX_CONN && r->nspecs) {
+        const exh_spec *s = &r->specs[0];
+        uint32_t depth = exh_spec_prefix(s, EXH_INDEX_DEPTH), node = 0;
+        const char *x = s->text, *end = s->text + s->len;
+        for (uint32_t k = 0; k < depth; k++) {
+            const char *slash = memchr(x, '/', (size_t)(end - x));
+            size_t ll = (size_t)((slash ? slash : end) - x);
+            if (!strmap_get(&ix->trie, node, x, ll, &node))
+                break;
+            add(p, &c, ix->node_list[node]);
+            x += ll + 1;
+        }
+    }
+    int64_t best = -1;
+    for (int k = 0; k < c.n; k++)
+        for (const uint32_t *q = c.heads[k]; q < c.ends[k] && *q < j; q++)
+            if ((best < 0 || *q < best) && covers(&p->rules[*q], r))
+                best = *q;
+    return best;
+}
+
+static void emit(exh_lint_fn fn, void *user, exh_lint_kind kind, int note, uint32_t rule,
+                 uint32_t other, uint32_t col, const char *fmt, ...)
+    __attribute__((format(printf, 8, 9)));
+
+#include <stdarg.h>
+static void emit(exh_lint_fn fn, void *user, exh_lint_kind kind, int note, uint32_t rule,
+                 uint32_t other, uint32_t col, const char *fmt, ...)
+{
+    exh_lint_diag d = {.kind = kind, .is_note = note, .rule = rule, .other = other, .col = col};
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(d.message, sizeof(d.message), fmt, ap);
+    va_end(ap);
+    if (fn)
+        fn(&d, user);
+}
+
+static uint32_t slot_col(const exh_rule *r, int slot)
+{
+    for (uint16_t k = 0; k < r->nconds; k++)
+        for (uint8_t m = 0; m < r->conds[k].nmap; m++)
+            if (r->conds[k].map[m].slot == slot)
+                return r->conds[k].col;
+    return r->info.col;
+}
+
+uint32_t exh_lint(const exh_policy *p, exh_lint_fn fn, void *user)
+{
+    uint32_t warnings = 0;
+    static const unsigned bits[3] = {EXH_PUBLISH, EXH_SUBSCRIBE, EXH_CONNECT};
+    for (uint32_t j = 0; j < p->nrules; j++) {
+        const exh_rule *r = &p->rules[j];
+        int64_t by = -1;
+        for (int a = 0; a < 3 && by < 0; a++)
+            if (r->actions & bits[a])
+                by = find_shadow(p, a, j);
+        /* find_shadow per action finds a coverer for that action; covers()
+         * already demands it decides all of the rule's actions. */
+        if (by >= 0) {
+            const exh_rule_info *o = &p->rules[by].info;
+            emit(fn, user, EXH_LINT_SHADOWED, 0, j, (uint32_t)by, r->info.col,
+                 "rule is shadowed by rule %u at %s:%u, which already decides every request "
+                 "this one could match",
+                 o->number, o->file, o->line);
+            warnings++;
+        }
+        for (int s = 0; s < r->nslots; s++)
+            if (!r->slot_used[s]) {
+                emit(fn, user, EXH_LINT_UNUSED_CAPTURE, 0, j, 0, slot_col(r, s),
+                     "capture '%s' is not used by any placeholder of this rule (use (?:...) "
+                     "or drop the name)",
+                     r->slot_names[s]);
+                warnings++;
+            }
+        if (r->effect == EXH_ALLOW && (r->actions & (EXH_PUBLISH | EXH_SUBSCRIBE))) {
+            int all = r->nspecs == 0;
+            for (uint16_t k = 0; k < r->nspecs && !all; k++)
+                all = !r->specs[k].eq && r->specs[k].nlevels == 1 &&
+                      r->specs[k].levels[0].kind == LVL_HASH;
+            if (all) {
+                emit(fn, user, EXH_LINT_OVERBROAD, 0, j, 0, r->info.col,
+                     "over-broad grant: this rule allows %s on every topic%s", 
+                     exh_action_str(r->actions & (EXH_PUBLISH | EXH_SUBSCRIBE)),
+                     r->nconds ? "" : " to every client");
+                warnings++;
+            }
+        }
+        if (r->qos_lo >= 0 || r->retain >= 0)
+            emit(fn, user, EXH_LINT_UNKNOWN_OPTION, 1, j, 0,
+                 r->qos_lo >= 0 ? r->qos_col : r->retain_col,
+                 "EMQX's hooks pass no QoS or retain flag: there this %s rule %s",
+                 r->effect == EXH_ALLOW ? "allow" : "deny",
+                 r->effect == EXH_ALLOW ? "never matches" : "matches whatever they are");
+    }
+    return warnings;
+}

@@ -1,0 +1,443 @@
+/*
+ * parser.c -- policy statements (DESIGN §2).
+ *
+ *   statement := 'default' ('allow'|'deny'|'ignore')
+ *              | effect action {condition} ['topic' spec {spec}] {option}
+ *   condition := ('username'|'clientid') ['~'] STRING | 'peerhost' CIDR
+ *              | 'group' STRING | 'anonymous' | 'not' condition
+ *   spec      := STRING | 'eq' STRING
+ *   option    := 'qos' N['-'M] | 'retain' ('true'|'false')
+ *
+ * Conditions come before `topic` and options last: one order makes rules
+ * easy to read in a diff, and a misplaced word gets a precise error.
+ */
+#include "parser.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct parser {
+    const lexer *L;
+    size_t i;
+    exh_error *err;
+} parser;
+
+static const token *peek(const parser *P)
+{
+    return P->i < P->L->ntoks ? &P->L->toks[P->i] : NULL;
+}
+
+/* Show a token in a message: words as written, strings with quotes,
+ * both cut short and with unprintable bytes escaped. */
+static const char *tok_show(const token *t, char *buf, size_t size)
+{
+    size_t n = 0;
+    for (size_t k = 0; k < t->rawlen && n + 5 < size; k++) {
+        unsigned char c = (unsigned char)t->raw[k];
+        if (k == 40) {
+            n += (size_t)snprintf(buf + n, size - n, "...");
+            break;
+        }
+        if (c < 0x20 || c == 0x7f)
+            n += (size_t)snprintf(buf + n, size - n, "\\x%02x", c);
+        else
+            buf[n++] = (char)c;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+/* "expected <what>, found 'tok'" at the current token, or at the end of
+ * the statement when there is none. */
+static exh_status expected(parser *P, const char *what)
+{
+    const token *t = peek(P);
+    if (!t) {
+        lex_error_at(P->L, P->err, P->L->end_line, P->L->end_col, "expected %s at end of line",
+                     what);
+    } else {
+        char buf[64];
+        lex_error_at(P->L, P->err, t->line, t->col, "expected %s, found '%s'", what,
+                     tok_show(t, buf, sizeof(buf)));
+    }
+    return EXH_ESYNTAX;
+}
+
+static exh_status error_at(parser *P, const token *t, const char *msg)
+{
+    lex_error_at(P->L, P->err, t->line, t->col, "%s", msg);
+    return EXH_ESYNTAX;
+}
+
+static exh_status no_memory(parser *P)
+{
+    P->err->status = EXH_ENOMEM;
+    snprintf(P->err->message, sizeof(P->err->message), "out of memory");
+    return EXH_ENOMEM;
+}
+
+static char *dup_value(const lexer *L, const token *t)
+{
+    char *s = malloc(t->slen + 1);
+    if (s) {
+        memcpy(s, tok_str(L, t), t->slen);
+        s[t->slen] = '\0';
+    }
+    return s;
+}
+
+static const token *accept_word(parser *P, const char *kw)
+{
+    const token *t = peek(P);
+    if (t && tok_is(t, kw)) {
+        P->i++;
+        return t;
+    }
+    return NULL;
+}
+
+static const token *expect_string(parser *P, const char *what)
+{
+    const token *t = peek(P);
+    if (!t || t->type != TOK_STRING) {
+        expected(P, what);
+        return NULL;
+    }
+    P->i++;
+    return t;
+}
+
+static int is_condition_word(const token *t)
+{
+    return tok_is(t, "username") || tok_is(t, "clientid") || tok_is(t, "peerhost") ||
+           tok_is(t, "group") || tok_is(t, "anonymous") || tok_is(t, "not");
+}
+
+static exh_status parse_condition(parser *P, exh_rule *r, int negated, const token *not_tok);
+
+static exh_status add_cond(parser *P, exh_rule *r, exh_cond **out)
+{
+    exh_cond *c = realloc(r->conds, (r->nconds + 1u) * sizeof(*c));
+    if (!c)
+        return no_memory(P);
+    r->conds = c;
+    *out = &c[r->nconds++];
+    memset(*out, 0, sizeof(**out));
+    return EXH_OK;
+}
+
+/* username/clientid: exact string, or `~` and a regex. */
+static exh_status parse_identity(parser *P, exh_rule *r, const token *kw, int negated,
+                                 const token *not_tok)
+{
+    int is_user = tok_is(kw, "username");
+    int regex = accept_word(P, "~") != NULL;
+    const token *s = expect_string(P, regex ? "a quoted regular expression after '~'"
+                                            : "a quoted string or '~' after the condition name");
+    if (!s)
+        return EXH_ESYNTAX;
+    exh_cond *c;
+    exh_status st = add_cond(P, r, &c);
+    if (st)
+        return st;
+    c->kind = regex ? (is_user ? COND_USERNAME_RE : COND_CLIENTID_RE)
+                    : (is_user ? COND_USERNAME : COND_CLIENTID);
+    c->negated = negated;
+    c->line = (not_tok ? not_tok : kw)->line;
+    c->col = (not_tok ? not_tok : kw)->col;
+    c->str = dup_value(P->L, s);
+    c->len = s->slen;
+    c->str_line = s->line;
+    c->str_col = s->col;
+    c->str_tok = s;
+    return c->str ? EXH_OK : no_memory(P);
+}
+
+static exh_status parse_condition(parser *P, exh_rule *r, int negated, const token *not_tok)
+{
+    const token *kw = peek(P);
+    if (!kw || !is_condition_word(kw))
+        return expected(P, "a condition (username, clientid, peerhost, group, anonymous)");
+    P->i++;
+    if (tok_is(kw, "not")) {
+        if (negated)
+            return error_at(P, kw, "'not' cannot be doubled; drop both");
+        return parse_condition(P, r, 1, kw);
+    }
+    if (tok_is(kw, "username") || tok_is(kw, "clientid"))
+        return parse_identity(P, r, kw, negated, not_tok);
+    exh_cond *c;
+    exh_status st;
+    if (tok_is(kw, "anonymous")) {
+        if ((st = add_cond(P, r, &c)))
+            return st;
+        c->kind = COND_ANONYMOUS;
+    } else if (tok_is(kw, "group")) {
+        const token *s = expect_string(P, "a quoted group name after 'group'");
+        if (!s)
+            return EXH_ESYNTAX;
+        if ((st = add_cond(P, r, &c)))
+            return st;
+        c->kind = COND_GROUP;
+        c->str = dup_value(P->L, s);
+        c->len = s->slen;
+        if (!c->str)
+            return no_memory(P);
+    } else { /* peerhost */
+        const token *a = peek(P);
+        if (!a)
+            return expected(P, "an address or CIDR block after 'peerhost'");
+        P->i++;
+        const char *why = NULL;
+        exh_cidr cidr;
+        if (!exh_cidr_parse(tok_str(P->L, a), a->slen, &cidr, &why)) {
+            lex_error_at(P->L, P->err, a->line, a->col, "bad peerhost address: %s",
+                         why ? why : "not an IPv4 or IPv6 address or CIDR block");
+            return EXH_ESYNTAX;
+        }
+        if ((st = add_cond(P, r, &c)))
+            return st;
+        c->kind = COND_PEERHOST;
+        c->cidr = cidr;
+    }
+    c->negated = negated;
+    c->line = (not_tok ? not_tok : kw)->line;
+    c->col = (not_tok ? not_tok : kw)->col;
+    return EXH_OK;
+}
+
+static exh_status parse_spec(parser *P, exh_rule *r)
+{
+    const token *eq = accept_word(P, "eq");
+    const token *s = expect_string(P, eq ? "a quoted topic after 'eq'" : "a quoted topic filter");
+    if (!s)
+        return EXH_ESYNTAX;
+    if (s->slen == 0)
+        return error_at(P, s, "empty topic filter (a topic has at least one character)");
+    exh_spec *sp = realloc(r->specs, (r->nspecs + 1u) * sizeof(*sp));
+    if (!sp)
+        return no_memory(P);
+    r->specs = sp;
+    sp = &sp[r->nspecs++];
+    memset(sp, 0, sizeof(*sp));
+    sp->eq = eq != NULL;
+    sp->text = dup_value(P->L, s);
+    sp->len = (uint32_t)s->slen;
+    sp->line = (eq ? eq : s)->line;
+    sp->col = (eq ? eq : s)->col;
+    sp->tok = s;
+    return sp->text ? EXH_OK : no_memory(P);
+}
+
+/* qos N or qos N-M, N and M in 0..2. */
+static exh_status parse_qos(parser *P, exh_rule *r, const token *kw)
+{
+    const token *t = peek(P);
+    const char *v = t ? tok_str(P->L, t) : NULL;
+    if (!t || t->type != TOK_WORD ||
+        !((t->slen == 1 && v[0] >= '0' && v[0] <= '2') ||
+          (t->slen == 3 && v[0] >= '0' && v[0] <= '2' && v[1] == '-' && v[2] >= '0' &&
+           v[2] <= '2')))
+        return expected(P, "a QoS level 0, 1 or 2, or a range like 0-1, after 'qos'");
+    if (r->qos_lo >= 0)
+        return error_at(P, kw, "'qos' given twice in one rule");
+    r->qos_lo = (int8_t)(v[0] - '0');
+    r->qos_hi = t->slen == 3 ? (int8_t)(v[2] - '0') : r->qos_lo;
+    if (r->qos_lo > r->qos_hi)
+        return error_at(P, t, "QoS range is backwards (write the lower level first)");
+    r->qos_col = kw->col;
+    P->i++;
+    return EXH_OK;
+}
+
+static exh_status parse_retain(parser *P, exh_rule *r, const token *kw)
+{
+    if (r->retain >= 0)
+        return error_at(P, kw, "'retain' given twice in one rule");
+    if (accept_word(P, "true"))
+        r->retain = 1;
+    else if (accept_word(P, "false"))
+        r->retain = 0;
+    else
+        return expected(P, "'true' or 'false' after 'retain'");
+    r->retain_col = kw->col;
+    if (!(r->actions & EXH_PUBLISH))
+        return error_at(P, kw, "'retain' applies to publish only");
+    return EXH_OK;
+}
+
+static exh_status parse_options(parser *P, exh_rule *r)
+{
+    const token *t;
+    exh_status st;
+    while ((t = peek(P))) {
+        if (tok_is(t, "qos") || tok_is(t, "retain")) {
+            if (r->actions & EXH_CONNECT)
+                return error_at(P, t, "connect rules take no 'qos' or 'retain'");
+            P->i++;
+            st = tok_is(t, "qos") ? parse_qos(P, r, t) : parse_retain(P, r, t);
+            if (st)
+                return st;
+            continue;
+        }
+        if (is_condition_word(t))
+            return error_at(P, t, "conditions go before 'topic' and options");
+        if (tok_is(t, "topic"))
+            return error_at(P, t, "'topic' given twice; list every filter after one 'topic'");
+        if (t->type == TOK_STRING || tok_is(t, "eq"))
+            return error_at(P, t, "topic filters go before options");
+        return expected(P, "'qos', 'retain' or end of line");
+    }
+    return EXH_OK;
+}
+
+static int parse_action(const token *t, unsigned *actions)
+{
+    if (tok_is(t, "publish"))
+        *actions = EXH_PUBLISH;
+    else if (tok_is(t, "subscribe"))
+        *actions = EXH_SUBSCRIBE;
+    else if (tok_is(t, "pubsub") || tok_is(t, "all"))
+        *actions = EXH_PUBLISH | EXH_SUBSCRIBE;
+    else if (tok_is(t, "connect"))
+        *actions = EXH_CONNECT;
+    else
+        return 0;
+    return 1;
+}
+
+/* The rule's text for listings: its tokens as written, one space apart. */
+static char *rule_text(const lexer *L)
+{
+    size_t n = 0;
+    for (size_t k = 0; k < L->ntoks; k++)
+        n += L->toks[k].rawlen + 1;
+    char *s = malloc(n + 1);
+    if (!s)
+        return NULL;
+    size_t o = 0;
+    for (size_t k = 0; k < L->ntoks; k++) {
+        if (k)
+            s[o++] = ' ';
+        memcpy(s + o, L->toks[k].raw, L->toks[k].rawlen);
+        o += L->toks[k].rawlen;
+    }
+    s[o] = '\0';
+    return s;
+}
+
+static exh_status parse_rule(parser *P, exh_rule *r, const char *file)
+{
+    const token *eff = peek(P);
+    r->qos_lo = r->qos_hi = -1;
+    r->retain = -1;
+    r->effect = tok_is(eff, "allow") ? EXH_ALLOW : EXH_DENY;
+    P->i++;
+    const token *act = peek(P);
+    unsigned actions;
+    if (!act || !parse_action(act, &actions))
+        return expected(P, "an action (publish, subscribe, pubsub, all or connect)");
+    P->i++;
+    r->actions = (uint8_t)actions;
+    exh_status st;
+    const token *t;
+    while ((t = peek(P)) && is_condition_word(t))
+        if ((st = parse_condition(P, r, 0, NULL)))
+            return st;
+    if ((t = accept_word(P, "topic"))) {
+        if (actions & EXH_CONNECT)
+            return error_at(P, t, "connect rules take no 'topic'");
+        do {
+            if ((st = parse_spec(P, r)))
+                return st;
+        } while ((t = peek(P)) && (t->type == TOK_STRING || tok_is(t, "eq")));
+    } else if ((t = peek(P)) && t->type == TOK_STRING) {
+        return error_at(P, t, "a topic filter needs the 'topic' keyword before it");
+    }
+    if ((st = parse_options(P, r)))
+        return st;
+    r->info.file = file;
+    r->info.line = eff->line;
+    r->info.col = eff->col;
+    r->info.effect = (exh_decision)r->effect;
+    r->info.actions = r->actions;
+    r->info.text = rule_text(P->L);
+    return r->info.text ? EXH_OK : no_memory(P);
+}
+
+static exh_status parse_default(parser *P, policy_builder *b, const token *kw, const char *file)
+{
+    P->i++;
+    exh_decision d;
+    if (accept_word(P, "allow"))
+        d = EXH_ALLOW;
+    else if (accept_word(P, "deny"))
+        d = EXH_DENY;
+    else if (accept_word(P, "ignore"))
+        d = EXH_IGNORE;
+    else
+        return expected(P, "'allow', 'deny' or 'ignore' after 'default'");
+    if (peek(P))
+        return expected(P, "end of line after the default decision");
+    if (b->has_default) {
+        lex_error_at(P->L, P->err, kw->line, kw->col,
+                     "'default' given twice (the first is at %s:%u)", b->def_file, b->def_line);
+        return EXH_ESYNTAX;
+    }
+    b->has_default = true;
+    b->def = d;
+    b->def_file = (char *)file;
+    b->def_line = kw->line;
+    return EXH_OK;
+}
+
+static exh_status parse_statement(parser *P, policy_builder *b, const char *file)
+{
+    const token *t = peek(P);
+    if (tok_is(t, "default"))
+        return parse_default(P, b, t, file);
+    if (!tok_is(t, "allow") && !tok_is(t, "deny")) {
+        if (t->type == TOK_WORD && t->rawlen && t->raw[0] >= 'A' && t->raw[0] <= 'Z')
+            return error_at(P, t, "keywords are lower case");
+        return expected(P, "'allow', 'deny' or 'default' at the start of a statement");
+    }
+    if (b->nrules == b->cap) {
+        uint32_t cap = b->cap ? b->cap * 2 : 64;
+        exh_rule *nr = realloc(b->rules, cap * sizeof(*nr));
+        if (!nr)
+            return no_memory(P);
+        b->rules = nr;
+        b->cap = cap;
+    }
+    exh_rule *r = &b->rules[b->nrules];
+    memset(r, 0, sizeof(*r));
+    exh_status st = parse_rule(P, r, file);
+    if (!st)
+        st = compile_rule(P->L, r, P->err);
+    if (st) {
+        exh_rule_free(r);
+        return st;
+    }
+    r->info.number = ++b->nrules;
+    return EXH_OK;
+}
+
+exh_status parse_policy_text(policy_builder *b, const char *name, const char *text, size_t len,
+                             exh_error *err)
+{
+    lexer L;
+    lex_init(&L, name, text, len);
+    parser P = {.L = &L, .err = err};
+    exh_status st = EXH_OK;
+    int rc;
+    while ((rc = lex_statement(&L, err)) > 0) {
+        P.i = 0;
+        if ((st = parse_statement(&P, b, name)))
+            break;
+    }
+    if (rc < 0)
+        st = err->status ? err->status : EXH_ESYNTAX;
+    lex_free(&L);
+    return st;
+}

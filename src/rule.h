@@ -1,0 +1,147 @@
+/*
+ * rule.h -- the compiled form of a policy, shared by compile, eval, index
+ * and lint.  Internal.
+ *
+ * Like pf, the compiler and the evaluator share one rule structure: the
+ * compiler fills it once, the evaluator only reads it.
+ */
+#ifndef EXH_RULE_H
+#define EXH_RULE_H
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "exhook/addr.h"
+#include "exhook/policy.h"
+#include "strmap.h"
+
+/* A rule may reference at most this many named captures, and a regex may
+ * hold at most this many groups: the evaluator's scratch is fixed-size. */
+#define EXH_MAX_SLOTS 16
+#define EXH_MAX_GROUPS 32
+/* Topic levels indexed in the trie; deeper literal levels are still
+ * matched, just not indexed. */
+#define EXH_INDEX_DEPTH 12
+
+typedef enum cond_kind {
+    COND_USERNAME,  /* exact */
+    COND_CLIENTID,  /* exact */
+    COND_USERNAME_RE,
+    COND_CLIENTID_RE,
+    COND_PEERHOST,
+    COND_GROUP,
+    COND_ANONYMOUS,
+} cond_kind;
+
+typedef struct slot_map {
+    uint16_t group; /* PCRE2 group number */
+    uint8_t slot;   /* capture slot of the rule */
+} slot_map;
+
+typedef struct exh_cond {
+    uint8_t kind;     /* cond_kind */
+    bool negated;
+    uint32_t col;     /* column of the condition (its `not` if negated) */
+    uint32_t line;
+    char *str;        /* exact value, group name or regex source */
+    size_t len;
+    uint32_t str_line, str_col; /* where the string token starts (regex errors) */
+    const void *str_tok;        /* parse-time only: the token, for columns */
+    pcre2_code *re;
+    slot_map *map;    /* named groups this rule uses */
+    uint8_t nmap;
+    exh_cidr cidr;
+} exh_cond;
+
+typedef enum part_kind { PART_LIT, PART_USERNAME, PART_CLIENTID, PART_SLOT } part_kind;
+
+typedef struct exh_part {
+    uint8_t kind;   /* part_kind */
+    uint8_t slot;   /* PART_SLOT */
+    uint32_t off;   /* PART_LIT: bytes in spec->text */
+    uint32_t len;
+} exh_part;
+
+typedef enum level_kind { LVL_LIT, LVL_PLUS, LVL_HASH, LVL_PATTERN } level_kind;
+
+typedef struct exh_level {
+    uint8_t kind;    /* level_kind */
+    uint32_t off;    /* LVL_LIT: bytes in spec->text; LVL_PATTERN: first part */
+    uint32_t len;    /* LVL_LIT: length; LVL_PATTERN: number of parts */
+} exh_level;
+
+typedef struct exh_spec {
+    bool eq;             /* `eq "text"`: byte-for-byte comparison */
+    char *text;          /* the filter as written (decoded) */
+    uint32_t len;
+    uint32_t line, col;
+    const void *tok; /* parse-time only: the string token, for columns */
+    exh_level *levels;
+    uint32_t nlevels;
+    exh_part *parts;
+    uint32_t nparts;
+    bool has_placeholder;
+} exh_spec;
+
+typedef struct exh_rule {
+    exh_rule_info info;
+    uint8_t effect;  /* EXH_ALLOW or EXH_DENY */
+    uint8_t actions; /* exh_action bits */
+    exh_cond *conds;
+    uint16_t nconds;
+    exh_spec *specs;
+    uint16_t nspecs;
+    int8_t qos_lo, qos_hi; /* -1: no qos option */
+    int8_t retain;         /* -1: no retain option, else 0/1 */
+    uint32_t qos_col, retain_col;
+    uint8_t nslots;
+    char *slot_names[EXH_MAX_SLOTS];
+    bool slot_used[EXH_MAX_SLOTS];
+} exh_rule;
+
+/* A list of rule indexes, ascending (policy order). */
+typedef struct rule_list {
+    uint32_t off; /* into exh_policy.lists */
+    uint32_t n;
+} rule_list;
+
+/* One index per action: rules that can match are found by the exact
+ * username, the exact clientid, or the literal leading topic levels. */
+typedef struct action_index {
+    strmap users;   /* username -> list id */
+    strmap clients; /* clientid -> list id */
+    strmap trie;    /* (node id, level) -> node id; node 0 is the root */
+    uint32_t *node_list; /* node id -> list id (UINT32_MAX: none) */
+    uint32_t nnodes;
+} action_index;
+
+#define EXH_IDX_PUB 0
+#define EXH_IDX_SUB 1
+#define EXH_IDX_CONN 2
+
+struct exh_policy {
+    exh_rule *rules;
+    uint32_t nrules;
+    exh_decision def;
+    char *def_file;
+    uint32_t def_line;
+    char **files;
+    uint32_t nfiles;
+    action_index idx[3];
+    rule_list *rlists;   /* list id -> list */
+    uint32_t nrlists;
+    uint32_t *lists;     /* the rule indexes of all lists, back to back */
+};
+
+/* index.c */
+exh_status exh_index_build(exh_policy *p);
+void exh_index_free(exh_policy *p);
+/* The literal leading levels of a spec that the trie can key on. */
+uint32_t exh_spec_prefix(const exh_spec *s, uint32_t max);
+
+/* compile.c */
+void exh_rule_free(exh_rule *r);
+
+#endif

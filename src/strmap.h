@@ -1,0 +1,39 @@
+/*
+ * strmap.h -- an open-addressing hash map from (uint32 parent, bytes) to
+ * uint32.  Internal.  Built once at compile time, then only read: lookups
+ * allocate nothing and are safe from many threads.
+ */
+#ifndef EXH_STRMAP_H
+#define EXH_STRMAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct strmap_slot {
+    uint64_t hash;   /* 0 = empty */
+    uint32_t parent;
+    uint32_t value;
+    uint32_t key;    /* offset into keys */
+    uint32_t klen;
+} strmap_slot;
+
+typedef struct strmap {
+    strmap_slot *slots;
+    size_t cap;   /* power of two */
+    size_t count;
+    char *keys;
+    size_t klen, kcap;
+} strmap;
+
+uint64_t strmap_hash(uint32_t parent, const char *key, size_t len);
+
+/* Find; returns 1 and *value when present. */
+int strmap_get(const strmap *m, uint32_t parent, const char *key, size_t len, uint32_t *value);
+
+/* Find or insert.  On insert *value is stored and 1 returned; when the key
+ * exists its value is written to *value and 0 returned; -1 on no memory. */
+int strmap_put(strmap *m, uint32_t parent, const char *key, size_t len, uint32_t *value);
+
+void strmap_free(strmap *m);
+
+#endif
