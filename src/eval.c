@@ -318,8 +318,8 @@ static exh_decision decide(exh_result *res, exh_decision d, exh_basis b, const c
     return d;
 }
 
-exh_decision exh_eval(const exh_policy *p, const exh_request *req, exh_evalctx *ctx,
-                      exh_result *res)
+static exh_decision eval(const exh_policy *p, const exh_request *req, exh_evalctx *ctx,
+                         exh_result *res, int use_index)
 {
     res->rule = 0;
     const char *topic = NULL;
@@ -367,6 +367,17 @@ exh_decision exh_eval(const exh_policy *p, const exh_request *req, exh_evalctx *
         ctx->nlevels = n;
     }
 
+    if (!use_index) {
+        static const unsigned bits[3] = {EXH_PUBLISH, EXH_SUBSCRIBE, EXH_CONNECT};
+        for (uint32_t ri = 0; ri < p->nrules; ri++) {
+            const exh_rule *r = &p->rules[ri];
+            if ((r->actions & bits[ai]) && rule_matches(r, req, topic, tlen, ctx)) {
+                res->rule = ri;
+                return decide(res, (exh_decision)r->effect, EXH_BY_RULE, NULL);
+            }
+        }
+        goto nomatch;
+    }
     const action_index *ix = &p->idx[ai];
     const uint32_t *heads[MAX_LISTS], *ends[MAX_LISTS];
     int nl = 0;
@@ -408,8 +419,21 @@ exh_decision exh_eval(const exh_policy *p, const exh_request *req, exh_evalctx *
             return decide(res, (exh_decision)r->effect, EXH_BY_RULE, NULL);
         }
     }
+nomatch:
     if (ai == EXH_IDX_CONN)
         return req->username ? decide(res, EXH_ALLOW, EXH_BY_CREDENTIALS, NULL)
                              : decide(res, EXH_DENY, EXH_BY_ANONYMOUS, NULL);
     return decide(res, p->def, EXH_BY_DEFAULT, NULL);
+}
+
+exh_decision exh_eval(const exh_policy *p, const exh_request *req, exh_evalctx *ctx,
+                      exh_result *res)
+{
+    return eval(p, req, ctx, res, 1);
+}
+
+exh_decision exh_eval_linear(const exh_policy *p, const exh_request *req, exh_evalctx *ctx,
+                             exh_result *res)
+{
+    return eval(p, req, ctx, res, 0);
 }

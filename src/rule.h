@@ -141,6 +141,14 @@ void exh_index_free(exh_policy *p);
 /* The literal leading levels of a spec that the trie can key on. */
 uint32_t exh_spec_prefix(const exh_spec *s, uint32_t max);
 
+/* eval.c: the same decision without the index, trying every rule in
+ * order.  The reference the index is tested against; never used to serve. */
+struct exh_request;
+struct exh_evalctx;
+struct exh_result;
+exh_decision exh_eval_linear(const exh_policy *p, const struct exh_request *req,
+                             struct exh_evalctx *ctx, struct exh_result *res);
+
 /* compile.c */
 void exh_rule_free(exh_rule *r);
 

@@ -1,0 +1,468 @@
+/*
+ * test_eval.c -- decisions: first match in policy order, default, connect
+ * semantics, placeholders and their safety, regex anchoring, CIDR, subset
+ * semantics through rules, unknown facts failing closed, and the index
+ * agreeing with a plain scan of every rule on random policies.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "exhook/eval.h"
+#include "exhook/policy.h"
+#include "exhook/topic.h"
+#include "rule.h"
+
+static exh_policy *compile(const char *text)
+{
+    exh_policy *p = NULL;
+    exh_error err;
+    if (exh_policy_parse("e.policy", text, strlen(text), &p, &err) != EXH_OK) {
+        char buf[2048];
+        exh_error_format(&err, buf, sizeof(buf));
+        fail_msg("policy does not compile:\n%s", buf);
+    }
+    return p;
+}
+
+/* A request in a line: action, user ("-" = anonymous), clientid, peer
+ * ("-" = unknown), topic, qos (-1 unknown), retain (-1 unknown), groups
+ * (comma-separated or "-"), superuser. */
+typedef struct rq {
+    const char *action, *user, *cid, *peer, *topic;
+    int qos, retain;
+    const char *groups;
+    int super;
+    const char *expect; /* "allow", "deny", "ignore" */
+    int line;           /* deciding rule's line, 0 = not a rule */
+} rq;
+
+static void build(const rq *c, exh_request *r, exh_str *groups, char *gbuf)
+{
+    exh_action a = !strcmp(c->action, "publish")     ? EXH_PUBLISH
+                   : !strcmp(c->action, "subscribe") ? EXH_SUBSCRIBE
+                                                     : EXH_CONNECT;
+    exh_request_init(r, a);
+    if (strcmp(c->user, "-")) {
+        r->username = c->user;
+        r->username_len = strlen(c->user);
+    }
+    r->clientid = c->cid;
+    r->clientid_len = strlen(c->cid);
+    if (strcmp(c->peer, "-"))
+        assert_true(exh_addr_parse(c->peer, strlen(c->peer), &r->peerhost));
+    if (c->topic) {
+        r->topic = c->topic;
+        r->topic_len = strlen(c->topic);
+    }
+    r->qos = c->qos;
+    r->retain = c->retain;
+    r->superuser = c->super;
+    r->groups = groups;
+    if (strcmp(c->groups, "-")) {
+        strcpy(gbuf, c->groups);
+        for (char *tok = strtok(gbuf, ","); tok; tok = strtok(NULL, ","))
+            groups[r->ngroups++] = (exh_str){tok, strlen(tok)};
+    }
+}
+
+static void run_table(const char *policy, const rq *cases, size_t n)
+{
+    exh_policy *p = compile(policy);
+    exh_evalctx *ctx = exh_evalctx_new();
+    assert_non_null(ctx);
+    for (size_t i = 0; i < n; i++) {
+        exh_request r;
+        exh_str groups[8];
+        char gbuf[128];
+        build(&cases[i], &r, groups, gbuf);
+        exh_result res, lin;
+        exh_eval(p, &r, ctx, &res);
+        exh_eval_linear(p, &r, ctx, &lin);
+        int line = res.basis == EXH_BY_RULE ? (int)exh_policy_rule(p, res.rule)->line : 0;
+        if (strcmp(exh_decision_str(res.decision), cases[i].expect) || line != cases[i].line)
+            fail_msg("case %zu: %s user=%s cid=%s topic=%s: expected %s by line %d, got %s by "
+                     "%s line %d (%s)",
+                     i, cases[i].action, cases[i].user, cases[i].cid,
+                     cases[i].topic ? cases[i].topic : "-", cases[i].expect, cases[i].line,
+                     exh_decision_str(res.decision), exh_basis_str(res.basis), line,
+                     res.reason ? res.reason : "");
+        assert_int_equal(res.decision, lin.decision);
+        assert_int_equal(res.basis, lin.basis);
+        if (res.basis == EXH_BY_RULE)
+            assert_int_equal(res.rule, lin.rule);
+    }
+    exh_evalctx_free(ctx);
+    exh_policy_free(p);
+}
+
+#define P "publish"
+#define S "subscribe"
+#define C "connect"
+
+static const char main_policy[] =
+    "default deny\n"                                                                  /* 1 */
+    "allow subscribe username \"dashboard\" topic \"$SYS/#\"\n"                       /* 2 */
+    "deny  subscribe topic eq \"#\" eq \"+/#\"\n"                                     /* 3 */
+    "allow all peerhost 127.0.0.0/8 topic \"local/#\"\n"                              /* 4 */
+    "allow publish clientid ~ \"dev-(?<serial>[0-9a-f]{8})\" topic "
+    "\"devices/${serial}/up/#\" qos 0-1 retain false\n"                               /* 5 */
+    "allow subscribe clientid ~ \"dev-.*\" topic \"devices/${clientid}/down/#\"\n"    /* 6 */
+    "allow pubsub username ~ \"(?<tenant>[a-z0-9]+):.+\" topic \"tenants/${tenant}/#\"\n" /* 7 */
+    "allow subscribe group \"ops\" topic \"alerts/#\" \"$SYS/broker/+/uptime\"\n"     /* 8 */
+    "deny connect group \"internal\" not peerhost 10.0.0.0/8\n"                       /* 9 */
+    "allow connect anonymous peerhost 127.0.0.1\n"                                    /* 10 */
+    "allow pubsub topic \"users/%u/#\" \"by-id/%c\"\n"                                /* 11 */
+    "allow publish topic \"mix/${username}-${clientid}/x\"\n"                         /* 12 */
+    "deny publish username \"alice\" topic \"shared/secret\"\n"                       /* 13 */
+    "allow publish username \"alice\" topic \"shared/+\"\n"                           /* 14 */
+    "allow publish topic \"shared/#\" qos 2\n"                                        /* 15 */
+    "deny publish topic \"retained/#\" retain true\n"                                 /* 16 */
+    "allow publish topic \"retained/#\"\n"                                            /* 17 */
+    "allow subscribe topic \"a/+/c\" \"b/#\"\n";                                      /* 18 */
+
+static const rq main_cases[] = {
+    /* default and first match */
+    {P, "bob", "c1", "-", "nothing/here", 0, 0, "-", 0, "deny", 0},
+    {S, "dashboard", "c", "-", "$SYS/broker/load", 0, 0, "-", 0, "allow", 2},
+    {S, "dashboard", "c", "-", "#", 0, 0, "-", 0, "deny", 3},
+    {S, "dashboard", "c", "-", "+/#", 0, 0, "-", 0, "deny", 3},
+    {S, "bob", "c", "-", "$SYS/broker/load", 0, 0, "-", 0, "deny", 0},
+    /* peerhost: v4, mapped v6, unknown (allow fails closed) */
+    {P, "bob", "c", "127.1.2.3", "local/x", 0, 0, "-", 0, "allow", 4},
+    {S, "bob", "c", "::ffff:127.0.0.1", "local/#", 0, 0, "-", 0, "allow", 4},
+    {P, "bob", "c", "10.0.0.1", "local/x", 0, 0, "-", 0, "deny", 0},
+    {P, "bob", "c", "-", "local/x", 0, 0, "-", 0, "deny", 0},
+    /* regex captures, anchoring, options */
+    {P, "-", "dev-0a1b2c3d", "-", "devices/0a1b2c3d/up/t", 0, 0, "-", 0, "allow", 5},
+    {P, "-", "dev-0a1b2c3d", "-", "devices/0a1b2c3d/up", 1, 0, "-", 0, "allow", 5},
+    {P, "-", "dev-0a1b2c3d", "-", "devices/0a1b2c3e/up/t", 0, 0, "-", 0, "deny", 0},
+    {P, "-", "xdev-0a1b2c3d", "-", "devices/0a1b2c3d/up/t", 0, 0, "-", 0, "deny", 0},
+    {P, "-", "dev-0a1b2c3d9", "-", "devices/0a1b2c3d/up/t", 0, 0, "-", 0, "deny", 0},
+    {P, "-", "dev-0a1b2c3d", "-", "devices/0a1b2c3d/up/t", 2, 0, "-", 0, "deny", 0},
+    {P, "-", "dev-0a1b2c3d", "-", "devices/0a1b2c3d/up/t", 0, 1, "-", 0, "deny", 0},
+    {P, "-", "dev-0a1b2c3d", "-", "devices/0a1b2c3d/up/t", -1, 0, "-", 0, "deny", 0},
+    {P, "-", "dev-0a1b2c3d", "-", "devices/0a1b2c3d/up/t", 0, -1, "-", 0, "deny", 0},
+    /* ${clientid} and subset semantics */
+    {S, "-", "dev-x", "-", "devices/dev-x/down/#", 0, 0, "-", 0, "allow", 6},
+    {S, "-", "dev-x", "-", "devices/dev-x/down/+", 0, 0, "-", 0, "allow", 6},
+    {S, "-", "dev-x", "-", "devices/dev-x/down", 0, 0, "-", 0, "allow", 6},
+    {S, "-", "dev-x", "-", "devices/+/down/#", 0, 0, "-", 0, "deny", 0},
+    {S, "-", "dev-x", "-", "devices/dev-x/#", 0, 0, "-", 0, "deny", 0},
+    {S, "-", "dev-x", "-", "$share/g/devices/dev-x/down/a", 0, 0, "-", 0, "allow", 6},
+    {S, "-", "dev-x", "-", "$queue/devices/dev-x/down/a", 0, 0, "-", 0, "allow", 6},
+    /* placeholder safety: '#', '+', '/' and empty values never widen */
+    {S, "-", "dev-#", "-", "devices/dev-#/down/x", 0, 0, "-", 0, "deny", 0},
+    {S, "-", "dev-+", "-", "devices/+/down/x", 0, 0, "-", 0, "deny", 0},
+    {S, "-", "dev-a/b", "-", "devices/dev-a/b/down/x", 0, 0, "-", 0, "deny", 0},
+    {P, "#", "c", "-", "users/#", 0, 0, "-", 0, "deny", 0},
+    {S, "+", "c", "-", "users/+/x", 0, 0, "-", 0, "deny", 0},
+    {P, "a/b", "c", "-", "users/a/b/x", 0, 0, "-", 0, "deny", 0},
+    {P, "", "c", "-", "users//x", 0, 0, "-", 0, "deny", 0},
+    {P, "-", "", "-", "by-id/", 0, 0, "-", 0, "deny", 0},
+    {P, "bob", "c", "-", "users/bob/x", 0, 0, "-", 0, "allow", 11},
+    {S, "bob", "c", "-", "users/bob/#", 0, 0, "-", 0, "allow", 11},
+    {P, "bob", "c7", "-", "by-id/c7", 0, 0, "-", 0, "allow", 11},
+    {P, "bob", "c7", "-", "mix/bob-c7/x", 0, 0, "-", 0, "allow", 12},
+    {P, "bob", "c7", "-", "mix/bob-c8/x", 0, 0, "-", 0, "deny", 0},
+    {P, "-", "c7", "-", "mix/-c7/x", 0, 0, "-", 0, "deny", 0},
+    /* tenants by capture */
+    {P, "acme:joe", "c", "-", "tenants/acme/x", 0, 0, "-", 0, "allow", 7},
+    {S, "acme:joe", "c", "-", "tenants/acme/#", 0, 0, "-", 0, "allow", 7},
+    {S, "acme:joe", "c", "-", "tenants/#", 0, 0, "-", 0, "deny", 0},
+    {P, "acme:joe", "c", "-", "tenants/other/x", 0, 0, "-", 0, "deny", 0},
+    {P, "acme:", "c", "-", "tenants/acme/x", 0, 0, "-", 0, "deny", 0},
+    /* groups and $ topics */
+    {S, "carol", "c", "-", "alerts/x", 0, 0, "ops", 0, "allow", 8},
+    {S, "carol", "c", "-", "alerts/x", 0, 0, "dev,ops", 0, "allow", 8},
+    {S, "carol", "c", "-", "alerts/x", 0, 0, "opsx", 0, "deny", 0},
+    {S, "carol", "c", "-", "$SYS/broker/b1/uptime", 0, 0, "ops", 0, "allow", 8},
+    {S, "carol", "c", "-", "$SYS/broker/+/uptime", 0, 0, "ops", 0, "allow", 8},
+    {S, "carol", "c", "-", "$SYS/broker/#", 0, 0, "ops", 0, "deny", 0},
+    /* connect */
+    {C, "bob", "c", "-", NULL, 0, 0, "internal", 0, "deny", 9},
+    {C, "bob", "c", "10.1.2.3", NULL, 0, 0, "internal", 0, "allow", 0},
+    {C, "bob", "c", "192.168.1.1", NULL, 0, 0, "internal", 0, "deny", 9},
+    {C, "bob", "c", "-", NULL, 0, 0, "-", 0, "allow", 0},
+    {C, "-", "c", "127.0.0.1", NULL, 0, 0, "-", 0, "allow", 10},
+    {C, "-", "c", "127.0.0.2", NULL, 0, 0, "-", 0, "deny", 0},
+    {C, "-", "c", "-", NULL, 0, 0, "-", 0, "deny", 0},
+    {C, "-", "c", "::1", NULL, 0, 0, "-", 0, "deny", 0},
+    /* first match wins even when a later rule is more specific */
+    {P, "alice", "c", "-", "shared/secret", 0, 0, "-", 0, "deny", 13},
+    {P, "alice", "c", "-", "shared/other", 0, 0, "-", 0, "allow", 14},
+    {P, "bob", "c", "-", "shared/other", 2, 0, "-", 0, "allow", 15},
+    {P, "bob", "c", "-", "shared/other", 1, 0, "-", 0, "deny", 0},
+    {P, "bob", "c", "-", "shared/other", -1, 0, "-", 0, "deny", 0},
+    /* a deny with an unknown option matches (fails closed) */
+    {P, "bob", "c", "-", "retained/x", 0, 1, "-", 0, "deny", 16},
+    {P, "bob", "c", "-", "retained/x", 0, 0, "-", 0, "allow", 17},
+    {P, "bob", "c", "-", "retained/x", 0, -1, "-", 0, "deny", 16},
+    /* subset: a/+/c and b/# */
+    {S, "bob", "c", "-", "a/b/c", 0, 0, "-", 0, "allow", 18},
+    {S, "bob", "c", "-", "a/+/c", 0, 0, "-", 0, "allow", 18},
+    {S, "bob", "c", "-", "a/#", 0, 0, "-", 0, "deny", 0},
+    {S, "bob", "c", "-", "a/b/c/d", 0, 0, "-", 0, "deny", 0},
+    {S, "bob", "c", "-", "b", 0, 0, "-", 0, "allow", 18},
+    {S, "bob", "c", "-", "b/+/+/#", 0, 0, "-", 0, "allow", 18},
+    /* superusers publish and subscribe anywhere valid; not exempt from connect rules */
+    {S, "root", "c", "-", "#", 0, 0, "-", 1, "allow", 0},
+    {P, "root", "c", "-", "a/+", 0, 0, "-", 1, "deny", 0},
+    {C, "root", "c", "-", NULL, 0, 0, "internal", 1, "deny", 9},
+    /* invalid topics */
+    {P, "bob", "c", "-", "a/+", 0, 0, "-", 0, "deny", 0},
+    {P, "bob", "c", "-", "a/#", 0, 0, "-", 0, "deny", 0},
+    {P, "bob", "c", "-", "", 0, 0, "-", 0, "deny", 0},
+    {S, "bob", "c", "-", "a/#/b", 0, 0, "-", 0, "deny", 0},
+    {S, "bob", "c", "-", "a/b+", 0, 0, "-", 0, "deny", 0},
+    {S, "bob", "c", "-", "$share/g", 0, 0, "-", 0, "deny", 0},
+    {S, "bob", "c", "-", "$share//a/b/c", 0, 0, "-", 0, "deny", 0},
+    {P, "bob", "c", "-", "local/\xc3\x28", 0, 0, "-", 0, "deny", 0},
+};
+
+static void test_main_policy(void **state)
+{
+    (void)state;
+    run_table(main_policy, main_cases, sizeof(main_cases) / sizeof(main_cases[0]));
+}
+
+static void test_invalid_reasons(void **state)
+{
+    (void)state;
+    exh_policy *p = compile("allow all topic \"#\"\n");
+    exh_evalctx *ctx = exh_evalctx_new();
+    exh_request r;
+    exh_result res;
+    exh_request_init(&r, EXH_PUBLISH);
+    r.topic = "a\0b";
+    r.topic_len = 3;
+    assert_int_equal(exh_eval(p, &r, ctx, &res), EXH_DENY);
+    assert_int_equal(res.basis, EXH_BY_INVALID);
+    assert_non_null(strstr(res.reason, "NUL"));
+    r.superuser = true; /* invalid even for a superuser */
+    assert_int_equal(exh_eval(p, &r, ctx, &res), EXH_DENY);
+    static char big[EXH_TOPIC_MAX + 2];
+    memset(big, 'a', sizeof(big));
+    r.topic = big;
+    r.topic_len = EXH_TOPIC_MAX + 1;
+    assert_int_equal(exh_eval(p, &r, ctx, &res), EXH_DENY);
+    assert_int_equal(res.basis, EXH_BY_INVALID);
+    r.superuser = false;
+    r.topic_len = EXH_TOPIC_MAX; /* the longest valid topic is fine */
+    assert_int_equal(exh_eval(p, &r, ctx, &res), EXH_ALLOW);
+    memset(big, '/', sizeof(big)); /* 65536 empty levels */
+    assert_int_equal(exh_eval(p, &r, ctx, &res), EXH_ALLOW);
+    r.topic = NULL;
+    r.topic_len = 0;
+    assert_int_equal(exh_eval(p, &r, ctx, &res), EXH_DENY);
+    r.action = (exh_action)3;
+    assert_int_equal(exh_eval(p, &r, ctx, &res), EXH_DENY);
+    assert_int_equal(res.basis, EXH_BY_INVALID);
+    exh_evalctx_free(ctx);
+    exh_policy_free(p);
+}
+
+static void test_default_values(void **state)
+{
+    (void)state;
+    static const char *pol[] = {"default allow\n", "default ignore\n", "", "default deny\n"};
+    static const exh_decision want[] = {EXH_ALLOW, EXH_IGNORE, EXH_DENY, EXH_DENY};
+    exh_evalctx *ctx = exh_evalctx_new();
+    for (int i = 0; i < 4; i++) {
+        exh_policy *p = compile(pol[i]);
+        exh_request r;
+        exh_result res;
+        exh_request_init(&r, EXH_SUBSCRIBE);
+        r.topic = "x";
+        r.topic_len = 1;
+        assert_int_equal(exh_eval(p, &r, ctx, &res), want[i]);
+        assert_int_equal(res.basis, EXH_BY_DEFAULT);
+        /* default never decides connect: the credential result does */
+        exh_request_init(&r, EXH_CONNECT);
+        r.username = "u";
+        r.username_len = 1;
+        assert_int_equal(exh_eval(p, &r, ctx, &res), EXH_ALLOW);
+        assert_int_equal(res.basis, EXH_BY_CREDENTIALS);
+        exh_policy_free(p);
+    }
+    exh_evalctx_free(ctx);
+}
+
+/* Catastrophic backtracking hits the match limit: unknown, so an allow
+ * does not match and a deny does. */
+static void test_regex_limit_fails_closed(void **state)
+{
+    (void)state;
+    exh_policy *p = compile("deny publish username ~ \"(a+)+[bc]\" topic \"d\"\n"
+                            "allow publish username ~ \"(a+)+[cd]\" topic \"a\"\n"
+                            "default ignore\n");
+    exh_evalctx *ctx = exh_evalctx_new();
+    char user[64];
+    memset(user, 'a', 40);
+    user[40] = 'x';
+    exh_request r;
+    exh_result res;
+    exh_request_init(&r, EXH_PUBLISH);
+    r.username = user;
+    r.username_len = 41;
+    r.topic = "d";
+    r.topic_len = 1;
+    assert_int_equal(exh_eval(p, &r, ctx, &res), EXH_DENY);
+    assert_int_equal(res.basis, EXH_BY_RULE);
+    r.topic = "a";
+    assert_int_equal(exh_eval(p, &r, ctx, &res), EXH_IGNORE);
+    assert_int_equal(res.basis, EXH_BY_DEFAULT);
+    exh_evalctx_free(ctx);
+    exh_policy_free(p);
+}
+
+/* ---- the index against a plain scan, on random policies ---- */
+
+static uint64_t rng = 0x9e3779b97f4a7c15ULL;
+static uint32_t rnd(uint32_t n)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (uint32_t)(rng % n);
+}
+
+static const char *levels[] = {"a", "b", "c", "$s", "x", ""};
+static const char *users[] = {"u1", "u2", "t1:x", "t2:y", "a", "#", "b/c", ""};
+static const char *cids[] = {"c1", "c2", "dev-1", "dev-2", "a", "+", ""};
+
+static void rand_filter(char *out, int allow_wild, int ph)
+{
+    int n = 1 + (int)rnd(4);
+    out[0] = '\0';
+    for (int i = 0; i < n; i++) {
+        if (i)
+            strcat(out, "/");
+        uint32_t k = rnd(10);
+        if (allow_wild && k == 0)
+            strcat(out, "+");
+        else if (allow_wild && k == 1 && i == n - 1)
+            strcat(out, "#");
+        else if (ph && k == 2)
+            strcat(out, rnd(2) ? "${username}" : "%c");
+        else if (ph && k == 3)
+            strcat(out, "${cap}");
+        else
+            strcat(out, levels[rnd(n == 1 ? 5 : 6)]); /* "" alone is no topic */
+    }
+}
+
+static void test_index_matches_scan(void **state)
+{
+    (void)state;
+    exh_evalctx *ctx = exh_evalctx_new();
+    static const char *acts[] = {"publish", "subscribe", "pubsub", "connect"};
+    for (int round = 0; round < 150; round++) {
+        char text[65536];
+        size_t o = 0;
+        int nrules = 1 + (int)rnd(60);
+        for (int i = 0; i < nrules; i++) {
+            const char *act = acts[rnd(4)];
+            int has_cap = 0;
+            o += (size_t)snprintf(text + o, sizeof(text) - o, "%s %s", rnd(2) ? "allow" : "deny",
+                                  act);
+            switch (rnd(7)) {
+            case 0:
+                o += (size_t)snprintf(text + o, sizeof(text) - o, " username \"%s\"",
+                                      users[rnd(8)]);
+                break;
+            case 1:
+                o += (size_t)snprintf(text + o, sizeof(text) - o, " clientid \"%s\"",
+                                      cids[rnd(7)]);
+                break;
+            case 2:
+                o += (size_t)snprintf(text + o, sizeof(text) - o,
+                                      " username ~ \"(?<cap>[a-z0-9]+):.*\"");
+                has_cap = 1;
+                break;
+            case 3:
+                o += (size_t)snprintf(text + o, sizeof(text) - o, " not clientid ~ \"dev-.*\"");
+                break;
+            case 4:
+                o += (size_t)snprintf(text + o, sizeof(text) - o, " group \"g%u\"", rnd(2));
+                break;
+            case 5:
+                o += (size_t)snprintf(text + o, sizeof(text) - o, " anonymous");
+                break;
+            default:
+                break;
+            }
+            if (strcmp(act, "connect") && rnd(5)) {
+                int nspec = 1 + (int)rnd(3);
+                o += (size_t)snprintf(text + o, sizeof(text) - o, " topic");
+                for (int s = 0; s < nspec; s++) {
+                    char f[256];
+                    int eq = rnd(6) == 0;
+                    rand_filter(f, !eq, !eq);
+                    if (!has_cap && strstr(f, "${cap}"))
+                        rand_filter(f, !eq, 0);
+                    o += (size_t)snprintf(text + o, sizeof(text) - o, " %s\"%s\"", eq ? "eq " : "",
+                                          f);
+                }
+            }
+            if (!strcmp(act, "publish") && rnd(6) == 0)
+                o += (size_t)snprintf(text + o, sizeof(text) - o, " qos 0-1");
+            o += (size_t)snprintf(text + o, sizeof(text) - o, "\n");
+        }
+        exh_policy *p = compile(text);
+        for (int q = 0; q < 400; q++) {
+            exh_request r;
+            char topic[256];
+            exh_str groups[1] = {{rnd(2) ? "g0" : "g1", 2}};
+            exh_request_init(&r, (exh_action[]){EXH_PUBLISH, EXH_SUBSCRIBE, EXH_CONNECT}[rnd(3)]);
+            if (rnd(5)) {
+                r.username = users[rnd(8)];
+                r.username_len = strlen(r.username);
+            }
+            r.clientid = cids[rnd(7)];
+            r.clientid_len = strlen(r.clientid);
+            rand_filter(topic, r.action == EXH_SUBSCRIBE, 0);
+            if (r.action == EXH_SUBSCRIBE && rnd(8) == 0) {
+                char t2[300];
+                snprintf(t2, sizeof(t2), "$share/g/%s", topic);
+                strcpy(topic, t2);
+            }
+            r.topic = topic;
+            r.topic_len = strlen(topic);
+            r.groups = groups;
+            r.ngroups = rnd(2);
+            r.qos = (int)rnd(3);
+            r.retain = (int)rnd(2);
+            exh_result a, b;
+            exh_eval(p, &r, ctx, &a);
+            exh_eval_linear(p, &r, ctx, &b);
+            if (a.decision != b.decision || a.basis != b.basis ||
+                (a.basis == EXH_BY_RULE && a.rule != b.rule))
+                fail_msg("index and scan disagree on %s user=%s cid=%s topic=%s: index %s by "
+                         "%s #%u, scan %s by %s #%u\npolicy:\n%s",
+                         exh_action_str(r.action), r.username ? r.username : "(anon)",
+                         r.clientid, topic, exh_decision_str(a.decision), exh_basis_str(a.basis),
+                         a.rule + 1, exh_decision_str(b.decision), exh_basis_str(b.basis),
+                         b.rule + 1, text);
+        }
+        exh_policy_free(p);
+    }
+    exh_evalctx_free(ctx);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_main_policy),
+        cmocka_unit_test(test_invalid_reasons),
+        cmocka_unit_test(test_default_values),
+        cmocka_unit_test(test_regex_limit_fails_closed),
+        cmocka_unit_test(test_index_matches_scan),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
