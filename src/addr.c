@@ -23,8 +23,7 @@ static const uint8_t mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0x
  * them into IPv4 lets one `peerhost 127.0.0.0/8` cover both listeners. */
 static bool normalise_mapped(exh_addr *a)
 {
-    if (a->family != 6 || memcmp(a->bytes, mapped_prefix, sizeof(mapped_prefix)) != 0)
-        return false;
+    if (a->family != 6 || memcmp(a->bytes, mapped_prefix, sizeof(mapped_prefix)) != 0) return false;
     uint8_t v4[4];
     memcpy(v4, a->bytes + 12, 4);
     memset(a->bytes, 0, sizeof(a->bytes));
@@ -42,24 +41,19 @@ static bool parse_addr(const char *s, size_t len, exh_addr *out, bool *mapped)
 
     memset(&a, 0, sizeof(a));
     *mapped = false;
-    if (out)
-        memset(out, 0, sizeof(*out)); /* a failed parse leaves family 0 */
-    if (!s || len == 0 || len > ADDR_TEXT_MAX || memchr(s, '\0', len))
-        return false;
+    if (out) memset(out, 0, sizeof(*out)); /* a failed parse leaves family 0 */
+    if (!s || len == 0 || len > ADDR_TEXT_MAX || memchr(s, '\0', len)) return false;
     memcpy(buf, s, len);
     buf[len] = '\0';
     if (memchr(buf, ':', len)) {
-        if (inet_pton(AF_INET6, buf, a.bytes) != 1)
-            return false;
+        if (inet_pton(AF_INET6, buf, a.bytes) != 1) return false;
         a.family = 6;
         *mapped = normalise_mapped(&a);
     } else {
-        if (inet_pton(AF_INET, buf, a.bytes) != 1)
-            return false;
+        if (inet_pton(AF_INET, buf, a.bytes) != 1) return false;
         a.family = 4;
     }
-    if (out)
-        *out = a;
+    if (out) *out = a;
     return true;
 }
 
@@ -103,8 +97,7 @@ static bool host_bits_set(const exh_addr *a, unsigned prefix)
 {
     unsigned nbits = a->family == 4 ? 32 : 128;
     for (unsigned bit = prefix; bit < nbits; bit++)
-        if (a->bytes[bit / 8] & (0x80u >> (bit % 8)))
-            return true;
+        if (a->bytes[bit / 8] & (0x80u >> (bit % 8))) return true;
     return false;
 }
 
@@ -114,12 +107,10 @@ bool exh_cidr_parse(const char *s, size_t len, exh_cidr *out, const char **why)
     exh_cidr c;
     bool mapped;
 
-    if (!why)
-        why = &dummy;
+    if (!why) why = &dummy;
     *why = NULL;
     memset(&c, 0, sizeof(c));
-    if (out)
-        *out = c;
+    if (out) *out = c;
     if (!s || len == 0) {
         *why = "empty address";
         return false;
@@ -137,8 +128,7 @@ bool exh_cidr_parse(const char *s, size_t len, exh_cidr *out, const char **why)
     unsigned max = (c.addr.family == 6 || mapped) ? 128 : 32;
     unsigned prefix = max;
     if (slash) {
-        if (!parse_prefix(slash + 1, len - alen - 1, &prefix, why))
-            return false;
+        if (!parse_prefix(slash + 1, len - alen - 1, &prefix, why)) return false;
         if (prefix > max) {
             *why = c.addr.family == 4 && !mapped ? "prefix length out of range (0..32 for IPv4)"
                                                  : "prefix length out of range (0..128 for IPv6)";
@@ -159,8 +149,7 @@ bool exh_cidr_parse(const char *s, size_t len, exh_cidr *out, const char **why)
         return false;
     }
     c.prefix = (uint8_t)prefix;
-    if (out)
-        *out = c;
+    if (out) *out = c;
     return true;
 }
 
@@ -171,30 +160,24 @@ bool exh_cidr_parse(const char *s, size_t len, exh_cidr *out, const char **why)
  */
 bool exh_cidr_contains(const exh_cidr *block, const exh_addr *addr)
 {
-    if (!block || !addr)
-        return false;
+    if (!block || !addr) return false;
     exh_addr a = *addr;
     normalise_mapped(&a);
-    if (a.family == 0 || a.family != block->addr.family)
-        return false;
+    if (a.family == 0 || a.family != block->addr.family) return false;
     unsigned nbits = a.family == 4 ? 32 : a.family == 6 ? 128 : 0;
-    if (nbits == 0 || block->prefix > nbits)
-        return false;
+    if (nbits == 0 || block->prefix > nbits) return false;
     unsigned full = block->prefix / 8, rem = block->prefix % 8;
-    if (memcmp(a.bytes, block->addr.bytes, full) != 0)
-        return false;
+    if (memcmp(a.bytes, block->addr.bytes, full) != 0) return false;
     if (rem) {
         uint8_t mask = (uint8_t)(0xFFu << (8 - rem));
-        if ((a.bytes[full] & mask) != (block->addr.bytes[full] & mask))
-            return false;
+        if ((a.bytes[full] & mask) != (block->addr.bytes[full] & mask)) return false;
     }
     return true;
 }
 
 void exh_addr_format(const exh_addr *addr, char *buf, size_t size)
 {
-    if (!buf || size == 0)
-        return;
+    if (!buf || size == 0) return;
     buf[0] = '\0';
     if (!addr || (addr->family != 4 && addr->family != 6)) {
         snprintf(buf, size, "%s", "unknown");

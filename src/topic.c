@@ -45,13 +45,12 @@ static exh_topic_status check_encoding(const unsigned char *p, size_t len)
     size_t i = 0;
     while (i < len) {
         unsigned char c = p[i];
-        if (c == 0)
-            return EXH_TOPIC_NUL;
+        if (c == 0) return EXH_TOPIC_NUL;
         if (c < 0x80) {
             i++;
             continue;
         }
-        size_t n;                         /* continuation bytes */
+        size_t n;                           /* continuation bytes */
         unsigned char lo = 0x80, hi = 0xBF; /* range of the second byte */
         if (c >= 0xC2 && c <= 0xDF) {
             n = 1;
@@ -70,13 +69,10 @@ static exh_topic_status check_encoding(const unsigned char *p, size_t len)
         } else {
             return EXH_TOPIC_BAD_UTF8; /* stray continuation, C0, C1, F5..FF */
         }
-        if (len - i - 1 < n)
-            return EXH_TOPIC_BAD_UTF8; /* truncated */
-        if (p[i + 1] < lo || p[i + 1] > hi)
-            return EXH_TOPIC_BAD_UTF8;
+        if (len - i - 1 < n) return EXH_TOPIC_BAD_UTF8; /* truncated */
+        if (p[i + 1] < lo || p[i + 1] > hi) return EXH_TOPIC_BAD_UTF8;
         for (size_t k = 2; k <= n; k++)
-            if (p[i + k] < 0x80 || p[i + k] > 0xBF)
-                return EXH_TOPIC_BAD_UTF8;
+            if (p[i + k] < 0x80 || p[i + k] > 0xBF) return EXH_TOPIC_BAD_UTF8;
         i += n + 1;
     }
     return EXH_TOPIC_OK;
@@ -86,23 +82,18 @@ static exh_topic_status check_encoding(const unsigned char *p, size_t len)
  * is refused without being scanned. */
 static exh_topic_status check_common(const char *t, size_t len)
 {
-    if (len == 0)
-        return EXH_TOPIC_EMPTY;
-    if (len > EXH_TOPIC_MAX)
-        return EXH_TOPIC_TOO_LONG;
-    if (!t)
-        return EXH_TOPIC_EMPTY;
+    if (len == 0) return EXH_TOPIC_EMPTY;
+    if (len > EXH_TOPIC_MAX) return EXH_TOPIC_TOO_LONG;
+    if (!t) return EXH_TOPIC_EMPTY;
     return check_encoding((const unsigned char *)t, len);
 }
 
 exh_topic_status exh_topic_check_name(const char *t, size_t len)
 {
     exh_topic_status st = check_common(t, len);
-    if (st != EXH_TOPIC_OK)
-        return st;
+    if (st != EXH_TOPIC_OK) return st;
     for (size_t i = 0; i < len; i++)
-        if (t[i] == '+' || t[i] == '#')
-            return EXH_TOPIC_WILDCARD_NAME;
+        if (t[i] == '+' || t[i] == '#') return EXH_TOPIC_WILDCARD_NAME;
     return EXH_TOPIC_OK;
 }
 
@@ -111,20 +102,15 @@ exh_topic_status exh_topic_check_name(const char *t, size_t len)
 exh_topic_status exh_topic_check_filter(const char *t, size_t len)
 {
     exh_topic_status st = check_common(t, len);
-    if (st != EXH_TOPIC_OK)
-        return st;
+    if (st != EXH_TOPIC_OK) return st;
     size_t start = 0;
     for (size_t i = 0; i <= len; i++) {
-        if (i < len && t[i] != '/')
-            continue;
+        if (i < len && t[i] != '/') continue;
         /* level is t[start, i) */
         for (size_t k = start; k < i; k++) {
-            if (t[k] != '+' && t[k] != '#')
-                continue;
-            if (i - start != 1)
-                return EXH_TOPIC_BAD_WILDCARD;
-            if (t[k] == '#' && i != len)
-                return EXH_TOPIC_BAD_WILDCARD;
+            if (t[k] != '+' && t[k] != '#') continue;
+            if (i - start != 1) return EXH_TOPIC_BAD_WILDCARD;
+            if (t[k] == '#' && i != len) return EXH_TOPIC_BAD_WILDCARD;
         }
         start = i + 1;
     }
@@ -146,32 +132,25 @@ static bool has_prefix(const char *t, size_t len, const char *prefix)
 const char *exh_topic_strip_share(const char *t, size_t len, size_t *out_len)
 {
     size_t dummy;
-    if (!out_len)
-        out_len = &dummy;
+    if (!out_len) out_len = &dummy;
     *out_len = len;
-    if (!t)
-        return t;
+    if (!t) return t;
     if (has_prefix(t, len, "$share/")) {
         const char *group = t + 7;
         size_t rest = len - 7;
         const char *slash = memchr(group, '/', rest);
-        if (!slash || slash == group)
-            goto invalid; /* "$share/g" or "$share//f" */
+        if (!slash || slash == group) goto invalid; /* "$share/g" or "$share//f" */
         size_t glen = (size_t)(slash - group);
-        if (memchr(group, '+', glen) || memchr(group, '#', glen))
-            goto invalid;
-        if (check_encoding((const unsigned char *)group, glen) != EXH_TOPIC_OK)
-            goto invalid;
+        if (memchr(group, '+', glen) || memchr(group, '#', glen)) goto invalid;
+        if (check_encoding((const unsigned char *)group, glen) != EXH_TOPIC_OK) goto invalid;
         const char *filter = slash + 1;
         size_t flen = rest - glen - 1;
-        if (flen == 0)
-            goto invalid;
+        if (flen == 0) goto invalid;
         *out_len = flen;
         return filter;
     }
     if (has_prefix(t, len, "$queue/")) {
-        if (len == 7)
-            goto invalid;
+        if (len == 7) goto invalid;
         *out_len = len - 7;
         return t + 7;
     }
@@ -198,8 +177,7 @@ static level_iter levels(const char *s, size_t len)
 
 static bool next_level(level_iter *it, const char **lv, size_t *lvlen)
 {
-    if (it->done)
-        return false;
+    if (it->done) return false;
     const char *start = it->s + it->pos;
     size_t rest = it->len - it->pos;
     const char *slash = rest ? memchr(start, '/', rest) : NULL;
@@ -228,26 +206,19 @@ static bool starts_with_wildcard(const char *f, size_t flen)
 
 bool exh_topic_match(const char *filter, size_t flen, const char *name, size_t nlen)
 {
-    if (!filter || !name)
-        return false;
-    if (nlen > 0 && name[0] == '$' && starts_with_wildcard(filter, flen))
-        return false;
+    if (!filter || !name) return false;
+    if (nlen > 0 && name[0] == '$' && starts_with_wildcard(filter, flen)) return false;
     level_iter fi = levels(filter, flen), ni = levels(name, nlen);
     for (;;) {
         const char *fl, *nl;
         size_t fn, nn;
         bool have_f = next_level(&fi, &fl, &fn);
         bool have_n = next_level(&ni, &nl, &nn);
-        if (!have_f)
-            return !have_n;
-        if (is_level(fl, fn, '#'))
-            return true; /* the rest, or nothing: "a/#" matches "a" */
-        if (!have_n)
-            return false;
-        if (is_level(fl, fn, '+'))
-            continue; /* any one level, even an empty one */
-        if (fn != nn || memcmp(fl, nl, fn) != 0)
-            return false;
+        if (!have_f) return !have_n;
+        if (is_level(fl, fn, '#')) return true; /* the rest, or nothing: "a/#" matches "a" */
+        if (!have_n) return false;
+        if (is_level(fl, fn, '+')) continue; /* any one level, even an empty one */
+        if (fn != nn || memcmp(fl, nl, fn) != 0) return false;
     }
 }
 
@@ -261,31 +232,22 @@ bool exh_topic_match(const char *filter, size_t flen, const char *name, size_t n
  */
 bool exh_topic_subset(const char *s, size_t slen, const char *f, size_t flen)
 {
-    if (!s || !f)
-        return false;
+    if (!s || !f) return false;
     /* s's names start with '$' only if its first level is a literal
      * starting with '$'; a leading wildcard in f never reaches them. */
-    if (slen > 0 && s[0] == '$' && starts_with_wildcard(f, flen))
-        return false;
+    if (slen > 0 && s[0] == '$' && starts_with_wildcard(f, flen)) return false;
     level_iter si = levels(s, slen), fi = levels(f, flen);
     for (;;) {
         const char *sl, *fl;
         size_t sn, fn;
         bool have_s = next_level(&si, &sl, &sn);
         bool have_f = next_level(&fi, &fl, &fn);
-        if (!have_f)
-            return !have_s;
-        if (is_level(fl, fn, '#'))
-            return true; /* covers whatever s has left, '#' included */
-        if (!have_s)
-            return false;
-        if (is_level(sl, sn, '#'))
-            return false; /* s goes on to any depth, f does not */
-        if (is_level(fl, fn, '+'))
-            continue; /* covers a literal or '+' */
-        if (is_level(sl, sn, '+'))
-            return false; /* a literal covers only itself */
-        if (sn != fn || memcmp(sl, fl, sn) != 0)
-            return false;
+        if (!have_f) return !have_s;
+        if (is_level(fl, fn, '#')) return true; /* covers whatever s has left, '#' included */
+        if (!have_s) return false;
+        if (is_level(sl, sn, '#')) return false; /* s goes on to any depth, f does not */
+        if (is_level(fl, fn, '+')) continue;     /* covers a literal or '+' */
+        if (is_level(sl, sn, '+')) return false; /* a literal covers only itself */
+        if (sn != fn || memcmp(sl, fl, sn) != 0) return false;
     }
 }

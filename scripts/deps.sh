@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Install the Debian packages exhook needs to build and test, if missing.
+# Sourced or run by scripts/run.sh and scripts/test.sh.
+set -euo pipefail
+
+EXH_PACKAGES=(
+  gcc make cmake pkg-config
+  libpcre2-dev      # regex engine (with JIT)
+  libjansson-dev    # JSON for `check --batch`
+  libcmocka-dev     # unit tests
+  clang             # libFuzzer targets (test suite replays their corpora)
+  libclang-rt-14-dev
+)
+
+missing=()
+for p in "${EXH_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "exhook: installing ${missing[*]}" >&2
+  SUDO=
+  [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
