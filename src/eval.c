@@ -24,7 +24,7 @@ typedef enum tri { T_FALSE = 0, T_TRUE = 1, T_UNKNOWN = 2 } tri;
 
 /* Most lists a request can collect: username, clientid, trie root and
  * one per indexed level. */
-#define MAX_LISTS (3 + EXH_INDEX_DEPTH)
+#define MAX_LISTS (4 + EXH_INDEX_DEPTH)
 /* Regex backtracking budget: a pathological pattern gives UNKNOWN rather
  * than stalling the broker. */
 #define MATCH_LIMIT 100000
@@ -212,21 +212,57 @@ static tri match_pattern(const exh_spec *s, const exh_level *lv, const char *tp,
     return pos == tl ? T_TRUE : T_FALSE;
 }
 
+/* Could a pattern level's placeholders fill a level at all?  (For a
+ * subscription wildcard facing a pattern: any valid value overlaps '+'.) */
+static tri pattern_usable(const exh_spec *s, const exh_level *lv, const exh_request *req,
+                          const exh_evalctx *ctx)
+{
+    for (uint32_t i = 0; i < lv->len; i++) {
+        const exh_part *pt = &s->parts[lv->off + i];
+        if (pt->kind == PART_USERNAME) {
+            if (!req->username || !safe_value(req->username, req->username_len))
+                return T_FALSE;
+        } else if (pt->kind == PART_CLIENTID) {
+            if (!safe_value(req->clientid ? req->clientid : "", req->clientid_len))
+                return T_FALSE;
+        } else if (pt->kind == PART_SLOT) {
+            if (ctx->slot_state[pt->slot] != T_TRUE)
+                return ctx->slot_state[pt->slot] == T_UNKNOWN ? T_UNKNOWN : T_FALSE;
+            if (!ctx->slot_ptr[pt->slot] ||
+                !safe_value(ctx->slot_ptr[pt->slot], ctx->slot_len[pt->slot]))
+                return T_FALSE;
+        }
+    }
+    return T_TRUE;
+}
+
+enum match_mode {
+    MATCH_NAME,    /* publish: the topic name matches F */
+    MATCH_SUBSET,  /* subscribe, allow rule: S ⊆ F */
+    MATCH_OVERLAP, /* subscribe, deny rule: S ∩ F ≠ ∅ */
+};
+
 /*
- * One rule filter against the request's topic, level by level.  For
- * publish the request is a topic name; for subscribe it is a filter S and
- * the question is S ⊆ F: wherever F has a literal, S must have the same
- * literal, F's '+' covers anything but S's '#', and F's '#' covers the rest.
+ * One rule filter F against the request's topic, level by level.
+ * MATCH_SUBSET: wherever F has a literal, S must have the same literal,
+ * F's '+' covers anything but S's '#', and F's '#' covers the rest.
+ * MATCH_OVERLAP: a wildcard on either side meets anything at its level,
+ * and a '#' on either side meets everything below.
  */
-static tri match_spec(const exh_spec *s, const char *t, size_t tlen, int subscribe,
+static tri match_spec(const exh_spec *s, const char *t, size_t tlen, enum match_mode mode,
                       const exh_request *req, const exh_evalctx *ctx)
 {
     if (s->eq)
         return s->len == tlen && memcmp(s->text, t, tlen) == 0;
     uint32_t n = ctx->nlevels;
-    /* A filter starting with a wildcard never reaches '$' topics. */
-    if (s->nlevels && (s->levels[0].kind == LVL_PLUS || s->levels[0].kind == LVL_HASH) &&
-        tlen && t[0] == '$')
+    int f_wild0 = s->nlevels && (s->levels[0].kind == LVL_PLUS || s->levels[0].kind == LVL_HASH);
+    /* A filter starting with a wildcard never reaches '$' topics... */
+    if (f_wild0 && tlen && t[0] == '$')
+        return T_FALSE;
+    /* ...nor, for overlap, does a subscription starting with one reach a
+     * literal '$' level of F. */
+    if (mode == MATCH_OVERLAP && (t[0] == '+' || t[0] == '#') && s->nlevels &&
+        s->levels[0].kind == LVL_LIT && s->levels[0].len && s->text[s->levels[0].off] == '$')
         return T_FALSE;
     tri result = T_TRUE;
     for (uint32_t i = 0; i < s->nlevels; i++) {
@@ -237,26 +273,47 @@ static tri match_spec(const exh_spec *s, const char *t, size_t tlen, int subscri
             return T_FALSE;
         const char *lp = t + ctx->lvl[i];
         size_t ll = ctx->lvl[i + 1] - ctx->lvl[i] - 1;
-        int s_plus = subscribe && ll == 1 && lp[0] == '+';
-        int s_hash = subscribe && ll == 1 && lp[0] == '#';
-        if (s_hash)
-            return T_FALSE; /* only F's '#' covers S's '#' */
-        if (lv->kind == LVL_PLUS)
+        int s_plus = mode != MATCH_NAME && ll == 1 && lp[0] == '+';
+        int s_hash = mode != MATCH_NAME && ll == 1 && lp[0] == '#';
+        tri m = T_TRUE;
+        if (mode == MATCH_OVERLAP && (s_hash || s_plus)) {
+            /* S's wildcard meets any value F's level can take. */
+            if (lv->kind == LVL_PATTERN)
+                m = pattern_usable(s, lv, req, ctx);
+            if (m != T_FALSE && s_hash) { /* and F's remaining levels must be fillable */
+                for (uint32_t k = i + 1; k < s->nlevels && m != T_FALSE; k++)
+                    if (s->levels[k].kind == LVL_PATTERN) {
+                        tri u = pattern_usable(s, &s->levels[k], req, ctx);
+                        m = u == T_FALSE ? T_FALSE : (u == T_UNKNOWN ? T_UNKNOWN : m);
+                    }
+                return m == T_FALSE ? T_FALSE : (m == T_UNKNOWN ? T_UNKNOWN : result);
+            }
+        } else if (s_hash) {
+            return T_FALSE; /* subset: only F's '#' covers S's '#' */
+        } else if (lv->kind == LVL_PLUS) {
             continue;
-        if (s_plus)
-            return T_FALSE;
-        if (lv->kind == LVL_LIT) {
+        } else if (s_plus) {
+            return T_FALSE; /* subset: a literal covers only itself */
+        } else if (lv->kind == LVL_LIT) {
             if (lv->len != ll || memcmp(s->text + lv->off, lp, ll) != 0)
                 return T_FALSE;
         } else {
-            tri m = match_pattern(s, lv, lp, ll, req, ctx);
-            if (m == T_FALSE)
-                return T_FALSE;
-            if (m == T_UNKNOWN)
-                result = T_UNKNOWN;
+            m = match_pattern(s, lv, lp, ll, req, ctx);
         }
+        if (m == T_FALSE)
+            return T_FALSE;
+        if (m == T_UNKNOWN)
+            result = T_UNKNOWN;
     }
-    return s->nlevels == n ? result : T_FALSE;
+    if (s->nlevels == n)
+        return result;
+    /* F ended first: S's next level '#' (its last) still meets F's topic. */
+    if (mode == MATCH_OVERLAP && n == s->nlevels + 1) {
+        const char *lp = t + ctx->lvl[n - 1];
+        if (ctx->lvl[n] - ctx->lvl[n - 1] - 1 == 1 && lp[0] == '#')
+            return result;
+    }
+    return T_FALSE;
 }
 
 static int rule_matches(const exh_rule *r, const exh_request *req, const char *topic,
@@ -272,9 +329,11 @@ static int rule_matches(const exh_rule *r, const exh_request *req, const char *t
     if (req->action != EXH_CONNECT) {
         if (r->nspecs) {
             tri best = T_FALSE;
-            int sub = req->action == EXH_SUBSCRIBE;
+            enum match_mode mode = req->action == EXH_PUBLISH ? MATCH_NAME
+                                   : r->effect == EXH_DENY     ? MATCH_OVERLAP
+                                                               : MATCH_SUBSET;
             for (uint16_t i = 0; i < r->nspecs && best != T_TRUE; i++) {
-                tri m = match_spec(&r->specs[i], topic, tlen, sub, req, ctx);
+                tri m = match_spec(&r->specs[i], topic, tlen, mode, req, ctx);
                 if (m != T_FALSE)
                     best = m;
             }
@@ -344,6 +403,8 @@ static exh_decision eval(const exh_policy *p, const exh_request *req, exh_evalct
         exh_topic_status ts;
         if (!topic) {
             ts = EXH_TOPIC_EMPTY;
+        } else if (ai == EXH_IDX_SUB && req->topic_len > EXH_TOPIC_MAX) {
+            ts = EXH_TOPIC_TOO_LONG; /* the whole subscription, $share prefix included */
         } else if (ai == EXH_IDX_SUB) {
             topic = exh_topic_strip_share(req->topic, req->topic_len, &tlen);
             if (!topic)
@@ -392,8 +453,13 @@ static exh_decision eval(const exh_policy *p, const exh_request *req, exh_evalct
     for (uint32_t k = 0; ai != EXH_IDX_CONN && k < ctx->nlevels && k < EXH_INDEX_DEPTH; k++) {
         const char *lp = topic + ctx->lvl[k];
         size_t ll = ctx->lvl[k + 1] - ctx->lvl[k] - 1;
-        if (ll == 1 && (lp[0] == '+' || lp[0] == '#'))
-            break; /* a rule literal here could not cover a wildcard */
+        if (ll == 1 && (lp[0] == '+' || lp[0] == '#')) {
+            /* No allow filed below can cover a wildcard; a deny filed
+             * below overlaps it. */
+            if (ix->node_below && ix->node_below[node] != UINT32_MAX)
+                nl = add_list(p, ix->node_below[node], heads, ends, nl);
+            break;
+        }
         if (!strmap_get(&ix->trie, node, lp, ll, &node))
             break;
         if (ix->node_list[node] != UINT32_MAX)

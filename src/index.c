@@ -8,6 +8,12 @@
  * request.  A request collects the lists for its username, its clientid and
  * the trie nodes along its topic; every list is in policy order, so merging
  * them and testing in that order still finds the first matching rule.
+ *
+ * Deny rules on subscribe are the one twist: they refuse any subscription
+ * that overlaps them, and a subscription such as `a/+/c` or `#` overlaps
+ * filters filed deeper than its wildcard.  So each trie node also keeps the
+ * deny-subscribe rules filed anywhere below it, and a walk that meets a
+ * wildcard collects that list.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -79,18 +85,40 @@ static int node_list(builder *b, action_index *ix, uint32_t node, uint32_t *id)
     return 0;
 }
 
-static int new_node(action_index *ix, uint32_t *node, uint32_t *cap)
+static int new_node(action_index *ix, uint32_t parent, uint32_t *node, uint32_t *cap)
 {
     if (ix->nnodes == *cap) {
         uint32_t nc = *cap ? *cap * 2 : 64;
         uint32_t *nl = realloc(ix->node_list, nc * sizeof(*nl));
-        if (!nl)
+        if (nl)
+            ix->node_list = nl;
+        uint32_t *np = realloc(ix->node_parent, nc * sizeof(*np));
+        if (np)
+            ix->node_parent = np;
+        uint32_t *nb = realloc(ix->node_below, nc * sizeof(*nb));
+        if (nb)
+            ix->node_below = nb;
+        if (!nl || !np || !nb)
             return -1;
-        ix->node_list = nl;
         *cap = nc;
     }
     ix->node_list[ix->nnodes] = UINT32_MAX;
+    ix->node_parent[ix->nnodes] = parent;
+    ix->node_below[ix->nnodes] = UINT32_MAX;
     *node = ix->nnodes++;
+    return 0;
+}
+
+/* Record a deny-subscribe rule filed at node in every ancestor's "below"
+ * list.  Rules arrive in policy order, so each list stays sorted. */
+static int add_below(builder *b, action_index *ix, uint32_t node, uint32_t rule)
+{
+    for (uint32_t a = ix->node_parent[node]; a != UINT32_MAX; a = ix->node_parent[a]) {
+        if (ix->node_below[a] == UINT32_MAX && new_list(b, &ix->node_below[a]) < 0)
+            return -1;
+        if (list_add(b, ix->node_below[a], rule) < 0)
+            return -1;
+    }
     return 0;
 }
 
@@ -142,7 +170,7 @@ static const exh_cond *index_cond(const exh_rule *r, int kind)
 }
 
 static int add_rule(builder *b, action_index *ix, uint32_t *cap, const exh_rule *r, uint32_t ri,
-                    int is_connect)
+                    int a)
 {
     const exh_cond *c = index_cond(r, COND_USERNAME);
     if (c)
@@ -150,7 +178,7 @@ static int add_rule(builder *b, action_index *ix, uint32_t *cap, const exh_rule 
     if ((c = index_cond(r, COND_CLIENTID)))
         return add_keyed(b, &ix->clients, c->str, c->len, ri);
     uint32_t id;
-    if (is_connect || r->nspecs == 0) {
+    if (a == EXH_IDX_CONN || r->nspecs == 0) {
         if (node_list(b, ix, 0, &id) < 0)
             return -1;
         return list_add(b, id, ri);
@@ -169,12 +197,14 @@ static int add_rule(builder *b, action_index *ix, uint32_t *cap, const exh_rule 
                 return -1;
             if (rc == 1) {
                 uint32_t got;
-                if (new_node(ix, &got, cap) < 0)
+                if (new_node(ix, node, &got, cap) < 0)
                     return -1;
             }
             node = child;
         }
         if (node_list(b, ix, node, &id) < 0 || list_add(b, id, ri) < 0)
+            return -1;
+        if (a == EXH_IDX_SUB && r->effect == EXH_DENY && add_below(b, ix, node, ri) < 0)
             return -1;
     }
     return 0;
@@ -188,11 +218,11 @@ exh_status exh_index_build(exh_policy *p)
     for (int a = 0; a < 3; a++) {
         action_index *ix = &p->idx[a];
         uint32_t cap = 0, root;
-        if (new_node(ix, &root, &cap) < 0)
+        if (new_node(ix, UINT32_MAX, &root, &cap) < 0)
             goto out;
         for (uint32_t ri = 0; ri < p->nrules; ri++)
             if ((p->rules[ri].actions & bits[a]) &&
-                add_rule(&b, ix, &cap, &p->rules[ri], ri, a == EXH_IDX_CONN) < 0)
+                add_rule(&b, ix, &cap, &p->rules[ri], ri, a) < 0)
                 goto out;
     }
     /* Flatten the lists into one array: fewer allocations, better locality. */
@@ -226,6 +256,8 @@ void exh_index_free(exh_policy *p)
         strmap_free(&p->idx[a].clients);
         strmap_free(&p->idx[a].trie);
         free(p->idx[a].node_list);
+        free(p->idx[a].node_parent);
+        free(p->idx[a].node_below);
     }
     free(p->rlists);
     free(p->lists);

@@ -102,6 +102,10 @@ static int covers(const exh_rule *i, const exh_rule *j)
     if (i->nspecs) {
         if (!j->nspecs)
             return 0;
+        /* A deny refuses every subscription it overlaps, an allow grants
+         * only those it contains: j reaches requests i does not. */
+        if (i->effect == EXH_ALLOW && j->effect == EXH_DENY && (j->actions & EXH_SUBSCRIBE))
+            return 0;
         for (uint16_t k = 0; k < j->nspecs; k++)
             if (!spec_covered(&j->specs[k], i))
                 return 0;

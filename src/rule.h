@@ -114,6 +114,12 @@ typedef struct action_index {
     strmap clients; /* clientid -> list id */
     strmap trie;    /* (node id, level) -> node id; node 0 is the root */
     uint32_t *node_list; /* node id -> list id (UINT32_MAX: none) */
+    uint32_t *node_parent; /* node id -> parent node id (root: UINT32_MAX) */
+    /* Subscribe index only: node id -> list of the deny rules filed
+     * strictly below the node.  A deny refuses every subscription it
+     * overlaps, and a subscription with a wildcard at this level overlaps
+     * every filter below it. */
+    uint32_t *node_below;
     uint32_t nnodes;
 } action_index;
 

@@ -238,8 +238,8 @@ bool exh_topic_subset(const char *s, size_t slen, const char *f, size_t flen)
     if (slen > 0 && s[0] == '$' && starts_with_wildcard(f, flen)) return false;
     level_iter si = levels(s, slen), fi = levels(f, flen);
     for (;;) {
-        const char *sl, *fl;
-        size_t sn, fn;
+        const char *sl = NULL, *fl = NULL;
+        size_t sn = 0, fn = 0;
         bool have_s = next_level(&si, &sl, &sn);
         bool have_f = next_level(&fi, &fl, &fn);
         if (!have_f) return !have_s;
@@ -248,6 +248,30 @@ bool exh_topic_subset(const char *s, size_t slen, const char *f, size_t flen)
         if (is_level(sl, sn, '#')) return false; /* s goes on to any depth, f does not */
         if (is_level(fl, fn, '+')) continue;     /* covers a literal or '+' */
         if (is_level(sl, sn, '+')) return false; /* a literal covers only itself */
+        if (sn != fn || memcmp(sl, fl, sn) != 0) return false;
+    }
+}
+
+bool exh_topic_overlap(const char *s, size_t slen, const char *f, size_t flen)
+{
+    if (!s || !f) return false;
+    /* A leading wildcard on one side never reaches a '$' name the other
+     * side's literal first level demands. */
+    if ((slen > 0 && s[0] == '$' && starts_with_wildcard(f, flen)) ||
+        (flen > 0 && f[0] == '$' && starts_with_wildcard(s, slen)))
+        return false;
+    level_iter si = levels(s, slen), fi = levels(f, flen);
+    for (;;) {
+        const char *sl = NULL, *fl = NULL;
+        size_t sn = 0, fn = 0;
+        bool have_s = next_level(&si, &sl, &sn);
+        bool have_f = next_level(&fi, &fl, &fn);
+        if (!have_s && !have_f) return true;
+        /* '#' also matches its parent level, so it overlaps an ended side. */
+        if (have_s && is_level(sl, sn, '#')) return true;
+        if (have_f && is_level(fl, fn, '#')) return true;
+        if (!have_s || !have_f) return false;
+        if (is_level(sl, sn, '+') || is_level(fl, fn, '+')) continue;
         if (sn != fn || memcmp(sl, fl, sn) != 0) return false;
     }
 }

@@ -124,7 +124,11 @@ static const char main_policy[] =
     "allow publish topic \"shared/#\" qos 2\n"                                        /* 15 */
     "deny publish topic \"retained/#\" retain true\n"                                 /* 16 */
     "allow publish topic \"retained/#\"\n"                                            /* 17 */
-    "allow subscribe topic \"a/+/c\" \"b/#\"\n";                                      /* 18 */
+    "allow subscribe topic \"a/+/c\" \"b/#\"\n"                                       /* 18 */
+    "deny subscribe topic \"secret/private/#\"\n"                                     /* 19 */
+    "allow subscribe topic \"secret/#\"\n"                                            /* 20 */
+    "deny subscribe username ~ \"(?<t>[a-z]+):.+\" topic \"ten/${t}/locked\"\n"      /* 21 */
+    "allow subscribe topic \"ten/#\"\n";                                              /* 22 */
 
 static const rq main_cases[] = {
     /* default and first match */
@@ -210,6 +214,20 @@ static const rq main_cases[] = {
     {S, "bob", "c", "-", "a/b/c/d", 0, 0, "-", 0, "deny", 0},
     {S, "bob", "c", "-", "b", 0, 0, "-", 0, "allow", 18},
     {S, "bob", "c", "-", "b/+/+/#", 0, 0, "-", 0, "allow", 18},
+    /* a deny refuses every subscription it overlaps */
+    {S, "bob", "c", "-", "secret/#", 0, 0, "-", 0, "deny", 19},
+    {S, "bob", "c", "-", "secret/+/x", 0, 0, "-", 0, "deny", 19},
+    {S, "bob", "c", "-", "secret/private", 0, 0, "-", 0, "deny", 19},
+    {S, "bob", "c", "-", "$share/g/secret/+/#", 0, 0, "-", 0, "deny", 19},
+    {S, "bob", "c", "-", "secret/public/x", 0, 0, "-", 0, "allow", 20},
+    {S, "bob", "c", "-", "secret/public/#", 0, 0, "-", 0, "allow", 20},
+    {S, "acme:x", "c", "-", "ten/#", 0, 0, "-", 0, "deny", 21},
+    {S, "acme:x", "c", "-", "ten/+/locked", 0, 0, "-", 0, "deny", 21},
+    {S, "acme:x", "c", "-", "ten/acme/+", 0, 0, "-", 0, "deny", 21},
+    {S, "acme:x", "c", "-", "ten/other/locked", 0, 0, "-", 0, "allow", 22},
+    {S, "acme:x", "c", "-", "ten/acme/open", 0, 0, "-", 0, "allow", 22},
+    {S, "-", "c", "-", "ten/#", 0, 0, "-", 0, "allow", 22},
+    {P, "bob", "c", "-", "secret/private/x", 0, 0, "-", 0, "deny", 0},
     /* superusers publish and subscribe anywhere valid; not exempt from connect rules */
     {S, "root", "c", "-", "#", 0, 0, "-", 1, "allow", 0},
     {P, "root", "c", "-", "a/+", 0, 0, "-", 1, "deny", 0},
@@ -455,6 +473,125 @@ static void test_index_matches_scan(void **state)
     exh_evalctx_free(ctx);
 }
 
+/* The compiled matcher against topic.c's plain reference functions, on
+ * every pair of small filters: publish = exh_topic_match, allow on
+ * subscribe = exh_topic_subset, deny on subscribe = exh_topic_overlap. */
+static void test_matcher_agrees_with_reference(void **state)
+{
+    (void)state;
+    static const char *lv[] = {"a", "b", "$x", "+", "#", ""};
+    char filters[400][16];
+    int nf = 0;
+    for (int n = 1; n <= 3; n++) {
+        int total = n == 1 ? 6 : n == 2 ? 36 : 216;
+        for (int k = 0; k < total; k++) {
+            char f[16] = "";
+            int x = k, okf = 1;
+            for (int i = 0; i < n; i++) {
+                const char *l = lv[x % 6];
+                x /= 6;
+                if (!strcmp(l, "#") && i != n - 1)
+                    okf = 0;
+                if (i)
+                    strcat(f, "/");
+                strcat(f, l);
+            }
+            if (okf && f[0])
+                strcpy(filters[nf++], f);
+        }
+    }
+    exh_evalctx *ctx = exh_evalctx_new();
+    for (int fi = 0; fi < nf; fi++) {
+        char text[128];
+        exh_policy *allow, *deny;
+        snprintf(text, sizeof(text), "allow pubsub topic \"%.15s\"\n", filters[fi]);
+        allow = compile(text);
+        snprintf(text, sizeof(text), "deny subscribe topic \"%.15s\"\ndefault allow\n",
+                 filters[fi]);
+        deny = compile(text);
+        const char *RF = filters[fi];
+        for (int si = 0; si < nf; si++) {
+            const char *SF = filters[si];
+            exh_request r;
+            exh_result res;
+            exh_request_init(&r, EXH_SUBSCRIBE);
+            r.topic = SF;
+            r.topic_len = strlen(SF);
+            int want = exh_topic_subset(SF, strlen(SF), RF, strlen(RF));
+            if ((exh_eval(allow, &r, ctx, &res) == EXH_ALLOW) != want)
+                fail_msg("allow subscribe %s vs rule %s: reference says %d", SF, RF, want);
+            want = exh_topic_overlap(SF, strlen(SF), RF, strlen(RF));
+            if ((exh_eval(deny, &r, ctx, &res) == EXH_DENY) != want)
+                fail_msg("deny subscribe %s vs rule %s: reference overlap says %d", SF, RF, want);
+            if (strchr(SF, '+') || strchr(SF, '#'))
+                continue;
+            r.action = EXH_PUBLISH;
+            want = exh_topic_match(RF, strlen(RF), SF, strlen(SF));
+            if ((exh_eval(allow, &r, ctx, &res) == EXH_ALLOW) != want)
+                fail_msg("publish %s vs rule %s: reference says %d", SF, RF, want);
+        }
+        exh_policy_free(allow);
+        exh_policy_free(deny);
+    }
+    exh_evalctx_free(ctx);
+}
+
+/* Overlap is exact on a small universe: whenever two filters share a
+ * name, overlap says so, and when it says so, some name is matched by
+ * both.  The universe includes the empty name: `+` and `/#` share only
+ * that (invalid) topic, and overlap erring toward "yes" there only makes a
+ * deny rule refuse more, which is the safe side. */
+static void test_overlap_reference_is_exact(void **state)
+{
+    (void)state;
+    static const char *lv[] = {"a", "b", "$x", "+", "#", ""};
+    static const char *nl[] = {"a", "b", "$x", "", "c"};
+    char filters[300][16], names[200][16];
+    int nf = 0, nn = 0;
+    for (int n = 1; n <= 3; n++) {
+        int total = n == 1 ? 6 : n == 2 ? 36 : 216;
+        for (int k = 0; k < total; k++) {
+            char f[16] = "";
+            int x = k, okf = 1;
+            for (int i = 0; i < n; i++) {
+                const char *l = lv[x % 6];
+                x /= 6;
+                okf &= strcmp(l, "#") || i == n - 1;
+                if (i)
+                    strcat(f, "/");
+                strcat(f, l);
+            }
+            if (okf && f[0])
+                strcpy(filters[nf++], f);
+        }
+        int ntotal = n == 1 ? 5 : n == 2 ? 25 : 125;
+        for (int k = 0; k < ntotal; k++) {
+            char t[16] = "";
+            int x = k;
+            for (int i = 0; i < n; i++) {
+                if (i)
+                    strcat(t, "/");
+                strcat(t, nl[x % 5]);
+                x /= 5;
+            }
+            strcpy(names[nn++], t);
+        }
+    }
+    for (int i = 0; i < nf; i++)
+        for (int j = 0; j < nf; j++) {
+            const char *SF = filters[i], *RF = filters[j];
+            int shared = 0;
+            for (int k = 0; k < nn && !shared; k++)
+                shared = exh_topic_match(SF, strlen(SF), names[k], strlen(names[k])) &&
+                         exh_topic_match(RF, strlen(RF), names[k], strlen(names[k]));
+            int says = exh_topic_overlap(SF, strlen(SF), RF, strlen(RF));
+            if (shared && !says)
+                fail_msg("overlap(%s, %s) is false but they share a name", SF, RF);
+            if (says && !shared)
+                fail_msg("overlap(%s, %s) is true but no name of the universe is shared", SF, RF);
+        }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -463,6 +600,8 @@ int main(void)
         cmocka_unit_test(test_default_values),
         cmocka_unit_test(test_regex_limit_fails_closed),
         cmocka_unit_test(test_index_matches_scan),
+        cmocka_unit_test(test_matcher_agrees_with_reference),
+        cmocka_unit_test(test_overlap_reference_is_exact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

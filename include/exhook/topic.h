@@ -57,6 +57,12 @@ bool exh_topic_match(const char *filter, size_t flen, const char *name, size_t n
  * (s is a subset of f)?  a/+ <= a/#, a/# !<= a/+, # !<= a/#, $SYS/# !<= #. */
 bool exh_topic_subset(const char *s, size_t slen, const char *f, size_t flen);
 
+/* Is there a topic name that both filters match (s and f overlap)?  A
+ * deny rule refuses a subscription it overlaps: a broker cannot grant part
+ * of a subscription, so `deny subscribe topic "a/private/#"` must refuse
+ * `a/#` as well as `a/private/x`. */
+bool exh_topic_overlap(const char *s, size_t slen, const char *f, size_t flen);
+
 #ifdef __cplusplus
 }
 #endif
