@@ -357,16 +357,13 @@ static int rule_matches(const exh_rule *r, const exh_request *req, const char *t
     return !unknown || r->effect == EXH_DENY;
 }
 
-static int add_list(const exh_policy *p, uint32_t id, const uint32_t **heads,
+static int add_list(const exh_policy *p, uint32_t off, const uint32_t **heads,
                     const uint32_t **ends, int n)
 {
-    const rule_list *l = &p->rlists[id];
-    if (l->n) {
-        heads[n] = p->lists + l->off;
-        ends[n] = heads[n] + l->n;
-        n++;
-    }
-    return n;
+    const uint32_t *l = p->lists + off;
+    heads[n] = l + 1;
+    ends[n] = l + 1 + l[0];
+    return n + 1;
 }
 
 static exh_decision decide(exh_result *res, exh_decision d, exh_basis b, const char *reason)
@@ -448,22 +445,22 @@ static exh_decision eval(const exh_policy *p, const exh_request *req, exh_evalct
     if (strmap_get(&ix->clients, 0, req->clientid ? req->clientid : "", req->clientid_len, &id))
         nl = add_list(p, id, heads, ends, nl);
     uint32_t node = 0;
-    if (ix->node_list[0] != UINT32_MAX)
-        nl = add_list(p, ix->node_list[0], heads, ends, nl);
+    if (ix->nodes[0].list != EXH_NO_LIST)
+        nl = add_list(p, ix->nodes[0].list, heads, ends, nl);
     for (uint32_t k = 0; ai != EXH_IDX_CONN && k < ctx->nlevels && k < EXH_INDEX_DEPTH; k++) {
         const char *lp = topic + ctx->lvl[k];
         size_t ll = ctx->lvl[k + 1] - ctx->lvl[k] - 1;
         if (ll == 1 && (lp[0] == '+' || lp[0] == '#')) {
             /* No allow filed below can cover a wildcard; a deny filed
              * below overlaps it. */
-            if (ix->node_below && ix->node_below[node] != UINT32_MAX)
-                nl = add_list(p, ix->node_below[node], heads, ends, nl);
+            if (ix->nodes[node].below != EXH_NO_LIST)
+                nl = add_list(p, ix->nodes[node].below, heads, ends, nl);
             break;
         }
-        if (!strmap_get(&ix->trie, node, lp, ll, &node))
+        if (!ix->nodes[node].nchild || !strmap_get(&ix->trie, node, lp, ll, &node))
             break;
-        if (ix->node_list[node] != UINT32_MAX)
-            nl = add_list(p, ix->node_list[node], heads, ends, nl);
+        if (ix->nodes[node].list != EXH_NO_LIST)
+            nl = add_list(p, ix->nodes[node].list, heads, ends, nl);
     }
 
     /* k-way merge in policy order; a rule filed twice is tested once. */

@@ -14,6 +14,10 @@
  * filters filed deeper than its wildcard.  So each trie node also keeps the
  * deny-subscribe rules filed anywhere below it, and a walk that meets a
  * wildcard collects that list.
+ *
+ * While building, lists are growable vectors named by an id; at the end
+ * they are laid out back to back and every id is replaced by the list's
+ * offset, so the evaluator reaches a list in one step.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +66,14 @@ static int list_add(builder *b, uint32_t id, uint32_t rule)
     return 0;
 }
 
+/* Add to the list a slot holds, creating it on first use. */
+static int slot_add(builder *b, uint32_t *slot, uint32_t rule)
+{
+    if (*slot == EXH_NO_LIST && new_list(b, slot) < 0)
+        return -1;
+    return list_add(b, *slot, rule);
+}
+
 /* File a rule in a string-keyed bucket (username or clientid). */
 static int add_keyed(builder *b, strmap *m, const char *key, size_t len, uint32_t rule)
 {
@@ -77,48 +89,25 @@ static int add_keyed(builder *b, strmap *m, const char *key, size_t len, uint32_
     return list_add(b, id, rule);
 }
 
-static int node_list(builder *b, action_index *ix, uint32_t node, uint32_t *id)
-{
-    if (ix->node_list[node] == UINT32_MAX && new_list(b, &ix->node_list[node]) < 0)
-        return -1;
-    *id = ix->node_list[node];
-    return 0;
-}
-
 static int new_node(action_index *ix, uint32_t parent, uint32_t *node, uint32_t *cap)
 {
     if (ix->nnodes == *cap) {
         uint32_t nc = *cap ? *cap * 2 : 64;
-        uint32_t *nl = realloc(ix->node_list, nc * sizeof(*nl));
-        if (nl)
-            ix->node_list = nl;
-        uint32_t *np = realloc(ix->node_parent, nc * sizeof(*np));
+        trie_node *nn = realloc(ix->nodes, nc * sizeof(*nn));
+        if (nn)
+            ix->nodes = nn;
+        uint32_t *np = realloc(ix->parent, nc * sizeof(*np));
         if (np)
-            ix->node_parent = np;
-        uint32_t *nb = realloc(ix->node_below, nc * sizeof(*nb));
-        if (nb)
-            ix->node_below = nb;
-        if (!nl || !np || !nb)
+            ix->parent = np;
+        if (!nn || !np)
             return -1;
         *cap = nc;
     }
-    ix->node_list[ix->nnodes] = UINT32_MAX;
-    ix->node_parent[ix->nnodes] = parent;
-    ix->node_below[ix->nnodes] = UINT32_MAX;
+    ix->nodes[ix->nnodes] = (trie_node){EXH_NO_LIST, EXH_NO_LIST, 0};
+    ix->parent[ix->nnodes] = parent;
+    if (parent != UINT32_MAX)
+        ix->nodes[parent].nchild++;
     *node = ix->nnodes++;
-    return 0;
-}
-
-/* Record a deny-subscribe rule filed at node in every ancestor's "below"
- * list.  Rules arrive in policy order, so each list stays sorted. */
-static int add_below(builder *b, action_index *ix, uint32_t node, uint32_t rule)
-{
-    for (uint32_t a = ix->node_parent[node]; a != UINT32_MAX; a = ix->node_parent[a]) {
-        if (ix->node_below[a] == UINT32_MAX && new_list(b, &ix->node_below[a]) < 0)
-            return -1;
-        if (list_add(b, ix->node_below[a], rule) < 0)
-            return -1;
-    }
     return 0;
 }
 
@@ -177,12 +166,8 @@ static int add_rule(builder *b, action_index *ix, uint32_t *cap, const exh_rule 
         return add_keyed(b, &ix->users, c->str, c->len, ri);
     if ((c = index_cond(r, COND_CLIENTID)))
         return add_keyed(b, &ix->clients, c->str, c->len, ri);
-    uint32_t id;
-    if (a == EXH_IDX_CONN || r->nspecs == 0) {
-        if (node_list(b, ix, 0, &id) < 0)
-            return -1;
-        return list_add(b, id, ri);
-    }
+    if (a == EXH_IDX_CONN || r->nspecs == 0)
+        return slot_add(b, &ix->nodes[0].list, ri);
     for (uint16_t si = 0; si < r->nspecs; si++) {
         const exh_spec *s = &r->specs[si];
         uint32_t depth = exh_spec_prefix(s, EXH_INDEX_DEPTH);
@@ -202,18 +187,28 @@ static int add_rule(builder *b, action_index *ix, uint32_t *cap, const exh_rule 
             }
             node = child;
         }
-        if (node_list(b, ix, node, &id) < 0 || list_add(b, id, ri) < 0)
+        if (slot_add(b, &ix->nodes[node].list, ri) < 0)
             return -1;
-        if (a == EXH_IDX_SUB && r->effect == EXH_DENY && add_below(b, ix, node, ri) < 0)
-            return -1;
+        if (a == EXH_IDX_SUB && r->effect == EXH_DENY)
+            for (uint32_t up = ix->parent[node]; up != UINT32_MAX; up = ix->parent[up])
+                if (slot_add(b, &ix->nodes[up].below, ri) < 0)
+                    return -1;
     }
     return 0;
+}
+
+static void to_offsets(strmap *m, const uint32_t *off)
+{
+    for (size_t i = 0; i < m->cap; i++)
+        if (m->slots[i].hash)
+            m->slots[i].value = off[m->slots[i].value];
 }
 
 exh_status exh_index_build(exh_policy *p)
 {
     builder b = {0};
     exh_status st = EXH_ENOMEM;
+    uint32_t *off = NULL;
     static const unsigned bits[3] = {EXH_PUBLISH, EXH_SUBSCRIBE, EXH_CONNECT};
     for (int a = 0; a < 3; a++) {
         action_index *ix = &p->idx[a];
@@ -225,24 +220,39 @@ exh_status exh_index_build(exh_policy *p)
                 add_rule(&b, ix, &cap, &p->rules[ri], ri, a) < 0)
                 goto out;
     }
-    /* Flatten the lists into one array: fewer allocations, better locality. */
     size_t total = 0;
     for (uint32_t i = 0; i < b.nlists; i++)
-        total += b.lists[i].n;
-    p->rlists = malloc((b.nlists ? b.nlists : 1) * sizeof(*p->rlists));
-    p->lists = malloc((total ? total : 1) * sizeof(*p->lists));
-    if (!p->rlists || !p->lists)
+        total += 1 + (size_t)b.lists[i].n;
+    if (total >= UINT32_MAX)
         goto out;
-    size_t off = 0;
+    p->lists = malloc((total ? total : 1) * sizeof(*p->lists));
+    off = malloc((b.nlists ? b.nlists : 1) * sizeof(*off));
+    if (!p->lists || !off)
+        goto out;
+    size_t o = 0;
     for (uint32_t i = 0; i < b.nlists; i++) {
-        p->rlists[i].off = (uint32_t)off;
-        p->rlists[i].n = b.lists[i].n;
-        memcpy(p->lists + off, b.lists[i].v, b.lists[i].n * sizeof(uint32_t));
-        off += b.lists[i].n;
+        off[i] = (uint32_t)o;
+        p->lists[o++] = b.lists[i].n;
+        memcpy(p->lists + o, b.lists[i].v, b.lists[i].n * sizeof(uint32_t));
+        o += b.lists[i].n;
     }
-    p->nrlists = b.nlists;
+    for (int a = 0; a < 3; a++) {
+        action_index *ix = &p->idx[a];
+        to_offsets(&ix->users, off);
+        to_offsets(&ix->clients, off);
+        for (uint32_t n = 0; n < ix->nnodes; n++) {
+            trie_node *t = &ix->nodes[n];
+            if (t->list != EXH_NO_LIST)
+                t->list = off[t->list];
+            if (t->below != EXH_NO_LIST)
+                t->below = off[t->below];
+        }
+        free(ix->parent);
+        ix->parent = NULL;
+    }
     st = EXH_OK;
 out:
+    free(off);
     for (uint32_t i = 0; i < b.nlists; i++)
         free(b.lists[i].v);
     free(b.lists);
@@ -255,10 +265,8 @@ void exh_index_free(exh_policy *p)
         strmap_free(&p->idx[a].users);
         strmap_free(&p->idx[a].clients);
         strmap_free(&p->idx[a].trie);
-        free(p->idx[a].node_list);
-        free(p->idx[a].node_parent);
-        free(p->idx[a].node_below);
+        free(p->idx[a].nodes);
+        free(p->idx[a].parent);
     }
-    free(p->rlists);
     free(p->lists);
 }

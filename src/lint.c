@@ -123,12 +123,12 @@ typedef struct cands {
     int n;
 } cands;
 
-static void add(const exh_policy *p, cands *c, uint32_t id)
+static void add(const exh_policy *p, cands *c, uint32_t off)
 {
-    if (id == UINT32_MAX || !p->rlists[id].n || c->n >= 3 + EXH_INDEX_DEPTH)
+    if (off == EXH_NO_LIST || c->n >= 3 + EXH_INDEX_DEPTH)
         return;
-    c->heads[c->n] = p->lists + p->rlists[id].off;
-    c->ends[c->n] = c->heads[c->n] + p->rlists[id].n;
+    c->heads[c->n] = p->lists + off + 1;
+    c->ends[c->n] = c->heads[c->n] + p->lists[off];
     c->n++;
 }
 
@@ -148,7 +148,7 @@ static int64_t find_shadow(const exh_policy *p, int a, uint32_t j)
         if (cd->kind == COND_CLIENTID && strmap_get(&ix->clients, 0, cd->str, cd->len, &id))
             add(p, &c, id);
     }
-    add(p, &c, ix->node_list[0]);
+    add(p, &c, ix->nodes[0].list);
     /* Any coverer of the first filter is filed on that filter's trie path. */
     if (a != EXH_IDX_CONN && r->nspecs) {
         const exh_spec *s = &r->specs[0];
@@ -159,7 +159,7 @@ static int64_t find_shadow(const exh_policy *p, int a, uint32_t j)
             size_t ll = (size_t)((slash ? slash : end) - x);
             if (!strmap_get(&ix->trie, node, x, ll, &node))
                 break;
-            add(p, &c, ix->node_list[node]);
+            add(p, &c, ix->nodes[node].list);
             x += ll + 1;
         }
     }

@@ -101,25 +101,25 @@ typedef struct exh_rule {
     bool slot_used[EXH_MAX_SLOTS];
 } exh_rule;
 
-/* A list of rule indexes, ascending (policy order). */
-typedef struct rule_list {
-    uint32_t off; /* into exh_policy.lists */
-    uint32_t n;
-} rule_list;
+/* Candidate lists live back to back in exh_policy.lists: at a list's
+ * offset is its length n, then n rule indexes in ascending (policy) order.
+ * EXH_NO_LIST marks "no list". */
+#define EXH_NO_LIST UINT32_MAX
+
+typedef struct trie_node {
+    uint32_t list;   /* rules filed at this node */
+    uint32_t below;  /* subscribe index: deny rules filed strictly below */
+    uint32_t nchild; /* no children: the walk can stop without a lookup */
+} trie_node;
 
 /* One index per action: rules that can match are found by the exact
  * username, the exact clientid, or the literal leading topic levels. */
 typedef struct action_index {
-    strmap users;   /* username -> list id */
-    strmap clients; /* clientid -> list id */
+    strmap users;   /* username -> list offset */
+    strmap clients; /* clientid -> list offset */
     strmap trie;    /* (node id, level) -> node id; node 0 is the root */
-    uint32_t *node_list; /* node id -> list id (UINT32_MAX: none) */
-    uint32_t *node_parent; /* node id -> parent node id (root: UINT32_MAX) */
-    /* Subscribe index only: node id -> list of the deny rules filed
-     * strictly below the node.  A deny refuses every subscription it
-     * overlaps, and a subscription with a wildcard at this level overlaps
-     * every filter below it. */
-    uint32_t *node_below;
+    trie_node *nodes;
+    uint32_t *parent; /* build time only: node id -> parent node id */
     uint32_t nnodes;
 } action_index;
 
@@ -136,9 +136,7 @@ struct exh_policy {
     char **files;
     uint32_t nfiles;
     action_index idx[3];
-    rule_list *rlists;   /* list id -> list */
-    uint32_t nrlists;
-    uint32_t *lists;     /* the rule indexes of all lists, back to back */
+    uint32_t *lists; /* every candidate list, back to back (see EXH_NO_LIST) */
 };
 
 /* index.c */

@@ -1,7 +1,13 @@
 /*
  * strmap.h -- an open-addressing hash map from (uint32 parent, bytes) to
- * uint32.  Internal.  Built once at compile time, then only read: lookups
- * allocate nothing and are safe from many threads.
+ * uint32, keyed by a 64-bit hash alone.  Internal.
+ *
+ * The keys themselves are not stored: the index only has to return a
+ * superset of the rules that can match, and every candidate rule is then
+ * tested in full, so two keys whose hashes collide (odds 2^-64) would
+ * merely share a candidate list.  Not storing keys saves a cache miss per
+ * lookup and most of the index's memory.  Built once at compile time, then
+ * only read: lookups allocate nothing and are safe from many threads.
  */
 #ifndef EXH_STRMAP_H
 #define EXH_STRMAP_H
@@ -10,19 +16,15 @@
 #include <stdint.h>
 
 typedef struct strmap_slot {
-    uint64_t hash;   /* 0 = empty */
+    uint64_t hash; /* 0 = empty */
     uint32_t parent;
     uint32_t value;
-    uint32_t key;    /* offset into keys */
-    uint32_t klen;
 } strmap_slot;
 
 typedef struct strmap {
     strmap_slot *slots;
-    size_t cap;   /* power of two */
+    size_t cap; /* power of two */
     size_t count;
-    char *keys;
-    size_t klen, kcap;
 } strmap;
 
 uint64_t strmap_hash(uint32_t parent, const char *key, size_t len);
