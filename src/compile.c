@@ -35,6 +35,26 @@ static int find_slot(const exh_rule *r, const char *name, size_t len)
 }
 
 /*
+ * How many leading bytes of a pattern every match must start with: the
+ * literal characters before the first metacharacter, minus the last one if
+ * a quantifier follows it.  Any '|' could be a top-level alternation, so
+ * then there is no prefix.  The evaluator compares these bytes before
+ * calling PCRE2, which keeps mismatching ids from touching the (cold)
+ * compiled pattern at all.
+ */
+static uint8_t literal_prefix(const char *re, size_t len)
+{
+    if (memchr(re, '|', len))
+        return 0;
+    size_t n = 0;
+    while (n < len && n < 255 && !strchr("\\^$.[]()?*+{}", re[n]) && re[n] != '\0')
+        n++;
+    if (n < len && n > 0 && strchr("?*+{", re[n]))
+        n--;
+    return (uint8_t)n;
+}
+
+/*
  * Compile a username/clientid regex: whole-string match by construction
  * (PCRE2_ANCHORED | PCRE2_ENDANCHORED) rather than by wrapping it in ^...$,
  * which an alternation inside the pattern could escape.  Byte mode: ids
@@ -64,7 +84,8 @@ static exh_status compile_regex(const lexer *L, exh_rule *r, exh_cond *c, char *
     }
     /* JIT is an optimisation: if this machine cannot JIT, the
      * interpreter gives the same answers. */
-    (void)pcre2_jit_compile(c->re, PCRE2_JIT_COMPLETE);
+    c->jit = pcre2_jit_compile(c->re, PCRE2_JIT_COMPLETE) == 0;
+    c->prefix_len = literal_prefix(c->str, c->len);
     pcre2_pattern_info(c->re, PCRE2_INFO_NAMECOUNT, &count);
     pcre2_pattern_info(c->re, PCRE2_INFO_NAMEENTRYSIZE, &esize);
     pcre2_pattern_info(c->re, PCRE2_INFO_NAMETABLE, &table);
@@ -291,19 +312,80 @@ exh_status compile_rule(const lexer *L, exh_rule *r, exh_error *err)
 void exh_rule_free(exh_rule *r)
 {
     for (uint16_t i = 0; i < r->nconds; i++) {
-        free(r->conds[i].str);
-        free(r->conds[i].map);
+        if (!r->packed) {
+            free(r->conds[i].str);
+            free(r->conds[i].map);
+        }
         pcre2_code_free(r->conds[i].re);
     }
-    free(r->conds);
-    for (uint16_t i = 0; i < r->nspecs; i++) {
+    for (uint16_t i = 0; !r->packed && i < r->nspecs; i++) {
         free(r->specs[i].text);
         free(r->specs[i].levels);
         free(r->specs[i].parts);
     }
-    free(r->specs);
+    if (!r->packed) {
+        free(r->conds);
+        free(r->specs);
+    }
     for (int i = 0; i < r->nslots; i++)
         free(r->slot_names[i]);
     free((char *)r->info.text);
     memset(r, 0, sizeof(*r));
+}
+
+#define ALIGN8(n) (((n) + 7) & ~(size_t)7)
+
+static size_t packed_size(const exh_rule *r)
+{
+    size_t n = ALIGN8(r->nconds * sizeof(exh_cond)) + ALIGN8(r->nspecs * sizeof(exh_spec));
+    for (uint16_t i = 0; i < r->nconds; i++)
+        n += ALIGN8(r->conds[i].len + 1) + ALIGN8(r->conds[i].nmap * sizeof(slot_map));
+    for (uint16_t i = 0; i < r->nspecs; i++)
+        n += ALIGN8(r->specs[i].nlevels * sizeof(exh_level)) +
+             ALIGN8(r->specs[i].nparts * sizeof(exh_part)) + ALIGN8(r->specs[i].len + 1);
+    return n;
+}
+
+/* Copy n bytes to the arena cursor and free the original. */
+static void *move(char **cur, void *src, size_t n)
+{
+    if (!src)
+        return NULL; /* e.g. the string of a peerhost condition */
+    void *dst = *cur;
+    if (n)
+        memcpy(dst, src, n);
+    free(src);
+    *cur += ALIGN8(n);
+    return dst;
+}
+
+exh_status exh_rules_pack(exh_policy *p)
+{
+    size_t total = 0;
+    for (uint32_t i = 0; i < p->nrules; i++)
+        total += packed_size(&p->rules[i]);
+    p->arena = malloc(total ? total : 1);
+    if (!p->arena)
+        return EXH_ENOMEM;
+    char *cur = p->arena;
+    for (uint32_t i = 0; i < p->nrules; i++) {
+        exh_rule *r = &p->rules[i];
+        /* In the order the evaluator reads them: each condition and its
+         * string, then each filter's levels, parts and text. */
+        exh_cond *conds = move(&cur, r->conds, r->nconds * sizeof(exh_cond));
+        for (uint16_t k = 0; k < r->nconds; k++) {
+            conds[k].str = move(&cur, conds[k].str, conds[k].len + 1);
+            conds[k].map = move(&cur, conds[k].map, conds[k].nmap * sizeof(slot_map));
+        }
+        exh_spec *specs = move(&cur, r->specs, r->nspecs * sizeof(exh_spec));
+        for (uint16_t k = 0; k < r->nspecs; k++) {
+            specs[k].levels = move(&cur, specs[k].levels, specs[k].nlevels * sizeof(exh_level));
+            specs[k].parts = move(&cur, specs[k].parts, specs[k].nparts * sizeof(exh_part));
+            specs[k].text = move(&cur, specs[k].text, specs[k].len + 1);
+        }
+        r->conds = conds;
+        r->specs = specs;
+        r->packed = true;
+    }
+    return EXH_OK;
 }

@@ -107,7 +107,13 @@ static int safe_value(const char *p, size_t n)
 
 static tri eval_regex(const exh_cond *c, const char *subj, size_t len, exh_evalctx *ctx)
 {
-    int rc = pcre2_match(c->re, (PCRE2_SPTR)subj, len, 0, 0, ctx->md, ctx->mctx);
+    int rc;
+    if (c->prefix_len && (len < c->prefix_len || memcmp(subj, c->str, c->prefix_len) != 0))
+        rc = PCRE2_ERROR_NOMATCH;
+    else if (c->jit)
+        rc = pcre2_jit_match(c->re, (PCRE2_SPTR)subj, len, 0, 0, ctx->md, ctx->mctx);
+    else
+        rc = pcre2_match(c->re, (PCRE2_SPTR)subj, len, 0, 0, ctx->md, ctx->mctx);
     if (rc == PCRE2_ERROR_NOMATCH) {
         for (uint8_t k = 0; k < c->nmap; k++)
             ctx->slot_state[c->map[k].slot] = T_FALSE;

@@ -138,6 +138,10 @@ static int lex_string(lexer *L, exh_error *err)
         char c = L->text[L->pos];
         if (c == '"')
             break;
+        if (L->slen - t.sval >= 65535) {
+            lex_error_at(L, err, t.line, t.col, "string longer than 65535 bytes");
+            return -1;
+        }
         if (c == '\0') {
             lex_error_at(L, err, L->line, col_of(L, L->pos), "NUL byte inside a string");
             return -1;

@@ -35,6 +35,7 @@ void exh_policy_free(exh_policy *p)
         free(p->files[i]);
     free(p->files);
     exh_index_free(p);
+    free(p->arena);
     free(p);
 }
 
@@ -69,7 +70,7 @@ static exh_status finish(exh_policy *p, policy_builder *b, exh_error *err)
     p->def = b->has_default ? b->def : EXH_DENY;
     p->def_file = b->def_file;
     p->def_line = b->def_line;
-    if (exh_index_build(p))
+    if (exh_rules_pack(p) || exh_index_build(p))
         return fail(err, EXH_ENOMEM, NULL, "%s", "out of memory building the rule index");
     return EXH_OK;
 }
