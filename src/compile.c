@@ -337,7 +337,8 @@ void exh_rule_free(exh_rule *r)
 
 static size_t packed_size(const exh_rule *r)
 {
-    size_t n = ALIGN8(r->nconds * sizeof(exh_cond)) + ALIGN8(r->nspecs * sizeof(exh_spec));
+    size_t n = ALIGN8(sizeof(rule_head)) + ALIGN8(r->nconds * sizeof(exh_cond)) +
+               ALIGN8(r->nspecs * sizeof(exh_spec));
     for (uint16_t i = 0; i < r->nconds; i++)
         n += ALIGN8(r->conds[i].len + 1) + ALIGN8(r->conds[i].nmap * sizeof(slot_map));
     for (uint16_t i = 0; i < r->nspecs; i++)
@@ -364,12 +365,17 @@ exh_status exh_rules_pack(exh_policy *p)
     size_t total = 0;
     for (uint32_t i = 0; i < p->nrules; i++)
         total += packed_size(&p->rules[i]);
+    if (total >= EXH_REF_LIST)
+        return EXH_ENOMEM; /* blob offsets must fit in a ref */
     p->arena = malloc(total ? total : 1);
     if (!p->arena)
         return EXH_ENOMEM;
     char *cur = p->arena;
     for (uint32_t i = 0; i < p->nrules; i++) {
         exh_rule *r = &p->rules[i];
+        rule_head *h = (rule_head *)cur;
+        r->blob = (uint32_t)(cur - p->arena);
+        cur += ALIGN8(sizeof(rule_head));
         /* In the order the evaluator reads them: each condition and its
          * string, then each filter's levels, parts and text. */
         exh_cond *conds = move(&cur, r->conds, r->nconds * sizeof(exh_cond));
@@ -386,6 +392,10 @@ exh_status exh_rules_pack(exh_policy *p)
         r->conds = conds;
         r->specs = specs;
         r->packed = true;
+        *h = (rule_head){.index = i, .effect = r->effect, .actions = r->actions,
+                         .qos_lo = r->qos_lo, .qos_hi = r->qos_hi, .retain = r->retain,
+                         .nconds = r->nconds, .nspecs = r->nspecs, .conds = conds,
+                         .specs = specs};
     }
     return EXH_OK;
 }

@@ -322,7 +322,7 @@ static tri match_spec(const exh_spec *s, const char *t, size_t tlen, enum match_
     return T_FALSE;
 }
 
-static int rule_matches(const exh_rule *r, const exh_request *req, const char *topic,
+static int rule_matches(const rule_head *r, const exh_request *req, const char *topic,
                         size_t tlen, exh_evalctx *ctx)
 {
     int unknown = 0;
@@ -361,15 +361,6 @@ static int rule_matches(const exh_rule *r, const exh_request *req, const char *t
         }
     }
     return !unknown || r->effect == EXH_DENY;
-}
-
-static int add_list(const exh_policy *p, uint32_t off, const uint32_t **heads,
-                    const uint32_t **ends, int n)
-{
-    const uint32_t *l = p->lists + off;
-    heads[n] = l + 1;
-    ends[n] = l + 1 + l[0];
-    return n + 1;
 }
 
 static exh_decision decide(exh_result *res, exh_decision d, exh_basis b, const char *reason)
@@ -434,7 +425,7 @@ static exh_decision eval(const exh_policy *p, const exh_request *req, exh_evalct
     if (!use_index) {
         static const unsigned bits[3] = {EXH_PUBLISH, EXH_SUBSCRIBE, EXH_CONNECT};
         for (uint32_t ri = 0; ri < p->nrules; ri++) {
-            const exh_rule *r = &p->rules[ri];
+            const rule_head *r = exh_blob(p, p->rules[ri].blob);
             if ((r->actions & bits[ai]) && rule_matches(r, req, topic, tlen, ctx)) {
                 res->rule = ri;
                 return decide(res, (exh_decision)r->effect, EXH_BY_RULE, NULL);
@@ -442,49 +433,81 @@ static exh_decision eval(const exh_policy *p, const exh_request *req, exh_evalct
         }
         goto nomatch;
     }
+
+    /*
+     * Gather the candidates.  Every hash is computed first and its slot
+     * prefetched, so the few cache misses a cold request costs overlap
+     * instead of queueing one behind the other.
+     */
     const action_index *ix = &p->idx[ai];
-    const uint32_t *heads[MAX_LISTS], *ends[MAX_LISTS];
-    int nl = 0;
-    uint32_t id;
-    if (req->username && strmap_get(&ix->users, 0, req->username, req->username_len, &id))
-        nl = add_list(p, id, heads, ends, nl);
-    if (strmap_get(&ix->clients, 0, req->clientid ? req->clientid : "", req->clientid_len, &id))
-        nl = add_list(p, id, heads, ends, nl);
-    uint32_t node = 0;
-    if (ix->nodes[0].list != EXH_NO_LIST)
-        nl = add_list(p, ix->nodes[0].list, heads, ends, nl);
-    for (uint32_t k = 0; ai != EXH_IDX_CONN && k < ctx->nlevels && k < EXH_INDEX_DEPTH; k++) {
-        const char *lp = topic + ctx->lvl[k];
-        size_t ll = ctx->lvl[k + 1] - ctx->lvl[k] - 1;
-        if (ll == 1 && (lp[0] == '+' || lp[0] == '#')) {
-            /* No allow filed below can cover a wildcard; a deny filed
-             * below overlaps it. */
-            if (ix->nodes[node].below != EXH_NO_LIST)
-                nl = add_list(p, ix->nodes[node].below, heads, ends, nl);
-            break;
-        }
-        if (!ix->nodes[node].nchild || !strmap_get(&ix->trie, node, lp, ll, &node))
-            break;
-        if (ix->nodes[node].list != EXH_NO_LIST)
-            nl = add_list(p, ix->nodes[node].list, heads, ends, nl);
+    const strmap_slot *slot_user = NULL, *slot_cid = NULL, *nodes[EXH_INDEX_DEPTH + 1];
+    uint64_t hu = 0, hc = 0, hn[EXH_INDEX_DEPTH + 1];
+    uint32_t depth = 0, wild = UINT32_MAX;
+    if (req->username && ix->users.count) {
+        hu = strmap_hash(0, req->username, req->username_len);
+        __builtin_prefetch(strmap_home(&ix->users, hu));
     }
+    if (ix->clients.count) {
+        hc = strmap_hash(0, req->clientid ? req->clientid : "", req->clientid_len);
+        __builtin_prefetch(strmap_home(&ix->clients, hc));
+    }
+    if (ai != EXH_IDX_CONN && ix->trie.count) {
+        for (uint32_t k = 0; k < ctx->nlevels && k < ix->depth; k++) {
+            const char *lp = topic + ctx->lvl[k];
+            if (ctx->lvl[k + 1] - ctx->lvl[k] - 1 == 1 && (lp[0] == '+' || lp[0] == '#')) {
+                wild = k; /* nothing filed below can be reached by a walk past here */
+                break;
+            }
+            hn[++depth] = strmap_hash(k + 1, topic, ctx->lvl[k + 1] - 1);
+            __builtin_prefetch(strmap_home(&ix->trie, hn[depth]));
+        }
+    } else if (ai != EXH_IDX_CONN && ctx->nlevels && ctx->lvl[1] == 2 &&
+               (topic[0] == '+' || topic[0] == '#')) {
+        wild = 0;
+    }
+
+    cand_range src[MAX_LISTS];
+    int nl = 0;
+    if (hu && (slot_user = strmap_find(&ix->users, hu)))
+        nl += exh_ref_range(p, &slot_user->v[0], &src[nl]);
+    if (slot_user && slot_user->v[1] != EXH_NO_REF)
+        src[nl - 1].end++; /* a second single rule sits beside the first */
+    if (hc && (slot_cid = strmap_find(&ix->clients, hc)))
+        nl += exh_ref_range(p, &slot_cid->v[0], &src[nl]);
+    if (slot_cid && slot_cid->v[1] != EXH_NO_REF)
+        src[nl - 1].end++;
+    nl += exh_ref_range(p, &ix->root[0], &src[nl]);
+    uint32_t found = 0;
+    for (uint32_t k = 1; k <= depth; k++) {
+        if (!(nodes[k] = strmap_find(&ix->trie, hn[k])))
+            break; /* every ancestor of a node exists: nothing deeper either */
+        found = k;
+        nl += exh_ref_range(p, &nodes[k]->v[0], &src[nl]);
+    }
+    /* At a subscription wildcard, deny rules filed below it overlap it. */
+    if (wild != UINT32_MAX && found == wild)
+        nl += exh_ref_range(p, wild ? &nodes[wild]->v[1] : &ix->root[1], &src[nl]);
+    for (int i = 0; i < nl; i++)
+        __builtin_prefetch(p->arena + *src[i].p);
 
     /* k-way merge in policy order; a rule filed twice is tested once. */
     uint32_t last = UINT32_MAX;
     for (;;) {
         int best = -1;
         for (int i = 0; i < nl; i++)
-            if (heads[i] < ends[i] && (best < 0 || *heads[i] < *heads[best]))
+            if (src[i].p < src[i].end && (best < 0 || *src[i].p < *src[best].p))
                 best = i;
         if (best < 0)
             break;
-        uint32_t ri = *heads[best]++;
-        if (ri == last)
+        uint32_t off = *src[best].p++;
+        if (src[best].p < src[best].end)
+            __builtin_prefetch(p->arena + *src[best].p);
+        if (off == last)
             continue;
-        last = ri;
-        const exh_rule *r = &p->rules[ri];
+        last = off;
+        const rule_head *r = exh_blob(p, off);
         if (rule_matches(r, req, topic, tlen, ctx)) {
-            res->rule = ri;
+            res->rule = r->index;
             return decide(res, (exh_decision)r->effect, EXH_BY_RULE, NULL);
         }
     }

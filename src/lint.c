@@ -118,18 +118,17 @@ static int covers(const exh_rule *i, const exh_rule *j)
 }
 
 typedef struct cands {
-    const uint32_t *heads[3 + EXH_INDEX_DEPTH];
-    const uint32_t *ends[3 + EXH_INDEX_DEPTH];
+    cand_range r[4 + EXH_INDEX_DEPTH];
     int n;
 } cands;
 
-static void add(const exh_policy *p, cands *c, uint32_t off)
+static void add(const exh_policy *p, cands *c, const uint32_t *where, int pair)
 {
-    if (off == EXH_NO_LIST || c->n >= 3 + EXH_INDEX_DEPTH)
-        return;
-    c->heads[c->n] = p->lists + off + 1;
-    c->ends[c->n] = c->heads[c->n] + p->lists[off];
-    c->n++;
+    if (c->n < 4 + EXH_INDEX_DEPTH && exh_ref_range(p, where, &c->r[c->n])) {
+        if (pair && where[1] != EXH_NO_REF)
+            c->r[c->n].end++; /* a second single rule sits beside the first */
+        c->n++;
+    }
 }
 
 /* The earliest rule before j, filed in action index a, that covers j. */
@@ -137,37 +136,35 @@ static int64_t find_shadow(const exh_policy *p, int a, uint32_t j)
 {
     const exh_rule *r = &p->rules[j];
     const action_index *ix = &p->idx[a];
+    const strmap_slot *s;
     cands c = {.n = 0};
-    uint32_t id;
     for (uint16_t k = 0; k < r->nconds; k++) {
         const exh_cond *cd = &r->conds[k];
-        if (cd->negated)
+        if (cd->negated || (cd->kind != COND_USERNAME && cd->kind != COND_CLIENTID))
             continue;
-        if (cd->kind == COND_USERNAME && strmap_get(&ix->users, 0, cd->str, cd->len, &id))
-            add(p, &c, id);
-        if (cd->kind == COND_CLIENTID && strmap_get(&ix->clients, 0, cd->str, cd->len, &id))
-            add(p, &c, id);
+        const strmap *m = cd->kind == COND_USERNAME ? &ix->users : &ix->clients;
+        if ((s = strmap_find(m, strmap_hash(0, cd->str, cd->len))))
+            add(p, &c, s->v, 1);
     }
-    add(p, &c, ix->nodes[0].list);
+    add(p, &c, &ix->root[0], 0);
     /* Any coverer of the first filter is filed on that filter's trie path. */
     if (a != EXH_IDX_CONN && r->nspecs) {
-        const exh_spec *s = &r->specs[0];
-        uint32_t depth = exh_spec_prefix(s, EXH_INDEX_DEPTH), node = 0;
-        const char *x = s->text, *end = s->text + s->len;
-        for (uint32_t k = 0; k < depth; k++) {
-            const char *slash = memchr(x, '/', (size_t)(end - x));
-            size_t ll = (size_t)((slash ? slash : end) - x);
-            if (!strmap_get(&ix->trie, node, x, ll, &node))
+        const exh_spec *sp = &r->specs[0];
+        uint32_t depth = exh_spec_prefix(sp, EXH_INDEX_DEPTH);
+        for (uint32_t k = 1; k <= depth; k++) {
+            s = strmap_find(&ix->trie, strmap_hash(k, sp->text, exh_spec_prefix_len(sp, k)));
+            if (!s)
                 break;
-            add(p, &c, ix->nodes[node].list);
-            x += ll + 1;
+            add(p, &c, &s->v[0], 0);
         }
     }
     int64_t best = -1;
     for (int k = 0; k < c.n; k++)
-        for (const uint32_t *q = c.heads[k]; q < c.ends[k] && *q < j; q++)
-            if ((best < 0 || *q < best) && covers(&p->rules[*q], r))
-                best = *q;
+        for (const uint32_t *q = c.r[k].p; q < c.r[k].end; q++) {
+            uint32_t i = exh_blob(p, *q)->index;
+            if (i < j && (best < 0 || i < best) && covers(&p->rules[i], r))
+                best = i;
+        }
     return best;
 }
 

@@ -103,31 +103,43 @@ typedef struct exh_rule {
     /* cold */
     exh_rule_info info;
     uint32_t qos_col, retain_col;
-    bool packed; /* conds/specs live in the policy's arena (see exh_rules_pack) */
+    bool packed;   /* conds/specs live in the policy's arena (see exh_rules_pack) */
+    uint32_t blob; /* offset of its blob in the arena, once packed */
     char *slot_names[EXH_MAX_SLOTS];
     bool slot_used[EXH_MAX_SLOTS];
 } exh_rule;
 
-/* Candidate lists live back to back in exh_policy.lists: at a list's
- * offset is its length n, then n rule indexes in ascending (policy) order.
- * EXH_NO_LIST marks "no list". */
-#define EXH_NO_LIST UINT32_MAX
+/*
+ * Candidates are named by "refs": EXH_NO_REF, a single rule (the offset
+ * of its blob in exh_policy.arena), or EXH_REF_LIST | the offset of a list
+ * in exh_policy.lists (its length n, then n blob offsets, ascending).
+ * Blobs are laid out in policy order, so blob offsets order like rule
+ * numbers and lists can be merged on them directly.
+ */
+#define EXH_NO_REF UINT32_MAX
+#define EXH_REF_LIST 0x80000000u
 
-typedef struct trie_node {
-    uint32_t list;   /* rules filed at this node */
-    uint32_t below;  /* subscribe index: deny rules filed strictly below */
-    uint32_t nchild; /* no children: the walk can stop without a lookup */
-} trie_node;
+/* The start of each rule's blob: what the evaluator reads first. */
+typedef struct rule_head {
+    uint32_t index; /* 0-based rule index */
+    uint8_t effect;
+    uint8_t actions;
+    int8_t qos_lo, qos_hi, retain;
+    uint16_t nconds, nspecs;
+    exh_cond *conds; /* follow in the same blob */
+    exh_spec *specs;
+} rule_head;
 
 /* One index per action: rules that can match are found by the exact
- * username, the exact clientid, or the literal leading topic levels. */
+ * username, the exact clientid, or the literal leading topic levels
+ * (a trie keyed by depth and the path's hash). */
 typedef struct action_index {
-    strmap users;   /* username -> list offset */
-    strmap clients; /* clientid -> list offset */
-    strmap trie;    /* (node id, level) -> node id; node 0 is the root */
-    trie_node *nodes;
-    uint32_t *parent; /* build time only: node id -> parent node id */
-    uint32_t nnodes;
+    strmap users;   /* hash(username) -> v[0] ref, v[1] a second single rule or none */
+    strmap clients; /* hash(clientid) -> likewise */
+    strmap trie;    /* hash(depth, leading levels) -> v[0] rules filed there,
+                       v[1] (subscribe) deny rules filed strictly below */
+    uint32_t root[2]; /* the same two refs for the root (no topic key) */
+    uint32_t depth;   /* deepest trie node: the walk stops there */
 } action_index;
 
 #define EXH_IDX_PUB 0
@@ -143,15 +155,44 @@ struct exh_policy {
     char **files;
     uint32_t nfiles;
     action_index idx[3];
-    uint32_t *lists; /* every candidate list, back to back (see EXH_NO_LIST) */
-    char *arena;     /* every rule's conditions and filters, in policy order */
+    uint32_t *lists; /* every candidate list of more than two rules, back to back */
+    char *arena;     /* every rule's blob (rule_head, conditions, filters), in policy order */
 };
 
 /* index.c */
 exh_status exh_index_build(exh_policy *p);
 void exh_index_free(exh_policy *p);
-/* The literal leading levels of a spec that the trie can key on. */
+/* The literal leading levels of a spec that the trie can key on, and the
+ * byte length of the first k of them (joined by '/'). */
 uint32_t exh_spec_prefix(const exh_spec *s, uint32_t max);
+size_t exh_spec_prefix_len(const exh_spec *s, uint32_t k);
+
+/* Candidate ranges: a ref and where it is stored, as [p, end). */
+typedef struct cand_range {
+    const uint32_t *p, *end;
+} cand_range;
+
+/* Turn the ref stored at *where into a range; 0 when there is none. */
+static inline int exh_ref_range(const exh_policy *p, const uint32_t *where, cand_range *out)
+{
+    uint32_t ref = *where;
+    if (ref == EXH_NO_REF)
+        return 0;
+    if (ref & EXH_REF_LIST) {
+        const uint32_t *l = p->lists + (ref & ~EXH_REF_LIST);
+        out->p = l + 1;
+        out->end = l + 1 + l[0];
+    } else {
+        out->p = where;
+        out->end = where + 1;
+    }
+    return 1;
+}
+
+static inline const rule_head *exh_blob(const exh_policy *p, uint32_t off)
+{
+    return (const rule_head *)(p->arena + off);
+}
 
 /* eval.c: the same decision without the index, trying every rule in
  * order.  The reference the index is tested against; never used to serve. */

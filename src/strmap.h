@@ -1,13 +1,15 @@
 /*
- * strmap.h -- an open-addressing hash map from (uint32 parent, bytes) to
- * uint32, keyed by a 64-bit hash alone.  Internal.
+ * strmap.h -- an open-addressing hash table from a 64-bit key hash to two
+ * uint32 values.  Internal.
  *
  * The keys themselves are not stored: the index only has to return a
  * superset of the rules that can match, and every candidate rule is then
  * tested in full, so two keys whose hashes collide (odds 2^-64) would
- * merely share a candidate list.  Not storing keys saves a cache miss per
- * lookup and most of the index's memory.  Built once at compile time, then
- * only read: lookups allocate nothing and are safe from many threads.
+ * merely share candidates.  Not storing keys saves a cache miss per lookup
+ * and most of the index's memory.  Lookups are split into hashing, finding
+ * the home slot (which the evaluator prefetches for several keys at once)
+ * and probing.  Built once at compile time, then only read: lookups
+ * allocate nothing and are safe from many threads.
  */
 #ifndef EXH_STRMAP_H
 #define EXH_STRMAP_H
@@ -17,8 +19,7 @@
 
 typedef struct strmap_slot {
     uint64_t hash; /* 0 = empty */
-    uint32_t parent;
-    uint32_t value;
+    uint32_t v[2];
 } strmap_slot;
 
 typedef struct strmap {
@@ -27,14 +28,33 @@ typedef struct strmap {
     size_t count;
 } strmap;
 
-uint64_t strmap_hash(uint32_t parent, const char *key, size_t len);
+/* Hash of a key in a namespace (e.g. the trie depth). */
+uint64_t strmap_hash(uint32_t ns, const char *key, size_t len);
 
-/* Find; returns 1 and *value when present. */
-int strmap_get(const strmap *m, uint32_t parent, const char *key, size_t len, uint32_t *value);
+/* The slot a hash probes first: prefetch it. */
+static inline const strmap_slot *strmap_home(const strmap *m, uint64_t h)
+{
+    return m->cap ? &m->slots[h & (m->cap - 1)] : NULL;
+}
 
-/* Find or insert.  On insert *value is stored and 1 returned; when the key
- * exists its value is written to *value and 0 returned; -1 on no memory. */
-int strmap_put(strmap *m, uint32_t parent, const char *key, size_t len, uint32_t *value);
+/* Find by hash; NULL when absent. */
+static inline const strmap_slot *strmap_find(const strmap *m, uint64_t h)
+{
+    if (!m->count)
+        return NULL;
+    size_t mask = m->cap - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+        const strmap_slot *s = &m->slots[i];
+        if (s->hash == h)
+            return s;
+        if (!s->hash)
+            return NULL;
+    }
+}
+
+/* Find or insert by hash.  Returns the slot and sets *inserted; a new
+ * slot's values are set to v0/v1.  NULL on no memory. */
+strmap_slot *strmap_put(strmap *m, uint64_t h, uint32_t v0, uint32_t v1, int *inserted);
 
 void strmap_free(strmap *m);
 
