@@ -35,6 +35,7 @@ struct exh_evalctx {
     const char *slot_ptr[EXH_MAX_SLOTS];
     size_t slot_len[EXH_MAX_SLOTS];
     tri slot_state[EXH_MAX_SLOTS]; /* T_TRUE set, T_FALSE unset, T_UNKNOWN */
+    uint64_t hn[EXH_INDEX_DEPTH + 1]; /* trie hash of the first k levels */
     uint32_t nlevels;
     uint32_t lvl[EXH_TOPIC_MAX + 2]; /* start offset of each topic level + sentinel */
 };
@@ -326,6 +327,9 @@ static int rule_matches(const rule_head *r, const exh_request *req, const char *
                         size_t tlen, exh_evalctx *ctx)
 {
     int unknown = 0;
+    for (uint16_t i = 0; i < r->nconds; i++)
+        if (r->conds[i].re)
+            __builtin_prefetch(r->conds[i].re); /* overlap its miss with the cheap tests */
     for (uint16_t i = 0; i < r->nconds; i++) {
         tri t = eval_cond(&r->conds[i], req, ctx);
         if (t == T_FALSE)
@@ -363,6 +367,36 @@ static int rule_matches(const rule_head *r, const exh_request *req, const char *
     return !unknown || r->effect == EXH_DENY;
 }
 
+/*
+ * One pass over a topic: level offsets, the trie hash of every leading
+ * prefix up to maxdepth levels, and whether anything needs the full
+ * validators (a wildcard, a NUL, a non-ASCII byte).  Most topics are plain
+ * ASCII, and for them this pass is all the checking there is.
+ */
+static int scan_topic(const char *t, size_t len, exh_evalctx *ctx, uint32_t maxdepth)
+{
+    int special = 0;
+    uint32_t n = 0;
+    uint64_t h = STRMAP_HASH_START;
+    ctx->lvl[n++] = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)t[i];
+        if (c == '/') {
+            if (n <= maxdepth)
+                ctx->hn[n] = strmap_hash_end(h, n, i);
+            ctx->lvl[n++] = (uint32_t)i + 1;
+        } else if (c == '+' || c == '#' || c == 0 || c >= 0x80) {
+            special = 1;
+        }
+        h = strmap_hash_step(h, c);
+    }
+    if (n <= maxdepth)
+        ctx->hn[n] = strmap_hash_end(h, n, len);
+    ctx->lvl[n] = (uint32_t)len + 1;
+    ctx->nlevels = n;
+    return special;
+}
+
 static exh_decision decide(exh_result *res, exh_decision d, exh_basis b, const char *reason)
 {
     res->decision = d;
@@ -391,35 +425,28 @@ static exh_decision eval(const exh_policy *p, const exh_request *req, exh_evalct
     default:
         return decide(res, EXH_DENY, EXH_BY_INVALID, "invalid action");
     }
+    const action_index *ix = &p->idx[ai];
     if (ai != EXH_IDX_CONN) {
         topic = req->topic;
         tlen = req->topic_len;
-        exh_topic_status ts;
-        if (!topic) {
-            ts = EXH_TOPIC_EMPTY;
-        } else if (ai == EXH_IDX_SUB && req->topic_len > EXH_TOPIC_MAX) {
-            ts = EXH_TOPIC_TOO_LONG; /* the whole subscription, $share prefix included */
-        } else if (ai == EXH_IDX_SUB) {
+        if (ai == EXH_IDX_SUB && topic && tlen <= EXH_TOPIC_MAX) {
             topic = exh_topic_strip_share(req->topic, req->topic_len, &tlen);
             if (!topic)
                 return decide(res, EXH_DENY, EXH_BY_INVALID,
                               "invalid shared subscription (needs $share/<group>/<filter>)");
-            ts = exh_topic_check_filter(topic, tlen);
-        } else {
-            ts = exh_topic_check_name(topic, tlen);
         }
+        /* The whole subscription, $share prefix included, is bounded. */
+        exh_topic_status ts = !topic                           ? EXH_TOPIC_EMPTY
+                              : req->topic_len > EXH_TOPIC_MAX ? EXH_TOPIC_TOO_LONG
+                              : tlen == 0                      ? EXH_TOPIC_EMPTY
+                                                               : EXH_TOPIC_OK;
+        if (ts == EXH_TOPIC_OK && scan_topic(topic, tlen, ctx, ix->depth))
+            ts = ai == EXH_IDX_SUB ? exh_topic_check_filter(topic, tlen)
+                                   : exh_topic_check_name(topic, tlen);
         if (ts != EXH_TOPIC_OK)
             return decide(res, EXH_DENY, EXH_BY_INVALID, exh_topic_status_str(ts));
         if (req->superuser)
             return decide(res, EXH_ALLOW, EXH_BY_SUPERUSER, NULL);
-        /* Split into levels once; every rule filter reuses the offsets. */
-        uint32_t n = 0;
-        ctx->lvl[n++] = 0;
-        for (size_t i = 0; i < tlen; i++)
-            if (topic[i] == '/')
-                ctx->lvl[n++] = (uint32_t)i + 1;
-        ctx->lvl[n] = (uint32_t)tlen + 1;
-        ctx->nlevels = n;
     }
 
     if (!use_index) {
@@ -439,9 +466,9 @@ static exh_decision eval(const exh_policy *p, const exh_request *req, exh_evalct
      * prefetched, so the few cache misses a cold request costs overlap
      * instead of queueing one behind the other.
      */
-    const action_index *ix = &p->idx[ai];
     const strmap_slot *slot_user = NULL, *slot_cid = NULL, *nodes[EXH_INDEX_DEPTH + 1];
-    uint64_t hu = 0, hc = 0, hn[EXH_INDEX_DEPTH + 1];
+    uint64_t hu = 0, hc = 0;
+    const uint64_t *hn = ctx->hn;
     uint32_t depth = 0, wild = UINT32_MAX;
     if (req->username && ix->users.count) {
         hu = strmap_hash(0, req->username, req->username_len);
@@ -458,7 +485,7 @@ static exh_decision eval(const exh_policy *p, const exh_request *req, exh_evalct
                 wild = k; /* nothing filed below can be reached by a walk past here */
                 break;
             }
-            hn[++depth] = strmap_hash(k + 1, topic, ctx->lvl[k + 1] - 1);
+            depth++;
             __builtin_prefetch(strmap_home(&ix->trie, hn[depth]));
         }
     } else if (ai != EXH_IDX_CONN && ctx->nlevels && ctx->lvl[1] == 2 &&
@@ -488,7 +515,7 @@ static exh_decision eval(const exh_policy *p, const exh_request *req, exh_evalct
     if (wild != UINT32_MAX && found == wild)
         nl += exh_ref_range(p, wild ? &nodes[wild]->v[1] : &ix->root[1], &src[nl]);
     for (int i = 0; i < nl; i++)
-        __builtin_prefetch(p->arena + *src[i].p);
+        exh_blob_prefetch(p, *src[i].p);
 
     /* k-way merge in policy order; a rule filed twice is tested once. */
     uint32_t last = UINT32_MAX;
@@ -501,7 +528,7 @@ static exh_decision eval(const exh_policy *p, const exh_request *req, exh_evalct
             break;
         uint32_t off = *src[best].p++;
         if (src[best].p < src[best].end)
-            __builtin_prefetch(p->arena + *src[best].p);
+            exh_blob_prefetch(p, *src[best].p);
         if (off == last)
             continue;
         last = off;

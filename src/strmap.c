@@ -7,27 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* 64-bit FNV-1a, eight bytes a step, seeded by the namespace and length and
- * finalised with a murmur-style avalanche so linear probing sees
- * well-spread hashes. */
 uint64_t strmap_hash(uint32_t ns, const char *key, size_t len)
 {
-    uint64_t h = 0xcbf29ce484222325ULL ^ ((uint64_t)(ns + 1) * 0x9e3779b97f4a7c15ULL) ^ len;
-    size_t i = 0;
-    for (; i + 8 <= len; i += 8) {
-        uint64_t w;
-        memcpy(&w, key + i, 8);
-        h = (h ^ w) * 0x100000001b3ULL;
-        h ^= h >> 29;
-    }
-    for (; i < len; i++)
-        h = (h ^ (unsigned char)key[i]) * 0x100000001b3ULL;
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ULL;
-    h ^= h >> 33;
-    return h ? h : 1;
+    uint64_t h = STRMAP_HASH_START;
+    for (size_t i = 0; i < len; i++)
+        h = strmap_hash_step(h, (unsigned char)key[i]);
+    return strmap_hash_end(h, ns, len);
 }
 
 static int grow(strmap *m)

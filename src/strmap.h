@@ -28,7 +28,29 @@ typedef struct strmap {
     size_t count;
 } strmap;
 
-/* Hash of a key in a namespace (e.g. the trie depth). */
+/* Hash of a key in a namespace (e.g. the trie depth): FNV-1a over the
+ * bytes, then a finish that mixes in the namespace and length.  Split in
+ * steps so the evaluator can hash every leading-level prefix of a topic in
+ * one pass. */
+#define STRMAP_HASH_START 0xcbf29ce484222325ULL
+
+static inline uint64_t strmap_hash_step(uint64_t h, unsigned char c)
+{
+    return (h ^ c) * 0x100000001b3ULL;
+}
+
+static inline uint64_t strmap_hash_end(uint64_t h, uint32_t ns, size_t len)
+{
+    h ^= (uint64_t)(ns + 1) * 0x9e3779b97f4a7c15ULL;
+    h ^= (uint64_t)len * 0xc2b2ae3d27d4eb4fULL;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+    return h ? h : 1;
+}
+
 uint64_t strmap_hash(uint32_t ns, const char *key, size_t len);
 
 /* The slot a hash probes first: prefetch it. */
