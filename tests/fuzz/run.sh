@@ -40,13 +40,11 @@ for src in "${sources[@]}"; do
     targets+=("$name")
 done
 
-# -fsanitize=fuzzer-no-link gives the library the same coverage
-# instrumentation as the targets: without it libFuzzer only sees the edges
-# of fuzz_*.c itself and mutates blind.
+# EXH_FUZZ also gives the library coverage instrumentation
+# (-fsanitize=fuzzer-no-link, see CMakeLists.txt).
 echo "== configure and build (${targets[*]})"
 cmake -S "$root" -B "$build" \
     -DCMAKE_C_COMPILER=clang \
-    -DCMAKE_C_FLAGS=-fsanitize=fuzzer-no-link \
     -DEXH_FUZZ=ON -DEXH_SANITIZE=ON -DEXH_TESTS=OFF -DEXH_BENCH=OFF >/dev/null
 # Only the fuzz targets: a half-finished CLI must not stop the fuzzing.
 jobs=$(nproc 2>/dev/null || echo 2)
@@ -65,8 +63,10 @@ for t in "${targets[@]}"; do
     work="$out/$t/corpus"
     artifacts="$out/$t/artifacts"
     log="$out/$t/fuzz.log"
+    stamp="$out/$t/started"
     rm -rf "$work"
     mkdir -p "$work" "$artifacts"
+    touch "$stamp"
     if [[ -d $seeds ]]; then
         cp -R "$seeds"/. "$work"/
     else
@@ -93,15 +93,23 @@ for t in "${targets[@]}"; do
 
     execs=$(sed -n 's/^stat::number_of_executed_units: *\([0-9]*\).*/\1/p' "$log" | tail -n 1)
     ncorpus=$(find "$work" -type f | wc -l)
-    shopt -s nullglob
-    found=("$artifacts"/*)
-    shopt -u nullglob
+    # Artifacts of earlier runs are kept (they may be the only copy of a
+    # crash input) but only this run's decide the outcome.
+    found=()
+    while IFS= read -r a; do
+        found+=("$a")
+    done < <(find "$artifacts" -type f -newer "$stamp")
     if [[ $rc -ne 0 || ${#found[@]} -gt 0 ]]; then
         echo "$t: FAILED (exit $rc) after ${execs:-?} executions"
-        # The report is at the end of the log; show enough of it to act on.
-        grep -E '^(==[0-9]+==ERROR|SUMMARY|.*runtime error|fuzz_policy: |.*Test unit written)' \
-            "$log" | head -n 20 || true
-        tail -n 40 "$log"
+        # Show the report from its first line (sanitizer, failed check,
+        # signal, timeout or OOM) down to the top of its stack.
+        report=$(sed -n -E '/==ERROR|runtime error|check failed|deadly signal|ALARM|out-of-memory/,$p' \
+            "$log" | grep -v -E '^ +0x[0-9a-f]+:|^Shadow|^  [A-Z][a-z].*: ' | head -n 30 || true)
+        if [[ -n $report ]]; then
+            printf '%s\n' "$report"
+        else
+            tail -n 20 "$log"
+        fi
         for a in "${found[@]}"; do
             echo "$t: reproduce with: $build/$t $a"
         done
