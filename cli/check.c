@@ -88,8 +88,7 @@ static void print_json_invalid(const char *reason)
 static const char *batch_request(json_t *o, exh_request *rq, exh_str *groups, char *why,
                                  size_t whysize)
 {
-    if (!json_is_object(o))
-        return "a request must be a JSON object";
+    if (!json_is_object(o)) return "a request must be a JSON object";
     json_t *v = json_object_get(o, "action");
     exh_action a;
     if (!json_is_string(v) || !parse_action(json_string_value(v), &a))
@@ -102,12 +101,10 @@ static const char *batch_request(json_t *o, exh_request *rq, exh_str *groups, ch
     json_t *val;
     json_object_foreach(o, key, val)
     {
-        if (!strcmp(key, "action"))
-            continue;
+        if (!strcmp(key, "action")) continue;
         if (!strcmp(key, "username") || !strcmp(key, "clientid") || !strcmp(key, "topic") ||
             !strcmp(key, "peerhost")) {
-            if (json_is_null(val) && strcmp(key, "topic") != 0)
-                continue;
+            if (json_is_null(val) && strcmp(key, "topic") != 0) continue;
             if (!json_is_string(val)) {
                 snprintf(why, whysize, "\"%s\" must be a string", key);
                 return why;
@@ -127,8 +124,7 @@ static const char *batch_request(json_t *o, exh_request *rq, exh_str *groups, ch
                 return "\"peerhost\" is not an IPv4 or IPv6 address";
             }
         } else if (!strcmp(key, "qos")) {
-            if (!json_is_integer(val) || json_integer_value(val) < 0 ||
-                json_integer_value(val) > 2)
+            if (!json_is_integer(val) || json_integer_value(val) < 0 || json_integer_value(val) > 2)
                 return "\"qos\" must be 0, 1 or 2";
             rq->qos = (int)json_integer_value(val);
         } else if (!strcmp(key, "retain") || !strcmp(key, "superuser")) {
@@ -143,14 +139,11 @@ static const char *batch_request(json_t *o, exh_request *rq, exh_str *groups, ch
         } else if (!strcmp(key, "groups")) {
             size_t i;
             json_t *g;
-            if (!json_is_array(val))
-                return "\"groups\" must be an array of strings";
-            if (json_array_size(val) > MAX_GROUPS)
-                return "too many groups (at most 256)";
+            if (!json_is_array(val)) return "\"groups\" must be an array of strings";
+            if (json_array_size(val) > MAX_GROUPS) return "too many groups (at most 256)";
             json_array_foreach(val, i, g)
             {
-                if (!json_is_string(g))
-                    return "\"groups\" must be an array of strings";
+                if (!json_is_string(g)) return "\"groups\" must be an array of strings";
                 groups[i].ptr = json_string_value(g);
                 groups[i].len = json_string_length(g);
             }
@@ -165,8 +158,7 @@ static const char *batch_request(json_t *o, exh_request *rq, exh_str *groups, ch
             return why;
         }
     }
-    if (a != EXH_CONNECT && !rq->topic)
-        return "\"topic\" is required for publish and subscribe";
+    if (a != EXH_CONNECT && !rq->topic) return "\"topic\" is required for publish and subscribe";
     return NULL;
 }
 
@@ -193,8 +185,7 @@ static int run_batch(const exh_policy *p)
         size_t k = 0;
         while (k < len && (line[k] == ' ' || line[k] == '\t'))
             k++;
-        if (k == len)
-            continue;
+        if (k == len) continue;
         json_error_t jerr;
         json_t *o = json_loadb(line, len, JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, &jerr);
         if (!o) {
@@ -249,9 +240,8 @@ int cmd_check(cli *c, int argc, char **argv)
             superuser = 1;
         } else if (arg_value(&a, "--action", &bad)) {
             if (!bad && !parse_action(a.val, &action))
-                return usage_error(c, "check",
-                                   "--action must be publish, subscribe or connect, not '%s'",
-                                   a.val);
+                return usage_error(
+                    c, "check", "--action must be publish, subscribe or connect, not '%s'", a.val);
             have_action = true;
         } else if (arg_value(&a, "--username", &bad)) {
             username = a.val;
@@ -264,12 +254,10 @@ int cmd_check(cli *c, int argc, char **argv)
         } else if (arg_value(&a, "--qos", &bad)) {
             if (!bad && (strlen(a.val) != 1 || a.val[0] < '0' || a.val[0] > '2'))
                 return usage_error(c, "check", "--qos must be 0, 1 or 2, not '%s'", a.val);
-            if (!bad)
-                qos = a.val[0] - '0';
+            if (!bad) qos = a.val[0] - '0';
             have_qos = true;
         } else if (arg_value(&a, "--group", &bad)) {
-            if (ngroups == MAX_GROUPS)
-                return usage_error(c, "check", "too many --group options");
+            if (ngroups == MAX_GROUPS) return usage_error(c, "check", "too many --group options");
             if (!bad) {
                 groups[ngroups].ptr = a.val;
                 groups[ngroups++].len = strlen(a.val);
@@ -277,22 +265,19 @@ int cmd_check(cli *c, int argc, char **argv)
         } else {
             return usage_error(c, "check", "unknown argument '%s'", argv[a.i]);
         }
-        if (bad)
-            return EXIT_USAGE;
+        if (bad) return EXIT_USAGE;
     }
     (void)have_qos;
     if (batch) {
         if (have_action || username || clientid || topic || peer || ngroups)
             return usage_error(c, "check", "--batch reads requests from stdin; give no others");
         exh_policy *p = load_policy(c, NULL);
-        if (!p)
-            return EXIT_USAGE;
+        if (!p) return EXIT_USAGE;
         int st = run_batch(p);
         exh_policy_free(p);
         return st;
     }
-    if (!have_action)
-        return usage_error(c, "check", "--action is required");
+    if (!have_action) return usage_error(c, "check", "--action is required");
     if (action != EXH_CONNECT && !topic)
         return usage_error(c, "check", "--topic is required for %s",
                            action == EXH_PUBLISH ? "publish" : "subscribe");
@@ -318,8 +303,7 @@ int cmd_check(cli *c, int argc, char **argv)
     rq.ngroups = ngroups;
 
     exh_policy *p = load_policy(c, NULL);
-    if (!p)
-        return EXIT_USAGE;
+    if (!p) return EXIT_USAGE;
     exh_evalctx *ctx = exh_evalctx_new();
     if (!ctx) {
         exh_policy_free(p);

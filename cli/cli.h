@@ -12,7 +12,7 @@
 
 /* Exit statuses (DESIGN §3). */
 #define EXIT_ALLOW 0
-#define EXIT_DENY 1
+#define EXIT_DENY  1
 #define EXIT_USAGE 2
 
 typedef struct cli {

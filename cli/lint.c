@@ -65,11 +65,9 @@ int cmd_lint(cli *c, int argc, char **argv)
             path = argv[i];
     }
     exh_policy *p = load_policy(c, path);
-    if (!p)
-        return EXIT_USAGE;
+    if (!p) return EXIT_USAGE;
     ctx x = {.p = p, .json = json, .first = true};
-    if (json)
-        fputs("{\"diagnostics\":[", stdout);
+    if (json) fputs("{\"diagnostics\":[", stdout);
     uint32_t warnings = exh_lint(p, show, &x);
     if (json)
         printf("],\"rules\":%u,\"warnings\":%u}\n", exh_policy_rule_count(p), warnings);

@@ -36,14 +36,12 @@ bool arg_value(args *a, const char *name, bool *bad)
 {
     const char *s = a->argv[a->i];
     size_t n = strlen(name);
-    if (strncmp(s, name, n) != 0)
-        return false;
+    if (strncmp(s, name, n) != 0) return false;
     if (s[n] == '=') {
         a->val = s + n + 1;
         return true;
     }
-    if (s[n] != '\0')
-        return false;
+    if (s[n] != '\0') return false;
     if (a->i + 1 >= a->argc) {
         fprintf(stderr, "exhookctl: option %s needs a value\n", name);
         *bad = true;
@@ -84,7 +82,7 @@ exh_policy *load_policy(const cli *c, const char *path)
 
 /* What decided: the text `check` prints on its second line. */
 void describe_result(const exh_policy *p, const exh_result *r, char *buf, size_t size,
-                       bool with_text)
+                     bool with_text)
 {
     const exh_rule_info *ri;
     switch (r->basis) {
@@ -154,8 +152,7 @@ int main(int argc, char **argv)
         } else {
             break;
         }
-        if (bad)
-            return EXIT_USAGE;
+        if (bad) return EXIT_USAGE;
     }
     if (a.i >= argc) {
         fputs(usage_text, stderr);
@@ -164,12 +161,9 @@ int main(int argc, char **argv)
     const char *cmd = argv[a.i];
     int sub_argc = argc - a.i;
     char **sub_argv = argv + a.i;
-    if (!strcmp(cmd, "check"))
-        return cmd_check(&c, sub_argc, sub_argv);
-    if (!strcmp(cmd, "test"))
-        return cmd_test(&c, sub_argc, sub_argv);
-    if (!strcmp(cmd, "lint"))
-        return cmd_lint(&c, sub_argc, sub_argv);
+    if (!strcmp(cmd, "check")) return cmd_check(&c, sub_argc, sub_argv);
+    if (!strcmp(cmd, "test")) return cmd_test(&c, sub_argc, sub_argv);
+    if (!strcmp(cmd, "lint")) return cmd_lint(&c, sub_argc, sub_argv);
     if (!strcmp(cmd, "help")) {
         fputs(usage_text, stdout);
         return 0;

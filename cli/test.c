@@ -106,25 +106,21 @@ static int cmp(const void *a, const void *b)
 static char **test_files(const char *dir, size_t *count)
 {
     DIR *d = opendir(dir);
-    if (!d)
-        return NULL;
+    if (!d) return NULL;
     char **v = NULL;
     size_t n = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
         size_t l = strlen(e->d_name);
-        if (l <= 5 || strcmp(e->d_name + l - 5, ".test") || e->d_name[0] == '.')
-            continue;
+        if (l <= 5 || strcmp(e->d_name + l - 5, ".test") || e->d_name[0] == '.') continue;
         char **nv = realloc(v, (n + 1) * sizeof(*nv));
-        if (!nv)
-            break;
+        if (!nv) break;
         v = nv;
         size_t dl = strlen(dir);
         while (dl > 1 && dir[dl - 1] == '/')
             dl--;
         v[n] = malloc(dl + l + 2);
-        if (!v[n])
-            break;
+        if (!v[n]) break;
         sprintf(v[n++], "%.*s/%s", (int)dl, dir, e->d_name);
     }
     closedir(d);
@@ -165,15 +161,13 @@ int cmd_test(cli *c, int argc, char **argv)
         } else {
             policy_dir = strdup(path);
             char *slash = policy_dir ? strrchr(policy_dir, '/') : NULL;
-            if (slash)
-                *slash = '\0';
+            if (slash) *slash = '\0';
             policy = slash ? policy_dir : ".";
         }
     }
     exh_policy *p = load_policy(c, policy);
     free(policy_dir);
-    if (!p)
-        return EXIT_USAGE;
+    if (!p) return EXIT_USAGE;
     run r = {.p = p, .ctx = exh_evalctx_new(), .json = json};
     if (!r.ctx) {
         exh_policy_free(p);
@@ -205,7 +199,6 @@ int cmd_test(cli *c, int argc, char **argv)
         printf("%u passed, %u failed\n", r.passed, r.failed);
     exh_evalctx_free(r.ctx);
     exh_policy_free(p);
-    if (broken)
-        return EXIT_USAGE;
+    if (broken) return EXIT_USAGE;
     return r.failed ? EXIT_DENY : 0;
 }

@@ -29,8 +29,7 @@ static exh_status no_memory(exh_error *err)
 static int find_slot(const exh_rule *r, const char *name, size_t len)
 {
     for (int s = 0; s < r->nslots; s++)
-        if (strlen(r->slot_names[s]) == len && memcmp(r->slot_names[s], name, len) == 0)
-            return s;
+        if (strlen(r->slot_names[s]) == len && memcmp(r->slot_names[s], name, len) == 0) return s;
     return -1;
 }
 
@@ -44,13 +43,11 @@ static int find_slot(const exh_rule *r, const char *name, size_t len)
  */
 static uint8_t literal_prefix(const char *re, size_t len)
 {
-    if (memchr(re, '|', len))
-        return 0;
+    if (memchr(re, '|', len)) return 0;
     size_t n = 0;
     while (n < len && n < 255 && !strchr("\\^$.[]()?*+{}", re[n]) && re[n] != '\0')
         n++;
-    if (n < len && n > 0 && strchr("?*+{", re[n]))
-        n--;
+    if (n < len && n > 0 && strchr("?*+{", re[n])) n--;
     return (uint8_t)n;
 }
 
@@ -86,11 +83,9 @@ static exh_status compile_regex(const lexer *L, exh_rule *r, exh_cond *c, char *
     pcre2_pattern_info(c->re, PCRE2_INFO_NAMECOUNT, &count);
     pcre2_pattern_info(c->re, PCRE2_INFO_NAMEENTRYSIZE, &esize);
     pcre2_pattern_info(c->re, PCRE2_INFO_NAMETABLE, &table);
-    if (!count)
-        return EXH_OK;
+    if (!count) return EXH_OK;
     c->map = calloc(count, sizeof(*c->map));
-    if (!c->map)
-        return no_memory(err);
+    if (!c->map) return no_memory(err);
     for (uint32_t k = 0; k < count; k++) {
         PCRE2_SPTR e = table + (size_t)k * esize;
         uint16_t group = (uint16_t)((e[0] << 8) | e[1]);
@@ -101,14 +96,12 @@ static exh_status compile_regex(const lexer *L, exh_rule *r, exh_cond *c, char *
             return EXH_ESYNTAX;
         }
         if (c->negated) {
-            if (*nneg < EXH_MAX_SLOTS)
-                negated_names[(*nneg)++] = (char *)name;
+            if (*nneg < EXH_MAX_SLOTS) negated_names[(*nneg)++] = (char *)name;
             continue;
         }
         if (find_slot(r, name, strlen(name)) >= 0) {
             lex_error_at(L, err, t->line, t->col,
-                         "capture '%s' is defined twice in this rule; names must be unique",
-                         name);
+                         "capture '%s' is defined twice in this rule; names must be unique", name);
             return EXH_ESYNTAX;
         }
         if (r->nslots == EXH_MAX_SLOTS) {
@@ -117,8 +110,7 @@ static exh_status compile_regex(const lexer *L, exh_rule *r, exh_cond *c, char *
             return EXH_ESYNTAX;
         }
         r->slot_names[r->nslots] = strdup(name);
-        if (!r->slot_names[r->nslots])
-            return no_memory(err);
+        if (!r->slot_names[r->nslots]) return no_memory(err);
         c->map[c->nmap].group = group;
         c->map[c->nmap].slot = r->nslots++;
         c->nmap++;
@@ -129,8 +121,7 @@ static exh_status compile_regex(const lexer *L, exh_rule *r, exh_cond *c, char *
 static exh_status push_part(exh_spec *s, exh_part p, exh_error *err)
 {
     exh_part *np = realloc(s->parts, (s->nparts + 1) * sizeof(*np));
-    if (!np)
-        return no_memory(err);
+    if (!np) return no_memory(err);
     s->parts = np;
     s->parts[s->nparts++] = p;
     return EXH_OK;
@@ -164,18 +155,15 @@ static exh_status compile_pattern(const lexer *L, exh_rule *r, exh_spec *s, uint
             return at_value(L, err, t, i, "unterminated placeholder%s (a '}' is missing)", "");
         const char *name = x + i + 2;
         size_t nlen = close - i - 2;
-        if (nlen == 0)
-            return at_value(L, err, t, i, "empty placeholder%s", " '${}'");
+        if (nlen == 0) return at_value(L, err, t, i, "empty placeholder%s", " '${}'");
         for (size_t k = 0; k < nlen; k++) {
             char ch = name[k];
             if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '_' ||
                   (k && ch >= '0' && ch <= '9')))
-                return at_value(L, err, t, i, "bad placeholder name%s (letters, digits, '_')",
-                                "");
+                return at_value(L, err, t, i, "bad placeholder name%s (letters, digits, '_')", "");
         }
-        if (i > lit && (st = push_part(s, (exh_part){.kind = PART_LIT, .off = lit,
-                                                        .len = i - lit},
-                                       err)))
+        if (i > lit &&
+            (st = push_part(s, (exh_part){.kind = PART_LIT, .off = lit, .len = i - lit}, err)))
             return st;
         exh_part p = {0};
         if (nlen == 8 && !memcmp(name, "username", 8)) {
@@ -203,8 +191,7 @@ static exh_status compile_pattern(const lexer *L, exh_rule *r, exh_spec *s, uint
             p.slot = (uint8_t)slot;
             r->slot_used[slot] = true;
         }
-        if ((st = push_part(s, p, err)))
-            return st;
+        if ((st = push_part(s, p, err))) return st;
         i = close + 1;
         lit = i;
     }
@@ -218,8 +205,7 @@ static int has_placeholder(const char *x, uint32_t start, uint32_t end)
     if (end - start == 2 && x[start] == '%' && (x[start + 1] == 'u' || x[start + 1] == 'c'))
         return 1;
     for (uint32_t i = start; i + 1 < end; i++)
-        if (x[i] == '$' && x[i + 1] == '{')
-            return 1;
+        if (x[i] == '$' && x[i + 1] == '{') return 1;
     return 0;
 }
 
@@ -229,8 +215,7 @@ static exh_status compile_spec(const lexer *L, exh_rule *r, exh_spec *s, char **
                                exh_error *err)
 {
     const token *t = s->tok;
-    if (s->eq)
-        return EXH_OK;
+    if (s->eq) return EXH_OK;
     const char *x = s->text;
     exh_topic_status ts = exh_topic_check_filter(x, s->len);
     if (ts != EXH_TOPIC_OK && ts != EXH_TOPIC_BAD_WILDCARD)
@@ -242,16 +227,14 @@ static exh_status compile_spec(const lexer *L, exh_rule *r, exh_spec *s, char **
                         "");
     uint32_t start = 0;
     for (uint32_t i = 0; i <= s->len; i++) {
-        if (i < s->len && x[i] != '/')
-            continue;
+        if (i < s->len && x[i] != '/') continue;
         exh_level lv = {0};
         uint32_t n = i - start;
         if (n == 1 && x[start] == '+') {
             lv.kind = LVL_PLUS;
         } else if (n == 1 && x[start] == '#') {
             if (i != s->len)
-                return at_value(L, err, t, start, "'#' must be the last level of a filter%s",
-                                "");
+                return at_value(L, err, t, start, "'#' must be the last level of a filter%s", "");
             lv.kind = LVL_HASH;
         } else {
             for (uint32_t k = start; k < i; k++)
@@ -264,8 +247,7 @@ static exh_status compile_spec(const lexer *L, exh_rule *r, exh_spec *s, char **
                 lv.kind = LVL_PATTERN;
                 lv.off = s->nparts;
                 exh_status st = compile_pattern(L, r, s, start, i, negated, nneg, err);
-                if (st)
-                    return st;
+                if (st) return st;
                 lv.len = s->nparts - lv.off;
                 s->has_placeholder = true;
             } else {
@@ -275,8 +257,7 @@ static exh_status compile_spec(const lexer *L, exh_rule *r, exh_spec *s, char **
             }
         }
         exh_level *nl = realloc(s->levels, (s->nlevels + 1) * sizeof(*nl));
-        if (!nl)
-            return no_memory(err);
+        if (!nl) return no_memory(err);
         s->levels = nl;
         s->levels[s->nlevels++] = lv;
         start = i + 1;
@@ -292,12 +273,10 @@ exh_status compile_rule(const lexer *L, exh_rule *r, exh_error *err)
     for (uint16_t i = 0; i < r->nconds; i++) {
         exh_cond *c = &r->conds[i];
         if (c->kind == COND_USERNAME_RE || c->kind == COND_CLIENTID_RE)
-            if ((st = compile_regex(L, r, c, negated, &nneg, err)))
-                return st;
+            if ((st = compile_regex(L, r, c, negated, &nneg, err))) return st;
     }
     for (uint16_t i = 0; i < r->nspecs; i++)
-        if ((st = compile_spec(L, r, &r->specs[i], negated, nneg, err)))
-            return st;
+        if ((st = compile_spec(L, r, &r->specs[i], negated, nneg, err))) return st;
     /* JIT every regex once, here.  (Measured with bench_eval: PCRE2's
      * interpreter costs fewer cache misses when a rule is cold, but about
      * twice as much when it is hot, and hot is what a busy client is.)  If
@@ -355,11 +334,9 @@ static size_t packed_size(const exh_rule *r)
 /* Copy n bytes to the arena cursor and free the original. */
 static void *move(char **cur, void *src, size_t n)
 {
-    if (!src)
-        return NULL; /* e.g. the string of a peerhost condition */
+    if (!src) return NULL; /* e.g. the string of a peerhost condition */
     void *dst = *cur;
-    if (n)
-        memcpy(dst, src, n);
+    if (n) memcpy(dst, src, n);
     free(src);
     *cur += ALIGN8(n);
     return dst;
@@ -370,11 +347,9 @@ exh_status exh_rules_pack(exh_policy *p)
     size_t total = 0;
     for (uint32_t i = 0; i < p->nrules; i++)
         total += packed_size(&p->rules[i]);
-    if (total >= EXH_REF_LIST)
-        return EXH_ENOMEM; /* blob offsets must fit in a ref */
+    if (total >= EXH_REF_LIST) return EXH_ENOMEM; /* blob offsets must fit in a ref */
     p->arena = malloc(total ? total : 1);
-    if (!p->arena)
-        return EXH_ENOMEM;
+    if (!p->arena) return EXH_ENOMEM;
     char *cur = p->arena;
     for (uint32_t i = 0; i < p->nrules; i++) {
         exh_rule *r = &p->rules[i];
@@ -398,10 +373,16 @@ exh_status exh_rules_pack(exh_policy *p)
         r->specs = specs;
         r->packed = true;
         size_t bytes = (size_t)(cur - (char *)h);
-        *h = (rule_head){.index = i, .effect = r->effect, .actions = r->actions,
-                         .qos_lo = r->qos_lo, .qos_hi = r->qos_hi, .retain = r->retain,
+        *h = (rule_head){.index = i,
+                         .effect = r->effect,
+                         .actions = r->actions,
+                         .qos_lo = r->qos_lo,
+                         .qos_hi = r->qos_hi,
+                         .retain = r->retain,
                          .lines = (uint8_t)(bytes / 64 + 1 > 6 ? 6 : bytes / 64 + 1),
-                         .nconds = r->nconds, .nspecs = r->nspecs, .conds = conds,
+                         .nconds = r->nconds,
+                         .nspecs = r->nspecs,
+                         .conds = conds,
                          .specs = specs};
     }
     return EXH_OK;

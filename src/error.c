@@ -8,8 +8,7 @@
 
 void exh_error_clear(exh_error *err)
 {
-    if (!err)
-        return;
+    if (!err) return;
     memset(err, 0, sizeof(*err));
 }
 
@@ -46,12 +45,10 @@ size_t exh_error_format(const exh_error *err, char *buf, size_t size)
 #define EMIT(...)                                                                                  \
     do {                                                                                           \
         w = snprintf(buf + (n < size ? n : size - 1), n < size ? size - n : 1, __VA_ARGS__);       \
-        if (w > 0)                                                                                 \
-            n += (size_t)w;                                                                        \
+        if (w > 0) n += (size_t)w;                                                                 \
     } while (0)
     if (err->file[0] && err->line)
-        EMIT("%s:%u:%u: error: %s\n", err->file, err->line, err->col ? err->col : 1,
-             err->message);
+        EMIT("%s:%u:%u: error: %s\n", err->file, err->line, err->col ? err->col : 1, err->message);
     else if (err->file[0])
         EMIT("%s: error: %s\n", err->file, err->message);
     else

@@ -34,7 +34,7 @@ struct exh_evalctx {
     pcre2_match_context *mctx;
     const char *slot_ptr[EXH_MAX_SLOTS];
     size_t slot_len[EXH_MAX_SLOTS];
-    tri slot_state[EXH_MAX_SLOTS]; /* T_TRUE set, T_FALSE unset, T_UNKNOWN */
+    tri slot_state[EXH_MAX_SLOTS];    /* T_TRUE set, T_FALSE unset, T_UNKNOWN */
     uint64_t hn[EXH_INDEX_DEPTH + 1]; /* trie hash of the first k levels */
     uint32_t nlevels;
     uint32_t lvl[EXH_TOPIC_MAX + 2]; /* start offset of each topic level + sentinel */
@@ -43,8 +43,7 @@ struct exh_evalctx {
 exh_evalctx *exh_evalctx_new(void)
 {
     exh_evalctx *c = calloc(1, sizeof(*c));
-    if (!c)
-        return NULL;
+    if (!c) return NULL;
     c->md = pcre2_match_data_create(EXH_MAX_GROUPS + 1, NULL);
     c->mctx = pcre2_match_context_create(NULL);
     if (!c->md || !c->mctx) {
@@ -58,8 +57,7 @@ exh_evalctx *exh_evalctx_new(void)
 
 void exh_evalctx_free(exh_evalctx *c)
 {
-    if (!c)
-        return;
+    if (!c) return;
     pcre2_match_data_free(c->md);
     pcre2_match_context_free(c->mctx);
     free(c);
@@ -96,12 +94,10 @@ const char *exh_basis_str(exh_basis b)
  * empty value, or one holding '/', '+', '#' or NUL, never matches. */
 static int safe_value(const char *p, size_t n)
 {
-    if (n == 0)
-        return 0;
+    if (n == 0) return 0;
     for (size_t i = 0; i < n; i++) {
         char c = p[i];
-        if (c == '/' || c == '+' || c == '#' || c == '\0')
-            return 0;
+        if (c == '/' || c == '+' || c == '#' || c == '\0') return 0;
     }
     return 1;
 }
@@ -170,8 +166,7 @@ static tri eval_cond(const exh_cond *c, const exh_request *req, exh_evalctx *ctx
         t = req->username == NULL;
         break;
     }
-    if (c->negated && t != T_UNKNOWN)
-        t = t == T_TRUE ? T_FALSE : T_TRUE;
+    if (c->negated && t != T_UNKNOWN) t = t == T_TRUE ? T_FALSE : T_TRUE;
     return t;
 }
 
@@ -190,30 +185,25 @@ static tri match_pattern(const exh_spec *s, const exh_level *lv, const char *tp,
             n = pt->len;
             break;
         case PART_USERNAME:
-            if (!req->username)
-                return T_FALSE;
+            if (!req->username) return T_FALSE;
             v = req->username;
             n = req->username_len;
-            if (!safe_value(v, n))
-                return T_FALSE;
+            if (!safe_value(v, n)) return T_FALSE;
             break;
         case PART_CLIENTID:
             v = req->clientid ? req->clientid : "";
             n = req->clientid_len;
-            if (!safe_value(v, n))
-                return T_FALSE;
+            if (!safe_value(v, n)) return T_FALSE;
             break;
         default: /* PART_SLOT */
             if (ctx->slot_state[pt->slot] != T_TRUE)
                 return ctx->slot_state[pt->slot] == T_UNKNOWN ? T_UNKNOWN : T_FALSE;
             v = ctx->slot_ptr[pt->slot];
             n = ctx->slot_len[pt->slot];
-            if (!v || !safe_value(v, n))
-                return T_FALSE;
+            if (!v || !safe_value(v, n)) return T_FALSE;
             break;
         }
-        if (n > tl - pos || memcmp(tp + pos, v, n) != 0)
-            return T_FALSE;
+        if (n > tl - pos || memcmp(tp + pos, v, n) != 0) return T_FALSE;
         pos += n;
     }
     return pos == tl ? T_TRUE : T_FALSE;
@@ -227,11 +217,9 @@ static tri pattern_usable(const exh_spec *s, const exh_level *lv, const exh_requ
     for (uint32_t i = 0; i < lv->len; i++) {
         const exh_part *pt = &s->parts[lv->off + i];
         if (pt->kind == PART_USERNAME) {
-            if (!req->username || !safe_value(req->username, req->username_len))
-                return T_FALSE;
+            if (!req->username || !safe_value(req->username, req->username_len)) return T_FALSE;
         } else if (pt->kind == PART_CLIENTID) {
-            if (!safe_value(req->clientid ? req->clientid : "", req->clientid_len))
-                return T_FALSE;
+            if (!safe_value(req->clientid ? req->clientid : "", req->clientid_len)) return T_FALSE;
         } else if (pt->kind == PART_SLOT) {
             if (ctx->slot_state[pt->slot] != T_TRUE)
                 return ctx->slot_state[pt->slot] == T_UNKNOWN ? T_UNKNOWN : T_FALSE;
@@ -259,13 +247,11 @@ enum match_mode {
 static tri match_spec(const exh_spec *s, const char *t, size_t tlen, enum match_mode mode,
                       const exh_request *req, const exh_evalctx *ctx)
 {
-    if (s->eq)
-        return s->len == tlen && memcmp(s->text, t, tlen) == 0;
+    if (s->eq) return s->len == tlen && memcmp(s->text, t, tlen) == 0;
     uint32_t n = ctx->nlevels;
     int f_wild0 = s->nlevels && (s->levels[0].kind == LVL_PLUS || s->levels[0].kind == LVL_HASH);
     /* A filter starting with a wildcard never reaches '$' topics... */
-    if (f_wild0 && tlen && t[0] == '$')
-        return T_FALSE;
+    if (f_wild0 && tlen && t[0] == '$') return T_FALSE;
     /* ...nor, for overlap, does a subscription starting with one reach a
      * literal '$' level of F. */
     if (mode == MATCH_OVERLAP && (t[0] == '+' || t[0] == '#') && s->nlevels &&
@@ -274,10 +260,8 @@ static tri match_spec(const exh_spec *s, const char *t, size_t tlen, enum match_
     tri result = T_TRUE;
     for (uint32_t i = 0; i < s->nlevels; i++) {
         const exh_level *lv = &s->levels[i];
-        if (lv->kind == LVL_HASH)
-            return result;
-        if (i >= n)
-            return T_FALSE;
+        if (lv->kind == LVL_HASH) return result;
+        if (i >= n) return T_FALSE;
         const char *lp = t + ctx->lvl[i];
         size_t ll = ctx->lvl[i + 1] - ctx->lvl[i] - 1;
         int s_plus = mode != MATCH_NAME && ll == 1 && lp[0] == '+';
@@ -285,8 +269,7 @@ static tri match_spec(const exh_spec *s, const char *t, size_t tlen, enum match_
         tri m = T_TRUE;
         if (mode == MATCH_OVERLAP && (s_hash || s_plus)) {
             /* S's wildcard meets any value F's level can take. */
-            if (lv->kind == LVL_PATTERN)
-                m = pattern_usable(s, lv, req, ctx);
+            if (lv->kind == LVL_PATTERN) m = pattern_usable(s, lv, req, ctx);
             if (m != T_FALSE && s_hash) { /* and F's remaining levels must be fillable */
                 for (uint32_t k = i + 1; k < s->nlevels && m != T_FALSE; k++)
                     if (s->levels[k].kind == LVL_PATTERN) {
@@ -302,29 +285,24 @@ static tri match_spec(const exh_spec *s, const char *t, size_t tlen, enum match_
         } else if (s_plus) {
             return T_FALSE; /* subset: a literal covers only itself */
         } else if (lv->kind == LVL_LIT) {
-            if (lv->len != ll || memcmp(s->text + lv->off, lp, ll) != 0)
-                return T_FALSE;
+            if (lv->len != ll || memcmp(s->text + lv->off, lp, ll) != 0) return T_FALSE;
         } else {
             m = match_pattern(s, lv, lp, ll, req, ctx);
         }
-        if (m == T_FALSE)
-            return T_FALSE;
-        if (m == T_UNKNOWN)
-            result = T_UNKNOWN;
+        if (m == T_FALSE) return T_FALSE;
+        if (m == T_UNKNOWN) result = T_UNKNOWN;
     }
-    if (s->nlevels == n)
-        return result;
+    if (s->nlevels == n) return result;
     /* F ended first: S's next level '#' (its last) still meets F's topic. */
     if (mode == MATCH_OVERLAP && n == s->nlevels + 1) {
         const char *lp = t + ctx->lvl[n - 1];
-        if (ctx->lvl[n] - ctx->lvl[n - 1] - 1 == 1 && lp[0] == '#')
-            return result;
+        if (ctx->lvl[n] - ctx->lvl[n - 1] - 1 == 1 && lp[0] == '#') return result;
     }
     return T_FALSE;
 }
 
-static int rule_matches(const rule_head *r, const exh_request *req, const char *topic,
-                        size_t tlen, exh_evalctx *ctx)
+static int rule_matches(const rule_head *r, const exh_request *req, const char *topic, size_t tlen,
+                        exh_evalctx *ctx)
 {
     int unknown = 0;
     for (uint16_t i = 0; i < r->nconds; i++)
@@ -332,23 +310,20 @@ static int rule_matches(const rule_head *r, const exh_request *req, const char *
             __builtin_prefetch(r->conds[i].re); /* overlap its miss with the cheap tests */
     for (uint16_t i = 0; i < r->nconds; i++) {
         tri t = eval_cond(&r->conds[i], req, ctx);
-        if (t == T_FALSE)
-            return 0;
+        if (t == T_FALSE) return 0;
         unknown |= t == T_UNKNOWN;
     }
     if (req->action != EXH_CONNECT) {
         if (r->nspecs) {
             tri best = T_FALSE;
             enum match_mode mode = req->action == EXH_PUBLISH ? MATCH_NAME
-                                   : r->effect == EXH_DENY     ? MATCH_OVERLAP
-                                                               : MATCH_SUBSET;
+                                   : r->effect == EXH_DENY    ? MATCH_OVERLAP
+                                                              : MATCH_SUBSET;
             for (uint16_t i = 0; i < r->nspecs && best != T_TRUE; i++) {
                 tri m = match_spec(&r->specs[i], topic, tlen, mode, req, ctx);
-                if (m != T_FALSE)
-                    best = m;
+                if (m != T_FALSE) best = m;
             }
-            if (best == T_FALSE)
-                return 0;
+            if (best == T_FALSE) return 0;
             unknown |= best == T_UNKNOWN;
         }
         if (r->qos_lo >= 0) {
@@ -382,16 +357,14 @@ static int scan_topic(const char *t, size_t len, exh_evalctx *ctx, uint32_t maxd
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)t[i];
         if (c == '/') {
-            if (n <= maxdepth)
-                ctx->hn[n] = strmap_hash_end(h, n, i);
+            if (n <= maxdepth) ctx->hn[n] = strmap_hash_end(h, n, i);
             ctx->lvl[n++] = (uint32_t)i + 1;
         } else if (c == '+' || c == '#' || c == 0 || c >= 0x80) {
             special = 1;
         }
         h = strmap_hash_step(h, c);
     }
-    if (n <= maxdepth)
-        ctx->hn[n] = strmap_hash_end(h, n, len);
+    if (n <= maxdepth) ctx->hn[n] = strmap_hash_end(h, n, len);
     ctx->lvl[n] = (uint32_t)len + 1;
     ctx->nlevels = n;
     return special;
@@ -445,8 +418,7 @@ static exh_decision eval(const exh_policy *p, const exh_request *req, exh_evalct
                                    : exh_topic_check_name(topic, tlen);
         if (ts != EXH_TOPIC_OK)
             return decide(res, EXH_DENY, EXH_BY_INVALID, exh_topic_status_str(ts));
-        if (req->superuser)
-            return decide(res, EXH_ALLOW, EXH_BY_SUPERUSER, NULL);
+        if (req->superuser) return decide(res, EXH_ALLOW, EXH_BY_SUPERUSER, NULL);
     }
 
     if (!use_index) {
@@ -501,8 +473,7 @@ static exh_decision eval(const exh_policy *p, const exh_request *req, exh_evalct
         src[nl - 1].end++; /* a second single rule sits beside the first */
     if (hc && (slot_cid = strmap_find(&ix->clients, hc)))
         nl += exh_ref_range(p, &slot_cid->v[0], &src[nl]);
-    if (slot_cid && slot_cid->v[1] != EXH_NO_REF)
-        src[nl - 1].end++;
+    if (slot_cid && slot_cid->v[1] != EXH_NO_REF) src[nl - 1].end++;
     nl += exh_ref_range(p, &ix->root[0], &src[nl]);
     uint32_t found = 0;
     for (uint32_t k = 1; k <= depth; k++) {
@@ -522,15 +493,11 @@ static exh_decision eval(const exh_policy *p, const exh_request *req, exh_evalct
     for (;;) {
         int best = -1;
         for (int i = 0; i < nl; i++)
-            if (src[i].p < src[i].end && (best < 0 || *src[i].p < *src[best].p))
-                best = i;
-        if (best < 0)
-            break;
+            if (src[i].p < src[i].end && (best < 0 || *src[i].p < *src[best].p)) best = i;
+        if (best < 0) break;
         uint32_t off = *src[best].p++;
-        if (src[best].p < src[best].end)
-            exh_blob_prefetch(p, *src[best].p);
-        if (off == last)
-            continue;
+        if (src[best].p < src[best].end) exh_blob_prefetch(p, *src[best].p);
+        if (off == last) continue;
         last = off;
         const rule_head *r = exh_blob(p, off);
         if (rule_matches(r, req, topic, tlen, ctx)) {

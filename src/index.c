@@ -41,8 +41,7 @@ static int new_list(builder *b, uint32_t *id)
     if (b->nlists == b->cap) {
         uint32_t cap = b->cap ? b->cap * 2 : 256;
         vec *nl = realloc(b->lists, cap * sizeof(*nl));
-        if (!nl)
-            return -1;
+        if (!nl) return -1;
         b->lists = nl;
         b->cap = cap;
     }
@@ -54,16 +53,13 @@ static int new_list(builder *b, uint32_t *id)
 /* Append a rule (by blob offset) to the list *id, creating it first. */
 static int list_add(builder *b, uint32_t *id, uint32_t blob)
 {
-    if (*id == EXH_NO_REF && new_list(b, id) < 0)
-        return -1;
+    if (*id == EXH_NO_REF && new_list(b, id) < 0) return -1;
     vec *l = &b->lists[*id];
-    if (l->n && l->v[l->n - 1] == blob)
-        return 0; /* two filters of one rule under one node */
+    if (l->n && l->v[l->n - 1] == blob) return 0; /* two filters of one rule under one node */
     if (l->n == l->cap) {
         uint32_t cap = l->cap ? l->cap * 2 : 2;
         uint32_t *nv = realloc(l->v, cap * sizeof(*nv));
-        if (!nv)
-            return -1;
+        if (!nv) return -1;
         l->v = nv;
         l->cap = cap;
     }
@@ -79,11 +75,9 @@ uint32_t exh_spec_prefix(const exh_spec *s, uint32_t max)
          * character (a subscribe walk stops there). */
         uint32_t start = 0;
         for (uint32_t i = 0; i <= s->len && n < max; i++) {
-            if (i < s->len && s->text[i] != '/')
-                continue;
+            if (i < s->len && s->text[i] != '/') continue;
             for (uint32_t k = start; k < i; k++)
-                if (s->text[k] == '+' || s->text[k] == '#')
-                    return n;
+                if (s->text[k] == '+' || s->text[k] == '#') return n;
             n++;
             start = i + 1;
         }
@@ -96,22 +90,18 @@ uint32_t exh_spec_prefix(const exh_spec *s, uint32_t max)
 
 size_t exh_spec_prefix_len(const exh_spec *s, uint32_t k)
 {
-    if (k == 0)
-        return 0;
-    if (!s->eq)
-        return s->levels[k - 1].off + s->levels[k - 1].len;
+    if (k == 0) return 0;
+    if (!s->eq) return s->levels[k - 1].off + s->levels[k - 1].len;
     size_t i = 0;
     for (uint32_t lv = 0; i < s->len; i++)
-        if (s->text[i] == '/' && ++lv == k)
-            break;
+        if (s->text[i] == '/' && ++lv == k) break;
     return i;
 }
 
 static const exh_cond *index_cond(const exh_rule *r, int kind)
 {
     for (uint16_t i = 0; i < r->nconds; i++)
-        if (r->conds[i].kind == kind && !r->conds[i].negated)
-            return &r->conds[i];
+        if (r->conds[i].kind == kind && !r->conds[i].negated) return &r->conds[i];
     return NULL;
 }
 
@@ -123,16 +113,14 @@ static strmap_slot *node(action_index *ix, const exh_spec *s, uint32_t k)
     int inserted;
     uint64_t h = strmap_hash(k, s->text, exh_spec_prefix_len(s, k));
     strmap_slot *slot = strmap_put(&ix->trie, h, EXH_NO_REF, EXH_NO_REF, &inserted);
-    if (slot && k > ix->depth)
-        ix->depth = k;
+    if (slot && k > ix->depth) ix->depth = k;
     return slot;
 }
 
 static int add_rule(builder *b, action_index *ix, const exh_rule *r, int a)
 {
     const exh_cond *c = index_cond(r, COND_USERNAME);
-    if (!c)
-        c = index_cond(r, COND_CLIENTID);
+    if (!c) c = index_cond(r, COND_CLIENTID);
     if (c) {
         int inserted;
         strmap *m = c->kind == COND_USERNAME ? &ix->users : &ix->clients;
@@ -140,8 +128,7 @@ static int add_rule(builder *b, action_index *ix, const exh_rule *r, int a)
             strmap_put(m, strmap_hash(0, c->str, c->len), EXH_NO_REF, EXH_NO_REF, &inserted);
         return s ? list_add(b, &s->v[0], r->blob) : -1;
     }
-    if (a == EXH_IDX_CONN || r->nspecs == 0)
-        return list_add(b, &ix->root[0], r->blob);
+    if (a == EXH_IDX_CONN || r->nspecs == 0) return list_add(b, &ix->root[0], r->blob);
     for (uint16_t si = 0; si < r->nspecs; si++) {
         const exh_spec *s = &r->specs[si];
         uint32_t depth = exh_spec_prefix(s, EXH_INDEX_DEPTH);
@@ -150,16 +137,12 @@ static int add_rule(builder *b, action_index *ix, const exh_rule *r, int a)
          * level; a deny-subscribe rule is also noted in each ancestor. */
         int below = a == EXH_IDX_SUB && r->effect == EXH_DENY;
         for (uint32_t k = 1; k <= depth; k++) {
-            if (!(slot = node(ix, s, k)))
-                return -1;
-            if (below && k < depth && list_add(b, &slot->v[1], r->blob) < 0)
-                return -1;
+            if (!(slot = node(ix, s, k))) return -1;
+            if (below && k < depth && list_add(b, &slot->v[1], r->blob) < 0) return -1;
         }
-        if (below && depth > 0 && list_add(b, &ix->root[1], r->blob) < 0)
-            return -1;
+        if (below && depth > 0 && list_add(b, &ix->root[1], r->blob) < 0) return -1;
         uint32_t *at = depth ? &node(ix, s, depth)->v[0] : &ix->root[0];
-        if (list_add(b, at, r->blob) < 0)
-            return -1;
+        if (list_add(b, at, r->blob) < 0) return -1;
     }
     return 0;
 }
@@ -170,13 +153,11 @@ static size_t out_n;
 
 static void finish_ref(const builder *b, uint32_t *ref, uint32_t *spare)
 {
-    if (*ref == EXH_NO_REF)
-        return;
+    if (*ref == EXH_NO_REF) return;
     const vec *l = &b->lists[*ref];
     if (l->n == 1 || (l->n == 2 && spare)) {
         *ref = l->v[0];
-        if (l->n == 2)
-            *spare = l->v[1];
+        if (l->n == 2) *spare = l->v[1];
         return;
     }
     *ref = EXH_REF_LIST | (uint32_t)out_n;
@@ -189,8 +170,7 @@ static void finish_map(const builder *b, strmap *m, int two_lists)
 {
     for (size_t i = 0; i < m->cap; i++) {
         strmap_slot *s = &m->slots[i];
-        if (!s->hash)
-            continue;
+        if (!s->hash) continue;
         if (two_lists) {
             finish_ref(b, &s->v[0], NULL);
             finish_ref(b, &s->v[1], NULL);
@@ -215,12 +195,10 @@ exh_status exh_index_build(exh_policy *p)
     size_t total = 0;
     for (uint32_t i = 0; i < b.nlists; i++)
         total += 1 + (size_t)b.lists[i].n;
-    if (total >= EXH_REF_LIST)
-        goto out;
+    if (total >= EXH_REF_LIST) goto out;
     out = p->lists = malloc((total ? total : 1) * sizeof(*p->lists));
     out_n = 0;
-    if (!p->lists)
-        goto out;
+    if (!p->lists) goto out;
     for (int a = 0; a < 3; a++) {
         action_index *ix = &p->idx[a];
         finish_map(&b, &ix->users, 0);

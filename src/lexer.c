@@ -50,21 +50,17 @@ static void copy_line(const lexer *L, uint32_t line, char *out, size_t size)
     while (end < L->len && L->text[end] != '\n' && L->text[end] != '\r')
         end++;
     size_t n = end - start;
-    if (n >= size)
-        n = size - 1;
+    if (n >= size) n = size - 1;
     memcpy(out, L->text + start, n);
     /* A NUL inside the line would cut the display short; show it as '?'. */
     for (size_t i = 0; i < n; i++)
-        if (out[i] == '\0')
-            out[i] = '?';
+        if (out[i] == '\0') out[i] = '?';
     out[n] = '\0';
 }
 
-void lex_error_at(const lexer *L, exh_error *err, uint32_t line, uint32_t col, const char *fmt,
-                  ...)
+void lex_error_at(const lexer *L, exh_error *err, uint32_t line, uint32_t col, const char *fmt, ...)
 {
-    if (!err)
-        return;
+    if (!err) return;
     err->status = EXH_ESYNTAX;
     snprintf(err->file, sizeof(err->file), "%s", L->name);
     err->line = line;
@@ -127,8 +123,11 @@ static int is_continuation(const lexer *L, size_t pos)
 
 static int lex_string(lexer *L, exh_error *err)
 {
-    token t = {.type = TOK_STRING, .raw = L->text + L->pos, .line = L->line,
-               .col = col_of(L, L->pos), .sval = L->slen};
+    token t = {.type = TOK_STRING,
+               .raw = L->text + L->pos,
+               .line = L->line,
+               .col = col_of(L, L->pos),
+               .sval = L->slen};
     size_t start = L->pos++;
     for (;;) {
         if (L->pos >= L->len || L->text[L->pos] == '\n') {
@@ -136,8 +135,7 @@ static int lex_string(lexer *L, exh_error *err)
             return -1;
         }
         char c = L->text[L->pos];
-        if (c == '"')
-            break;
+        if (c == '"') break;
         if (L->slen - t.sval >= 65535) {
             lex_error_at(L, err, t.line, t.col, "string longer than 65535 bytes");
             return -1;
@@ -151,8 +149,7 @@ static int lex_string(lexer *L, exh_error *err)
             L->pos++;
             c = L->text[L->pos];
         }
-        if (push_byte(L, err, c) < 0)
-            return -1;
+        if (push_byte(L, err, c) < 0) return -1;
         L->pos++;
     }
     L->pos++; /* closing quote */
@@ -177,8 +174,7 @@ int lex_statement(lexer *L, exh_error *err)
             L->end_col = col_of(L, L->pos);
             L->pos++;
             newline(L);
-            if (L->ntoks)
-                return 1;
+            if (L->ntoks) return 1;
             continue;
         }
         if (c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v') {
@@ -204,39 +200,36 @@ int lex_statement(lexer *L, exh_error *err)
             continue;
         }
         if (c == '"') {
-            if (lex_string(L, err) < 0)
-                return -1;
+            if (lex_string(L, err) < 0) return -1;
             continue;
         }
-        token t = {.type = TOK_WORD, .raw = L->text + L->pos, .line = L->line,
-                   .col = col_of(L, L->pos), .sval = L->slen};
+        token t = {.type = TOK_WORD,
+                   .raw = L->text + L->pos,
+                   .line = L->line,
+                   .col = col_of(L, L->pos),
+                   .sval = L->slen};
         size_t start = L->pos;
         while (L->pos < L->len) {
             c = L->text[L->pos];
             if (c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '"' || c == '#' ||
                 c == '\0' || c == '\f' || c == '\v')
                 break;
-            if (c == '\\' && is_continuation(L, L->pos))
-                break;
-            if (push_byte(L, err, c) < 0)
-                return -1;
+            if (c == '\\' && is_continuation(L, L->pos)) break;
+            if (push_byte(L, err, c) < 0) return -1;
             L->pos++;
         }
         t.rawlen = L->pos - start;
         t.slen = L->slen - t.sval;
-        if (push_tok(L, err, &t) < 0)
-            return -1;
+        if (push_tok(L, err, &t) < 0) return -1;
     }
 }
 
 uint32_t tok_value_col(const token *t, size_t off)
 {
-    if (t->type != TOK_STRING)
-        return t->col + (uint32_t)off;
+    if (t->type != TOK_STRING) return t->col + (uint32_t)off;
     size_t raw = 1, dec = 0; /* skip the opening quote */
     while (dec < off && raw + 1 < t->rawlen) {
-        if (t->raw[raw] == '\\' && (t->raw[raw + 1] == '"' || t->raw[raw + 1] == '\\'))
-            raw++;
+        if (t->raw[raw] == '\\' && (t->raw[raw + 1] == '"' || t->raw[raw + 1] == '\\')) raw++;
         raw++;
         dec++;
     }

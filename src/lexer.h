@@ -17,9 +17,9 @@ typedef enum tok_type { TOK_WORD, TOK_STRING } tok_type;
 
 typedef struct token {
     tok_type type;
-    const char *raw;  /* the token as written (strings include quotes) */
+    const char *raw; /* the token as written (strings include quotes) */
     size_t rawlen;
-    size_t sval;      /* decoded bytes: offset into lexer->sbuf */
+    size_t sval; /* decoded bytes: offset into lexer->sbuf */
     size_t slen;
     uint32_t line, col;
 } token;
@@ -29,8 +29,8 @@ typedef struct lexer {
     const char *text;
     size_t len;
     size_t pos;
-    uint32_t line;       /* current physical line, 1-based */
-    size_t line_start;   /* offset of the current physical line */
+    uint32_t line;     /* current physical line, 1-based */
+    size_t line_start; /* offset of the current physical line */
     /* The current statement. */
     token *toks;
     size_t ntoks, captoks;
@@ -53,8 +53,8 @@ static inline const char *tok_str(const lexer *L, const token *t)
 }
 
 /* Fill err for a position in this lexer's text; message is printf-like. */
-void lex_error_at(const lexer *L, exh_error *err, uint32_t line, uint32_t col, const char *fmt,
-                  ...) __attribute__((format(printf, 5, 6)));
+void lex_error_at(const lexer *L, exh_error *err, uint32_t line, uint32_t col, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 
 /* The column (1-based) in the source of byte `off` of a string token's
  * decoded value, accounting for the quote and escapes before it. */

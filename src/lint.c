@@ -17,13 +17,11 @@
 
 static int same_cond(const exh_cond *a, const exh_cond *b)
 {
-    if (a->kind != b->kind || a->negated != b->negated)
-        return 0;
-    if (a->kind == COND_ANONYMOUS)
-        return 1;
+    if (a->kind != b->kind || a->negated != b->negated) return 0;
+    if (a->kind == COND_ANONYMOUS) return 1;
     if (a->kind == COND_PEERHOST)
-        return a->cidr.prefix == b->cidr.prefix && !memcmp(&a->cidr.addr, &b->cidr.addr,
-                                                           sizeof(a->cidr.addr));
+        return a->cidr.prefix == b->cidr.prefix &&
+               !memcmp(&a->cidr.addr, &b->cidr.addr, sizeof(a->cidr.addr));
     return a->len == b->len && !memcmp(a->str, b->str, a->len);
 }
 
@@ -33,10 +31,8 @@ static int implied(const exh_cond *a, const exh_rule *j, int a_has_slots, exh_li
     (void)d;
     for (uint16_t k = 0; k < j->nconds; k++) {
         const exh_cond *b = &j->conds[k];
-        if (same_cond(a, b))
-            return 1;
-        if (a->negated || b->negated)
-            continue;
+        if (same_cond(a, b)) return 1;
+        if (a->negated || b->negated) continue;
         /* A wider block holds for every address of a narrower one. */
         if (a->kind == COND_PEERHOST && b->kind == COND_PEERHOST &&
             a->cidr.prefix <= b->cidr.prefix && exh_cidr_contains(&a->cidr, &b->cidr.addr))
@@ -48,8 +44,7 @@ static int implied(const exh_cond *a, const exh_rule *j, int a_has_slots, exh_li
             pcre2_match_data *md = pcre2_match_data_create_from_pattern(a->re, NULL);
             int rc = md ? pcre2_match(a->re, (PCRE2_SPTR)b->str, b->len, 0, 0, md, NULL) : -1;
             pcre2_match_data_free(md);
-            if (rc >= 0)
-                return 1;
+            if (rc >= 0) return 1;
         }
     }
     return 0;
@@ -61,59 +56,48 @@ static int spec_covered(const exh_spec *s, const exh_rule *i)
     for (uint16_t k = 0; k < i->nspecs; k++) {
         const exh_spec *f = &i->specs[k];
         if (f->eq) {
-            if (s->eq && s->len == f->len && !memcmp(s->text, f->text, s->len))
-                return 1;
+            if (s->eq && s->len == f->len && !memcmp(s->text, f->text, s->len)) return 1;
             continue;
         }
         if (f->has_placeholder) {
-            if (!s->eq && s->len == f->len && !memcmp(s->text, f->text, s->len))
-                return 1;
+            if (!s->eq && s->len == f->len && !memcmp(s->text, f->text, s->len)) return 1;
             continue;
         }
         /* Placeholder levels of s act as literals i's literals never equal;
          * i's wildcards cover them. */
-        if (exh_topic_subset(s->text, s->len, f->text, f->len))
-            return 1;
+        if (exh_topic_subset(s->text, s->len, f->text, f->len)) return 1;
     }
     return 0;
 }
 
 static int has_unknowable(const exh_rule *r)
 {
-    if (r->qos_lo >= 0 || r->retain >= 0)
-        return 1;
+    if (r->qos_lo >= 0 || r->retain >= 0) return 1;
     for (uint16_t k = 0; k < r->nconds; k++)
-        if (r->conds[k].kind == COND_PEERHOST)
-            return 1;
+        if (r->conds[k].kind == COND_PEERHOST) return 1;
     return 0;
 }
 
 /* Does rule i decide every request that rule j could match? */
 static int covers(const exh_rule *i, const exh_rule *j)
 {
-    if (j->actions & ~i->actions)
-        return 0;
+    if (j->actions & ~i->actions) return 0;
     /* With facts unknown, an allow and a deny rule part ways. */
-    if (i->effect != j->effect && has_unknowable(i))
-        return 0;
+    if (i->effect != j->effect && has_unknowable(i)) return 0;
     for (uint16_t k = 0; k < i->nconds; k++)
-        if (!implied(&i->conds[k], j, i->nslots > 0, NULL))
-            return 0;
+        if (!implied(&i->conds[k], j, i->nslots > 0, NULL)) return 0;
     if (i->nspecs) {
-        if (!j->nspecs)
-            return 0;
+        if (!j->nspecs) return 0;
         /* A deny refuses every subscription it overlaps, an allow grants
          * only those it contains: j reaches requests i does not. */
         if (i->effect == EXH_ALLOW && j->effect == EXH_DENY && (j->actions & EXH_SUBSCRIBE))
             return 0;
         for (uint16_t k = 0; k < j->nspecs; k++)
-            if (!spec_covered(&j->specs[k], i))
-                return 0;
+            if (!spec_covered(&j->specs[k], i)) return 0;
     }
     if (i->qos_lo >= 0 && (j->qos_lo < i->qos_lo || j->qos_hi > i->qos_hi || j->qos_lo < 0))
         return 0;
-    if (i->retain >= 0 && (j->actions & EXH_PUBLISH) && j->retain != i->retain)
-        return 0;
+    if (i->retain >= 0 && (j->actions & EXH_PUBLISH) && j->retain != i->retain) return 0;
     return 1;
 }
 
@@ -140,11 +124,9 @@ static int64_t find_shadow(const exh_policy *p, int a, uint32_t j)
     cands c = {.n = 0};
     for (uint16_t k = 0; k < r->nconds; k++) {
         const exh_cond *cd = &r->conds[k];
-        if (cd->negated || (cd->kind != COND_USERNAME && cd->kind != COND_CLIENTID))
-            continue;
+        if (cd->negated || (cd->kind != COND_USERNAME && cd->kind != COND_CLIENTID)) continue;
         const strmap *m = cd->kind == COND_USERNAME ? &ix->users : &ix->clients;
-        if ((s = strmap_find(m, strmap_hash(0, cd->str, cd->len))))
-            add(p, &c, s->v, 1);
+        if ((s = strmap_find(m, strmap_hash(0, cd->str, cd->len)))) add(p, &c, s->v, 1);
     }
     add(p, &c, &ix->root[0], 0);
     /* Any coverer of the first filter is filed on that filter's trie path. */
@@ -153,8 +135,7 @@ static int64_t find_shadow(const exh_policy *p, int a, uint32_t j)
         uint32_t depth = exh_spec_prefix(sp, EXH_INDEX_DEPTH);
         for (uint32_t k = 1; k <= depth; k++) {
             s = strmap_find(&ix->trie, strmap_hash(k, sp->text, exh_spec_prefix_len(sp, k)));
-            if (!s)
-                break;
+            if (!s) break;
             add(p, &c, &s->v[0], 0);
         }
     }
@@ -162,8 +143,7 @@ static int64_t find_shadow(const exh_policy *p, int a, uint32_t j)
     for (int k = 0; k < c.n; k++)
         for (const uint32_t *q = c.r[k].p; q < c.r[k].end; q++) {
             uint32_t i = exh_blob(p, *q)->index;
-            if (i < j && (best < 0 || i < best) && covers(&p->rules[i], r))
-                best = i;
+            if (i < j && (best < 0 || i < best) && covers(&p->rules[i], r)) best = i;
         }
     return best;
 }
@@ -181,16 +161,14 @@ static void emit(exh_lint_fn fn, void *user, exh_lint_kind kind, int note, uint3
     va_start(ap, fmt);
     vsnprintf(d.message, sizeof(d.message), fmt, ap);
     va_end(ap);
-    if (fn)
-        fn(&d, user);
+    if (fn) fn(&d, user);
 }
 
 static uint32_t slot_col(const exh_rule *r, int slot)
 {
     for (uint16_t k = 0; k < r->nconds; k++)
         for (uint8_t m = 0; m < r->conds[k].nmap; m++)
-            if (r->conds[k].map[m].slot == slot)
-                return r->conds[k].col;
+            if (r->conds[k].map[m].slot == slot) return r->conds[k].col;
     return r->info.col;
 }
 
@@ -202,8 +180,7 @@ uint32_t exh_lint(const exh_policy *p, exh_lint_fn fn, void *user)
         const exh_rule *r = &p->rules[j];
         int64_t by = -1;
         for (int a = 0; a < 3 && by < 0; a++)
-            if (r->actions & bits[a])
-                by = find_shadow(p, a, j);
+            if (r->actions & bits[a]) by = find_shadow(p, a, j);
         /* find_shadow per action finds a coverer for that action; covers()
          * already demands it decides all of the rule's actions. */
         if (by >= 0) {
@@ -229,7 +206,7 @@ uint32_t exh_lint(const exh_policy *p, exh_lint_fn fn, void *user)
                       r->specs[k].levels[0].kind == LVL_HASH;
             if (all) {
                 emit(fn, user, EXH_LINT_OVERBROAD, 0, j, 0, r->info.col,
-                     "over-broad grant: this rule allows %s on every topic%s", 
+                     "over-broad grant: this rule allows %s on every topic%s",
                      exh_action_str(r->actions & (EXH_PUBLISH | EXH_SUBSCRIBE)),
                      r->nconds ? "" : " to every client");
                 warnings++;

@@ -119,8 +119,7 @@ static exh_status parse_condition(parser *P, exh_rule *r, int negated, const tok
 static exh_status add_cond(parser *P, exh_rule *r, exh_cond **out)
 {
     exh_cond *c = realloc(r->conds, (r->nconds + 1u) * sizeof(*c));
-    if (!c)
-        return no_memory(P);
+    if (!c) return no_memory(P);
     r->conds = c;
     *out = &c[r->nconds++];
     memset(*out, 0, sizeof(**out));
@@ -135,12 +134,10 @@ static exh_status parse_identity(parser *P, exh_rule *r, const token *kw, int ne
     int regex = accept_word(P, "~") != NULL;
     const token *s = expect_string(P, regex ? "a quoted regular expression after '~'"
                                             : "a quoted string or '~' after the condition name");
-    if (!s)
-        return EXH_ESYNTAX;
+    if (!s) return EXH_ESYNTAX;
     exh_cond *c;
     exh_status st = add_cond(P, r, &c);
-    if (st)
-        return st;
+    if (st) return st;
     c->kind = regex ? (is_user ? COND_USERNAME_RE : COND_CLIENTID_RE)
                     : (is_user ? COND_USERNAME : COND_CLIENTID);
     c->negated = negated;
@@ -161,8 +158,7 @@ static exh_status parse_condition(parser *P, exh_rule *r, int negated, const tok
         return expected(P, "a condition (username, clientid, peerhost, group, anonymous)");
     P->i++;
     if (tok_is(kw, "not")) {
-        if (negated)
-            return error_at(P, kw, "'not' cannot be doubled; drop both");
+        if (negated) return error_at(P, kw, "'not' cannot be doubled; drop both");
         return parse_condition(P, r, 1, kw);
     }
     if (tok_is(kw, "username") || tok_is(kw, "clientid"))
@@ -170,24 +166,19 @@ static exh_status parse_condition(parser *P, exh_rule *r, int negated, const tok
     exh_cond *c;
     exh_status st;
     if (tok_is(kw, "anonymous")) {
-        if ((st = add_cond(P, r, &c)))
-            return st;
+        if ((st = add_cond(P, r, &c))) return st;
         c->kind = COND_ANONYMOUS;
     } else if (tok_is(kw, "group")) {
         const token *s = expect_string(P, "a quoted group name after 'group'");
-        if (!s)
-            return EXH_ESYNTAX;
-        if ((st = add_cond(P, r, &c)))
-            return st;
+        if (!s) return EXH_ESYNTAX;
+        if ((st = add_cond(P, r, &c))) return st;
         c->kind = COND_GROUP;
         c->str = dup_value(P->L, s);
         c->len = s->slen;
-        if (!c->str)
-            return no_memory(P);
+        if (!c->str) return no_memory(P);
     } else { /* peerhost */
         const token *a = peek(P);
-        if (!a)
-            return expected(P, "an address or CIDR block after 'peerhost'");
+        if (!a) return expected(P, "an address or CIDR block after 'peerhost'");
         P->i++;
         const char *why = NULL;
         exh_cidr cidr;
@@ -196,8 +187,7 @@ static exh_status parse_condition(parser *P, exh_rule *r, int negated, const tok
                          why ? why : "not an IPv4 or IPv6 address or CIDR block");
             return EXH_ESYNTAX;
         }
-        if ((st = add_cond(P, r, &c)))
-            return st;
+        if ((st = add_cond(P, r, &c))) return st;
         c->kind = COND_PEERHOST;
         c->cidr = cidr;
     }
@@ -211,13 +201,11 @@ static exh_status parse_spec(parser *P, exh_rule *r)
 {
     const token *eq = accept_word(P, "eq");
     const token *s = expect_string(P, eq ? "a quoted topic after 'eq'" : "a quoted topic filter");
-    if (!s)
-        return EXH_ESYNTAX;
+    if (!s) return EXH_ESYNTAX;
     if (s->slen == 0)
         return error_at(P, s, "empty topic filter (a topic has at least one character)");
     exh_spec *sp = realloc(r->specs, (r->nspecs + 1u) * sizeof(*sp));
-    if (!sp)
-        return no_memory(P);
+    if (!sp) return no_memory(P);
     r->specs = sp;
     sp = &sp[r->nspecs++];
     memset(sp, 0, sizeof(*sp));
@@ -240,8 +228,7 @@ static exh_status parse_qos(parser *P, exh_rule *r, const token *kw)
           (t->slen == 3 && v[0] >= '0' && v[0] <= '2' && v[1] == '-' && v[2] >= '0' &&
            v[2] <= '2')))
         return expected(P, "a QoS level 0, 1 or 2, or a range like 0-1, after 'qos'");
-    if (r->qos_lo >= 0)
-        return error_at(P, kw, "'qos' given twice in one rule");
+    if (r->qos_lo >= 0) return error_at(P, kw, "'qos' given twice in one rule");
     r->qos_lo = (int8_t)(v[0] - '0');
     r->qos_hi = t->slen == 3 ? (int8_t)(v[2] - '0') : r->qos_lo;
     if (r->qos_lo > r->qos_hi)
@@ -253,8 +240,7 @@ static exh_status parse_qos(parser *P, exh_rule *r, const token *kw)
 
 static exh_status parse_retain(parser *P, exh_rule *r, const token *kw)
 {
-    if (r->retain >= 0)
-        return error_at(P, kw, "'retain' given twice in one rule");
+    if (r->retain >= 0) return error_at(P, kw, "'retain' given twice in one rule");
     if (accept_word(P, "true"))
         r->retain = 1;
     else if (accept_word(P, "false"))
@@ -262,8 +248,7 @@ static exh_status parse_retain(parser *P, exh_rule *r, const token *kw)
     else
         return expected(P, "'true' or 'false' after 'retain'");
     r->retain_col = kw->col;
-    if (!(r->actions & EXH_PUBLISH))
-        return error_at(P, kw, "'retain' applies to publish only");
+    if (!(r->actions & EXH_PUBLISH)) return error_at(P, kw, "'retain' applies to publish only");
     return EXH_OK;
 }
 
@@ -277,12 +262,10 @@ static exh_status parse_options(parser *P, exh_rule *r)
                 return error_at(P, t, "connect rules take no 'qos' or 'retain'");
             P->i++;
             st = tok_is(t, "qos") ? parse_qos(P, r, t) : parse_retain(P, r, t);
-            if (st)
-                return st;
+            if (st) return st;
             continue;
         }
-        if (is_condition_word(t))
-            return error_at(P, t, "conditions go before 'topic' and options");
+        if (is_condition_word(t)) return error_at(P, t, "conditions go before 'topic' and options");
         if (tok_is(t, "topic"))
             return error_at(P, t, "'topic' given twice; list every filter after one 'topic'");
         if (t->type == TOK_STRING || tok_is(t, "eq"))
@@ -314,12 +297,10 @@ static char *rule_text(const lexer *L)
     for (size_t k = 0; k < L->ntoks; k++)
         n += L->toks[k].rawlen + 1;
     char *s = malloc(n + 1);
-    if (!s)
-        return NULL;
+    if (!s) return NULL;
     size_t o = 0;
     for (size_t k = 0; k < L->ntoks; k++) {
-        if (k)
-            s[o++] = ' ';
+        if (k) s[o++] = ' ';
         memcpy(s + o, L->toks[k].raw, L->toks[k].rawlen);
         o += L->toks[k].rawlen;
     }
@@ -343,20 +324,16 @@ static exh_status parse_rule(parser *P, exh_rule *r, const char *file)
     exh_status st;
     const token *t;
     while ((t = peek(P)) && is_condition_word(t))
-        if ((st = parse_condition(P, r, 0, NULL)))
-            return st;
+        if ((st = parse_condition(P, r, 0, NULL))) return st;
     if ((t = accept_word(P, "topic"))) {
-        if (actions & EXH_CONNECT)
-            return error_at(P, t, "connect rules take no 'topic'");
+        if (actions & EXH_CONNECT) return error_at(P, t, "connect rules take no 'topic'");
         do {
-            if ((st = parse_spec(P, r)))
-                return st;
+            if ((st = parse_spec(P, r))) return st;
         } while ((t = peek(P)) && (t->type == TOK_STRING || tok_is(t, "eq")));
     } else if ((t = peek(P)) && t->type == TOK_STRING) {
         return error_at(P, t, "a topic filter needs the 'topic' keyword before it");
     }
-    if ((st = parse_options(P, r)))
-        return st;
+    if ((st = parse_options(P, r))) return st;
     r->info.file = file;
     r->info.line = eff->line;
     r->info.col = eff->col;
@@ -378,8 +355,7 @@ static exh_status parse_default(parser *P, policy_builder *b, const token *kw, c
         d = EXH_IGNORE;
     else
         return expected(P, "'allow', 'deny' or 'ignore' after 'default'");
-    if (peek(P))
-        return expected(P, "end of line after the default decision");
+    if (peek(P)) return expected(P, "end of line after the default decision");
     if (b->has_default) {
         lex_error_at(P->L, P->err, kw->line, kw->col,
                      "'default' given twice (the first is at %s:%u)", b->def_file, b->def_line);
@@ -395,8 +371,7 @@ static exh_status parse_default(parser *P, policy_builder *b, const token *kw, c
 static exh_status parse_statement(parser *P, policy_builder *b, const char *file)
 {
     const token *t = peek(P);
-    if (tok_is(t, "default"))
-        return parse_default(P, b, t, file);
+    if (tok_is(t, "default")) return parse_default(P, b, t, file);
     if (!tok_is(t, "allow") && !tok_is(t, "deny")) {
         if (t->type == TOK_WORD && t->rawlen && t->raw[0] >= 'A' && t->raw[0] <= 'Z')
             return error_at(P, t, "keywords are lower case");
@@ -405,16 +380,14 @@ static exh_status parse_statement(parser *P, policy_builder *b, const char *file
     if (b->nrules == b->cap) {
         uint32_t cap = b->cap ? b->cap * 2 : 64;
         exh_rule *nr = realloc(b->rules, cap * sizeof(*nr));
-        if (!nr)
-            return no_memory(P);
+        if (!nr) return no_memory(P);
         b->rules = nr;
         b->cap = cap;
     }
     exh_rule *r = &b->rules[b->nrules];
     memset(r, 0, sizeof(*r));
     exh_status st = parse_rule(P, r, file);
-    if (!st)
-        st = compile_rule(P->L, r, P->err);
+    if (!st) st = compile_rule(P->L, r, P->err);
     if (st) {
         exh_rule_free(r);
         return st;
@@ -433,11 +406,9 @@ exh_status parse_policy_text(policy_builder *b, const char *name, const char *te
     int rc;
     while ((rc = lex_statement(&L, err)) > 0) {
         P.i = 0;
-        if ((st = parse_statement(&P, b, name)))
-            break;
+        if ((st = parse_statement(&P, b, name))) break;
     }
-    if (rc < 0)
-        st = err->status ? err->status : EXH_ESYNTAX;
+    if (rc < 0) st = err->status ? err->status : EXH_ESYNTAX;
     lex_free(&L);
     return st;
 }

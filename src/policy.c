@@ -26,8 +26,7 @@ static exh_status fail(exh_error *err, exh_status st, const char *file, const ch
 
 void exh_policy_free(exh_policy *p)
 {
-    if (!p)
-        return;
+    if (!p) return;
     for (uint32_t i = 0; i < p->nrules; i++)
         exh_rule_free(&p->rules[i]);
     free(p->rules);
@@ -42,11 +41,9 @@ void exh_policy_free(exh_policy *p)
 static exh_status add_file_name(exh_policy *p, const char *name, char **out)
 {
     char **nf = realloc(p->files, (p->nfiles + 1) * sizeof(*nf));
-    if (!nf)
-        return EXH_ENOMEM;
+    if (!nf) return EXH_ENOMEM;
     p->files = nf;
-    if (!(nf[p->nfiles] = strdup(name)))
-        return EXH_ENOMEM;
+    if (!(nf[p->nfiles] = strdup(name))) return EXH_ENOMEM;
     *out = nf[p->nfiles++];
     return EXH_OK;
 }
@@ -55,8 +52,7 @@ static exh_status parse_into(exh_policy *p, policy_builder *b, const char *name,
                              size_t len, exh_error *err)
 {
     char *stored;
-    if (add_file_name(p, name, &stored))
-        return fail(err, EXH_ENOMEM, name, "%s", "out of memory");
+    if (add_file_name(p, name, &stored)) return fail(err, EXH_ENOMEM, name, "%s", "out of memory");
     return parse_policy_text(b, stored, text, len, err);
 }
 
@@ -86,17 +82,14 @@ exh_status exh_policy_parse(const char *name, const char *text, size_t len, exh_
                             exh_error *err)
 {
     exh_error scratch;
-    if (!err)
-        err = &scratch;
+    if (!err) err = &scratch;
     exh_error_clear(err);
     *out = NULL;
     exh_policy *p = calloc(1, sizeof(*p));
     policy_builder b = {0};
-    if (!p)
-        return fail(err, EXH_ENOMEM, name, "%s", "out of memory");
+    if (!p) return fail(err, EXH_ENOMEM, name, "%s", "out of memory");
     exh_status st = parse_into(p, &b, name, text, len, err);
-    if (!st)
-        st = finish(p, &b, err);
+    if (!st) st = finish(p, &b, err);
     if (st) {
         discard(&b);
         exh_policy_free(p);
@@ -109,8 +102,7 @@ exh_status exh_policy_parse(const char *name, const char *text, size_t len, exh_
 static exh_status read_file(const char *path, char **text, size_t *len, exh_error *err)
 {
     FILE *f = fopen(path, "rb");
-    if (!f)
-        return fail(err, EXH_EIO, path, "cannot open: %s", strerror(errno));
+    if (!f) return fail(err, EXH_EIO, path, "cannot open: %s", strerror(errno));
     size_t cap = 4096, n = 0;
     char *buf = malloc(cap);
     while (buf) {
@@ -126,13 +118,11 @@ static exh_status read_file(const char *path, char **text, size_t *len, exh_erro
         }
         size_t got = fread(buf + n, 1, cap - n, f);
         n += got;
-        if (got == 0)
-            break;
+        if (got == 0) break;
     }
     int bad = ferror(f);
     fclose(f);
-    if (!buf)
-        return fail(err, EXH_ENOMEM, path, "%s", "out of memory");
+    if (!buf) return fail(err, EXH_ENOMEM, path, "%s", "out of memory");
     if (bad) {
         free(buf);
         return fail(err, EXH_EIO, path, "%s", "read error");
@@ -151,16 +141,14 @@ static int cmp_names(const void *a, const void *b)
 static exh_status list_dir(const char *dir, char ***names, size_t *count, exh_error *err)
 {
     DIR *d = opendir(dir);
-    if (!d)
-        return fail(err, EXH_EIO, dir, "cannot open directory: %s", strerror(errno));
+    if (!d) return fail(err, EXH_EIO, dir, "cannot open directory: %s", strerror(errno));
     char **v = NULL;
     size_t n = 0;
     struct dirent *e;
     exh_status st = EXH_OK;
     while ((e = readdir(d))) {
         size_t l = strlen(e->d_name);
-        if (l <= 7 || strcmp(e->d_name + l - 7, ".policy") != 0 || e->d_name[0] == '.')
-            continue;
+        if (l <= 7 || strcmp(e->d_name + l - 7, ".policy") != 0 || e->d_name[0] == '.') continue;
         char **nv = realloc(v, (n + 1) * sizeof(*nv));
         if (!nv || !(nv[n] = malloc(strlen(dir) + l + 2))) {
             v = nv ? nv : v;
@@ -186,8 +174,7 @@ static exh_status list_dir(const char *dir, char ***names, size_t *count, exh_er
 exh_status exh_policy_load(const char *path, exh_policy **out, exh_error *err)
 {
     exh_error scratch;
-    if (!err)
-        err = &scratch;
+    if (!err) err = &scratch;
     exh_error_clear(err);
     *out = NULL;
     struct stat sb;
@@ -200,15 +187,13 @@ exh_status exh_policy_load(const char *path, exh_policy **out, exh_error *err)
     if (S_ISDIR(sb.st_mode)) {
         /* Drop trailing slashes so file names read "policies/10-x.policy". */
         dirbuf = strdup(path);
-        if (!dirbuf)
-            return fail(err, EXH_ENOMEM, path, "%s", "out of memory");
+        if (!dirbuf) return fail(err, EXH_ENOMEM, path, "%s", "out of memory");
         size_t l = strlen(dirbuf);
         while (l > 1 && dirbuf[l - 1] == '/')
             dirbuf[--l] = '\0';
         st = list_dir(dirbuf, &names, &n, err);
         free(dirbuf);
-        if (st)
-            return st;
+        if (st) return st;
         if (n == 0) {
             free(names);
             return fail(err, EXH_EIO, path, "%s", "no *.policy files in this directory");
@@ -228,12 +213,10 @@ exh_status exh_policy_load(const char *path, exh_policy **out, exh_error *err)
         char *text = NULL;
         size_t len = 0;
         st = read_file(names[i], &text, &len, err);
-        if (!st)
-            st = parse_into(p, &b, names[i], text, len, err);
+        if (!st) st = parse_into(p, &b, names[i], text, len, err);
         free(text);
     }
-    if (!st)
-        st = finish(p, &b, err);
+    if (!st) st = finish(p, &b, err);
     for (size_t i = 0; i < n; i++)
         free(names[i]);
     free(names);
@@ -263,8 +246,7 @@ exh_decision exh_policy_default(const exh_policy *p)
 
 const char *exh_policy_default_file(const exh_policy *p, uint32_t *line)
 {
-    if (line)
-        *line = p->def_line;
+    if (line) *line = p->def_line;
     return p->def_file;
 }
 

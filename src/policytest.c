@@ -50,8 +50,7 @@ static exh_status parse_attr(tparser *P, exh_expectation *e, const token *kw, in
     const token *v;
     if (tok_is(kw, "username") || tok_is(kw, "clientid") || tok_is(kw, "topic") ||
         tok_is(kw, "group")) {
-        if (!(v = string_arg(P, "a quoted value")))
-            return EXH_ESYNTAX;
+        if (!(v = string_arg(P, "a quoted value"))) return EXH_ESYNTAX;
         const char *s = tok_str(P->L, v);
         if (tok_is(kw, "username")) {
             r->username = s;
@@ -104,8 +103,7 @@ static exh_status parse_attr(tparser *P, exh_expectation *e, const token *kw, in
 static exh_status parse_expect(tparser *P, exh_expectation *e)
 {
     const token *t = peek(P);
-    if (!tok_is(t, "expect"))
-        return fail(P, "'expect'");
+    if (!tok_is(t, "expect")) return fail(P, "'expect'");
     P->i++;
     if ((t = peek(P)) && tok_is(t, "allow"))
         e->expected = EXH_ALLOW;
@@ -134,11 +132,9 @@ static exh_status parse_expect(tparser *P, exh_expectation *e)
     const token *topic_kw = NULL;
     while ((t = peek(P))) {
         P->i++;
-        if (tok_is(t, "topic"))
-            topic_kw = t;
+        if (tok_is(t, "topic")) topic_kw = t;
         exh_status st = parse_attr(P, e, t, &anon);
-        if (st)
-            return st;
+        if (st) return st;
     }
     if (anon && e->request.username) {
         lex_error_at(P->L, P->err, e->line, e->col,
@@ -155,12 +151,11 @@ static exh_status parse_expect(tparser *P, exh_expectation *e)
     return EXH_OK;
 }
 
-exh_status exh_testfile_parse(const char *name, const char *text, size_t len,
-                              exh_expectation_fn fn, void *user, exh_error *err)
+exh_status exh_testfile_parse(const char *name, const char *text, size_t len, exh_expectation_fn fn,
+                              void *user, exh_error *err)
 {
     exh_error scratch;
-    if (!err)
-        err = &scratch;
+    if (!err) err = &scratch;
     exh_error_clear(err);
     lexer L;
     lex_init(&L, name, text, len);
@@ -174,13 +169,10 @@ exh_status exh_testfile_parse(const char *name, const char *text, size_t len,
         e.file = name;
         e.line = L.toks[0].line;
         e.col = L.toks[0].col;
-        if ((st = parse_expect(&P, &e)))
-            break;
-        if (fn(&e, user))
-            break;
+        if ((st = parse_expect(&P, &e))) break;
+        if (fn(&e, user)) break;
     }
-    if (rc < 0)
-        st = err->status ? err->status : EXH_ESYNTAX;
+    if (rc < 0) st = err->status ? err->status : EXH_ESYNTAX;
     lex_free(&L);
     return st;
 }

@@ -19,15 +19,15 @@
 
 /* A rule may reference at most this many named captures, and a regex may
  * hold at most this many groups: the evaluator's scratch is fixed-size. */
-#define EXH_MAX_SLOTS 16
+#define EXH_MAX_SLOTS  16
 #define EXH_MAX_GROUPS 32
 /* Topic levels indexed in the trie; deeper literal levels are still
  * matched, just not indexed. */
 #define EXH_INDEX_DEPTH 12
 
 typedef enum cond_kind {
-    COND_USERNAME,  /* exact */
-    COND_CLIENTID,  /* exact */
+    COND_USERNAME, /* exact */
+    COND_CLIENTID, /* exact */
     COND_USERNAME_RE,
     COND_CLIENTID_RE,
     COND_PEERHOST,
@@ -48,12 +48,12 @@ typedef struct exh_cond {
     uint8_t nmap;
     uint8_t prefix_len; /* regex: bytes of str every match must start with */
     uint32_t len;
-    char *str;      /* exact value, group name or regex source */
+    char *str; /* exact value, group name or regex source */
     pcre2_code *re;
-    bool jit;       /* re was JIT-compiled: call pcre2_jit_match directly */
-    slot_map *map;  /* named groups this rule uses */
+    bool jit;      /* re was JIT-compiled: call pcre2_jit_match directly */
+    slot_map *map; /* named groups this rule uses */
     exh_cidr cidr;
-    uint32_t col;   /* column of the condition (its `not` if negated) */
+    uint32_t col; /* column of the condition (its `not` if negated) */
     uint32_t line;
     uint32_t str_line, str_col; /* where the string token starts (regex errors) */
     const void *str_tok;        /* parse-time only: the token, for columns */
@@ -62,27 +62,27 @@ typedef struct exh_cond {
 typedef enum part_kind { PART_LIT, PART_USERNAME, PART_CLIENTID, PART_SLOT } part_kind;
 
 typedef struct exh_part {
-    uint8_t kind;   /* part_kind */
-    uint8_t slot;   /* PART_SLOT */
-    uint32_t off;   /* PART_LIT: bytes in spec->text */
+    uint8_t kind; /* part_kind */
+    uint8_t slot; /* PART_SLOT */
+    uint32_t off; /* PART_LIT: bytes in spec->text */
     uint32_t len;
 } exh_part;
 
 typedef enum level_kind { LVL_LIT, LVL_PLUS, LVL_HASH, LVL_PATTERN } level_kind;
 
 typedef struct exh_level {
-    uint8_t kind;    /* level_kind */
-    uint32_t off;    /* LVL_LIT: bytes in spec->text; LVL_PATTERN: first part */
-    uint32_t len;    /* LVL_LIT: length; LVL_PATTERN: number of parts */
+    uint8_t kind; /* level_kind */
+    uint32_t off; /* LVL_LIT: bytes in spec->text; LVL_PATTERN: first part */
+    uint32_t len; /* LVL_LIT: length; LVL_PATTERN: number of parts */
 } exh_level;
 
 typedef struct exh_spec {
-    bool eq;         /* `eq "text"`: byte-for-byte comparison */
+    bool eq; /* `eq "text"`: byte-for-byte comparison */
     bool has_placeholder;
     uint32_t len;
     uint32_t nlevels;
     uint32_t nparts;
-    char *text;      /* the filter as written (decoded) */
+    char *text; /* the filter as written (decoded) */
     exh_level *levels;
     exh_part *parts;
     uint32_t line, col;
@@ -91,8 +91,8 @@ typedef struct exh_spec {
 
 typedef struct exh_rule {
     /* hot: what the evaluator reads, in the first cache line */
-    uint8_t effect;  /* EXH_ALLOW or EXH_DENY */
-    uint8_t actions; /* exh_action bits */
+    uint8_t effect;        /* EXH_ALLOW or EXH_DENY */
+    uint8_t actions;       /* exh_action bits */
     int8_t qos_lo, qos_hi; /* -1: no qos option */
     int8_t retain;         /* -1: no retain option, else 0/1 */
     uint8_t nslots;
@@ -116,7 +116,7 @@ typedef struct exh_rule {
  * Blobs are laid out in policy order, so blob offsets order like rule
  * numbers and lists can be merged on them directly.
  */
-#define EXH_NO_REF UINT32_MAX
+#define EXH_NO_REF   UINT32_MAX
 #define EXH_REF_LIST 0x80000000u
 
 /* The start of each rule's blob: what the evaluator reads first. */
@@ -135,16 +135,16 @@ typedef struct rule_head {
  * username, the exact clientid, or the literal leading topic levels
  * (a trie keyed by depth and the path's hash). */
 typedef struct action_index {
-    strmap users;   /* hash(username) -> v[0] ref, v[1] a second single rule or none */
-    strmap clients; /* hash(clientid) -> likewise */
-    strmap trie;    /* hash(depth, leading levels) -> v[0] rules filed there,
-                       v[1] (subscribe) deny rules filed strictly below */
+    strmap users;     /* hash(username) -> v[0] ref, v[1] a second single rule or none */
+    strmap clients;   /* hash(clientid) -> likewise */
+    strmap trie;      /* hash(depth, leading levels) -> v[0] rules filed there,
+                         v[1] (subscribe) deny rules filed strictly below */
     uint32_t root[2]; /* the same two refs for the root (no topic key) */
     uint32_t depth;   /* deepest trie node: the walk stops there */
 } action_index;
 
-#define EXH_IDX_PUB 0
-#define EXH_IDX_SUB 1
+#define EXH_IDX_PUB  0
+#define EXH_IDX_SUB  1
 #define EXH_IDX_CONN 2
 
 struct exh_policy {
@@ -177,8 +177,7 @@ typedef struct cand_range {
 static inline int exh_ref_range(const exh_policy *p, const uint32_t *where, cand_range *out)
 {
     uint32_t ref = *where;
-    if (ref == EXH_NO_REF)
-        return 0;
+    if (ref == EXH_NO_REF) return 0;
     if (ref & EXH_REF_LIST) {
         const uint32_t *l = p->lists + (ref & ~EXH_REF_LIST);
         out->p = l + 1;

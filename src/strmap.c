@@ -19,12 +19,10 @@ static int grow(strmap *m)
 {
     size_t cap = m->cap ? m->cap * 2 : 64;
     strmap_slot *slots = calloc(cap, sizeof(*slots));
-    if (!slots)
-        return -1;
+    if (!slots) return -1;
     for (size_t i = 0; i < m->cap; i++) {
         strmap_slot *s = &m->slots[i];
-        if (!s->hash)
-            continue;
+        if (!s->hash) continue;
         size_t j = s->hash & (cap - 1);
         while (slots[j].hash)
             j = (j + 1) & (cap - 1);
@@ -38,17 +36,14 @@ static int grow(strmap *m)
 
 strmap_slot *strmap_put(strmap *m, uint64_t h, uint32_t v0, uint32_t v1, int *inserted)
 {
-    if ((m->count + 1) * 2 > m->cap && grow(m) < 0)
-        return NULL;
+    if ((m->count + 1) * 2 > m->cap && grow(m) < 0) return NULL;
     size_t mask = m->cap - 1;
     size_t i = h & mask;
     *inserted = 0;
     for (;; i = (i + 1) & mask) {
         strmap_slot *s = &m->slots[i];
-        if (s->hash == h)
-            return s;
-        if (!s->hash)
-            break;
+        if (s->hash == h) return s;
+        if (!s->hash) break;
     }
     m->slots[i] = (strmap_slot){.hash = h, .v = {v0, v1}};
     m->count++;

@@ -62,15 +62,12 @@ static inline const strmap_slot *strmap_home(const strmap *m, uint64_t h)
 /* Find by hash; NULL when absent. */
 static inline const strmap_slot *strmap_find(const strmap *m, uint64_t h)
 {
-    if (!m->count)
-        return NULL;
+    if (!m->count) return NULL;
     size_t mask = m->cap - 1;
     for (size_t i = h & mask;; i = (i + 1) & mask) {
         const strmap_slot *s = &m->slots[i];
-        if (s->hash == h)
-            return s;
-        if (!s->hash)
-            return NULL;
+        if (s->hash == h) return s;
+        if (!s->hash) return NULL;
     }
 }
 

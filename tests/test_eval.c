@@ -54,8 +54,7 @@ static void build(const rq *c, exh_request *r, exh_str *groups, char *gbuf)
     }
     r->clientid = c->cid;
     r->clientid_len = strlen(c->cid);
-    if (strcmp(c->peer, "-"))
-        assert_true(exh_addr_parse(c->peer, strlen(c->peer), &r->peerhost));
+    if (strcmp(c->peer, "-")) assert_true(exh_addr_parse(c->peer, strlen(c->peer), &r->peerhost));
     if (c->topic) {
         r->topic = c->topic;
         r->topic_len = strlen(c->topic);
@@ -94,8 +93,7 @@ static void run_table(const char *policy, const rq *cases, size_t n)
                      res.reason ? res.reason : "");
         assert_int_equal(res.decision, lin.decision);
         assert_int_equal(res.basis, lin.basis);
-        if (res.basis == EXH_BY_RULE)
-            assert_int_equal(res.rule, lin.rule);
+        if (res.basis == EXH_BY_RULE) assert_int_equal(res.rule, lin.rule);
     }
     exh_evalctx_free(ctx);
     exh_policy_free(p);
@@ -106,29 +104,29 @@ static void run_table(const char *policy, const rq *cases, size_t n)
 #define C "connect"
 
 static const char main_policy[] =
-    "default deny\n"                                                                  /* 1 */
-    "allow subscribe username \"dashboard\" topic \"$SYS/#\"\n"                       /* 2 */
-    "deny  subscribe topic eq \"#\" eq \"+/#\"\n"                                     /* 3 */
-    "allow all peerhost 127.0.0.0/8 topic \"local/#\"\n"                              /* 4 */
+    "default deny\n"                                            /* 1 */
+    "allow subscribe username \"dashboard\" topic \"$SYS/#\"\n" /* 2 */
+    "deny  subscribe topic eq \"#\" eq \"+/#\"\n"               /* 3 */
+    "allow all peerhost 127.0.0.0/8 topic \"local/#\"\n"        /* 4 */
     "allow publish clientid ~ \"dev-(?<serial>[0-9a-f]{8})\" topic "
-    "\"devices/${serial}/up/#\" qos 0-1 retain false\n"                               /* 5 */
-    "allow subscribe clientid ~ \"dev-.*\" topic \"devices/${clientid}/down/#\"\n"    /* 6 */
+    "\"devices/${serial}/up/#\" qos 0-1 retain false\n"                                   /* 5 */
+    "allow subscribe clientid ~ \"dev-.*\" topic \"devices/${clientid}/down/#\"\n"        /* 6 */
     "allow pubsub username ~ \"(?<tenant>[a-z0-9]+):.+\" topic \"tenants/${tenant}/#\"\n" /* 7 */
-    "allow subscribe group \"ops\" topic \"alerts/#\" \"$SYS/broker/+/uptime\"\n"     /* 8 */
-    "deny connect group \"internal\" not peerhost 10.0.0.0/8\n"                       /* 9 */
-    "allow connect anonymous peerhost 127.0.0.1\n"                                    /* 10 */
-    "allow pubsub topic \"users/%u/#\" \"by-id/%c\"\n"                                /* 11 */
-    "allow publish topic \"mix/${username}-${clientid}/x\"\n"                         /* 12 */
-    "deny publish username \"alice\" topic \"shared/secret\"\n"                       /* 13 */
-    "allow publish username \"alice\" topic \"shared/+\"\n"                           /* 14 */
-    "allow publish topic \"shared/#\" qos 2\n"                                        /* 15 */
-    "deny publish topic \"retained/#\" retain true\n"                                 /* 16 */
-    "allow publish topic \"retained/#\"\n"                                            /* 17 */
-    "allow subscribe topic \"a/+/c\" \"b/#\"\n"                                       /* 18 */
-    "deny subscribe topic \"secret/private/#\"\n"                                     /* 19 */
-    "allow subscribe topic \"secret/#\"\n"                                            /* 20 */
-    "deny subscribe username ~ \"(?<t>[a-z]+):.+\" topic \"ten/${t}/locked\"\n"      /* 21 */
-    "allow subscribe topic \"ten/#\"\n";                                              /* 22 */
+    "allow subscribe group \"ops\" topic \"alerts/#\" \"$SYS/broker/+/uptime\"\n"         /* 8 */
+    "deny connect group \"internal\" not peerhost 10.0.0.0/8\n"                           /* 9 */
+    "allow connect anonymous peerhost 127.0.0.1\n"                                        /* 10 */
+    "allow pubsub topic \"users/%u/#\" \"by-id/%c\"\n"                                    /* 11 */
+    "allow publish topic \"mix/${username}-${clientid}/x\"\n"                             /* 12 */
+    "deny publish username \"alice\" topic \"shared/secret\"\n"                           /* 13 */
+    "allow publish username \"alice\" topic \"shared/+\"\n"                               /* 14 */
+    "allow publish topic \"shared/#\" qos 2\n"                                            /* 15 */
+    "deny publish topic \"retained/#\" retain true\n"                                     /* 16 */
+    "allow publish topic \"retained/#\"\n"                                                /* 17 */
+    "allow subscribe topic \"a/+/c\" \"b/#\"\n"                                           /* 18 */
+    "deny subscribe topic \"secret/private/#\"\n"                                         /* 19 */
+    "allow subscribe topic \"secret/#\"\n"                                                /* 20 */
+    "deny subscribe username ~ \"(?<t>[a-z]+):.+\" topic \"ten/${t}/locked\"\n"           /* 21 */
+    "allow subscribe topic \"ten/#\"\n";                                                  /* 22 */
 
 static const rq main_cases[] = {
     /* default and first match */
@@ -359,8 +357,7 @@ static void rand_filter(char *out, int allow_wild, int ph)
     int n = 1 + (int)rnd(4);
     out[0] = '\0';
     for (int i = 0; i < n; i++) {
-        if (i)
-            strcat(out, "/");
+        if (i) strcat(out, "/");
         uint32_t k = rnd(10);
         if (allow_wild && k == 0)
             strcat(out, "+");
@@ -391,12 +388,11 @@ static void test_index_matches_scan(void **state)
                                   act);
             switch (rnd(7)) {
             case 0:
-                o += (size_t)snprintf(text + o, sizeof(text) - o, " username \"%s\"",
-                                      users[rnd(8)]);
+                o +=
+                    (size_t)snprintf(text + o, sizeof(text) - o, " username \"%s\"", users[rnd(8)]);
                 break;
             case 1:
-                o += (size_t)snprintf(text + o, sizeof(text) - o, " clientid \"%s\"",
-                                      cids[rnd(7)]);
+                o += (size_t)snprintf(text + o, sizeof(text) - o, " clientid \"%s\"", cids[rnd(7)]);
                 break;
             case 2:
                 o += (size_t)snprintf(text + o, sizeof(text) - o,
@@ -422,8 +418,7 @@ static void test_index_matches_scan(void **state)
                     char f[256];
                     int eq = rnd(6) == 0;
                     rand_filter(f, !eq, !eq);
-                    if (!has_cap && strstr(f, "${cap}"))
-                        rand_filter(f, !eq, 0);
+                    if (!has_cap && strstr(f, "${cap}")) rand_filter(f, !eq, 0);
                     o += (size_t)snprintf(text + o, sizeof(text) - o, " %s\"%s\"", eq ? "eq " : "",
                                           f);
                 }
@@ -463,10 +458,9 @@ static void test_index_matches_scan(void **state)
                 (a.basis == EXH_BY_RULE && a.rule != b.rule))
                 fail_msg("index and scan disagree on %s user=%s cid=%s topic=%s: index %s by "
                          "%s #%u, scan %s by %s #%u\npolicy:\n%s",
-                         exh_action_str(r.action), r.username ? r.username : "(anon)",
-                         r.clientid, topic, exh_decision_str(a.decision), exh_basis_str(a.basis),
-                         a.rule + 1, exh_decision_str(b.decision), exh_basis_str(b.basis),
-                         b.rule + 1, text);
+                         exh_action_str(r.action), r.username ? r.username : "(anon)", r.clientid,
+                         topic, exh_decision_str(a.decision), exh_basis_str(a.basis), a.rule + 1,
+                         exh_decision_str(b.decision), exh_basis_str(b.basis), b.rule + 1, text);
         }
         exh_policy_free(p);
     }
@@ -490,14 +484,11 @@ static void test_matcher_agrees_with_reference(void **state)
             for (int i = 0; i < n; i++) {
                 const char *l = lv[x % 6];
                 x /= 6;
-                if (!strcmp(l, "#") && i != n - 1)
-                    okf = 0;
-                if (i)
-                    strcat(f, "/");
+                if (!strcmp(l, "#") && i != n - 1) okf = 0;
+                if (i) strcat(f, "/");
                 strcat(f, l);
             }
-            if (okf && f[0])
-                strcpy(filters[nf++], f);
+            if (okf && f[0]) strcpy(filters[nf++], f);
         }
     }
     exh_evalctx *ctx = exh_evalctx_new();
@@ -523,8 +514,7 @@ static void test_matcher_agrees_with_reference(void **state)
             want = exh_topic_overlap(SF, strlen(SF), RF, strlen(RF));
             if ((exh_eval(deny, &r, ctx, &res) == EXH_DENY) != want)
                 fail_msg("deny subscribe %s vs rule %s: reference overlap says %d", SF, RF, want);
-            if (strchr(SF, '+') || strchr(SF, '#'))
-                continue;
+            if (strchr(SF, '+') || strchr(SF, '#')) continue;
             r.action = EXH_PUBLISH;
             want = exh_topic_match(RF, strlen(RF), SF, strlen(SF));
             if ((exh_eval(allow, &r, ctx, &res) == EXH_ALLOW) != want)
@@ -557,20 +547,17 @@ static void test_overlap_reference_is_exact(void **state)
                 const char *l = lv[x % 6];
                 x /= 6;
                 okf &= strcmp(l, "#") || i == n - 1;
-                if (i)
-                    strcat(f, "/");
+                if (i) strcat(f, "/");
                 strcat(f, l);
             }
-            if (okf && f[0])
-                strcpy(filters[nf++], f);
+            if (okf && f[0]) strcpy(filters[nf++], f);
         }
         int ntotal = n == 1 ? 5 : n == 2 ? 25 : 125;
         for (int k = 0; k < ntotal; k++) {
             char t[16] = "";
             int x = k;
             for (int i = 0; i < n; i++) {
-                if (i)
-                    strcat(t, "/");
+                if (i) strcat(t, "/");
                 strcat(t, nl[x % 5]);
                 x /= 5;
             }
@@ -585,8 +572,7 @@ static void test_overlap_reference_is_exact(void **state)
                 shared = exh_topic_match(SF, strlen(SF), names[k], strlen(names[k])) &&
                          exh_topic_match(RF, strlen(RF), names[k], strlen(names[k]));
             int says = exh_topic_overlap(SF, strlen(SF), RF, strlen(RF));
-            if (shared && !says)
-                fail_msg("overlap(%s, %s) is false but they share a name", SF, RF);
+            if (shared && !says) fail_msg("overlap(%s, %s) is false but they share a name", SF, RF);
             if (says && !shared)
                 fail_msg("overlap(%s, %s) is true but no name of the universe is shared", SF, RF);
         }

@@ -67,8 +67,7 @@ static const bad_case bad[] = {
     {"allow publish topic \"a/${1x}\"\n", 1, 24, "bad placeholder name"},
     {"allow publish username ~ \"(?<t>.+)\" clientid ~ \"(?<t>.+)\" topic \"${t}\"\n", 1, 48,
      "defined twice"},
-    {"allow publish not username ~ \"(?<t>.+)\" topic \"x/${t}\"\n", 1, 50,
-     "defined under 'not'"},
+    {"allow publish not username ~ \"(?<t>.+)\" topic \"x/${t}\"\n", 1, 50, "defined under 'not'"},
     {"allow publish username ~ \"(?<username>.+)\" topic \"x\"\n", 1, 26, "reserved"},
     {"allow publish username ~ \"((((((((((((((((((((((((((((((((((a))))))))))))))))))))))))))))"
      "))))))\"\n",

@@ -23,8 +23,8 @@ typedef struct exh_addr {
 } exh_addr;
 
 typedef struct exh_cidr {
-    exh_addr addr;   /* host bits beyond prefix are zero */
-    uint8_t prefix;  /* 0..32 for IPv4, 0..128 for IPv6 */
+    exh_addr addr;  /* host bits beyond prefix are zero */
+    uint8_t prefix; /* 0..32 for IPv4, 0..128 for IPv6 */
 } exh_cidr;
 
 /* Parse a textual IPv4 or IPv6 address (no brackets, no zone, no port).

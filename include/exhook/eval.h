@@ -31,19 +31,19 @@ typedef struct exh_str {
 } exh_str;
 
 typedef struct exh_request {
-    exh_action action;        /* exactly one of EXH_PUBLISH/SUBSCRIBE/CONNECT */
-    const char *username;     /* NULL = anonymous (no username given) */
+    exh_action action;    /* exactly one of EXH_PUBLISH/SUBSCRIBE/CONNECT */
+    const char *username; /* NULL = anonymous (no username given) */
     size_t username_len;
-    const char *clientid;     /* NULL is taken as "" */
+    const char *clientid; /* NULL is taken as "" */
     size_t clientid_len;
-    exh_addr peerhost;        /* family 0 = unknown */
-    const exh_str *groups;    /* the user's groups (from the store or the request) */
+    exh_addr peerhost;     /* family 0 = unknown */
+    const exh_str *groups; /* the user's groups (from the store or the request) */
     size_t ngroups;
     bool superuser;
-    const char *topic;        /* publish: topic name; subscribe: filter (may be $share/...) */
+    const char *topic; /* publish: topic name; subscribe: filter (may be $share/...) */
     size_t topic_len;
-    int qos;                  /* 0..2, or -1 = unknown */
-    int retain;               /* 0 or 1, or -1 = unknown */
+    int qos;    /* 0..2, or -1 = unknown */
+    int retain; /* 0 or 1, or -1 = unknown */
 } exh_request;
 
 /* Why the decision is what it is. */

@@ -13,18 +13,18 @@ extern "C" {
 #endif
 
 typedef enum exh_lint_kind {
-    EXH_LINT_SHADOWED,     /* an earlier rule already decides every request this one could match */
+    EXH_LINT_SHADOWED, /* an earlier rule already decides every request this one could match */
     EXH_LINT_UNUSED_CAPTURE, /* a named group no placeholder of the rule uses */
-    EXH_LINT_OVERBROAD,    /* an allow that grants every topic (to every client) */
+    EXH_LINT_OVERBROAD,      /* an allow that grants every topic (to every client) */
     EXH_LINT_UNKNOWN_OPTION, /* note: qos/retain are unknown on EMQX's hooks */
 } exh_lint_kind;
 
 typedef struct exh_lint_diag {
     exh_lint_kind kind;
-    int is_note;          /* 1 = informational note, 0 = warning */
-    uint32_t rule;        /* 0-based index of the rule the diagnostic is about */
-    uint32_t other;       /* for EXH_LINT_SHADOWED: the shadowing rule's index */
-    uint32_t col;         /* column in the rule's first line, 0 = whole rule */
+    int is_note;    /* 1 = informational note, 0 = warning */
+    uint32_t rule;  /* 0-based index of the rule the diagnostic is about */
+    uint32_t other; /* for EXH_LINT_SHADOWED: the shadowing rule's index */
+    uint32_t col;   /* column in the rule's first line, 0 = whole rule */
     char message[512];
 } exh_lint_diag;
 

@@ -35,21 +35,21 @@ typedef enum exh_decision {
 
 /* What a front end may show about a rule. */
 typedef struct exh_rule_info {
-    uint32_t number;      /* 1-based position in policy order */
-    const char *file;     /* the file it came from, as given/found */
-    uint32_t line;        /* its first physical line */
-    uint32_t col;         /* column of its first token */
-    const char *text;     /* the statement, continuations joined, comment dropped */
-    exh_decision effect;  /* EXH_ALLOW or EXH_DENY */
-    unsigned actions;     /* exh_action bits */
+    uint32_t number;     /* 1-based position in policy order */
+    const char *file;    /* the file it came from, as given/found */
+    uint32_t line;       /* its first physical line */
+    uint32_t col;        /* column of its first token */
+    const char *text;    /* the statement, continuations joined, comment dropped */
+    exh_decision effect; /* EXH_ALLOW or EXH_DENY */
+    unsigned actions;    /* exh_action bits */
 } exh_rule_info;
 
 /* Compile a file or a directory of *.policy files. */
 exh_status exh_policy_load(const char *path, exh_policy **out, exh_error *err);
 
 /* Compile policy text held in memory; name is used in errors. */
-exh_status exh_policy_parse(const char *name, const char *text, size_t len,
-                            exh_policy **out, exh_error *err);
+exh_status exh_policy_parse(const char *name, const char *text, size_t len, exh_policy **out,
+                            exh_error *err);
 
 void exh_policy_free(exh_policy *p);
 
@@ -64,8 +64,8 @@ exh_decision exh_policy_default(const exh_policy *p);
 /* Where the `default` statement is; line 0 when the policy has none. */
 const char *exh_policy_default_file(const exh_policy *p, uint32_t *line);
 
-const char *exh_decision_str(exh_decision d);   /* "allow" | "deny" | "ignore" */
-const char *exh_action_str(unsigned actions);   /* "publish", "pubsub", ... */
+const char *exh_decision_str(exh_decision d); /* "allow" | "deny" | "ignore" */
+const char *exh_action_str(unsigned actions); /* "publish", "pubsub", ... */
 
 #ifdef __cplusplus
 }

@@ -22,7 +22,7 @@ extern "C" {
 
 typedef struct exh_expectation {
     exh_decision expected;
-    exh_request request;              /* strings point into the parser: valid in the callback */
+    exh_request request; /* strings point into the parser: valid in the callback */
     exh_str groups[EXH_TEST_MAX_GROUPS];
     const char *file;
     unsigned line, col;
@@ -34,8 +34,8 @@ typedef int (*exh_expectation_fn)(const exh_expectation *e, void *user);
 /* Parse test-file text; calls fn for each expectation in order.  On a
  * malformed line returns EXH_ESYNTAX with err pointing at it (the
  * expectations before it have been delivered). */
-exh_status exh_testfile_parse(const char *name, const char *text, size_t len,
-                              exh_expectation_fn fn, void *user, exh_error *err);
+exh_status exh_testfile_parse(const char *name, const char *text, size_t len, exh_expectation_fn fn,
+                              void *user, exh_error *err);
 
 #ifdef __cplusplus
 }

@@ -21,13 +21,13 @@ extern "C" {
 
 typedef enum exh_topic_status {
     EXH_TOPIC_OK = 0,
-    EXH_TOPIC_EMPTY,          /* zero length */
-    EXH_TOPIC_TOO_LONG,       /* over 65535 bytes */
-    EXH_TOPIC_NUL,            /* holds a NUL byte */
-    EXH_TOPIC_BAD_UTF8,       /* not well-formed UTF-8 (incl. overlongs, surrogates) */
-    EXH_TOPIC_WILDCARD_NAME,  /* a topic name (publish) holds '+' or '#' */
-    EXH_TOPIC_BAD_WILDCARD,   /* '+' or '#' not alone in its level, or '#' not last */
-    EXH_TOPIC_BAD_SHARE,      /* "$share/" without a group and a filter */
+    EXH_TOPIC_EMPTY,         /* zero length */
+    EXH_TOPIC_TOO_LONG,      /* over 65535 bytes */
+    EXH_TOPIC_NUL,           /* holds a NUL byte */
+    EXH_TOPIC_BAD_UTF8,      /* not well-formed UTF-8 (incl. overlongs, surrogates) */
+    EXH_TOPIC_WILDCARD_NAME, /* a topic name (publish) holds '+' or '#' */
+    EXH_TOPIC_BAD_WILDCARD,  /* '+' or '#' not alone in its level, or '#' not last */
+    EXH_TOPIC_BAD_SHARE,     /* "$share/" without a group and a filter */
 } exh_topic_status;
 
 /* A human-readable reason, e.g. "topic holds a NUL byte". */

@@ -36,8 +36,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define CHECK(cond)                                                                                \
     do {                                                                                           \
         if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_policy: check failed: %s (%s:%d)\n", #cond, __FILE__,           \
-                    __LINE__);                                                                     \
+            fprintf(stderr, "fuzz_policy: check failed: %s (%s:%d)\n", #cond, __FILE__, __LINE__); \
             abort();                                                                               \
         }                                                                                          \
     } while (0)
@@ -76,8 +75,8 @@ static char long_cid[1200];
 static const fixed_req fixed[] = {
     {EXH_PUBLISH, S("alice"), S("dev-0a1b2c3d"), S("devices/0a1b2c3d/up/t"), "10.1.2.3", 1, 0, 0,
      false},
-    {EXH_PUBLISH, S("dev000001"), S("dev000001-7"), S("devices/dev000001/up/temp"), NULL, -1, -1,
-     0, false},
+    {EXH_PUBLISH, S("dev000001"), S("dev000001-7"), S("devices/dev000001/up/temp"), NULL, -1, -1, 0,
+     false},
     {EXH_PUBLISH, S("t1:bob"), S("web-1"), S("tenants/t1/shared/x"), "::ffff:127.0.0.1", 0, 1, 2,
      false},
     {EXH_PUBLISH, S("a/b"), S("#"), S("devices/#/up/x"), "2001:db8::1", 2, 0, 0, false},
@@ -87,8 +86,7 @@ static const fixed_req fixed[] = {
     {EXH_PUBLISH, S("root"), S("c"), S("any/thing"), NULL, 0, 0, 0, true},
     {EXH_SUBSCRIBE, S("dashboard"), S("dash-1"), S("$SYS/#"), "127.0.0.1", 0, -1, 0, false},
     {EXH_SUBSCRIBE, S("carol"), S("ops-1"), S("$share/g/a/#"), "10.0.0.7", 1, -1, 1, false},
-    {EXH_SUBSCRIBE, S("carol"), S("ops-1"), S("$share/g/alerts/+/critical"), NULL, 2, -1, 1,
-     false},
+    {EXH_SUBSCRIBE, S("carol"), S("ops-1"), S("$share/g/alerts/+/critical"), NULL, 2, -1, 1, false},
     {EXH_SUBSCRIBE, S("dev-0a1b2c3d"), S("dev-0a1b2c3d"), S("devices/dev-0a1b2c3d/down/#"), NULL,
      -1, -1, 0, false},
     {EXH_SUBSCRIBE, S("t1:admin"), S(""), S("$queue/tenants/t1/+/status"), NULL, 0, -1, 0, false},
@@ -122,8 +120,7 @@ static void setup(void)
         r->clientid_len = f->cid_len;
         r->topic = f->topic;
         r->topic_len = f->topic_len;
-        if (f->peer)
-            CHECK(exh_addr_parse(f->peer, strlen(f->peer), &r->peerhost));
+        if (f->peer) CHECK(exh_addr_parse(f->peer, strlen(f->peer), &r->peerhost));
         r->qos = f->qos;
         r->retain = f->retain;
         r->groups = group_sets[f->groups];
@@ -156,16 +153,14 @@ static void check_result(const exh_policy *p, const exh_request *req, exh_decisi
         CHECK(ri != NULL);
         CHECK(ri->effect == d);
     }
-    if (res->basis == EXH_BY_INVALID)
-        CHECK(res->reason != NULL && d == EXH_DENY);
+    if (res->basis == EXH_BY_INVALID) CHECK(res->reason != NULL && d == EXH_DENY);
     if (res->basis == EXH_BY_DEFAULT)
         CHECK(d == exh_policy_default(p) && req->action != EXH_CONNECT);
     if (res->basis == EXH_BY_SUPERUSER)
         CHECK(d == EXH_ALLOW && req->superuser && req->action != EXH_CONNECT);
     if (res->basis == EXH_BY_CREDENTIALS || res->basis == EXH_BY_ANONYMOUS)
         CHECK(req->action == EXH_CONNECT);
-    if (res->basis == EXH_BY_ANONYMOUS)
-        CHECK(d == EXH_DENY && req->username == NULL);
+    if (res->basis == EXH_BY_ANONYMOUS) CHECK(d == EXH_DENY && req->username == NULL);
 }
 
 static void exercise(const exh_policy *p)
@@ -187,8 +182,7 @@ static void exercise(const exh_policy *p)
     CHECK(exh_policy_rule(p, n) == NULL);
     uint32_t line = 12345;
     const char *df = exh_policy_default_file(p, &line);
-    if (line != 0 && df)
-        (void)strlen(df);
+    if (line != 0 && df) (void)strlen(df);
 
     for (size_t i = 0; i < NFIXED + 1; i++) {
         exh_result res, again;
@@ -199,8 +193,7 @@ static void exercise(const exh_policy *p)
          * through the context. */
         exh_decision d2 = exh_eval(p, &reqs[i], ctx, &again);
         CHECK(d2 == d && again.basis == res.basis);
-        if (res.basis == EXH_BY_RULE)
-            CHECK(again.rule == res.rule);
+        if (res.basis == EXH_BY_RULE) CHECK(again.rule == res.rule);
         if (exh_eval_linear) {
             exh_result lin;
             exh_decision dl = exh_eval_linear(p, &reqs[i], ctx, &lin);
@@ -228,21 +221,18 @@ static void check_error(exh_status st, const exh_error *err)
     static char full[4096];
     size_t need = exh_error_format(err, full, sizeof(full));
     CHECK(need > 0);
-    if (need < sizeof(full))
-        CHECK(strlen(full) == need);
+    if (need < sizeof(full)) CHECK(strlen(full) == need);
     char small[17];
     memset(small, 'x', sizeof(small));
     size_t need2 = exh_error_format(err, small, sizeof(small));
     CHECK(need2 == need);
     CHECK(memchr(small, '\0', sizeof(small)) != NULL);
-    if (need < sizeof(full))
-        CHECK(strncmp(small, full, sizeof(small) - 1) == 0);
+    if (need < sizeof(full)) CHECK(strncmp(small, full, sizeof(small) - 1) == 0);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (!ctx)
-        setup();
+    if (!ctx) setup();
 
     exh_policy *p = NULL;
     exh_error err;
