@@ -337,6 +337,59 @@ static void test_regex_limit_fails_closed(void **state)
     exh_policy_free(p);
 }
 
+/* The first matching rule across files, in byte order of file names. */
+static void put(const char *dir, const char *name, const char *text)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void test_first_match_across_files(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/exh-order-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    put(dir, "10-a.policy", "deny publish topic \"x/#\"\n");
+    put(dir, "20-b.policy", "default allow\nallow publish topic \"x/y\"\ndeny publish topic \"z\"\n");
+    exh_evalctx *ctx = exh_evalctx_new();
+    exh_request r;
+    exh_result res;
+    exh_request_init(&r, EXH_PUBLISH);
+    r.topic = "x/y";
+    r.topic_len = 3;
+    exh_policy *p;
+    assert_int_equal(exh_policy_load(dir, &p, NULL), EXH_OK);
+    assert_int_equal(exh_eval(p, &r, ctx, &res), EXH_DENY);
+    assert_non_null(strstr(exh_policy_rule(p, res.rule)->file, "10-a.policy"));
+    r.topic = "z";
+    r.topic_len = 1;
+    assert_int_equal(exh_eval(p, &r, ctx, &res), EXH_DENY);
+    assert_non_null(strstr(exh_policy_rule(p, res.rule)->file, "20-b.policy"));
+    r.topic = "w"; /* default from the second file applies to the whole policy */
+    assert_int_equal(exh_eval(p, &r, ctx, &res), EXH_ALLOW);
+    assert_int_equal(res.basis, EXH_BY_DEFAULT);
+    exh_policy_free(p);
+    /* rename so the deny file sorts last: now the allow decides */
+    char a[256], b[256];
+    snprintf(a, sizeof(a), "%s/10-a.policy", dir);
+    snprintf(b, sizeof(b), "%s/30-a.policy", dir);
+    assert_int_equal(rename(a, b), 0);
+    assert_int_equal(exh_policy_load(dir, &p, NULL), EXH_OK);
+    r.topic = "x/y";
+    r.topic_len = 3;
+    assert_int_equal(exh_eval(p, &r, ctx, &res), EXH_ALLOW);
+    assert_non_null(strstr(exh_policy_rule(p, res.rule)->file, "20-b.policy"));
+    exh_policy_free(p);
+    exh_evalctx_free(ctx);
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 /* ---- the index against a plain scan, on random policies ---- */
 
 static uint64_t rng = 0x9e3779b97f4a7c15ULL;
@@ -585,6 +638,7 @@ int main(void)
         cmocka_unit_test(test_invalid_reasons),
         cmocka_unit_test(test_default_values),
         cmocka_unit_test(test_regex_limit_fails_closed),
+        cmocka_unit_test(test_first_match_across_files),
         cmocka_unit_test(test_index_matches_scan),
         cmocka_unit_test(test_matcher_agrees_with_reference),
         cmocka_unit_test(test_overlap_reference_is_exact),

@@ -1,0 +1,152 @@
+/*
+ * test_lint.c -- what lint warns about, and what it must not: a table of
+ * small policies with the exact findings expected for each.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "exhook/lint.h"
+
+typedef struct finding {
+    int kind;       /* exh_lint_kind, -1 ends the list */
+    uint32_t rule;  /* 1-based rule number */
+    uint32_t other; /* shadowing rule number, 0 if n/a */
+} finding;
+
+typedef struct lint_case {
+    const char *policy;
+    finding want[6];
+} lint_case;
+
+#define END {-1, 0, 0}
+#define SH(r, o) {EXH_LINT_SHADOWED, r, o}
+#define UC(r) {EXH_LINT_UNUSED_CAPTURE, r, 0}
+#define OB(r) {EXH_LINT_OVERBROAD, r, 0}
+#define NOTE(r) {EXH_LINT_UNKNOWN_OPTION, r, 0}
+
+static const lint_case cases[] = {
+    /* shadowing by a wider filter, same identity */
+    {"allow publish username \"a\" topic \"x/#\"\n"
+     "allow publish username \"a\" topic \"x/y\"\n",
+     {SH(2, 1), END}},
+    /* not shadowed: narrower first */
+    {"allow publish username \"a\" topic \"x/y\"\n"
+     "allow publish username \"a\" topic \"x/#\"\n",
+     {END}},
+    /* not shadowed: the earlier rule needs a condition the later lacks */
+    {"allow publish username \"a\" group \"g\" topic \"x/#\"\n"
+     "allow publish username \"a\" topic \"x/y\"\n",
+     {END}},
+    /* a rule without conditions covers any identity; deny shadows deny */
+    {"deny publish topic \"x/#\"\n"
+     "deny publish username \"a\" clientid \"c\" topic \"x/y/z\" \"x/q\"\n",
+     {SH(2, 1), END}},
+    /* an action the earlier rule lacks keeps the later one alive */
+    {"allow publish username \"a\" topic \"x/#\"\n"
+     "allow pubsub username \"a\" topic \"x/y\"\n",
+     {END}},
+    /* a regex covers an exact name it matches */
+    {"allow publish username ~ \"dev-[0-9]+\" topic \"d/#\"\n"
+     "allow publish username \"dev-42\" topic \"d/1\"\n",
+     {SH(2, 1), END}},
+    {"allow publish username ~ \"dev-[0-9]+\" topic \"d/#\"\n"
+     "allow publish username \"dev-x\" topic \"d/1\"\n",
+     {END}},
+    /* a wider CIDR covers a narrower one with the same effect... */
+    {"deny subscribe peerhost 10.0.0.0/8 topic \"x/#\"\n"
+     "deny subscribe peerhost 10.1.0.0/16 topic \"x/y\"\n",
+     {SH(2, 1), END}},
+    /* ...but not across effects: with the address unknown they part ways */
+    {"deny subscribe peerhost 10.0.0.0/8 topic \"x/#\"\n"
+     "allow subscribe peerhost 10.1.0.0/16 topic \"x/y\"\n",
+     {END}},
+    /* an allow never shadows a deny on subscribe: the deny refuses overlaps */
+    {"allow subscribe topic \"a/#\"\n"
+     "deny subscribe topic \"a/b\"\n",
+     {END}},
+    /* qos ranges */
+    {"allow publish topic \"q/#\" qos 0-1\n"
+     "allow publish topic \"q/x\" qos 1\n"
+     "allow publish topic \"q/y\" qos 2\n",
+     {NOTE(1), SH(2, 1), NOTE(2), NOTE(3), END}},
+    /* eq only covers the same eq */
+    {"deny subscribe topic eq \"#\"\n"
+     "deny subscribe topic eq \"#\"\n"
+     "deny subscribe topic \"#\"\n",
+     {SH(2, 1), END}},
+    /* a placeholder filter covers the same placeholder filter */
+    {"allow pubsub topic \"u/${username}/#\"\n"
+     "allow publish topic \"u/${username}/#\"\n",
+     {SH(2, 1), END}},
+    /* unused captures, and the used one is fine */
+    {"allow publish username ~ \"(?<t>[a-z]+):(?<u>.+)\" topic \"t/${t}/x\"\n",
+     {UC(1), END}},
+    /* over-broad grants */
+    {"allow subscribe topic \"#\"\n", {OB(1), END}},
+    {"allow all username \"root\"\n", {OB(1), END}},
+    {"deny all topic \"#\"\n", {END}},
+    {"allow connect anonymous\n", {END}},
+    /* connect rules shadow too */
+    {"deny connect group \"bad\"\n"
+     "deny connect group \"bad\" peerhost 1.2.3.4\n",
+     {SH(2, 1), END}},
+};
+
+typedef struct got {
+    finding f[16];
+    int n;
+} got;
+
+static void collect(const exh_lint_diag *d, void *user)
+{
+    got *g = user;
+    assert_true(g->n < 16);
+    g->f[g->n].kind = (int)d->kind;
+    g->f[g->n].rule = d->rule + 1;
+    g->f[g->n].other = d->kind == EXH_LINT_SHADOWED ? d->other + 1 : 0;
+    assert_true(strlen(d->message) > 10);
+    assert_int_equal(d->is_note, d->kind == EXH_LINT_UNKNOWN_OPTION);
+    g->n++;
+}
+
+static void test_lint_table(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        exh_policy *p;
+        exh_error err;
+        assert_int_equal(
+            exh_policy_parse("l.policy", cases[i].policy, strlen(cases[i].policy), &p, &err),
+            EXH_OK);
+        got g = {.n = 0};
+        uint32_t warnings = exh_lint(p, collect, &g);
+        int n = 0, nwarn = 0;
+        while (cases[i].want[n].kind != -1) {
+            nwarn += cases[i].want[n].kind != EXH_LINT_UNKNOWN_OPTION;
+            n++;
+        }
+        if (g.n != n)
+            fail_msg("case %zu: %d findings, want %d\n%s", i, g.n, n, cases[i].policy);
+        for (int k = 0; k < n; k++)
+            if (g.f[k].kind != cases[i].want[k].kind || g.f[k].rule != cases[i].want[k].rule ||
+                g.f[k].other != cases[i].want[k].other)
+                fail_msg("case %zu finding %d: kind %d rule %u other %u, want %d %u %u\n%s", i, k,
+                         g.f[k].kind, g.f[k].rule, g.f[k].other, cases[i].want[k].kind,
+                         cases[i].want[k].rule, cases[i].want[k].other, cases[i].policy);
+        assert_int_equal(warnings, nwarn);
+        exh_policy_free(p);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_lint_table),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
