@@ -51,6 +51,112 @@ static uint8_t literal_prefix(const char *re, size_t len)
     return (uint8_t)n;
 }
 
+/* Parse "{n}", "{n,}" or "{n,m}" at s; returns its length or 0. */
+static size_t parse_braces(const char *s, size_t len, uint32_t *lo, uint32_t *hi)
+{
+    size_t i = 1;
+    uint64_t a = 0, b = 0;
+    if (len < 3 || s[0] != '{' || s[1] < '0' || s[1] > '9')
+        return 0;
+    while (i < len && s[i] >= '0' && s[i] <= '9' && a < 65536)
+        a = a * 10 + (uint64_t)(s[i++] - '0');
+    if (i < len && s[i] == '}') {
+        *lo = *hi = (uint32_t)a;
+        return a < 65536 ? i + 1 : 0;
+    }
+    if (i >= len || s[i++] != ',')
+        return 0;
+    if (i < len && s[i] == '}') {
+        *lo = (uint32_t)a;
+        *hi = UINT32_MAX;
+        return a < 65536 ? i + 1 : 0;
+    }
+    size_t start = i;
+    while (i < len && s[i] >= '0' && s[i] <= '9' && b < 65536)
+        b = b * 10 + (uint64_t)(s[i++] - '0');
+    if (i == start || i >= len || s[i] != '}' || a >= 65536 || b >= 65536 || b < a)
+        return 0;
+    *lo = (uint32_t)a;
+    *hi = (uint32_t)b;
+    return i + 1;
+}
+
+/*
+ * Recognise LITERAL or LITERAL CLASS QUANTIFIER (see simple_re in rule.h).
+ * Anything else -- escapes, groups, alternation, several classes, a
+ * quantifier on the literal, POSIX classes -- is left to PCRE2.  `.` is
+ * taken only under PCRE2's LF newline convention, where it is every byte
+ * but '\n'.
+ */
+static int simple_form(const exh_cond *c, simple_re *out)
+{
+    const char *s = c->str;
+    size_t len = c->len, i = c->prefix_len;
+    memset(out, 0, sizeof(*out));
+    if (i == len) { /* all literal: exactly one string */
+        out->qmin = out->qmax = 0;
+        return 1;
+    }
+    if (s[i] == '?' || s[i] == '*' || s[i] == '+' || s[i] == '{')
+        return 0; /* a quantifier on the literal's last byte */
+    if (s[i] == '.') {
+        uint32_t nl = 0;
+        pcre2_pattern_info(c->re, PCRE2_INFO_NEWLINE, &nl);
+        if (nl != PCRE2_NEWLINE_LF)
+            return 0;
+        memset(out->cls, 0xff, sizeof(out->cls));
+        out->cls['\n' / 8] &= (uint8_t) ~(1u << ('\n' % 8));
+        i++;
+    } else if (s[i] == '[') {
+        int neg = 0;
+        i++;
+        if (i < len && s[i] == '^') {
+            neg = 1;
+            i++;
+        }
+        size_t first = i;
+        for (;;) {
+            if (i >= len)
+                return 0;
+            unsigned char a = (unsigned char)s[i];
+            if (a == ']' && i > first)
+                break;
+            if (a == ']' || a == '\\' || a == '[')
+                return 0;
+            unsigned char b = a;
+            if (i + 2 < len && s[i + 1] == '-' && s[i + 2] != ']') {
+                b = (unsigned char)s[i + 2];
+                if (b == '\\' || b == '[' || b < a)
+                    return 0;
+                i += 2;
+            }
+            for (unsigned v = a; v <= b; v++)
+                out->cls[v / 8] |= (uint8_t)(1u << (v % 8));
+            i++;
+        }
+        i++; /* ']' */
+        if (neg)
+            for (int k = 0; k < 32; k++)
+                out->cls[k] = (uint8_t)~out->cls[k];
+    } else {
+        return 0;
+    }
+    out->qmin = out->qmax = 1;
+    if (i < len) {
+        size_t q = 1;
+        if (s[i] == '+')
+            out->qmax = UINT32_MAX;
+        else if (s[i] == '*')
+            out->qmin = 0, out->qmax = UINT32_MAX;
+        else if (s[i] == '?')
+            out->qmin = 0;
+        else if (!(q = parse_braces(s + i, len - i, &out->qmin, &out->qmax)))
+            return 0;
+        i += q;
+    }
+    return i == len; /* nothing after: no possessive/lazy suffix, no more items */
+}
+
 /*
  * Compile a username/clientid regex: whole-string match by construction
  * (PCRE2_ANCHORED | PCRE2_ENDANCHORED) rather than by wrapping it in ^...$,
@@ -80,6 +186,13 @@ static exh_status compile_regex(const lexer *L, exh_rule *r, exh_cond *c, char *
         return EXH_ESYNTAX;
     }
     c->prefix_len = literal_prefix(c->str, c->len);
+    simple_re sre;
+    if (groups == 0 && c->len < 255 && simple_form(c, &sre)) {
+        c->sre = malloc(sizeof(sre));
+        if (!c->sre)
+            return no_memory(err);
+        *c->sre = sre;
+    }
     pcre2_pattern_info(c->re, PCRE2_INFO_NAMECOUNT, &count);
     pcre2_pattern_info(c->re, PCRE2_INFO_NAMEENTRYSIZE, &esize);
     pcre2_pattern_info(c->re, PCRE2_INFO_NAMETABLE, &table);
@@ -299,6 +412,7 @@ void exh_rule_free(exh_rule *r)
         if (!r->packed) {
             free(r->conds[i].str);
             free(r->conds[i].map);
+            free(r->conds[i].sre);
         }
         pcre2_code_free(r->conds[i].re);
     }
@@ -324,7 +438,8 @@ static size_t packed_size(const exh_rule *r)
     size_t n = ALIGN8(sizeof(rule_head)) + ALIGN8(r->nconds * sizeof(exh_cond)) +
                ALIGN8(r->nspecs * sizeof(exh_spec));
     for (uint16_t i = 0; i < r->nconds; i++)
-        n += ALIGN8(r->conds[i].len + 1) + ALIGN8(r->conds[i].nmap * sizeof(slot_map));
+        n += ALIGN8(r->conds[i].len + 1) + ALIGN8(r->conds[i].nmap * sizeof(slot_map)) +
+             (r->conds[i].sre ? ALIGN8(sizeof(simple_re)) : 0);
     for (uint16_t i = 0; i < r->nspecs; i++)
         n += ALIGN8(r->specs[i].nlevels * sizeof(exh_level)) +
              ALIGN8(r->specs[i].nparts * sizeof(exh_part)) + ALIGN8(r->specs[i].len + 1);
@@ -362,6 +477,7 @@ exh_status exh_rules_pack(exh_policy *p)
         for (uint16_t k = 0; k < r->nconds; k++) {
             conds[k].str = move(&cur, conds[k].str, conds[k].len + 1);
             conds[k].map = move(&cur, conds[k].map, conds[k].nmap * sizeof(slot_map));
+            conds[k].sre = move(&cur, conds[k].sre, sizeof(simple_re));
         }
         exh_spec *specs = move(&cur, r->specs, r->nspecs * sizeof(exh_spec));
         for (uint16_t k = 0; k < r->nspecs; k++) {

@@ -102,9 +102,27 @@ static int safe_value(const char *p, size_t n)
     return 1;
 }
 
+static tri eval_simple(const exh_cond *c, const char *subj, size_t len)
+{
+    const simple_re *s = c->sre;
+    if (len < c->prefix_len || memcmp(subj, c->str, c->prefix_len) != 0)
+        return T_FALSE;
+    size_t n = len - c->prefix_len;
+    if (n < s->qmin || n > s->qmax)
+        return T_FALSE;
+    for (size_t i = c->prefix_len; i < len; i++) {
+        unsigned char b = (unsigned char)subj[i];
+        if (!(s->cls[b / 8] & (1u << (b % 8))))
+            return T_FALSE;
+    }
+    return T_TRUE;
+}
+
 static tri eval_regex(const exh_cond *c, const char *subj, size_t len, exh_evalctx *ctx)
 {
     int rc;
+    if (c->sre)
+        return eval_simple(c, subj, len); /* no groups, so no slots to set */
     if (c->prefix_len && (len < c->prefix_len || memcmp(subj, c->str, c->prefix_len) != 0))
         rc = PCRE2_ERROR_NOMATCH;
     else if (c->jit)
@@ -306,7 +324,7 @@ static int rule_matches(const rule_head *r, const exh_request *req, const char *
 {
     int unknown = 0;
     for (uint16_t i = 0; i < r->nconds; i++)
-        if (r->conds[i].re)
+        if (r->conds[i].re && !r->conds[i].sre)
             __builtin_prefetch(r->conds[i].re); /* overlap its miss with the cheap tests */
     for (uint16_t i = 0; i < r->nconds; i++) {
         tri t = eval_cond(&r->conds[i], req, ctx);

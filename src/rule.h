@@ -40,6 +40,17 @@ typedef struct slot_map {
     uint8_t slot;   /* capture slot of the rule */
 } slot_map;
 
+/* A regex of the form LITERAL or LITERAL CLASS QUANTIFIER (e.g.
+ * "dev000042-[0-9]+", "svc-.*", "t42:[a-z]{2,8}") matched without PCRE2:
+ * the literal is the cond's prefix_len bytes of str, then qmin..qmax bytes
+ * all in the class.  Such patterns have no alternatives and no groups, so
+ * one left-to-right check is exactly PCRE2's whole-string answer; the test
+ * suite compares the two on random patterns and subjects. */
+typedef struct simple_re {
+    uint32_t qmin, qmax; /* qmax UINT32_MAX: unbounded */
+    uint8_t cls[32];     /* bit per byte value */
+} simple_re;
+
 /* Fields are ordered hot first: the evaluator reads the first ones, lint
  * and error reporting the rest. */
 typedef struct exh_cond {
@@ -50,7 +61,8 @@ typedef struct exh_cond {
     uint32_t len;
     char *str; /* exact value, group name or regex source */
     pcre2_code *re;
-    bool jit;      /* re was JIT-compiled: call pcre2_jit_match directly */
+    bool jit;       /* re was JIT-compiled: call pcre2_jit_match directly */
+    simple_re *sre; /* non-NULL: match with it, never calling PCRE2 */
     slot_map *map; /* named groups this rule uses */
     exh_cidr cidr;
     uint32_t col; /* column of the condition (its `not` if negated) */

@@ -631,6 +631,73 @@ static void test_overlap_reference_is_exact(void **state)
         }
 }
 
+/* Simple regexes (LITERAL or LITERAL CLASS QUANTIFIER) are matched
+ * without PCRE2; the answer must be PCRE2's, on random patterns and
+ * subjects (bytes including '\n', '-', ']' and 0x80+). */
+static void test_simple_regex_agrees_with_pcre2(void **state)
+{
+    (void)state;
+    static const char *lits[] = {"", "a", "dev-", "t1:", "x\xc3\xa9"};
+    static const char *classes[] = {"[a-c]", "[^a]", "[-a]", "[a-]", "[0-9a-f]", ".", "[]a]",
+                                    "[a-z-9]", "[\xc3-\xff]", "x", "(a)", "[ab]|c"};
+    static const char *quants[] = {"", "+", "*", "?", "{2}", "{1,}", "{0,2}", "{,2}", "+?",
+                                   "{3,1}"};
+    static const char alphabet[] = "abc-09fx]:\n\xc3\xa9|";
+    exh_evalctx *ctx = exh_evalctx_new();
+    pcre2_match_data *md = pcre2_match_data_create(8, NULL);
+    int simple = 0, total = 0;
+    for (int round = 0; round < 3000; round++) {
+        char pat[64];
+        snprintf(pat, sizeof(pat), "%s%s%s", lits[rnd(5)], classes[rnd(12)], quants[rnd(10)]);
+        if (rnd(8) == 0)
+            snprintf(pat, sizeof(pat), "%s", lits[rnd(5)]);
+        int code;
+        PCRE2_SIZE off;
+        pcre2_code *re = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED,
+                                       PCRE2_ANCHORED | PCRE2_ENDANCHORED, &code, &off, NULL);
+        char text[160];
+        snprintf(text, sizeof(text), "allow publish username ~ \"%s\" topic \"t\"\n", pat);
+        exh_policy *p = NULL;
+        exh_status st = exh_policy_parse("s.policy", text, strlen(text), &p, NULL);
+        if (!re) {
+            assert_int_equal(st, EXH_ESYNTAX); /* both refuse the pattern */
+            continue;
+        }
+        assert_int_equal(st, EXH_OK);
+        total++;
+        simple += p->rules[0].conds[0].sre != NULL;
+        for (int k = 0; k < 40; k++) {
+            char subj[8];
+            size_t n = rnd(7);
+            for (size_t i = 0; i < n; i++)
+                subj[i] = alphabet[rnd(sizeof(alphabet) - 1)];
+            if (rnd(3) == 0) { /* often start with the literal */
+                size_t l = strlen(pat) < 4 ? strlen(pat) : 4;
+                memcpy(subj, pat, l < n ? l : n);
+            }
+            int want = pcre2_match(re, (PCRE2_SPTR)subj, n, 0, 0, md, NULL) >= 0;
+            exh_request r;
+            exh_result res;
+            exh_request_init(&r, EXH_PUBLISH);
+            r.username = subj;
+            r.username_len = n;
+            r.topic = "t";
+            r.topic_len = 1;
+            int got = exh_eval(p, &r, ctx, &res) == EXH_ALLOW;
+            if (got != want)
+                fail_msg("pattern \"%s\" (simple=%d) on %zu bytes \"%.*s\": engine %d, PCRE2 %d",
+                         pat, p->rules[0].conds[0].sre != NULL, n, (int)n, subj, got, want);
+        }
+        pcre2_code_free(re);
+        exh_policy_free(p);
+    }
+    /* The fast path must actually be exercised, and not take everything. */
+    assert_true(simple > total / 4);
+    assert_true(simple < total);
+    pcre2_match_data_free(md);
+    exh_evalctx_free(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -642,6 +709,7 @@ int main(void)
         cmocka_unit_test(test_index_matches_scan),
         cmocka_unit_test(test_matcher_agrees_with_reference),
         cmocka_unit_test(test_overlap_reference_is_exact),
+        cmocka_unit_test(test_simple_regex_agrees_with_pcre2),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
