@@ -56,16 +56,14 @@ static size_t parse_braces(const char *s, size_t len, uint32_t *lo, uint32_t *hi
 {
     size_t i = 1;
     uint64_t a = 0, b = 0;
-    if (len < 3 || s[0] != '{' || s[1] < '0' || s[1] > '9')
-        return 0;
+    if (len < 3 || s[0] != '{' || s[1] < '0' || s[1] > '9') return 0;
     while (i < len && s[i] >= '0' && s[i] <= '9' && a < 65536)
         a = a * 10 + (uint64_t)(s[i++] - '0');
     if (i < len && s[i] == '}') {
         *lo = *hi = (uint32_t)a;
         return a < 65536 ? i + 1 : 0;
     }
-    if (i >= len || s[i++] != ',')
-        return 0;
+    if (i >= len || s[i++] != ',') return 0;
     if (i < len && s[i] == '}') {
         *lo = (uint32_t)a;
         *hi = UINT32_MAX;
@@ -74,8 +72,7 @@ static size_t parse_braces(const char *s, size_t len, uint32_t *lo, uint32_t *hi
     size_t start = i;
     while (i < len && s[i] >= '0' && s[i] <= '9' && b < 65536)
         b = b * 10 + (uint64_t)(s[i++] - '0');
-    if (i == start || i >= len || s[i] != '}' || a >= 65536 || b >= 65536 || b < a)
-        return 0;
+    if (i == start || i >= len || s[i] != '}' || a >= 65536 || b >= 65536 || b < a) return 0;
     *lo = (uint32_t)a;
     *hi = (uint32_t)b;
     return i + 1;
@@ -102,8 +99,7 @@ static int simple_form(const exh_cond *c, simple_re *out)
     if (s[i] == '.') {
         uint32_t nl = 0;
         pcre2_pattern_info(c->re, PCRE2_INFO_NEWLINE, &nl);
-        if (nl != PCRE2_NEWLINE_LF)
-            return 0;
+        if (nl != PCRE2_NEWLINE_LF) return 0;
         memset(out->cls, 0xff, sizeof(out->cls));
         out->cls['\n' / 8] &= (uint8_t) ~(1u << ('\n' % 8));
         i++;
@@ -116,18 +112,14 @@ static int simple_form(const exh_cond *c, simple_re *out)
         }
         size_t first = i;
         for (;;) {
-            if (i >= len)
-                return 0;
+            if (i >= len) return 0;
             unsigned char a = (unsigned char)s[i];
-            if (a == ']' && i > first)
-                break;
-            if (a == ']' || a == '\\' || a == '[')
-                return 0;
+            if (a == ']' && i > first) break;
+            if (a == ']' || a == '\\' || a == '[') return 0;
             unsigned char b = a;
             if (i + 2 < len && s[i + 1] == '-' && s[i + 2] != ']') {
                 b = (unsigned char)s[i + 2];
-                if (b == '\\' || b == '[' || b < a)
-                    return 0;
+                if (b == '\\' || b == '[' || b < a) return 0;
                 i += 2;
             }
             for (unsigned v = a; v <= b; v++)
@@ -189,8 +181,7 @@ static exh_status compile_regex(const lexer *L, exh_rule *r, exh_cond *c, char *
     simple_re sre;
     if (groups == 0 && c->len < 255 && simple_form(c, &sre)) {
         c->sre = malloc(sizeof(sre));
-        if (!c->sre)
-            return no_memory(err);
+        if (!c->sre) return no_memory(err);
         *c->sre = sre;
     }
     pcre2_pattern_info(c->re, PCRE2_INFO_NAMECOUNT, &count);

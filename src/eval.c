@@ -105,15 +105,12 @@ static int safe_value(const char *p, size_t n)
 static tri eval_simple(const exh_cond *c, const char *subj, size_t len)
 {
     const simple_re *s = c->sre;
-    if (len < c->prefix_len || memcmp(subj, c->str, c->prefix_len) != 0)
-        return T_FALSE;
+    if (len < c->prefix_len || memcmp(subj, c->str, c->prefix_len) != 0) return T_FALSE;
     size_t n = len - c->prefix_len;
-    if (n < s->qmin || n > s->qmax)
-        return T_FALSE;
+    if (n < s->qmin || n > s->qmax) return T_FALSE;
     for (size_t i = c->prefix_len; i < len; i++) {
         unsigned char b = (unsigned char)subj[i];
-        if (!(s->cls[b / 8] & (1u << (b % 8))))
-            return T_FALSE;
+        if (!(s->cls[b / 8] & (1u << (b % 8)))) return T_FALSE;
     }
     return T_TRUE;
 }
@@ -121,8 +118,7 @@ static tri eval_simple(const exh_cond *c, const char *subj, size_t len)
 static tri eval_regex(const exh_cond *c, const char *subj, size_t len, exh_evalctx *ctx)
 {
     int rc;
-    if (c->sre)
-        return eval_simple(c, subj, len); /* no groups, so no slots to set */
+    if (c->sre) return eval_simple(c, subj, len); /* no groups, so no slots to set */
     if (c->prefix_len && (len < c->prefix_len || memcmp(subj, c->str, c->prefix_len) != 0))
         rc = PCRE2_ERROR_NOMATCH;
     else if (c->jit)

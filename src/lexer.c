@@ -241,3 +241,38 @@ int tok_is(const token *t, const char *kw)
     size_t n = strlen(kw);
     return t->type == TOK_WORD && t->rawlen == n && memcmp(t->raw, kw, n) == 0;
 }
+
+/* Show a token in a message: words as written, strings with quotes,
+ * both cut short and with unprintable bytes escaped. */
+static const char *tok_show(const token *t, char *buf, size_t size)
+{
+    size_t n = 0;
+    for (size_t k = 0; k < t->rawlen && n + 5 < size; k++) {
+        unsigned char c = (unsigned char)t->raw[k];
+        if (k == 40) {
+            n += (size_t)snprintf(buf + n, size - n, "...");
+            break;
+        }
+        if (c < 0x20 || c == 0x7f)
+            n += (size_t)snprintf(buf + n, size - n, "\\x%02x", c);
+        else
+            buf[n++] = (char)c;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+/* "expected <what>, found 'tok'" at the current token, or at the end of
+ * the statement when there is none. */
+exh_status lex_expected(const lexer *L, size_t i, exh_error *err, const char *what)
+{
+    const token *t = lex_tok(L, i);
+    if (!t) {
+        lex_error_at(L, err, L->end_line, L->end_col, "expected %s at end of line", what);
+    } else {
+        char buf[64];
+        lex_error_at(L, err, t->line, t->col, "expected %s, found '%s'", what,
+                     tok_show(t, buf, sizeof(buf)));
+    }
+    return EXH_ESYNTAX;
+}

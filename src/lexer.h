@@ -60,6 +60,17 @@ void lex_error_at(const lexer *L, exh_error *err, uint32_t line, uint32_t col, c
  * decoded value, accounting for the quote and escapes before it. */
 uint32_t tok_value_col(const token *t, size_t off);
 
+/* The i-th token of the statement, or NULL past its end. */
+static inline const token *lex_tok(const lexer *L, size_t i)
+{
+    return i < L->ntoks ? &L->toks[i] : NULL;
+}
+
+/* "expected <what>, found '<token i>'", or "... at end of line" when the
+ * statement has no token i; the token is shown escaped and cut short.
+ * Returns EXH_ESYNTAX. */
+exh_status lex_expected(const lexer *L, size_t i, exh_error *err, const char *what);
+
 /* Does a word token spell exactly kw? */
 int tok_is(const token *t, const char *kw);
 

@@ -25,43 +25,12 @@ typedef struct parser {
 
 static const token *peek(const parser *P)
 {
-    return P->i < P->L->ntoks ? &P->L->toks[P->i] : NULL;
+    return lex_tok(P->L, P->i);
 }
 
-/* Show a token in a message: words as written, strings with quotes,
- * both cut short and with unprintable bytes escaped. */
-static const char *tok_show(const token *t, char *buf, size_t size)
-{
-    size_t n = 0;
-    for (size_t k = 0; k < t->rawlen && n + 5 < size; k++) {
-        unsigned char c = (unsigned char)t->raw[k];
-        if (k == 40) {
-            n += (size_t)snprintf(buf + n, size - n, "...");
-            break;
-        }
-        if (c < 0x20 || c == 0x7f)
-            n += (size_t)snprintf(buf + n, size - n, "\\x%02x", c);
-        else
-            buf[n++] = (char)c;
-    }
-    buf[n] = '\0';
-    return buf;
-}
-
-/* "expected <what>, found 'tok'" at the current token, or at the end of
- * the statement when there is none. */
 static exh_status expected(parser *P, const char *what)
 {
-    const token *t = peek(P);
-    if (!t) {
-        lex_error_at(P->L, P->err, P->L->end_line, P->L->end_col, "expected %s at end of line",
-                     what);
-    } else {
-        char buf[64];
-        lex_error_at(P->L, P->err, t->line, t->col, "expected %s, found '%s'", what,
-                     tok_show(t, buf, sizeof(buf)));
-    }
-    return EXH_ESYNTAX;
+    return lex_expected(P->L, P->i, P->err, what);
 }
 
 static exh_status error_at(parser *P, const token *t, const char *msg)

@@ -165,8 +165,7 @@ static exh_status list_dir(const char *dir, char ***names, size_t *count, exh_er
         free(v);
         return st;
     }
-    if (n > 1)
-        qsort(v, n, sizeof(*v), cmp_names);
+    if (n > 1) qsort(v, n, sizeof(*v), cmp_names);
     *names = v;
     *count = n;
     return EXH_OK;

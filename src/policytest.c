@@ -17,20 +17,12 @@ typedef struct tparser {
 
 static const token *peek(const tparser *P)
 {
-    return P->i < P->L->ntoks ? &P->L->toks[P->i] : NULL;
+    return lex_tok(P->L, P->i);
 }
 
 static exh_status fail(tparser *P, const char *what)
 {
-    const token *t = peek(P);
-    if (t) {
-        int n = t->rawlen > 40 ? 40 : (int)t->rawlen;
-        lex_error_at(P->L, P->err, t->line, t->col, "expected %s, found '%.*s'", what, n, t->raw);
-    } else {
-        lex_error_at(P->L, P->err, P->L->end_line, P->L->end_col, "expected %s at end of line",
-                     what);
-    }
-    return EXH_ESYNTAX;
+    return lex_expected(P->L, P->i, P->err, what);
 }
 
 static const token *string_arg(tparser *P, const char *what)

@@ -63,7 +63,7 @@ typedef struct exh_cond {
     pcre2_code *re;
     bool jit;       /* re was JIT-compiled: call pcre2_jit_match directly */
     simple_re *sre; /* non-NULL: match with it, never calling PCRE2 */
-    slot_map *map; /* named groups this rule uses */
+    slot_map *map;  /* named groups this rule uses */
     exh_cidr cidr;
     uint32_t col; /* column of the condition (its `not` if negated) */
     uint32_t line;

@@ -354,7 +354,8 @@ static void test_first_match_across_files(void **state)
     char dir[] = "/tmp/exh-order-XXXXXX";
     assert_non_null(mkdtemp(dir));
     put(dir, "10-a.policy", "deny publish topic \"x/#\"\n");
-    put(dir, "20-b.policy", "default allow\nallow publish topic \"x/y\"\ndeny publish topic \"z\"\n");
+    put(dir, "20-b.policy",
+        "default allow\nallow publish topic \"x/y\"\ndeny publish topic \"z\"\n");
     exh_evalctx *ctx = exh_evalctx_new();
     exh_request r;
     exh_result res;
@@ -520,30 +521,37 @@ static void test_index_matches_scan(void **state)
     exh_evalctx_free(ctx);
 }
 
+/* Every topic of 1 to 3 levels drawn from lv (nlv entries); filters
+ * (with_wild) drop those with '#' anywhere but last, and the empty topic. */
+static int universe(const char *const *lv, int nlv, int filters, char out[][16])
+{
+    int n_out = 0;
+    for (int n = 1, total = nlv; n <= 3; n++, total *= nlv)
+        for (int k = 0; k < total; k++) {
+            char f[16] = "";
+            int x = k, ok = 1;
+            for (int i = 0; i < n; i++) {
+                const char *l = lv[x % nlv];
+                x /= nlv;
+                ok &= strcmp(l, "#") || i == n - 1;
+                if (i) strcat(f, "/");
+                strcat(f, l);
+            }
+            if (!filters || (ok && f[0])) strcpy(out[n_out++], f);
+        }
+    return n_out;
+}
+
+static const char *const filter_levels[] = {"a", "b", "$x", "+", "#", ""};
+
 /* The compiled matcher against topic.c's plain reference functions, on
  * every pair of small filters: publish = exh_topic_match, allow on
  * subscribe = exh_topic_subset, deny on subscribe = exh_topic_overlap. */
 static void test_matcher_agrees_with_reference(void **state)
 {
     (void)state;
-    static const char *lv[] = {"a", "b", "$x", "+", "#", ""};
     char filters[400][16];
-    int nf = 0;
-    for (int n = 1; n <= 3; n++) {
-        int total = n == 1 ? 6 : n == 2 ? 36 : 216;
-        for (int k = 0; k < total; k++) {
-            char f[16] = "";
-            int x = k, okf = 1;
-            for (int i = 0; i < n; i++) {
-                const char *l = lv[x % 6];
-                x /= 6;
-                if (!strcmp(l, "#") && i != n - 1) okf = 0;
-                if (i) strcat(f, "/");
-                strcat(f, l);
-            }
-            if (okf && f[0]) strcpy(filters[nf++], f);
-        }
-    }
+    int nf = universe(filter_levels, 6, 1, filters);
     exh_evalctx *ctx = exh_evalctx_new();
     for (int fi = 0; fi < nf; fi++) {
         char text[128];
@@ -587,36 +595,10 @@ static void test_matcher_agrees_with_reference(void **state)
 static void test_overlap_reference_is_exact(void **state)
 {
     (void)state;
-    static const char *lv[] = {"a", "b", "$x", "+", "#", ""};
-    static const char *nl[] = {"a", "b", "$x", "", "c"};
+    static const char *const nl[] = {"a", "b", "$x", "", "c"};
     char filters[300][16], names[200][16];
-    int nf = 0, nn = 0;
-    for (int n = 1; n <= 3; n++) {
-        int total = n == 1 ? 6 : n == 2 ? 36 : 216;
-        for (int k = 0; k < total; k++) {
-            char f[16] = "";
-            int x = k, okf = 1;
-            for (int i = 0; i < n; i++) {
-                const char *l = lv[x % 6];
-                x /= 6;
-                okf &= strcmp(l, "#") || i == n - 1;
-                if (i) strcat(f, "/");
-                strcat(f, l);
-            }
-            if (okf && f[0]) strcpy(filters[nf++], f);
-        }
-        int ntotal = n == 1 ? 5 : n == 2 ? 25 : 125;
-        for (int k = 0; k < ntotal; k++) {
-            char t[16] = "";
-            int x = k;
-            for (int i = 0; i < n; i++) {
-                if (i) strcat(t, "/");
-                strcat(t, nl[x % 5]);
-                x /= 5;
-            }
-            strcpy(names[nn++], t);
-        }
-    }
+    int nf = universe(filter_levels, 6, 1, filters);
+    int nn = universe(nl, 5, 0, names);
     for (int i = 0; i < nf; i++)
         for (int j = 0; j < nf; j++) {
             const char *SF = filters[i], *RF = filters[j];
@@ -638,10 +620,11 @@ static void test_simple_regex_agrees_with_pcre2(void **state)
 {
     (void)state;
     static const char *lits[] = {"", "a", "dev-", "t1:", "x\xc3\xa9"};
-    static const char *classes[] = {"[a-c]", "[^a]", "[-a]", "[a-]", "[0-9a-f]", ".", "[]a]",
-                                    "[a-z-9]", "[\xc3-\xff]", "x", "(a)", "[ab]|c"};
-    static const char *quants[] = {"", "+", "*", "?", "{2}", "{1,}", "{0,2}", "{,2}", "+?",
-                                   "{3,1}"};
+    static const char *classes[] = {"[a-c]",       "[^a]", "[-a]", "[a-]",
+                                    "[0-9a-f]",    ".",    "[]a]", "[a-z-9]",
+                                    "[\xc3-\xff]", "x",    "(a)",  "[ab]|c"};
+    static const char *quants[] = {"",     "+",     "*",    "?",  "{2}",
+                                   "{1,}", "{0,2}", "{,2}", "+?", "{3,1}"};
     static const char alphabet[] = "abc-09fx]:\n\xc3\xa9|";
     exh_evalctx *ctx = exh_evalctx_new();
     pcre2_match_data *md = pcre2_match_data_create(8, NULL);
@@ -649,8 +632,7 @@ static void test_simple_regex_agrees_with_pcre2(void **state)
     for (int round = 0; round < 3000; round++) {
         char pat[64];
         snprintf(pat, sizeof(pat), "%s%s%s", lits[rnd(5)], classes[rnd(12)], quants[rnd(10)]);
-        if (rnd(8) == 0)
-            snprintf(pat, sizeof(pat), "%s", lits[rnd(5)]);
+        if (rnd(8) == 0) snprintf(pat, sizeof(pat), "%s", lits[rnd(5)]);
         int code;
         PCRE2_SIZE off;
         pcre2_code *re = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED,
