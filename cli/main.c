@@ -1,5 +1,6 @@
 /*
- * exhookctl -- the operator's tool: checks, tests and lints policies.
+ * exhookctl -- the operator's tool: manages the credential store; checks,
+ * tests and lints policies.
  */
 #include <stdarg.h>
 #include <stdlib.h>
@@ -11,11 +12,23 @@
 static const char usage_text[] =
     "usage: exhookctl [--db PATH] [--policy PATH] COMMAND [ARGS...]\n"
     "\n"
-    "Commands:\n"
-    "  check   decide one request (or --batch: JSON lines on stdin)\n"
-    "  test    run policy test files (*.test); last line 'N passed, N failed'\n"
-    "  lint    compile the policy and warn about shadowed rules, unused captures,\n"
-    "          over-broad grants\n"
+    "Credential store:\n"
+    "  init          create or migrate the database\n"
+    "  add-user      add a user (password from the terminal or --password-stdin)\n"
+    "  passwd        change a user's password\n"
+    "  del-user      delete a user\n"
+    "  set-user      change a user's flags, groups, clientid pattern\n"
+    "  list-users    list the users (never their hashes)\n"
+    "  show-user     show one user\n"
+    "  list-groups   list the groups and their member counts\n"
+    "  import        import users from mosquitto_passwd or EMQX exports\n"
+    "  sessions      online clients, or the connect/disconnect history\n"
+    "\n"
+    "Policies:\n"
+    "  check         decide one request (or --batch: JSON lines on stdin)\n"
+    "  test          run policy test files (*.test); last line 'N passed, N failed'\n"
+    "  lint          compile the policy and warn about shadowed rules, unused\n"
+    "                captures, over-broad grants\n"
     "\n"
     "Options:\n"
     "  --db PATH      credential store (default $EXHOOK_DB, then ./exhook.db)\n"
@@ -24,8 +37,8 @@ static const char usage_text[] =
     "  --help         this text; 'exhookctl COMMAND --help' for a command\n"
     "  --version      print the version\n"
     "\n"
-    "Exit status: 0 success or allow, 1 deny or failed tests, 2 usage, input or\n"
-    "config error.\n";
+    "Exit status: 0 success or allow, 1 deny, failed tests, no such user or a user\n"
+    "that already exists, 2 usage, input or config error.\n";
 
 bool arg_flag(args *a, const char *name)
 {
@@ -161,9 +174,20 @@ int main(int argc, char **argv)
     const char *cmd = argv[a.i];
     int sub_argc = argc - a.i;
     char **sub_argv = argv + a.i;
-    if (!strcmp(cmd, "check")) return cmd_check(&c, sub_argc, sub_argv);
-    if (!strcmp(cmd, "test")) return cmd_test(&c, sub_argc, sub_argv);
-    if (!strcmp(cmd, "lint")) return cmd_lint(&c, sub_argc, sub_argv);
+    static const struct {
+        const char *name;
+        int (*fn)(cli *, int, char **);
+    } commands[] = {
+        {"check", cmd_check},         {"test", cmd_test},
+        {"lint", cmd_lint},           {"init", cmd_init},
+        {"add-user", cmd_add_user},   {"passwd", cmd_passwd},
+        {"del-user", cmd_del_user},   {"set-user", cmd_set_user},
+        {"list-users", cmd_list_users}, {"show-user", cmd_show_user},
+        {"list-groups", cmd_list_groups}, {"import", cmd_import},
+        {"sessions", cmd_sessions},
+    };
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (!strcmp(cmd, commands[i].name)) return commands[i].fn(&c, sub_argc, sub_argv);
     if (!strcmp(cmd, "help")) {
         fputs(usage_text, stdout);
         return 0;

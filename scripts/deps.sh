@@ -8,6 +8,11 @@ EXH_PACKAGES=(
   libpcre2-dev      # regex engine (with JIT)
   libjansson-dev    # JSON for `check --batch`
   libcmocka-dev     # unit tests
+  libsqlite3-dev    # credential store
+  libargon2-dev     # argon2id password hashes
+  libssl-dev        # libcrypto: PBKDF2, SHA-2, HMAC, random bytes
+  libcrypt-dev      # bcrypt ($2b$) verification
+  mosquitto         # real mosquitto_passwd output for the import tests
   clang             # libFuzzer targets (test suite replays their corpora)
   libclang-rt-14-dev
 )

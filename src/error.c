@@ -25,6 +25,12 @@ const char *exh_status_str(exh_status status)
         return "syntax error";
     case EXH_EINVAL:
         return "invalid argument";
+    case EXH_ENOTFOUND:
+        return "not found";
+    case EXH_EEXIST:
+        return "already exists";
+    case EXH_ESTORE:
+        return "credential store error";
     }
     return "unknown error";
 }

@@ -1,0 +1,91 @@
+/*
+ * auth.h -- "may this client connect?": the credential check against the
+ * store, then the policy's connect rules (DESIGN §2 step 3).
+ *
+ * A verified-credential cache keeps a reconnect storm of known clients
+ * cheap: after a successful check it remembers HMAC-SHA256(key, password)
+ * for the user's current revision, with a per-process random key, for a
+ * TTL.  It never holds a password, and it is keyed to the user's revision
+ * in the store, so a changed, disabled or deleted user is never served
+ * from it.  The cache is thread-safe and shared by every worker.
+ */
+#ifndef EXHOOK_AUTH_H
+#define EXHOOK_AUTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "exhook/eval.h"
+#include "exhook/store.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct exh_auth_cache exh_auth_cache;
+
+/* ttl_seconds 0 disables caching; max_entries bounds memory (oldest first
+ * out). */
+exh_auth_cache *exh_auth_cache_new(uint32_t ttl_seconds, size_t max_entries);
+void exh_auth_cache_free(exh_auth_cache *c);
+/* Test hook: pretend `seconds` have passed. */
+void exh_auth_cache_advance(exh_auth_cache *c, uint32_t seconds);
+
+/* Why the credential check came out as it did: each failure distinct, for
+ * logs and `exhookctl check`. */
+typedef enum exh_auth_reason {
+    EXH_AUTH_OK = 0,            /* password verified */
+    EXH_AUTH_OK_CACHED,         /* verified from the cache */
+    EXH_AUTH_ANONYMOUS,         /* no username: connect rules decide */
+    EXH_AUTH_UNKNOWN_USER,
+    EXH_AUTH_DISABLED,
+    EXH_AUTH_CLIENTID_MISMATCH, /* the user's clientid pattern does not match */
+    EXH_AUTH_BAD_PASSWORD,
+    EXH_AUTH_NO_PASSWORD,       /* a username but no password */
+    EXH_AUTH_STORE_ERROR,       /* the store could not be read: fail closed */
+    EXH_AUTH_UNCHECKED,         /* no password check asked for (check/test) */
+} exh_auth_reason;
+
+const char *exh_auth_reason_str(exh_auth_reason r);
+
+typedef struct exh_auth_request {
+    const char *username;   /* NULL: anonymous */
+    size_t username_len;
+    const char *clientid;
+    size_t clientid_len;
+    const char *password;   /* NULL with check_password: EXH_AUTH_NO_PASSWORD */
+    size_t password_len;
+    exh_addr peerhost;      /* family 0: unknown */
+    bool check_password;    /* false: treat the credentials as verified (CLI check) */
+} exh_auth_request;
+
+typedef struct exh_auth_result {
+    exh_decision decision;
+    exh_auth_reason reason;   /* the credential check */
+    exh_result rule;          /* the connect-rule evaluation, when it ran */
+    bool rules_ran;
+    bool rehashed;            /* a weaker hash was upgraded to argon2id */
+    /* What the front end keeps for ACL checks of this client. */
+    bool superuser;
+    char **groups;            /* owned: exh_auth_result_clear */
+    size_t ngroups;
+} exh_auth_result;
+
+void exh_auth_result_clear(exh_auth_result *r);
+
+/*
+ * Decide a connect.  store may be NULL only when check_password is false
+ * and there is no user record to consult (then groups/superuser come from
+ * nowhere).  cache may be NULL.  On a store failure the result is a deny
+ * with EXH_AUTH_STORE_ERROR and the status says why (err filled): the
+ * front end applies its failed_action.
+ */
+exh_status exh_authenticate(exh_store *store, exh_auth_cache *cache, const exh_policy *policy,
+                            exh_evalctx *ctx, const exh_auth_request *req, exh_auth_result *res,
+                            exh_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,128 @@
+/*
+ * store.h -- the credential store: users, groups, sessions, in SQLite.
+ *
+ * One exh_store is one SQLite connection: use one per thread (the driver
+ * gives each worker its own).  The file is opened in WAL mode with a busy
+ * timeout, so the CLI and a running driver share it safely: readers are
+ * never blocked and writers wait their turn instead of failing.  The
+ * schema version lives in PRAGMA user_version and is migrated forward on
+ * open.  A database file the store creates is mode 0600.
+ */
+#ifndef EXHOOK_STORE_H
+#define EXHOOK_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "exhook/error.h"
+#include "exhook/hash.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define EXH_STORE_SCHEMA_VERSION 1
+
+typedef struct exh_store exh_store;
+
+typedef struct exh_store_opts {
+    int busy_timeout_ms;     /* default 5000 */
+    bool create;             /* create the file if missing (else EXH_EIO) */
+    bool readonly;           /* open read-only (no migration: an old schema is an error) */
+    exh_hash_params hash;    /* cost of new hashes; default exh_hash_params_default */
+    bool upgrade_on_login;   /* rehash weaker hashes after a good login (default true) */
+    uint32_t history_max;    /* session history rows kept (default 100000) */
+} exh_store_opts;
+
+void exh_store_opts_default(exh_store_opts *o);
+
+/* Open (and create/migrate) the store.  Errors name the file and why. */
+exh_status exh_store_open(const char *path, const exh_store_opts *opts, exh_store **out,
+                          exh_error *err);
+void exh_store_close(exh_store *s);
+
+/* The schema version of the open database. */
+int exh_store_schema_version(exh_store *s);
+
+/* A user as stored.  Strings are owned by the struct: exh_user_clear. */
+typedef struct exh_user {
+    int64_t id;
+    int64_t rev;        /* bumped on every change to the user or its groups */
+    char *name;
+    char *hash;         /* the stored hash string */
+    bool superuser;
+    bool disabled;
+    char *clientid_pattern; /* NULL: any client id */
+    int64_t created, updated; /* unix seconds */
+    char **groups;
+    size_t ngroups;
+} exh_user;
+
+void exh_user_clear(exh_user *u);
+
+/* Not found is EXH_ENOTFOUND; a name that exists on add is EXH_EEXIST. */
+exh_status exh_store_get_user(exh_store *s, const char *name, exh_user *out, exh_error *err);
+
+typedef struct exh_new_user {
+    const char *name;
+    const char *password;   /* hashed with argon2id; or NULL and ... */
+    size_t password_len;
+    const char *hash;       /* ... a ready hash string (imports) */
+    bool superuser;
+    const char *clientid_pattern; /* NULL: any; must compile as a PCRE2 regex */
+    const char *const *groups;
+    size_t ngroups;
+} exh_new_user;
+
+exh_status exh_store_add_user(exh_store *s, const exh_new_user *u, exh_error *err);
+exh_status exh_store_set_password(exh_store *s, const char *name, const char *pw, size_t pwlen,
+                                  exh_error *err);
+exh_status exh_store_set_hash(exh_store *s, const char *name, const char *hash, exh_error *err);
+exh_status exh_store_del_user(exh_store *s, const char *name, exh_error *err);
+/* flag < 0: leave as is. */
+exh_status exh_store_set_flags(exh_store *s, const char *name, int superuser, int disabled,
+                               exh_error *err);
+/* pattern NULL clears it. */
+exh_status exh_store_set_clientid_pattern(exh_store *s, const char *name, const char *pattern,
+                                          exh_error *err);
+exh_status exh_store_add_to_group(exh_store *s, const char *name, const char *group,
+                                  exh_error *err);
+exh_status exh_store_del_from_group(exh_store *s, const char *name, const char *group,
+                                    exh_error *err);
+
+/* Visit every user in name order (groups filled).  Return non-zero to stop. */
+typedef int (*exh_user_fn)(const exh_user *u, void *user);
+exh_status exh_store_list_users(exh_store *s, exh_user_fn fn, void *user, exh_error *err);
+
+/* Groups that have at least one member, with their member counts. */
+typedef int (*exh_group_fn)(const char *group, int64_t members, void *user);
+exh_status exh_store_list_groups(exh_store *s, exh_group_fn fn, void *user, exh_error *err);
+
+/* Transactions, for imports: everything between begin and commit lands
+ * together or not at all (a killed process leaves the store as it was). */
+exh_status exh_store_begin(exh_store *s, exh_error *err);
+exh_status exh_store_commit(exh_store *s, exh_error *err);
+void exh_store_rollback(exh_store *s);
+
+/* Sessions: online clients and a bounded connect/disconnect history. */
+typedef struct exh_session_event {
+    const char *clientid;
+    const char *username;   /* NULL: anonymous */
+    const char *peerhost;   /* text, may be NULL */
+    const char *node;       /* broker node, may be NULL */
+    const char *reason;     /* disconnect reason, may be NULL */
+    int64_t at;             /* unix seconds */
+    bool connected;         /* true: connect, false: disconnect */
+} exh_session_event;
+
+exh_status exh_store_record_session(exh_store *s, const exh_session_event *ev, exh_error *err);
+typedef int (*exh_session_fn)(const exh_session_event *ev, void *user);
+/* online: the clients currently connected; else the history, newest first. */
+exh_status exh_store_list_sessions(exh_store *s, bool online, exh_session_fn fn, void *user,
+                                   exh_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,373 @@
+/*
+ * auth.c -- the connect decision: credentials from the store (with the
+ * verified-credential cache in front of the slow hashes), then the
+ * policy's connect rules.
+ */
+#include "exhook/auth.h"
+#include "store_int.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+/* ---- the verified-credential cache ---- */
+
+typedef struct centry {
+    char *name;
+    int64_t id, rev;           /* the user row this was verified against */
+    unsigned char mac[32];     /* HMAC-SHA256(key, id | rev | password) */
+    uint64_t expires;          /* cache clock, seconds */
+    struct centry *next;       /* hash chain */
+    struct centry *older, *newer; /* insertion order, for eviction */
+} centry;
+
+struct exh_auth_cache {
+    pthread_mutex_t lock;
+    unsigned char key[32];
+    uint32_t ttl;
+    size_t max, count, nbuckets;
+    centry **buckets;
+    centry *oldest, *newest;
+    uint64_t skew; /* test hook: seconds added to the clock */
+};
+
+static uint64_t mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec;
+}
+
+static size_t name_hash(const char *s, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 0x100000001b3ULL;
+    return (size_t)(h ^ (h >> 29));
+}
+
+exh_auth_cache *exh_auth_cache_new(uint32_t ttl_seconds, size_t max_entries)
+{
+    exh_auth_cache *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->ttl = ttl_seconds;
+    c->max = max_entries ? max_entries : 1;
+    c->nbuckets = 64;
+    while (c->nbuckets < c->max && c->nbuckets < ((size_t)1 << 24))
+        c->nbuckets *= 2;
+    c->buckets = calloc(c->nbuckets, sizeof(*c->buckets));
+    /* A per-process random key: what the cache holds is worthless outside
+     * this process and cannot be checked against a password offline. */
+    if (!c->buckets || RAND_bytes(c->key, sizeof(c->key)) != 1 ||
+        pthread_mutex_init(&c->lock, NULL) != 0) {
+        free(c->buckets);
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static void unlink_entry(exh_auth_cache *c, centry *e)
+{
+    centry **pp = &c->buckets[name_hash(e->name, strlen(e->name)) & (c->nbuckets - 1)];
+    while (*pp && *pp != e)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = e->next;
+    if (e->older)
+        e->older->newer = e->newer;
+    else
+        c->oldest = e->newer;
+    if (e->newer)
+        e->newer->older = e->older;
+    else
+        c->newest = e->older;
+    c->count--;
+    OPENSSL_cleanse(e->mac, sizeof(e->mac));
+    free(e->name);
+    free(e);
+}
+
+void exh_auth_cache_free(exh_auth_cache *c)
+{
+    if (!c)
+        return;
+    while (c->oldest)
+        unlink_entry(c, c->oldest);
+    OPENSSL_cleanse(c->key, sizeof(c->key));
+    pthread_mutex_destroy(&c->lock);
+    free(c->buckets);
+    free(c);
+}
+
+void exh_auth_cache_advance(exh_auth_cache *c, uint32_t seconds)
+{
+    pthread_mutex_lock(&c->lock);
+    c->skew += seconds;
+    pthread_mutex_unlock(&c->lock);
+}
+
+static int cache_mac(const exh_auth_cache *c, const exh_user *u, const char *pw, size_t pwlen,
+                     unsigned char out[32])
+{
+    unsigned char head[16];
+    memcpy(head, &u->id, 8);
+    memcpy(head + 8, &u->rev, 8);
+    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", "SHA256", 0),
+                           OSSL_PARAM_construct_end()};
+    size_t outlen = 0;
+    int ok = ctx && EVP_MAC_init(ctx, c->key, sizeof(c->key), params) &&
+             EVP_MAC_update(ctx, head, sizeof(head)) &&
+             EVP_MAC_update(ctx, (const unsigned char *)pw, pwlen) &&
+             EVP_MAC_final(ctx, out, &outlen, 32) && outlen == 32;
+    EVP_MAC_CTX_free(ctx);
+    EVP_MAC_free(mac);
+    return ok ? 0 : -1;
+}
+
+static centry *find(exh_auth_cache *c, const char *name)
+{
+    centry *e = c->buckets[name_hash(name, strlen(name)) & (c->nbuckets - 1)];
+    while (e && strcmp(e->name, name))
+        e = e->next;
+    return e;
+}
+
+/* Was this password verified for this exact revision of the user within
+ * the TTL? */
+static int cache_hit(exh_auth_cache *c, const exh_user *u, const char *pw, size_t pwlen)
+{
+    if (!c || !c->ttl)
+        return 0;
+    unsigned char mac[32];
+    if (cache_mac(c, u, pw, pwlen, mac))
+        return 0;
+    pthread_mutex_lock(&c->lock);
+    centry *e = find(c, u->name);
+    int hit = 0;
+    if (e) {
+        if (e->id != u->id || e->rev != u->rev || mono_s() + c->skew >= e->expires)
+            unlink_entry(c, e); /* the user changed or the entry aged out */
+        else
+            hit = CRYPTO_memcmp(e->mac, mac, 32) == 0;
+    }
+    pthread_mutex_unlock(&c->lock);
+    OPENSSL_cleanse(mac, sizeof(mac));
+    return hit;
+}
+
+static void cache_put(exh_auth_cache *c, const exh_user *u, const char *pw, size_t pwlen)
+{
+    if (!c || !c->ttl)
+        return;
+    centry *n = calloc(1, sizeof(*n));
+    if (!n || !(n->name = strdup(u->name)) || cache_mac(c, u, pw, pwlen, n->mac)) {
+        if (n)
+            free(n->name);
+        free(n);
+        return; /* a cache that cannot grow just verifies again next time */
+    }
+    n->id = u->id;
+    n->rev = u->rev;
+    pthread_mutex_lock(&c->lock);
+    n->expires = mono_s() + c->skew + c->ttl;
+    centry *old = find(c, u->name);
+    if (old)
+        unlink_entry(c, old);
+    while (c->count >= c->max && c->oldest)
+        unlink_entry(c, c->oldest);
+    size_t b = name_hash(n->name, strlen(n->name)) & (c->nbuckets - 1);
+    n->next = c->buckets[b];
+    c->buckets[b] = n;
+    n->older = c->newest;
+    if (c->newest)
+        c->newest->newer = n;
+    else
+        c->oldest = n;
+    c->newest = n;
+    c->count++;
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* ---- the decision ---- */
+
+const char *exh_auth_reason_str(exh_auth_reason r)
+{
+    switch (r) {
+    case EXH_AUTH_OK:
+        return "password verified";
+    case EXH_AUTH_OK_CACHED:
+        return "password verified (cached)";
+    case EXH_AUTH_ANONYMOUS:
+        return "anonymous";
+    case EXH_AUTH_UNKNOWN_USER:
+        return "unknown user";
+    case EXH_AUTH_DISABLED:
+        return "user is disabled";
+    case EXH_AUTH_CLIENTID_MISMATCH:
+        return "client id does not match the user's clientid pattern";
+    case EXH_AUTH_BAD_PASSWORD:
+        return "wrong password";
+    case EXH_AUTH_NO_PASSWORD:
+        return "no password given";
+    case EXH_AUTH_STORE_ERROR:
+        return "credential store unavailable";
+    case EXH_AUTH_UNCHECKED:
+        return "credentials not checked";
+    }
+    return "?";
+}
+
+void exh_auth_result_clear(exh_auth_result *r)
+{
+    for (size_t i = 0; i < r->ngroups; i++)
+        free(r->groups[i]);
+    free(r->groups);
+    r->groups = NULL;
+    r->ngroups = 0;
+}
+
+static int clientid_matches(const char *pattern, const char *cid, size_t len)
+{
+    int code;
+    PCRE2_SIZE off;
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED,
+                                   PCRE2_ANCHORED | PCRE2_ENDANCHORED, &code, &off, NULL);
+    if (!re)
+        return 0; /* the store validates patterns; a bad one fails closed */
+    pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
+    int rc = md ? pcre2_match(re, (PCRE2_SPTR)cid, len, 0, 0, md, NULL) : -1;
+    pcre2_match_data_free(md);
+    pcre2_code_free(re);
+    return rc >= 0;
+}
+
+static exh_status deny(exh_auth_result *res, exh_auth_reason why, exh_status st)
+{
+    res->decision = EXH_DENY;
+    res->reason = why;
+    return st;
+}
+
+/* Keep what ACL checks need: groups and the superuser flag. */
+static int take_user(exh_auth_result *res, exh_user *u)
+{
+    res->superuser = u->superuser;
+    res->groups = u->groups;
+    res->ngroups = u->ngroups;
+    u->groups = NULL;
+    u->ngroups = 0;
+    return 0;
+}
+
+exh_status exh_authenticate(exh_store *store, exh_auth_cache *cache, const exh_policy *policy,
+                            exh_evalctx *ctx, const exh_auth_request *req, exh_auth_result *res,
+                            exh_error *err)
+{
+    memset(res, 0, sizeof(*res));
+    exh_user u = {0};
+    char *name = NULL;
+    exh_status st = EXH_OK;
+    if (!req->username) {
+        res->reason = EXH_AUTH_ANONYMOUS;
+    } else if (memchr(req->username, '\0', req->username_len)) {
+        return deny(res, EXH_AUTH_UNKNOWN_USER, EXH_OK); /* no stored name holds a NUL */
+    } else if (store) {
+        if (!(name = strndup(req->username, req->username_len)))
+            return deny(res, EXH_AUTH_STORE_ERROR, EXH_ENOMEM);
+        st = exh_store_get_user(store, name, &u, err);
+        free(name);
+        if (st == EXH_ENOTFOUND) {
+            if (req->check_password)
+                return deny(res, EXH_AUTH_UNKNOWN_USER, EXH_OK);
+            st = EXH_OK; /* unchecked: the rules decide, with no groups */
+        } else if (st) {
+            return deny(res, EXH_AUTH_STORE_ERROR, st);
+        }
+        res->reason = EXH_AUTH_UNCHECKED;
+    } else if (req->check_password) {
+        return deny(res, EXH_AUTH_STORE_ERROR, EXH_EINVAL);
+    } else {
+        res->reason = EXH_AUTH_UNCHECKED;
+    }
+
+    if (u.name && req->check_password) {
+        if (u.disabled) {
+            exh_user_clear(&u);
+            return deny(res, EXH_AUTH_DISABLED, EXH_OK);
+        }
+        if (u.clientid_pattern &&
+            !clientid_matches(u.clientid_pattern, req->clientid ? req->clientid : "",
+                              req->clientid_len)) {
+            exh_user_clear(&u);
+            return deny(res, EXH_AUTH_CLIENTID_MISMATCH, EXH_OK);
+        }
+        if (!req->password) {
+            exh_user_clear(&u);
+            return deny(res, EXH_AUTH_NO_PASSWORD, EXH_OK);
+        }
+        if (cache_hit(cache, &u, req->password, req->password_len)) {
+            res->reason = EXH_AUTH_OK_CACHED;
+        } else {
+            exh_verify v = exh_hash_verify(u.hash, req->password, req->password_len);
+            if (v != EXH_VERIFY_OK) {
+                exh_user_clear(&u);
+                return deny(res, v == EXH_VERIFY_MISMATCH ? EXH_AUTH_BAD_PASSWORD
+                                                          : EXH_AUTH_STORE_ERROR,
+                            EXH_OK);
+            }
+            res->reason = EXH_AUTH_OK;
+            if (store_upgrade_wanted(store, u.hash)) {
+                /* Upgrade on login: best effort, the login stands either way. */
+                char fresh[EXH_HASH_MAX];
+                if (!store_hash_new(store, req->password, req->password_len, fresh,
+                                    sizeof(fresh)) &&
+                    !store_set_hash_if(store, u.id, u.rev, fresh)) {
+                    res->rehashed = true;
+                    u.rev++;
+                }
+                OPENSSL_cleanse(fresh, sizeof(fresh));
+            }
+            cache_put(cache, &u, req->password, req->password_len);
+        }
+    }
+    take_user(res, &u);
+    exh_user_clear(&u);
+
+    /* Step 3: the connect rules, for a verified or anonymous client. */
+    exh_request r;
+    exh_request_init(&r, EXH_CONNECT);
+    r.username = req->username;
+    r.username_len = req->username_len;
+    r.clientid = req->clientid;
+    r.clientid_len = req->clientid_len;
+    r.peerhost = req->peerhost;
+    r.superuser = res->superuser;
+    /* Every group counts: a `deny connect group` must see them all. */
+    exh_str *groups = res->ngroups ? malloc(res->ngroups * sizeof(*groups)) : NULL;
+    if (res->ngroups && !groups) {
+        exh_auth_result_clear(res);
+        return deny(res, EXH_AUTH_STORE_ERROR, EXH_ENOMEM);
+    }
+    for (size_t i = 0; i < res->ngroups; i++)
+        groups[i] = (exh_str){res->groups[i], strlen(res->groups[i])};
+    r.groups = groups;
+    r.ngroups = res->ngroups;
+    exh_eval(policy, &r, ctx, &res->rule);
+    free(groups);
+    res->rules_ran = true;
+    res->decision = res->rule.decision;
+    return EXH_OK;
+}

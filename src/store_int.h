@@ -1,0 +1,25 @@
+/*
+ * store_int.h -- what the auth check needs from the store beyond its
+ * public API.  Internal.
+ */
+#ifndef EXH_STORE_INT_H
+#define EXH_STORE_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "exhook/store.h"
+
+/* Should a login that verified against `hash` rehash the password? */
+bool store_upgrade_wanted(const exh_store *s, const char *hash);
+
+/* Hash a password with the store's configured cost. */
+exh_status store_hash_new(const exh_store *s, const char *pw, size_t pwlen, char *out,
+                          size_t outsize);
+
+/* Replace the hash only if the user is still at revision rev (so a
+ * password changed meanwhile by exhookctl is never overwritten). */
+exh_status store_set_hash_if(exh_store *s, int64_t id, int64_t rev, const char *hash);
+
+#endif

@@ -1,0 +1,256 @@
+/*
+ * test_auth.c -- the connect decision: each failure reason distinct, the
+ * verified-credential cache (hit, expiry, invalidation by any change to
+ * the user), upgrade on login, and the connect rules seeing the store's
+ * groups.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "exhook/auth.h"
+
+static char dir[64], path[128];
+static exh_store *store;
+static exh_policy *policy;
+static exh_evalctx *ctx;
+
+static const char policy_text[] = "deny connect group \"banned\"\n"
+                                  "allow connect anonymous peerhost 127.0.0.1\n";
+
+static int setup(void **state)
+{
+    (void)state;
+    strcpy(dir, "/tmp/exh-auth-XXXXXX");
+    if (!mkdtemp(dir))
+        return -1;
+    snprintf(path, sizeof(path), "%s/a.db", dir);
+    exh_store_opts o;
+    exh_store_opts_default(&o);
+    o.hash.m_kib = 64;
+    o.hash.t_cost = 1;
+    exh_error err;
+    if (exh_store_open(path, &o, &store, &err) ||
+        exh_policy_parse("p", policy_text, strlen(policy_text), &policy, &err))
+        return -1;
+    ctx = exh_evalctx_new();
+    const char *g[] = {"staff"};
+    exh_new_user alice = {.name = "alice", .password = "wonder", .password_len = 6,
+                          .clientid_pattern = "alice-.*", .groups = g, .ngroups = 1};
+    exh_new_user bob = {.name = "bob", .password = "builder", .password_len = 7};
+    return exh_store_add_user(store, &alice, &err) || exh_store_add_user(store, &bob, &err);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    exh_evalctx_free(ctx);
+    exh_policy_free(policy);
+    exh_store_close(store);
+    char cmd[160];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    return system(cmd);
+}
+
+static exh_auth_result login(exh_auth_cache *c, const char *user, const char *cid, const char *pw)
+{
+    exh_auth_request rq = {.username = user, .username_len = user ? strlen(user) : 0,
+                           .clientid = cid, .clientid_len = strlen(cid), .password = pw,
+                           .password_len = pw ? strlen(pw) : 0, .check_password = true};
+    exh_auth_result res;
+    exh_error err;
+    assert_int_equal(exh_authenticate(store, c, policy, ctx, &rq, &res, &err), EXH_OK);
+    return res;
+}
+
+#define EXPECT(res, dec, why)                                                                      \
+    do {                                                                                           \
+        exh_auth_result r_ = (res);                                                                \
+        if (r_.decision != (dec) || r_.reason != (why))                                            \
+            fail_msg("line %d: got %s / %s", __LINE__, exh_decision_str(r_.decision),              \
+                     exh_auth_reason_str(r_.reason));                                              \
+        exh_auth_result_clear(&r_);                                                                \
+    } while (0)
+
+static void test_each_reason(void **state)
+{
+    (void)state;
+    EXPECT(login(NULL, "alice", "alice-1", "wonder"), EXH_ALLOW, EXH_AUTH_OK);
+    EXPECT(login(NULL, "alice", "alice-1", "wander"), EXH_DENY, EXH_AUTH_BAD_PASSWORD);
+    EXPECT(login(NULL, "alice", "alice-1", ""), EXH_DENY, EXH_AUTH_BAD_PASSWORD);
+    EXPECT(login(NULL, "alice", "bob-1", "wonder"), EXH_DENY, EXH_AUTH_CLIENTID_MISMATCH);
+    EXPECT(login(NULL, "alice", "xalice-1", "wonder"), EXH_DENY, EXH_AUTH_CLIENTID_MISMATCH);
+    EXPECT(login(NULL, "alice", "alice-1", NULL), EXH_DENY, EXH_AUTH_NO_PASSWORD);
+    EXPECT(login(NULL, "carol", "c", "x"), EXH_DENY, EXH_AUTH_UNKNOWN_USER);
+    EXPECT(login(NULL, NULL, "c", NULL), EXH_DENY, EXH_AUTH_ANONYMOUS);
+    exh_error err;
+    assert_int_equal(exh_store_set_flags(store, "bob", -1, 1, &err), EXH_OK);
+    EXPECT(login(NULL, "bob", "b", "builder"), EXH_DENY, EXH_AUTH_DISABLED);
+    /* a NUL inside the name never finds a user */
+    exh_auth_request rq = {.username = "alice\0x", .username_len = 7, .clientid = "alice-1",
+                           .clientid_len = 7, .password = "wonder", .password_len = 6,
+                           .check_password = true};
+    exh_auth_result res;
+    assert_int_equal(exh_authenticate(store, NULL, policy, ctx, &rq, &res, &err), EXH_OK);
+    EXPECT(res, EXH_DENY, EXH_AUTH_UNKNOWN_USER);
+}
+
+static void test_connect_rules_and_groups(void **state)
+{
+    (void)state;
+    exh_error err;
+    exh_auth_result r = login(NULL, "alice", "alice-1", "wonder");
+    assert_true(r.rules_ran);
+    assert_int_equal(r.rule.basis, EXH_BY_CREDENTIALS);
+    assert_int_equal(r.ngroups, 1);
+    assert_string_equal(r.groups[0], "staff");
+    assert_false(r.superuser);
+    exh_auth_result_clear(&r);
+    /* membership of "banned" in the store makes the connect rule deny */
+    assert_int_equal(exh_store_add_to_group(store, "alice", "banned", &err), EXH_OK);
+    r = login(NULL, "alice", "alice-1", "wonder");
+    assert_int_equal(r.decision, EXH_DENY);
+    assert_int_equal(r.reason, EXH_AUTH_OK);
+    assert_int_equal(r.rule.basis, EXH_BY_RULE);
+    exh_auth_result_clear(&r);
+    /* anonymous: the rules decide */
+    exh_auth_request rq = {.clientid = "x", .clientid_len = 1, .check_password = true};
+    assert_true(exh_addr_parse("127.0.0.1", 9, &rq.peerhost));
+    assert_int_equal(exh_authenticate(store, NULL, policy, ctx, &rq, &r, &err), EXH_OK);
+    EXPECT(r, EXH_ALLOW, EXH_AUTH_ANONYMOUS);
+    /* unchecked (exhookctl check without a password): groups still come from the store */
+    assert_int_equal(exh_store_set_flags(store, "alice", 1, -1, &err), EXH_OK);
+    exh_auth_request u = {.username = "alice", .username_len = 5, .clientid = "z",
+                          .clientid_len = 1, .check_password = false};
+    assert_int_equal(exh_authenticate(store, NULL, policy, ctx, &u, &r, &err), EXH_OK);
+    assert_int_equal(r.reason, EXH_AUTH_UNCHECKED);
+    assert_int_equal(r.decision, EXH_DENY); /* banned */
+    assert_true(r.superuser);
+    exh_auth_result_clear(&r);
+}
+
+static void test_cache_hits_expires_and_invalidates(void **state)
+{
+    (void)state;
+    exh_error err;
+    exh_auth_cache *c = exh_auth_cache_new(60, 100);
+    assert_non_null(c);
+    EXPECT(login(c, "alice", "alice-1", "wonder"), EXH_ALLOW, EXH_AUTH_OK);
+    EXPECT(login(c, "alice", "alice-1", "wonder"), EXH_ALLOW, EXH_AUTH_OK_CACHED);
+    /* a wrong password is never a cache hit */
+    EXPECT(login(c, "alice", "alice-1", "wonder!"), EXH_DENY, EXH_AUTH_BAD_PASSWORD);
+    /* expiry */
+    exh_auth_cache_advance(c, 61);
+    EXPECT(login(c, "alice", "alice-1", "wonder"), EXH_ALLOW, EXH_AUTH_OK);
+    EXPECT(login(c, "alice", "alice-1", "wonder"), EXH_ALLOW, EXH_AUTH_OK_CACHED);
+    /* a changed password: the old one is not served from the cache */
+    assert_int_equal(exh_store_set_password(store, "alice", "land", 4, &err), EXH_OK);
+    EXPECT(login(c, "alice", "alice-1", "wonder"), EXH_DENY, EXH_AUTH_BAD_PASSWORD);
+    EXPECT(login(c, "alice", "alice-1", "land"), EXH_ALLOW, EXH_AUTH_OK);
+    EXPECT(login(c, "alice", "alice-1", "land"), EXH_ALLOW, EXH_AUTH_OK_CACHED);
+    /* disabled, then re-enabled: checked afresh */
+    assert_int_equal(exh_store_set_flags(store, "alice", -1, 1, &err), EXH_OK);
+    EXPECT(login(c, "alice", "alice-1", "land"), EXH_DENY, EXH_AUTH_DISABLED);
+    assert_int_equal(exh_store_set_flags(store, "alice", -1, 0, &err), EXH_OK);
+    EXPECT(login(c, "alice", "alice-1", "land"), EXH_ALLOW, EXH_AUTH_OK);
+    /* deleted and re-added with another password under the same name */
+    assert_int_equal(exh_store_del_user(store, "alice", &err), EXH_OK);
+    EXPECT(login(c, "alice", "alice-1", "land"), EXH_DENY, EXH_AUTH_UNKNOWN_USER);
+    exh_new_user again = {.name = "alice", .password = "other", .password_len = 5};
+    assert_int_equal(exh_store_add_user(store, &again, &err), EXH_OK);
+    EXPECT(login(c, "alice", "alice-1", "land"), EXH_DENY, EXH_AUTH_BAD_PASSWORD);
+    /* ttl 0 disables the cache */
+    exh_auth_cache *off = exh_auth_cache_new(0, 10);
+    EXPECT(login(off, "bob", "b", "builder"), EXH_ALLOW, EXH_AUTH_OK);
+    EXPECT(login(off, "bob", "b", "builder"), EXH_ALLOW, EXH_AUTH_OK);
+    exh_auth_cache_free(off);
+    /* bounded: many users, the oldest fall out, nothing breaks */
+    exh_auth_cache *small = exh_auth_cache_new(60, 1);
+    EXPECT(login(small, "bob", "b", "builder"), EXH_ALLOW, EXH_AUTH_OK);
+    EXPECT(login(small, "alice", "a", "other"), EXH_ALLOW, EXH_AUTH_OK);
+    EXPECT(login(small, "bob", "b", "builder"), EXH_ALLOW, EXH_AUTH_OK);
+    EXPECT(login(small, "bob", "b", "builder"), EXH_ALLOW, EXH_AUTH_OK_CACHED);
+    exh_auth_cache_free(small);
+    exh_auth_cache_free(c);
+}
+
+/* A PBKDF2-SHA256 hash built here, in the store's PHC-style format. */
+static void pbkdf2_hash(const char *pw, char *out, size_t size)
+{
+    const unsigned char salt[] = "0123456789abcdef";
+    unsigned char dk[32], b64s[64], b64h[64];
+    assert_int_equal(PKCS5_PBKDF2_HMAC(pw, (int)strlen(pw), salt, 16, 1000, EVP_sha256(), 32, dk),
+                     1);
+    int ns = EVP_EncodeBlock(b64s, salt, 16), nh = EVP_EncodeBlock(b64h, dk, 32);
+    while (ns && b64s[ns - 1] == '=')
+        b64s[--ns] = 0;
+    while (nh && b64h[nh - 1] == '=')
+        b64h[--nh] = 0;
+    snprintf(out, size, "$pbkdf2-sha256$i=1000$%s$%s", b64s, b64h);
+}
+
+static void test_upgrade_on_login(void **state)
+{
+    (void)state;
+    exh_error err;
+    char hash[256];
+    pbkdf2_hash("legacy", hash, sizeof(hash));
+    assert_int_equal(exh_hash_verify(hash, "legacy", 6), EXH_VERIFY_OK);
+    exh_new_user old = {.name = "dave", .hash = hash};
+    assert_int_equal(exh_store_add_user(store, &old, &err), EXH_OK);
+    exh_auth_result r = login(NULL, "dave", "d", "wrong");
+    assert_false(r.rehashed); /* a failed login changes nothing */
+    exh_auth_result_clear(&r);
+    r = login(NULL, "dave", "d", "legacy");
+    assert_int_equal(r.decision, EXH_ALLOW);
+    assert_true(r.rehashed);
+    exh_auth_result_clear(&r);
+    exh_user u;
+    assert_int_equal(exh_store_get_user(store, "dave", &u, &err), EXH_OK);
+    assert_int_equal(strncmp(u.hash, "$argon2id$", 10), 0);
+    exh_user_clear(&u);
+    r = login(NULL, "dave", "d", "legacy");
+    assert_int_equal(r.decision, EXH_ALLOW);
+    assert_false(r.rehashed);
+    exh_auth_result_clear(&r);
+
+    /* with upgrades off, the old hash stays */
+    exh_store_opts o;
+    exh_store_opts_default(&o);
+    o.upgrade_on_login = false;
+    exh_store *s2;
+    assert_int_equal(exh_store_open(path, &o, &s2, &err), EXH_OK);
+    pbkdf2_hash("keep", hash, sizeof(hash));
+    exh_new_user keep = {.name = "erin", .hash = hash};
+    assert_int_equal(exh_store_add_user(s2, &keep, &err), EXH_OK);
+    exh_auth_request rq = {.username = "erin", .username_len = 4, .clientid = "e",
+                           .clientid_len = 1, .password = "keep", .password_len = 4,
+                           .check_password = true};
+    assert_int_equal(exh_authenticate(s2, NULL, policy, ctx, &rq, &r, &err), EXH_OK);
+    assert_int_equal(r.decision, EXH_ALLOW);
+    assert_false(r.rehashed);
+    exh_auth_result_clear(&r);
+    assert_int_equal(exh_store_get_user(s2, "erin", &u, &err), EXH_OK);
+    assert_string_equal(u.hash, hash);
+    exh_user_clear(&u);
+    exh_store_close(s2);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_each_reason, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_connect_rules_and_groups, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_hits_expires_and_invalidates, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_upgrade_on_login, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

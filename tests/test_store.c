@@ -1,0 +1,294 @@
+/*
+ * test_store.c -- the credential store: creation mode and WAL, schema
+ * migration from version 0 and refusal of foreign or newer schemas, users,
+ * groups, revisions, sessions with bounded history, corruption reported.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "exhook/store.h"
+
+/* Real mosquitto_passwd -H sha512 output (password "secret"). */
+#define MOSQ6                                                                                      \
+    "$6$mfSIavGSIJVqYUDK$SGqsoJUQP3gVWsX3hwQMCbjQrVewKT6nM1rhzkcTg711HPun/7k0zdBmnVwSTokds/"      \
+    "jEA5K/r+NgcVAcGJ3cGw=="
+
+static char dir[64];
+static char path[128];
+
+static int setup(void **state)
+{
+    (void)state;
+    strcpy(dir, "/tmp/exh-store-XXXXXX");
+    if (!mkdtemp(dir))
+        return -1;
+    snprintf(path, sizeof(path), "%s/t.db", dir);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[160];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    return system(cmd);
+}
+
+static exh_store *open_store(void)
+{
+    exh_store_opts o;
+    exh_store_opts_default(&o);
+    o.hash.m_kib = 64; /* fast hashes: these tests are about the store */
+    o.hash.t_cost = 1;
+    o.history_max = 10;
+    exh_store *s = NULL;
+    exh_error err;
+    if (exh_store_open(path, &o, &s, &err) != EXH_OK)
+        fail_msg("open: %s", err.message);
+    return s;
+}
+
+static void sql(const char *q)
+{
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, q, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+static void test_create_mode_wal_version(void **state)
+{
+    (void)state;
+    mode_t old = umask(0);
+    exh_store *s = open_store();
+    umask(old);
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+    assert_int_equal(exh_store_schema_version(s), EXH_STORE_SCHEMA_VERSION);
+    exh_store_close(s);
+    sqlite3 *db;
+    sqlite3_stmt *q;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &q, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(q, 0), "wal");
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+}
+
+static void test_migration_from_zero_and_refusals(void **state)
+{
+    (void)state;
+    exh_store *s;
+    exh_error err;
+    /* version 0: an empty database file made by someone else */
+    sql("PRAGMA user_version = 0");
+    s = open_store();
+    assert_int_equal(exh_store_schema_version(s), 1);
+    exh_store_close(s);
+    /* a newer schema than we know */
+    sql("PRAGMA user_version = 99");
+    assert_int_equal(exh_store_open(path, NULL, &s, &err), EXH_ESTORE);
+    assert_null(s);
+    assert_non_null(strstr(err.message, "newer"));
+    unlink(path);
+    /* somebody else's database */
+    sql("CREATE TABLE foo(x)");
+    assert_int_equal(exh_store_open(path, NULL, &s, &err), EXH_ESTORE);
+    assert_non_null(strstr(err.message, "not an exhook database"));
+    unlink(path);
+    /* missing file, not allowed to create */
+    exh_store_opts o;
+    exh_store_opts_default(&o);
+    o.create = false;
+    assert_int_equal(exh_store_open(path, &o, &s, &err), EXH_EIO);
+    assert_non_null(strstr(err.file, "t.db"));
+    assert_int_equal(access(path, F_OK), -1); /* and nothing was created */
+}
+
+static void test_corrupted_file(void **state)
+{
+    (void)state;
+    FILE *f = fopen(path, "wb");
+    for (int i = 0; i < 8192; i++)
+        fputc((i * 7919) & 0xff, f);
+    fclose(f);
+    exh_store *s;
+    exh_error err;
+    assert_int_equal(exh_store_open(path, NULL, &s, &err), EXH_ESTORE);
+    assert_null(s);
+    assert_true(strlen(err.message) > 0);
+}
+
+static void test_users_groups_revisions(void **state)
+{
+    (void)state;
+    exh_store *s = open_store();
+    exh_error err;
+    const char *groups[] = {"ops", "dev"};
+    exh_new_user nu = {.name = "alice", .password = "pw", .password_len = 2,
+                       .clientid_pattern = "alice-[0-9]+", .groups = groups, .ngroups = 2};
+    assert_int_equal(exh_store_add_user(s, &nu, &err), EXH_OK);
+    assert_int_equal(exh_store_add_user(s, &nu, &err), EXH_EEXIST);
+    assert_non_null(strstr(err.message, "already exists"));
+    exh_user u;
+    assert_int_equal(exh_store_get_user(s, "alice", &u, &err), EXH_OK);
+    assert_string_equal(u.name, "alice");
+    assert_int_equal(strncmp(u.hash, "$argon2id$", 10), 0);
+    assert_string_equal(u.clientid_pattern, "alice-[0-9]+");
+    assert_int_equal(u.ngroups, 2);
+    assert_string_equal(u.groups[0], "dev"); /* name order */
+    int64_t rev = u.rev;
+    exh_user_clear(&u);
+
+    /* every change bumps the revision */
+    assert_int_equal(exh_store_set_flags(s, "alice", 1, -1, &err), EXH_OK);
+    assert_int_equal(exh_store_get_user(s, "alice", &u, &err), EXH_OK);
+    assert_true(u.superuser && !u.disabled && u.rev > rev);
+    rev = u.rev;
+    exh_user_clear(&u);
+    assert_int_equal(exh_store_del_from_group(s, "alice", "ops", &err), EXH_OK);
+    assert_int_equal(exh_store_del_from_group(s, "alice", "ops", &err), EXH_ENOTFOUND);
+    assert_int_equal(exh_store_add_to_group(s, "alice", "qa", &err), EXH_OK);
+    assert_int_equal(exh_store_set_clientid_pattern(s, "alice", NULL, &err), EXH_OK);
+    assert_int_equal(exh_store_set_password(s, "alice", "new", 3, &err), EXH_OK);
+    assert_int_equal(exh_store_get_user(s, "alice", &u, &err), EXH_OK);
+    assert_true(u.rev >= rev + 4);
+    assert_null(u.clientid_pattern);
+    assert_int_equal(u.ngroups, 2);
+    assert_int_equal(exh_hash_verify(u.hash, "new", 3), EXH_VERIFY_OK);
+    exh_user_clear(&u);
+
+    /* bad input is refused, and nothing changes */
+    exh_new_user bad = {.name = "bob", .password = "x", .password_len = 1,
+                        .clientid_pattern = "(unclosed"};
+    assert_int_equal(exh_store_add_user(s, &bad, &err), EXH_EINVAL);
+    assert_non_null(strstr(err.message, "clientid pattern"));
+    bad.clientid_pattern = NULL;
+    bad.name = "";
+    assert_int_equal(exh_store_add_user(s, &bad, &err), EXH_EINVAL);
+    bad.name = "bob";
+    bad.password = NULL;
+    bad.hash = "plaintext";
+    assert_int_equal(exh_store_add_user(s, &bad, &err), EXH_EINVAL);
+    const char *badgroups[] = {"ok", "bad\ngroup"};
+    bad.hash = NULL;
+    bad.password = "x";
+    bad.groups = badgroups;
+    bad.ngroups = 2;
+    assert_int_equal(exh_store_add_user(s, &bad, &err), EXH_EINVAL);
+    assert_int_equal(exh_store_get_user(s, "bob", &u, &err), EXH_ENOTFOUND); /* rolled back */
+
+    /* not found */
+    assert_int_equal(exh_store_set_flags(s, "nobody", 1, 1, &err), EXH_ENOTFOUND);
+    assert_int_equal(exh_store_del_user(s, "nobody", &err), EXH_ENOTFOUND);
+    assert_int_equal(exh_store_add_to_group(s, "nobody", "g", &err), EXH_ENOTFOUND);
+    assert_int_equal(exh_store_set_password(s, "nobody", "x", 1, &err), EXH_ENOTFOUND);
+
+    /* delete removes memberships too */
+    assert_int_equal(exh_store_del_user(s, "alice", &err), EXH_OK);
+    assert_int_equal(exh_store_get_user(s, "alice", &u, &err), EXH_ENOTFOUND);
+    exh_store_close(s);
+}
+
+static int count_user(const exh_user *u, void *n)
+{
+    (void)u;
+    ++*(int *)n;
+    return 0;
+}
+
+static int count_group(const char *g, int64_t members, void *n)
+{
+    if (!strcmp(g, "all"))
+        *(int64_t *)n = members;
+    return 0;
+}
+
+static void test_listing_and_transactions(void **state)
+{
+    (void)state;
+    exh_store *s = open_store();
+    exh_error err;
+    const char *all[] = {"all"};
+    assert_int_equal(exh_store_begin(s, &err), EXH_OK);
+    for (int i = 0; i < 50; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "u%02d", i);
+        exh_new_user nu = {.name = name, .hash = MOSQ6, .groups = all,
+                           .ngroups = 1};
+        assert_int_equal(exh_store_add_user(s, &nu, &err), EXH_OK);
+    }
+    exh_store_rollback(s); /* none of them */
+    int n = 0;
+    assert_int_equal(exh_store_list_users(s, count_user, &n, &err), EXH_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(exh_store_begin(s, &err), EXH_OK);
+    for (int i = 0; i < 50; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "u%02d", i);
+        exh_new_user nu = {.name = name, .hash = MOSQ6, .groups = all,
+                           .ngroups = 1};
+        assert_int_equal(exh_store_add_user(s, &nu, &err), EXH_OK);
+    }
+    assert_int_equal(exh_store_commit(s, &err), EXH_OK);
+    assert_int_equal(exh_store_list_users(s, count_user, &n, &err), EXH_OK);
+    assert_int_equal(n, 50);
+    int64_t members = 0;
+    assert_int_equal(exh_store_list_groups(s, count_group, &members, &err), EXH_OK);
+    assert_int_equal(members, 50);
+    exh_store_close(s);
+}
+
+static int count_session(const exh_session_event *ev, void *n)
+{
+    assert_non_null(ev->clientid);
+    ++*(int *)n;
+    return 0;
+}
+
+static void test_sessions_bounded_history(void **state)
+{
+    (void)state;
+    exh_store *s = open_store();
+    exh_error err;
+    for (int i = 0; i < 40; i++) {
+        char cid[16];
+        snprintf(cid, sizeof(cid), "c%d", i % 5);
+        exh_session_event ev = {.clientid = cid, .username = "u", .peerhost = "10.0.0.1",
+                                .at = 1000 + i, .connected = i < 20 || i % 2,
+                                .reason = i % 2 ? NULL : "normal"};
+        assert_int_equal(exh_store_record_session(s, &ev, &err), EXH_OK);
+    }
+    int online = 0, history = 0;
+    assert_int_equal(exh_store_list_sessions(s, true, count_session, &online, &err), EXH_OK);
+    assert_int_equal(exh_store_list_sessions(s, false, count_session, &history, &err), EXH_OK);
+    assert_true(online >= 1 && online <= 5);
+    assert_int_equal(history, 10); /* history_max */
+    exh_session_event bad = {.clientid = NULL};
+    assert_int_equal(exh_store_record_session(s, &bad, &err), EXH_EINVAL);
+    exh_store_close(s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_create_mode_wal_version, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migration_from_zero_and_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_corrupted_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_users_groups_revisions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_listing_and_transactions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sessions_bounded_history, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
