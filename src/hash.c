@@ -38,7 +38,9 @@
 #define MAX_ARGON2_M_KIB (UINT32_C(2) << 20) /* 2 GiB, RFC 9106's first choice */
 #define MAX_ARGON2_WORK  (UINT64_C(8) << 20) /* m_kib * t_cost: 8 GiB of passes */
 
-/* PBKDF2 tags: at least 128 bits, at most one SHA-512 block. */
+/* PBKDF2 tags: at least 128 bits (PBKDF2 output is prefix-stable, so a
+ * short tag is a weak one), at most 64 bytes: each extra digest-sized
+ * block costs all the iterations again. */
 #define MIN_PBKDF2_TAG 16
 #define MAX_TAG        64 /* also Mosquitto's and EMQX's largest */
 
@@ -443,6 +445,7 @@ static exh_verify verify_argon2id(const char *hash, const char *pw, size_t pwlen
     }
 }
 
+/* PBKDF2-HMAC with the stored tag's own length, so truncated tags verify. */
 static exh_verify verify_pbkdf2(const EVP_MD *md, const parsed *ph, const char *pw, size_t pwlen)
 {
     if (pwlen > INT_MAX) return EXH_VERIFY_MISMATCH; /* no such hash could exist */
@@ -507,6 +510,8 @@ static exh_verify verify_bcrypt(const char *hash, const char *pw, size_t pwlen)
     return r;
 }
 
+/* Parse first, compute only for a well-formed string: BAD_HASH is cheap,
+ * and no library sees a string we have not bounded. */
 exh_verify exh_hash_verify(const char *hash, const char *pw, size_t pwlen)
 {
     if (!pw && pwlen) return EXH_VERIFY_ERROR;
@@ -578,6 +583,8 @@ const char *exh_hash_alg_name(exh_hash_alg alg)
     return "unknown";
 }
 
+/* argon2id with costs checked by the same rule verify applies, so every
+ * hash we write is one we will accept; out is "" on any failure. */
 exh_status exh_hash_password(const char *pw, size_t pwlen, const exh_hash_params *params, char *out,
                              size_t outsize, exh_error *err)
 {
@@ -613,6 +620,7 @@ exh_status exh_hash_password(const char *pw, size_t pwlen, const exh_hash_params
     return EXH_OK;
 }
 
+/* Lanes do not count: they change speed, not the cost to an attacker. */
 bool exh_hash_needs_upgrade(const char *hash, const exh_hash_params *params)
 {
     exh_hash_params def;
