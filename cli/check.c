@@ -7,7 +7,6 @@
  */
 #include <errno.h>
 #include <jansson.h>
-#include <stdalign.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,10 +100,10 @@ typedef struct check_extra {
 
 /* How a request came out. */
 typedef struct verdict {
-    exh_result res;         /* the evaluation, unless the credentials refused */
-    bool by_credentials;    /* the credential check refused: see reason */
+    exh_result res;      /* the evaluation, unless the credentials refused */
+    bool by_credentials; /* the credential check refused: see reason */
     exh_auth_reason reason;
-    bool store_failed;      /* the store could not be read: err says why */
+    bool store_failed; /* the store could not be read: err says why */
 } verdict;
 
 /* A user's groups and superuser flag from the store, where the request did
@@ -309,8 +308,8 @@ static void wiping_free(void *p)
 
 /* One batch line: its answer on stdout; returns the exit status it asks
  * for (0 or EXIT_USAGE). */
-static int batch_line(const exh_policy *p, exh_store *s, exh_auth_cache *cache,
-                      exh_evalctx *ctx, json_t *o)
+static int batch_line(const exh_policy *p, exh_store *s, exh_auth_cache *cache, exh_evalctx *ctx,
+                      json_t *o)
 {
     static exh_str groups[MAX_GROUPS];
     exh_request rq;
@@ -457,8 +456,8 @@ static int scan_check(cli *c, int argc, char **argv, check_opts *o)
 static int check_usage(cli *c, const check_opts *o)
 {
     if (o->batch) {
-        if (o->have_action || o->username || o->clientid || o->topic || o->peer ||
-            o->ngroups || o->password_stdin)
+        if (o->have_action || o->username || o->clientid || o->topic || o->peer || o->ngroups ||
+            o->password_stdin)
             return usage_error(c, "check", "--batch reads requests from stdin; give no others");
         return 0;
     }
@@ -489,8 +488,7 @@ static int build_request(cli *c, const check_opts *o, exh_request *rq, check_ext
         rq->topic_len = strlen(o->topic);
     }
     if (o->peer && !exh_addr_parse(o->peer, strlen(o->peer), &rq->peerhost))
-        return usage_error(c, "check", "--peerhost '%s' is not an IPv4 or IPv6 address",
-                           o->peer);
+        return usage_error(c, "check", "--peerhost '%s' is not an IPv4 or IPv6 address", o->peer);
     rq->qos = o->qos;
     rq->retain = o->retain;
     rq->superuser = o->superuser;
@@ -540,7 +538,10 @@ static int check_one(cli *c, const check_opts *o, const exh_policy *p, exh_store
                     c->prog, c->db);
             return EXIT_USAGE;
         }
-        if ((rc = read_password(c, "check", o->username, true, pw, &x->password_len))) return rc;
+        if ((rc = read_password(c, "check", o->username, true, pw, &x->password_len))) {
+            wipe(pw, sizeof(pw));
+            return rc;
+        }
         x->password = pw;
     }
     exh_evalctx *ctx = exh_evalctx_new();
@@ -554,7 +555,7 @@ static int check_one(cli *c, const check_opts *o, const exh_policy *p, exh_store
         fprintf(stderr, "exhookctl check: out of memory\n");
         rc = EXIT_USAGE;
     }
-    if (x->password) wipe(pw, sizeof(pw));
+    if (o->password_stdin) wipe(pw, sizeof(pw));
     x->password = NULL;
     exh_auth_cache_free(cache);
     exh_evalctx_free(ctx);

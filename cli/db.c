@@ -24,8 +24,7 @@ exh_store *open_store(const cli *c, const char *cmd)
     struct stat sb;
     if (stat(c->db, &sb) != 0) {
         if (errno == ENOENT)
-            fprintf(stderr,
-                    "%s %s: no credential store at %s (create it with '%s --db %s init')\n",
+            fprintf(stderr, "%s %s: no credential store at %s (create it with '%s --db %s init')\n",
                     c->prog, cmd, c->db, c->prog, c->db);
         else
             fprintf(stderr, "%s: error: %s\n", c->db, strerror(errno));

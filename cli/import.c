@@ -45,8 +45,7 @@ static int scan_emqx(cli *c, args *a, import_args *x, bool *bad)
         else if (!strcmp(a->val, "sha512"))
             x->opts.emqx_alg = EXH_HASH_EMQX_SHA512;
         else
-            return usage_error(c, "import", "--emqx-hash takes sha256 or sha512, not '%s'",
-                               a->val);
+            return usage_error(c, "import", "--emqx-hash takes sha256 or sha512, not '%s'", a->val);
     } else if (arg_value(a, "--emqx-salt", bad)) {
         if (*bad) return EXIT_USAGE;
         if (!strcmp(a->val, "prefix"))
@@ -54,8 +53,7 @@ static int scan_emqx(cli *c, args *a, import_args *x, bool *bad)
         else if (!strcmp(a->val, "suffix"))
             x->opts.emqx_salt_prefix = false;
         else
-            return usage_error(c, "import", "--emqx-salt takes prefix or suffix, not '%s'",
-                               a->val);
+            return usage_error(c, "import", "--emqx-salt takes prefix or suffix, not '%s'", a->val);
     } else {
         return 1;
     }
@@ -93,8 +91,9 @@ static int scan_import(cli *c, int argc, char **argv, import_args *x)
                            "unknown format '%s' (mosquitto-passwd, emqx-csv or emqx-json)",
                            x->format);
     if (x->emqx_option && x->fmt == EXH_IMPORT_MOSQUITTO)
-        return usage_error(c, "import", "--emqx-hash and --emqx-salt are for emqx-csv and "
-                                        "emqx-json");
+        return usage_error(c, "import",
+                           "--emqx-hash and --emqx-salt are for emqx-csv and "
+                           "emqx-json");
     return 0;
 }
 
@@ -128,8 +127,7 @@ int cmd_import(cli *c, int argc, char **argv)
     progress p = {.tty = isatty(STDERR_FILENO) == 1};
     size_t imported = 0;
     exh_error err;
-    exh_status st =
-        exh_import_file(s, x.fmt, x.file, &x.opts, show_progress, &p, &imported, &err);
+    exh_status st = exh_import_file(s, x.fmt, x.file, &x.opts, show_progress, &p, &imported, &err);
     if (p.shown) fputs("\r\033[K", stderr); /* clear the progress line */
     if (st) {
         print_error(&err);

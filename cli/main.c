@@ -178,12 +178,18 @@ int main(int argc, char **argv)
         const char *name;
         int (*fn)(cli *, int, char **);
     } commands[] = {
-        {"check", cmd_check},         {"test", cmd_test},
-        {"lint", cmd_lint},           {"init", cmd_init},
-        {"add-user", cmd_add_user},   {"passwd", cmd_passwd},
-        {"del-user", cmd_del_user},   {"set-user", cmd_set_user},
-        {"list-users", cmd_list_users}, {"show-user", cmd_show_user},
-        {"list-groups", cmd_list_groups}, {"import", cmd_import},
+        {"check", cmd_check},
+        {"test", cmd_test},
+        {"lint", cmd_lint},
+        {"init", cmd_init},
+        {"add-user", cmd_add_user},
+        {"passwd", cmd_passwd},
+        {"del-user", cmd_del_user},
+        {"set-user", cmd_set_user},
+        {"list-users", cmd_list_users},
+        {"show-user", cmd_show_user},
+        {"list-groups", cmd_list_groups},
+        {"import", cmd_import},
         {"sessions", cmd_sessions},
     };
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)

@@ -34,7 +34,12 @@ static line_status read_line(int fd, char *buf, size_t *len)
         char ch;
         ssize_t r = read(fd, &ch, 1);
         if (r < 0 && errno == EINTR) continue;
-        if (r < 0) return LINE_ERROR;
+        if (r < 0) {
+            int e = errno;
+            wipe(buf, n);
+            errno = e;
+            return LINE_ERROR;
+        }
         if (r == 0) break;
         if (ch == '\n') {
             newline = true;
@@ -65,8 +70,8 @@ static int line_error(const cli *c, const char *cmd, line_status st, const char 
         fprintf(stderr, "%s %s: empty password on %s\n", c->prog, cmd, from);
         break;
     case LINE_LONG:
-        fprintf(stderr, "%s %s: password longer than %d bytes on %s\n", c->prog, cmd,
-                PASSWORD_MAX, from);
+        fprintf(stderr, "%s %s: password longer than %d bytes on %s\n", c->prog, cmd, PASSWORD_MAX,
+                from);
         break;
     default:
         fprintf(stderr, "%s %s: cannot read the password from %s: %s\n", c->prog, cmd, from,
@@ -92,6 +97,15 @@ static void tty_restore_on_signal(int sig)
     raise(sig);
 }
 
+static void echo_on(int fd)
+{
+    tcsetattr(fd, TCSAFLUSH, &tty_saved);
+    tty_fd = -1;
+    for (size_t i = 0; i < NSIG_HANDLED; i++)
+        sigaction(tty_signals[i], &tty_old_actions[i], NULL);
+}
+
+/* Returns -1 with the terminal as it was when echo cannot be turned off. */
 static int echo_off(int fd)
 {
     if (tcgetattr(fd, &tty_saved) != 0) return -1;
@@ -105,15 +119,11 @@ static int echo_off(int fd)
     struct termios t = tty_saved;
     t.c_lflag &= ~(tcflag_t)(ECHO | ECHOE | ECHOK);
     t.c_lflag |= ECHONL; /* the user still sees the Enter they typed */
-    return tcsetattr(fd, TCSAFLUSH, &t);
-}
-
-static void echo_on(int fd)
-{
-    tcsetattr(fd, TCSAFLUSH, &tty_saved);
-    tty_fd = -1;
-    for (size_t i = 0; i < NSIG_HANDLED; i++)
-        sigaction(tty_signals[i], &tty_old_actions[i], NULL);
+    if (tcsetattr(fd, TCSAFLUSH, &t) == 0) return 0;
+    int e = errno;
+    echo_on(fd);
+    errno = e;
+    return -1;
 }
 
 static line_status prompt(int fd, const char *text, char *buf, size_t *len)
@@ -133,7 +143,6 @@ static int read_from_tty(const cli *c, const char *cmd, const char *user, char *
     }
     if (echo_off(fd) != 0) {
         fprintf(stderr, "%s %s: cannot turn off echo: %s\n", c->prog, cmd, strerror(errno));
-        echo_on(fd);
         close(fd);
         return EXIT_USAGE;
     }
@@ -165,8 +174,7 @@ int read_password(const cli *c, const char *cmd, const char *user, bool from_std
         return st == LINE_OK ? 0 : line_error(c, cmd, st, "stdin");
     }
     if (!isatty(STDIN_FILENO)) {
-        fprintf(stderr, "%s %s: no password: use --password-stdin or a terminal\n", c->prog,
-                cmd);
+        fprintf(stderr, "%s %s: no password: use --password-stdin or a terminal\n", c->prog, cmd);
         return EXIT_USAGE;
     }
     return read_from_tty(c, cmd, user, buf, len);

@@ -179,8 +179,8 @@ int cmd_init(cli *c, int argc, char **argv)
     exh_store_close(s);
     /* The store creates files 0600; one made by other means may not be. */
     if (existed && (sb.st_mode & 077))
-        fprintf(stderr, "%s: warning: readable by other users (mode %04o); chmod 600 it\n",
-                c->db, (unsigned)(sb.st_mode & 07777));
+        fprintf(stderr, "%s: warning: readable by other users (mode %04o); chmod 600 it\n", c->db,
+                (unsigned)(sb.st_mode & 07777));
     return 0;
 }
 
@@ -346,14 +346,16 @@ static int scan_set_option(cli *c, args *a, set_args *x, bool *bad)
         if (!*bad) x->del[x->ndel++] = a->val;
     } else if (arg_value(a, "--clientid-pattern", bad)) {
         if (x->set_pattern && !x->pattern)
-            return usage_error(c, "set-user", "--clientid-pattern and --no-clientid-pattern "
-                                              "exclude each other");
+            return usage_error(c, "set-user",
+                               "--clientid-pattern and --no-clientid-pattern "
+                               "exclude each other");
         x->pattern = a->val;
         x->set_pattern = true;
     } else if (arg_flag(a, "--no-clientid-pattern")) {
         if (x->pattern)
-            return usage_error(c, "set-user", "--clientid-pattern and --no-clientid-pattern "
-                                              "exclude each other");
+            return usage_error(c, "set-user",
+                               "--clientid-pattern and --no-clientid-pattern "
+                               "exclude each other");
         x->set_pattern = true;
     } else {
         return 1; /* not an option of ours */

@@ -98,6 +98,10 @@ run - $X init
 is "init again" 0 "$DB: schema version 1"
 run - env EXHOOK_DB="$tmp/env.db" $ctl init
 is "init from EXHOOK_DB" 0 "$tmp/env.db: schema version 1 (created)"
+chmod 644 "$tmp/env.db"
+run - $ctl --db "$tmp/env.db" init
+has "init warns about a readable db" 0 "readable by other users (mode 0644)"
+chmod 600 "$tmp/env.db"
 echo "not a database, just text, long enough to not be empty........................" >"$tmp/junk.db"
 chmod 644 "$tmp/junk.db"
 run - $ctl --db "$tmp/junk.db" init
