@@ -156,7 +156,10 @@ static void decide_connect(const exh_policy *p, exh_store *s, exh_auth_cache *ca
                            .password = x->password,
                            .password_len = x->password_len,
                            .peerhost = rq->peerhost,
-                           .check_password = x->password != NULL};
+                           .check_password = x->password != NULL,
+                           .groups_given = x->groups_given,
+                           .groups = rq->groups,
+                           .ngroups = rq->ngroups};
     exh_auth_result auth;
     exh_error_clear(err);
     exh_status st = exh_authenticate(s, cache, p, ctx, &ar, &auth, err);
@@ -164,10 +167,6 @@ static void decide_connect(const exh_policy *p, exh_store *s, exh_auth_cache *ca
         v->by_credentials = true;
         v->reason = auth.reason;
         v->store_failed = st != EXH_OK && err->message[0];
-    } else if (x->groups_given) {
-        /* exh_auth_request cannot carry groups, so the request's own groups
-         * (which override the store's) get the connect rules run again. */
-        exh_eval(p, rq, ctx, &v->res);
     } else {
         v->res = auth.rule;
     }
@@ -317,7 +316,7 @@ static int batch_line(const exh_policy *p, exh_store *s, exh_auth_cache *cache, 
     char why[128];
     const char *bad = batch_request(o, &rq, groups, &x, why, sizeof(why));
     if (!bad && x.password && !s)
-        bad = "password verification needs the credential store, which this build lacks";
+        bad = "password verification needs the credential store, and there is none (see --db)";
     if (bad) {
         print_json_invalid(bad);
         return EXIT_USAGE;

@@ -124,8 +124,7 @@ static char **test_files(const char *dir, size_t *count)
         sprintf(v[n++], "%.*s/%s", (int)dl, dir, e->d_name);
     }
     closedir(d);
-    if (n > 1)
-        qsort(v, n, sizeof(*v), cmp);
+    if (n > 1) qsort(v, n, sizeof(*v), cmp);
     *count = n;
     return v ? v : calloc(1, sizeof(char *));
 }

@@ -23,10 +23,10 @@
 
 typedef struct centry {
     char *name;
-    int64_t id, rev;           /* the user row this was verified against */
-    unsigned char mac[32];     /* HMAC-SHA256(key, id | rev | password) */
-    uint64_t expires;          /* cache clock, seconds */
-    struct centry *next;       /* hash chain */
+    int64_t id, rev;              /* the user row this was verified against */
+    unsigned char mac[32];        /* HMAC-SHA256(key, id | rev | password) */
+    uint64_t expires;             /* cache clock, seconds */
+    struct centry *next;          /* hash chain */
     struct centry *older, *newer; /* insertion order, for eviction */
 } centry;
 
@@ -58,8 +58,7 @@ static size_t name_hash(const char *s, size_t n)
 exh_auth_cache *exh_auth_cache_new(uint32_t ttl_seconds, size_t max_entries)
 {
     exh_auth_cache *c = calloc(1, sizeof(*c));
-    if (!c)
-        return NULL;
+    if (!c) return NULL;
     c->ttl = ttl_seconds;
     c->max = max_entries ? max_entries : 1;
     c->nbuckets = 64;
@@ -82,8 +81,7 @@ static void unlink_entry(exh_auth_cache *c, centry *e)
     centry **pp = &c->buckets[name_hash(e->name, strlen(e->name)) & (c->nbuckets - 1)];
     while (*pp && *pp != e)
         pp = &(*pp)->next;
-    if (*pp)
-        *pp = e->next;
+    if (*pp) *pp = e->next;
     if (e->older)
         e->older->newer = e->newer;
     else
@@ -100,8 +98,7 @@ static void unlink_entry(exh_auth_cache *c, centry *e)
 
 void exh_auth_cache_free(exh_auth_cache *c)
 {
-    if (!c)
-        return;
+    if (!c) return;
     while (c->oldest)
         unlink_entry(c, c->oldest);
     OPENSSL_cleanse(c->key, sizeof(c->key));
@@ -149,11 +146,9 @@ static centry *find(exh_auth_cache *c, const char *name)
  * the TTL? */
 static int cache_hit(exh_auth_cache *c, const exh_user *u, const char *pw, size_t pwlen)
 {
-    if (!c || !c->ttl)
-        return 0;
+    if (!c || !c->ttl) return 0;
     unsigned char mac[32];
-    if (cache_mac(c, u, pw, pwlen, mac))
-        return 0;
+    if (cache_mac(c, u, pw, pwlen, mac)) return 0;
     pthread_mutex_lock(&c->lock);
     centry *e = find(c, u->name);
     int hit = 0;
@@ -170,12 +165,10 @@ static int cache_hit(exh_auth_cache *c, const exh_user *u, const char *pw, size_
 
 static void cache_put(exh_auth_cache *c, const exh_user *u, const char *pw, size_t pwlen)
 {
-    if (!c || !c->ttl)
-        return;
+    if (!c || !c->ttl) return;
     centry *n = calloc(1, sizeof(*n));
     if (!n || !(n->name = strdup(u->name)) || cache_mac(c, u, pw, pwlen, n->mac)) {
-        if (n)
-            free(n->name);
+        if (n) free(n->name);
         free(n);
         return; /* a cache that cannot grow just verifies again next time */
     }
@@ -184,8 +177,7 @@ static void cache_put(exh_auth_cache *c, const exh_user *u, const char *pw, size
     pthread_mutex_lock(&c->lock);
     n->expires = mono_s() + c->skew + c->ttl;
     centry *old = find(c, u->name);
-    if (old)
-        unlink_entry(c, old);
+    if (old) unlink_entry(c, old);
     while (c->count >= c->max && c->oldest)
         unlink_entry(c, c->oldest);
     size_t b = name_hash(n->name, strlen(n->name)) & (c->nbuckets - 1);
@@ -222,6 +214,8 @@ const char *exh_auth_reason_str(exh_auth_reason r)
         return "wrong password";
     case EXH_AUTH_NO_PASSWORD:
         return "no password given";
+    case EXH_AUTH_BAD_HASH:
+        return "stored password hash is unreadable";
     case EXH_AUTH_STORE_ERROR:
         return "credential store unavailable";
     case EXH_AUTH_UNCHECKED:
@@ -245,8 +239,7 @@ static int clientid_matches(const char *pattern, const char *cid, size_t len)
     PCRE2_SIZE off;
     pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED,
                                    PCRE2_ANCHORED | PCRE2_ENDANCHORED, &code, &off, NULL);
-    if (!re)
-        return 0; /* the store validates patterns; a bad one fails closed */
+    if (!re) return 0; /* the store validates patterns; a bad one fails closed */
     pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
     int rc = md ? pcre2_match(re, (PCRE2_SPTR)cid, len, 0, 0, md, NULL) : -1;
     pcre2_match_data_free(md);
@@ -285,19 +278,30 @@ exh_status exh_authenticate(exh_store *store, exh_auth_cache *cache, const exh_p
     } else if (memchr(req->username, '\0', req->username_len)) {
         return deny(res, EXH_AUTH_UNKNOWN_USER, EXH_OK); /* no stored name holds a NUL */
     } else if (store) {
-        if (!(name = strndup(req->username, req->username_len)))
+        if (!(name = strndup(req->username, req->username_len))) {
+            if (err) {
+                exh_error_clear(err);
+                err->status = EXH_ENOMEM;
+                snprintf(err->message, sizeof(err->message), "out of memory");
+            }
             return deny(res, EXH_AUTH_STORE_ERROR, EXH_ENOMEM);
+        }
         st = exh_store_get_user(store, name, &u, err);
         free(name);
         if (st == EXH_ENOTFOUND) {
-            if (req->check_password)
-                return deny(res, EXH_AUTH_UNKNOWN_USER, EXH_OK);
+            if (req->check_password) return deny(res, EXH_AUTH_UNKNOWN_USER, EXH_OK);
             st = EXH_OK; /* unchecked: the rules decide, with no groups */
         } else if (st) {
             return deny(res, EXH_AUTH_STORE_ERROR, st);
         }
         res->reason = EXH_AUTH_UNCHECKED;
     } else if (req->check_password) {
+        if (err) {
+            exh_error_clear(err);
+            err->status = EXH_EINVAL;
+            snprintf(err->message, sizeof(err->message),
+                     "a password check needs a credential store");
+        }
         return deny(res, EXH_AUTH_STORE_ERROR, EXH_EINVAL);
     } else {
         res->reason = EXH_AUTH_UNCHECKED;
@@ -324,8 +328,10 @@ exh_status exh_authenticate(exh_store *store, exh_auth_cache *cache, const exh_p
             exh_verify v = exh_hash_verify(u.hash, req->password, req->password_len);
             if (v != EXH_VERIFY_OK) {
                 exh_user_clear(&u);
-                return deny(res, v == EXH_VERIFY_MISMATCH ? EXH_AUTH_BAD_PASSWORD
-                                                          : EXH_AUTH_STORE_ERROR,
+                return deny(res,
+                            v == EXH_VERIFY_MISMATCH   ? EXH_AUTH_BAD_PASSWORD
+                            : v == EXH_VERIFY_BAD_HASH ? EXH_AUTH_BAD_HASH
+                                                       : EXH_AUTH_STORE_ERROR,
                             EXH_OK);
             }
             res->reason = EXH_AUTH_OK;
@@ -356,15 +362,20 @@ exh_status exh_authenticate(exh_store *store, exh_auth_cache *cache, const exh_p
     r.peerhost = req->peerhost;
     r.superuser = res->superuser;
     /* Every group counts: a `deny connect group` must see them all. */
-    exh_str *groups = res->ngroups ? malloc(res->ngroups * sizeof(*groups)) : NULL;
-    if (res->ngroups && !groups) {
-        exh_auth_result_clear(res);
-        return deny(res, EXH_AUTH_STORE_ERROR, EXH_ENOMEM);
+    exh_str *groups = NULL;
+    if (req->groups_given) {
+        r.groups = req->groups;
+        r.ngroups = req->ngroups;
+    } else if (res->ngroups) {
+        if (!(groups = malloc(res->ngroups * sizeof(*groups)))) {
+            exh_auth_result_clear(res);
+            return deny(res, EXH_AUTH_STORE_ERROR, EXH_ENOMEM);
+        }
+        for (size_t i = 0; i < res->ngroups; i++)
+            groups[i] = (exh_str){res->groups[i], strlen(res->groups[i])};
+        r.groups = groups;
+        r.ngroups = res->ngroups;
     }
-    for (size_t i = 0; i < res->ngroups; i++)
-        groups[i] = (exh_str){res->groups[i], strlen(res->groups[i])};
-    r.groups = groups;
-    r.ngroups = res->ngroups;
     exh_eval(policy, &r, ctx, &res->rule);
     free(groups);
     res->rules_ran = true;

@@ -886,7 +886,7 @@ static int import_one(const exh_import_record *rec, void *vctx)
             c->err->line = rec->line;
             if (st == EXH_EEXIST)
                 snprintf(c->err->message, sizeof(c->err->message),
-                         "user '%s' already exists in the store (import with replace to "
+                         "user '%s' already exists in the store (replace existing users to "
                          "overwrite it)",
                          rec->name);
             else

@@ -133,12 +133,10 @@ static exh_status fail(exh_store *s, exh_error *err, exh_status st, const char *
 
 static exh_status fail(exh_store *s, exh_error *err, exh_status st, const char *fmt, ...)
 {
-    if (!err)
-        return st;
+    if (!err) return st;
     exh_error_clear(err);
     err->status = st;
-    if (s && s->path)
-        snprintf(err->file, sizeof(err->file), "%s", s->path);
+    if (s && s->path) snprintf(err->file, sizeof(err->file), "%s", s->path);
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(err->message, sizeof(err->message), fmt, ap);
@@ -155,9 +153,8 @@ static exh_status db_fail(exh_store *s, exh_error *err, const char *doing)
 
 static sqlite3_stmt *stmt(exh_store *s, int which, exh_error *err)
 {
-    if (!s->st[which] &&
-        sqlite3_prepare_v3(s->db, sql_text[which], -1, SQLITE_PREPARE_PERSISTENT, &s->st[which],
-                           NULL) != SQLITE_OK) {
+    if (!s->st[which] && sqlite3_prepare_v3(s->db, sql_text[which], -1, SQLITE_PREPARE_PERSISTENT,
+                                            &s->st[which], NULL) != SQLITE_OK) {
         db_fail(s, err, "preparing a statement");
         return NULL;
     }
@@ -185,11 +182,9 @@ static exh_status exec(exh_store *s, const char *sql, exh_error *err, const char
 static int pragma_int(exh_store *s, const char *sql, int *out)
 {
     sqlite3_stmt *q;
-    if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK)
-        return -1;
+    if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK) return -1;
     int rc = sqlite3_step(q);
-    if (rc == SQLITE_ROW)
-        *out = sqlite3_column_int(q, 0);
+    if (rc == SQLITE_ROW) *out = sqlite3_column_int(q, 0);
     sqlite3_finalize(q);
     return rc == SQLITE_ROW ? 0 : -1;
 }
@@ -205,8 +200,7 @@ int exh_store_schema_version(exh_store *s)
 static exh_status migrate(exh_store *s, exh_error *err)
 {
     int v = exh_store_schema_version(s);
-    if (v < 0)
-        return db_fail(s, err, "reading the schema version");
+    if (v < 0) return db_fail(s, err, "reading the schema version");
     if (v > EXH_STORE_SCHEMA_VERSION)
         return fail(s, err, EXH_ESTORE,
                     "database schema version %d is newer than this exhook understands (%d)", v,
@@ -226,12 +220,9 @@ static exh_status migrate(exh_store *s, exh_error *err)
         char bump[64];
         snprintf(bump, sizeof(bump), "PRAGMA user_version = %d", v + 1);
         exh_status st = exec(s, "BEGIN IMMEDIATE", err, "starting the migration");
-        if (!st)
-            st = exec(s, migrations[v], err, "migrating the schema");
-        if (!st)
-            st = exec(s, bump, err, "recording the schema version");
-        if (!st)
-            st = exec(s, "COMMIT", err, "committing the migration");
+        if (!st) st = exec(s, migrations[v], err, "migrating the schema");
+        if (!st) st = exec(s, bump, err, "recording the schema version");
+        if (!st) st = exec(s, "COMMIT", err, "committing the migration");
         if (st) {
             sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
             return st;
@@ -267,11 +258,10 @@ exh_status exh_store_open(const char *path, const exh_store_opts *opts, exh_stor
             st = fail(s, err, EXH_EIO, "cannot create the credential store: %s", strerror(errno));
             goto out;
         }
-        if (fd >= 0)
-            close(fd);
+        if (fd >= 0) close(fd);
     }
-    int flags = (s->opts.readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) |
-                SQLITE_OPEN_NOMUTEX;
+    int flags =
+        (s->opts.readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) | SQLITE_OPEN_NOMUTEX;
     if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {
         st = s->db ? db_fail(s, err, "cannot open the credential store")
                    : fail(s, err, EXH_ENOMEM, "out of memory");
@@ -285,11 +275,9 @@ exh_status exh_store_open(const char *path, const exh_store_opts *opts, exh_stor
         ((st = exec(s, "PRAGMA journal_mode = WAL", err, "enabling WAL")) ||
          (st = exec(s, "PRAGMA synchronous = NORMAL", err, "setting synchronous"))))
         goto out;
-    if ((st = exec(s, "PRAGMA foreign_keys = ON", err, "enabling foreign keys")))
-        goto out;
+    if ((st = exec(s, "PRAGMA foreign_keys = ON", err, "enabling foreign keys"))) goto out;
     /* Corruption shows here as "file is not a database". */
-    if ((st = migrate(s, err)))
-        goto out;
+    if ((st = migrate(s, err))) goto out;
 out:
     if (st) {
         exh_store_close(s);
@@ -301,8 +289,7 @@ out:
 
 void exh_store_close(exh_store *s)
 {
-    if (!s)
-        return;
+    if (!s) return;
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(s->st[i]);
     sqlite3_close(s->db);
@@ -312,8 +299,7 @@ void exh_store_close(exh_store *s)
 
 void exh_user_clear(exh_user *u)
 {
-    if (!u)
-        return;
+    if (!u) return;
     free(u->name);
     free(u->hash);
     free(u->clientid_pattern);
@@ -332,15 +318,13 @@ static char *col_dup(sqlite3_stmt *q, int i)
 static exh_status load_groups(exh_store *s, exh_user *u, exh_error *err)
 {
     sqlite3_stmt *q = stmt(s, ST_GET_GROUPS, err);
-    if (!q)
-        return EXH_ESTORE;
+    if (!q) return EXH_ESTORE;
     sqlite3_bind_int64(q, 1, u->id);
     int rc;
     while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
         char **ng = realloc(u->groups, (u->ngroups + 1) * sizeof(*ng));
         if (!ng || !(ng[u->ngroups] = col_dup(q, 0))) {
-            if (ng)
-                u->groups = ng;
+            if (ng) u->groups = ng;
             sqlite3_reset(q);
             return fail(s, err, EXH_ENOMEM, "out of memory");
         }
@@ -355,8 +339,7 @@ exh_status exh_store_get_user(exh_store *s, const char *name, exh_user *out, exh
 {
     memset(out, 0, sizeof(*out));
     sqlite3_stmt *q = stmt(s, ST_GET_USER, err);
-    if (!q)
-        return EXH_ESTORE;
+    if (!q) return EXH_ESTORE;
     sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
     int rc = sqlite3_step(q);
     if (rc == SQLITE_DONE) {
@@ -384,8 +367,7 @@ exh_status exh_store_get_user(exh_store *s, const char *name, exh_user *out, exh
         return fail(s, err, EXH_ENOMEM, "out of memory");
     }
     exh_status st = load_groups(s, out, err);
-    if (st)
-        exh_user_clear(out);
+    if (st) exh_user_clear(out);
     return st;
 }
 
@@ -394,8 +376,7 @@ static exh_status step_write(exh_store *s, sqlite3_stmt *q, exh_error *err, cons
 {
     int rc = sqlite3_step(q);
     sqlite3_reset(q);
-    if (rc == SQLITE_DONE)
-        return EXH_OK;
+    if (rc == SQLITE_DONE) return EXH_OK;
     if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY)
         return fail(s, err, EXH_EEXIST, "%s: already exists", doing);
     return db_fail(s, err, doing);
@@ -410,8 +391,7 @@ static exh_status changed(exh_store *s, const char *name, exh_error *err)
 static exh_status check_name(exh_store *s, const char *what, const char *v, exh_error *err)
 {
     size_t n = v ? strlen(v) : 0;
-    if (n == 0 || n > 65535)
-        return fail(s, err, EXH_EINVAL, "%s must be 1 to 65535 bytes", what);
+    if (n == 0 || n > 65535) return fail(s, err, EXH_EINVAL, "%s must be 1 to 65535 bytes", what);
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f)
             return fail(s, err, EXH_EINVAL, "%s holds a control character", what);
@@ -422,8 +402,7 @@ static exh_status check_name(exh_store *s, const char *what, const char *v, exh_
  * use it. */
 static exh_status check_pattern(exh_store *s, const char *re, exh_error *err)
 {
-    if (!re)
-        return EXH_OK;
+    if (!re) return EXH_OK;
     int code;
     PCRE2_SIZE off;
     pcre2_code *c = pcre2_compile((PCRE2_SPTR)re, PCRE2_ZERO_TERMINATED,
@@ -441,16 +420,14 @@ static exh_status check_pattern(exh_store *s, const char *re, exh_error *err)
 exh_status exh_store_begin(exh_store *s, exh_error *err)
 {
     exh_status st = exec(s, "BEGIN IMMEDIATE", err, "starting a transaction");
-    if (!st)
-        s->in_tx = 1;
+    if (!st) s->in_tx = 1;
     return st;
 }
 
 exh_status exh_store_commit(exh_store *s, exh_error *err)
 {
     exh_status st = exec(s, "COMMIT", err, "committing");
-    if (!st)
-        s->in_tx = 0;
+    if (!st) s->in_tx = 0;
     return st;
 }
 
@@ -465,12 +442,9 @@ void exh_store_rollback(exh_store *s)
     do {                                                                                           \
         int own_ = !(s)->in_tx;                                                                    \
         exh_status st_ = own_ ? exh_store_begin((s), (err)) : EXH_OK;                              \
-        if (!st_)                                                                                  \
-            st_ = (body);                                                                          \
-        if (own_ && !st_)                                                                          \
-            st_ = exh_store_commit((s), (err));                                                    \
-        if (own_ && st_ && (s)->in_tx)                                                             \
-            exh_store_rollback(s);                                                                 \
+        if (!st_) st_ = (body);                                                                    \
+        if (own_ && !st_) st_ = exh_store_commit((s), (err));                                      \
+        if (own_ && st_ && (s)->in_tx) exh_store_rollback(s);                                      \
         return st_;                                                                                \
     } while (0)
 
@@ -478,22 +452,17 @@ static exh_status add_user_body(exh_store *s, const exh_new_user *u, const char 
                                 exh_error *err)
 {
     sqlite3_stmt *q = stmt(s, ST_INSERT_USER, err);
-    if (!q)
-        return EXH_ESTORE;
+    if (!q) return EXH_ESTORE;
     sqlite3_bind_text(q, 1, u->name, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 2, hash, -1, SQLITE_STATIC);
     sqlite3_bind_int(q, 3, u->superuser);
-    if (u->clientid_pattern)
-        sqlite3_bind_text(q, 4, u->clientid_pattern, -1, SQLITE_STATIC);
+    if (u->clientid_pattern) sqlite3_bind_text(q, 4, u->clientid_pattern, -1, SQLITE_STATIC);
     sqlite3_bind_int64(q, 5, now_s());
     exh_status st = step_write(s, q, err, "adding the user");
-    if (st == EXH_EEXIST)
-        return fail(s, err, EXH_EEXIST, "user '%s' already exists", u->name);
+    if (st == EXH_EEXIST) return fail(s, err, EXH_EEXIST, "user '%s' already exists", u->name);
     for (size_t i = 0; !st && i < u->ngroups; i++) {
-        if ((st = check_name(s, "a group name", u->groups[i], err)))
-            break;
-        if (!(q = stmt(s, ST_ADD_MEMBER, err)))
-            return EXH_ESTORE;
+        if ((st = check_name(s, "a group name", u->groups[i], err))) break;
+        if (!(q = stmt(s, ST_ADD_MEMBER, err))) return EXH_ESTORE;
         sqlite3_bind_text(q, 1, u->name, -1, SQLITE_STATIC);
         sqlite3_bind_text(q, 2, u->groups[i], -1, SQLITE_STATIC);
         st = step_write(s, q, err, "adding a group membership");
@@ -524,9 +493,11 @@ exh_status exh_store_add_user(exh_store *s, const exh_new_user *u, exh_error *er
 
 exh_status exh_store_set_hash(exh_store *s, const char *name, const char *hash, exh_error *err)
 {
+    if (exh_hash_identify(hash) == EXH_HASH_UNKNOWN)
+        return fail(s, err, EXH_EINVAL, "user '%s': not a password hash this store can verify",
+                    name);
     sqlite3_stmt *q = stmt(s, ST_SET_HASH, err);
-    if (!q)
-        return EXH_ESTORE;
+    if (!q) return EXH_ESTORE;
     sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 2, hash, -1, SQLITE_STATIC);
     sqlite3_bind_int64(q, 3, now_s());
@@ -545,8 +516,7 @@ exh_status exh_store_set_password(exh_store *s, const char *name, const char *pw
 exh_status exh_store_del_user(exh_store *s, const char *name, exh_error *err)
 {
     sqlite3_stmt *q = stmt(s, ST_DEL_USER, err);
-    if (!q)
-        return EXH_ESTORE;
+    if (!q) return EXH_ESTORE;
     sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
     exh_status st = step_write(s, q, err, "deleting the user");
     return st ? st : changed(s, name, err);
@@ -556,13 +526,10 @@ exh_status exh_store_set_flags(exh_store *s, const char *name, int superuser, in
                                exh_error *err)
 {
     sqlite3_stmt *q = stmt(s, ST_SET_FLAGS, err);
-    if (!q)
-        return EXH_ESTORE;
+    if (!q) return EXH_ESTORE;
     sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
-    if (superuser >= 0)
-        sqlite3_bind_int(q, 2, superuser != 0);
-    if (disabled >= 0)
-        sqlite3_bind_int(q, 3, disabled != 0);
+    if (superuser >= 0) sqlite3_bind_int(q, 2, superuser != 0);
+    if (disabled >= 0) sqlite3_bind_int(q, 3, disabled != 0);
     sqlite3_bind_int64(q, 4, now_s());
     exh_status st = step_write(s, q, err, "changing the user");
     return st ? st : changed(s, name, err);
@@ -572,14 +539,11 @@ exh_status exh_store_set_clientid_pattern(exh_store *s, const char *name, const 
                                           exh_error *err)
 {
     exh_status st = check_pattern(s, pattern, err);
-    if (st)
-        return st;
+    if (st) return st;
     sqlite3_stmt *q = stmt(s, ST_SET_PATTERN, err);
-    if (!q)
-        return EXH_ESTORE;
+    if (!q) return EXH_ESTORE;
     sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
-    if (pattern)
-        sqlite3_bind_text(q, 2, pattern, -1, SQLITE_STATIC);
+    if (pattern) sqlite3_bind_text(q, 2, pattern, -1, SQLITE_STATIC);
     sqlite3_bind_int64(q, 3, now_s());
     st = step_write(s, q, err, "changing the clientid pattern");
     return st ? st : changed(s, name, err);
@@ -589,33 +553,26 @@ static exh_status membership_body(exh_store *s, const char *name, const char *gr
                                   exh_error *err)
 {
     sqlite3_stmt *q = stmt(s, add ? ST_ADD_MEMBER : ST_DEL_MEMBER, err);
-    if (!q)
-        return EXH_ESTORE;
+    if (!q) return EXH_ESTORE;
     sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 2, group, -1, SQLITE_STATIC);
     exh_status st = step_write(s, q, err, add ? "adding to a group" : "removing from a group");
-    if (st)
-        return st;
+    if (st) return st;
     int n = sqlite3_changes(s->db);
-    if (!(q = stmt(s, ST_BUMP, err)))
-        return EXH_ESTORE;
+    if (!(q = stmt(s, ST_BUMP, err))) return EXH_ESTORE;
     sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
     sqlite3_bind_int64(q, 2, now_s());
-    if ((st = step_write(s, q, err, "changing the user")))
-        return st;
-    if (!sqlite3_changes(s->db))
-        return fail(s, err, EXH_ENOTFOUND, "no user '%s'", name);
+    if ((st = step_write(s, q, err, "changing the user"))) return st;
+    if (!sqlite3_changes(s->db)) return fail(s, err, EXH_ENOTFOUND, "no user '%s'", name);
     if (!n && !add)
         return fail(s, err, EXH_ENOTFOUND, "user '%s' is not in group '%s'", name, group);
     return EXH_OK;
 }
 
-exh_status exh_store_add_to_group(exh_store *s, const char *name, const char *group,
-                                  exh_error *err)
+exh_status exh_store_add_to_group(exh_store *s, const char *name, const char *group, exh_error *err)
 {
     exh_status st = check_name(s, "a group name", group, err);
-    if (st)
-        return st;
+    if (st) return st;
     IN_TX(s, err, membership_body(s, name, group, 1, err));
 }
 
@@ -630,8 +587,7 @@ exh_status exh_store_list_users(exh_store *s, exh_user_fn fn, void *user, exh_er
     /* Names first, then each user: a user's fetch reuses ST_GET_USER, so
      * the listing statement must not be left mid-step. */
     sqlite3_stmt *q = stmt(s, ST_LIST_USERS, err);
-    if (!q)
-        return EXH_ESTORE;
+    if (!q) return EXH_ESTORE;
     char **names = NULL;
     size_t n = 0;
     int rc;
@@ -647,8 +603,7 @@ exh_status exh_store_list_users(exh_store *s, exh_user_fn fn, void *user, exh_er
         n++;
     }
     sqlite3_reset(q);
-    if (!st && rc != SQLITE_DONE)
-        st = db_fail(s, err, "listing users");
+    if (!st && rc != SQLITE_DONE) st = db_fail(s, err, "listing users");
     for (size_t i = 0; !st && i < n; i++) {
         exh_user u;
         st = exh_store_get_user(s, names[i], &u, err);
@@ -656,8 +611,7 @@ exh_status exh_store_list_users(exh_store *s, exh_user_fn fn, void *user, exh_er
             st = EXH_OK;
             continue;
         }
-        if (!st && fn(&u, user))
-            i = n;
+        if (!st && fn(&u, user)) i = n;
         exh_user_clear(&u);
     }
     for (size_t i = 0; i < n; i++)
@@ -669,27 +623,23 @@ exh_status exh_store_list_users(exh_store *s, exh_user_fn fn, void *user, exh_er
 exh_status exh_store_list_groups(exh_store *s, exh_group_fn fn, void *user, exh_error *err)
 {
     sqlite3_stmt *q = stmt(s, ST_LIST_GROUPS, err);
-    if (!q)
-        return EXH_ESTORE;
+    if (!q) return EXH_ESTORE;
     int rc;
     while ((rc = sqlite3_step(q)) == SQLITE_ROW)
-        if (fn((const char *)sqlite3_column_text(q, 0), sqlite3_column_int64(q, 1), user))
-            break;
+        if (fn((const char *)sqlite3_column_text(q, 0), sqlite3_column_int64(q, 1), user)) break;
     sqlite3_reset(q);
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? EXH_OK : db_fail(s, err, "listing groups");
 }
 
 static void bind_opt(sqlite3_stmt *q, int i, const char *v)
 {
-    if (v)
-        sqlite3_bind_text(q, i, v, -1, SQLITE_STATIC);
+    if (v) sqlite3_bind_text(q, i, v, -1, SQLITE_STATIC);
 }
 
 static exh_status session_body(exh_store *s, const exh_session_event *ev, exh_error *err)
 {
     sqlite3_stmt *q = stmt(s, ev->connected ? ST_SESSION_ON : ST_SESSION_OFF, err);
-    if (!q)
-        return EXH_ESTORE;
+    if (!q) return EXH_ESTORE;
     sqlite3_bind_text(q, 1, ev->clientid, -1, SQLITE_STATIC);
     if (ev->connected) {
         bind_opt(q, 2, ev->username);
@@ -698,8 +648,7 @@ static exh_status session_body(exh_store *s, const exh_session_event *ev, exh_er
         sqlite3_bind_int64(q, 5, ev->at);
     }
     exh_status st = step_write(s, q, err, "recording the session");
-    if (st || !(q = stmt(s, ST_HISTORY_ADD, err)))
-        return st ? st : EXH_ESTORE;
+    if (st || !(q = stmt(s, ST_HISTORY_ADD, err))) return st ? st : EXH_ESTORE;
     sqlite3_bind_int64(q, 1, ev->at);
     sqlite3_bind_text(q, 2, ev->connected ? "connect" : "disconnect", -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 3, ev->clientid, -1, SQLITE_STATIC);
@@ -707,12 +656,10 @@ static exh_status session_body(exh_store *s, const exh_session_event *ev, exh_er
     bind_opt(q, 5, ev->peerhost);
     bind_opt(q, 6, ev->node);
     bind_opt(q, 7, ev->reason);
-    if ((st = step_write(s, q, err, "recording history")))
-        return st;
+    if ((st = step_write(s, q, err, "recording history"))) return st;
     /* Keep the history bounded; trimming every 256 events is cheap. */
     if (++s->history_adds % 256 == 0 || s->opts.history_max < 256) {
-        if (!(q = stmt(s, ST_HISTORY_TRIM, err)))
-            return EXH_ESTORE;
+        if (!(q = stmt(s, ST_HISTORY_TRIM, err))) return EXH_ESTORE;
         sqlite3_bind_int64(q, 1, s->opts.history_max);
         st = step_write(s, q, err, "trimming history");
     }
@@ -721,8 +668,7 @@ static exh_status session_body(exh_store *s, const exh_session_event *ev, exh_er
 
 exh_status exh_store_record_session(exh_store *s, const exh_session_event *ev, exh_error *err)
 {
-    if (!ev->clientid)
-        return fail(s, err, EXH_EINVAL, "a session needs a client id");
+    if (!ev->clientid) return fail(s, err, EXH_EINVAL, "a session needs a client id");
     IN_TX(s, err, session_body(s, ev, err));
 }
 
@@ -730,8 +676,7 @@ exh_status exh_store_list_sessions(exh_store *s, bool online, exh_session_fn fn,
                                    exh_error *err)
 {
     sqlite3_stmt *q = stmt(s, online ? ST_LIST_ONLINE : ST_LIST_HISTORY, err);
-    if (!q)
-        return EXH_ESTORE;
+    if (!q) return EXH_ESTORE;
     int rc;
     while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
         exh_session_event ev = {
@@ -748,8 +693,7 @@ exh_status exh_store_list_sessions(exh_store *s, bool online, exh_session_fn fn,
             ev.at = sqlite3_column_int64(q, 5);
             ev.connected = !strcmp((const char *)sqlite3_column_text(q, 6), "connect");
         }
-        if (fn(&ev, user))
-            break;
+        if (fn(&ev, user)) break;
     }
     sqlite3_reset(q);
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? EXH_OK : db_fail(s, err, "listing sessions");
@@ -769,8 +713,7 @@ exh_status store_hash_new(const exh_store *s, const char *pw, size_t pwlen, char
 exh_status store_set_hash_if(exh_store *s, int64_t id, int64_t rev, const char *hash)
 {
     sqlite3_stmt *q = stmt(s, ST_SET_HASH_IF, NULL);
-    if (!q)
-        return EXH_ESTORE;
+    if (!q) return EXH_ESTORE;
     sqlite3_bind_int64(q, 1, id);
     sqlite3_bind_int64(q, 2, rev);
     sqlite3_bind_text(q, 3, hash, -1, SQLITE_STATIC);

@@ -80,7 +80,7 @@ want='{"decision":"allow","rule":"policies/20-devices.policy:23","text":"allow p
 {"decision":"deny","rule":null,"reason":"\"action\" must be \"publish\", \"subscribe\" or \"connect\""}
 {"decision":"deny","rule":null,"reason":"\"qos\" must be 0, 1 or 2"}
 {"decision":"deny","rule":null,"reason":"unknown field \"color\""}
-{"decision":"deny","rule":null,"reason":"password verification needs the credential store, which this build lacks"}
+{"decision":"deny","rule":null,"reason":"password verification needs the credential store, and there is none (see --db)"}
 {"decision":"allow","rule":"superuser"}
 {"decision":"allow","rule":"policies/40-ops.policy:$anon_line","text":"allow connect anonymous peerhost 127.0.0.1"}
 {"decision":"deny","rule":null,"reason":"a request must be a JSON object"}'

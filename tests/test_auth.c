@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "exhook/auth.h"
+#include <sqlite3.h>
 
 static char dir[64], path[128];
 static exh_store *store;
@@ -29,8 +30,7 @@ static int setup(void **state)
 {
     (void)state;
     strcpy(dir, "/tmp/exh-auth-XXXXXX");
-    if (!mkdtemp(dir))
-        return -1;
+    if (!mkdtemp(dir)) return -1;
     snprintf(path, sizeof(path), "%s/a.db", dir);
     exh_store_opts o;
     exh_store_opts_default(&o);
@@ -42,8 +42,12 @@ static int setup(void **state)
         return -1;
     ctx = exh_evalctx_new();
     const char *g[] = {"staff"};
-    exh_new_user alice = {.name = "alice", .password = "wonder", .password_len = 6,
-                          .clientid_pattern = "alice-.*", .groups = g, .ngroups = 1};
+    exh_new_user alice = {.name = "alice",
+                          .password = "wonder",
+                          .password_len = 6,
+                          .clientid_pattern = "alice-.*",
+                          .groups = g,
+                          .ngroups = 1};
     exh_new_user bob = {.name = "bob", .password = "builder", .password_len = 7};
     return exh_store_add_user(store, &alice, &err) || exh_store_add_user(store, &bob, &err);
 }
@@ -61,9 +65,13 @@ static int teardown(void **state)
 
 static exh_auth_result login(exh_auth_cache *c, const char *user, const char *cid, const char *pw)
 {
-    exh_auth_request rq = {.username = user, .username_len = user ? strlen(user) : 0,
-                           .clientid = cid, .clientid_len = strlen(cid), .password = pw,
-                           .password_len = pw ? strlen(pw) : 0, .check_password = true};
+    exh_auth_request rq = {.username = user,
+                           .username_len = user ? strlen(user) : 0,
+                           .clientid = cid,
+                           .clientid_len = strlen(cid),
+                           .password = pw,
+                           .password_len = pw ? strlen(pw) : 0,
+                           .check_password = true};
     exh_auth_result res;
     exh_error err;
     assert_int_equal(exh_authenticate(store, c, policy, ctx, &rq, &res, &err), EXH_OK);
@@ -94,12 +102,61 @@ static void test_each_reason(void **state)
     assert_int_equal(exh_store_set_flags(store, "bob", -1, 1, &err), EXH_OK);
     EXPECT(login(NULL, "bob", "b", "builder"), EXH_DENY, EXH_AUTH_DISABLED);
     /* a NUL inside the name never finds a user */
-    exh_auth_request rq = {.username = "alice\0x", .username_len = 7, .clientid = "alice-1",
-                           .clientid_len = 7, .password = "wonder", .password_len = 6,
+    exh_auth_request rq = {.username = "alice\0x",
+                           .username_len = 7,
+                           .clientid = "alice-1",
+                           .clientid_len = 7,
+                           .password = "wonder",
+                           .password_len = 6,
                            .check_password = true};
     exh_auth_result res;
     assert_int_equal(exh_authenticate(store, NULL, policy, ctx, &rq, &res, &err), EXH_OK);
     EXPECT(res, EXH_DENY, EXH_AUTH_UNKNOWN_USER);
+}
+
+/* A hash that cannot be checked (damaged in the database) fails closed
+ * with its own reason; the store refuses to write one. */
+static void test_unreadable_hash(void **state)
+{
+    (void)state;
+    exh_error err;
+    assert_int_equal(exh_store_set_hash(store, "bob", "not-a-hash", &err), EXH_EINVAL);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "UPDATE users SET hash = '$7$101$garbage' WHERE name = 'bob'",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    EXPECT(login(NULL, "bob", "b", "builder"), EXH_DENY, EXH_AUTH_BAD_HASH);
+}
+
+/* Groups given with the request replace the store's for connect rules. */
+static void test_request_groups_override(void **state)
+{
+    (void)state;
+    exh_error err;
+    assert_int_equal(exh_store_add_to_group(store, "bob", "banned", &err), EXH_OK);
+    EXPECT(login(NULL, "bob", "b", "builder"), EXH_DENY, EXH_AUTH_OK);
+    exh_str mine[] = {{"staff", 5}};
+    exh_auth_request rq = {.username = "bob",
+                           .username_len = 3,
+                           .clientid = "b",
+                           .clientid_len = 1,
+                           .password = "builder",
+                           .password_len = 7,
+                           .check_password = true,
+                           .groups_given = true,
+                           .groups = mine,
+                           .ngroups = 1};
+    exh_auth_result r;
+    assert_int_equal(exh_authenticate(store, NULL, policy, ctx, &rq, &r, &err), EXH_OK);
+    EXPECT(r, EXH_ALLOW, EXH_AUTH_OK);
+    exh_str banned[] = {{"banned", 6}};
+    rq.username = NULL; /* anonymous with the group named in the request */
+    rq.groups = banned;
+    assert_true(exh_addr_parse("127.0.0.1", 9, &rq.peerhost));
+    assert_int_equal(exh_authenticate(store, NULL, policy, ctx, &rq, &r, &err), EXH_OK);
+    EXPECT(r, EXH_DENY, EXH_AUTH_ANONYMOUS);
 }
 
 static void test_connect_rules_and_groups(void **state)
@@ -127,8 +184,11 @@ static void test_connect_rules_and_groups(void **state)
     EXPECT(r, EXH_ALLOW, EXH_AUTH_ANONYMOUS);
     /* unchecked (exhookctl check without a password): groups still come from the store */
     assert_int_equal(exh_store_set_flags(store, "alice", 1, -1, &err), EXH_OK);
-    exh_auth_request u = {.username = "alice", .username_len = 5, .clientid = "z",
-                          .clientid_len = 1, .check_password = false};
+    exh_auth_request u = {.username = "alice",
+                          .username_len = 5,
+                          .clientid = "z",
+                          .clientid_len = 1,
+                          .check_password = false};
     assert_int_equal(exh_authenticate(store, NULL, policy, ctx, &u, &r, &err), EXH_OK);
     assert_int_equal(r.reason, EXH_AUTH_UNCHECKED);
     assert_int_equal(r.decision, EXH_DENY); /* banned */
@@ -230,8 +290,12 @@ static void test_upgrade_on_login(void **state)
     pbkdf2_hash("keep", hash, sizeof(hash));
     exh_new_user keep = {.name = "erin", .hash = hash};
     assert_int_equal(exh_store_add_user(s2, &keep, &err), EXH_OK);
-    exh_auth_request rq = {.username = "erin", .username_len = 4, .clientid = "e",
-                           .clientid_len = 1, .password = "keep", .password_len = 4,
+    exh_auth_request rq = {.username = "erin",
+                           .username_len = 4,
+                           .clientid = "e",
+                           .clientid_len = 1,
+                           .password = "keep",
+                           .password_len = 4,
                            .check_password = true};
     assert_int_equal(exh_authenticate(s2, NULL, policy, ctx, &rq, &r, &err), EXH_OK);
     assert_int_equal(r.decision, EXH_ALLOW);
@@ -248,8 +312,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_each_reason, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connect_rules_and_groups, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cache_hits_expires_and_invalidates, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_unreadable_hash, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_request_groups_override, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_hits_expires_and_invalidates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upgrade_on_login, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

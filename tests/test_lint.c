@@ -23,11 +23,26 @@ typedef struct lint_case {
     finding want[6];
 } lint_case;
 
-#define END {-1, 0, 0}
-#define SH(r, o) {EXH_LINT_SHADOWED, r, o}
-#define UC(r) {EXH_LINT_UNUSED_CAPTURE, r, 0}
-#define OB(r) {EXH_LINT_OVERBROAD, r, 0}
-#define NOTE(r) {EXH_LINT_UNKNOWN_OPTION, r, 0}
+#define END                                                                                        \
+    {                                                                                              \
+        -1, 0, 0                                                                                   \
+    }
+#define SH(r, o)                                                                                   \
+    {                                                                                              \
+        EXH_LINT_SHADOWED, r, o                                                                    \
+    }
+#define UC(r)                                                                                      \
+    {                                                                                              \
+        EXH_LINT_UNUSED_CAPTURE, r, 0                                                              \
+    }
+#define OB(r)                                                                                      \
+    {                                                                                              \
+        EXH_LINT_OVERBROAD, r, 0                                                                   \
+    }
+#define NOTE(r)                                                                                    \
+    {                                                                                              \
+        EXH_LINT_UNKNOWN_OPTION, r, 0                                                              \
+    }
 
 static const lint_case cases[] = {
     /* shadowing by a wider filter, same identity */
@@ -84,8 +99,7 @@ static const lint_case cases[] = {
      "allow publish topic \"u/${username}/#\"\n",
      {SH(2, 1), END}},
     /* unused captures, and the used one is fine */
-    {"allow publish username ~ \"(?<t>[a-z]+):(?<u>.+)\" topic \"t/${t}/x\"\n",
-     {UC(1), END}},
+    {"allow publish username ~ \"(?<t>[a-z]+):(?<u>.+)\" topic \"t/${t}/x\"\n", {UC(1), END}},
     /* over-broad grants */
     {"allow subscribe topic \"#\"\n", {OB(1), END}},
     {"allow all username \"root\"\n", {OB(1), END}},
@@ -130,8 +144,7 @@ static void test_lint_table(void **state)
             nwarn += cases[i].want[n].kind != EXH_LINT_UNKNOWN_OPTION;
             n++;
         }
-        if (g.n != n)
-            fail_msg("case %zu: %d findings, want %d\n%s", i, g.n, n, cases[i].policy);
+        if (g.n != n) fail_msg("case %zu: %d findings, want %d\n%s", i, g.n, n, cases[i].policy);
         for (int k = 0; k < n; k++)
             if (g.f[k].kind != cases[i].want[k].kind || g.f[k].rule != cases[i].want[k].rule ||
                 g.f[k].other != cases[i].want[k].other)

@@ -93,8 +93,8 @@ static void test_errors(void **state)
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         seen s = {.n = 0};
         exh_error err;
-        exh_status st = exh_testfile_parse("b.test", bad[i].text, strlen(bad[i].text), keep, &s,
-                                           &err);
+        exh_status st =
+            exh_testfile_parse("b.test", bad[i].text, strlen(bad[i].text), keep, &s, &err);
         if (st != EXH_ESYNTAX || err.line != bad[i].line || err.col != bad[i].col ||
             !strstr(err.message, bad[i].msg))
             fail_msg("case %zu: got %d at %u:%u '%s'", i, st, err.line, err.col, err.message);

@@ -19,7 +19,7 @@
 
 /* Real mosquitto_passwd -H sha512 output (password "secret"). */
 #define MOSQ6                                                                                      \
-    "$6$mfSIavGSIJVqYUDK$SGqsoJUQP3gVWsX3hwQMCbjQrVewKT6nM1rhzkcTg711HPun/7k0zdBmnVwSTokds/"      \
+    "$6$mfSIavGSIJVqYUDK$SGqsoJUQP3gVWsX3hwQMCbjQrVewKT6nM1rhzkcTg711HPun/7k0zdBmnVwSTokds/"       \
     "jEA5K/r+NgcVAcGJ3cGw=="
 
 static char dir[64];
@@ -29,8 +29,7 @@ static int setup(void **state)
 {
     (void)state;
     strcpy(dir, "/tmp/exh-store-XXXXXX");
-    if (!mkdtemp(dir))
-        return -1;
+    if (!mkdtemp(dir)) return -1;
     snprintf(path, sizeof(path), "%s/t.db", dir);
     return 0;
 }
@@ -52,8 +51,7 @@ static exh_store *open_store(void)
     o.history_max = 10;
     exh_store *s = NULL;
     exh_error err;
-    if (exh_store_open(path, &o, &s, &err) != EXH_OK)
-        fail_msg("open: %s", err.message);
+    if (exh_store_open(path, &o, &s, &err) != EXH_OK) fail_msg("open: %s", err.message);
     return s;
 }
 
@@ -136,8 +134,12 @@ static void test_users_groups_revisions(void **state)
     exh_store *s = open_store();
     exh_error err;
     const char *groups[] = {"ops", "dev"};
-    exh_new_user nu = {.name = "alice", .password = "pw", .password_len = 2,
-                       .clientid_pattern = "alice-[0-9]+", .groups = groups, .ngroups = 2};
+    exh_new_user nu = {.name = "alice",
+                       .password = "pw",
+                       .password_len = 2,
+                       .clientid_pattern = "alice-[0-9]+",
+                       .groups = groups,
+                       .ngroups = 2};
     assert_int_equal(exh_store_add_user(s, &nu, &err), EXH_OK);
     assert_int_equal(exh_store_add_user(s, &nu, &err), EXH_EEXIST);
     assert_non_null(strstr(err.message, "already exists"));
@@ -170,8 +172,8 @@ static void test_users_groups_revisions(void **state)
     exh_user_clear(&u);
 
     /* bad input is refused, and nothing changes */
-    exh_new_user bad = {.name = "bob", .password = "x", .password_len = 1,
-                        .clientid_pattern = "(unclosed"};
+    exh_new_user bad = {
+        .name = "bob", .password = "x", .password_len = 1, .clientid_pattern = "(unclosed"};
     assert_int_equal(exh_store_add_user(s, &bad, &err), EXH_EINVAL);
     assert_non_null(strstr(err.message, "clientid pattern"));
     bad.clientid_pattern = NULL;
@@ -210,8 +212,7 @@ static int count_user(const exh_user *u, void *n)
 
 static int count_group(const char *g, int64_t members, void *n)
 {
-    if (!strcmp(g, "all"))
-        *(int64_t *)n = members;
+    if (!strcmp(g, "all")) *(int64_t *)n = members;
     return 0;
 }
 
@@ -225,8 +226,7 @@ static void test_listing_and_transactions(void **state)
     for (int i = 0; i < 50; i++) {
         char name[16];
         snprintf(name, sizeof(name), "u%02d", i);
-        exh_new_user nu = {.name = name, .hash = MOSQ6, .groups = all,
-                           .ngroups = 1};
+        exh_new_user nu = {.name = name, .hash = MOSQ6, .groups = all, .ngroups = 1};
         assert_int_equal(exh_store_add_user(s, &nu, &err), EXH_OK);
     }
     exh_store_rollback(s); /* none of them */
@@ -237,8 +237,7 @@ static void test_listing_and_transactions(void **state)
     for (int i = 0; i < 50; i++) {
         char name[16];
         snprintf(name, sizeof(name), "u%02d", i);
-        exh_new_user nu = {.name = name, .hash = MOSQ6, .groups = all,
-                           .ngroups = 1};
+        exh_new_user nu = {.name = name, .hash = MOSQ6, .groups = all, .ngroups = 1};
         assert_int_equal(exh_store_add_user(s, &nu, &err), EXH_OK);
     }
     assert_int_equal(exh_store_commit(s, &err), EXH_OK);
@@ -265,8 +264,11 @@ static void test_sessions_bounded_history(void **state)
     for (int i = 0; i < 40; i++) {
         char cid[16];
         snprintf(cid, sizeof(cid), "c%d", i % 5);
-        exh_session_event ev = {.clientid = cid, .username = "u", .peerhost = "10.0.0.1",
-                                .at = 1000 + i, .connected = i < 20 || i % 2,
+        exh_session_event ev = {.clientid = cid,
+                                .username = "u",
+                                .peerhost = "10.0.0.1",
+                                .at = 1000 + i,
+                                .connected = i < 20 || i % 2,
                                 .reason = i % 2 ? NULL : "normal"};
         assert_int_equal(exh_store_record_session(s, &ev, &err), EXH_OK);
     }

@@ -65,8 +65,12 @@ static void reader(const char *path)
     exh_evalctx *ctx = exh_evalctx_new();
     exh_error err;
     for (int i = 0; i < ROUNDS; i++) {
-        exh_auth_request rq = {.username = "steady", .username_len = 6, .clientid = "c",
-                               .clientid_len = 1, .password = "pw", .password_len = 2,
+        exh_auth_request rq = {.username = "steady",
+                               .username_len = 6,
+                               .clientid = "c",
+                               .clientid_len = 1,
+                               .password = "pw",
+                               .password_len = 2,
                                .check_password = true};
         exh_auth_result r;
         exh_status st = exh_authenticate(s, NULL, p, ctx, &rq, &r, &err);
@@ -97,11 +101,9 @@ static void test_writer_and_reader(void **state)
     exh_store_close(s);
 
     pid_t w = fork();
-    if (w == 0)
-        writer(path);
+    if (w == 0) writer(path);
     pid_t r = fork();
-    if (r == 0)
-        reader(path);
+    if (r == 0) reader(path);
     int ws, rs;
     assert_int_equal(waitpid(w, &ws, 0), w);
     assert_int_equal(waitpid(r, &rs, 0), r);

@@ -83,7 +83,7 @@ run "$(line "$PW")" $X check --action connect --username alice --password-stdin
 has "check --password-stdin without a db" 2 "does not exist"
 printf '%s\n' '{"action":"connect","username":"alice","password":"p"}' >"$tmp/b"
 run "$tmp/b" $X check --batch
-is "batch password without a db" 2 '{"decision":"deny","rule":null,"reason":"password verification needs the credential store, which this build lacks"}'
+is "batch password without a db" 2 '{"decision":"deny","rule":null,"reason":"password verification needs the credential store, and there is none (see --db)"}'
 run - $ctl --db "$DB" test policies
 has "test without a db" 0 "passed, 0 failed"
 run - $ctl --db "$DB" --policy policies lint

@@ -35,40 +35,46 @@ void exh_auth_cache_advance(exh_auth_cache *c, uint32_t seconds);
 /* Why the credential check came out as it did: each failure distinct, for
  * logs and `exhookctl check`. */
 typedef enum exh_auth_reason {
-    EXH_AUTH_OK = 0,            /* password verified */
-    EXH_AUTH_OK_CACHED,         /* verified from the cache */
-    EXH_AUTH_ANONYMOUS,         /* no username: connect rules decide */
+    EXH_AUTH_OK = 0,    /* password verified */
+    EXH_AUTH_OK_CACHED, /* verified from the cache */
+    EXH_AUTH_ANONYMOUS, /* no username: connect rules decide */
     EXH_AUTH_UNKNOWN_USER,
     EXH_AUTH_DISABLED,
     EXH_AUTH_CLIENTID_MISMATCH, /* the user's clientid pattern does not match */
     EXH_AUTH_BAD_PASSWORD,
-    EXH_AUTH_NO_PASSWORD,       /* a username but no password */
-    EXH_AUTH_STORE_ERROR,       /* the store could not be read: fail closed */
-    EXH_AUTH_UNCHECKED,         /* no password check asked for (check/test) */
+    EXH_AUTH_NO_PASSWORD, /* a username but no password */
+    EXH_AUTH_BAD_HASH,    /* the stored hash cannot be checked: fail closed */
+    EXH_AUTH_STORE_ERROR, /* the store could not be read: fail closed */
+    EXH_AUTH_UNCHECKED,   /* no password check asked for (check/test) */
 } exh_auth_reason;
 
 const char *exh_auth_reason_str(exh_auth_reason r);
 
 typedef struct exh_auth_request {
-    const char *username;   /* NULL: anonymous */
+    const char *username; /* NULL: anonymous */
     size_t username_len;
     const char *clientid;
     size_t clientid_len;
-    const char *password;   /* NULL with check_password: EXH_AUTH_NO_PASSWORD */
+    const char *password; /* NULL with check_password: EXH_AUTH_NO_PASSWORD */
     size_t password_len;
-    exh_addr peerhost;      /* family 0: unknown */
-    bool check_password;    /* false: treat the credentials as verified (CLI check) */
+    exh_addr peerhost;   /* family 0: unknown */
+    bool check_password; /* false: treat the credentials as verified (CLI check) */
+    /* Groups given with the request override the store's for the connect
+     * rules (DESIGN §3); the result still reports the store's. */
+    bool groups_given;
+    const exh_str *groups;
+    size_t ngroups;
 } exh_auth_request;
 
 typedef struct exh_auth_result {
     exh_decision decision;
-    exh_auth_reason reason;   /* the credential check */
-    exh_result rule;          /* the connect-rule evaluation, when it ran */
+    exh_auth_reason reason; /* the credential check */
+    exh_result rule;        /* the connect-rule evaluation, when it ran */
     bool rules_ran;
-    bool rehashed;            /* a weaker hash was upgraded to argon2id */
+    bool rehashed; /* a weaker hash was upgraded to argon2id */
     /* What the front end keeps for ACL checks of this client. */
     bool superuser;
-    char **groups;            /* owned: exh_auth_result_clear */
+    char **groups; /* owned: exh_auth_result_clear */
     size_t ngroups;
 } exh_auth_result;
 

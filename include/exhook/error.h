@@ -17,13 +17,13 @@ extern "C" {
 
 typedef enum exh_status {
     EXH_OK = 0,
-    EXH_ENOMEM,  /* out of memory */
-    EXH_EIO,     /* a file could not be read or written */
-    EXH_ESYNTAX, /* a policy or test file is malformed */
-    EXH_EINVAL,  /* an argument or request is invalid */
+    EXH_ENOMEM,    /* out of memory */
+    EXH_EIO,       /* a file could not be read or written */
+    EXH_ESYNTAX,   /* a policy or test file is malformed */
+    EXH_EINVAL,    /* an argument or request is invalid */
     EXH_ENOTFOUND, /* no such user (or group membership) */
-    EXH_EEXIST,  /* already exists */
-    EXH_ESTORE,  /* the credential store failed (SQLite error, corruption, busy) */
+    EXH_EEXIST,    /* already exists */
+    EXH_ESTORE,    /* the credential store failed (SQLite error, corruption, busy) */
 } exh_status;
 
 typedef struct exh_error {

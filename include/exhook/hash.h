@@ -9,9 +9,9 @@
  *   $pbkdf2-sha256$i=<iterations>$<salt>$<hash>                   padding, any salt/hash length)
  *   $2b$<cost>$<22 salt><31 hash>   (also $2a$, $2y$)            bcrypt, via libcrypt
  *   $7$<iterations>$<salt b64>$<hash b64>                        Mosquitto: PBKDF2-SHA512, 64 bytes
- *   $6$<salt b64>$<hash b64>                                     Mosquitto: SHA512(password || salt)
- *   $emqx-sha256$<prefix|suffix>$<salt b64>$<hash hex>           EMQX: SHA256 of salt+password or
- *   $emqx-sha512$<prefix|suffix>$<salt b64>$<hash hex>           password+salt (import only)
+ *   $6$<salt b64>$<hash b64>                                     Mosquitto: SHA512(password ||
+ * salt) $emqx-sha256$<prefix|suffix>$<salt b64>$<hash hex>           EMQX: SHA256 of salt+password
+ * or $emqx-sha512$<prefix|suffix>$<salt b64>$<hash hex>           password+salt (import only)
  *
  * Every comparison of derived bytes is constant-time.  Nothing here logs,
  * prints or keeps a password; buffers that held one are wiped.
@@ -47,9 +47,9 @@ typedef enum exh_hash_alg {
 /* Cost of new hashes.  Defaults (exh_hash_params_default) follow OWASP's
  * Password Storage Cheat Sheet for argon2id: m = 19 MiB, t = 2, p = 1. */
 typedef struct exh_hash_params {
-    uint32_t m_kib;   /* memory, KiB */
-    uint32_t t_cost;  /* passes */
-    uint32_t lanes;   /* parallelism */
+    uint32_t m_kib;  /* memory, KiB */
+    uint32_t t_cost; /* passes */
+    uint32_t lanes;  /* parallelism */
 } exh_hash_params;
 
 void exh_hash_params_default(exh_hash_params *p);
@@ -60,8 +60,8 @@ const char *exh_hash_alg_name(exh_hash_alg alg); /* "argon2id", "bcrypt", ... */
 
 /* Hash a new password with argon2id and a fresh random salt into out
  * (at least EXH_HASH_MAX bytes). */
-exh_status exh_hash_password(const char *pw, size_t pwlen, const exh_hash_params *params,
-                             char *out, size_t outsize, exh_error *err);
+exh_status exh_hash_password(const char *pw, size_t pwlen, const exh_hash_params *params, char *out,
+                             size_t outsize, exh_error *err);
 
 typedef enum exh_verify {
     EXH_VERIFY_OK = 0,

@@ -41,27 +41,27 @@ typedef enum exh_import_format {
 bool exh_import_format_parse(const char *name, exh_import_format *out);
 
 typedef struct exh_import_opts {
-    exh_hash_alg emqx_alg;   /* EXH_HASH_EMQX_SHA256 (default) or EXH_HASH_EMQX_SHA512 */
-    bool emqx_salt_prefix;   /* true (default, EMQX's "prefix"): digest of salt+password */
-    bool replace;            /* replace existing users instead of failing on them */
+    exh_hash_alg emqx_alg; /* EXH_HASH_EMQX_SHA256 (default) or EXH_HASH_EMQX_SHA512 */
+    bool emqx_salt_prefix; /* true (default, EMQX's "prefix"): digest of salt+password */
+    bool replace;          /* replace existing users instead of failing on them */
 } exh_import_opts;
 
 void exh_import_opts_default(exh_import_opts *o);
 
 typedef struct exh_import_record {
     const char *name;
-    const char *hash;     /* a self-describing hash string (hash.h) */
+    const char *hash; /* a self-describing hash string (hash.h) */
     bool superuser;
-    unsigned line;        /* 1-based line (JSON: the line the object starts on) */
+    unsigned line; /* 1-based line (JSON: the line the object starts on) */
 } exh_import_record;
 
 /* Parse without touching a store: fn is called for each record in order;
  * return non-zero from fn to stop.  A malformed record fails with err
  * naming file:line. */
 typedef int (*exh_import_fn)(const exh_import_record *rec, void *user);
-exh_status exh_import_parse(exh_import_format fmt, const char *name, const char *text,
-                            size_t len, const exh_import_opts *opts, exh_import_fn fn,
-                            void *user, exh_error *err);
+exh_status exh_import_parse(exh_import_format fmt, const char *name, const char *text, size_t len,
+                            const exh_import_opts *opts, exh_import_fn fn, void *user,
+                            exh_error *err);
 
 /* Called every 1000 records (and at the end) with the count so far. */
 typedef void (*exh_import_progress_fn)(size_t done, void *user);
@@ -69,8 +69,8 @@ typedef void (*exh_import_progress_fn)(size_t done, void *user);
 /* Import a file into the store in one transaction.  *imported gets the
  * number of users stored. */
 exh_status exh_import_file(exh_store *s, exh_import_format fmt, const char *path,
-                           const exh_import_opts *opts, exh_import_progress_fn progress,
-                           void *user, size_t *imported, exh_error *err);
+                           const exh_import_opts *opts, exh_import_progress_fn progress, void *user,
+                           size_t *imported, exh_error *err);
 
 #ifdef __cplusplus
 }

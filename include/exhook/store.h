@@ -27,12 +27,12 @@ extern "C" {
 typedef struct exh_store exh_store;
 
 typedef struct exh_store_opts {
-    int busy_timeout_ms;     /* default 5000 */
-    bool create;             /* create the file if missing (else EXH_EIO) */
-    bool readonly;           /* open read-only (no migration: an old schema is an error) */
-    exh_hash_params hash;    /* cost of new hashes; default exh_hash_params_default */
-    bool upgrade_on_login;   /* rehash weaker hashes after a good login (default true) */
-    uint32_t history_max;    /* session history rows kept (default 100000) */
+    int busy_timeout_ms;   /* default 5000 */
+    bool create;           /* create the file if missing (else EXH_EIO) */
+    bool readonly;         /* open read-only (no migration: an old schema is an error) */
+    exh_hash_params hash;  /* cost of new hashes; default exh_hash_params_default */
+    bool upgrade_on_login; /* rehash weaker hashes after a good login (default true) */
+    uint32_t history_max;  /* session history rows kept (default 100000) */
 } exh_store_opts;
 
 void exh_store_opts_default(exh_store_opts *o);
@@ -48,12 +48,12 @@ int exh_store_schema_version(exh_store *s);
 /* A user as stored.  Strings are owned by the struct: exh_user_clear. */
 typedef struct exh_user {
     int64_t id;
-    int64_t rev;        /* bumped on every change to the user or its groups */
+    int64_t rev; /* bumped on every change to the user or its groups */
     char *name;
-    char *hash;         /* the stored hash string */
+    char *hash; /* the stored hash string */
     bool superuser;
     bool disabled;
-    char *clientid_pattern; /* NULL: any client id */
+    char *clientid_pattern;   /* NULL: any client id */
     int64_t created, updated; /* unix seconds */
     char **groups;
     size_t ngroups;
@@ -66,9 +66,9 @@ exh_status exh_store_get_user(exh_store *s, const char *name, exh_user *out, exh
 
 typedef struct exh_new_user {
     const char *name;
-    const char *password;   /* hashed with argon2id; or NULL and ... */
+    const char *password; /* hashed with argon2id; or NULL and ... */
     size_t password_len;
-    const char *hash;       /* ... a ready hash string (imports) */
+    const char *hash; /* ... a ready hash string (imports) */
     bool superuser;
     const char *clientid_pattern; /* NULL: any; must compile as a PCRE2 regex */
     const char *const *groups;
@@ -108,12 +108,12 @@ void exh_store_rollback(exh_store *s);
 /* Sessions: online clients and a bounded connect/disconnect history. */
 typedef struct exh_session_event {
     const char *clientid;
-    const char *username;   /* NULL: anonymous */
-    const char *peerhost;   /* text, may be NULL */
-    const char *node;       /* broker node, may be NULL */
-    const char *reason;     /* disconnect reason, may be NULL */
-    int64_t at;             /* unix seconds */
-    bool connected;         /* true: connect, false: disconnect */
+    const char *username; /* NULL: anonymous */
+    const char *peerhost; /* text, may be NULL */
+    const char *node;     /* broker node, may be NULL */
+    const char *reason;   /* disconnect reason, may be NULL */
+    int64_t at;           /* unix seconds */
+    bool connected;       /* true: connect, false: disconnect */
 } exh_session_event;
 
 exh_status exh_store_record_session(exh_store *s, const exh_session_event *ev, exh_error *err);
