@@ -4,14 +4,15 @@
  * New passwords are hashed with argon2id (libargon2).  Verified, so that
  * imported passwords keep working:
  *
- *   $argon2id$v=19$m=<KiB>,t=<passes>,p=<lanes>$<salt>$<hash>   (PHC, libargon2's encoding)
- *   $pbkdf2-sha512$i=<iterations>$<salt>$<hash>                  (PHC style: base64 without
- *   $pbkdf2-sha256$i=<iterations>$<salt>$<hash>                   padding, any salt/hash length)
- *   $2b$<cost>$<22 salt><31 hash>   (also $2a$, $2y$)            bcrypt, via libcrypt
- *   $7$<iterations>$<salt b64>$<hash b64>                        Mosquitto: PBKDF2-SHA512, 64 bytes
- *   $6$<salt b64>$<hash b64>                                     Mosquitto: SHA512(password ||
- * salt) $emqx-sha256$<prefix|suffix>$<salt b64>$<hash hex>           EMQX: SHA256 of salt+password
- * or $emqx-sha512$<prefix|suffix>$<salt b64>$<hash hex>           password+salt (import only)
+ *   argon2id   $argon2id$v=19$m=KIB,t=PASSES,p=LANES$SALT$HASH (libargon2's PHC form)
+ *   PBKDF2     $pbkdf2-sha512$i=ITERATIONS$SALT$HASH, likewise pbkdf2-sha256
+ *              (base64, padding optional)
+ *   bcrypt     $2b$COST$SALTHASH, also $2a$ and $2y$ (via libcrypt)
+ *   Mosquitto  $7$ITERATIONS$SALT$HASH: PBKDF2-SHA512, 64 bytes, padded base64;
+ *              $6$SALT$HASH: SHA512(password || salt)
+ *   EMQX       $emqx-sha256$prefix$SALT$HEX: SHA256(salt || password), "suffix" for
+ *              password || salt, likewise emqx-sha512; an empty SALT is no salt
+ *              (import only)
  *
  * Every comparison of derived bytes is constant-time.  Nothing here logs,
  * prints or keeps a password; buffers that held one are wiped.
