@@ -35,11 +35,13 @@ static int find_slot(const exh_rule *r, const char *name, size_t len)
 
 /*
  * How many leading bytes of a pattern every match must start with: the
- * literal characters before the first metacharacter, minus the last one if
- * a quantifier follows it.  Any '|' could be a top-level alternation, so
- * then there is no prefix.  The evaluator compares these bytes before
- * calling PCRE2, which keeps mismatching ids from touching the (cold)
- * compiled pattern at all.
+ * literal characters before the first metacharacter.  Only a class or a
+ * dot may follow them as they are; anything else -- a quantifier, but also
+ * `\E`, `\Q\E` or `(?#...)`, which PCRE2 skips so that a quantifier after
+ * them applies to the last literal -- costs the last literal byte.  Any '|'
+ * could be a top-level alternation, so then there is no prefix.  The
+ * evaluator compares these bytes before calling PCRE2, which keeps
+ * mismatching ids from touching the (cold) compiled pattern at all.
  */
 static uint8_t literal_prefix(const char *re, size_t len)
 {
@@ -47,7 +49,7 @@ static uint8_t literal_prefix(const char *re, size_t len)
     size_t n = 0;
     while (n < len && n < 255 && !strchr("\\^$.[]()?*+{}", re[n]) && re[n] != '\0')
         n++;
-    if (n < len && n > 0 && strchr("?*+{", re[n])) n--;
+    if (n < len && n > 0 && re[n] != '[' && re[n] != '.') n--;
     return (uint8_t)n;
 }
 
@@ -319,16 +321,18 @@ static exh_status compile_spec(const lexer *L, exh_rule *r, exh_spec *s, char **
                                exh_error *err)
 {
     const token *t = s->tok;
-    if (s->eq) return EXH_OK;
     const char *x = s->text;
-    exh_topic_status ts = exh_topic_check_filter(x, s->len);
-    if (ts != EXH_TOPIC_OK && ts != EXH_TOPIC_BAD_WILDCARD)
-        return at_value(L, err, t, 0, "invalid topic filter: %s", exh_topic_status_str(ts));
-    if ((s->len >= 7 && !memcmp(x, "$share/", 7)) || (s->len >= 7 && !memcmp(x, "$queue/", 7)))
+    /* Requests are matched with $share/<group>/ or $queue/ removed, so a
+     * rule naming one (plain or eq) could never match: refuse it. */
+    if (s->len >= 7 && (!memcmp(x, "$share/", 7) || !memcmp(x, "$queue/", 7)))
         return at_value(L, err, t, 0,
                         "rule filters match the filter inside a shared subscription%s; write "
                         "it without $share/<group>/ or $queue/",
                         "");
+    if (s->eq) return EXH_OK;
+    exh_topic_status ts = exh_topic_check_filter(x, s->len);
+    if (ts != EXH_TOPIC_OK && ts != EXH_TOPIC_BAD_WILDCARD)
+        return at_value(L, err, t, 0, "invalid topic filter: %s", exh_topic_status_str(ts));
     uint32_t start = 0;
     for (uint32_t i = 0; i <= s->len; i++) {
         if (i < s->len && x[i] != '/') continue;

@@ -373,8 +373,7 @@ static bool parse_emqx(const field *f, size_t nf, parsed *ph)
     else if (!field_is(f[1], "suffix"))
         return false;
     /* An empty salt is EMQX's salt_position = disable: a plain digest. */
-    if (!b64_decode(f[2], PAD_OPTIONAL, ph->salt, sizeof(ph->salt), &ph->saltlen))
-        return false;
+    if (!b64_decode(f[2], PAD_OPTIONAL, ph->salt, sizeof(ph->salt), &ph->saltlen)) return false;
     ph->hashlen = ph->alg == EXH_HASH_EMQX_SHA256 ? 32 : 64;
     return hex_decode(f[3], ph->hash, ph->hashlen);
 }
@@ -646,8 +645,7 @@ exh_status exh_hash_emqx(exh_hash_alg alg, bool salt_prefix, const unsigned char
     if (alg != EXH_HASH_EMQX_SHA256 && alg != EXH_HASH_EMQX_SHA512)
         return fail(err, EXH_EINVAL, "EMQX hashes are sha256 or sha512, not %s",
                     exh_hash_alg_name(alg));
-    if (!salt && saltlen)
-        return fail(err, EXH_EINVAL, "EMQX hash: no salt given");
+    if (!salt && saltlen) return fail(err, EXH_EINVAL, "EMQX hash: no salt given");
     if (!hexhash) return fail(err, EXH_EINVAL, "EMQX hash: no hash given");
     size_t want = alg == EXH_HASH_EMQX_SHA256 ? 64 : 128;
     size_t hexlen = strnlen(hexhash, want + 1);

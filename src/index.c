@@ -34,6 +34,8 @@ typedef struct vec {
 typedef struct builder {
     vec *lists;
     uint32_t nlists, cap;
+    uint32_t *out; /* the flattened lists being written (exh_policy.lists) */
+    size_t out_n;
 } builder;
 
 static int new_list(builder *b, uint32_t *id)
@@ -148,10 +150,7 @@ static int add_rule(builder *b, action_index *ix, const exh_rule *r, int a)
 }
 
 /* Replace a list id by a ref: small lists go into the slot itself. */
-static uint32_t *out;
-static size_t out_n;
-
-static void finish_ref(const builder *b, uint32_t *ref, uint32_t *spare)
+static void finish_ref(builder *b, uint32_t *ref, uint32_t *spare)
 {
     if (*ref == EXH_NO_REF) return;
     const vec *l = &b->lists[*ref];
@@ -160,13 +159,13 @@ static void finish_ref(const builder *b, uint32_t *ref, uint32_t *spare)
         if (l->n == 2) *spare = l->v[1];
         return;
     }
-    *ref = EXH_REF_LIST | (uint32_t)out_n;
-    out[out_n++] = l->n;
-    memcpy(out + out_n, l->v, l->n * sizeof(uint32_t));
-    out_n += l->n;
+    *ref = EXH_REF_LIST | (uint32_t)b->out_n;
+    b->out[b->out_n++] = l->n;
+    memcpy(b->out + b->out_n, l->v, l->n * sizeof(uint32_t));
+    b->out_n += l->n;
 }
 
-static void finish_map(const builder *b, strmap *m, int two_lists)
+static void finish_map(builder *b, strmap *m, int two_lists)
 {
     for (size_t i = 0; i < m->cap; i++) {
         strmap_slot *s = &m->slots[i];
@@ -196,8 +195,8 @@ exh_status exh_index_build(exh_policy *p)
     for (uint32_t i = 0; i < b.nlists; i++)
         total += 1 + (size_t)b.lists[i].n;
     if (total >= EXH_REF_LIST) goto out;
-    out = p->lists = malloc((total ? total : 1) * sizeof(*p->lists));
-    out_n = 0;
+    b.out = p->lists = malloc((total ? total : 1) * sizeof(*p->lists));
+    b.out_n = 0;
     if (!p->lists) goto out;
     for (int a = 0; a < 3; a++) {
         action_index *ix = &p->idx[a];
@@ -209,7 +208,6 @@ exh_status exh_index_build(exh_policy *p)
     }
     st = EXH_OK;
 out:
-    out = NULL;
     for (uint32_t i = 0; i < b.nlists; i++)
         free(b.lists[i].v);
     free(b.lists);

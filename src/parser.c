@@ -85,8 +85,17 @@ static int is_condition_word(const token *t)
 
 static exh_status parse_condition(parser *P, exh_rule *r, int negated, const token *not_tok);
 
+/* Counters are 16-bit: refuse rather than wrap (a wrapped counter would
+ * silently drop conditions or filters, and with them a deny). */
+#define MAX_CONDS 1024
+#define MAX_SPECS 65535
+
 static exh_status add_cond(parser *P, exh_rule *r, exh_cond **out)
 {
+    if (r->nconds >= MAX_CONDS) {
+        const token *t = lex_tok(P->L, P->i ? P->i - 1 : 0);
+        return error_at(P, t, "more than 1024 conditions in one rule");
+    }
     exh_cond *c = realloc(r->conds, (r->nconds + 1u) * sizeof(*c));
     if (!c) return no_memory(P);
     r->conds = c;
@@ -173,6 +182,8 @@ static exh_status parse_spec(parser *P, exh_rule *r)
     if (!s) return EXH_ESYNTAX;
     if (s->slen == 0)
         return error_at(P, s, "empty topic filter (a topic has at least one character)");
+    if (r->nspecs >= MAX_SPECS)
+        return error_at(P, s, "more than 65535 topic filters in one rule; split the rule");
     exh_spec *sp = realloc(r->specs, (r->nspecs + 1u) * sizeof(*sp));
     if (!sp) return no_memory(P);
     r->specs = sp;

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -680,6 +681,98 @@ static void test_simple_regex_agrees_with_pcre2(void **state)
     exh_evalctx_free(ctx);
 }
 
+/* The literal prefix checked before PCRE2 must be one every match starts
+ * with, even when PCRE2 skips items (comments, \\E, \\Q\\E) between the last
+ * literal and its quantifier. */
+static void test_regex_prefix_with_skipped_items(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *re, *subject;
+    } cases[] = {
+        {"tests(?# s is optional)?", "test"},
+        {"admin\\Q\\E?", "admi"},
+        {"ab\\E*", "a"},
+        {"ab(?#x)(?#y){0,1}", "a"},
+        {"dev-(?i)X", "dev-x"},
+        {"ab{x", "ab{x"},
+        {"abc\\d+", "abc1"},
+        {"a.b", "axb"},
+        {"t[0-9]", "t1"},
+    };
+    exh_evalctx *ctx = exh_evalctx_new();
+    pcre2_match_data *md = pcre2_match_data_create(8, NULL);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int code;
+        PCRE2_SIZE off;
+        pcre2_code *re = pcre2_compile((PCRE2_SPTR)cases[i].re, PCRE2_ZERO_TERMINATED,
+                                       PCRE2_ANCHORED | PCRE2_ENDANCHORED, &code, &off, NULL);
+        assert_non_null(re);
+        int want = pcre2_match(re, (PCRE2_SPTR)cases[i].subject, strlen(cases[i].subject), 0, 0, md,
+                               NULL) >= 0;
+        pcre2_code_free(re);
+        char text[256];
+        snprintf(text, sizeof(text), "deny publish username ~ \"%s\" topic \"#\"\ndefault allow\n",
+                 cases[i].re);
+        exh_policy *p = compile(text);
+        exh_request r;
+        exh_result res;
+        exh_request_init(&r, EXH_PUBLISH);
+        r.username = cases[i].subject;
+        r.username_len = strlen(r.username);
+        r.topic = "t";
+        r.topic_len = 1;
+        int got = exh_eval(p, &r, ctx, &res) == EXH_DENY;
+        if (got != want)
+            fail_msg("regex %s on %s: engine %d, PCRE2 %d", cases[i].re, cases[i].subject, got,
+                     want);
+        exh_policy_free(p);
+    }
+    pcre2_match_data_free(md);
+    exh_evalctx_free(ctx);
+}
+
+/* Compiling policies from several threads at once (a reload while another
+ * front end compiles) gives each the same, intact policy. */
+static void *compile_loop(void *arg)
+{
+    (void)arg;
+    exh_evalctx *ctx = exh_evalctx_new();
+    for (int round = 0; round < 200; round++) {
+        exh_policy *p = NULL;
+        if (exh_policy_parse("t", main_policy, strlen(main_policy), &p, NULL) != EXH_OK)
+            return (void *)1;
+        for (size_t i = 0; i < sizeof(main_cases) / sizeof(main_cases[0]); i++) {
+            exh_request r;
+            exh_str groups[8];
+            char gbuf[128];
+            build(&main_cases[i], &r, groups, gbuf);
+            exh_result res;
+            exh_eval(p, &r, ctx, &res);
+            if (strcmp(exh_decision_str(res.decision), main_cases[i].expect) != 0) {
+                exh_policy_free(p);
+                return (void *)1;
+            }
+        }
+        exh_policy_free(p);
+    }
+    exh_evalctx_free(ctx);
+    return NULL;
+}
+
+static void test_concurrent_compiles(void **state)
+{
+    (void)state;
+    pthread_t a, b;
+    void *ra, *rb;
+    assert_int_equal(pthread_create(&a, NULL, compile_loop, NULL), 0);
+    assert_int_equal(pthread_create(&b, NULL, compile_loop, NULL), 0);
+    pthread_join(a, &ra);
+    pthread_join(b, &rb);
+    assert_null(ra);
+    assert_null(rb);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -692,6 +785,8 @@ int main(void)
         cmocka_unit_test(test_matcher_agrees_with_reference),
         cmocka_unit_test(test_overlap_reference_is_exact),
         cmocka_unit_test(test_simple_regex_agrees_with_pcre2),
+        cmocka_unit_test(test_regex_prefix_with_skipped_items),
+        cmocka_unit_test(test_concurrent_compiles),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -56,6 +56,7 @@ static const bad_case bad[] = {
     {"allow publish topic \"a/#/b\"\n", 1, 24, "'#' must be the last level"},
     {"allow publish topic \"a/x+y\"\n", 1, 25, "must fill a whole level"},
     {"allow subscribe topic \"$share/g/a\"\n", 1, 24, "shared subscription"},
+    {"deny subscribe topic eq \"$queue/a\"\n", 1, 26, "shared subscription"},
     {"allow publish topic \"a\" username \"u\"\n", 1, 25, "conditions go before 'topic'"},
     {"allow publish topic \"a\" topic \"b\"\n", 1, 25, "'topic' given twice"},
     {"allow publish topic \"a\" qos 1 \"b\"\n", 1, 31, "topic filters go before options"},
@@ -257,6 +258,31 @@ static void test_missing_and_empty(void **state)
     rmdir(dir);
 }
 
+/* Counters must never wrap: too many conditions or filters in one rule is
+ * an error, not a rule that silently lost some of them. */
+static void test_rule_size_limits(void **state)
+{
+    (void)state;
+    size_t cap = 2u << 20;
+    char *text = malloc(cap);
+    assert_non_null(text);
+    size_t n = (size_t)snprintf(text, cap, "allow publish username \"admin\"");
+    for (int i = 0; i < 1024; i++)
+        n += (size_t)snprintf(text + n, cap - n, " not anonymous");
+    snprintf(text + n, cap - n, " topic \"#\"\n");
+    exh_policy *p;
+    exh_error err;
+    assert_int_equal(exh_policy_parse("big", text, strlen(text), &p, &err), EXH_ESYNTAX);
+    assert_non_null(strstr(err.message, "more than 1024 conditions"));
+    n = (size_t)snprintf(text, cap, "deny publish topic");
+    for (int i = 0; i <= 65535; i++)
+        n += (size_t)snprintf(text + n, cap - n, " \"b/%d\"", i);
+    snprintf(text + n, cap - n, "\n");
+    assert_int_equal(exh_policy_parse("big", text, strlen(text), &p, &err), EXH_ESYNTAX);
+    assert_non_null(strstr(err.message, "more than 65535 topic filters"));
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -266,6 +292,7 @@ int main(void)
         cmocka_unit_test(test_rule_info),
         cmocka_unit_test(test_directory_order_and_all_or_nothing),
         cmocka_unit_test(test_missing_and_empty),
+        cmocka_unit_test(test_rule_size_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,7 +2,9 @@
  * eval.h -- answering one request against a compiled policy.
  *
  * exh_eval() is the hot path: it allocates nothing, takes no lock and only
- * reads the policy.  Per-thread scratch (PCRE2 match data, capture slots,
+ * reads the policy.  (One exception: on a machine where PCRE2 cannot JIT,
+ * its interpreter allocates backtracking memory on a context's first use
+ * and when a pattern needs more.)  Per-thread scratch (PCRE2 match data, capture slots,
  * topic level offsets) lives in an exh_evalctx made once per thread.
  *
  * Unknown facts fail closed.  When the front end cannot know the QoS, the
