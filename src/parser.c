@@ -316,6 +316,7 @@ static exh_status parse_rule(parser *P, exh_rule *r, const char *file)
     if ((st = parse_options(P, r))) return st;
     r->info.file = file;
     r->info.line = eff->line;
+    r->info.end_line = P->L->end_line;
     r->info.col = eff->col;
     r->info.effect = (exh_decision)r->effect;
     r->info.actions = r->actions;

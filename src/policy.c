@@ -171,7 +171,33 @@ static exh_status list_dir(const char *dir, char ***names, size_t *count, exh_er
     return EXH_OK;
 }
 
+static exh_status load(const char *path, const char *ofile, const char *otext, size_t olen,
+                       exh_policy **out, exh_error *err);
+
 exh_status exh_policy_load(const char *path, exh_policy **out, exh_error *err)
+{
+    return load(path, NULL, NULL, 0, out, err);
+}
+
+exh_status exh_policy_load_with(const char *path, const char *file, const char *text, size_t len,
+                                exh_policy **out, exh_error *err)
+{
+    return load(path, file, text, len, out, err);
+}
+
+uint32_t exh_policy_file_count(const exh_policy *p)
+{
+    return p->nfiles;
+}
+
+const char *exh_policy_file(const exh_policy *p, uint32_t index)
+{
+    return index < p->nfiles ? p->files[index] : NULL;
+}
+
+/* Load path; the file named ofile (if any) is taken from otext. */
+static exh_status load(const char *path, const char *ofile, const char *otext, size_t olen,
+                       exh_policy **out, exh_error *err)
 {
     exh_error scratch;
     if (!err) err = &scratch;
@@ -209,13 +235,21 @@ exh_status exh_policy_load(const char *path, exh_policy **out, exh_error *err)
     exh_policy *p = calloc(1, sizeof(*p));
     policy_builder b = {0};
     st = p ? EXH_OK : fail(err, EXH_ENOMEM, path, "%s", "out of memory");
+    int used = 0;
     for (size_t i = 0; i < n && !st; i++) {
         char *text = NULL;
         size_t len = 0;
+        if (ofile && !strcmp(ofile, names[i])) {
+            used = 1;
+            st = parse_into(p, &b, names[i], otext, olen, err);
+            continue;
+        }
         st = read_file(names[i], &text, &len, err);
         if (!st) st = parse_into(p, &b, names[i], text, len, err);
         free(text);
     }
+    if (!st && ofile && !used)
+        st = fail(err, EXH_EINVAL, ofile, "%s", "not one of the policy's files");
     if (!st) st = finish(p, &b, err);
     for (size_t i = 0; i < n; i++)
         free(names[i]);

@@ -38,6 +38,7 @@ typedef struct exh_rule_info {
     uint32_t number;     /* 1-based position in policy order */
     const char *file;    /* the file it came from, as given/found */
     uint32_t line;       /* its first physical line */
+    uint32_t end_line;    /* its last physical line (continuations included) */
     uint32_t col;        /* column of its first token */
     const char *text;    /* the statement, continuations joined, comment dropped */
     exh_decision effect; /* EXH_ALLOW or EXH_DENY */
@@ -46,6 +47,17 @@ typedef struct exh_rule_info {
 
 /* Compile a file or a directory of *.policy files. */
 exh_status exh_policy_load(const char *path, exh_policy **out, exh_error *err);
+
+/* Compile a file or directory as exh_policy_load does, but with the file
+ * named `file` (exactly as the policy names it, e.g. "policies/10-x.policy")
+ * read from text instead of disk: "would the policy still compile with
+ * this edit?"  EXH_EINVAL if the policy has no such file. */
+exh_status exh_policy_load_with(const char *path, const char *file, const char *text, size_t len,
+                                exh_policy **out, exh_error *err);
+
+/* The files a compiled policy was read from, in order. */
+uint32_t exh_policy_file_count(const exh_policy *p);
+const char *exh_policy_file(const exh_policy *p, uint32_t index);
 
 /* Compile policy text held in memory; name is used in errors. */
 exh_status exh_policy_parse(const char *name, const char *text, size_t len, exh_policy **out,
