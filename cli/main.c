@@ -1,6 +1,6 @@
 /*
  * exhookctl -- the operator's tool: manages the credential store; checks,
- * tests and lints policies.
+ * tests, lints, edits and formats policies.
  */
 #include <stdarg.h>
 #include <stdlib.h>
@@ -29,6 +29,10 @@ static const char usage_text[] =
     "  test          run policy test files (*.test); last line 'N passed, N failed'\n"
     "  lint          compile the policy and warn about shadowed rules, unused\n"
     "                captures, over-broad grants\n"
+    "  list-rules    every rule in policy order: number, file:line, text\n"
+    "  add-rule      check a rule, then insert it into a policy file (atomic write)\n"
+    "  del-rule      remove one rule (FILE:LINE or --position N)\n"
+    "  fmt           rewrite policy files in the canonical layout (--check for CI)\n"
     "\n"
     "Options:\n"
     "  --db PATH      credential store (default $EXHOOK_DB, then ./exhook.db)\n"
@@ -191,6 +195,10 @@ int main(int argc, char **argv)
         {"list-groups", cmd_list_groups},
         {"import", cmd_import},
         {"sessions", cmd_sessions},
+        {"list-rules", cmd_list_rules},
+        {"add-rule", cmd_add_rule},
+        {"del-rule", cmd_del_rule},
+        {"fmt", cmd_fmt},
     };
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         if (!strcmp(cmd, commands[i].name)) return commands[i].fn(&c, sub_argc, sub_argv);

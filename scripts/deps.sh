@@ -13,6 +13,10 @@ EXH_PACKAGES=(
   libssl-dev        # libcrypto: PBKDF2, SHA-2, HMAC, random bytes
   libcrypt-dev      # bcrypt ($2b$) verification
   mosquitto         # real mosquitto_passwd output for the import tests
+  erlang-dev        # ei (erl_interface) for exhook-driver
+  erlang-nox        # a real Erlang VM for the driver's tests
+  zlib1g-dev        # compressed external terms
+  patch             # the add-rule --dry-run diff test applies its output
   clang             # libFuzzer targets (test suite replays their corpora)
   libclang-rt-14-dev
 )

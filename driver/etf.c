@@ -1,0 +1,349 @@
+/*
+ * etf.c -- framing and terms for the port protocol (see etf.h).
+ *
+ * Every frame is hostile until decoded: lengths are checked before any
+ * allocation, every ei call's result is checked, and a term that is not
+ * exactly what a hook call looks like is reported, not trusted.
+ */
+#include "etf.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
+static int read_all(int fd, void *p, size_t n)
+{
+    char *c = p;
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(fd, c + got, n - got);
+        if (r == 0) return got ? -1 : 0; /* EOF: clean only before the first byte */
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        got += (size_t)r;
+    }
+    return 1;
+}
+
+int etf_read_frame(int fd, char **body, uint32_t *len)
+{
+    unsigned char h[4];
+    *body = NULL;
+    int rc = read_all(fd, h, 4);
+    if (rc <= 0) return rc;
+    *len = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
+    if (*len > ETF_MAX_FRAME) {
+        char sink[65536];
+        for (uint32_t left = *len; left;) {
+            uint32_t n = left < sizeof(sink) ? left : (uint32_t)sizeof(sink);
+            if (read_all(fd, sink, n) != 1) return -1;
+            left -= n;
+        }
+        return -2;
+    }
+    char *b = malloc(*len ? *len : 1);
+    if (!b) return -1;
+    if (*len && read_all(fd, b, *len) != 1) {
+        free(b);
+        return -1;
+    }
+    *body = b;
+    return 1;
+}
+
+int etf_write_frame(int fd, const char *body, size_t len)
+{
+    unsigned char h[4] = {(unsigned char)(len >> 24), (unsigned char)(len >> 16),
+                          (unsigned char)(len >> 8), (unsigned char)len};
+    const char *parts[2] = {(const char *)h, body};
+    size_t sizes[2] = {4, len};
+    for (int k = 0; k < 2; k++)
+        for (size_t done = 0; done < sizes[k];) {
+            ssize_t w = write(fd, parts[k] + done, sizes[k] - done);
+            if (w < 0) {
+                if (errno == EINTR) continue;
+                return -1;
+            }
+            done += (size_t)w;
+        }
+    return 0;
+}
+
+int etf_inflate(const char *body, size_t len, char **out, size_t *outlen, const char **why)
+{
+    *out = NULL;
+    if (len < 2 || (unsigned char)body[0] != 131 || (unsigned char)body[1] != 80) return 0;
+    if (len < 6) {
+        *why = "truncated compressed term";
+        return -1;
+    }
+    const unsigned char *u = (const unsigned char *)body;
+    uLongf size = (uLongf)u[2] << 24 | (uLongf)u[3] << 16 | (uLongf)u[4] << 8 | u[5];
+    if (size == 0 || size > ETF_MAX_FRAME) {
+        *why = "compressed term too large";
+        return -1;
+    }
+    char *b = malloc(size + 1);
+    if (!b) {
+        *why = "out of memory";
+        return -1;
+    }
+    b[0] = (char)131;
+    uLongf got = size;
+    if (uncompress((Bytef *)b + 1, &got, (const Bytef *)body + 6, len - 6) != Z_OK || got != size) {
+        free(b);
+        *why = "bad compressed term (zlib)";
+        return -1;
+    }
+    *out = b;
+    *outlen = size + 1;
+    return 0;
+}
+
+static int atom_is(const char *buf, int *idx, const char *want)
+{
+    char a[MAXATOMLEN_UTF8];
+    int i = *idx;
+    if (ei_decode_atom(buf, &i, a) < 0) return 0;
+    *idx = i;
+    return strcmp(a, want) == 0;
+}
+
+int etf_decode_call(const char *buf, size_t len, etf_call *c, const char **why)
+{
+    int idx = 0, arity, version;
+    memset(c, 0, sizeof(*c));
+    c->buf = buf;
+    c->len = len;
+    c->id_start = -1;
+    if (len > INT32_MAX || ei_decode_version(buf, &idx, &version) < 0) {
+        *why = "not an external term (no version byte 131)";
+        return -1;
+    }
+    if (ei_decode_tuple_header(buf, &idx, &arity) < 0 || (arity != 5 && arity != 2)) {
+        *why = "not a call: expected a tuple {'C', Id, Module, Function, Args}";
+        return -1;
+    }
+    int tag = idx;
+    if (arity == 2) {
+        if (atom_is(buf, &tag, "M")) return 1; /* a message for us: erlport ignores them too */
+        *why = "not a call: a 2-tuple that is not {'M', _}";
+        return -1;
+    }
+    if (!atom_is(buf, &tag, "C")) {
+        *why = "not a call: the first element is not 'C'";
+        return -1;
+    }
+    idx = tag;
+    c->id_start = idx;
+    if (ei_skip_term(buf, &idx) < 0 || (size_t)idx > len) {
+        c->id_start = -1;
+        *why = "truncated call (Id)";
+        return -1;
+    }
+    c->id_end = idx;
+    char module[MAXATOMLEN_UTF8];
+    if (ei_decode_atom(buf, &idx, module) < 0) {
+        *why = "the call's Module is not an atom";
+        return -1;
+    }
+    if (ei_decode_atom(buf, &idx, c->fn) < 0) {
+        *why = "the call's Function is not an atom";
+        return -1;
+    }
+    c->args = idx;
+    int type, size;
+    if (ei_get_type(buf, &idx, &type, &size) < 0) {
+        *why = "truncated call (Args)";
+        return -1;
+    }
+    if (type == ERL_NIL_EXT) {
+        c->nargs = 0;
+    } else if (type == ERL_LIST_EXT) {
+        c->nargs = size;
+    } else if (type == ERL_STRING_EXT) {
+        c->nargs = size; /* a list of small integers: no hook takes that */
+    } else {
+        *why = "the call's Args is not a list";
+        return -1;
+    }
+    int end = idx;
+    if (ei_skip_term(buf, &end) < 0 || (size_t)end != len) {
+        *why = (size_t)end < len ? "trailing bytes after the call" : "truncated call (Args)";
+        return -1;
+    }
+    return 0;
+}
+
+int etf_decode_text(const char *buf, int *index, char **out, size_t *len)
+{
+    int type, size, i = *index;
+    *out = NULL;
+    *len = 0;
+    if (ei_get_type(buf, &i, &type, &size) < 0 || size < 0) return -1;
+    if (type == ERL_BINARY_EXT) {
+        char *b = malloc((size_t)size + 1);
+        long got;
+        if (!b || ei_decode_binary(buf, &i, b, &got) < 0) {
+            free(b);
+            return -1;
+        }
+        b[got] = '\0';
+        *out = b;
+        *len = (size_t)got;
+    } else if (type == ERL_STRING_EXT || type == ERL_NIL_EXT) {
+        char *b = malloc((size_t)size + 1);
+        if (!b || ei_decode_string(buf, &i, b) < 0) {
+            free(b);
+            return -1;
+        }
+        *out = b;
+        *len = (size_t)size;
+    } else if (type == ERL_ATOM_EXT || type == ERL_SMALL_ATOM_EXT || type == ERL_ATOM_UTF8_EXT ||
+               type == ERL_SMALL_ATOM_UTF8_EXT) {
+        char a[MAXATOMLEN_UTF8];
+        if (ei_decode_atom(buf, &i, a) < 0 || strcmp(a, "undefined") != 0)
+            return -1; /* only `undefined` stands for "absent" */
+    } else {
+        return -1;
+    }
+    *index = i;
+    return 0;
+}
+
+static int decode_bool(const char *buf, int *idx, bool *out)
+{
+    char a[MAXATOMLEN_UTF8];
+    if (ei_decode_atom(buf, idx, a) < 0) return -1;
+    if (!strcmp(a, "true"))
+        *out = true;
+    else if (!strcmp(a, "false"))
+        *out = false;
+    else
+        return -1;
+    return 0;
+}
+
+void etf_clientinfo_clear(etf_clientinfo *ci)
+{
+    free(ci->clientid);
+    free(ci->username);
+    if (ci->password) memset(ci->password, 0, ci->password_len);
+    free(ci->password);
+    free(ci->peerhost);
+    memset(ci, 0, sizeof(*ci));
+}
+
+int etf_decode_clientinfo(const char *buf, int *index, etf_clientinfo *ci, const char **why)
+{
+    memset(ci, 0, sizeof(*ci));
+    int n, i = *index;
+    if (ei_decode_list_header(buf, &i, &n) < 0) {
+        *why = "ClientInfo is not a proplist";
+        return -1;
+    }
+    for (int k = 0; k < n; k++) {
+        int arity;
+        char key[MAXATOMLEN_UTF8];
+        if (ei_decode_tuple_header(buf, &i, &arity) < 0 || arity != 2 ||
+            ei_decode_atom(buf, &i, key) < 0) {
+            *why = "ClientInfo entry is not a {key, value} pair";
+            goto bad;
+        }
+        int rc = 0;
+        if (!strcmp(key, "clientid"))
+            rc = etf_decode_text(buf, &i, &ci->clientid, &ci->clientid_len);
+        else if (!strcmp(key, "username")) {
+            rc = etf_decode_text(buf, &i, &ci->username, &ci->username_len);
+            ci->has_username = rc == 0 && ci->username && ci->username_len > 0;
+        } else if (!strcmp(key, "password")) {
+            rc = etf_decode_text(buf, &i, &ci->password, &ci->password_len);
+            ci->has_password = rc == 0 && ci->password;
+        } else if (!strcmp(key, "peerhost"))
+            rc = etf_decode_text(buf, &i, &ci->peerhost, &ci->peerhost_len);
+        else if (!strcmp(key, "anonymous"))
+            rc = decode_bool(buf, &i, &ci->anonymous);
+        else if (!strcmp(key, "node"))
+            rc = ei_decode_atom(buf, &i, ci->node) < 0 ? -1 : 0;
+        else
+            rc = ei_skip_term(buf, &i); /* sockport, protocol, mountpoint, ... */
+        if (rc < 0) {
+            *why = "ClientInfo has a value of the wrong type";
+            goto bad;
+        }
+    }
+    if (n > 0 && ei_decode_list_header(buf, &i, &n) < 0) { /* the tail [] */
+        *why = "ClientInfo is an improper list";
+        goto bad;
+    }
+    *index = i;
+    return 0;
+bad:
+    etf_clientinfo_clear(ci);
+    return -1;
+}
+
+static int head(ei_x_buff *x, const etf_call *c, const char *tag)
+{
+    if (ei_x_new_with_version(x) < 0) return -1;
+    if (ei_x_encode_tuple_header(x, 3) < 0 || ei_x_encode_atom(x, tag) < 0 ||
+        ei_x_append_buf(x, c->buf + c->id_start, c->id_end - c->id_start) < 0) {
+        ei_x_free(x);
+        return -1;
+    }
+    return 0;
+}
+
+int etf_reply_ok(ei_x_buff *x, const etf_call *c)
+{
+    if (head(x, c, "r") < 0) return -1;
+    return ei_x_encode_atom(x, "ok");
+}
+
+int etf_reply_bool(ei_x_buff *x, const etf_call *c, bool value)
+{
+    if (head(x, c, "r") < 0) return -1;
+    if (ei_x_encode_tuple_header(x, 2) < 0 || ei_x_encode_long(x, 0) < 0 ||
+        ei_x_encode_atom(x, value ? "true" : "false") < 0)
+        return -1;
+    return 0;
+}
+
+int etf_reply_error(ei_x_buff *x, const etf_call *c, const char *message)
+{
+    /* {'e', Id, {Lang, Class, Message, Trace}}, as erlport reports errors */
+    if (head(x, c, "e") < 0) return -1;
+    if (ei_x_encode_tuple_header(x, 4) < 0 || ei_x_encode_atom(x, "c") < 0 ||
+        ei_x_encode_atom(x, "error") < 0 ||
+        ei_x_encode_binary(x, message, (int)strlen(message)) < 0 || ei_x_encode_empty_list(x) < 0)
+        return -1;
+    return 0;
+}
+
+static const char *const hooks[][2] = {
+    {"client_authenticate", "on_client_authenticate"},
+    {"client_check_acl", "on_client_check_acl"},
+    {"client_connected", "on_client_connected"},
+    {"client_disconnected", "on_client_disconnected"},
+};
+
+int etf_reply_init(ei_x_buff *x, const etf_call *c)
+{
+    /* {0, {HookSpec, State}}: names as charlists, as the broker expects */
+    if (head(x, c, "r") < 0) return -1;
+    int n = (int)(sizeof(hooks) / sizeof(hooks[0]));
+    if (ei_x_encode_tuple_header(x, 2) < 0 || ei_x_encode_long(x, 0) < 0 ||
+        ei_x_encode_tuple_header(x, 2) < 0 || ei_x_encode_list_header(x, n) < 0)
+        return -1;
+    for (int k = 0; k < n; k++)
+        if (ei_x_encode_tuple_header(x, 4) < 0 || ei_x_encode_string(x, hooks[k][0]) < 0 ||
+            ei_x_encode_string(x, "exhook") < 0 || ei_x_encode_string(x, hooks[k][1]) < 0 ||
+            ei_x_encode_empty_list(x) < 0)
+            return -1;
+    if (ei_x_encode_empty_list(x) < 0 || ei_x_encode_atom(x, "exhook") < 0) return -1;
+    return 0;
+}

@@ -1,0 +1,69 @@
+/*
+ * etf.h -- the port side of the erlport wire protocol (DESIGN §5): 4-byte
+ * big-endian framing and the external term format, decoded and encoded
+ * with erl_interface's ei.
+ */
+#ifndef EXH_ETF_H
+#define EXH_ETF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <ei.h>
+
+/* Frames larger than this are read and thrown away: no hook call is near
+ * it, and a bigger one is garbage or an attack. */
+#define ETF_MAX_FRAME (16u << 20)
+
+/* Read one frame.  Returns 1 and a malloc'd body (*len bytes), 0 at a
+ * clean end of input, -1 on a truncated frame or read error (errno), -2
+ * when a frame was over ETF_MAX_FRAME (skipped; *len is its size). */
+int etf_read_frame(int fd, char **body, uint32_t *len);
+
+/* Write a whole frame (length + body); -1 on error. */
+int etf_write_frame(int fd, const char *body, size_t len);
+
+/* If body is a compressed term (131 80 ...), inflate it into a new
+ * buffer that starts with the version byte.  Returns 0 and sets *out
+ * (NULL when not compressed), -1 with *why on a bad compressed term. */
+int etf_inflate(const char *body, size_t len, char **out, size_t *outlen, const char **why);
+
+/* A decoded {'C', Id, Module, Function, Args} call.  Pointers are into
+ * the frame buffer. */
+typedef struct etf_call {
+    const char *buf; /* the term, starting with the version byte */
+    size_t len;
+    int id_start, id_end; /* the Id's bytes, echoed verbatim in replies */
+    char fn[MAXATOMLEN_UTF8];
+    int args; /* index of the Args list */
+    int nargs;
+} etf_call;
+
+/* Decode a call; returns 0, 1 for {'M', _} (to be ignored), -1 with *why
+ * (and id_start/id_end set when an Id was read, else id_start = -1). */
+int etf_decode_call(const char *buf, size_t len, etf_call *c, const char **why);
+
+/* What the hooks' ClientInfo proplist holds.  Strings are malloc'd copies
+ * (NUL-terminated, may contain NULs: use the lengths). */
+typedef struct etf_clientinfo {
+    char *clientid, *username, *password, *peerhost;
+    size_t clientid_len, username_len, password_len, peerhost_len;
+    bool has_username, has_password, anonymous;
+    char node[MAXATOMLEN_UTF8];
+} etf_clientinfo;
+
+/* Decode a ClientInfo proplist at *index (advanced past it); -1 with *why. */
+int etf_decode_clientinfo(const char *buf, int *index, etf_clientinfo *ci, const char **why);
+void etf_clientinfo_clear(etf_clientinfo *ci);
+
+/* Decode a binary, charlist or atom `undefined` into a malloc'd string. */
+int etf_decode_text(const char *buf, int *index, char **out, size_t *len);
+
+/* Replies.  Each builds a whole term in x (initialised by the call). */
+int etf_reply_ok(ei_x_buff *x, const etf_call *c);               /* {'r', Id, ok} */
+int etf_reply_bool(ei_x_buff *x, const etf_call *c, bool value); /* {'r', Id, {0, Bool}} */
+int etf_reply_error(ei_x_buff *x, const etf_call *c, const char *message);
+int etf_reply_init(ei_x_buff *x, const etf_call *c); /* the hook spec */
+
+#endif
