@@ -66,7 +66,8 @@ static void build(const rq *c, exh_request *r, exh_str *groups, char *gbuf)
     r->groups = groups;
     if (strcmp(c->groups, "-")) {
         strcpy(gbuf, c->groups);
-        for (char *tok = strtok(gbuf, ","); tok; tok = strtok(NULL, ","))
+        char *save = NULL; /* strtok_r: the concurrent-compile test calls this from threads */
+        for (char *tok = strtok_r(gbuf, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
             groups[r->ngroups++] = (exh_str){tok, strlen(tok)};
     }
 }
