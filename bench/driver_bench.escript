@@ -258,6 +258,6 @@ wait_acl(Port, Auth, AclId, T0, Lat, Auths, NextAuth) ->
             io:format(standard_error, "driver_bench: port exited with status ~p~n", [S]),
             halt(1)
     after 10000 ->
-            io:format(standard_error, "driver_bench: no ACL answer for 10 s~n"),
+            io:format(standard_error, "driver_bench: no ACL answer for 10 s~n", []),
             halt(1)
     end.
