@@ -945,6 +945,22 @@ int main(int argc, char **argv)
             by_kind = true;
             continue;
         }
+        if (strcmp(arg, "--dump") == 0 && i + 1 < argc) {
+            /* Print the generated policy of N rules (for the driver's
+             * memory benchmark) and stop. */
+            uint64_t v;
+            const char *a = argv[++i];
+            if (!parse_u64(a, a + strlen(a), &v) || v < NFIXED || v > 10000000) {
+                fprintf(stderr, "bench_eval: bad --dump '%s'\n", a);
+                return 2;
+            }
+            sbuf text = {0};
+            population pop;
+            gen_policy((uint32_t)v, &text, &pop);
+            fwrite(text.p, 1, text.len, stdout);
+            free(text.p);
+            return 0;
+        }
         if (strcmp(arg, "--active") == 0 && i + 1 < argc) {
             uint64_t v;
             const char *a = argv[++i];

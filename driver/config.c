@@ -6,6 +6,7 @@
  *   policy = /etc/exhook/policies
  *   workers = 4
  *   cache_ttl = 300
+ *   cache_max = 100000
  *   unknown_user = deny        # deny | ignore
  *   failed_action = deny       # deny | ignore
  *   log_level = info           # error | warn | info | debug
@@ -25,7 +26,7 @@
 
 static const char usage[] =
     "usage: exhook-driver [--config FILE] [--db PATH] [--policy PATH] [--workers N]\n"
-    "                     [--cache-ttl SECONDS] [--unknown-user deny|ignore]\n"
+    "                     [--cache-ttl SECONDS] [--cache-max N] [--unknown-user deny|ignore]\n"
     "                     [--failed-action deny|ignore] [--log-level error|warn|info|debug]\n"
     "                     [--nouse_stdio] [--check-config]\n"
     "\n"
@@ -58,6 +59,10 @@ static int set(driver_config *c, const char *key, const char *v)
         long n = strtol(v, &end, 10);
         if (*end || n < 0 || n > 86400) return bad("cache_ttl (0..86400 seconds)", v);
         c->cache_ttl = (uint32_t)n;
+    } else if (!strcmp(key, "cache_max") || !strcmp(key, "cache-max")) {
+        long n = strtol(v, &end, 10);
+        if (*end || n < 1 || n > 10000000) return bad("cache_max (1..10000000 entries)", v);
+        c->cache_max = (uint32_t)n;
     } else if (!strcmp(key, "unknown_user") || !strcmp(key, "unknown-user")) {
         if (strcmp(v, "deny") && strcmp(v, "ignore")) return bad("unknown_user (deny|ignore)", v);
         c->unknown_ignore = !strcmp(v, "ignore");
@@ -165,6 +170,7 @@ int config_load(int argc, char **argv, driver_config *c)
              (env = getenv("EXHOOK_POLICY")) && *env ? env : "./policies");
     c->workers = 4;
     c->cache_ttl = 300;
+    c->cache_max = 100000; /* bounds the cache at ~15 MiB whatever the user count */
     c->log_level = LOG_INFO;
     exh_hash_params_default(&c->hash);
     int check_only = 0, rc;

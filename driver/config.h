@@ -16,6 +16,7 @@ typedef struct driver_config {
     char policy[4096];
     int workers;
     uint32_t cache_ttl;
+    uint32_t cache_max;  /* entries; ~150 bytes each */
     bool unknown_ignore; /* unknown users: `ok` (no opinion) instead of deny */
     bool failed_ignore;  /* store unavailable: `ok` instead of deny */
     int log_level;

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -493,6 +494,7 @@ static void reload_policy(const char *why)
         return;
     }
     logmsg(LOG_INFO, "policy reloaded (%s): %u rules", why, exh_policy_rule_count(p));
+    malloc_trim(0); /* compiling leaves many small freed blocks: give them back */
 }
 
 static void *reload_main(void *arg)
@@ -781,7 +783,8 @@ int main(int argc, char **argv)
         return 2;
     }
     policy_install(p);
-    cache = exh_auth_cache_new(cfg.cache_ttl, 1000000);
+    malloc_trim(0); /* compiling leaves many small freed blocks: give them back */
+    cache = exh_auth_cache_new(cfg.cache_ttl, cfg.cache_max);
 
     /* SIGHUP is read by the reload thread through a signalfd; SIGPIPE
      * must not kill us when the broker goes away mid-reply. */

@@ -215,6 +215,8 @@ static exh_status compile_regex(const lexer *L, exh_rule *r, exh_cond *c, char *
                          EXH_MAX_SLOTS);
             return EXH_ESYNTAX;
         }
+        if (!r->slot_names && !(r->slot_names = calloc(EXH_MAX_SLOTS, sizeof(char *))))
+            return no_memory(err);
         r->slot_names[r->nslots] = strdup(name);
         if (!r->slot_names[r->nslots]) return no_memory(err);
         c->map[c->nmap].group = group;
@@ -295,7 +297,7 @@ static exh_status compile_pattern(const lexer *L, exh_rule *r, exh_spec *s, uint
             }
             p.kind = PART_SLOT;
             p.slot = (uint8_t)slot;
-            r->slot_used[slot] = true;
+            r->slot_used |= (uint16_t)(1u << slot);
         }
         if ((st = push_part(s, p, err))) return st;
         i = close + 1;
@@ -389,9 +391,17 @@ exh_status compile_rule(const lexer *L, exh_rule *r, exh_error *err)
      * interpreter costs fewer cache misses when a rule is cold, but about
      * twice as much when it is hot, and hot is what a busy client is.)  If
      * this machine cannot JIT, the interpreter gives the same answers. */
-    for (uint16_t i = 0; i < r->nconds; i++)
-        if (r->conds[i].re)
-            r->conds[i].jit = pcre2_jit_compile(r->conds[i].re, PCRE2_JIT_COMPLETE) == 0;
+    for (uint16_t i = 0; i < r->nconds; i++) {
+        exh_cond *cd = &r->conds[i];
+        if (cd->re && cd->sre) {
+            /* Matched without PCRE2: keep neither bytecode nor machine
+             * code (a 100k-rule policy has tens of thousands of these). */
+            pcre2_code_free(cd->re);
+            cd->re = NULL;
+        } else if (cd->re) {
+            cd->jit = pcre2_jit_compile(cd->re, PCRE2_JIT_COMPLETE) == 0;
+        }
+    }
 
     /* Token pointers die with the statement. */
     for (uint16_t i = 0; i < r->nconds; i++)
@@ -422,7 +432,8 @@ void exh_rule_free(exh_rule *r)
     }
     for (int i = 0; i < r->nslots; i++)
         free(r->slot_names[i]);
-    free((char *)r->info.text);
+    free(r->slot_names);
+    if (!r->packed) free((char *)r->info.text);
     memset(r, 0, sizeof(*r));
 }
 
@@ -452,6 +463,25 @@ static void *move(char **cur, void *src, size_t n)
     return dst;
 }
 
+/* Rule texts are read only by listings and error reports: they go to an
+ * arena of their own, away from the blobs the evaluator reads. */
+static exh_status pack_texts(exh_policy *p)
+{
+    size_t total = 0;
+    for (uint32_t i = 0; i < p->nrules; i++)
+        total += strlen(p->rules[i].info.text) + 1;
+    if (!(p->texts = malloc(total ? total : 1))) return EXH_ENOMEM;
+    char *cur = p->texts;
+    for (uint32_t i = 0; i < p->nrules; i++) {
+        size_t n = strlen(p->rules[i].info.text) + 1;
+        memcpy(cur, p->rules[i].info.text, n);
+        free((char *)p->rules[i].info.text);
+        p->rules[i].info.text = cur;
+        cur += n;
+    }
+    return EXH_OK;
+}
+
 exh_status exh_rules_pack(exh_policy *p)
 {
     size_t total = 0;
@@ -460,6 +490,13 @@ exh_status exh_rules_pack(exh_policy *p)
     if (total >= EXH_REF_LIST) return EXH_ENOMEM; /* blob offsets must fit in a ref */
     p->arena = malloc(total ? total : 1);
     if (!p->arena) return EXH_ENOMEM;
+    /* Both allocations before any rule changes: a failure leaves the
+     * rules as they were, for exh_rule_free. */
+    if (pack_texts(p)) {
+        free(p->arena);
+        p->arena = NULL;
+        return EXH_ENOMEM;
+    }
     char *cur = p->arena;
     for (uint32_t i = 0; i < p->nrules; i++) {
         exh_rule *r = &p->rules[i];

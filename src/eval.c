@@ -102,7 +102,7 @@ static int safe_value(const char *p, size_t n)
     return 1;
 }
 
-static tri eval_simple(const exh_cond *c, const char *subj, size_t len)
+int exh_simple_match(const exh_cond *c, const char *subj, size_t len)
 {
     const simple_re *s = c->sre;
     if (len < c->prefix_len || memcmp(subj, c->str, c->prefix_len) != 0) return T_FALSE;
@@ -118,7 +118,7 @@ static tri eval_simple(const exh_cond *c, const char *subj, size_t len)
 static tri eval_regex(const exh_cond *c, const char *subj, size_t len, exh_evalctx *ctx)
 {
     int rc;
-    if (c->sre) return eval_simple(c, subj, len); /* no groups, so no slots to set */
+    if (c->sre) return exh_simple_match(c, subj, len) ? T_TRUE : T_FALSE; /* no groups: no slots */
     if (c->prefix_len && (len < c->prefix_len || memcmp(subj, c->str, c->prefix_len) != 0))
         rc = PCRE2_ERROR_NOMATCH;
     else if (c->jit)

@@ -21,8 +21,7 @@ typedef struct buf {
 
 static void put(buf *b, const char *s, size_t n)
 {
-    if (b->oom)
-        return;
+    if (b->oom) return;
     if (b->n + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
         while (cap < b->n + n + 1)
@@ -74,10 +73,10 @@ static void quote(buf *b, const char *v, size_t n)
 typedef struct stmt {
     uint32_t first, last; /* physical lines */
     int is_rule;
-    buf col[5];           /* effect, action, conditions, topics, options */
-    char *comment;        /* trailing "# ..." on the last line, or NULL */
-    int multiline;        /* 0: one line; 1: break before topic; 2: also one filter a line */
-    size_t *spec_off;     /* where each filter starts in col[C_TOPICS] */
+    buf col[5];       /* effect, action, conditions, topics, options */
+    char *comment;    /* trailing "# ..." on the last line, or NULL */
+    int multiline;    /* 0: one line; 1: break before topic; 2: also one filter a line */
+    size_t *spec_off; /* where each filter starts in col[C_TOPICS] */
     size_t nspec;
 } stmt;
 
@@ -101,13 +100,10 @@ static void split_columns(const lexer *L, stmt *s)
             c = C_ACTION;
         else if (i == 2)
             c = C_CONDS;
-        if (i >= 2 && tok_is(t, "topic") && c < C_TOPICS)
-            c = C_TOPICS;
-        if (i >= 2 && (tok_is(t, "qos") || tok_is(t, "retain")) && c < C_OPTS)
-            c = C_OPTS;
+        if (i >= 2 && tok_is(t, "topic") && c < C_TOPICS) c = C_TOPICS;
+        if (i >= 2 && (tok_is(t, "qos") || tok_is(t, "retain")) && c < C_OPTS) c = C_OPTS;
         buf *b = &s->col[c];
-        if (b->n)
-            put(b, " ", 1);
+        if (b->n) put(b, " ", 1);
         /* A filter starts at `eq` or at a string not right after `eq`. */
         if (c == C_TOPICS && (tok_is(t, "eq") || (t->type == TOK_STRING && !tok_is(t - 1, "eq")))) {
             size_t *no = realloc(s->spec_off, (s->nspec + 1) * sizeof(*no));
@@ -133,8 +129,7 @@ static char *trailing_comment(const lexer *L, uint32_t last, const char *const *
     const char *line = lines[last - 1];
     size_t len = lens[last - 1], from = 0;
     const token *t = &L->toks[L->ntoks - 1];
-    if (t->line == last)
-        from = (size_t)(t->raw + t->rawlen - line);
+    if (t->line == last) from = (size_t)(t->raw + t->rawlen - line);
     for (size_t i = from; i < len; i++)
         if (line[i] == '#') {
             size_t end = len;
@@ -164,20 +159,16 @@ static void emit_block(buf *out, stmt *v, size_t first, size_t end)
     size_t w[4] = {0};
     for (size_t i = first; i < end; i++)
         for (int c = 0; c < 4; c++)
-            if (v[i].col[c].n > w[c])
-                w[c] = v[i].col[c].n;
+            if (v[i].col[c].n > w[c]) w[c] = v[i].col[c].n;
     for (size_t i = first; i < end; i++) {
         buf line = {0};
         for (int c = 0; c < 5; c++) {
             if (c && w[c < 4 ? c : 3] == 0 && c < 4)
                 continue; /* a column no rule of the block uses */
-            if (c == C_OPTS && !v[i].col[c].n)
-                continue;
-            if (line.n)
-                put(&line, " ", 1);
+            if (c == C_OPTS && !v[i].col[c].n) continue;
+            if (line.n) put(&line, " ", 1);
             put(&line, v[i].col[c].p ? v[i].col[c].p : "", v[i].col[c].n);
-            if (c < 4)
-                pad(&line, w[c] - v[i].col[c].n);
+            if (c < 4) pad(&line, w[c] - v[i].col[c].n);
         }
         while (line.n && line.p[line.n - 1] == ' ')
             line.n--;
@@ -216,15 +207,12 @@ static void emit_multiline(buf *out, const stmt *s)
             }
             put(out, t->p + a, e - a);
         }
-        if (s->col[C_OPTS].n)
-            put(out, " ", 1);
+        if (s->col[C_OPTS].n) put(out, " ", 1);
     } else if (t->n) {
         put(out, t->p, t->n);
-        if (s->col[C_OPTS].n)
-            put(out, " ", 1);
+        if (s->col[C_OPTS].n) put(out, " ", 1);
     }
-    if (s->col[C_OPTS].n)
-        put(out, s->col[C_OPTS].p, s->col[C_OPTS].n);
+    if (s->col[C_OPTS].n) put(out, s->col[C_OPTS].p, s->col[C_OPTS].n);
     emit_comment(out, s);
     put(out, "\n", 1);
 }
@@ -238,14 +226,13 @@ static void emit_default(buf *out, const stmt *s)
     put(out, "\n", 1);
 }
 
-exh_status exh_format(const char *name, const char *text, size_t len, char **out,
-                      size_t *outlen, exh_error *err)
+exh_status exh_format(const char *name, const char *text, size_t len, char **out, size_t *outlen,
+                      exh_error *err)
 {
     *out = NULL;
     exh_policy *p;
     exh_status st = exh_policy_parse(name, text, len, &p, err);
-    if (st)
-        return st; /* only a policy that compiles is reformatted */
+    if (st) return st; /* only a policy that compiles is reformatted */
     exh_policy_free(p);
 
     /* Physical lines. */
@@ -259,8 +246,7 @@ exh_status exh_format(const char *name, const char *text, size_t len, char **out
     buf o = {0};
     lexer L;
     lex_init(&L, name, text, len);
-    if (!lines || !lens)
-        goto oom;
+    if (!lines || !lens) goto oom;
     for (size_t i = 0, start = 0, k = 0; i <= len; i++)
         if (i == len || text[i] == '\n') {
             lines[k] = text + start;
@@ -273,8 +259,7 @@ exh_status exh_format(const char *name, const char *text, size_t len, char **out
         if (nv == capv) {
             capv = capv ? capv * 2 : 64;
             stmt *nvp = realloc(v, capv * sizeof(*nvp));
-            if (!nvp)
-                goto oom;
+            if (!nvp) goto oom;
             v = nvp;
         }
         stmt *s = &v[nv++];
@@ -284,8 +269,7 @@ exh_status exh_format(const char *name, const char *text, size_t len, char **out
         s->is_rule = !tok_is(&L.toks[0], "default");
         split_columns(&L, s);
         s->comment = trailing_comment(&L, s->last, lines, lens);
-        s->multiline = s->is_rule && s->last > s->first &&
-                       (s->col[C_TOPICS].n || s->col[C_OPTS].n);
+        s->multiline = s->is_rule && s->last > s->first && (s->col[C_TOPICS].n || s->col[C_OPTS].n);
         if (s->multiline && s->last > s->first + 1 && s->nspec > 1)
             s->multiline = 2; /* written a filter a line: kept that way */
     }
@@ -316,8 +300,7 @@ exh_status exh_format(const char *name, const char *text, size_t len, char **out
             i = end;
             continue;
         }
-        if (line > nlines)
-            break;
+        if (line > nlines) break;
         /* Between statements: copied as it is (a last line without a
          * newline gets one only if it has text). */
         put(&o, lines[line - 1], lens[line - 1]);
@@ -327,12 +310,9 @@ exh_status exh_format(const char *name, const char *text, size_t len, char **out
             put(&o, "\n", 1);
         line++;
     }
-    if (o.oom)
-        goto oom;
-    if (!o.p)
-        put(&o, "", 0);
-    if (o.oom)
-        goto oom;
+    if (o.oom) goto oom;
+    if (!o.p) put(&o, "", 0);
+    if (o.oom) goto oom;
     *out = o.p;
     *outlen = o.n;
     o.p = NULL;

@@ -41,6 +41,10 @@ static int implied(const exh_cond *a, const exh_rule *j, int a_has_slots, exh_li
          * in meaning, so only for rules without them). */
         if (!a_has_slots && ((a->kind == COND_USERNAME_RE && b->kind == COND_USERNAME) ||
                              (a->kind == COND_CLIENTID_RE && b->kind == COND_CLIENTID))) {
+            if (a->sre) {
+                if (exh_simple_match(a, b->str, b->len)) return 1;
+                continue;
+            }
             pcre2_match_data *md = pcre2_match_data_create_from_pattern(a->re, NULL);
             int rc = md ? pcre2_match(a->re, (PCRE2_SPTR)b->str, b->len, 0, 0, md, NULL) : -1;
             pcre2_match_data_free(md);
@@ -192,7 +196,7 @@ uint32_t exh_lint(const exh_policy *p, exh_lint_fn fn, void *user)
             warnings++;
         }
         for (int s = 0; s < r->nslots; s++)
-            if (!r->slot_used[s]) {
+            if (!(r->slot_used & (1u << s))) {
                 emit(fn, user, EXH_LINT_UNUSED_CAPTURE, 0, j, 0, slot_col(r, s),
                      "capture '%s' is not used by any placeholder of this rule (use (?:...) "
                      "or drop the name)",

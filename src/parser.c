@@ -119,12 +119,9 @@ static exh_status parse_identity(parser *P, exh_rule *r, const token *kw, int ne
     c->kind = regex ? (is_user ? COND_USERNAME_RE : COND_CLIENTID_RE)
                     : (is_user ? COND_USERNAME : COND_CLIENTID);
     c->negated = negated;
-    c->line = (not_tok ? not_tok : kw)->line;
     c->col = (not_tok ? not_tok : kw)->col;
     c->str = dup_value(P->L, s);
-    c->len = s->slen;
-    c->str_line = s->line;
-    c->str_col = s->col;
+    c->len = (uint32_t)s->slen;
     c->str_tok = s;
     return c->str ? EXH_OK : no_memory(P);
 }
@@ -170,7 +167,6 @@ static exh_status parse_condition(parser *P, exh_rule *r, int negated, const tok
         c->cidr = cidr;
     }
     c->negated = negated;
-    c->line = (not_tok ? not_tok : kw)->line;
     c->col = (not_tok ? not_tok : kw)->col;
     return EXH_OK;
 }

@@ -35,6 +35,7 @@ void exh_policy_free(exh_policy *p)
     free(p->files);
     exh_index_free(p);
     free(p->arena);
+    free(p->texts);
     free(p);
 }
 

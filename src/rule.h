@@ -59,16 +59,14 @@ typedef struct exh_cond {
     uint8_t nmap;
     uint8_t prefix_len; /* regex: bytes of str every match must start with */
     uint32_t len;
-    char *str; /* exact value, group name or regex source */
-    pcre2_code *re;
-    bool jit;       /* re was JIT-compiled: call pcre2_jit_match directly */
+    char *str;      /* exact value, group name or regex source */
+    pcre2_code *re; /* NULL for a simple regex (sre) once compiled */
     simple_re *sre; /* non-NULL: match with it, never calling PCRE2 */
     slot_map *map;  /* named groups this rule uses */
     exh_cidr cidr;
-    uint32_t col; /* column of the condition (its `not` if negated) */
-    uint32_t line;
-    uint32_t str_line, str_col; /* where the string token starts (regex errors) */
-    const void *str_tok;        /* parse-time only: the token, for columns */
+    bool jit;            /* re was JIT-compiled: call pcre2_jit_match directly */
+    uint32_t col;        /* column of the condition (its `not` if negated) */
+    const void *str_tok; /* parse-time only: the string token, for columns */
 } exh_cond;
 
 typedef enum part_kind { PART_LIT, PART_USERNAME, PART_CLIENTID, PART_SLOT } part_kind;
@@ -115,10 +113,10 @@ typedef struct exh_rule {
     /* cold */
     exh_rule_info info;
     uint32_t qos_col, retain_col;
-    bool packed;   /* conds/specs live in the policy's arena (see exh_rules_pack) */
-    uint32_t blob; /* offset of its blob in the arena, once packed */
-    char *slot_names[EXH_MAX_SLOTS];
-    bool slot_used[EXH_MAX_SLOTS];
+    bool packed;        /* conds/specs live in the policy's arena (see exh_rules_pack) */
+    uint32_t blob;      /* offset of its blob in the arena, once packed */
+    char **slot_names;  /* nslots names, allocated only for rules with captures */
+    uint16_t slot_used; /* bit per slot: used by a placeholder */
 } exh_rule;
 
 /*
@@ -170,6 +168,7 @@ struct exh_policy {
     action_index idx[3];
     uint32_t *lists; /* every candidate list of more than two rules, back to back */
     char *arena;     /* every rule's blob (rule_head, conditions, filters), in policy order */
+    char *texts;     /* every rule's info.text, back to back (cold: listings only) */
 };
 
 /* index.c */
@@ -223,6 +222,9 @@ struct exh_evalctx;
 struct exh_result;
 exh_decision exh_eval_linear(const exh_policy *p, const struct exh_request *req,
                              struct exh_evalctx *ctx, struct exh_result *res);
+
+/* eval.c: a simple regex (cond->sre) against a subject. */
+int exh_simple_match(const exh_cond *c, const char *subj, size_t len);
 
 /* compile.c */
 void exh_rule_free(exh_rule *r);
