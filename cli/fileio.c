@@ -160,7 +160,9 @@ int edit_lock(const char *path)
     }
     snprintf(lock, n, "%s/.exhookctl.lock", dir);
     free(dir);
-    int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    /* Read-only: flock needs no write access, and closing it then is no
+     * "file written" event for a front end watching the directory. */
+    int fd = open(lock, O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
     int rc = fd < 0 ? -1 : 0;
     while (rc == 0 && flock(fd, LOCK_EX) != 0)
         if (errno != EINTR) rc = -1;

@@ -105,8 +105,8 @@ static int fmt_file(const char *path, bool check)
     } else if (outlen != len || memcmp(out, text, len) != 0) {
         rc = 1;
         if (!same_rules(path, text, len, out, outlen)) {
-            fprintf(stderr, "%s: internal error: formatting would change its rules; left as it is\n",
-                    path);
+            fprintf(stderr,
+                    "%s: internal error: formatting would change its rules; left as it is\n", path);
             rc = 2;
         } else if (!check && write_atomic(path, out, outlen) != 0) {
             rc = 2;

@@ -66,6 +66,12 @@ static const char del_help[] =
 
 /* ---- shared ---- */
 
+static int out_of_memory(void)
+{
+    fprintf(stderr, "exhookctl: out of memory\n");
+    return EXIT_USAGE;
+}
+
 /* A 1-based number: digits only, no sign, fits in uint32. */
 static bool parse_number(const char *s, uint32_t *out)
 {
@@ -130,10 +136,7 @@ static int splice(edit *e, size_t from, size_t to, const char *ins, size_t insle
 {
     e->newlen = e->oldlen - (to - from) + inslen;
     e->new = malloc(e->newlen + 1);
-    if (!e->new) {
-        fprintf(stderr, "exhookctl: out of memory\n");
-        return EXIT_USAGE;
-    }
+    if (!e->new) return out_of_memory();
     memcpy(e->new, e->old, from);
     memcpy(e->new + from, ins, inslen);
     memcpy(e->new + from + inslen, e->old + to, e->oldlen - to);
@@ -315,7 +318,7 @@ static int canonical_line(const char *text, const char *eol, char **out, size_t 
 {
     size_t n = strlen(text);
     char *src = malloc(n + 2);
-    if (!src) return EXIT_USAGE;
+    if (!src) return out_of_memory();
     memcpy(src, text, n);
     memcpy(src + n, "\n", 2);
     char *fmt = NULL;
@@ -337,7 +340,7 @@ static int canonical_line(const char *text, const char *eol, char **out, size_t 
     char *line = realloc(fmt, flen - 1 + el + 1);
     if (!line) {
         free(fmt);
-        return EXIT_USAGE;
+        return out_of_memory();
     }
     memcpy(line + flen - 1, eol, el + 1);
     *out = line;
@@ -345,8 +348,8 @@ static int canonical_line(const char *text, const char *eol, char **out, size_t 
     return 0;
 }
 
-/* Where the new rule goes: the file, the byte offset in it, and the rule
- * number it will have. */
+/* Where the new rule goes: the file, the line, and the rule number it
+ * will have. */
 typedef struct place {
     int file;        /* index among the policy's files */
     unsigned line;   /* insert before this line; 0 = at the end */
@@ -393,7 +396,7 @@ static const char *eol_of(const char *text, size_t len)
 static int insert_rule(edit *e, const place *pl, const char *text, size_t *at)
 {
     const char *eol = eol_of(e->old, e->oldlen);
-    size_t off = pl->line ? line_offset(e->old, e->oldlen, pl->line)
+    size_t off = pl->line    ? line_offset(e->old, e->oldlen, pl->line)
                  : pl->after ? line_offset(e->old, e->oldlen, pl->after + 1)
                              : e->oldlen;
     char *line;
@@ -405,7 +408,7 @@ static int insert_rule(edit *e, const place *pl, const char *text, size_t *at)
     char *ins = malloc(linelen + el + 1);
     if (!ins) {
         free(line);
-        return EXIT_USAGE;
+        return out_of_memory();
     }
     size_t n = 0;
     if (need_eol) memcpy(ins, eol, el), n = el;
@@ -533,27 +536,34 @@ static int del_args(cli *c, int argc, char **argv, del_opts *o)
     }
     if (!o->at == !o->position)
         return usage_error(c, "del-rule", "give either FILE:LINE or --position N");
+    /* Checked here too, so a typo never waits for (or creates) the lock. */
+    uint32_t line;
+    const char *colon = o->at ? strrchr(o->at, ':') : NULL;
+    if (o->at && (!colon || colon == o->at || !parse_number(colon + 1, &line)))
+        return usage_error(c, "del-rule", "expected FILE:LINE, found '%s'", o->at);
     return 0;
 }
 
 /* The rule o names: 0 with *idx set, 1 when there is none, 2 on bad
  * input. */
-static int find_rule(cli *c, const exh_policy *p, const del_opts *o, uint32_t *idx)
+static int find_rule(const exh_policy *p, const del_opts *o, uint32_t *idx)
 {
     uint32_t n = exh_policy_rule_count(p);
     if (o->position) {
         *idx = o->position - 1;
         if (o->position <= n) return 0;
-        fprintf(stderr, "exhookctl del-rule: no rule %u: the policy has %u rules\n", o->position, n);
+        fprintf(stderr, "exhookctl del-rule: no rule %u: the policy has %u rules\n", o->position,
+                n);
         return EXIT_DENY;
     }
-    const char *colon = strrchr(o->at, ':');
-    uint32_t line;
-    if (!colon || !parse_number(colon + 1, &line))
-        return usage_error(c, "del-rule", "expected FILE:LINE, found '%s'", o->at);
+    const char *colon = strrchr(o->at, ':'); /* del_args checked the form */
+    uint32_t line = 0;
+    parse_number(colon + 1, &line);
     char *file = strndup(o->at, (size_t)(colon - o->at));
     int fi = file ? find_file(p, file) : -1;
-    if (fi < 0) fprintf(stderr, "%s: error: not one of the policy's files (see list-rules)\n", file);
+    if (fi < 0)
+        fprintf(stderr, "%.*s: error: not one of the policy's files (see list-rules)\n",
+                (int)(colon - o->at), o->at);
     free(file);
     if (fi < 0) return EXIT_USAGE;
     for (uint32_t i = 0; i < n; i++) {
@@ -572,7 +582,7 @@ static int del_locked(cli *c, const del_opts *o)
     exh_policy *p = load_policy(c, NULL);
     if (!p) return EXIT_USAGE;
     uint32_t idx = 0;
-    int rc = find_rule(c, p, o, &idx);
+    int rc = find_rule(p, o, &idx);
     const exh_rule_info *r = rc ? NULL : exh_policy_rule(p, idx);
     edit e = {.file = r ? r->file : NULL};
     if (!rc) rc = read_policy_file(&e);
@@ -584,8 +594,9 @@ static int del_locked(cli *c, const del_opts *o)
     exh_policy *np = rc ? NULL : compile_edit(c, &e);
     if (!rc && !np) rc = EXIT_USAGE;
     if (np && exh_policy_rule_count(np) + 1 != exh_policy_rule_count(p)) {
-        fprintf(stderr, "exhookctl: internal error: removing lines %u-%u of %s would not remove "
-                        "exactly one rule; unchanged\n",
+        fprintf(stderr,
+                "exhookctl: internal error: removing lines %u-%u of %s would not remove "
+                "exactly one rule; unchanged\n",
                 r->line, r->end_line, e.file);
         rc = EXIT_USAGE;
     }

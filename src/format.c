@@ -72,6 +72,8 @@ static void quote(buf *b, const char *v, size_t n)
 /* One statement, cut into the columns a block aligns. */
 typedef struct stmt {
     uint32_t first, last; /* physical lines */
+    uint32_t tok_last;    /* line of its last token; lines after it up to `last` (blank or
+                             comment lines a trailing `\` swallowed) are copied as they are */
     int is_rule;
     buf col[5];       /* effect, action, conditions, topics, options */
     char *comment;    /* trailing "# ..." on the last line, or NULL */
@@ -266,11 +268,13 @@ exh_status exh_format(const char *name, const char *text, size_t len, char **out
         memset(s, 0, sizeof(*s));
         s->first = L.toks[0].line;
         s->last = L.end_line;
+        s->tok_last = L.toks[L.ntoks - 1].line;
         s->is_rule = !tok_is(&L.toks[0], "default");
         split_columns(&L, s);
-        s->comment = trailing_comment(&L, s->last, lines, lens);
-        s->multiline = s->is_rule && s->last > s->first && (s->col[C_TOPICS].n || s->col[C_OPTS].n);
-        if (s->multiline && s->last > s->first + 1 && s->nspec > 1)
+        s->comment = trailing_comment(&L, s->tok_last, lines, lens);
+        s->multiline =
+            s->is_rule && s->tok_last > s->first && (s->col[C_TOPICS].n || s->col[C_OPTS].n);
+        if (s->multiline && s->tok_last > s->first + 1 && s->nspec > 1)
             s->multiline = 2; /* written a filter a line: kept that way */
     }
     if (rc < 0) {
@@ -281,22 +285,25 @@ exh_status exh_format(const char *name, const char *text, size_t len, char **out
     size_t line = 1, i = 0;
     while (i < nv || line <= nlines) {
         if (i < nv && line == v[i].first) {
+            size_t end = i + 1;
             if (!v[i].is_rule) {
                 emit_default(&o, &v[i]);
-                line = v[i++].last + 1;
-                continue;
-            }
-            if (v[i].multiline) {
+            } else if (v[i].multiline) {
                 emit_multiline(&o, &v[i]);
-                line = v[i++].last + 1;
-                continue;
+            } else {
+                /* A block: consecutive one-line rules with nothing between. */
+                while (end < nv && v[end].is_rule && !v[end].multiline &&
+                       v[end - 1].last == v[end - 1].tok_last &&
+                       v[end].first == v[end - 1].last + 1)
+                    end++;
+                emit_block(&o, v, i, end);
             }
-            size_t end = i + 1;
-            while (end < nv && v[end].is_rule && !v[end].multiline &&
-                   v[end].first == v[end - 1].last + 1)
-                end++;
-            emit_block(&o, v, i, end);
-            line = v[end - 1].last + 1;
+            const stmt *s = &v[end - 1];
+            for (uint32_t k = s->tok_last + 1; k <= s->last && k <= nlines; k++) {
+                put(&o, lines[k - 1], lens[k - 1]);
+                put(&o, "\n", 1);
+            }
+            line = s->last + 1;
             i = end;
             continue;
         }
@@ -304,10 +311,7 @@ exh_status exh_format(const char *name, const char *text, size_t len, char **out
         /* Between statements: copied as it is (a last line without a
          * newline gets one only if it has text). */
         put(&o, lines[line - 1], lens[line - 1]);
-        if (line < nlines)
-            put(&o, "\n", 1);
-        else if (lens[line - 1])
-            put(&o, "\n", 1);
+        if (line < nlines || lens[line - 1]) put(&o, "\n", 1);
         line++;
     }
     if (o.oom) goto oom;

@@ -164,8 +164,13 @@ int lex_statement(lexer *L, exh_error *err)
     L->slen = 0;
     for (;;) {
         if (L->pos >= L->len) {
-            L->end_line = L->line;
-            L->end_col = col_of(L, L->pos);
+            /* A continuation that swallowed the last newline ends the
+             * statement on the line before, not on a line that is not there. */
+            int past = L->pos == L->line_start && L->line > 1 && L->ntoks &&
+                       L->toks[L->ntoks - 1].line < L->line;
+            L->end_line = past ? L->line - 1 : L->line;
+            L->end_col = past ? L->toks[L->ntoks - 1].col + (uint32_t)L->toks[L->ntoks - 1].rawlen
+                              : col_of(L, L->pos);
             return L->ntoks ? 1 : 0;
         }
         char c = L->text[L->pos];

@@ -57,12 +57,26 @@ static void test_sample_layout(void **state)
                        "                      \"s/2\"  # c\n"
                        "allow connect anonymous\n";
     char *out = fmt(ok);
-    if (strcmp(out, want))
-        fail_msg("got:\n%s\nwant:\n%s", out, want);
+    if (strcmp(out, want)) fail_msg("got:\n%s\nwant:\n%s", out, want);
     char *again = fmt(out);
     assert_string_equal(again, out);
     free(again);
     free(out);
+}
+
+/* A trailing `\` that swallows a blank line or the end of the file does
+ * not make a rule multi-line, and the blank line stays. */
+static void test_dangling_continuations(void **state)
+{
+    (void)state;
+    char *out = fmt("allow publish topic \"a\" \\\n\n# c\nallow publish topic \"c/+/b\" \\");
+    assert_string_equal(out, "allow publish topic \"a\"\n\n# c\nallow publish topic \"c/+/b\"\n");
+    free(out);
+    exh_policy *p;
+    const char *t = "allow publish topic \"x\" \\";
+    assert_int_equal(exh_policy_parse("e", t, strlen(t), &p, NULL), EXH_OK);
+    assert_int_equal(exh_policy_rule(p, 0)->end_line, 1); /* not a line past the end */
+    exh_policy_free(p);
 }
 
 static void test_refuses_broken_policy(void **state)
@@ -80,8 +94,7 @@ static void test_refuses_broken_policy(void **state)
 static char *slurp(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
+    if (!f) return NULL;
     char *t = malloc(1 << 20);
     *len = fread(t, 1, (1 << 20) - 1, f);
     t[*len] = '\0';
@@ -103,8 +116,7 @@ static void check_comments_kept(const char *in, const char *out, const char *nam
             char line[1024];
             snprintf(line, sizeof(line), "%.*s\n", (int)n, l);
             const char *hit = strstr(o, line);
-            if (!hit)
-                fail_msg("%s: comment line lost or moved: %s", name, line);
+            if (!hit) fail_msg("%s: comment line lost or moved: %s", name, line);
             o = hit + strlen(line);
         }
         l = e ? e + 1 : l + n;
@@ -114,13 +126,11 @@ static void check_comments_kept(const char *in, const char *out, const char *nam
 static void check_dir(const char *dir, int *checked)
 {
     DIR *d = opendir(dir);
-    if (!d)
-        return;
+    if (!d) return;
     struct dirent *e;
     while ((e = readdir(d))) {
         size_t l = strlen(e->d_name);
-        if (l < 8 || strcmp(e->d_name + l - 7, ".policy"))
-            continue;
+        if (l < 8 || strcmp(e->d_name + l - 7, ".policy")) continue;
         char path[512];
         snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
         size_t n = 0;
@@ -134,8 +144,7 @@ static void check_dir(const char *dir, int *checked)
             continue;
         }
         assert_int_equal(exh_format(path, once, n1, &twice, &n2, &err), EXH_OK);
-        if (n1 != n2 || memcmp(once, twice, n1))
-            fail_msg("%s: formatting twice changed it", path);
+        if (n1 != n2 || memcmp(once, twice, n1)) fail_msg("%s: formatting twice changed it", path);
         check_comments_kept(text, once, path);
         /* the same rules: count and texts once joined by single spaces */
         exh_policy *a, *b;
@@ -175,8 +184,12 @@ static uint32_t rnd(uint32_t n)
 static void test_decisions_unchanged(void **state)
 {
     (void)state;
-    static const char *conds[] = {"", "username \"u1\"", "clientid ~ \"c.*\"",
-                                  "not anonymous", "group \"g\"", "username ~ \"a\\\\\\\\b\""};
+    static const char *conds[] = {"",
+                                  "username \"u1\"",
+                                  "clientid ~ \"c.*\"",
+                                  "not anonymous",
+                                  "group \"g\"",
+                                  "username ~ \"a\\\\\\\\b\""};
     static const char *topics[] = {"", "topic \"a/#\"", "topic \"a/+\" \"b\"", "topic eq \"#\"",
                                    "topic \"a/${username}\""};
     static const char *acts[] = {"publish", "subscribe", "pubsub", "connect"};
@@ -192,8 +205,7 @@ static void test_decisions_unchanged(void **state)
             o += (size_t)snprintf(text + o, sizeof(text) - o, "%s %s %s%s%s%s\n",
                                   rnd(2) ? "allow" : "deny", act, conds[rnd(6)],
                                   rnd(3) == 0 ? " \\\n   " : " ", tp, rnd(4) ? "" : " # c");
-            if (rnd(5) == 0)
-                o += (size_t)snprintf(text + o, sizeof(text) - o, "\n# comment\n");
+            if (rnd(5) == 0) o += (size_t)snprintf(text + o, sizeof(text) - o, "\n# comment\n");
         }
         char *out;
         size_t on;
@@ -231,9 +243,8 @@ static void test_decisions_unchanged(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sample_layout),
-        cmocka_unit_test(test_refuses_broken_policy),
-        cmocka_unit_test(test_repository_files),
+        cmocka_unit_test(test_sample_layout),          cmocka_unit_test(test_refuses_broken_policy),
+        cmocka_unit_test(test_dangling_continuations), cmocka_unit_test(test_repository_files),
         cmocka_unit_test(test_decisions_unchanged),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
