@@ -222,6 +222,7 @@ static exh_store *open_store(void)
     exh_store_opts_default(&o);
     o.create = false;
     o.hash = cfg.hash;
+    o.cache_kib = 512; /* one connection per thread: keep their caches small */
     exh_store *s = NULL;
     exh_error err;
     if (exh_store_open(cfg.db, &o, &s, &err) != EXH_OK) {
@@ -762,6 +763,10 @@ int main(int argc, char **argv)
     int status = config_load(argc, argv, &cfg);
     if (status >= 0) return status;
     log_level = cfg.log_level;
+    /* argon2id takes 19 MiB per hash on each worker: with glibc's default
+     * (a threshold that rises after the first free) those blocks would stay
+     * resident in every worker's arena; a fixed threshold returns them. */
+    mallopt(M_MMAP_THRESHOLD, 1 << 20);
     ei_init();
     int in_fd = 0;
     out_fd = 1;

@@ -126,6 +126,7 @@ void exh_store_opts_default(exh_store_opts *o)
     exh_hash_params_default(&o->hash);
     o->upgrade_on_login = true;
     o->history_max = 100000;
+    o->cache_kib = 2048;
 }
 
 static exh_status fail(exh_store *s, exh_error *err, exh_status st, const char *fmt, ...)
@@ -276,6 +277,11 @@ exh_status exh_store_open(const char *path, const exh_store_opts *opts, exh_stor
          (st = exec(s, "PRAGMA synchronous = NORMAL", err, "setting synchronous"))))
         goto out;
     if ((st = exec(s, "PRAGMA foreign_keys = ON", err, "enabling foreign keys"))) goto out;
+    if (s->opts.cache_kib) {
+        char pragma[64];
+        snprintf(pragma, sizeof(pragma), "PRAGMA cache_size = -%u", s->opts.cache_kib);
+        if ((st = exec(s, pragma, err, "sizing the page cache"))) goto out;
+    }
     /* Corruption shows here as "file is not a database". */
     if ((st = migrate(s, err))) goto out;
 out:

@@ -33,6 +33,7 @@ typedef struct exh_store_opts {
     exh_hash_params hash;  /* cost of new hashes; default exh_hash_params_default */
     bool upgrade_on_login; /* rehash weaker hashes after a good login (default true) */
     uint32_t history_max;  /* session history rows kept (default 100000) */
+    uint32_t cache_kib;    /* SQLite page cache per connection, KiB (default 2048) */
 } exh_store_opts;
 
 void exh_store_opts_default(exh_store_opts *o);
