@@ -72,6 +72,30 @@ static void log_error_value(const char *what, const exh_error *err)
 static int out_fd = 1;
 static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* Replies are gathered and written together: the reader sends what it
+ * gathered when it is about to wait for input, workers at once.  One
+ * write() then answers a whole pipelined burst. */
+static char obuf[1 << 16];
+static size_t obuf_len;
+static pthread_t reader;
+
+static int flush_locked(void)
+{
+    size_t off = 0;
+    int rc = 0;
+    while (off < obuf_len) {
+        ssize_t w = write(out_fd, obuf + off, obuf_len - off);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            rc = -1;
+            break;
+        }
+        off += (size_t)w;
+    }
+    obuf_len = 0;
+    return rc;
+}
+
 static void send_term(ei_x_buff *x, int built)
 {
     if (built < 0) {
@@ -79,8 +103,20 @@ static void send_term(ei_x_buff *x, int built)
         ei_x_free(x);
         return;
     }
+    size_t n = (size_t)x->index;
+    int rc = 0;
     pthread_mutex_lock(&out_lock);
-    int rc = etf_write_frame(out_fd, x->buff, (size_t)x->index);
+    if (obuf_len + n + 4 > sizeof(obuf)) rc = flush_locked();
+    if (n + 4 > sizeof(obuf)) {
+        rc = etf_write_frame(out_fd, x->buff, n);
+    } else {
+        unsigned char h[4] = {(unsigned char)(n >> 24), (unsigned char)(n >> 16),
+                              (unsigned char)(n >> 8), (unsigned char)n};
+        memcpy(obuf + obuf_len, h, 4);
+        memcpy(obuf + obuf_len + 4, x->buff, n);
+        obuf_len += n + 4;
+        if (!pthread_equal(pthread_self(), reader)) rc = flush_locked();
+    }
     pthread_mutex_unlock(&out_lock);
     if (rc < 0) logmsg(LOG_ERROR, "writing a reply: %s", strerror(errno));
     ei_x_free(x);
@@ -208,7 +244,10 @@ static atomic_int store_failing;
 static void store_failed(const exh_error *err)
 {
     if (!atomic_exchange(&store_failing, 1))
-        log_error_value("credential store unavailable (failing closed)", err);
+        log_error_value(cfg.failed_ignore ? "credential store unavailable (answering ok: "
+                                            "failed_action = ignore)"
+                                          : "credential store unavailable (failing closed)",
+                        err);
 }
 
 static void store_ok(void)
@@ -594,7 +633,7 @@ static void check_acl(const etf_call *call, exh_evalctx *ctx, exh_store **store)
         reply_error(call, why);
         return;
     }
-    if (ei_decode_atom(call->buf, &idx, action) < 0 ||
+    if (etf_decode_atom(call->buf, &idx, action) < 0 ||
         (strcmp(action, "publish") && strcmp(action, "subscribe")) ||
         etf_decode_text(call->buf, &idx, &topic, &tlen) < 0 || !topic) {
         etf_clientinfo_clear(&ci);
@@ -817,23 +856,36 @@ int main(int argc, char **argv)
 
     exh_evalctx *ctx = exh_evalctx_new();
     exh_store *store = NULL;
+    reader = pthread_self();
     int rc = 0;
     for (;;) {
         char *frame;
         uint32_t len;
+        if (!etf_input_has_frame()) { /* about to wait: send what we have */
+            pthread_mutex_lock(&out_lock);
+            if (flush_locked() < 0) logmsg(LOG_ERROR, "writing replies: %s", strerror(errno));
+            pthread_mutex_unlock(&out_lock);
+        }
+        errno = 0;
         int r = etf_read_frame(in_fd, &frame, &len);
         if (r == 0) break;
         if (r == -2) {
+            etf_call c;
             logmsg(LOG_WARN, "skipped an oversized frame of %u bytes", len);
+            if (frame && etf_decode_id(frame, 4096, &c) == 0) reply_error(&c, "frame too large");
+            free(frame);
             continue;
         }
         if (r < 0) {
-            logmsg(LOG_ERROR, "input ended inside a frame (%s)", errno ? strerror(errno) : "EOF");
-            rc = 0;
+            logmsg(LOG_ERROR, "input ended inside a frame%s%s", errno ? ": " : "",
+                   errno ? strerror(errno) : "");
             break;
         }
         handle_frame(frame, len, ctx, &store);
     }
+    pthread_mutex_lock(&out_lock);
+    flush_locked();
+    pthread_mutex_unlock(&out_lock);
 
     /* End of input: finish in-flight authentications, flush history. */
     q_close(&auth_q);

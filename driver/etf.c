@@ -13,18 +13,46 @@
 #include <unistd.h>
 #include <zlib.h>
 
+int etf_decode_atom(const char *buf, int *index, char *out)
+{
+    /* Atoms may be Latin-1 or UTF-8 (ATOM_UTF8_EXT): take them as UTF-8;
+     * plain ei_decode_atom refuses anything Latin-1 cannot spell. */
+    return ei_decode_atom_as(buf, index, out, MAXATOMLEN_UTF8, ERLANG_UTF8, NULL, NULL);
+}
+
+/* Input is read through a buffer: one read() serves every frame the
+ * broker has pipelined, and etf_input_has_frame() tells the driver when
+ * the next read would block (time to send the replies gathered so far). */
+static char ibuf[1 << 16];
+static size_t ipos, ilen;
+
+int etf_input_has_frame(void)
+{
+    if (ilen - ipos < 4) return 0;
+    const unsigned char *h = (const unsigned char *)ibuf + ipos;
+    uint32_t n = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
+    return ilen - ipos - 4 >= n;
+}
+
 static int read_all(int fd, void *p, size_t n)
 {
     char *c = p;
     size_t got = 0;
     while (got < n) {
-        ssize_t r = read(fd, c + got, n - got);
-        if (r == 0) return got ? -1 : 0; /* EOF: clean only before the first byte */
-        if (r < 0) {
-            if (errno == EINTR) continue;
-            return -1;
+        if (ipos == ilen) {
+            ipos = ilen = 0;
+            ssize_t r = read(fd, ibuf, sizeof(ibuf));
+            if (r == 0) return got ? -1 : 0; /* EOF: clean only before the first byte */
+            if (r < 0) {
+                if (errno == EINTR) continue;
+                return -1;
+            }
+            ilen = (size_t)r;
         }
-        got += (size_t)r;
+        size_t k = ilen - ipos < n - got ? ilen - ipos : n - got;
+        memcpy(c + got, ibuf + ipos, k);
+        ipos += k;
+        got += k;
     }
     return 1;
 }
@@ -37,8 +65,13 @@ int etf_read_frame(int fd, char **body, uint32_t *len)
     if (rc <= 0) return rc;
     *len = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
     if (*len > ETF_MAX_FRAME) {
+        /* Keep the head (it holds the call's Id, for an error reply), drop
+         * the rest. */
         char sink[65536];
-        for (uint32_t left = *len; left;) {
+        uint32_t keep = *len < 4096 ? *len : 4096;
+        if (read_all(fd, sink, keep) != 1) return -1;
+        if ((*body = malloc(keep))) memcpy(*body, sink, keep);
+        for (uint32_t left = *len - keep; left;) {
             uint32_t n = left < sizeof(sink) ? left : (uint32_t)sizeof(sink);
             if (read_all(fd, sink, n) != 1) return -1;
             left -= n;
@@ -108,9 +141,27 @@ static int atom_is(const char *buf, int *idx, const char *want)
 {
     char a[MAXATOMLEN_UTF8];
     int i = *idx;
-    if (ei_decode_atom(buf, &i, a) < 0) return 0;
+    if (etf_decode_atom(buf, &i, a) < 0) return 0;
     *idx = i;
     return strcmp(a, want) == 0;
+}
+
+int etf_decode_id(const char *buf, size_t len, etf_call *c)
+{
+    int idx = 0, version, arity;
+    memset(c, 0, sizeof(*c));
+    c->buf = buf;
+    c->id_start = -1;
+    if (len > INT32_MAX || ei_decode_version(buf, &idx, &version) < 0 ||
+        ei_decode_tuple_header(buf, &idx, &arity) < 0 || arity != 5)
+        return -1;
+    char a[MAXATOMLEN_UTF8];
+    if (etf_decode_atom(buf, &idx, a) < 0 || strcmp(a, "C")) return -1;
+    int start = idx;
+    if (ei_skip_term(buf, &idx) < 0 || (size_t)idx > len) return -1;
+    c->id_start = start;
+    c->id_end = idx;
+    return 0;
 }
 
 int etf_decode_call(const char *buf, size_t len, etf_call *c, const char **why)
@@ -147,11 +198,11 @@ int etf_decode_call(const char *buf, size_t len, etf_call *c, const char **why)
     }
     c->id_end = idx;
     char module[MAXATOMLEN_UTF8];
-    if (ei_decode_atom(buf, &idx, module) < 0) {
+    if (etf_decode_atom(buf, &idx, module) < 0) {
         *why = "the call's Module is not an atom";
         return -1;
     }
-    if (ei_decode_atom(buf, &idx, c->fn) < 0) {
+    if (etf_decode_atom(buf, &idx, c->fn) < 0) {
         *why = "the call's Function is not an atom";
         return -1;
     }
@@ -206,7 +257,7 @@ int etf_decode_text(const char *buf, int *index, char **out, size_t *len)
     } else if (type == ERL_ATOM_EXT || type == ERL_SMALL_ATOM_EXT || type == ERL_ATOM_UTF8_EXT ||
                type == ERL_SMALL_ATOM_UTF8_EXT) {
         char a[MAXATOMLEN_UTF8];
-        if (ei_decode_atom(buf, &i, a) < 0 || strcmp(a, "undefined") != 0)
+        if (etf_decode_atom(buf, &i, a) < 0 || strcmp(a, "undefined") != 0)
             return -1; /* only `undefined` stands for "absent" */
     } else {
         return -1;
@@ -218,7 +269,7 @@ int etf_decode_text(const char *buf, int *index, char **out, size_t *len)
 static int decode_bool(const char *buf, int *idx, bool *out)
 {
     char a[MAXATOMLEN_UTF8];
-    if (ei_decode_atom(buf, idx, a) < 0) return -1;
+    if (etf_decode_atom(buf, idx, a) < 0) return -1;
     if (!strcmp(a, "true"))
         *out = true;
     else if (!strcmp(a, "false"))
@@ -250,7 +301,7 @@ int etf_decode_clientinfo(const char *buf, int *index, etf_clientinfo *ci, const
         int arity;
         char key[MAXATOMLEN_UTF8];
         if (ei_decode_tuple_header(buf, &i, &arity) < 0 || arity != 2 ||
-            ei_decode_atom(buf, &i, key) < 0) {
+            etf_decode_atom(buf, &i, key) < 0) {
             *why = "ClientInfo entry is not a {key, value} pair";
             goto bad;
         }
@@ -268,7 +319,7 @@ int etf_decode_clientinfo(const char *buf, int *index, etf_clientinfo *ci, const
         else if (!strcmp(key, "anonymous"))
             rc = decode_bool(buf, &i, &ci->anonymous);
         else if (!strcmp(key, "node"))
-            rc = ei_decode_atom(buf, &i, ci->node) < 0 ? -1 : 0;
+            rc = etf_decode_atom(buf, &i, ci->node) < 0 ? -1 : 0;
         else
             rc = ei_skip_term(buf, &i); /* sockport, protocol, mountpoint, ... */
         if (rc < 0) {

@@ -18,8 +18,15 @@
 
 /* Read one frame.  Returns 1 and a malloc'd body (*len bytes), 0 at a
  * clean end of input, -1 on a truncated frame or read error (errno), -2
- * when a frame was over ETF_MAX_FRAME (skipped; *len is its size). */
+ * when a frame was over ETF_MAX_FRAME (skipped; *len is its size and
+ * *body, if not NULL, its first 4 KiB, for etf_decode_id). */
 int etf_read_frame(int fd, char **body, uint32_t *len);
+
+/* Is a whole frame already buffered (so reading it will not block)? */
+int etf_input_has_frame(void);
+
+/* Decode an atom of any encoding as UTF-8 into out (MAXATOMLEN_UTF8). */
+int etf_decode_atom(const char *buf, int *index, char *out);
 
 /* Write a whole frame (length + body); -1 on error. */
 int etf_write_frame(int fd, const char *body, size_t len);
@@ -39,6 +46,10 @@ typedef struct etf_call {
     int args; /* index of the Args list */
     int nargs;
 } etf_call;
+
+/* Find just the Id of a call in the head of a frame (to answer a frame
+ * that is too big with an error); 0 when found. */
+int etf_decode_id(const char *buf, size_t len, etf_call *c);
 
 /* Decode a call; returns 0, 1 for {'M', _} (to be ignored), -1 with *why
  * (and id_start/id_end set when an Id was read, else id_start = -1). */

@@ -1,0 +1,1123 @@
+#!/usr/bin/env escript
+%% -*- erlang -*-
+%%
+%% driver_suite -- exhook-driver proven with a real Erlang VM.  Plays the
+%% broker (EMQX 4.x extension hook, erlport wire protocol, DESIGN §5): opens
+%% the driver exactly as the broker does, open_port({spawn, Cmd}, [{packet,4},
+%% binary, exit_status]), and calls it with {'C', Id, Module, Function, Args}.
+%%
+%% usage: driver_suite.escript EXHOOK-DRIVER EXHOOKCTL TMPDIR FIXTURES-DIR REPO
+%% (run by tests/driver_test.sh).  Last line: "N passed, N failed"; exit 1 on
+%% any failure.
+%%
+%% Every driver is started through a small sh wrapper (written to TMPDIR) so
+%% the suite knows the driver's own pid (for SIGHUP) and its exit status after
+%% the port is closed (Erlang delivers no exit_status once port_close/1 ran):
+%% the driver's stdin and stdout are the port's pipes, its stderr goes to
+%% TMPDIR/<tag>.log.
+
+-mode(compile).
+
+-define(T_REPLY, 5000).     % ms to wait for any one answer
+-define(T_LIVE, 2000).      % ms a live change (policy edit, SIGHUP, exhookctl) may take
+
+main([Driver, Ctl, Tmp, Fixtures, Repo]) ->
+    io:setopts([{encoding, unicode}]),
+    put(pass, 0), put(fail, 0), put(strays, []), put(next_id, 100),
+    put(env, #{driver => Driver, ctl => Ctl, tmp => Tmp, fix => Fixtures, repo => Repo,
+               db => filename:join(Tmp, "exhook.db"), pol => filename:join(Tmp, "pol")}),
+    T0 = erlang:monotonic_time(millisecond),
+    try
+        setup(),
+        suite()
+    catch C:E:St ->
+            bad("suite aborted", io_lib:format("~p:~p~n~p", [C, E, St]))
+    end,
+    io:format("# ~.1f s~n", [(erlang:monotonic_time(millisecond) - T0) / 1000]),
+    P = get(pass), F = get(fail),
+    io:format("~b passed, ~b failed~n", [P, F]),
+    halt(if F > 0 -> 1; true -> 0 end);
+main(_) ->
+    io:format(standard_error, "usage: driver_suite.escript DRIVER EXHOOKCTL TMPDIR FIXTURES REPO~n", []),
+    halt(2).
+
+env(K) -> maps:get(K, get(env)).
+
+%% ---- results -----------------------------------------------------------------
+
+ok(Name) ->
+    put(pass, get(pass) + 1),
+    io:format("ok    ~ts~n", [Name]).
+
+bad(Name, Why) ->
+    put(fail, get(fail) + 1),
+    io:format("FAIL  ~ts: ~ts~n", [Name, Why]).
+
+%% check(Name, Got, Want): Want is a value, or a fun(Got) -> boolean().
+check(Name, Got, Want) when is_function(Want, 1) ->
+    case catch Want(Got) of
+        true -> ok(Name);
+        _ -> bad(Name, io_lib:format("got ~ts", [show(Got)]))
+    end;
+check(Name, Got, Want) ->
+    case Got =:= Want of
+        true -> ok(Name);
+        false -> bad(Name, io_lib:format("got ~ts, want ~ts", [show(Got), show(Want)]))
+    end.
+
+show(T) -> S = lists:flatten(io_lib:format("~0tp", [T])),
+           case length(S) > 300 of true -> lists:sublist(S, 300) ++ "..."; false -> S end.
+
+%% ---- shell, files ------------------------------------------------------------
+
+q(S) -> "'" ++ lists:flatten(string:replace(S, "'", "'\\''", all)) ++ "'".
+
+%% run(Cmd) -> {ExitStatus, Output (stdout and stderr)}
+run(Cmd) ->
+    P = open_port({spawn_executable, "/bin/sh"},
+                  [{args, ["-c", Cmd]}, exit_status, stderr_to_stdout, binary]),
+    run_collect(P, []).
+run_collect(P, Acc) ->
+    receive
+        {P, {data, D}} -> run_collect(P, [Acc, D]);
+        {P, {exit_status, S}} -> {S, binary_to_list(iolist_to_binary(Acc))}
+    after 15000 -> port_close(P), {timeout, binary_to_list(iolist_to_binary(Acc))}
+    end.
+
+must(Cmd) ->
+    case run(Cmd) of
+        {0, Out} -> Out;
+        {S, Out} -> error({command_failed, Cmd, S, Out})
+    end.
+
+ctl(Args) -> run(q(env(ctl)) ++ " --db " ++ q(env(db)) ++ " " ++ Args).
+ctl(Args, Stdin) ->
+    run("printf '%s\\n' " ++ q(Stdin) ++ " | " ++ q(env(ctl)) ++ " --db " ++ q(env(db)) ++
+            " " ++ Args).
+
+add_user(User, Pw, Extra) ->
+    {0, _} = ctl("add-user " ++ q(User) ++ " --password-stdin " ++ Extra, Pw).
+
+write(Path, Text) -> ok = file:write_file(Path, Text).
+
+read_log(Tag) ->
+    case file:read_file(filename:join(env(tmp), Tag ++ ".log")) of
+        {ok, B} -> binary_to_list(B);
+        _ -> ""
+    end.
+
+%% poll(Fun, Ms): call Fun every 50 ms until it returns true; true | {false, Last}
+poll(Fun, Ms) ->
+    Deadline = erlang:monotonic_time(millisecond) + Ms,
+    poll_(Fun, Deadline).
+poll_(Fun, Deadline) ->
+    case Fun() of
+        true -> true;
+        Last ->
+            case erlang:monotonic_time(millisecond) >= Deadline of
+                true -> {false, Last};
+                false -> timer:sleep(50), poll_(Fun, Deadline)
+            end
+    end.
+
+%% ---- the driver as a port ----------------------------------------------------
+
+wrapper() ->
+    W = filename:join(env(tmp), "wrap.sh"),
+    write(W, "#!/bin/sh\n"
+             "# wrap.sh TAG CMD...: run CMD on this stdin/stdout, stderr to TAG.log;\n"
+             "# its pid to TAG.pid, its exit status to TAG.status.\n"
+             "tag=$1; shift\n"
+             "exec 3<&0\n"
+             "\"$@\" <&3 3<&- 2>>\"$tag.log\" &\n"
+             "pid=$!\n"
+             "exec 3<&-\n"
+             "echo $pid >\"$tag.pid.tmp\" && mv \"$tag.pid.tmp\" \"$tag.pid\"\n"
+             "wait $pid\n"
+             "st=$?\n"
+             "echo $st >\"$tag.status.tmp\" && mv \"$tag.status.tmp\" \"$tag.status\"\n"
+             "exit $st\n"),
+    W.
+
+driver_args(Policy, Extra) -> driver_args(env(db), Policy, Extra).
+driver_args(Db, Policy, Extra) ->
+    q(env(driver)) ++ " --db " ++ q(Db) ++ " --policy " ++ q(Policy) ++ " " ++ Extra.
+
+%% start(Tag, Policy, ExtraArgs, PortOpts) -> driver map
+start(Tag, Policy, Extra) -> start(Tag, Policy, Extra, [{packet, 4}]).
+start(Tag, Policy, Extra, PortOpts) -> start(Tag, env(db), Policy, Extra, PortOpts).
+start(Tag, Db, Policy, Extra, PortOpts) ->
+    start_cmd(Tag, driver_args(Db, Policy, Extra), PortOpts).
+
+%% start_cmd(Tag, DriverCommandLine, PortOpts) -> driver map
+start_cmd(Tag, DriverCmd, PortOpts) ->
+    TagPath = filename:join(env(tmp), Tag),
+    [file:delete(TagPath ++ Ext) || Ext <- [".pid", ".status"]],
+    Cmd = "/bin/sh " ++ q(wrapper()) ++ " " ++ q(TagPath) ++ " " ++ DriverCmd,
+    Port = open_port({spawn, Cmd}, PortOpts ++ [binary, exit_status]),
+    put(timeouts, 0),
+    PidFile = TagPath ++ ".pid",
+    true = poll(fun() -> filelib:is_regular(PidFile) end, 5000),
+    {ok, PidB} = file:read_file(PidFile),
+    #{port => Port, tag => Tag, ospid => string:trim(binary_to_list(PidB)),
+      wrapper_pid => element(2, erlang:port_info(Port, os_pid)),
+      status => TagPath ++ ".status"}.
+
+%% close(D) -> exit status of the driver after its stdin closed (or timeout)
+close(#{port := Port, status := StFile}) ->
+    catch port_close(Port),
+    case poll(fun() -> filelib:is_regular(StFile) end, 10000) of
+        true ->
+            {ok, B} = file:read_file(StFile),
+            list_to_integer(string:trim(binary_to_list(B)));
+        _ -> timeout
+    end.
+
+new_id() -> I = get(next_id), put(next_id, I + 1), I.
+
+send(#{port := Port}, Term) -> send_raw(Port, term_to_binary(Term)).
+send_raw(#{port := Port}, Bin) -> send_raw(Port, Bin);
+send_raw(Port, Bin) -> port_command(Port, Bin).
+
+%% call(D, Fun, Args) -> {r, Result} | {e, Error} | Failure
+call(D, Fun, Args) -> call_id(D, new_id(), Fun, Args).
+call_id(D, Id, Fun, Args) ->
+    send(D, {'C', Id, exhook, Fun, Args}),
+    await(D, Id).
+
+%% await(D, Id): the answer to Id; other frames on the way are strays.
+await(D, Id) -> await(D, Id, ?T_REPLY).
+await(#{port := Port} = D, Id, Ms) ->
+    receive
+        {Port, {data, B}} ->
+            case decode(B) of
+                {r, Id, R} -> {r, R};
+                {e, Id, E} -> {e, E};
+                Other -> stray(Other), await(D, Id, Ms)
+            end;
+        {Port, {exit_status, S}} -> {driver_exited, S}
+    after Ms ->
+            %% a driver that stopped answering would make every later call wait
+            N = case get(timeouts) of undefined -> 1; T -> T + 1 end,
+            put(timeouts, N),
+            N >= 3 andalso error(driver_stopped_answering),
+            no_answer
+    end.
+
+decode(B) -> try binary_to_term(B) catch _:_ -> {undecodable_frame, B} end.
+
+stray(T) -> put(strays, [T | get(strays)]).
+
+%% No frame arrived that was not the answer to a call (and none twice).
+no_strays(Name, D) ->
+    #{port := Port} = D,
+    Late = flush_frames(Port, 200),
+    [stray(T) || T <- Late],
+    S = get(strays), put(strays, []),
+    check(Name, lists:reverse(S), []).
+
+flush_frames(Port, Ms) ->
+    receive {Port, {data, B}} -> [decode(B) | flush_frames(Port, Ms)]
+    after Ms -> []
+    end.
+
+%% ---- the broker's terms ------------------------------------------------------
+
+%% ClientInfo as EMQX 4.x's extension hook passes it.
+ci(Opts) ->
+    G = fun(K, Def) -> maps:get(K, Opts, Def) end,
+    User = G(username, <<>>),
+    [{node, G(node, 'emqx@127.0.0.1')}, {clientid, G(clientid, <<"c-1">>)},
+     {username, User}, {password, G(password, <<>>)},
+     {peerhost, G(peerhost, <<"127.0.0.1">>)}, {sockport, 1883}, {protocol, mqtt},
+     {mountpoint, <<>>}, {is_superuser, false}, {anonymous, User =:= <<>>}]
+        ++ G(extra, []).
+
+user(U, Cid) -> ci(#{username => U, clientid => Cid}).
+user(U, Cid, Pw) -> ci(#{username => U, clientid => Cid, password => Pw}).
+
+auth(D, CI) -> call(D, on_client_authenticate, [CI, true, get(state)]).
+acl(D, CI, Action, Topic) ->
+    call(D, on_client_check_acl, [CI, Action, Topic, true, get(state)]).
+
+-define(ALLOW, {r, {0, true}}).
+-define(DENY, {r, {0, false}}).
+-define(IGNORE, {r, ok}).
+
+%% ---- setup -------------------------------------------------------------------
+
+setup() ->
+    {0, _} = ctl("init"),
+    add_user("acme:alice", "alice-pw", ""),
+    add_user("acme:bob", "bob-pw", ""),
+    add_user("acme:dan", "dan-pw-1", ""),
+    add_user("d-0a1b2c3d", "dev-pw", "--clientid-pattern 'dev-[0-9a-f]{8}'"),
+    add_user("mallory", "mallory-pw", ""),
+    {0, _} = ctl("set-user mallory --disabled true"),
+    add_user("carol", "carol-pw", "--group ops"),
+    add_user("root", "root-pw", "--superuser"),
+    add_user("ci-runner", "ci-pw", "--group internal"),
+    add_user("ingest", "ingest-pw", "--group device-backend"),
+    %% the real policies/, copied
+    Pol = env(pol),
+    must("mkdir -p " ++ q(Pol) ++ " && cp " ++ q(env(repo)) ++ "/policies/*.policy " ++ q(Pol)),
+    ok.
+
+%% ---- the suite ---------------------------------------------------------------
+
+suite() ->
+    D = start("main", env(pol), ""),
+    %% a section that crashes (driver gone, too many timeouts) is one failure;
+    %% the next section still runs
+    [section(Name, fun() -> F(D) end)
+     || {Name, F} <- [{init_spec, fun init_spec/1}, {authenticate, fun authenticate/1},
+                      {check_acl, fun check_acl/1}, {encodings, fun encodings/1},
+                      {protocol, fun protocol/1}, {in_flight, fun in_flight/1},
+                      {slow_auth, fun slow_auth/1}, {store_live, fun store_live/1},
+                      {policy_live, fun policy_live/1}, {malformed, fun malformed/1},
+                      {sessions, fun sessions/1}, {finish, fun finish/1}]],
+    %% each of these starts its own driver
+    [begin put(timeouts, 0), section(Name, F) end
+     || {Name, F} <- [{unknown_ignore_and_sighup, fun unknown_ignore_and_sighup/0},
+                      {nouse_stdio, fun nouse_stdio/0}, {failed_store, fun failed_store/0},
+                      {truncated_at_eof, fun truncated_at_eof/0},
+                      {check_config, fun check_config/0},
+                      {sanitizer_reports, fun sanitizer_reports/0}]],
+    ok.
+
+section(Name, F) ->
+    case get(timeouts) of
+        N when is_integer(N), N >= 3 ->
+            bad(io_lib:format("section ~p skipped", [Name]), "the driver stopped answering");
+        _ -> section_run(Name, F)
+    end.
+
+section_run(Name, F) ->
+    try F()
+    catch C:E:St ->
+            bad(io_lib:format("section ~p aborted", [Name]),
+                io_lib:format("~p:~0tp~n  at ~0p", [C, E, hd(St ++ [none])]))
+    end.
+
+%% Under ASan/UBSan builds: no driver reported anything.
+sanitizer_reports() ->
+    timer:sleep(300),
+    Logs = filelib:wildcard(filename:join(env(tmp), "*.log")),
+    Found = [{filename:basename(L), Pat}
+             || L <- Logs, {ok, B} <- [file:read_file(L)],
+                Pat <- ["Sanitizer", "runtime error:"], binary:match(B, list_to_binary(Pat)) =/= nomatch],
+    check(io_lib:format("no sanitizer report in the ~b driver logs", [length(Logs)]), Found, []).
+
+init_spec(#{port := Port} = D) ->
+    send(D, {'C', 1, exhook, init, []}),
+    {Raw, Reply} = receive
+                       {Port, {data, B}} -> {B, decode(B)}
+                   after ?T_REPLY -> {<<>>, no_answer}
+                   end,
+    case Reply of
+        {r, 1, {0, {Spec, State}}} when is_list(Spec) ->
+            ok("init answers {'r', 1, {0, {HookSpec, State}}}"),
+            put(state, State),
+            Want = [{"client_authenticate", "on_client_authenticate"},
+                    {"client_check_acl", "on_client_check_acl"},
+                    {"client_connected", "on_client_connected"},
+                    {"client_disconnected", "on_client_disconnected"}],
+            [begin
+                 Name = "init: hook spec has " ++ H ++ " -> " ++ F,
+                 Found = [E || {Hk, _, _, _} = E <- Spec, Hk =:= H],
+                 case Found of
+                     [{H, M, F, Opts}] when is_list(M), M =/= [], is_list(Opts) ->
+                         ok(Name),
+                         Str = fun(S) -> <<107, (length(S)):16, (list_to_binary(S))/binary>> end,
+                         check("init: " ++ H ++ ", its module and function are charlists "
+                               "(STRING_EXT)",
+                               [binary:match(Raw, Str(X)) =/= nomatch || X <- [H, M, F]],
+                               [true, true, true]);
+                     _ -> bad(Name, io_lib:format("hook spec ~ts", [show(Spec)]))
+                 end
+             end || {H, F} <- Want],
+            check("init: every hook spec entry is {Name, Module, Function, Opts}",
+                  Spec, fun(S) -> lists:all(fun({A, B, C, O}) ->
+                                                    io_lib:printable_list(A) andalso
+                                                        io_lib:printable_list(B) andalso
+                                                        io_lib:printable_list(C) andalso
+                                                        is_list(O);
+                                               (_) -> false end, S) end);
+        Other ->
+            put(state, undefined),
+            bad("init answers {'r', 1, {0, {HookSpec, State}}}", show(Other))
+    end.
+
+authenticate(D) ->
+    check("authenticate: right password -> {0,true}",
+          auth(D, user(<<"acme:alice">>, <<"web-1">>, <<"alice-pw">>)), ?ALLOW),
+    check("authenticate: wrong password -> {0,false}",
+          auth(D, user(<<"acme:alice">>, <<"web-1">>, <<"alice-pw2">>)), ?DENY),
+    check("authenticate: empty password -> {0,false}",
+          auth(D, user(<<"acme:alice">>, <<"web-1">>, <<>>)), ?DENY),
+    check("authenticate: unknown user (default --unknown-user deny) -> {0,false}",
+          auth(D, user(<<"nobody">>, <<"x-1">>, <<"whatever">>)), ?DENY),
+    check("authenticate: disabled user, right password -> {0,false}",
+          auth(D, user(<<"mallory">>, <<"m-1">>, <<"mallory-pw">>)), ?DENY),
+    check("authenticate: anonymous from 127.0.0.1 (allow connect anonymous peerhost "
+          "127.0.0.1) -> {0,true}",
+          auth(D, ci(#{clientid => <<"probe-1">>})), ?ALLOW),
+    check("authenticate: anonymous from ::1 -> {0,true}",
+          auth(D, ci(#{clientid => <<"probe-2">>, peerhost => <<"::1">>})), ?ALLOW),
+    check("authenticate: anonymous from 192.0.2.1 -> {0,false}",
+          auth(D, ci(#{clientid => <<"probe-3">>, peerhost => <<"192.0.2.1">>})), ?DENY),
+    check("authenticate: anonymous with a device client id, from 127.0.0.1 -> {0,false}",
+          auth(D, ci(#{clientid => <<"dev-0a1b2c3d">>})), ?DENY),
+    check("authenticate: device, right password, own client id -> {0,true}",
+          auth(D, ci(#{username => <<"d-0a1b2c3d">>, clientid => <<"dev-0a1b2c3d">>,
+                       password => <<"dev-pw">>, peerhost => <<"10.9.8.7">>})), ?ALLOW),
+    check("authenticate: device, right password, client id outside its "
+          "--clientid-pattern -> {0,false}",
+          auth(D, ci(#{username => <<"d-0a1b2c3d">>, clientid => <<"laptop-1">>,
+                       password => <<"dev-pw">>, peerhost => <<"10.9.8.7">>})), ?DENY),
+    check("authenticate: group internal (from the store) from 203.0.113.9 -> {0,false}",
+          auth(D, ci(#{username => <<"ci-runner">>, clientid => <<"ci-1">>,
+                       password => <<"ci-pw">>, peerhost => <<"203.0.113.9">>})), ?DENY),
+    check("authenticate: group internal from 10.1.2.3 -> {0,true}",
+          auth(D, ci(#{username => <<"ci-runner">>, clientid => <<"ci-1">>,
+                       password => <<"ci-pw">>, peerhost => <<"10.1.2.3">>})), ?ALLOW),
+    check("authenticate: carol (group ops) -> {0,true}",
+          auth(D, user(<<"carol">>, <<"carol-1">>, <<"carol-pw">>)), ?ALLOW),
+    check("authenticate: root (superuser) -> {0,true}",
+          auth(D, user(<<"root">>, <<"root-1">>, <<"root-pw">>)), ?ALLOW),
+    check("authenticate: the Bool accumulator false does not change the answer",
+          call(D, on_client_authenticate,
+               [user(<<"acme:alice">>, <<"web-1">>, <<"alice-pw">>), false, get(state)]),
+          ?ALLOW).
+
+check_acl(D) ->
+    Dev = ci(#{username => <<"d-0a1b2c3d">>, clientid => <<"dev-0a1b2c3d">>,
+               peerhost => <<"10.9.8.7">>}),
+    Alice = user(<<"acme:alice">>, <<"web-1">>),
+    Cases =
+        [%% 20-devices
+         {Dev, subscribe, <<"devices/0a1b2c3d/down/#">>, ?ALLOW},
+         {Dev, subscribe, <<"devices/dev-0a1b2c3d/down/#">>, ?ALLOW},
+         {Dev, subscribe, <<"$share/g/devices/0a1b2c3d/down/#">>, ?ALLOW},
+         {Dev, subscribe, <<"devices/ffffffff/down/#">>, ?DENY},
+         {Dev, subscribe, <<"devices/+/down/#">>, ?DENY},
+         {Dev, publish, <<"devices/ffffffff/up/temp">>, ?DENY},
+         %% DESIGN §2: EMQX's hooks pass no QoS/retain, so `allow publish ...
+         %% devices/${serial}/up/# qos 0-1 retain false` fails closed and the
+         %% `deny pubsub ... devices/#` at the end of 20-devices decides.
+         {Dev, publish, <<"devices/0a1b2c3d/up/t">>, ?DENY},
+         {Dev, publish, <<"devices/0a1b2c3d/down/reboot">>, ?DENY},
+         %% 30-tenants
+         {Alice, publish, <<"tenants/acme/users/alice/todo">>, ?ALLOW},
+         {Alice, subscribe, <<"tenants/acme/users/alice/#">>, ?ALLOW},
+         {Alice, subscribe, <<"tenants/acme/users/bob/#">>, ?DENY},
+         {Alice, subscribe, <<"tenants/globex/users/alice/#">>, ?DENY},
+         {Alice, subscribe, <<"tenants/acme/replies/web-1/#">>, ?ALLOW},
+         {Alice, subscribe, <<"tenants/acme/replies/web-2/#">>, ?DENY},
+         %% 10-system
+         {Alice, subscribe, <<"$SYS/#">>, ?DENY},
+         {Alice, subscribe, <<"#">>, ?DENY},
+         {Alice, publish, <<"$SYS/brokers/n1/uptime">>, ?DENY},
+         %% 00-default: no rule, invalid topics
+         {Alice, publish, <<"weather/today">>, ?DENY},
+         {Alice, publish, <<"a/+">>, ?DENY},
+         {Alice, publish, <<>>, ?DENY},
+         {Alice, publish, <<"tenants/acme/users/alice/", 0, "x">>, ?DENY},
+         {Alice, publish, <<"tenants/acme/users/alice/", 255, 254>>, ?DENY},
+         {Alice, publish, <<"tenants/acme/users/alice/",
+                            (binary:copy(<<"a">>, 65536 - 25))/binary>>, ?DENY},
+         {Alice, subscribe, <<"tenants/acme/users/alice/#/x">>, ?DENY},
+         %% a client id holding a wildcard never widens a grant
+         {user(<<"acme:alice">>, <<"#">>), subscribe, <<"tenants/acme/replies/#">>, ?DENY},
+         {user(<<"acme:alice">>, <<"+">>), subscribe, <<"tenants/acme/replies/+/#">>, ?DENY},
+         %% 40-ops: groups and superuser come from the store
+         {user(<<"carol">>, <<"carol-1">>), subscribe, <<"alerts/#">>, ?ALLOW},
+         {user(<<"carol">>, <<"carol-1">>), subscribe, <<"$SYS/brokers/+/stats/#">>, ?DENY},
+         {user(<<"carol">>, <<"carol-1">>), publish, <<"ops/deploys/today">>, ?ALLOW},
+         {user(<<"root">>, <<"root-1">>), subscribe, <<"#">>, ?ALLOW},
+         {user(<<"root">>, <<"root-1">>), publish, <<"$SYS/brokers/n1/uptime">>, ?ALLOW},
+         {ci(#{clientid => <<"probe-1">>}), publish, <<"health/probe">>, ?ALLOW},
+         {ci(#{clientid => <<"probe-1">>}), subscribe, <<"health/probe">>, ?ALLOW},
+         {ci(#{clientid => <<"probe-1">>}), subscribe, <<"health/#">>, ?DENY},
+         {ci(#{clientid => <<"probe-2">>, peerhost => <<"::1">>}), publish,
+          <<"health/probe">>, ?DENY}],
+    [check(io_lib:format("check_acl: ~ts ~ts ~ts -> ~ts",
+                         [proplists:get_value(clientid, CI), A, topic_name(T), want_name(W)]),
+           acl(D, CI, A, T), W)
+     || {CI, A, T, W} <- Cases],
+    %% a client the driver never saw authenticate (driver restarted): looked up lazily
+    Ingest = user(<<"ingest">>, <<"ingest-1">>),
+    check("check_acl: client never authenticated here (lazy lookup), group device-backend "
+          "subscribe $share/ingest/devices/+/up/# -> allow",
+          acl(D, Ingest, subscribe, <<"$share/ingest/devices/+/up/#">>), ?ALLOW),
+    check("check_acl: ... and subscribe devices/# -> deny",
+          acl(D, Ingest, subscribe, <<"devices/#">>), ?DENY),
+    check("check_acl: the Bool accumulator false does not change the answer",
+          call(D, on_client_check_acl,
+               [Alice, publish, <<"tenants/acme/users/alice/todo">>, false, get(state)]),
+          ?ALLOW).
+
+topic_name(T) when byte_size(T) > 80 ->
+    io_lib:format("~ts... (~b bytes)", [binary:part(T, 0, 26), byte_size(T)]);
+topic_name(T) ->
+    [case C of C when C >= 32, C < 127 -> C; _ -> io_lib:format("\\x~2.16.0B", [C]) end
+     || <<C>> <= T].
+
+want_name(?ALLOW) -> "allow";
+want_name(?DENY) -> "deny";
+want_name(?IGNORE) -> "ok";
+want_name(X) -> show(X).
+
+%% ---- every way the broker may encode a term ------------------------------------
+
+%% A minimal ETF encoder with a chosen atom and string encoding.
+%% AtomTag: 100 ATOM_EXT, 115 SMALL_ATOM_EXT, 118 ATOM_UTF8_EXT, 119 SMALL_ATOM_UTF8_EXT.
+etf(T, AtomTag) -> <<131, (enc(T, AtomTag))/binary>>.
+
+enc(A, Tag) when is_atom(A) ->
+    N = case Tag of
+            100 -> list_to_binary(atom_to_list(A));    % latin-1 bytes
+            115 -> list_to_binary(atom_to_list(A));
+            _ -> unicode:characters_to_binary(atom_to_list(A))
+        end,
+    case Tag of
+        100 -> <<100, (byte_size(N)):16, N/binary>>;
+        118 -> <<118, (byte_size(N)):16, N/binary>>;
+        115 -> <<115, (byte_size(N)):8, N/binary>>;
+        119 -> <<119, (byte_size(N)):8, N/binary>>
+    end;
+enc(B, _) when is_binary(B) -> <<109, (byte_size(B)):32, B/binary>>;
+enc(T, Tag) when is_tuple(T) ->
+    L = tuple_to_list(T),
+    iolist_to_binary([<<104, (length(L))>> | [enc(E, Tag) || E <- L]]);
+enc([], _) -> <<106>>;
+enc({string, S}, _) -> <<107, (length(S)):16, (list_to_binary(S))/binary>>;
+enc(L, Tag) when is_list(L) ->
+    iolist_to_binary([<<108, (length(L)):32>>, [enc(E, Tag) || E <- L], <<106>>]);
+enc(I, _) when is_integer(I) -> <<131, B/binary>> = term_to_binary(I), B.
+
+encodings(D) ->
+    Alice = user(<<"acme:alice">>, <<"web-1">>),
+    Allow = {publish, <<"tenants/acme/users/alice/todo">>},
+    Deny = {subscribe, <<"tenants/acme/users/bob/#">>},
+    Call = fun(Id, CI, {A, T}) -> {'C', Id, exhook, on_client_check_acl,
+                                   [CI, A, T, true, get(state)]} end,
+    %% compressed frames (131 80)
+    Pad = [{list_to_atom("pad" ++ integer_to_list(I)), binary:copy(<<"p">>, 1024)}
+           || I <- lists:seq(1, 4)],
+    lists:foreach(
+      fun({What, Want}) ->
+              Id = new_id(),
+              Bin = term_to_binary(Call(Id, Alice ++ Pad, What), [compressed]),
+              check("compressed frame really is compressed (131, 80)",
+                    binary:part(Bin, 0, 2), <<131, 80>>),
+              send_raw(D, Bin),
+              check("compressed check_acl frame -> " ++ want_name(Want), await(D, Id), Want)
+      end, [{Allow, ?ALLOW}, {Deny, ?DENY}]),
+    Id0 = new_id(),
+    AuthC = term_to_binary({'C', Id0, exhook, on_client_authenticate,
+                            [user(<<"acme:alice">>, <<"web-1">>, <<"alice-pw">>) ++ Pad, true,
+                             get(state)]}, [compressed]),
+    send_raw(D, AuthC),
+    check("compressed authenticate frame -> {0,true}", await(D, Id0), ?ALLOW),
+    %% minor_version 1 and 2, a non-ASCII atom in an unused proplist entry
+    lists:foreach(
+      fun({MV, Atom, WantTag}) ->
+              Id = new_id(),
+              CI = Alice ++ [{Atom, true}, {'x-ünused', 'wert-ä'}],
+              Bin = term_to_binary(Call(Id, CI, Allow), [{minor_version, MV}]),
+              check(io_lib:format("minor_version ~b really encodes atoms as tag ~b", [MV, WantTag]),
+                    binary:match(Bin, <<WantTag>>) =/= nomatch andalso
+                    binary:match(Bin, enc(Atom, WantTag)) =/= nomatch, true),
+              send_raw(D, Bin),
+              check(io_lib:format("term_to_binary(..., [{minor_version, ~b}]) with atom ~ts -> allow",
+                                  [MV, atom_to_list(Atom)]), await(D, Id), ?ALLOW)
+      end, [{1, 'é-latin1', 100}, {2, 'é-utf8', 119}, {2, 'Ω-greek', 119}]),
+    %% every atom tag, for every atom in the call (including 'C', the function,
+    %% publish/subscribe, true/false)
+    lists:foreach(
+      fun(Tag) ->
+              lists:foreach(
+                fun({What, Want}) ->
+                        Id = new_id(),
+                        T = Call(Id, Alice, What),
+                        Bin = etf(T, Tag),
+                        true = (binary_to_term(Bin) =:= T),   % the encoder is right
+                        send_raw(D, Bin),
+                        check(io_lib:format("all atoms as ~ts -> ~ts",
+                                            [tag_name(Tag), want_name(Want)]),
+                              await(D, Id), Want)
+                end, [{Allow, ?ALLOW}, {Deny, ?DENY}])
+      end, [100, 115, 118, 119]),
+    %% "Module may be any atom": one that is not Latin-1
+    IdM = new_id(),
+    send(D, {'C', IdM, 'exhook_Ω', on_client_check_acl,
+             [Alice, publish, <<"tenants/acme/users/alice/todo">>, true, get(state)]}),
+    check("a call whose Module atom is not Latin-1 ('exhook_Ω') -> allow", await(D, IdM), ?ALLOW),
+    %% a long UTF-8 atom (more than 255 bytes: ATOM_UTF8_EXT from term_to_binary)
+    Long = list_to_atom(lists:duplicate(200, 937)),    % 200 x Ω
+    IdL = new_id(),
+    BinL = term_to_binary(Call(IdL, Alice ++ [{Long, 1}], Allow)),
+    check("an atom of 400 UTF-8 bytes is encoded ATOM_UTF8_EXT (118)",
+          binary:match(BinL, <<118, 400:16>>) =/= nomatch, true),
+    send_raw(D, BinL),
+    check("a call with a 400-byte UTF-8 atom in ClientInfo -> allow", await(D, IdL), ?ALLOW),
+    %% lists as STRING_EXT and LIST_EXT in unused entries
+    IdS = new_id(),
+    TS = Call(IdS, Alice ++ [{tags, {string, "abc"}}, {codes, [1000, 2000, 70000]}], Allow),
+    send_raw(D, etf(TS, 119)),
+    check("STRING_EXT and LIST_EXT of integers in ClientInfo -> allow", await(D, IdS), ?ALLOW),
+    %% Ids: small, INTEGER_EXT, negative, bignums (SMALL_BIG_EXT, LARGE_BIG_EXT)
+    lists:foreach(
+      fun(Id) ->
+              send(D, Call(Id, Alice, Allow)),
+              check(io_lib:format("Id ~ts echoed exactly", [id_name(Id)]), await(D, Id), ?ALLOW)
+      end, [0, 7, 255, 256, 70000, -1, -70000, 1 bsl 31 - 1, 1 bsl 40, (1 bsl 64) + 7,
+            -(1 bsl 70), 1 bsl 2100]),
+    no_strays("encodings: no stray or duplicate frames", D).
+
+tag_name(100) -> "ATOM_EXT";
+tag_name(115) -> "SMALL_ATOM_EXT";
+tag_name(118) -> "ATOM_UTF8_EXT";
+tag_name(119) -> "SMALL_ATOM_UTF8_EXT".
+
+id_name(I) when I > 1 bsl 100 -> "2^2100 (LARGE_BIG_EXT)";
+id_name(I) -> integer_to_list(I).
+
+%% ---- the rest of the protocol ---------------------------------------------------
+
+protocol(D) ->
+    send(D, {'M', {something, <<"for the driver">>}}),
+    Alice = user(<<"acme:alice">>, <<"web-1">>),
+    Id = new_id(),
+    send(D, {'C', Id, exhook, on_client_check_acl,
+             [Alice, publish, <<"tenants/acme/users/alice/todo">>, true, get(state)]}),
+    #{port := Port} = D,
+    First = receive {Port, {data, B}} -> decode(B) after ?T_REPLY -> no_answer end,
+    check("{'M', _} gets no answer (the next frame is the next call's answer)",
+          First, {r, Id, {0, true}}),
+    check("any module atom works (Module = emqx_extension_hook_driver)",
+          begin
+              I2 = new_id(),
+              send(D, {'C', I2, emqx_extension_hook_driver, on_client_check_acl,
+                       [Alice, publish, <<"tenants/acme/users/alice/todo">>, true, get(state)]}),
+              await(D, I2)
+          end, ?ALLOW),
+    check("another hook (on_message_publish) -> ok",
+          call(D, on_message_publish, [[{topic, <<"t">>}], get(state)]), ?IGNORE),
+    check("another hook (on_session_subscribed) -> ok",
+          call(D, on_session_subscribed, [Alice, <<"t">>, [{qos, 0}], get(state)]), ?IGNORE),
+    check("an unknown function -> {'e', Id, {Lang, Class, Message, Trace}}",
+          call(D, frobnicate, [1, 2]),
+          fun({e, {_, _, _, _}}) -> true; (_) -> false end),
+    no_strays("protocol: no stray or duplicate frames", D).
+
+%% 64 calls in flight, answered exactly once each, matched by Id.
+in_flight(#{port := Port} = D) ->
+    Base = 5000,
+    Ids = lists:seq(Base, Base + 63),
+    Want = fun(I) ->
+                   case I rem 4 of
+                       0 -> {auth_ok, ?ALLOW};
+                       1 -> {auth_wrong, ?DENY};
+                       2 -> {acl_allow, ?ALLOW};
+                       3 -> {acl_deny, ?DENY}
+                   end
+           end,
+    [begin
+         {Kind, _} = Want(I),
+         Cid = list_to_binary("flight-" ++ integer_to_list(I rem 8)),
+         T = case Kind of
+                 auth_ok -> {'C', I, exhook, on_client_authenticate,
+                             [user(<<"acme:alice">>, Cid, <<"alice-pw">>), true, get(state)]};
+                 auth_wrong -> {'C', I, exhook, on_client_authenticate,
+                                [user(<<"acme:alice">>, Cid,
+                                      list_to_binary("nope-" ++ integer_to_list(I))),
+                                 true, get(state)]};
+                 acl_allow -> {'C', I, exhook, on_client_check_acl,
+                               [user(<<"acme:alice">>, Cid), publish,
+                                <<"tenants/acme/users/alice/x">>, true, get(state)]};
+                 acl_deny -> {'C', I, exhook, on_client_check_acl,
+                              [user(<<"acme:alice">>, Cid), subscribe, <<"$SYS/#">>,
+                               true, get(state)]}
+             end,
+         send(D, T)
+     end || I <- Ids],
+    Got = collect(Port, 64, 10000, []),
+    Late = flush_frames(Port, 300),
+    All = Got ++ Late,
+    AnsIds = [element(2, F) || F <- All, is_tuple(F), tuple_size(F) =:= 3],
+    check("64 in flight: every Id answered", lists:usort(AnsIds) -- Ids, []),
+    check("64 in flight: no Id missing", Ids -- AnsIds, []),
+    check("64 in flight: no Id answered twice, no other frame",
+          {length(All), length(lists:usort(AnsIds))}, {64, 64}),
+    Wrong = [{I, R} || {r, I, R} <- All, lists:member(I, Ids),
+                       {r, R} =/= element(2, Want(I))],
+    check("64 in flight: every answer right for its call", Wrong, []),
+    Order = [I || {_, I, _} <- All],
+    io:format("#     answer order ~ts (authenticate runs on workers, ACL on the spot)~n",
+              [case Order =:= lists:sort(Order) of true -> "same as call order";
+                   false -> "differs from call order" end]).
+
+collect(_Port, 0, _Ms, Acc) -> lists:reverse(Acc);
+collect(Port, N, Ms, Acc) ->
+    receive {Port, {data, B}} -> collect(Port, N - 1, Ms, [decode(B) | Acc])
+    after Ms -> lists:reverse(Acc)
+    end.
+
+%% A burst of slow password checks does not hold up an ACL check behind it.
+slow_auth(#{port := Port} = D) ->
+    AuthIds = [new_id() || _ <- lists:seq(1, 16)],
+    [send(D, {'C', I, exhook, on_client_authenticate,
+              [user(<<"acme:bob">>, <<"bob-1">>,
+                    list_to_binary("wrong-" ++ integer_to_list(I))), true, get(state)]})
+     || I <- AuthIds],
+    AclId = new_id(),
+    send(D, {'C', AclId, exhook, on_client_check_acl,
+             [user(<<"acme:alice">>, <<"web-1">>), publish,
+              <<"tenants/acme/users/alice/x">>, true, get(state)]}),
+    Got = collect(Port, 17, 10000, []),
+    Ids = [element(2, F) || F <- Got],
+    Pos = string:str(Ids, [AclId]),
+    check("ACL check sent after 16 password checks is not answered after all of them "
+          "(answered " ++ integer_to_list(Pos) ++ " of 17)",
+          Pos > 0 andalso Pos < 17, true),
+    check("... and the 16 wrong passwords are all denied",
+          lists:sort([R || {r, I, R} <- Got, I =/= AclId]),
+          lists:duplicate(16, {0, false})),
+    no_strays("slow auth: no stray or duplicate frames", D).
+
+%% ---- exhookctl changes seen live -------------------------------------------------
+
+store_live(D) ->
+    New = user(<<"acme:newbie">>, <<"nb-1">>, <<"newbie-pw">>),
+    check("authenticate acme:newbie before it exists -> {0,false}", auth(D, New), ?DENY),
+    add_user("acme:newbie", "newbie-pw", ""),
+    check("exhookctl add-user seen live: acme:newbie -> {0,true} within 2 s",
+          poll(fun() -> auth(D, New) =:= ?ALLOW end, ?T_LIVE), true),
+    Bob = user(<<"acme:bob">>, <<"bob-1">>, <<"bob-pw">>),
+    check("acme:bob -> {0,true}", auth(D, Bob), ?ALLOW),
+    check("acme:bob again (cached) -> {0,true}", auth(D, Bob), ?ALLOW),
+    {0, _} = ctl("set-user acme:bob --disabled true"),
+    check("exhookctl set-user --disabled true seen live: acme:bob -> {0,false} within 2 s",
+          poll(fun() -> auth(D, Bob) =:= ?DENY end, ?T_LIVE), true),
+    {0, _} = ctl("set-user acme:bob --disabled false"),
+    check("exhookctl set-user --disabled false seen live: acme:bob -> {0,true} within 2 s",
+          poll(fun() -> auth(D, Bob) =:= ?ALLOW end, ?T_LIVE), true),
+    Dan1 = user(<<"acme:dan">>, <<"dan-1">>, <<"dan-pw-1">>),
+    Dan2 = user(<<"acme:dan">>, <<"dan-1">>, <<"dan-pw-2">>),
+    check("acme:dan, first password -> {0,true}", auth(D, Dan1), ?ALLOW),
+    {0, _} = ctl("passwd acme:dan --password-stdin", "dan-pw-2"),
+    check("exhookctl passwd seen live: old password -> {0,false} within 2 s",
+          poll(fun() -> auth(D, Dan1) =:= ?DENY end, ?T_LIVE), true),
+    check("exhookctl passwd seen live: new password -> {0,true}", auth(D, Dan2), ?ALLOW),
+    %% a group change reaches a client at its next authenticate (the per-client
+    %% record is built there)
+    Carol = user(<<"carol">>, <<"carol-1">>, <<"carol-pw">>),
+    CarolAcl = fun() -> acl(D, user(<<"carol">>, <<"carol-1">>), subscribe, <<"alerts/#">>) end,
+    check("carol (group ops) subscribe alerts/# -> allow", CarolAcl(), ?ALLOW),
+    {0, _} = ctl("set-user carol --del-group ops"),
+    check("exhookctl set-user --del-group seen at the next authenticate: carol subscribe "
+          "alerts/# -> deny within 2 s",
+          poll(fun() -> auth(D, Carol) =:= ?ALLOW andalso CarolAcl() =:= ?DENY end, ?T_LIVE),
+          true),
+    {0, _} = ctl("del-user acme:newbie"),
+    check("exhookctl del-user seen live: acme:newbie -> {0,false} within 2 s",
+          poll(fun() -> auth(D, New) =:= ?DENY end, ?T_LIVE), true),
+    no_strays("store live: no stray or duplicate frames", D).
+
+%% ---- policy edits seen live ------------------------------------------------------
+
+policy_live(D) ->
+    Pol = env(pol),
+    Alice = user(<<"acme:alice">>, <<"web-1">>),
+    Pub = fun() -> acl(D, Alice, publish, <<"weather/today">>) end,
+    Sub = fun() -> acl(D, Alice, subscribe, <<"weather/#">>) end,
+    check("before the edit: acme:alice publish weather/today -> deny", Pub(), ?DENY),
+    {ok, Live} = file:read_file(filename:join(env(fix), "live.policy")),
+    write(filename:join(Pol, "35-live.policy"), Live),
+    check("policy edit seen live: new 35-live.policy flips publish weather/today to allow "
+          "within 2 s", poll(fun() -> Pub() =:= ?ALLOW end, ?T_LIVE), true),
+    %% a broken edit: its valid deny rule (above the allow) must not be applied
+    LogBefore = length(read_log("main")),
+    {ok, Broken} = file:read_file(filename:join(env(fix), "broken.policy")),
+    write(filename:join(Pol, "05-broken.policy"), Broken),
+    Logged = poll(fun() ->
+                          L = lists:nthtail(LogBefore, read_log("main")),
+                          string:find(L, "05-broken.policy:3:") =/= nomatch
+                  end, ?T_LIVE),
+    check("broken policy edit logged with file:line:col (05-broken.policy:3:7) on stderr",
+          {Logged, string:find(lists:nthtail(LogBefore, read_log("main")),
+                               "05-broken.policy:3:7") =/= nomatch},
+          {true, true}),
+    Held = [Pub() || _ <- lists:seq(1, 5)],
+    check("broken policy edit rejected: the old policy keeps answering (allow)",
+          Held, lists:duplicate(5, ?ALLOW)),
+    %% fix it: the next good edit is applied
+    {ok, Fixed} = file:read_file(filename:join(env(fix), "fixed.policy")),
+    check("before the fix: acme:alice subscribe weather/# -> deny", Sub(), ?DENY),
+    write(filename:join(Pol, "05-broken.policy"), Fixed),
+    check("the fixed file is picked up: subscribe weather/# -> allow within 2 s",
+          poll(fun() -> Sub() =:= ?ALLOW end, ?T_LIVE), true),
+    check("... and the other live rule still holds", Pub(), ?ALLOW),
+    ok = file:delete(filename:join(Pol, "35-live.policy")),
+    check("deleting 35-live.policy is seen live: publish weather/today -> deny within 2 s",
+          poll(fun() -> Pub() =:= ?DENY end, ?T_LIVE), true),
+    ok = file:delete(filename:join(Pol, "05-broken.policy")),
+    check("deleting 05-broken.policy: subscribe weather/# -> deny within 2 s",
+          poll(fun() -> Sub() =:= ?DENY end, ?T_LIVE), true),
+    check("the real policies answer as before the edits (device subscribe own commands)",
+          acl(D, ci(#{username => <<"d-0a1b2c3d">>, clientid => <<"dev-0a1b2c3d">>}),
+              subscribe, <<"devices/0a1b2c3d/down/#">>), ?ALLOW),
+    no_strays("policy live: no stray or duplicate frames", D).
+
+%% ---- malformed input survived ----------------------------------------------------
+
+malformed(D) ->
+    Alice = user(<<"acme:alice">>, <<"web-1">>),
+    Good = fun() -> acl(D, Alice, publish, <<"tenants/acme/users/alice/todo">>) end,
+    LogBefore = length(read_log("main")),
+    Raw = [{"garbage bytes", <<"this is not a term">>},
+           {"an empty frame", <<>>},
+           {"a lone version byte", <<131>>},
+           {"a truncated term", <<131, 104, 5, 119, 1, $C, 97>>},
+           {"a bad compressed term", <<131, 80, 0, 0, 1, 0, 120, 156, 1, 2, 3, 4>>},
+           {"a compressed term whose size lies",
+            begin <<131, 80, _:32, Z/binary>> = term_to_binary(
+                                                  {'C', 9, exhook, init, [binary:copy(<<"z">>, 500)]},
+                                                  [compressed]),
+                  <<131, 80, 100000:32, Z/binary>> end},
+           {"a term with trailing bytes", <<(term_to_binary(hello))/binary, 1, 2, 3>>}],
+    lists:foreach(fun({Name, Bin}) ->
+                          send_raw(D, Bin),
+                          check("survives " ++ Name ++ ": the next call answers", Good(), ?ALLOW)
+                  end, Raw),
+    %% (where one of these holds an Id, {'e', Id, _} for it is fine; nothing else)
+    NotCalls = [{hello, world}, [1, 2, 3], <<"bin">>, {'C', 900001},
+                {'C', 900002, exhook, init}, {'r', 900003, ok},
+                {'C', 900004, exhook, init, [], extra}],
+    lists:foreach(fun(T) ->
+                          send(D, T),
+                          check(io_lib:format("survives a term that is not a call ~0p", [T]),
+                                Good(), ?ALLOW)
+                  end, NotCalls),
+    put(strays, [F || F <- get(strays),
+                      not (is_tuple(F) andalso tuple_size(F) =:= 3 andalso element(1, F) =:= e
+                           andalso lists:member(element(2, F), [900001, 900002, 900004]))]),
+    Err = fun({e, {_, _, _, _}}) -> true; (_) -> false end,
+    State = get(state),
+    Bad = [{"authenticate with 1 argument", on_client_authenticate, [foo]},
+           {"authenticate with Args not a list", on_client_authenticate, notalist},
+           {"authenticate with ClientInfo not a proplist", on_client_authenticate,
+            [<<"x">>, true, State]},
+           {"authenticate with username an integer", on_client_authenticate,
+            [[{username, 42} | tl(tl(tl(Alice)))], true, State]},
+           {"check_acl with 3 arguments", on_client_check_acl, [Alice, publish, <<"t">>]},
+           {"check_acl with topic an integer", on_client_check_acl,
+            [Alice, publish, 42, true, State]},
+           {"check_acl with action frobnicate", on_client_check_acl,
+            [Alice, frobnicate, <<"t">>, true, State]},
+           {"check_acl with action a binary", on_client_check_acl,
+            [Alice, <<"publish">>, <<"t">>, true, State]},
+           {"connected with no arguments", on_client_connected, []},
+           {"disconnected with ClientInfo an atom", on_client_disconnected,
+            [undefined, <<"normal">>, State]}],
+    lists:foreach(fun({Name, F, A}) ->
+                          check("answered with {'e', Id, ...}: " ++ Name, call(D, F, A), Err),
+                          check("... and the next call answers", Good(), ?ALLOW)
+                  end, Bad),
+    %% Function not an atom: answered with an error (it has an Id)
+    IdF = new_id(),
+    send(D, {'C', IdF, exhook, "on_client_check_acl", [Alice, publish, <<"t">>, true, State]}),
+    check("a call whose Function is a charlist -> {'e', Id, ...}", await(D, IdF), Err),
+    %% an oversized frame (a 20 MiB topic): survived; if answered, not allowed
+    IdO = new_id(),
+    send(D, {'C', IdO, exhook, on_client_check_acl,
+             [Alice, publish, binary:copy(<<"a">>, 20 bsl 20), true, State]}),
+    IdN = new_id(),
+    send(D, {'C', IdN, exhook, on_client_check_acl,
+             [Alice, publish, <<"tenants/acme/users/alice/todo">>, true, State]}),
+    #{port := Port} = D,
+    Frames = collect_until(Port, IdN, 10000, []) ++ flush_frames(Port, 300),
+    Over = [F || F <- Frames, element(2, F) =:= IdO],
+    check("survives a 20 MiB frame: the call after it answers",
+          [R || {r, I, R} <- Frames, I =:= IdN], [{0, true}]),
+    %% a compressed call that inflates to 64 MiB: survived (its Id is inside the
+    %% compressed data, so no answer is fine; an answer must not allow)
+    IdZ = new_id(),
+    Bomb = term_to_binary({'C', IdZ, exhook, on_client_check_acl,
+                           [Alice, publish, binary:copy(<<"a">>, 64 bsl 20), true, State]},
+                          [compressed]),
+    send_raw(D, Bomb),
+    IdZ2 = new_id(),
+    send(D, {'C', IdZ2, exhook, on_client_check_acl,
+             [Alice, publish, <<"tenants/acme/users/alice/todo">>, true, State]}),
+    FZ = collect_until(Port, IdZ2, 10000, []) ++ flush_frames(Port, 300),
+    check(io_lib:format("survives a ~b KiB compressed frame that inflates to 64 MiB: the next "
+                        "call answers", [byte_size(Bomb) div 1024]),
+          [R || {r, I, R} <- FZ, I =:= IdZ2], [{0, true}]),
+    check("... and the inflating frame is answered at most once, never allowed",
+          [F || F <- FZ, element(2, F) =:= IdZ],
+          fun([]) -> true; ([{r, _, {0, false}}]) -> true; ([{e, _, _}]) -> true;
+             (_) -> false end),
+    put(strays, [F || F <- FZ, element(2, F) =/= IdZ, element(2, F) =/= IdZ2] ++ get(strays)),
+    %% it holds an Id in its first bytes: answered exactly once (an error or deny)
+    check("a 20 MiB call is answered exactly once with {'e', Id, ...} or {0,false}", Over,
+          fun([{r, _, {0, false}}]) -> true; ([{e, _, _}]) -> true; (_) -> false end),
+    check("malformed input is logged on stderr",
+          length(read_log("main")) > LogBefore, true),
+    put(strays, [F || F <- Frames, element(2, F) =/= IdO, element(2, F) =/= IdN]
+        ++ get(strays)),
+    no_strays("malformed: no stray or duplicate frames", D).
+
+collect_until(Port, Id, Ms, Acc) ->
+    receive
+        {Port, {data, B}} ->
+            F = decode(B),
+            case F of
+                {_, Id, _} -> lists:reverse([F | Acc]);
+                _ -> collect_until(Port, Id, Ms, [F | Acc])
+            end
+    after Ms -> lists:reverse(Acc)
+    end.
+
+%% ---- sessions --------------------------------------------------------------------
+
+sessions(D) ->
+    S = get(state),
+    A = ci(#{username => <<"acme:alice">>, clientid => <<"sess-a">>,
+             peerhost => <<"192.0.2.44">>, node => 'emqx@n1'}),
+    B = ci(#{username => <<"acme:bob">>, clientid => <<"sess-b">>,
+             peerhost => <<"192.0.2.45">>, node => 'emqx@n1'}),
+    check("on_client_connected -> ok", call(D, on_client_connected, [A, S]), ?IGNORE),
+    check("on_client_disconnected -> ok",
+          call(D, on_client_disconnected, [A, <<"normal">>, S]), ?IGNORE),
+    check("on_client_connected (sess-b) -> ok", call(D, on_client_connected, [B, S]), ?IGNORE),
+    Hist = fun() -> element(2, ctl("sessions --history --json")) end,
+    Has = fun(Out, Pats) -> lists:all(fun(P) -> string:find(Out, P) =/= nomatch end, Pats) end,
+    Want = ["\"event\":\"connect\",\"clientid\":\"sess-a\",\"username\":\"acme:alice\","
+            "\"peerhost\":\"192.0.2.44\",\"node\":\"emqx@n1\"",
+            "\"event\":\"disconnect\",\"clientid\":\"sess-a\"",
+            "\"reason\":\"normal\"",
+            "\"event\":\"connect\",\"clientid\":\"sess-b\""],
+    R = poll(fun() -> Has(Hist(), Want) end, 3000),
+    check("exhookctl sessions --history shows sess-a connect (who, where, node), "
+          "disconnect (reason normal) and sess-b connect within 3 s",
+          R, fun(true) -> true; (_) -> false end),
+    R =:= true orelse io:format("#     sessions --history --json:~n~ts", [Hist()]),
+    {_, Online} = ctl("sessions --json"),
+    check("exhookctl sessions (online) lists sess-b, not sess-a",
+          {string:find(Online, "\"clientid\":\"sess-b\"") =/= nomatch,
+           string:find(Online, "\"clientid\":\"sess-a\"") =:= nomatch}, {true, true}),
+    no_strays("sessions: no stray or duplicate frames", D).
+
+%% deinit, then end of input: in-flight work finished, history flushed, exit 0.
+finish(D) ->
+    S = get(state),
+    B = ci(#{username => <<"acme:bob">>, clientid => <<"sess-b">>,
+             peerhost => <<"192.0.2.45">>, node => 'emqx@n1'}),
+    check("on_client_disconnected (sess-b, the last call) -> ok",
+          call(D, on_client_disconnected, [B, <<"kicked">>, S]), ?IGNORE),
+    check("deinit -> {'r', Id, _}", call(D, deinit, []),
+          fun({r, _}) -> true; (_) -> false end),
+    no_strays("no stray or duplicate frames at the end", D),
+    %% authenticate calls still in flight when the port closes are finished
+    [send(D, {'C', new_id(), exhook, on_client_authenticate,
+              [user(<<"acme:alice">>, <<"web-9">>, <<"wrong">>), true, S]})
+     || _ <- lists:seq(1, 4)],
+    check("port closed: the driver exits with status 0", close(D), 0),
+    {_, H} = ctl("sessions --history --json"),
+    check("history flushed at exit: sess-b disconnect (reason kicked) recorded",
+          string:find(H, "\"reason\":\"kicked\"") =/= nomatch, true),
+    Log = read_log("main"),
+    io:format("#     main driver stderr: ~b lines~n", [length(string:split(Log, "\n", all)) - 1]).
+
+%% ---- --unknown-user ignore, SIGHUP ---------------------------------------------
+
+unknown_ignore_and_sighup() ->
+    Tmp = env(tmp),
+    PolA = filename:join(Tmp, "polA"), PolB = filename:join(Tmp, "polB"),
+    Link = filename:join(Tmp, "pol-current"),
+    must("cp -r " ++ q(env(pol)) ++ " " ++ q(PolA) ++ " && ln -s polA " ++ q(Link)),
+    D = start("hup", Link, "--unknown-user ignore"),
+    case call_id(D, 1, init, []) of
+        {r, {0, {_, S}}} -> put(state, S);
+        Other -> bad("second driver: init", show(Other))
+    end,
+    check("--unknown-user ignore: unknown user -> ok (no opinion)",
+          auth(D, user(<<"nobody">>, <<"x-1">>, <<"pw">>)), ?IGNORE),
+    check("--unknown-user ignore: known user, wrong password -> {0,false}",
+          auth(D, user(<<"acme:alice">>, <<"web-1">>, <<"bad">>)), ?DENY),
+    check("--unknown-user ignore: disabled user -> {0,false}",
+          auth(D, user(<<"mallory">>, <<"m-1">>, <<"mallory-pw">>)), ?DENY),
+    check("--unknown-user ignore: known user, right password -> {0,true}",
+          auth(D, user(<<"acme:alice">>, <<"web-1">>, <<"alice-pw">>)), ?ALLOW),
+    Alice = user(<<"acme:alice">>, <<"web-1">>),
+    Hup = fun() -> os:cmd("kill -HUP " ++ maps:get(ospid, D)) end,
+    Pub = fun() -> acl(D, Alice, publish, <<"hup/x">>) end,
+    check("before SIGHUP: publish hup/x -> deny", Pub(), ?DENY),
+    Hup(),
+    check("SIGHUP with nothing changed: the driver keeps answering", Pub(), ?DENY),
+    %% a new policy directory, swapped in behind the symlink (no file in the
+    %% watched directory changes, so only SIGHUP can make the driver see it)
+    {ok, HupRule} = file:read_file(filename:join(env(fix), "hup.policy")),
+    must("cp -r " ++ q(PolA) ++ " " ++ q(PolB)),
+    write(filename:join(PolB, "36-hup.policy"), HupRule),
+    must("ln -s polB " ++ q(Link ++ ".new") ++ " && mv -T " ++ q(Link ++ ".new") ++ " " ++
+             q(Link)),
+    timer:sleep(300),
+    Early = Pub(),
+    Hup(),
+    check("SIGHUP reload: publish hup/x -> allow within 2 s",
+          poll(fun() -> Pub() =:= ?ALLOW end, ?T_LIVE), true),
+    io:format("#     before the SIGHUP the swapped policy was ~ts~n",
+              [case Early of ?DENY -> "not yet seen (good: SIGHUP did it)";
+                   _ -> "already seen (" ++ show(Early) ++ ")" end]),
+    %% a broken policy and SIGHUP: the old one stays
+    LogBefore = length(read_log("hup")),
+    {ok, Broken} = file:read_file(filename:join(env(fix), "broken.policy")),
+    write(filename:join(PolB, "05-broken.policy"), Broken),
+    Hup(),
+    check("SIGHUP with a broken policy: logged with file:line:col within 2 s",
+          poll(fun() -> string:find(lists:nthtail(LogBefore, read_log("hup")),
+                                    "05-broken.policy:3:7") =/= nomatch end, ?T_LIVE), true),
+    %% (the broken file's valid first rule denies hup/#: half-applying it would flip this)
+    check("SIGHUP with a broken policy: the old policy keeps answering, nothing half-applied",
+          [Pub() || _ <- lists:seq(1, 5)], lists:duplicate(5, ?ALLOW)),
+    no_strays("second driver: no stray or duplicate frames", D),
+    check("second driver: port closed -> exit status 0", close(D), 0).
+
+%% ---- --nouse_stdio: frames on fds 3 and 4 ------------------------------------------
+
+nouse_stdio() ->
+    Log = filename:join(env(tmp), "nouse.log"),
+    Cmd = driver_args(env(pol), "--nouse_stdio") ++ " 2>>" ++ q(Log),
+    Port = open_port({spawn, Cmd}, [{packet, 4}, binary, exit_status, nouse_stdio]),
+    D = #{port => Port},
+    R = call_id(D, 1, init, []),
+    check("--nouse_stdio (fds 3/4): init answers", R,
+          fun({r, {0, {Spec, _}}}) -> is_list(Spec); (_) -> false end),
+    S = case R of {r, {0, {_, St}}} -> St; _ -> undefined end,
+    check("--nouse_stdio: check_acl answers",
+          call(D, on_client_check_acl, [user(<<"acme:alice">>, <<"web-1">>), publish,
+                                        <<"tenants/acme/users/alice/todo">>, true, S]),
+          ?ALLOW),
+    catch port_close(Port).
+
+%% ---- the store cannot be read: fail closed, or no opinion with failed_action ignore
+
+failed_store() ->
+    Bad = filename:join(env(tmp), "unreadable.db"),
+    write(Bad, binary:copy(<<"this is not an SQLite database ">>, 256)),
+    lists:foreach(
+      fun({Mode, Want}) ->
+              Tag = "store-" ++ Mode,
+              D = start(Tag, Bad, env(pol), "--failed-action " ++ Mode, [{packet, 4}]),
+              case call_id(D, 1, init, []) of
+                  {r, {0, {_, S}}} -> put(state, S);
+                  _ -> ok
+              end,
+              check("unreadable store, --failed-action " ++ Mode ++ ": authenticate acme:alice -> "
+                    ++ want_name(Want),
+                    auth(D, user(<<"acme:alice">>, <<"web-1">>, <<"alice-pw">>)), Want),
+              check("unreadable store, --failed-action " ++ Mode ++ ": check_acl for a client "
+                    "never seen (needs the store) -> " ++ want_name(Want),
+                    acl(D, user(<<"acme:alice">>, <<"web-1">>), publish,
+                        <<"tenants/acme/users/alice/todo">>), Want),
+              check("unreadable store, --failed-action " ++ Mode ++ ": an anonymous client's "
+                    "ACL needs no store, the policy decides (allow)",
+                    acl(D, ci(#{clientid => <<"probe-1">>}), publish, <<"health/probe">>),
+                    ?ALLOW),
+              check("unreadable store, --failed-action " ++ Mode ++ ": logged",
+                    string:find(read_log(Tag), "unreadable.db") =/= nomatch, true),
+              no_strays("unreadable store: no stray or duplicate frames", D),
+              check("unreadable store, --failed-action " ++ Mode ++ ": exit status 0", close(D), 0)
+      end, [{"deny", ?DENY}, {"ignore", ?IGNORE}]).
+
+%% ---- a frame cut off by the end of input ---------------------------------------------
+
+truncated_at_eof() ->
+    D = start("trunc", env(pol), "", []),      % no {packet,4}: raw bytes both ways
+    #{port := Port} = D,
+    Frame = fun(T) -> B = term_to_binary(T), <<(byte_size(B)):32, B/binary>> end,
+    port_command(Port, [Frame({'C', 1, exhook, init, []}),
+                        <<5:32, "junk!">>,
+                        Frame({'C', 2, exhook, frobnicate, []}),
+                        Frame({'C', 3, exhook, on_client_check_acl,
+                               [user(<<"acme:alice">>, <<"web-1">>), publish,
+                                <<"tenants/acme/users/alice/todo">>, true, undefined]})]),
+    Out = case raw_frames(Port, <<>>, 3, 5000) of
+              {ok, Fs, Rest} -> {ok, lists:keysort(2, Fs), Rest};
+              Other -> Other
+          end,
+    check("raw port: stdout holds exactly the 3 answers as {packet,4} frames, nothing else",
+          Out, fun({ok, [{r, 1, {0, _}}, {e, 2, _}, {r, 3, {0, true}}], <<>>}) -> true;
+                  (_) -> false end),
+    port_command(Port, <<0, 0, 1, 0, 131, 104, 5>>),  % says 256 bytes, has 3
+    check("a frame cut off by the end of input: the driver exits by itself, no signal",
+          close(D), fun(S) -> is_integer(S) andalso S < 128 end).
+
+%% Parse N frames from the raw output; then anything more within 200 ms is extra.
+raw_frames(Port, Acc, N, Ms) ->
+    case parse_frames(Acc, []) of
+        {Frames, Rest} when length(Frames) >= N ->
+            Extra = receive {Port, {data, B}} -> B after 200 -> <<>> end,
+            {ok, Frames, <<Rest/binary, Extra/binary>>};
+        {error, _} = E -> E;
+        _ ->
+            receive {Port, {data, B}} -> raw_frames(Port, <<Acc/binary, B/binary>>, N, Ms)
+            after Ms -> {timeout, Acc}
+            end
+    end.
+
+parse_frames(<<Len:32, T:Len/binary, Rest/binary>>, Acc) ->
+    case catch binary_to_term(T) of
+        {'EXIT', _} -> {error, {not_a_term, T}};
+        Term -> parse_frames(Rest, [Term | Acc])
+    end;
+parse_frames(Rest, Acc) -> {lists:reverse(Acc), Rest}.
+
+%% ---- --check-config --------------------------------------------------------------
+
+check_config() ->
+    Drv = q(env(driver)),
+    {S1, O1} = run(Drv ++ " --db " ++ q(env(db)) ++ " --policy " ++ q(env(pol)) ++
+                       " --check-config </dev/null"),
+    check("--check-config with a good policy -> exit 0", {S1, O1},
+          fun({0, _}) -> true; (_) -> false end),
+    Bad = filename:join(env(tmp), "badpol"),
+    must("mkdir -p " ++ q(Bad) ++ " && cp " ++ q(filename:join(env(fix), "broken.policy")) ++
+             " " ++ q(filename:join(Bad, "05-broken.policy"))),
+    {S2, O2} = run(Drv ++ " --db " ++ q(env(db)) ++ " --policy " ++ q(Bad) ++
+                       " --check-config </dev/null"),
+    check("--check-config with a broken policy -> non-zero, names 05-broken.policy:3:7",
+          {S2, O2}, fun({S, O}) -> S =/= 0 andalso
+                                       string:find(O, "05-broken.policy:3:7") =/= nomatch end),
+    %% a config file (README's format), and flags overriding it
+    Conf = filename:join(env(tmp), "driver.conf"),
+    write(Conf, ["# driver.conf\n",
+                 "db = ", env(db), "     # the store\n",
+                 "policy = ", env(pol), "\n",
+                 "workers = 2\n",
+                 "unknown_user = ignore             # let the next source decide\n",
+                 "log_level = warn\n"]),
+    {S3, O3} = run(Drv ++ " --config " ++ q(Conf) ++ " --check-config </dev/null"),
+    check("--config FILE --check-config -> exit 0", {S3, O3},
+          fun({0, _}) -> true; (_) -> false end),
+    BadConf = filename:join(env(tmp), "bad.conf"),
+    write(BadConf, ["db = ", env(db), "\nunknown_user = maybe\n"]),
+    {S4, O4} = run(Drv ++ " --config " ++ q(BadConf) ++ " --check-config </dev/null"),
+    check("--config with unknown_user = maybe --check-config -> non-zero", {S4, O4},
+          fun({S, _}) -> S =/= 0 end),
+    lists:foreach(
+      fun({Flags, Want}) ->
+              D2 = start_cmd("conf", Drv ++ " --config " ++ q(Conf) ++ Flags, [{packet, 4}]),
+              S = case call_id(D2, 1, init, []) of {r, {0, {_, St}}} -> St; _ -> undefined end,
+              put(state, S),
+              check("driver started with --config" ++ Flags ++ ": unknown user -> " ++
+                        want_name(Want),
+                    auth(D2, user(<<"nobody">>, <<"x-1">>, <<"pw">>)), Want),
+              check("... and a known user -> allow",
+                    auth(D2, user(<<"acme:alice">>, <<"web-1">>, <<"alice-pw">>)), ?ALLOW),
+              check("... exit status 0", close(D2), 0)
+      end, [{"", ?IGNORE}, {" --unknown-user deny", ?DENY}]).
