@@ -528,6 +528,7 @@ static void reload_policy(const char *why)
         log_error_value("policy reload failed, keeping the old policy", &err);
         return;
     }
+    exh_policy_drop_texts(p); /* the driver never shows rule texts */
     if (policy_install(p) < 0) {
         exh_policy_free(p);
         logmsg(LOG_ERROR, "policy reload: out of memory");
@@ -826,6 +827,7 @@ int main(int argc, char **argv)
         log_error_value("cannot load the policy", &err);
         return 2;
     }
+    exh_policy_drop_texts(p); /* the driver never shows rule texts */
     policy_install(p);
     malloc_trim(0); /* compiling leaves many small freed blocks: give them back */
     cache = exh_auth_cache_new(cfg.cache_ttl, cfg.cache_max);

@@ -264,6 +264,14 @@ static exh_status load(const char *path, const char *ofile, const char *otext, s
     return EXH_OK;
 }
 
+void exh_policy_drop_texts(exh_policy *p)
+{
+    for (uint32_t i = 0; i < p->nrules; i++)
+        p->rules[i].info.text = "";
+    free(p->texts);
+    p->texts = NULL;
+}
+
 uint32_t exh_policy_rule_count(const exh_policy *p)
 {
     return p->nrules;

@@ -194,6 +194,9 @@ static void test_rule_info(void **state)
     assert_string_equal(r->text, "deny subscribe topic eq \"#\"");
     assert_int_equal(r->effect, EXH_DENY);
     assert_null(exh_policy_rule(p, 2));
+    exh_policy_drop_texts(p); /* the driver's memory saving: positions stay */
+    assert_string_equal(exh_policy_rule(p, 1)->text, "");
+    assert_int_equal(exh_policy_rule(p, 1)->line, 5);
     exh_policy_free(p);
 }
 

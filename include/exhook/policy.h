@@ -38,7 +38,7 @@ typedef struct exh_rule_info {
     uint32_t number;     /* 1-based position in policy order */
     const char *file;    /* the file it came from, as given/found */
     uint32_t line;       /* its first physical line */
-    uint32_t end_line;    /* its last physical line (continuations included) */
+    uint32_t end_line;   /* its last physical line (continuations included) */
     uint32_t col;        /* column of its first token */
     const char *text;    /* the statement, continuations joined, comment dropped */
     exh_decision effect; /* EXH_ALLOW or EXH_DENY */
@@ -64,6 +64,10 @@ exh_status exh_policy_parse(const char *name, const char *text, size_t len, exh_
                             exh_error *err);
 
 void exh_policy_free(exh_policy *p);
+
+/* Release the rules' texts (exh_rule_info.text becomes ""), for a
+ * long-running front end that never shows them: about 80 bytes a rule. */
+void exh_policy_drop_texts(exh_policy *p);
 
 uint32_t exh_policy_rule_count(const exh_policy *p);
 
