@@ -17,6 +17,9 @@ EXH_PACKAGES=(
   erlang-nox        # a real Erlang VM for the driver's tests
   zlib1g-dev        # compressed external terms
   patch             # the add-rule --dry-run diff test applies its output
+  mosquitto-dev     # the plugin API headers
+  libmosquitto-dev
+  mosquitto-clients # real clients for the plugin's end-to-end tests
   clang             # libFuzzer targets (test suite replays their corpora)
   libclang-rt-14-dev
 )

@@ -1,0 +1,424 @@
+/*
+ * exhook_mosquitto.so -- the engine inside Mosquitto 2.0 (plugin API v5).
+ *
+ * Thin glue, as Mosquitto's own dynamic-security plugin is: each broker
+ * event becomes one library call and its answer one return code.
+ *
+ *   MOSQ_EVT_BASIC_AUTH  -> exh_authenticate (store, cache, connect rules)
+ *   MOSQ_EVT_ACL_CHECK   -> exh_eval: WRITE = publish (qos, retain known),
+ *                           SUBSCRIBE = subscribe; READ allowed (the
+ *                           subscription was checked) unless read_check;
+ *                           UNSUBSCRIBE allowed
+ *   MOSQ_EVT_RELOAD      -> recompile the policy; a failure keeps the old one
+ *   MOSQ_EVT_DISCONNECT  -> forget the client, record the session
+ *
+ * Options (mosquitto.conf, after `plugin .../exhook_mosquitto.so`):
+ *   plugin_opt_database (or plugin_opt_db where the broker allows a
+ *   two-letter name), plugin_opt_policy, plugin_opt_unknown_user deny|ignore,
+ *   plugin_opt_failed_action deny|ignore, plugin_opt_cache_ttl SECONDS,
+ *   plugin_opt_cache_max N, plugin_opt_read_check true|false,
+ *   plugin_opt_argon2_m_kib, plugin_opt_argon2_t, plugin_opt_argon2_p.
+ *
+ * Mosquitto calls plugins on its one thread, so there are no locks here;
+ * a cold argon2id check (~40 ms at the default cost) stalls the broker for
+ * that long, which the credential cache avoids for reconnecting clients.
+ * Answers are only ever SUCCESS, ACL_DENIED / AUTH or PLUGIN_DEFER: an
+ * internal error fails closed (or defers, per failed_action) and never
+ * returns a code that would make the broker drop a client by accident.
+ */
+#include <mosquitto.h>
+#include <mosquitto_broker.h>
+#include <mosquitto_plugin.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "exhook/auth.h"
+#include "exhook/eval.h"
+
+typedef struct client {
+    char *id;
+    bool superuser;
+    char **groups;
+    exh_str *gstr;
+    size_t ngroups;
+    struct client *next;
+} client;
+
+#define BUCKETS 4096
+
+typedef struct plugin {
+    mosquitto_plugin_id_t *pid;
+    char db[4096], policy[4096];
+    bool unknown_ignore, failed_ignore, read_check;
+    uint32_t cache_ttl, cache_max;
+    exh_hash_params hash;
+    exh_policy *pol;
+    exh_evalctx *ctx;
+    exh_store *store;
+    exh_auth_cache *cache;
+    int store_failing;
+    client *clients[BUCKETS];
+} plugin;
+
+static size_t hash(const char *s)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
+    return (size_t)(h ^ (h >> 29)) & (BUCKETS - 1);
+}
+
+static void client_free(client *c)
+{
+    for (size_t i = 0; i < c->ngroups; i++)
+        free(c->groups[i]);
+    free(c->groups);
+    free(c->gstr);
+    free(c->id);
+    free(c);
+}
+
+static client *find(plugin *p, const char *id)
+{
+    client *c = p->clients[hash(id)];
+    while (c && strcmp(c->id, id))
+        c = c->next;
+    return c;
+}
+
+static void forget(plugin *p, const char *id)
+{
+    client **pp = &p->clients[hash(id)];
+    while (*pp && strcmp((*pp)->id, id))
+        pp = &(*pp)->next;
+    if (*pp) {
+        client *c = *pp;
+        *pp = c->next;
+        client_free(c);
+    }
+}
+
+/* Keep a client's groups and superuser flag; takes the groups. */
+static client *remember(plugin *p, const char *id, bool superuser, char **groups, size_t n)
+{
+    forget(p, id);
+    client *c = calloc(1, sizeof(*c));
+    if (!c || !(c->id = strdup(id)) || (n && !(c->gstr = malloc(n * sizeof(*c->gstr))))) {
+        if (c) {
+            c->groups = groups;
+            c->ngroups = n;
+            client_free(c);
+        }
+        return NULL; /* looked up again at the next check */
+    }
+    c->superuser = superuser;
+    c->groups = groups;
+    c->ngroups = n;
+    for (size_t i = 0; i < n; i++)
+        c->gstr[i] = (exh_str){groups[i], strlen(groups[i])};
+    c->next = p->clients[hash(id)];
+    p->clients[hash(id)] = c;
+    return c;
+}
+
+static void store_failed(plugin *p, const exh_error *err)
+{
+    if (!p->store_failing) {
+        char buf[1024];
+        exh_error_format(err, buf, sizeof(buf));
+        buf[strcspn(buf, "\n")] = '\0';
+        mosquitto_log_printf(MOSQ_LOG_ERR, "exhook: credential store unavailable (%s): %s",
+                             p->failed_ignore ? "deferring" : "failing closed", buf);
+    }
+    p->store_failing = 1;
+    exh_store_close(p->store);
+    p->store = NULL; /* reopened at the next use: the fault may clear */
+}
+
+static exh_store *store(plugin *p)
+{
+    if (p->store) return p->store;
+    exh_store_opts o;
+    exh_store_opts_default(&o);
+    o.create = false;
+    o.hash = p->hash;
+    exh_error err;
+    if (exh_store_open(p->db, &o, &p->store, &err) != EXH_OK) {
+        store_failed(p, &err);
+        return NULL;
+    }
+    if (p->store_failing)
+        mosquitto_log_printf(MOSQ_LOG_NOTICE, "exhook: credential store available again");
+    p->store_failing = 0;
+    return p->store;
+}
+
+static void record(plugin *p, struct mosquitto *cl, bool connected, const char *reason)
+{
+    exh_store *s = store(p);
+    if (!s) return;
+    exh_session_event ev = {.clientid = mosquitto_client_id(cl),
+                            .username = mosquitto_client_username(cl),
+                            .peerhost = mosquitto_client_address(cl),
+                            .reason = reason,
+                            .at = (int64_t)time(NULL),
+                            .connected = connected};
+    exh_error err;
+    if (ev.clientid && exh_store_record_session(s, &ev, &err) != EXH_OK) store_failed(p, &err);
+}
+
+static int on_basic_auth(int event, void *data, void *user)
+{
+    (void)event;
+    plugin *p = user;
+    struct mosquitto_evt_basic_auth *ev = data;
+    const char *cid = mosquitto_client_id(ev->client);
+    exh_auth_request rq = {.username = ev->username,
+                           .username_len = ev->username ? strlen(ev->username) : 0,
+                           .clientid = cid ? cid : "",
+                           .clientid_len = cid ? strlen(cid) : 0,
+                           .password = ev->password,
+                           .password_len = ev->password ? strlen(ev->password) : 0,
+                           .check_password = true};
+    const char *addr = mosquitto_client_address(ev->client);
+    if (addr) exh_addr_parse(addr, strlen(addr), &rq.peerhost);
+    exh_store *s = store(p);
+    if (!s) return p->failed_ignore ? MOSQ_ERR_PLUGIN_DEFER : MOSQ_ERR_AUTH;
+    exh_auth_result r;
+    exh_error err;
+    exh_error_clear(&err);
+    exh_status st = exh_authenticate(s, p->cache, p->pol, p->ctx, &rq, &r, &err);
+    int rc;
+    if (r.reason == EXH_AUTH_STORE_ERROR) {
+        if (st == EXH_ESTORE) store_failed(p, &err);
+        rc = p->failed_ignore ? MOSQ_ERR_PLUGIN_DEFER : MOSQ_ERR_AUTH;
+    } else if (r.reason == EXH_AUTH_UNKNOWN_USER && p->unknown_ignore) {
+        rc = MOSQ_ERR_PLUGIN_DEFER;
+    } else {
+        rc = r.decision == EXH_ALLOW ? MOSQ_ERR_SUCCESS : MOSQ_ERR_AUTH;
+    }
+    mosquitto_log_printf(MOSQ_LOG_DEBUG, "exhook: connect %s (%s): %s", cid ? cid : "",
+                         ev->username ? ev->username : "anonymous", exh_auth_reason_str(r.reason));
+    if (rc == MOSQ_ERR_SUCCESS && cid) {
+        remember(p, cid, r.superuser, r.groups, r.ngroups);
+        r.groups = NULL;
+        r.ngroups = 0;
+        record(p, ev->client, true, NULL);
+    }
+    exh_auth_result_clear(&r);
+    return rc;
+}
+
+/* The client's record, or one made from the store (plugin reloaded, or a
+ * client let in by another plugin). */
+static client *client_for(plugin *p, struct mosquitto *cl, const char *cid, int *failed)
+{
+    client *c = find(p, cid);
+    const char *user = mosquitto_client_username(cl);
+    if (c || !user) return c;
+    exh_store *s = store(p);
+    if (!s) {
+        *failed = 1;
+        return NULL;
+    }
+    exh_user u;
+    exh_error err;
+    exh_status st = exh_store_get_user(s, user, &u, &err);
+    if (st == EXH_ENOTFOUND) return NULL;
+    if (st != EXH_OK) {
+        store_failed(p, &err);
+        *failed = 1;
+        return NULL;
+    }
+    c = remember(p, cid, u.superuser, u.groups, u.ngroups);
+    u.groups = NULL;
+    u.ngroups = 0;
+    exh_user_clear(&u);
+    return c;
+}
+
+static int on_acl_check(int event, void *data, void *user)
+{
+    (void)event;
+    plugin *p = user;
+    struct mosquitto_evt_acl_check *ev = data;
+    exh_action action;
+    if (ev->access == MOSQ_ACL_WRITE)
+        action = EXH_PUBLISH;
+    else if (ev->access == MOSQ_ACL_SUBSCRIBE || (ev->access == MOSQ_ACL_READ && p->read_check))
+        action = EXH_SUBSCRIBE; /* READ: the topic name as a subscription it must fit */
+    else
+        return MOSQ_ERR_SUCCESS; /* READ (subscription already checked), UNSUBSCRIBE */
+    const char *cid = mosquitto_client_id(ev->client);
+    const char *username = mosquitto_client_username(ev->client);
+    exh_request r;
+    exh_request_init(&r, action);
+    if (username) {
+        r.username = username;
+        r.username_len = strlen(username);
+    }
+    r.clientid = cid ? cid : "";
+    r.clientid_len = cid ? strlen(cid) : 0;
+    const char *addr = mosquitto_client_address(ev->client);
+    if (addr) exh_addr_parse(addr, strlen(addr), &r.peerhost);
+    r.topic = ev->topic;
+    r.topic_len = ev->topic ? strlen(ev->topic) : 0;
+    r.qos = ev->qos;
+    r.retain = action == EXH_PUBLISH ? ev->retain : -1;
+    int failed = 0;
+    client *c = cid ? client_for(p, ev->client, cid, &failed) : NULL;
+    if (failed) return p->failed_ignore ? MOSQ_ERR_PLUGIN_DEFER : MOSQ_ERR_ACL_DENIED;
+    if (c) {
+        r.superuser = c->superuser;
+        r.groups = c->gstr;
+        r.ngroups = c->ngroups;
+    }
+    exh_result res;
+    exh_eval(p->pol, &r, p->ctx, &res);
+    return res.decision == EXH_ALLOW    ? MOSQ_ERR_SUCCESS
+           : res.decision == EXH_IGNORE ? MOSQ_ERR_PLUGIN_DEFER
+                                        : MOSQ_ERR_ACL_DENIED;
+}
+
+static int load_policy(plugin *p)
+{
+    exh_policy *np;
+    exh_error err;
+    if (exh_policy_load(p->policy, &np, &err) != EXH_OK) {
+        char buf[2048];
+        exh_error_format(&err, buf, sizeof(buf));
+        buf[strcspn(buf, "\n")] = '\0';
+        mosquitto_log_printf(MOSQ_LOG_ERR, "exhook: policy not loaded%s: %s",
+                             p->pol ? " (keeping the old one)" : "", buf);
+        return -1;
+    }
+    exh_policy_free(p->pol); /* one thread: nobody is using it now */
+    p->pol = np;
+    mosquitto_log_printf(MOSQ_LOG_NOTICE, "exhook: policy %s loaded: %u rules", p->policy,
+                         exh_policy_rule_count(np));
+    return 0;
+}
+
+static int on_reload(int event, void *data, void *user)
+{
+    (void)event;
+    (void)data;
+    load_policy(user);
+    return MOSQ_ERR_SUCCESS;
+}
+
+static int on_disconnect(int event, void *data, void *user)
+{
+    (void)event;
+    plugin *p = user;
+    struct mosquitto_evt_disconnect *ev = data;
+    const char *cid = mosquitto_client_id(ev->client);
+    if (cid && find(p, cid)) {
+        char reason[32];
+        snprintf(reason, sizeof(reason), "reason %d", ev->reason);
+        record(p, ev->client, false, reason);
+        forget(p, cid);
+    }
+    return MOSQ_ERR_SUCCESS;
+}
+
+static int set_option(plugin *p, const char *key, const char *v)
+{
+    char *end;
+    /* Mosquitto 2.0.11 refuses option names under three characters, so
+     * plugin_opt_db is also accepted as plugin_opt_database. */
+    if (!strcmp(key, "db") || !strcmp(key, "database"))
+        snprintf(p->db, sizeof(p->db), "%s", v);
+    else if (!strcmp(key, "policy"))
+        snprintf(p->policy, sizeof(p->policy), "%s", v);
+    else if (!strcmp(key, "unknown_user") && (!strcmp(v, "deny") || !strcmp(v, "ignore")))
+        p->unknown_ignore = !strcmp(v, "ignore");
+    else if (!strcmp(key, "failed_action") && (!strcmp(v, "deny") || !strcmp(v, "ignore")))
+        p->failed_ignore = !strcmp(v, "ignore");
+    else if (!strcmp(key, "read_check") && (!strcmp(v, "true") || !strcmp(v, "false")))
+        p->read_check = !strcmp(v, "true");
+    else if (!strcmp(key, "cache_ttl") && (p->cache_ttl = (uint32_t)strtoul(v, &end, 10), !*end))
+        ;
+    else if (!strcmp(key, "cache_max") && (p->cache_max = (uint32_t)strtoul(v, &end, 10), !*end) &&
+             p->cache_max)
+        ;
+    else if (!strcmp(key, "argon2_m_kib") &&
+             (p->hash.m_kib = (uint32_t)strtoul(v, &end, 10), !*end))
+        ;
+    else if (!strcmp(key, "argon2_t") && (p->hash.t_cost = (uint32_t)strtoul(v, &end, 10), !*end))
+        ;
+    else if (!strcmp(key, "argon2_p") && (p->hash.lanes = (uint32_t)strtoul(v, &end, 10), !*end))
+        ;
+    else {
+        mosquitto_log_printf(MOSQ_LOG_ERR, "exhook: bad option plugin_opt_%s %s", key, v);
+        return -1;
+    }
+    return 0;
+}
+
+int mosquitto_plugin_version(int count, const int *versions)
+{
+    for (int i = 0; i < count; i++)
+        if (versions[i] == 5) return 5;
+    return -1;
+}
+
+int mosquitto_plugin_init(mosquitto_plugin_id_t *pid, void **userdata, struct mosquitto_opt *opts,
+                          int nopts)
+{
+    plugin *p = calloc(1, sizeof(*p));
+    if (!p) return MOSQ_ERR_NOMEM;
+    p->pid = pid;
+    snprintf(p->db, sizeof(p->db), "exhook.db");
+    snprintf(p->policy, sizeof(p->policy), "policies");
+    p->cache_ttl = 300;
+    p->cache_max = 100000;
+    exh_hash_params_default(&p->hash);
+    for (int i = 0; i < nopts; i++)
+        if (set_option(p, opts[i].key, opts[i].value) < 0) {
+            free(p);
+            return MOSQ_ERR_INVAL;
+        }
+    p->ctx = exh_evalctx_new();
+    p->cache = exh_auth_cache_new(p->cache_ttl, p->cache_max);
+    if (!p->ctx || !p->cache || load_policy(p) < 0) {
+        exh_evalctx_free(p->ctx);
+        exh_auth_cache_free(p->cache);
+        free(p);
+        return MOSQ_ERR_INVAL; /* without a policy the broker must not start open */
+    }
+    store(p); /* report a missing store at start-up, not at the first login */
+    *userdata = p;
+    if (mosquitto_callback_register(pid, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL, p) ||
+        mosquitto_callback_register(pid, MOSQ_EVT_ACL_CHECK, on_acl_check, NULL, p) ||
+        mosquitto_callback_register(pid, MOSQ_EVT_RELOAD, on_reload, NULL, p) ||
+        mosquitto_callback_register(pid, MOSQ_EVT_DISCONNECT, on_disconnect, NULL, p))
+        return MOSQ_ERR_UNKNOWN;
+    return MOSQ_ERR_SUCCESS;
+}
+
+int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *opts, int nopts)
+{
+    (void)opts;
+    (void)nopts;
+    plugin *p = userdata;
+    if (!p) return MOSQ_ERR_SUCCESS;
+    mosquitto_callback_unregister(p->pid, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL);
+    mosquitto_callback_unregister(p->pid, MOSQ_EVT_ACL_CHECK, on_acl_check, NULL);
+    mosquitto_callback_unregister(p->pid, MOSQ_EVT_RELOAD, on_reload, NULL);
+    mosquitto_callback_unregister(p->pid, MOSQ_EVT_DISCONNECT, on_disconnect, NULL);
+    for (size_t b = 0; b < BUCKETS; b++)
+        while (p->clients[b]) {
+            client *c = p->clients[b];
+            p->clients[b] = c->next;
+            client_free(c);
+        }
+    exh_store_close(p->store);
+    exh_auth_cache_free(p->cache);
+    exh_evalctx_free(p->ctx);
+    exh_policy_free(p->pol);
+    free(p);
+    return MOSQ_ERR_SUCCESS;
+}
