@@ -39,6 +39,7 @@
 
 typedef struct client {
     char *id;
+    const struct mosquitto *conn; /* the connection it belongs to (ids can be taken over) */
     bool superuser;
     char **groups;
     exh_str *gstr;
@@ -101,7 +102,8 @@ static void forget(plugin *p, const char *id)
 }
 
 /* Keep a client's groups and superuser flag; takes the groups. */
-static client *remember(plugin *p, const char *id, bool superuser, char **groups, size_t n)
+static client *remember(plugin *p, const struct mosquitto *conn, const char *id, bool superuser,
+                        char **groups, size_t n)
 {
     forget(p, id);
     client *c = calloc(1, sizeof(*c));
@@ -113,6 +115,7 @@ static client *remember(plugin *p, const char *id, bool superuser, char **groups
         }
         return NULL; /* looked up again at the next check */
     }
+    c->conn = conn;
     c->superuser = superuser;
     c->groups = groups;
     c->ngroups = n;
@@ -202,7 +205,7 @@ static int on_basic_auth(int event, void *data, void *user)
     mosquitto_log_printf(MOSQ_LOG_DEBUG, "exhook: connect %s (%s): %s", cid ? cid : "",
                          ev->username ? ev->username : "anonymous", exh_auth_reason_str(r.reason));
     if (rc == MOSQ_ERR_SUCCESS && cid) {
-        remember(p, cid, r.superuser, r.groups, r.ngroups);
+        remember(p, ev->client, cid, r.superuser, r.groups, r.ngroups);
         r.groups = NULL;
         r.ngroups = 0;
         record(p, ev->client, true, NULL);
@@ -232,7 +235,7 @@ static client *client_for(plugin *p, struct mosquitto *cl, const char *cid, int 
         *failed = 1;
         return NULL;
     }
-    c = remember(p, cid, u.superuser, u.groups, u.ngroups);
+    c = remember(p, cl, cid, u.superuser, u.groups, u.ngroups);
     u.groups = NULL;
     u.ngroups = 0;
     exh_user_clear(&u);
@@ -315,10 +318,13 @@ static int on_disconnect(int event, void *data, void *user)
     plugin *p = user;
     struct mosquitto_evt_disconnect *ev = data;
     const char *cid = mosquitto_client_id(ev->client);
-    if (cid && find(p, cid)) {
+    client *c = cid ? find(p, cid) : NULL;
+    /* A taken-over id: the old connection's disconnect is not the new one's. */
+    if (c && c->conn == ev->client) {
         char reason[32];
-        snprintf(reason, sizeof(reason), "reason %d", ev->reason);
-        record(p, ev->client, false, reason);
+        /* Mosquitto 2.0 passes -1 when it has no reason to give. */
+        if (ev->reason >= 0) snprintf(reason, sizeof(reason), "reason %d", ev->reason);
+        record(p, ev->client, false, ev->reason >= 0 ? reason : NULL);
         forget(p, cid);
     }
     return MOSQ_ERR_SUCCESS;
@@ -409,10 +415,18 @@ int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *opts, int nop
     mosquitto_callback_unregister(p->pid, MOSQ_EVT_ACL_CHECK, on_acl_check, NULL);
     mosquitto_callback_unregister(p->pid, MOSQ_EVT_RELOAD, on_reload, NULL);
     mosquitto_callback_unregister(p->pid, MOSQ_EVT_DISCONNECT, on_disconnect, NULL);
+    /* The broker is stopping: its clients are going offline too. */
+    exh_store *s = store(p);
     for (size_t b = 0; b < BUCKETS; b++)
         while (p->clients[b]) {
             client *c = p->clients[b];
             p->clients[b] = c->next;
+            exh_session_event ev = {.clientid = c->id,
+                                    .reason = "broker shutdown",
+                                    .at = (int64_t)time(NULL),
+                                    .connected = false};
+            exh_error err;
+            if (s) exh_store_record_session(s, &ev, &err);
             client_free(c);
         }
     exh_store_close(p->store);
