@@ -186,6 +186,8 @@ static int policy_install(exh_policy *p)
 typedef struct client {
     char *clientid;
     size_t clientid_len;
+    char *username; /* who authenticated; a check by anyone else ignores the record */
+    size_t username_len;
     bool superuser;
     char **groups;
     exh_str *gstr; /* the groups as the evaluator takes them */
@@ -212,6 +214,7 @@ static void client_free(client *c)
     free(c->groups);
     free(c->gstr);
     free(c->clientid);
+    free(c->username);
     free(c);
 }
 
@@ -365,7 +368,8 @@ static void parse_peer(const etf_clientinfo *ci, exh_addr *a)
 
 /* Keep a client's groups and superuser flag for its ACL checks; takes
  * ownership of groups (and frees them if it cannot keep them). */
-static void remember(const char *cid, size_t len, bool superuser, char **groups, size_t ngroups)
+static void remember(const char *cid, size_t len, const char *user, size_t ulen, bool superuser,
+                     char **groups, size_t ngroups)
 {
     client *c = calloc(1, sizeof(*c));
     if (c) {
@@ -373,7 +377,7 @@ static void remember(const char *cid, size_t len, bool superuser, char **groups,
         c->ngroups = ngroups;
         groups = NULL;
     }
-    if (!c || !(c->clientid = malloc(len + 1)) ||
+    if (!c || !(c->clientid = malloc(len + 1)) || !(c->username = malloc(ulen + 1)) ||
         (c->ngroups && !(c->gstr = malloc(c->ngroups * sizeof(*c->gstr))))) {
         if (c)
             client_free(c);
@@ -387,6 +391,9 @@ static void remember(const char *cid, size_t len, bool superuser, char **groups,
     memcpy(c->clientid, cid, len);
     c->clientid[len] = '\0';
     c->clientid_len = len;
+    memcpy(c->username, user, ulen);
+    c->username[ulen] = '\0';
+    c->username_len = ulen;
     c->superuser = superuser;
     for (size_t i = 0; i < c->ngroups; i++)
         c->gstr[i] = (exh_str){c->groups[i], strlen(c->groups[i])};
@@ -396,12 +403,17 @@ static void remember(const char *cid, size_t len, bool superuser, char **groups,
 static void authenticate(job *j, exh_store **store, exh_evalctx *ctx)
 {
     const etf_clientinfo *ci = &j->ci;
+    /* A new login on this client id ends whatever an earlier one was
+     * allowed: only an allowed login makes a new record below. */
+    if (ci->clientid) clients_set(ci->clientid, ci->clientid_len, NULL);
     if (!*store) *store = open_store();
     if (!*store) { /* failed_action decides; open_store logged why */
         cfg.failed_ignore ? reply_ok(&j->call) : reply_bool(&j->call, false);
         return;
     }
-    exh_auth_request rq = {.username = ci->has_username && !ci->anonymous ? ci->username : NULL,
+    /* A username means credentials to check, whatever the `anonymous` flag
+     * says: EMQX 4.x sets it true before authentication has run. */
+    exh_auth_request rq = {.username = ci->has_username ? ci->username : NULL,
                            .username_len = ci->username_len,
                            .clientid = ci->clientid ? ci->clientid : "",
                            .clientid_len = ci->clientid_len,
@@ -435,8 +447,9 @@ static void authenticate(job *j, exh_store **store, exh_evalctx *ctx)
         reply_ok(&j->call);
     else
         reply_bool(&j->call, r.decision == EXH_ALLOW);
-    if (r.decision == EXH_ALLOW && ci->clientid) {
-        remember(ci->clientid, ci->clientid_len, r.superuser, r.groups, r.ngroups);
+    if (r.decision == EXH_ALLOW && ci->clientid && rq.username) {
+        remember(ci->clientid, ci->clientid_len, rq.username, rq.username_len, r.superuser,
+                 r.groups, r.ngroups);
         r.groups = NULL;
         r.ngroups = 0;
     }
@@ -645,7 +658,7 @@ static void check_acl(const etf_call *call, exh_evalctx *ctx, exh_store **store)
     }
     exh_request r;
     exh_request_init(&r, action[0] == 'p' ? EXH_PUBLISH : EXH_SUBSCRIBE);
-    if (ci.has_username && !ci.anonymous) {
+    if (ci.has_username) { /* the `anonymous` flag is not evidence: see authenticate() */
         r.username = ci.username;
         r.username_len = ci.username_len;
     }
@@ -658,7 +671,14 @@ static void check_acl(const etf_call *call, exh_evalctx *ctx, exh_store **store)
 
     pthread_rwlock_rdlock(&clients_lock);
     client *c = find_client(r.clientid, r.clientid_len);
-    if (c || !r.username) {
+    /* The record is this client's only if the same user logged in. */
+    if (c && !(r.username && c->username_len == r.username_len &&
+               !memcmp(c->username, r.username, r.username_len)))
+        c = NULL;
+    /* No stored name holds a NUL: such a user has no record and no groups
+     * (looking it up would cut the name at the NUL). */
+    int nul = r.username && memchr(r.username, '\0', r.username_len) != NULL;
+    if (c || !r.username || nul) {
         if (c) {
             r.superuser = c->superuser;
             r.groups = c->gstr;
@@ -687,7 +707,8 @@ static void check_acl(const etf_call *call, exh_evalctx *ctx, exh_store **store)
         r.groups = g;
         r.ngroups = u.ngroups;
         decide_acl(call, &r, ctx);
-        remember(r.clientid, r.clientid_len, u.superuser, u.groups, u.ngroups);
+        remember(r.clientid, r.clientid_len, r.username, r.username_len, u.superuser, u.groups,
+                 u.ngroups);
         u.groups = NULL; /* now the record's */
         u.ngroups = 0;
     } else if (st == EXH_ENOTFOUND) {

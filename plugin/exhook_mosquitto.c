@@ -194,6 +194,7 @@ static int on_basic_auth(int event, void *data, void *user)
     exh_error_clear(&err);
     exh_status st = exh_authenticate(s, p->cache, p->pol, p->ctx, &rq, &r, &err);
     int rc;
+    if (cid) forget(p, cid); /* a new login ends an earlier one's record */
     if (r.reason == EXH_AUTH_STORE_ERROR) {
         if (st == EXH_ESTORE) store_failed(p, &err);
         rc = p->failed_ignore ? MOSQ_ERR_PLUGIN_DEFER : MOSQ_ERR_AUTH;

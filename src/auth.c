@@ -125,8 +125,12 @@ static int cache_mac(const exh_auth_cache *c, const exh_user *u, const char *pw,
     OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", "SHA256", 0),
                            OSSL_PARAM_construct_end()};
     size_t outlen = 0;
+    /* The stored hash is in the MAC too: its salt is fresh for every
+     * password set, so a user deleted and re-added (SQLite may reuse the
+     * row id, and rev restarts) never matches an old entry. */
     int ok = ctx && EVP_MAC_init(ctx, c->key, sizeof(c->key), params) &&
              EVP_MAC_update(ctx, head, sizeof(head)) &&
+             EVP_MAC_update(ctx, (const unsigned char *)u->hash, strlen(u->hash) + 1) &&
              EVP_MAC_update(ctx, (const unsigned char *)pw, pwlen) &&
              EVP_MAC_final(ctx, out, &outlen, 32) && outlen == 32;
     EVP_MAC_CTX_free(ctx);

@@ -226,6 +226,24 @@ static void test_cache_hits_expires_and_invalidates(void **state)
     exh_new_user again = {.name = "alice", .password = "other", .password_len = 5};
     assert_int_equal(exh_store_add_user(store, &again, &err), EXH_OK);
     EXPECT(login(c, "alice", "alice-1", "land"), EXH_DENY, EXH_AUTH_BAD_PASSWORD);
+    /* deleted and re-added as the newest row: SQLite may reuse the row id
+     * and rev starts again at 1, yet the old password must not be served */
+    exh_new_user z = {.name = "zz", .password = "old", .password_len = 3};
+    assert_int_equal(exh_store_add_user(store, &z, &err), EXH_OK);
+    EXPECT(login(c, "zz", "z", "old"), EXH_ALLOW, EXH_AUTH_OK);
+    EXPECT(login(c, "zz", "z", "old"), EXH_ALLOW, EXH_AUTH_OK_CACHED);
+    exh_user zu;
+    assert_int_equal(exh_store_get_user(store, "zz", &zu, &err), EXH_OK);
+    int64_t zid = zu.id;
+    exh_user_clear(&zu);
+    assert_int_equal(exh_store_del_user(store, "zz", &err), EXH_OK);
+    z.password = "new";
+    assert_int_equal(exh_store_add_user(store, &z, &err), EXH_OK);
+    assert_int_equal(exh_store_get_user(store, "zz", &zu, &err), EXH_OK);
+    assert_int_equal(zu.id, zid); /* the case that matters: same id, rev 1 again */
+    exh_user_clear(&zu);
+    EXPECT(login(c, "zz", "z", "old"), EXH_DENY, EXH_AUTH_BAD_PASSWORD);
+    EXPECT(login(c, "zz", "z", "new"), EXH_ALLOW, EXH_AUTH_OK);
     /* ttl 0 disables the cache */
     exh_auth_cache *off = exh_auth_cache_new(0, 10);
     EXPECT(login(off, "bob", "b", "builder"), EXH_ALLOW, EXH_AUTH_OK);

@@ -279,6 +279,7 @@ suite() ->
     %% each of these starts its own driver
     [begin put(timeouts, 0), section(Name, F) end
      || {Name, F} <- [{unknown_ignore_and_sighup, fun unknown_ignore_and_sighup/0},
+                      {no_borrowed_rights, fun no_borrowed_rights/0},
                       {nouse_stdio, fun nouse_stdio/0}, {failed_store, fun failed_store/0},
                       {truncated_at_eof, fun truncated_at_eof/0},
                       {check_config, fun check_config/0},
@@ -933,6 +934,46 @@ finish(D) ->
     io:format("#     main driver stderr: ~b lines~n", [length(string:split(Log, "\n", all)) - 1]).
 
 %% ---- --unknown-user ignore, SIGHUP ---------------------------------------------
+
+%% Found in review: rights must never come from anyone but the client's own
+%% verified login (--unknown-user ignore makes an unknown login `ok`, so the
+%% broker may let it in).
+no_borrowed_rights() ->
+    D = start("borrow", env(pol), "--unknown-user ignore"),
+    case call_id(D, 1, init, []) of
+        {r, {0, {_, S}}} -> put(state, S);
+        Other -> bad("borrow driver: init", show(Other))
+    end,
+    %% EMQX 4.x sets anonymous=true before authentication has run
+    Anon = fun(CI) -> lists:keystore(anonymous, 1, CI, {anonymous, true}) end,
+    check("a username with anonymous=true and a wrong password -> {0,false}",
+          auth(D, Anon(user(<<"acme:alice">>, <<"web-9">>, <<"WRONG">>))), ?DENY),
+    check("a username with anonymous=true and the right password -> {0,true}",
+          auth(D, Anon(user(<<"acme:alice">>, <<"web-9">>, <<"alice-pw">>))), ?ALLOW),
+    %% a superuser's record on a client id is not inherited by the next login
+    check("root logs in on client id X", auth(D, user(<<"root">>, <<"X">>, <<"root-pw">>)),
+          ?ALLOW),
+    check("root on X may subscribe #", acl(D, user(<<"root">>, <<"X">>), subscribe, <<"#">>),
+          ?ALLOW),
+    check("an unknown user then logs in on X -> ok (no opinion)",
+          auth(D, user(<<"guest">>, <<"X">>, <<"pw">>)), ?IGNORE),
+    check("the unknown user on X may not subscribe #",
+          acl(D, user(<<"guest">>, <<"X">>), subscribe, <<"#">>), ?DENY),
+    check("root's record is gone after another login on X: a failed one",
+          auth(D, user(<<"acme:alice">>, <<"X">>, <<"WRONG">>)), ?DENY),
+    check("... and a check naming root on X is decided afresh (store: superuser)",
+          acl(D, user(<<"root">>, <<"X">>), subscribe, <<"#">>), ?ALLOW),
+    check("a check naming someone else on root's client id gets no superuser",
+          begin
+              auth(D, user(<<"root">>, <<"Y">>, <<"root-pw">>)),
+              acl(D, user(<<"acme:bob">>, <<"Y">>), subscribe, <<"#">>)
+          end, ?DENY),
+    %% a NUL in a username never reaches another user's record
+    check("a username with a NUL -> unknown (ok)",
+          auth(D, user(<<"root", 0, "x">>, <<"Z">>, <<"pw">>)), ?IGNORE),
+    check("... and has no superuser rights",
+          acl(D, user(<<"root", 0, "x">>, <<"Z">>), subscribe, <<"#">>), ?DENY),
+    close(D).
 
 unknown_ignore_and_sighup() ->
     Tmp = env(tmp),
