@@ -146,21 +146,186 @@ static int atom_is(const char *buf, int *idx, const char *want)
     return strcmp(a, want) == 0;
 }
 
+/*
+ * Walk one term at buf[*idx], checking every header and length against
+ * len, and advance *idx past it.  ei's decoders trust the lengths inside
+ * a term (a binary claiming 2 GB makes ei_skip_term jump 2 GB past the
+ * frame), so nothing reaches them unchecked.  Only the types a hook call
+ * can hold are taken; depth and element counts are bounded by the bytes
+ * that remain.
+ */
+static int is_atom_tag(unsigned char t)
+{
+    return t == ERL_ATOM_EXT || t == ERL_SMALL_ATOM_EXT || t == ERL_ATOM_UTF8_EXT ||
+           t == ERL_SMALL_ATOM_UTF8_EXT;
+}
+
+static int term_end_(const unsigned char *b, size_t len, size_t *idx, int depth);
+
+/* One checked term: its lengths by term_end_, then -- now that ei cannot
+ * run past the buffer -- ei's own acceptance, so that nothing ei would
+ * refuse to decode (an odd atom inside a reference, say) is let through. */
+static int term_end(const unsigned char *b, size_t len, size_t *idx, int depth)
+{
+    size_t end = *idx;
+    if (term_end_(b, len, &end, depth) < 0) return -1;
+    int i = (int)*idx;
+    if (ei_skip_term((const char *)b, &i) < 0 || (size_t)i != end) return -1;
+    *idx = end;
+    return 0;
+}
+
+static int term_end_(const unsigned char *b, size_t len, size_t *idx, int depth)
+{
+#define NEED(n)                                                                                    \
+    do {                                                                                           \
+        if ((size_t)(n) > len - i) return -1;                                                      \
+    } while (0)
+#define U16(p) ((size_t)(p)[0] << 8 | (p)[1])
+#define U32(p) ((size_t)(p)[0] << 24 | (size_t)(p)[1] << 16 | (size_t)(p)[2] << 8 | (p)[3])
+    size_t i = *idx;
+    if (depth > 100 || i >= len) return -1;
+    unsigned char tag = b[i++];
+    size_t n;
+    switch (tag) {
+    case ERL_SMALL_INTEGER_EXT:
+        NEED(1);
+        i += 1;
+        break;
+    case ERL_INTEGER_EXT:
+        NEED(4);
+        i += 4;
+        break;
+    case ERL_FLOAT_EXT:
+        NEED(31);
+        i += 31;
+        break;
+    case NEW_FLOAT_EXT:
+        NEED(8);
+        i += 8;
+        break;
+    case ERL_ATOM_EXT:
+    case ERL_ATOM_UTF8_EXT:
+        NEED(2);
+        n = U16(b + i);
+        i += 2;
+        NEED(n);
+        i += n;
+        break;
+    case ERL_SMALL_ATOM_EXT:
+    case ERL_SMALL_ATOM_UTF8_EXT:
+        NEED(1);
+        n = b[i];
+        i += 1;
+        NEED(n);
+        i += n;
+        break;
+    case ERL_STRING_EXT:
+        NEED(2);
+        n = U16(b + i);
+        i += 2;
+        NEED(n);
+        i += n;
+        break;
+    case ERL_BINARY_EXT:
+        NEED(4);
+        n = U32(b + i);
+        i += 4;
+        NEED(n);
+        i += n;
+        break;
+    case ERL_BIT_BINARY_EXT:
+        NEED(5);
+        n = U32(b + i);
+        i += 5;
+        NEED(n);
+        i += n;
+        break;
+    case ERL_SMALL_BIG_EXT:
+        NEED(2);
+        n = b[i];
+        i += 2;
+        NEED(n);
+        i += n;
+        break;
+    case ERL_LARGE_BIG_EXT:
+        NEED(5);
+        n = U32(b + i);
+        i += 5;
+        NEED(n);
+        i += n;
+        break;
+    case ERL_NIL_EXT:
+        break;
+    case ERL_SMALL_TUPLE_EXT:
+    case ERL_LARGE_TUPLE_EXT:
+    case ERL_LIST_EXT:
+    case ERL_MAP_EXT: {
+        size_t hdr = tag == ERL_SMALL_TUPLE_EXT ? 1 : 4;
+        NEED(hdr);
+        n = hdr == 1 ? b[i] : U32(b + i);
+        i += hdr;
+        if (tag == ERL_MAP_EXT) n *= 2;
+        if (tag == ERL_LIST_EXT) n += 1; /* the tail */
+        if (n > len - i) return -1;      /* every element takes a byte at least */
+        for (size_t k = 0; k < n; k++)
+            if (term_end_(b, len, &i, depth + 1) < 0) return -1;
+        break;
+    }
+    case ERL_NEW_PID_EXT:
+    case ERL_PID_EXT:
+    case ERL_NEW_PORT_EXT:
+    case ERL_PORT_EXT:
+    case ERL_V4_PORT_EXT:
+        /* a node atom (as ei insists), then fixed fields */
+        if (i >= len || !is_atom_tag(b[i]) || term_end_(b, len, &i, depth + 1) < 0) return -1;
+        n = tag == ERL_NEW_PID_EXT    ? 12
+            : tag == ERL_PID_EXT      ? 9
+            : tag == ERL_NEW_PORT_EXT ? 8
+            : tag == ERL_PORT_EXT     ? 5
+                                      : 12;
+        NEED(n);
+        i += n;
+        break;
+    case ERL_NEWER_REFERENCE_EXT:
+    case ERL_NEW_REFERENCE_EXT:
+        NEED(2);
+        n = U16(b + i);
+        i += 2;
+        if (n > 5) return -1; /* ei's limit on reference words */
+        if (i >= len || !is_atom_tag(b[i]) || term_end_(b, len, &i, depth + 1) < 0) return -1;
+        NEED((tag == ERL_NEWER_REFERENCE_EXT ? 4 : 1) + 4 * n);
+        i += (tag == ERL_NEWER_REFERENCE_EXT ? 4 : 1) + 4 * n;
+        break;
+    default:
+        return -1; /* funs, exports, ... : never in a hook call */
+    }
+    *idx = i;
+    return 0;
+#undef NEED
+#undef U16
+#undef U32
+}
+
 int etf_decode_id(const char *buf, size_t len, etf_call *c)
 {
-    int idx = 0, version, arity;
+    /* Only bytes term_end has checked are handed to ei: the head of an
+     * oversized frame, or a malformed one, can end anywhere. */
+    const unsigned char *b = (const unsigned char *)buf;
     memset(c, 0, sizeof(*c));
     c->buf = buf;
     c->id_start = -1;
-    if (len > INT32_MAX || ei_decode_version(buf, &idx, &version) < 0 ||
-        ei_decode_tuple_header(buf, &idx, &arity) < 0 || arity != 5)
+    if (len > INT32_MAX || len < 3 || b[0] != 131 || b[1] != ERL_SMALL_TUPLE_EXT || b[2] != 5)
         return -1;
+    size_t tag = 3, id = 3;
+    if (term_end(b, len, &id, 0) < 0) return -1;
+    int idx = (int)tag;
     char a[MAXATOMLEN_UTF8];
-    if (etf_decode_atom(buf, &idx, a) < 0 || strcmp(a, "C")) return -1;
-    int start = idx;
-    if (ei_skip_term(buf, &idx) < 0 || (size_t)idx > len) return -1;
-    c->id_start = start;
-    c->id_end = idx;
+    if (etf_decode_atom(buf, &idx, a) < 0 || strcmp(a, "C") || (size_t)idx != id) return -1;
+    size_t end = id;
+    if (term_end(b, len, &end, 0) < 0) return -1;
+    c->id_start = (int)id;
+    c->id_end = (int)end;
     return 0;
 }
 
@@ -171,8 +336,18 @@ int etf_decode_call(const char *buf, size_t len, etf_call *c, const char **why)
     c->buf = buf;
     c->len = len;
     c->id_start = -1;
-    if (len > INT32_MAX || ei_decode_version(buf, &idx, &version) < 0) {
+    if (len < 1 || len > INT32_MAX || ei_decode_version(buf, &idx, &version) < 0) {
         *why = "not an external term (no version byte 131)";
+        return -1;
+    }
+    size_t end = (size_t)idx;
+    if (term_end((const unsigned char *)buf, len, &end, 0) < 0 || end != len) {
+        /* still answer if the head holds a readable Id */
+        etf_decode_id(buf, len, c);
+        c->buf = buf;
+        c->len = len;
+        *why = end != len && end > (size_t)idx ? "trailing bytes after the call"
+                                               : "malformed or truncated term";
         return -1;
     }
     if (ei_decode_tuple_header(buf, &idx, &arity) < 0 || (arity != 5 && arity != 2)) {
@@ -222,12 +397,7 @@ int etf_decode_call(const char *buf, size_t len, etf_call *c, const char **why)
         *why = "the call's Args is not a list";
         return -1;
     }
-    int end = idx;
-    if (ei_skip_term(buf, &end) < 0 || (size_t)end != len) {
-        *why = (size_t)end < len ? "trailing bytes after the call" : "truncated call (Args)";
-        return -1;
-    }
-    return 0;
+    return 0; /* the whole term was checked against len above */
 }
 
 int etf_decode_text(const char *buf, int *index, char **out, size_t *len)
@@ -306,6 +476,15 @@ int etf_decode_clientinfo(const char *buf, int *index, etf_clientinfo *ci, const
             goto bad;
         }
         int rc = 0;
+        /* A key given twice is not something a broker sends: refuse it
+         * (which of the two would count?). */
+        if ((!strcmp(key, "clientid") && ci->clientid) ||
+            (!strcmp(key, "username") && ci->username) ||
+            (!strcmp(key, "password") && ci->password) ||
+            (!strcmp(key, "peerhost") && ci->peerhost)) {
+            *why = "ClientInfo has a key twice";
+            goto bad;
+        }
         if (!strcmp(key, "clientid"))
             rc = etf_decode_text(buf, &i, &ci->clientid, &ci->clientid_len);
         else if (!strcmp(key, "username")) {

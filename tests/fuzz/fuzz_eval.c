@@ -1,0 +1,457 @@
+/*
+ * fuzz_eval.c -- differential libFuzzer target for the evaluator.
+ *
+ * The input drives a small generator (its bytes are the random choices;
+ * when they run out, a PRNG seeded from the whole input takes over) that
+ * writes a random policy -- effects, actions, conditions, topic filters
+ * with placeholders and `eq`, qos and retain options, a default -- and a
+ * batch of random requests.  Every request is answered three ways:
+ *
+ *   exh_eval         the indexed evaluator
+ *   exh_eval_linear  the library's plain scan (src/rule.h)
+ *   ref_eval         a deliberately simple first-match evaluator written
+ *                    here on top of topic.h's reference functions
+ *                    (exh_topic_match for publish, exh_topic_subset for an
+ *                    allow rule on subscribe, exh_topic_overlap for a deny
+ *                    rule on subscribe); used only for policies without
+ *                    placeholders or regexes, which it does not model
+ *
+ * Any disagreement in decision, basis or deciding rule is a crash.
+ *
+ * Build and run: tests/fuzz/run.sh SECONDS
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "exhook/addr.h"
+#include "exhook/error.h"
+#include "exhook/eval.h"
+#include "exhook/policy.h"
+#include "exhook/topic.h"
+#include "rule.h" /* exh_eval_linear */
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* ---- the choices ---- */
+
+static const uint8_t *in;
+static size_t in_left;
+static uint64_t rng;
+
+static uint32_t rnd(uint32_t n)
+{
+    uint32_t v;
+    if (in_left) {
+        v = *in++;
+        in_left--;
+    } else {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        v = (uint32_t)(rng >> 24);
+    }
+    return n ? v % n : 0;
+}
+
+static const char *const levels[] = {"a", "b", "c", "$s", "x", ""};
+static const char *const users[] = {"u1", "u2", "t1:x", "t2:y", "a", "#", "b/c", ""};
+static const char *const cids[] = {"c1", "c2", "dev-1", "dev-2", "a", "+", ""};
+#define NUSERS (sizeof(users) / sizeof(users[0]))
+#define NCIDS  (sizeof(cids) / sizeof(cids[0]))
+
+/* A topic name or filter of 1 to 4 levels; placeholders only when ph.
+ * Sets *used_ph when one was written. */
+static void rand_filter(char *out, int allow_wild, int ph, int cap, int *used_ph)
+{
+    int n = 1 + (int)rnd(4);
+    out[0] = '\0';
+    for (int i = 0; i < n; i++) {
+        if (i) strcat(out, "/");
+        uint32_t k = rnd(12);
+        if (allow_wild && k == 0) {
+            strcat(out, "+");
+        } else if (allow_wild && k == 1 && i == n - 1) {
+            strcat(out, "#");
+        } else if (ph && k == 2) {
+            static const char *const ps[] = {"${username}", "%c", "%u", "${clientid}", "x%u"};
+            strcat(out, ps[rnd(5)]);
+            *used_ph = 1;
+        } else if (ph && cap && k == 3) {
+            strcat(out, "${cap}");
+            *used_ph = 1;
+        } else {
+            strcat(out, levels[rnd(n == 1 ? 5 : 6)]); /* "" alone is no topic */
+        }
+    }
+}
+
+/* ---- the model of a generated rule ---- */
+
+enum { C_USER, C_CID, C_GROUP, C_ANON, C_PEER, C_USER_RE, C_CID_RE };
+enum { A_PUB = 1, A_SUB = 2, A_CONN = 4 };
+
+typedef struct mcond {
+    int kind, arg, negated;
+} mcond;
+
+typedef struct mrule {
+    int allow;
+    unsigned acts;
+    int ncond;
+    mcond cond[2];
+    int nspecs;
+    char spec[3][80];
+    int eq[3];
+    int qos_lo, qos_hi; /* -1: no qos option */
+    int retain;         /* -1: no retain option */
+} mrule;
+
+#define MAX_RULES 24
+static mrule rules[MAX_RULES];
+static int nrules;
+static int complex_policy; /* placeholders or regexes: no reference check */
+static char text[MAX_RULES * 400 + 64];
+
+static const char *const cidrs[] = {"10.0.0.0/8", "127.0.0.1", "::1/128", "0.0.0.0/0"};
+static const char *const peers[] = {"10.1.2.3", "127.0.0.1", "::1", "192.168.0.1"};
+
+static void gen_policy(void)
+{
+    static const char *const actname[] = {"publish", "subscribe", "pubsub", "connect", "all"};
+    /* `all` is pubsub: it does not take in connect. */
+    static const unsigned actbits[] = {A_PUB, A_SUB, A_PUB | A_SUB, A_CONN, A_PUB | A_SUB};
+    size_t o = 0;
+    complex_policy = 0;
+    nrules = 1 + (int)rnd(MAX_RULES);
+    for (int i = 0; i < nrules; i++) {
+        mrule *r = &rules[i];
+        memset(r, 0, sizeof(*r));
+        int a = (int)rnd(5);
+        r->allow = (int)rnd(2);
+        r->acts = actbits[a];
+        o += (size_t)snprintf(text + o, sizeof(text) - o, "%s %s", r->allow ? "allow" : "deny",
+                              actname[a]);
+        int cap = 0;
+        r->ncond = (int)rnd(3);
+        for (int c = 0; c < r->ncond; c++) {
+            mcond *mc = &r->cond[c];
+            mc->kind = (int)rnd(9);
+            if (mc->kind > C_CID_RE) mc->kind = C_USER; /* the common case, twice as often */
+            mc->negated = rnd(4) == 0;
+            if (mc->negated) o += (size_t)snprintf(text + o, sizeof(text) - o, " not");
+            switch (mc->kind) {
+            case C_USER:
+                mc->arg = (int)rnd(NUSERS);
+                o += (size_t)snprintf(text + o, sizeof(text) - o, " username \"%s\"",
+                                      users[mc->arg]);
+                break;
+            case C_CID:
+                mc->arg = (int)rnd(NCIDS);
+                o += (size_t)snprintf(text + o, sizeof(text) - o, " clientid \"%s\"",
+                                      cids[mc->arg]);
+                break;
+            case C_GROUP:
+                mc->arg = (int)rnd(3);
+                o += (size_t)snprintf(text + o, sizeof(text) - o, " group \"g%d\"", mc->arg);
+                break;
+            case C_ANON:
+                o += (size_t)snprintf(text + o, sizeof(text) - o, " anonymous");
+                break;
+            case C_PEER:
+                mc->arg = (int)rnd(4);
+                o += (size_t)snprintf(text + o, sizeof(text) - o, " peerhost %s", cidrs[mc->arg]);
+                break;
+            case C_USER_RE:
+                /* Negated, the capture would not bind: keep it positive;
+                 * and a name is captured once per rule. */
+                if (!mc->negated && !cap) {
+                    o += (size_t)snprintf(text + o, sizeof(text) - o,
+                                          " username ~ \"(?<cap>[a-z0-9]+):.*\"");
+                    cap = 1;
+                } else {
+                    o += (size_t)snprintf(text + o, sizeof(text) - o, " username ~ \"u.\"");
+                }
+                complex_policy = 1;
+                break;
+            default: /* C_CID_RE */
+                o += (size_t)snprintf(text + o, sizeof(text) - o, " clientid ~ \"%s\"",
+                                      rnd(2) ? "dev-.*" : "c[0-9]");
+                complex_policy = 1;
+                break;
+            }
+        }
+        if (r->acts != A_CONN && rnd(5)) {
+            r->nspecs = 1 + (int)rnd(3);
+            o += (size_t)snprintf(text + o, sizeof(text) - o, " topic");
+            for (int s = 0; s < r->nspecs; s++) {
+                int eq = rnd(6) == 0, ph = 0;
+                r->eq[s] = eq;
+                rand_filter(r->spec[s], !eq, !eq, cap, &ph);
+                if (ph) complex_policy = 1;
+                o += (size_t)snprintf(text + o, sizeof(text) - o, " %s\"%s\"", eq ? "eq " : "",
+                                      r->spec[s]);
+            }
+        }
+        r->qos_lo = r->qos_hi = r->retain = -1;
+        if ((r->acts == A_PUB || r->acts == A_SUB || r->acts == (A_PUB | A_SUB)) && rnd(5) == 0) {
+            r->qos_lo = (int)rnd(3);
+            r->qos_hi = r->qos_lo + (int)rnd((uint32_t)(3 - r->qos_lo));
+            if (r->qos_hi == r->qos_lo)
+                o += (size_t)snprintf(text + o, sizeof(text) - o, " qos %d", r->qos_lo);
+            else
+                o += (size_t)snprintf(text + o, sizeof(text) - o, " qos %d-%d", r->qos_lo,
+                                      r->qos_hi);
+        }
+        if (r->acts == A_PUB && rnd(6) == 0) {
+            r->retain = (int)rnd(2);
+            o += (size_t)snprintf(text + o, sizeof(text) - o, " retain %s",
+                                  r->retain ? "true" : "false");
+        }
+        o += (size_t)snprintf(text + o, sizeof(text) - o, "\n");
+    }
+    static const char *const defs[] = {"", "default allow\n", "default deny\n",
+                                       "default ignore\n"};
+    o += (size_t)snprintf(text + o, sizeof(text) - o, "%s", defs[rnd(4)]);
+}
+
+/* ---- the reference evaluator ---- */
+
+typedef enum { F, T, U } tri;
+
+static tri ref_cond(const mcond *c, const exh_request *r)
+{
+    tri t = F;
+    switch (c->kind) {
+    case C_USER:
+        t = r->username && r->username_len == strlen(users[c->arg]) &&
+            !memcmp(r->username, users[c->arg], r->username_len);
+        break;
+    case C_CID:
+        t = r->clientid_len == strlen(cids[c->arg]) &&
+            !memcmp(r->clientid, cids[c->arg], r->clientid_len);
+        break;
+    case C_GROUP:
+        for (size_t i = 0; i < r->ngroups; i++)
+            if (r->groups[i].len == 2 && r->groups[i].ptr[0] == 'g' &&
+                r->groups[i].ptr[1] == '0' + c->arg)
+                t = T;
+        break;
+    case C_ANON:
+        t = r->username == NULL;
+        break;
+    default:
+        __builtin_trap(); /* C_PEER is ref_peer's; regexes make a policy complex */
+    }
+    if (c->negated && t != U) t = t == T ? F : T;
+    return t;
+}
+
+/* Which peer (index into peers[]) a request came from: -1 unknown. */
+static int req_peer;
+
+static tri ref_peer(const mcond *c)
+{
+    tri t;
+    if (req_peer < 0) return U;
+    switch (c->arg) {
+    case 0: t = req_peer == 0; break;                                  /* 10.0.0.0/8 */
+    case 1: t = req_peer == 1; break;                                  /* 127.0.0.1 */
+    case 2: t = req_peer == 2; break;                                  /* ::1/128 */
+    default: t = req_peer == 0 || req_peer == 1 || req_peer == 3; break; /* 0.0.0.0/0 */
+    }
+    if (c->negated) t = t == T ? F : T;
+    return t;
+}
+
+static exh_decision ref_eval(const exh_policy *p, const exh_request *r, exh_basis *basis,
+                             uint32_t *rule)
+{
+    const char *topic = r->topic;
+    size_t tlen = r->topic_len;
+    unsigned bit = r->action == EXH_PUBLISH ? A_PUB : r->action == EXH_SUBSCRIBE ? A_SUB : A_CONN;
+    *rule = 0;
+    if (bit != A_CONN) {
+        exh_topic_status ts = EXH_TOPIC_OK;
+        if (bit == A_SUB) {
+            topic = exh_topic_strip_share(r->topic, r->topic_len, &tlen);
+            if (!topic) ts = EXH_TOPIC_BAD_SHARE;
+        }
+        if (ts == EXH_TOPIC_OK && tlen == 0) ts = EXH_TOPIC_EMPTY;
+        if (ts == EXH_TOPIC_OK)
+            ts = bit == A_SUB ? exh_topic_check_filter(topic, tlen)
+                              : exh_topic_check_name(topic, tlen);
+        if (ts != EXH_TOPIC_OK) {
+            *basis = EXH_BY_INVALID;
+            return EXH_DENY;
+        }
+        if (r->superuser) {
+            *basis = EXH_BY_SUPERUSER;
+            return EXH_ALLOW;
+        }
+    }
+    for (int i = 0; i < nrules; i++) {
+        const mrule *m = &rules[i];
+        if (!(m->acts & bit)) continue;
+        int unknown = 0, no = 0;
+        for (int c = 0; c < m->ncond && !no; c++) {
+            tri t = m->cond[c].kind == C_PEER ? ref_peer(&m->cond[c]) : ref_cond(&m->cond[c], r);
+            if (t == F) no = 1;
+            if (t == U) unknown = 1;
+        }
+        if (no) continue;
+        if (bit != A_CONN) {
+            if (m->nspecs) {
+                int any = 0;
+                for (int s = 0; s < m->nspecs && !any; s++) {
+                    const char *f = m->spec[s];
+                    size_t fl = strlen(f);
+                    if (m->eq[s])
+                        any = fl == tlen && !memcmp(f, topic, tlen);
+                    else if (bit == A_PUB)
+                        any = exh_topic_match(f, fl, topic, tlen);
+                    else if (m->allow)
+                        any = exh_topic_subset(topic, tlen, f, fl);
+                    else
+                        any = exh_topic_overlap(topic, tlen, f, fl);
+                }
+                if (!any) continue;
+            }
+            if (m->qos_lo >= 0) {
+                if (r->qos < 0)
+                    unknown = 1;
+                else if (r->qos < m->qos_lo || r->qos > m->qos_hi)
+                    continue;
+            }
+            if (m->retain >= 0 && bit == A_PUB) {
+                if (r->retain < 0)
+                    unknown = 1;
+                else if ((r->retain != 0) != (m->retain != 0))
+                    continue;
+            }
+        }
+        if (unknown && m->allow) continue;
+        *rule = (uint32_t)i;
+        *basis = EXH_BY_RULE;
+        return m->allow ? EXH_ALLOW : EXH_DENY;
+    }
+    if (bit == A_CONN) {
+        *basis = r->username ? EXH_BY_CREDENTIALS : EXH_BY_ANONYMOUS;
+        return r->username ? EXH_ALLOW : EXH_DENY;
+    }
+    *basis = EXH_BY_DEFAULT;
+    return exh_policy_default(p);
+}
+
+/* ---- the target ---- */
+
+static exh_evalctx *ctx;
+static exh_addr peer_addr[4];
+static const exh_str group_sets[][2] = {{{0}}, {{"g0", 2}}, {{"g1", 2}, {"g2", 2}}, {{"g2", 2}}};
+static const size_t group_counts[] = {0, 1, 2, 1};
+
+static const char *const bad_topics[] = {"a/#/b", "a+", "#", "", "$share/g", "$share//a",
+                                          "a/\xc3\x28", "a\0b"};
+static const size_t bad_lens[] = {5, 2, 1, 0, 8, 9, 4, 3};
+
+static void disagree(const char *who, const exh_request *r, exh_decision d1, exh_basis b1,
+                     uint32_t r1, exh_decision d2, exh_basis b2, uint32_t r2)
+{
+    fprintf(stderr,
+            "fuzz_eval: index and %s disagree on %s user=%.*s cid=%.*s topic=%.*s qos=%d "
+            "retain=%d superuser=%d ngroups=%zu peer=%d:\n  index: %s by %s (rule %u)\n  %s: %s "
+            "by %s (rule %u)\npolicy:\n%s",
+            who, exh_action_str(r->action), r->username ? (int)r->username_len : 6,
+            r->username ? r->username : "(anon)", (int)r->clientid_len, r->clientid,
+            (int)r->topic_len, r->topic ? r->topic : "", r->qos, r->retain, r->superuser,
+            r->ngroups, req_peer, exh_decision_str(d1), exh_basis_str(b1), r1 + 1, who,
+            exh_decision_str(d2), exh_basis_str(b2), r2 + 1, text);
+    __builtin_trap();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (!ctx) {
+        ctx = exh_evalctx_new();
+        if (!ctx) __builtin_trap();
+        for (int i = 0; i < 4; i++)
+            if (!exh_addr_parse(peers[i], strlen(peers[i]), &peer_addr[i])) __builtin_trap();
+    }
+    if (size > 4096) return 0;
+    in = data;
+    in_left = size;
+    rng = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < size; i++)
+        rng = (rng ^ data[i]) * 0x100000001b3ULL;
+    if (!rng) rng = 1;
+
+    gen_policy();
+    exh_policy *p = NULL;
+    exh_error err;
+    exh_error_clear(&err);
+    if (exh_policy_parse("fuzz.policy", text, strlen(text), &p, &err) != EXH_OK) {
+        /* The generator writes only valid policies. */
+        char msg[1024];
+        exh_error_format(&err, msg, sizeof(msg));
+        fprintf(stderr, "fuzz_eval: generated policy does not compile: %s\n%s", msg, text);
+        __builtin_trap();
+    }
+    if (exh_policy_rule_count(p) != (uint32_t)nrules) __builtin_trap();
+
+    int nreq = 8 + (int)rnd(56);
+    for (int q = 0; q < nreq; q++) {
+        exh_request r;
+        char topic[300];
+        int ph = 0;
+        exh_request_init(&r, (exh_action[]){EXH_PUBLISH, EXH_SUBSCRIBE, EXH_CONNECT}[rnd(3)]);
+        if (rnd(5)) {
+            r.username = users[rnd(NUSERS)];
+            r.username_len = strlen(r.username);
+        }
+        r.clientid = cids[rnd(NCIDS)];
+        r.clientid_len = strlen(r.clientid);
+        req_peer = (int)rnd(5) - 1;
+        if (req_peer >= 0) r.peerhost = peer_addr[req_peer];
+        int gs = (int)rnd(4);
+        r.groups = group_sets[gs];
+        r.ngroups = group_counts[gs];
+        r.superuser = rnd(16) == 0;
+        r.qos = (int)rnd(4) - 1;
+        r.retain = (int)rnd(3) - 1;
+        if (r.action != EXH_CONNECT) {
+            if (rnd(16) == 0) {
+                int b = (int)rnd(sizeof(bad_lens) / sizeof(bad_lens[0]));
+                memcpy(topic, bad_topics[b], bad_lens[b]);
+                r.topic_len = bad_lens[b];
+            } else {
+                rand_filter(topic, r.action == EXH_SUBSCRIBE, 0, 0, &ph);
+                if (r.action == EXH_SUBSCRIBE && rnd(8) == 0) {
+                    char t2[320];
+                    snprintf(t2, sizeof(t2), "$share/g/%s", topic);
+                    strcpy(topic, t2);
+                }
+                r.topic_len = strlen(topic);
+            }
+            r.topic = topic;
+        }
+
+        exh_result a, b;
+        exh_decision da = exh_eval(p, &r, ctx, &a);
+        exh_decision db = exh_eval_linear(p, &r, ctx, &b);
+        if (da != a.decision || db != b.decision) __builtin_trap();
+        if (da != db || a.basis != b.basis || (a.basis == EXH_BY_RULE && a.rule != b.rule))
+            disagree("linear scan", &r, da, a.basis, a.rule, db, b.basis, b.rule);
+        if (!complex_policy) {
+            exh_basis rb;
+            uint32_t rr;
+            exh_decision dr = ref_eval(p, &r, &rb, &rr);
+            if (dr != da || rb != a.basis || (rb == EXH_BY_RULE && rr != a.rule))
+                disagree("reference", &r, da, a.basis, a.rule, dr, rb, rr);
+        }
+    }
+    exh_policy_free(p);
+    return 0;
+}
