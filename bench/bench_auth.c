@@ -35,15 +35,13 @@ static double median(double *v, int n)
 int main(int argc, char **argv)
 {
     int n = 20;
-    if (argc == 3 && !strcmp(argv[1], "--logins"))
-        n = atoi(argv[2]);
+    if (argc == 3 && !strcmp(argv[1], "--logins")) n = atoi(argv[2]);
     if (n < 3 || n > 100000) {
         fprintf(stderr, "usage: bench_auth [--logins N (3..100000)]\n");
         return 2;
     }
     char dir[] = "/tmp/exh-bench-auth-XXXXXX", path[128];
-    if (!mkdtemp(dir))
-        return 1;
+    if (!mkdtemp(dir)) return 1;
     snprintf(path, sizeof(path), "%s/b.db", dir);
     exh_store_opts o;
     exh_store_opts_default(&o);
@@ -63,8 +61,12 @@ int main(int argc, char **argv)
     exh_auth_cache *cache = exh_auth_cache_new(300, 100000);
     exh_auth_cache *none = exh_auth_cache_new(0, 1);
     double *cold = malloc(sizeof(double) * (size_t)n), *warm = malloc(sizeof(double) * (size_t)n);
-    exh_auth_request rq = {.username = "device", .username_len = 6, .clientid = "c",
-                           .clientid_len = 1, .password = "correct horse", .password_len = 13,
+    exh_auth_request rq = {.username = "device",
+                           .username_len = 6,
+                           .clientid = "c",
+                           .clientid_len = 1,
+                           .password = "correct horse",
+                           .password_len = 13,
                            .check_password = true};
     for (int i = 0; i < 2 * n; i++) {
         exh_auth_result r;

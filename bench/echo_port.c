@@ -33,7 +33,8 @@ static void out_reserve(size_t more)
 {
     if (out_len + more <= out_cap) return;
     size_t cap = out_cap ? out_cap : 1u << 16;
-    while (cap < out_len + more) cap *= 2;
+    while (cap < out_len + more)
+        cap *= 2;
     char *p = realloc(out, cap);
     if (!p) {
         perror("echo_port: realloc");
@@ -122,7 +123,8 @@ int main(int argc, char **argv)
         size_t pos = 0;
         while (have - pos >= 4) {
             const unsigned char *h = (const unsigned char *)in + pos;
-            uint32_t flen = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
+            uint32_t flen =
+                (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
             if (flen > MAX_FRAME) {
                 fprintf(stderr, "echo_port: frame of %u bytes, giving up\n", flen);
                 return 1;
@@ -132,7 +134,8 @@ int main(int argc, char **argv)
                     memmove(in, in + pos, have - pos);
                     have -= pos;
                     pos = 0;
-                    while (cap < flen + 4) cap *= 2;
+                    while (cap < flen + 4)
+                        cap *= 2;
                     char *p = realloc(in, cap);
                     if (!p) return 1;
                     in = p;

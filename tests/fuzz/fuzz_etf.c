@@ -24,12 +24,12 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(cond)                                                                             \
-    do {                                                                                        \
-        if (!(cond)) {                                                                          \
-            fprintf(stderr, "fuzz_etf: check failed: %s (%s:%d)\n", #cond, __FILE__, __LINE__); \
-            __builtin_trap();                                                                   \
-        }                                                                                       \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "fuzz_etf: check failed: %s (%s:%d)\n", #cond, __FILE__, __LINE__);    \
+            __builtin_trap();                                                                      \
+        }                                                                                          \
     } while (0)
 
 /* Touch every byte of a decoded string (ASan checks it is whole). */
@@ -40,7 +40,8 @@ static void touch(const char *s, size_t len)
         CHECK(len == 0);
         return;
     }
-    for (size_t i = 0; i <= len; i++) sink += (unsigned char)s[i]; /* s[len] is the NUL */
+    for (size_t i = 0; i <= len; i++)
+        sink += (unsigned char)s[i]; /* s[len] is the NUL */
     CHECK(s[len] == '\0');
 }
 

@@ -151,8 +151,8 @@ static void gen_policy(void)
                 break;
             case C_CID:
                 mc->arg = (int)rnd(NCIDS);
-                o += (size_t)snprintf(text + o, sizeof(text) - o, " clientid \"%s\"",
-                                      cids[mc->arg]);
+                o +=
+                    (size_t)snprintf(text + o, sizeof(text) - o, " clientid \"%s\"", cids[mc->arg]);
                 break;
             case C_GROUP:
                 mc->arg = (int)rnd(3);
@@ -213,8 +213,7 @@ static void gen_policy(void)
         }
         o += (size_t)snprintf(text + o, sizeof(text) - o, "\n");
     }
-    static const char *const defs[] = {"", "default allow\n", "default deny\n",
-                                       "default ignore\n"};
+    static const char *const defs[] = {"", "default allow\n", "default deny\n", "default ignore\n"};
     o += (size_t)snprintf(text + o, sizeof(text) - o, "%s", defs[rnd(4)]);
 }
 
@@ -258,10 +257,18 @@ static tri ref_peer(const mcond *c)
     tri t;
     if (req_peer < 0) return U;
     switch (c->arg) {
-    case 0: t = req_peer == 0; break;                                  /* 10.0.0.0/8 */
-    case 1: t = req_peer == 1; break;                                  /* 127.0.0.1 */
-    case 2: t = req_peer == 2; break;                                  /* ::1/128 */
-    default: t = req_peer == 0 || req_peer == 1 || req_peer == 3; break; /* 0.0.0.0/0 */
+    case 0:
+        t = req_peer == 0;
+        break; /* 10.0.0.0/8 */
+    case 1:
+        t = req_peer == 1;
+        break; /* 127.0.0.1 */
+    case 2:
+        t = req_peer == 2;
+        break; /* ::1/128 */
+    default:
+        t = req_peer == 0 || req_peer == 1 || req_peer == 3;
+        break; /* 0.0.0.0/0 */
     }
     if (c->negated) t = t == T ? F : T;
     return t;
@@ -353,8 +360,8 @@ static exh_addr peer_addr[4];
 static const exh_str group_sets[][2] = {{{0}}, {{"g0", 2}}, {{"g1", 2}, {"g2", 2}}, {{"g2", 2}}};
 static const size_t group_counts[] = {0, 1, 2, 1};
 
-static const char *const bad_topics[] = {"a/#/b", "a+", "#", "", "$share/g", "$share//a",
-                                          "a/\xc3\x28", "a\0b"};
+static const char *const bad_topics[] = {"a/#/b",    "a+",        "#",          "",
+                                         "$share/g", "$share//a", "a/\xc3\x28", "a\0b"};
 static const size_t bad_lens[] = {5, 2, 1, 0, 8, 9, 4, 3};
 
 static void disagree(const char *who, const exh_request *r, exh_decision d1, exh_basis b1,

@@ -27,12 +27,12 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(cond)                                                                              \
-    do {                                                                                         \
-        if (!(cond)) {                                                                           \
-            fprintf(stderr, "fuzz_hash: check failed: %s (%s:%d)\n", #cond, __FILE__, __LINE__); \
-            __builtin_trap();                                                                    \
-        }                                                                                        \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "fuzz_hash: check failed: %s (%s:%d)\n", #cond, __FILE__, __LINE__);   \
+            __builtin_trap();                                                                      \
+        }                                                                                          \
     } while (0)
 
 /* The '$'-separated field k (0 = before the first '$') of s. */

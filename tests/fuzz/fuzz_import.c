@@ -74,8 +74,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     exh_error err;
     memset(&err, 0xA5, sizeof(err)); /* every field read on failure must be written */
-    exh_status st = exh_import_parse(fmts[(sel & 3) % 3], "fuzz.import", text, len, &opts, on_record,
-                                     &s, &err);
+    exh_status st =
+        exh_import_parse(fmts[(sel & 3) % 3], "fuzz.import", text, len, &opts, on_record, &s, &err);
     if (st != EXH_OK) {
         CHECK(err.status == st);
         CHECK(err.message[0] != '\0');
