@@ -175,6 +175,19 @@ static int term_end(const unsigned char *b, size_t len, size_t *idx, int depth)
     return 0;
 }
 
+/* Skip a length-prefixed item whose length field starts at b[i]. */
+static int sized(const unsigned char *b, size_t len, size_t *idx, size_t i, int width, size_t extra)
+{
+    if ((size_t)width + extra > len - i) return -1;
+    size_t n = 0;
+    for (int k = 0; k < width; k++)
+        n = n << 8 | b[i + (size_t)k];
+    i += (size_t)width + extra;
+    if (n > len - i) return -1;
+    *idx = i + n;
+    return 0;
+}
+
 static int term_end_(const unsigned char *b, size_t len, size_t *idx, int depth)
 {
 #define NEED(n)                                                                                    \
@@ -204,57 +217,21 @@ static int term_end_(const unsigned char *b, size_t len, size_t *idx, int depth)
         NEED(8);
         i += 8;
         break;
+    /* A length field (1, 2 or 4 bytes), `extra` header bytes, then the data. */
     case ERL_ATOM_EXT:
     case ERL_ATOM_UTF8_EXT:
-        NEED(2);
-        n = U16(b + i);
-        i += 2;
-        NEED(n);
-        i += n;
-        break;
+    case ERL_STRING_EXT:
+        return sized(b, len, idx, i, 2, 0);
     case ERL_SMALL_ATOM_EXT:
     case ERL_SMALL_ATOM_UTF8_EXT:
-        NEED(1);
-        n = b[i];
-        i += 1;
-        NEED(n);
-        i += n;
-        break;
-    case ERL_STRING_EXT:
-        NEED(2);
-        n = U16(b + i);
-        i += 2;
-        NEED(n);
-        i += n;
-        break;
+        return sized(b, len, idx, i, 1, 0);
     case ERL_BINARY_EXT:
-        NEED(4);
-        n = U32(b + i);
-        i += 4;
-        NEED(n);
-        i += n;
-        break;
+        return sized(b, len, idx, i, 4, 0);
     case ERL_BIT_BINARY_EXT:
-        NEED(5);
-        n = U32(b + i);
-        i += 5;
-        NEED(n);
-        i += n;
-        break;
-    case ERL_SMALL_BIG_EXT:
-        NEED(2);
-        n = b[i];
-        i += 2;
-        NEED(n);
-        i += n;
-        break;
     case ERL_LARGE_BIG_EXT:
-        NEED(5);
-        n = U32(b + i);
-        i += 5;
-        NEED(n);
-        i += n;
-        break;
+        return sized(b, len, idx, i, 4, 1);
+    case ERL_SMALL_BIG_EXT:
+        return sized(b, len, idx, i, 1, 1);
     case ERL_NIL_EXT:
         break;
     case ERL_SMALL_TUPLE_EXT:

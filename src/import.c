@@ -270,6 +270,17 @@ static exh_status emit(parser *p, unsigned line, unsigned col, const char *name,
 
 /* ---- mosquitto_passwd ----------------------------------------------------- */
 
+/* The line starting at *pos (without its '\n'); *pos moves past it. */
+static const char *next_line(const char *text, size_t len, size_t *pos, size_t *n)
+{
+    const char *s = text + *pos;
+    const char *nl = memchr(s, '\n', len - *pos);
+    size_t end = nl ? (size_t)(nl - text) : len;
+    *n = end - *pos;
+    *pos = nl ? end + 1 : len;
+    return s;
+}
+
 /*
  * Read the way the broker reads a password file (Mosquitto 2.0,
  * src/password_file.c / security_default.c): a line whose first byte is
@@ -285,11 +296,8 @@ static exh_status parse_mosquitto(parser *p, const char *text, size_t len)
     unsigned lineno = 0;
     size_t pos = 0;
     while (pos < len && !p->stopped) {
-        const char *nl = memchr(text + pos, '\n', len - pos);
-        size_t end = nl ? (size_t)(nl - text) : len;
-        const char *s = text + pos;
-        size_t n = end - pos;
-        pos = nl ? end + 1 : len;
+        size_t n;
+        const char *s = next_line(text, len, &pos, &n);
         lineno++;
 
         size_t a = 0, b = n;
@@ -514,11 +522,8 @@ static exh_status parse_csv(parser *p, const char *text, size_t len)
     unsigned lineno = 0;
     size_t pos = 0;
     while (pos < len && !p->stopped) {
-        const char *nl = memchr(text + pos, '\n', len - pos);
-        size_t end = nl ? (size_t)(nl - text) : len;
-        const char *s = text + pos;
-        size_t n = end - pos;
-        pos = nl ? end + 1 : len;
+        size_t n;
+        const char *s = next_line(text, len, &pos, &n);
         lineno++;
         if (n && s[n - 1] == '\r') n--;
         size_t a = 0;
