@@ -17,6 +17,8 @@ EXH_PACKAGES=(
   erlang-nox        # a real Erlang VM for the driver's tests
   zlib1g-dev        # compressed external terms
   patch             # the add-rule --dry-run diff test applies its output
+  python3           # test helpers (free ports, MQTT clients for the bench, checks)
+  procps            # ps, pgrep in the integration tests
   mosquitto-dev     # the plugin API headers
   libmosquitto-dev
   mosquitto-clients # real clients for the plugin's end-to-end tests
