@@ -7,6 +7,7 @@
  *   workers = 4
  *   cache_ttl = 300
  *   cache_max = 100000
+ *   busy_timeout = 5000        # ms to wait for a locked store, then fail
  *   unknown_user = deny        # deny | ignore
  *   failed_action = deny       # deny | ignore
  *   log_level = info           # error | warn | info | debug
@@ -27,7 +28,8 @@
 static const char usage[] =
     "usage: exhook-driver [--config FILE] [--db PATH] [--policy PATH] [--workers N]\n"
     "                     [--cache-ttl SECONDS] [--cache-max N] [--unknown-user deny|ignore]\n"
-    "                     [--failed-action deny|ignore] [--log-level error|warn|info|debug]\n"
+    "                     [--failed-action deny|ignore] [--busy-timeout MS]\n"
+    "                     [--log-level error|warn|info|debug]\n"
     "                     [--nouse_stdio] [--check-config]\n"
     "\n"
     "The EMQX extension-hook port program: the broker spawns it with\n"
@@ -63,6 +65,10 @@ static int set(driver_config *c, const char *key, const char *v)
         long n = strtol(v, &end, 10);
         if (*end || n < 1 || n > 10000000) return bad("cache_max (1..10000000 entries)", v);
         c->cache_max = (uint32_t)n;
+    } else if (!strcmp(key, "busy_timeout") || !strcmp(key, "busy-timeout")) {
+        long n = strtol(v, &end, 10);
+        if (*end || n < 0 || n > 600000) return bad("busy_timeout (0..600000 ms)", v);
+        c->busy_timeout_ms = (int)n;
     } else if (!strcmp(key, "unknown_user") || !strcmp(key, "unknown-user")) {
         if (strcmp(v, "deny") && strcmp(v, "ignore")) return bad("unknown_user (deny|ignore)", v);
         c->unknown_ignore = !strcmp(v, "ignore");
@@ -170,6 +176,7 @@ int config_load(int argc, char **argv, driver_config *c)
              (env = getenv("EXHOOK_POLICY")) && *env ? env : "./policies");
     c->workers = 4;
     c->cache_ttl = 300;
+    c->busy_timeout_ms = 5000;
     c->cache_max = 100000; /* bounds the cache at ~15 MiB whatever the user count */
     c->log_level = LOG_INFO;
     exh_hash_params_default(&c->hash);

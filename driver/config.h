@@ -17,6 +17,7 @@ typedef struct driver_config {
     int workers;
     uint32_t cache_ttl;
     uint32_t cache_max;  /* entries; ~150 bytes each */
+    int busy_timeout_ms; /* a locked store: wait this long, then fail */
     bool unknown_ignore; /* unknown users: `ok` (no opinion) instead of deny */
     bool failed_ignore;  /* store unavailable: `ok` instead of deny */
     int log_level;

@@ -241,12 +241,21 @@ static void clients_set(const char *cid, size_t len, client *c)
 static driver_config cfg;
 static exh_auth_cache *cache;
 
-/* Report a store failure once per incident, not per request. */
-static atomic_int store_failing;
+/* A fault is reported once when it starts and once when it clears, never
+ * per request: a broker asking thousands of times a second must not flood
+ * the log with one line per denied call.  Reads (credentials, groups) and
+ * history writes are separate incidents: a full disk stops the history but
+ * not the logins, and one must not announce the other's recovery. */
+typedef struct incident {
+    atomic_int active;
+    atomic_long dropped; /* history events lost during the incident */
+} incident;
+
+static incident read_incident, history_incident;
 
 static void store_failed(const exh_error *err)
 {
-    if (!atomic_exchange(&store_failing, 1))
+    if (!atomic_exchange(&read_incident.active, 1))
         log_error_value(cfg.failed_ignore ? "credential store unavailable (answering ok: "
                                             "failed_action = ignore)"
                                           : "credential store unavailable (failing closed)",
@@ -255,22 +264,36 @@ static void store_failed(const exh_error *err)
 
 static void store_ok(void)
 {
-    if (atomic_exchange(&store_failing, 0)) logmsg(LOG_INFO, "credential store available again");
+    if (atomic_load(&read_incident.active) && atomic_exchange(&read_incident.active, 0))
+        logmsg(LOG_INFO, "credential store available again");
 }
 
-static exh_store *open_store(void)
+static void history_failed(const exh_error *err, size_t lost)
+{
+    atomic_fetch_add(&history_incident.dropped, (long)lost);
+    if (!atomic_exchange(&history_incident.active, 1))
+        log_error_value("session history not written (events are dropped until the store "
+                        "accepts writes again)",
+                        err);
+}
+
+static void history_ok(void)
+{
+    if (atomic_load(&history_incident.active) && atomic_exchange(&history_incident.active, 0))
+        logmsg(LOG_INFO, "session history written again (%ld events were dropped)",
+               atomic_exchange(&history_incident.dropped, 0));
+}
+
+static exh_store *open_store(exh_error *err)
 {
     exh_store_opts o;
     exh_store_opts_default(&o);
     o.create = false;
     o.hash = cfg.hash;
     o.cache_kib = 512; /* one connection per thread: keep their caches small */
+    o.busy_timeout_ms = cfg.busy_timeout_ms;
     exh_store *s = NULL;
-    exh_error err;
-    if (exh_store_open(cfg.db, &o, &s, &err) != EXH_OK) {
-        store_failed(&err);
-        return NULL;
-    }
+    if (exh_store_open(cfg.db, &o, &s, err) != EXH_OK) return NULL;
     return s;
 }
 
@@ -406,8 +429,10 @@ static void authenticate(job *j, exh_store **store, exh_evalctx *ctx)
     /* A new login on this client id ends whatever an earlier one was
      * allowed: only an allowed login makes a new record below. */
     if (ci->clientid) clients_set(ci->clientid, ci->clientid_len, NULL);
-    if (!*store) *store = open_store();
-    if (!*store) { /* failed_action decides; open_store logged why */
+    exh_error err;
+    exh_error_clear(&err);
+    if (!*store && !(*store = open_store(&err))) { /* failed_action decides */
+        store_failed(&err);
         cfg.failed_ignore ? reply_ok(&j->call) : reply_bool(&j->call, false);
         return;
     }
@@ -422,8 +447,6 @@ static void authenticate(job *j, exh_store **store, exh_evalctx *ctx)
                            .check_password = true};
     parse_peer(ci, &rq.peerhost);
     exh_auth_result r;
-    exh_error err;
-    exh_error_clear(&err);
     held_policy *hp = policy_get();
     exh_status st = exh_authenticate(*store, cache, hp->p, ctx, &rq, &r, &err);
     policy_put(hp);
@@ -460,7 +483,9 @@ static void *worker_main(void *arg)
 {
     (void)arg;
     exh_evalctx *ctx = exh_evalctx_new();
-    exh_store *store = open_store();
+    exh_error err;
+    exh_store *store = open_store(&err);
+    if (!store) store_failed(&err); /* said at start-up, not at the first login */
     job *j;
     while ((j = q_pop(&auth_q, -1))) {
         if (ctx)
@@ -479,12 +504,16 @@ static void *worker_main(void *arg)
 static void write_history(exh_store **store, job **batch, size_t n)
 {
     exh_error err;
-    if (!*store && !(*store = open_store()))
-        return; /* dropped: history is best effort, decisions are not */
+    if (!*store && !(*store = open_store(&err))) {
+        history_failed(&err, n); /* dropped: history is best effort, decisions are not */
+        return;
+    }
+    /* On a failed write the connection stays open: SQLite recovers from a
+     * full disk or a lock at the next transaction, while closing it would
+     * checkpoint and truncate the WAL, free a little space and make the
+     * history flap between written and not written. */
     if (exh_store_begin(*store, &err) != EXH_OK) {
-        store_failed(&err);
-        exh_store_close(*store);
-        *store = NULL;
+        history_failed(&err, n);
         return;
     }
     for (size_t i = 0; i < n; i++) {
@@ -497,15 +526,17 @@ static void write_history(exh_store **store, job **batch, size_t n)
                                 .at = batch[i]->at,
                                 .connected = batch[i]->connected};
         if (exh_store_record_session(*store, &ev, &err) != EXH_OK) {
-            store_failed(&err);
+            history_failed(&err, n);
             exh_store_rollback(*store);
             return;
         }
     }
     if (exh_store_commit(*store, &err) != EXH_OK) {
-        store_failed(&err);
+        history_failed(&err, n);
         exh_store_rollback(*store);
+        return;
     }
+    history_ok();
 }
 
 static void *history_main(void *arg)
@@ -694,11 +725,14 @@ static void check_acl(const etf_call *call, exh_evalctx *ctx, exh_store **store)
     exh_user u = {0};
     exh_error err;
     exh_error_clear(&err);
-    if (!*store) *store = open_store();
+    if (!*store) *store = open_store(&err);
     char *name = strndup(r.username, r.username_len);
-    exh_status st = *store && name ? exh_store_get_user(*store, name, &u, &err) : EXH_ESTORE;
+    exh_status st = !name    ? EXH_ENOMEM
+                    : *store ? exh_store_get_user(*store, name, &u, &err)
+                             : EXH_ESTORE;
     free(name);
     exh_str *g = NULL;
+    if (st == EXH_OK || st == EXH_ENOTFOUND) store_ok();
     if (st == EXH_OK && u.ngroups && !(g = malloc(u.ngroups * sizeof(*g)))) st = EXH_ENOMEM;
     if (st == EXH_OK) {
         for (size_t i = 0; i < u.ngroups; i++)
@@ -714,7 +748,11 @@ static void check_acl(const etf_call *call, exh_evalctx *ctx, exh_store **store)
     } else if (st == EXH_ENOTFOUND) {
         decide_acl(call, &r, ctx); /* no groups, not a superuser */
     } else {
-        if (*store) store_failed(&err);
+        if (st == EXH_ESTORE) {
+            store_failed(&err);
+            exh_store_close(*store); /* reopened next time: the file may be back */
+            *store = NULL;
+        }
         cfg.failed_ignore ? reply_ok(call) : reply_bool(call, false);
     }
     free(g);
@@ -854,12 +892,15 @@ int main(int argc, char **argv)
     cache = exh_auth_cache_new(cfg.cache_ttl, cfg.cache_max);
 
     /* SIGHUP is read by the reload thread through a signalfd; SIGPIPE
-     * must not kill us when the broker goes away mid-reply. */
+     * must not kill us when the broker goes away mid-reply, nor SIGXFSZ
+     * when a file size limit stops the store growing (the write fails
+     * instead, and the history reports it like a full disk). */
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN);
     int sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
     if (pipe2(reload_stop, O_CLOEXEC) < 0 || sfd < 0) {
         logmsg(LOG_ERROR, "cannot set up reload: %s", strerror(errno));

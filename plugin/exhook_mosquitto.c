@@ -17,6 +17,7 @@
  *   two-letter name), plugin_opt_policy, plugin_opt_unknown_user deny|ignore,
  *   plugin_opt_failed_action deny|ignore, plugin_opt_cache_ttl SECONDS,
  *   plugin_opt_cache_max N, plugin_opt_read_check true|false,
+ *   plugin_opt_busy_timeout MS (a locked store: wait, then fail; 5000),
  *   plugin_opt_argon2_m_kib, plugin_opt_argon2_t, plugin_opt_argon2_p.
  *
  * Mosquitto calls plugins on its one thread, so there are no locks here;
@@ -59,7 +60,12 @@ typedef struct plugin {
     exh_evalctx *ctx;
     exh_store *store;
     exh_auth_cache *cache;
-    int store_failing;
+    int busy_timeout_ms;
+    /* Faults are logged when they start and when they clear, not per
+     * request; reads and history writes are separate incidents (a full
+     * disk stops the history, not the logins). */
+    bool read_failing, history_failing;
+    long history_dropped;
     client *clients[BUCKETS];
 } plugin;
 
@@ -126,50 +132,78 @@ static client *remember(plugin *p, const struct mosquitto *conn, const char *id,
     return c;
 }
 
-static void store_failed(plugin *p, const exh_error *err)
+static void log_fault(const char *what, const exh_error *err)
 {
-    if (!p->store_failing) {
-        char buf[1024];
-        exh_error_format(err, buf, sizeof(buf));
-        buf[strcspn(buf, "\n")] = '\0';
-        mosquitto_log_printf(MOSQ_LOG_ERR, "exhook: credential store unavailable (%s): %s",
-                             p->failed_ignore ? "deferring" : "failing closed", buf);
-    }
-    p->store_failing = 1;
-    exh_store_close(p->store);
-    p->store = NULL; /* reopened at the next use: the fault may clear */
+    char buf[1024];
+    exh_error_format(err, buf, sizeof(buf));
+    buf[strcspn(buf, "\n")] = '\0';
+    mosquitto_log_printf(MOSQ_LOG_ERR, "exhook: %s: %s", what, buf);
 }
 
-static exh_store *store(plugin *p)
+/* A read failed: fail closed (or defer) and reopen at the next use, since
+ * the fault may clear (file restored, lock released). */
+static void store_failed(plugin *p, const exh_error *err)
+{
+    if (!p->read_failing)
+        log_fault(p->failed_ignore ? "credential store unavailable (deferring)"
+                                   : "credential store unavailable (failing closed)",
+                  err);
+    p->read_failing = true;
+    exh_store_close(p->store);
+    p->store = NULL;
+}
+
+static void store_ok(plugin *p)
+{
+    if (p->read_failing)
+        mosquitto_log_printf(MOSQ_LOG_NOTICE, "exhook: credential store available again");
+    p->read_failing = false;
+}
+
+static exh_store *store(plugin *p, exh_error *err)
 {
     if (p->store) return p->store;
     exh_store_opts o;
     exh_store_opts_default(&o);
     o.create = false;
     o.hash = p->hash;
-    exh_error err;
-    if (exh_store_open(p->db, &o, &p->store, &err) != EXH_OK) {
-        store_failed(p, &err);
-        return NULL;
-    }
-    if (p->store_failing)
-        mosquitto_log_printf(MOSQ_LOG_NOTICE, "exhook: credential store available again");
-    p->store_failing = 0;
+    o.busy_timeout_ms = p->busy_timeout_ms;
+    if (exh_store_open(p->db, &o, &p->store, err) != EXH_OK) return NULL;
     return p->store;
 }
 
+/* Session history is best effort: a failed write drops the event, never a
+ * client. */
 static void record(plugin *p, struct mosquitto *cl, bool connected, const char *reason)
 {
-    exh_store *s = store(p);
-    if (!s) return;
     exh_session_event ev = {.clientid = mosquitto_client_id(cl),
                             .username = mosquitto_client_username(cl),
                             .peerhost = mosquitto_client_address(cl),
                             .reason = reason,
                             .at = (int64_t)time(NULL),
                             .connected = connected};
+    if (!ev.clientid) return;
     exh_error err;
-    if (ev.clientid && exh_store_record_session(s, &ev, &err) != EXH_OK) store_failed(p, &err);
+    exh_store *s = store(p, &err);
+    if (s && exh_store_record_session(s, &ev, &err) == EXH_OK) {
+        if (p->history_failing)
+            mosquitto_log_printf(MOSQ_LOG_NOTICE,
+                                 "exhook: session history written again (%ld events were dropped)",
+                                 p->history_dropped);
+        p->history_failing = false;
+        p->history_dropped = 0;
+        return;
+    }
+    if (!p->history_failing)
+        log_fault("session history not written (events are dropped until the store accepts "
+                  "writes again)",
+                  &err);
+    p->history_failing = true;
+    p->history_dropped++;
+    /* The connection stays open: SQLite recovers from a full disk or a
+     * lock at the next transaction, while closing it would checkpoint and
+     * truncate the WAL, free a little space and make the history flap
+     * between written and not written, one log line each time. */
 }
 
 static int on_basic_auth(int event, void *data, void *user)
@@ -187,21 +221,26 @@ static int on_basic_auth(int event, void *data, void *user)
                            .check_password = true};
     const char *addr = mosquitto_client_address(ev->client);
     if (addr) exh_addr_parse(addr, strlen(addr), &rq.peerhost);
-    exh_store *s = store(p);
-    if (!s) return p->failed_ignore ? MOSQ_ERR_PLUGIN_DEFER : MOSQ_ERR_AUTH;
-    exh_auth_result r;
     exh_error err;
     exh_error_clear(&err);
+    exh_store *s = store(p, &err);
+    if (!s) {
+        store_failed(p, &err);
+        return p->failed_ignore ? MOSQ_ERR_PLUGIN_DEFER : MOSQ_ERR_AUTH;
+    }
+    exh_auth_result r;
     exh_status st = exh_authenticate(s, p->cache, p->pol, p->ctx, &rq, &r, &err);
     int rc;
     if (cid) forget(p, cid); /* a new login ends an earlier one's record */
     if (r.reason == EXH_AUTH_STORE_ERROR) {
         if (st == EXH_ESTORE) store_failed(p, &err);
         rc = p->failed_ignore ? MOSQ_ERR_PLUGIN_DEFER : MOSQ_ERR_AUTH;
-    } else if (r.reason == EXH_AUTH_UNKNOWN_USER && p->unknown_ignore) {
-        rc = MOSQ_ERR_PLUGIN_DEFER;
     } else {
-        rc = r.decision == EXH_ALLOW ? MOSQ_ERR_SUCCESS : MOSQ_ERR_AUTH;
+        store_ok(p);
+        if (r.reason == EXH_AUTH_UNKNOWN_USER && p->unknown_ignore)
+            rc = MOSQ_ERR_PLUGIN_DEFER;
+        else
+            rc = r.decision == EXH_ALLOW ? MOSQ_ERR_SUCCESS : MOSQ_ERR_AUTH;
     }
     mosquitto_log_printf(MOSQ_LOG_DEBUG, "exhook: connect %s (%s): %s", cid ? cid : "",
                          ev->username ? ev->username : "anonymous", exh_auth_reason_str(r.reason));
@@ -222,14 +261,16 @@ static client *client_for(plugin *p, struct mosquitto *cl, const char *cid, int 
     client *c = find(p, cid);
     const char *user = mosquitto_client_username(cl);
     if (c || !user) return c;
-    exh_store *s = store(p);
+    exh_error err;
+    exh_store *s = store(p, &err);
     if (!s) {
+        store_failed(p, &err);
         *failed = 1;
         return NULL;
     }
     exh_user u;
-    exh_error err;
     exh_status st = exh_store_get_user(s, user, &u, &err);
+    if (st == EXH_OK || st == EXH_ENOTFOUND) store_ok(p);
     if (st == EXH_ENOTFOUND) return NULL;
     if (st != EXH_OK) {
         store_failed(p, &err);
@@ -346,6 +387,10 @@ static int set_option(plugin *p, const char *key, const char *v)
         p->failed_ignore = !strcmp(v, "ignore");
     else if (!strcmp(key, "read_check") && (!strcmp(v, "true") || !strcmp(v, "false")))
         p->read_check = !strcmp(v, "true");
+    else if (!strcmp(key, "busy_timeout") &&
+             (p->busy_timeout_ms = (int)strtol(v, &end, 10), !*end && *v) &&
+             p->busy_timeout_ms >= 0)
+        ;
     else if (!strcmp(key, "cache_ttl") && (p->cache_ttl = (uint32_t)strtoul(v, &end, 10), !*end))
         ;
     else if (!strcmp(key, "cache_max") && (p->cache_max = (uint32_t)strtoul(v, &end, 10), !*end) &&
@@ -381,6 +426,7 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *pid, void **userdata, struct mo
     snprintf(p->db, sizeof(p->db), "exhook.db");
     snprintf(p->policy, sizeof(p->policy), "policies");
     p->cache_ttl = 300;
+    p->busy_timeout_ms = 5000;
     p->cache_max = 100000;
     exh_hash_params_default(&p->hash);
     for (int i = 0; i < nopts; i++)
@@ -396,7 +442,8 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *pid, void **userdata, struct mo
         free(p);
         return MOSQ_ERR_INVAL; /* without a policy the broker must not start open */
     }
-    store(p); /* report a missing store at start-up, not at the first login */
+    exh_error err;
+    if (!store(p, &err)) store_failed(p, &err); /* said at start-up, not at the first login */
     *userdata = p;
     if (mosquitto_callback_register(pid, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL, p) ||
         mosquitto_callback_register(pid, MOSQ_EVT_ACL_CHECK, on_acl_check, NULL, p) ||
@@ -417,7 +464,8 @@ int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *opts, int nop
     mosquitto_callback_unregister(p->pid, MOSQ_EVT_RELOAD, on_reload, NULL);
     mosquitto_callback_unregister(p->pid, MOSQ_EVT_DISCONNECT, on_disconnect, NULL);
     /* The broker is stopping: its clients are going offline too. */
-    exh_store *s = store(p);
+    exh_error err;
+    exh_store *s = store(p, &err);
     for (size_t b = 0; b < BUCKETS; b++)
         while (p->clients[b]) {
             client *c = p->clients[b];
@@ -426,7 +474,6 @@ int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *opts, int nop
                                     .reason = "broker shutdown",
                                     .at = (int64_t)time(NULL),
                                     .connected = false};
-            exh_error err;
             if (s) exh_store_record_session(s, &ev, &err);
             client_free(c);
         }

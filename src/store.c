@@ -145,11 +145,40 @@ static exh_status fail(exh_store *s, exh_error *err, exh_status st, const char *
     return st;
 }
 
+/* The operating system's reason behind an I/O failure, where SQLite says
+ * only "unable to open database file".  SQLite's own last errno is often
+ * that of a later fallback attempt (ENOENT for a -wal file), so for an
+ * open failure the directory is asked directly: a WAL store must create
+ * its -shm and -wal files beside the database, even just to be read. */
+static const char *os_reason(exh_store *s, char *buf, size_t n)
+{
+    int code = sqlite3_errcode(s->db) & 0xff;
+    if (code == SQLITE_CANTOPEN || code == SQLITE_READONLY) {
+        char dir[4096];
+        snprintf(dir, sizeof(dir), "%s", s->path ? s->path : ".");
+        char *slash = strrchr(dir, '/');
+        if (slash)
+            slash == dir ? (void)(dir[1] = '\0') : (void)(*slash = '\0');
+        else
+            snprintf(dir, sizeof(dir), ".");
+        if (access(dir, W_OK) != 0) {
+            snprintf(buf, n, "directory %s is not writable: %s", dir, strerror(errno));
+            return buf;
+        }
+    }
+    int e = sqlite3_system_errno(s->db);
+    if (e && (code == SQLITE_IOERR || code == SQLITE_FULL)) return strerror(e);
+    return NULL;
+}
+
 /* An SQLite failure as an error value: what we were doing and SQLite's
  * own message (which names the constraint, the lock, the corruption). */
 static exh_status db_fail(exh_store *s, exh_error *err, const char *doing)
 {
-    return fail(s, err, EXH_ESTORE, "%s: %s", doing, sqlite3_errmsg(s->db));
+    char buf[4200];
+    const char *os = os_reason(s, buf, sizeof(buf));
+    return fail(s, err, EXH_ESTORE, "%s: %s%s%s%s", doing, sqlite3_errmsg(s->db), os ? " (" : "",
+                os ? os : "", os ? ")" : "");
 }
 
 static sqlite3_stmt *stmt(exh_store *s, int which, exh_error *err)
@@ -173,7 +202,10 @@ static exh_status exec(exh_store *s, const char *sql, exh_error *err, const char
 {
     char *msg = NULL;
     if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        exh_status st = fail(s, err, EXH_ESTORE, "%s: %s", doing, msg ? msg : "unknown error");
+        char buf[4200];
+        const char *os = os_reason(s, buf, sizeof(buf));
+        exh_status st = fail(s, err, EXH_ESTORE, "%s: %s%s%s%s", doing, msg ? msg : "unknown error",
+                             os ? " (" : "", os ? os : "", os ? ")" : "");
         sqlite3_free(msg);
         return st;
     }
