@@ -13,6 +13,7 @@
 
 #include "cli.h"
 #include "exhook/auth.h"
+#include "exhook/batch.h"
 #include "exhook/eval.h"
 
 static const char check_help[] =
@@ -193,96 +194,9 @@ static void print_json_credentials(exh_auth_reason why)
 }
 
 /*
- * Turn one batch object into a request.  Strings keep their exact bytes
- * (NUL included: jansson is told to allow it) so the engine, not the
- * reader, decides what is invalid.  Returns NULL or a reason.
- */
-static const char *batch_request(json_t *o, exh_request *rq, exh_str *groups, check_extra *x,
-                                 char *why, size_t whysize)
-{
-    if (!json_is_object(o)) return "a request must be a JSON object";
-    json_t *v = json_object_get(o, "action");
-    exh_action a;
-    if (!json_is_string(v) || !parse_action(json_string_value(v), &a))
-        return "\"action\" must be \"publish\", \"subscribe\" or \"connect\"";
-    exh_request_init(rq, a);
-    rq->qos = 0;
-    rq->retain = 0;
-    rq->groups = groups;
-    memset(x, 0, sizeof(*x));
-    const char *key;
-    json_t *val;
-    json_object_foreach(o, key, val)
-    {
-        if (!strcmp(key, "action")) continue;
-        if (!strcmp(key, "username") || !strcmp(key, "clientid") || !strcmp(key, "topic") ||
-            !strcmp(key, "peerhost")) {
-            if (json_is_null(val) && strcmp(key, "topic") != 0) continue;
-            if (!json_is_string(val)) {
-                snprintf(why, whysize, "\"%s\" must be a string", key);
-                return why;
-            }
-            const char *s = json_string_value(val);
-            size_t n = json_string_length(val);
-            if (key[0] == 'u') {
-                rq->username = s;
-                rq->username_len = n;
-            } else if (key[0] == 'c') {
-                rq->clientid = s;
-                rq->clientid_len = n;
-            } else if (key[0] == 't') {
-                rq->topic = s;
-                rq->topic_len = n;
-            } else if (!exh_addr_parse(s, n, &rq->peerhost)) {
-                return "\"peerhost\" is not an IPv4 or IPv6 address";
-            }
-        } else if (!strcmp(key, "qos")) {
-            if (!json_is_integer(val) || json_integer_value(val) < 0 || json_integer_value(val) > 2)
-                return "\"qos\" must be 0, 1 or 2";
-            rq->qos = (int)json_integer_value(val);
-        } else if (!strcmp(key, "retain") || !strcmp(key, "superuser")) {
-            if (!json_is_boolean(val)) {
-                snprintf(why, whysize, "\"%s\" must be true or false", key);
-                return why;
-            }
-            if (key[0] == 'r') {
-                rq->retain = json_is_true(val);
-            } else {
-                rq->superuser = json_is_true(val);
-                x->superuser_given = true;
-            }
-        } else if (!strcmp(key, "groups")) {
-            size_t i;
-            json_t *g;
-            if (!json_is_array(val)) return "\"groups\" must be an array of strings";
-            if (json_array_size(val) > MAX_GROUPS) return "too many groups (at most 256)";
-            json_array_foreach(val, i, g)
-            {
-                if (!json_is_string(g)) return "\"groups\" must be an array of strings";
-                groups[i].ptr = json_string_value(g);
-                groups[i].len = json_string_length(g);
-            }
-            rq->ngroups = json_array_size(val);
-            x->groups_given = true;
-        } else if (!strcmp(key, "password")) {
-            if (!json_is_string(val)) return "\"password\" must be a string";
-            x->password = json_string_value(val);
-            x->password_len = json_string_length(val);
-        } else {
-            snprintf(why, whysize, "unknown field \"%.64s\"", key);
-            return why;
-        }
-    }
-    if (a != EXH_CONNECT && !rq->topic) return "\"topic\" is required for publish and subscribe";
-    if (x->password && a != EXH_CONNECT) return "\"password\" is only for connect";
-    if (x->password && !rq->username) return "\"password\" needs a \"username\"";
-    return NULL;
-}
-
-/*
- * Batch lines may carry passwords, and jansson copies strings through
- * buffers of its own: every block it frees is wiped first.  The size sits
- * in a header aligned like malloc's result.
+ * Batch lines may carry passwords, and jansson (under exh_batch_parse)
+ * copies strings through buffers of its own: every block it frees is
+ * wiped first.  The size sits in a header aligned like malloc's result.
  */
 typedef union wipe_header {
     size_t size;
@@ -305,25 +219,37 @@ static void wiping_free(void *p)
     free(h);
 }
 
-/* One batch line: its answer on stdout; returns the exit status it asks
+/* A line that is no request: its answer on stdout.  jansson's messages
+ * come from its json_error_t, whose text holds at most 159 bytes. */
+static void print_json_unparsed(unsigned long lineno, const exh_error *err)
+{
+    if (err->status == EXH_ESYNTAX) {
+        char reason[256];
+        snprintf(reason, sizeof(reason), "invalid JSON at line %lu, column %u: %.159s", lineno,
+                 err->col, err->message);
+        print_json_invalid(reason);
+    } else {
+        print_json_invalid(err->message);
+    }
+}
+
+/* One batch request: its answer on stdout; returns the exit status it asks
  * for (0 or EXIT_USAGE). */
 static int batch_line(const exh_policy *p, exh_store *s, exh_auth_cache *cache, exh_evalctx *ctx,
-                      json_t *o)
+                      exh_batch_req *b)
 {
-    static exh_str groups[MAX_GROUPS];
-    exh_request rq;
-    check_extra x;
-    char why[128];
-    const char *bad = batch_request(o, &rq, groups, &x, why, sizeof(why));
-    if (!bad && x.password && !s)
-        bad = "password verification needs the credential store, and there is none (see --db)";
-    if (bad) {
-        print_json_invalid(bad);
+    if (b->password && !s) {
+        print_json_invalid(
+            "password verification needs the credential store, and there is none (see --db)");
         return EXIT_USAGE;
     }
+    check_extra x = {.password = b->password,
+                     .password_len = b->password_len,
+                     .groups_given = b->groups_given,
+                     .superuser_given = b->superuser_given};
     verdict v;
     exh_error err;
-    decide(p, s, cache, ctx, &rq, &x, &v, &err);
+    decide(p, s, cache, ctx, &b->req, &x, &v, &err);
     if (v.store_failed) {
         char reason[600];
         snprintf(reason, sizeof(reason), "credential store: %s", err.message);
@@ -368,19 +294,18 @@ static int run_batch(const exh_policy *p, exh_store *s)
         while (k < len && (line[k] == ' ' || line[k] == '\t'))
             k++;
         if (k == len) continue;
-        json_error_t jerr;
-        json_t *o = json_loadb(line, len, JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, &jerr);
+        exh_batch_req b;
+        exh_error err;
+        exh_status st = exh_batch_parse(line, len, &b, &err);
         wipe(line, (size_t)n);
-        if (!o) {
-            char reason[256];
-            snprintf(reason, sizeof(reason), "invalid JSON at line %lu, column %d: %s", lineno,
-                     jerr.column, jerr.text);
-            print_json_invalid(reason);
+        if (st != EXH_OK) {
+            print_json_unparsed(lineno, &err);
+            wipe(&err, sizeof(err)); /* jansson's message quotes the line */
             status = EXIT_USAGE;
             continue;
         }
-        if (batch_line(p, s, cache, ctx, o)) status = EXIT_USAGE;
-        json_decref(o);
+        if (batch_line(p, s, cache, ctx, &b)) status = EXIT_USAGE;
+        exh_batch_req_clear(&b);
     }
     if (line) wipe(line, cap);
     free(line);

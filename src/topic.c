@@ -237,7 +237,7 @@ bool exh_topic_subset(const char *s, size_t slen, const char *f, size_t flen)
      * starting with '$'; a leading wildcard in f never reaches them. */
     if (slen > 0 && s[0] == '$' && starts_with_wildcard(f, flen)) return false;
     level_iter si = levels(s, slen), fi = levels(f, flen);
-    for (;;) {
+    for (size_t depth = 0;; depth++) {
         const char *sl = NULL, *fl = NULL;
         size_t sn = 0, fn = 0;
         bool have_s = next_level(&si, &sl, &sn);
@@ -245,7 +245,16 @@ bool exh_topic_subset(const char *s, size_t slen, const char *f, size_t flen)
         if (!have_f) return !have_s;
         if (is_level(fl, fn, '#')) return true; /* covers whatever s has left, '#' included */
         if (!have_s) return false;
-        if (is_level(sl, sn, '#')) return false; /* s goes on to any depth, f does not */
+        if (is_level(sl, sn, '#')) {
+            /* s goes on to any depth, f must too.  A '#' below a level
+             * also matches that level itself ("a/#" matches "a"), which
+             * "a/+/#" does not; but a lone "#" has no parent level, so it
+             * matches exactly what "+/#" matches. */
+            const char *nl = NULL;
+            size_t nn = 0;
+            return depth == 0 && is_level(fl, fn, '+') && next_level(&fi, &nl, &nn) &&
+                   is_level(nl, nn, '#');
+        }
         if (is_level(fl, fn, '+')) continue;     /* covers a literal or '+' */
         if (is_level(sl, sn, '+')) return false; /* a literal covers only itself */
         if (sn != fn || memcmp(sl, fl, sn) != 0) return false;

@@ -1,0 +1,84 @@
+/*
+ * batch.h -- one `exhookctl check --batch` request line (DESIGN §3).
+ *
+ *   {"action":"publish","username":"u","clientid":"c","peerhost":"1.2.3.4",
+ *    "topic":"t","qos":0,"retain":false,"groups":["g"],"superuser":false,
+ *    "password":"p"}
+ *
+ * Only "action" is required (and "topic" for publish and subscribe).
+ * "username", "clientid" and "peerhost" may be null (absent); an absent
+ * qos is 0 and an absent retain false, as DESIGN §2 says for `check`.
+ *
+ * The reader validates the request's shape, not its meaning: strings keep
+ * their exact bytes, NUL included (the JSON may say \u0000), so a topic
+ * with a NUL or invalid UTF-8 reaches the evaluator, which denies it with
+ * its own reason.  Duplicate keys are refused: which of two "username"s
+ * counts would be a guess.
+ *
+ * Passwords.  The parsed request owns copies of its strings and wipes them
+ * all when cleared, and the reader wipes the password inside jansson's
+ * tree before freeing it.  jansson also copies every string through
+ * short-lived buffers of its own while it parses; a caller that handles
+ * real passwords should install wiping allocators with
+ * json_set_alloc_funcs() before its first jansson call, as exhookctl does.
+ * (The library does not: jansson's allocator is process-wide, and
+ * swapping it under other jansson users would free their memory with the
+ * wrong function.)
+ */
+#ifndef EXHOOK_BATCH_H
+#define EXHOOK_BATCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "exhook/error.h"
+#include "exhook/eval.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A request may name at most this many groups. */
+#define EXH_BATCH_MAX_GROUPS 256
+
+typedef struct exh_batch_req {
+    /* The request to evaluate.  Its strings and groups point into memory
+     * this struct owns: they live until exh_batch_req_clear.  A caller may
+     * repoint req.groups (to the store's groups, say); clearing frees the
+     * memory the reader allocated, not whatever req points at. */
+    exh_request req;
+    const char *password; /* connect only; NULL when none was given */
+    size_t password_len;
+    bool groups_given;    /* "groups" was present: it replaces the store's groups */
+    bool superuser_given; /* "superuser" was present: it replaces the store's flag */
+
+    /* Private: the one allocation everything above points into. */
+    char *mem_;
+    size_t mem_size_;
+} exh_batch_req;
+
+/*
+ * Parse one request: len bytes of JSON text (need not be NUL-terminated;
+ * the caller strips the line ending and skips blank lines).  *out is
+ * overwritten, not cleared first.
+ *
+ * EXH_OK: *out holds the request; clear it with exh_batch_req_clear.
+ * EXH_ESYNTAX: not JSON.  err->message is jansson's explanation, err->line
+ * and err->col its 1-based position (line 1 unless text holds a newline);
+ * a caller reading a stream adds its own line number.  The explanation
+ * quotes the text near the error, which may be part of a password: wipe
+ * err once it has been shown.
+ * EXH_EINVAL: JSON, but not a valid request; err->message says why.
+ * EXH_ENOMEM: out of memory.
+ * On failure *out is left cleared (clearing it again is harmless).
+ */
+exh_status exh_batch_parse(const char *text, size_t len, exh_batch_req *out, exh_error *err);
+
+/* Wipe and free what a parsed request owns; leaves it zeroed.  NULL and a
+ * zeroed or already-cleared request are fine. */
+void exh_batch_req_clear(exh_batch_req *b);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
