@@ -293,7 +293,12 @@ static tri match_spec(const exh_spec *s, const char *t, size_t tlen, enum match_
                 return m == T_FALSE ? T_FALSE : (m == T_UNKNOWN ? T_UNKNOWN : result);
             }
         } else if (s_hash) {
-            return T_FALSE; /* subset: only F's '#' covers S's '#' */
+            /* subset: only F's '#' covers S's '#' ("a/#" matches "a" too,
+             * which "a/+/#" does not), except that a lone "#" has no parent
+             * level and matches exactly what "+/#" matches */
+            if (i == 0 && lv->kind == LVL_PLUS && s->nlevels == 2 && s->levels[1].kind == LVL_HASH)
+                return result;
+            return T_FALSE;
         } else if (lv->kind == LVL_PLUS) {
             continue;
         } else if (s_plus) {
