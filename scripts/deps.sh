@@ -24,6 +24,14 @@ EXH_PACKAGES=(
   mosquitto-clients # real clients for the plugin's end-to-end tests
   clang             # libFuzzer targets (test suite replays their corpora)
   libclang-rt-14-dev
+  valgrind          # the driver's integration test, once under valgrind
+  libgrpc-dev       # exhook-grpc: gRPC core's C API
+  libprotobuf-c-dev # exhook-grpc: protobuf-c runtime
+  protobuf-c-compiler # protoc-c: C code from proto/*.proto at build time
+  python3-grpcio    # exhook-grpc's tests play EMQX with a real gRPC client
+  python3-grpc-tools # its stubs, generated from the project's own proto/
+  openssl           # certificates for the TLS tests
+  nghttp2-client    # h2load: the gRPC benchmark's load generator
 )
 
 missing=()

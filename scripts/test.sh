@@ -14,6 +14,9 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$jobs"
 ctest --test-dir build --output-on-failure -j"$jobs"
 
+echo "== the driver's integration test under valgrind"
+bash tests/driver_valgrind.sh build/exhookctl
+
 echo "== build and test under ASan + UBSan"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DEXH_SANITIZE=ON -DEXH_BENCH=OFF >/dev/null
 cmake --build build-asan -j"$jobs"

@@ -7,7 +7,17 @@
 # changes, SIGHUP, malformed frames, sessions, clean exit.
 # Usage: driver_test.sh PATH-TO-EXHOOKCTL (the driver is exhook-driver beside
 # it).  Last line: "N passed, N failed".
+# EXH_DRIVER_WRAPPER (a command every driver runs under, @TAG@ in it naming
+# the driver) and EXH_TIME_SCALE (every wait, and the overall timeout, times
+# this integer) are passed to the suite: tests/driver_valgrind.sh sets them.
 set -u
+scale=${EXH_TIME_SCALE:-1}
+case $scale in '' | *[!0-9]* | 0*)
+  echo "FAIL: EXH_TIME_SCALE must be an integer >= 1 (got '$scale')"
+  echo "0 passed, 1 failed"
+  exit 1
+  ;;
+esac
 ctl=${1:?usage: driver_test.sh exhookctl}
 case $ctl in /*) ;; *) ctl=$PWD/$ctl ;; esac
 driver=$(dirname "$ctl")/exhook-driver
@@ -29,7 +39,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 chmod 700 "$tmp"
 
-timeout -k 5 170 escript tests/driver/driver_suite.escript \
+timeout -k 5 $((170 * scale)) escript tests/driver/driver_suite.escript \
   "$driver" "$ctl" "$tmp" "$repo/tests/driver" "$repo" >"$tmp/out" 2>"$tmp/err"
 st=$?
 # Everything but the summary line, then diagnostics, then the summary last.
