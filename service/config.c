@@ -1,0 +1,272 @@
+/*
+ * config.c -- the front ends' settings (see config.h and the README).
+ *
+ *   # /etc/exhook/exhook.conf
+ *   db = /var/lib/exhook/exhook.db
+ *   policy = /etc/exhook/policies
+ *   workers = 4                # password-checking threads
+ *   cache_ttl = 300
+ *   cache_max = 100000
+ *   busy_timeout = 5000        # ms to wait for a locked store, then fail
+ *   unknown_user = deny        # deny | ignore
+ *   failed_action = deny       # deny | ignore
+ *   log_level = info           # error | warn | info | debug
+ *   argon2_m_kib = 19456       # cost of rehashed passwords
+ *   argon2_t = 2
+ *   argon2_p = 1
+ *   # exhook-grpc only
+ *   listen = 127.0.0.1:9000
+ *   threads = 2                # for authorize, sessions and the rest
+ *   tls_cert = /etc/exhook/server.pem
+ *   tls_key = /etc/exhook/server.key
+ *   tls_ca = /etc/exhook/ca.pem          # client certificates' CA
+ *   tls_client = none          # none | optional | required
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "exhook/policy.h"
+#include "exhook/store.h"
+
+static const svc_program *prog;
+
+static int bad(const char *what, const char *value)
+{
+    fprintf(stderr, "%s: bad %s: '%s'\n", prog->name, what, value);
+    return 2;
+}
+
+static int number(const char *v, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (!*v || *end || errno || n < lo || n > hi) return -1;
+    *out = n;
+    return 0;
+}
+
+static int path(char *dst, size_t cap, const char *key, const char *v)
+{
+    if (strlen(v) >= cap) return bad(key, v);
+    snprintf(dst, cap, "%s", v);
+    return 0;
+}
+
+/* Apply one setting, from the file or a flag ("cache-ttl" = "cache_ttl"). */
+static int set(svc_config *c, const char *key_in, const char *v)
+{
+    char key[64];
+    if (strlen(key_in) >= sizeof(key)) return bad("setting", key_in);
+    snprintf(key, sizeof(key), "%s", key_in);
+    for (char *p = key; *p; p++)
+        if (*p == '-') *p = '_';
+    bool grpc = prog->kind == SVC_FOR_GRPC;
+    long n;
+    if (!strcmp(key, "db")) {
+        return path(c->db, sizeof(c->db), "db", v);
+    } else if (!strcmp(key, "policy")) {
+        return path(c->policy, sizeof(c->policy), "policy", v);
+    } else if (!strcmp(key, "workers")) {
+        if (number(v, 1, 256, &n)) return bad("workers (1..256)", v);
+        c->workers = (int)n;
+    } else if (!strcmp(key, "cache_ttl")) {
+        if (number(v, 0, 86400, &n)) return bad("cache_ttl (0..86400 seconds)", v);
+        c->cache_ttl = (uint32_t)n;
+    } else if (!strcmp(key, "cache_max")) {
+        if (number(v, 1, 10000000, &n)) return bad("cache_max (1..10000000 entries)", v);
+        c->cache_max = (uint32_t)n;
+    } else if (!strcmp(key, "busy_timeout")) {
+        if (number(v, 0, 600000, &n)) return bad("busy_timeout (0..600000 ms)", v);
+        c->busy_timeout_ms = (int)n;
+    } else if (!strcmp(key, "unknown_user")) {
+        if (strcmp(v, "deny") && strcmp(v, "ignore")) return bad("unknown_user (deny|ignore)", v);
+        c->unknown_ignore = !strcmp(v, "ignore");
+    } else if (!strcmp(key, "failed_action")) {
+        if (strcmp(v, "deny") && strcmp(v, "ignore")) return bad("failed_action (deny|ignore)", v);
+        c->failed_ignore = !strcmp(v, "ignore");
+    } else if (!strcmp(key, "log_level")) {
+        static const char *const lv[] = {"error", "warn", "info", "debug"};
+        int k = 0;
+        while (k < 4 && strcmp(v, lv[k]))
+            k++;
+        if (k == 4) return bad("log_level (error|warn|info|debug)", v);
+        c->log_level = k;
+    } else if (!strcmp(key, "argon2_m_kib") || !strcmp(key, "argon2_t") ||
+               !strcmp(key, "argon2_p")) {
+        if (number(v, 1, 1l << 22, &n)) return bad(key, v);
+        if (key[7] == 'm')
+            c->hash.m_kib = (uint32_t)n;
+        else if (key[7] == 't')
+            c->hash.t_cost = (uint32_t)n;
+        else
+            c->hash.lanes = (uint32_t)n;
+    } else if (grpc && !strcmp(key, "listen")) {
+        if (!*v || !strchr(v, ':')) return bad("listen (host:port)", v);
+        return path(c->listen, sizeof(c->listen), "listen", v);
+    } else if (grpc && !strcmp(key, "threads")) {
+        if (number(v, 1, 64, &n)) return bad("threads (1..64)", v);
+        c->threads = (int)n;
+    } else if (grpc && !strcmp(key, "tls_cert")) {
+        return path(c->tls_cert, sizeof(c->tls_cert), "tls_cert", v);
+    } else if (grpc && !strcmp(key, "tls_key")) {
+        return path(c->tls_key, sizeof(c->tls_key), "tls_key", v);
+    } else if (grpc && !strcmp(key, "tls_ca")) {
+        return path(c->tls_ca, sizeof(c->tls_ca), "tls_ca", v);
+    } else if (grpc && !strcmp(key, "tls_client")) {
+        if (!strcmp(v, "none"))
+            c->tls_client = SVC_TLS_CLIENT_NONE;
+        else if (!strcmp(v, "optional"))
+            c->tls_client = SVC_TLS_CLIENT_OPTIONAL;
+        else if (!strcmp(v, "required"))
+            c->tls_client = SVC_TLS_CLIENT_REQUIRED;
+        else
+            return bad("tls_client (none|optional|required)", v);
+    } else {
+        fprintf(stderr, "%s: unknown setting '%s'\n", prog->name, key_in);
+        return 2;
+    }
+    return 0;
+}
+
+static char *trim(char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r'))
+        s[--n] = '\0';
+    return s;
+}
+
+static int read_file(svc_config *c, const char *file)
+{
+    FILE *f = fopen(file, "r");
+    if (!f) {
+        fprintf(stderr, "%s: %s: %s\n", prog->name, file, strerror(errno));
+        return 2;
+    }
+    char line[8192];
+    unsigned lineno = 0;
+    int rc = 0;
+    while (!rc && fgets(line, sizeof(line), f)) {
+        lineno++;
+        char *hash = strchr(line, '#');
+        if (hash) *hash = '\0';
+        char *s = trim(line);
+        if (!*s) continue;
+        char *eq = strchr(s, '=');
+        if (!eq) {
+            fprintf(stderr, "%s: %s:%u: expected 'key = value'\n", prog->name, file, lineno);
+            rc = 2;
+            break;
+        }
+        *eq = '\0';
+        rc = set(c, trim(s), trim(eq + 1));
+        if (rc) fprintf(stderr, "%s: (in %s:%u)\n", prog->name, file, lineno);
+    }
+    fclose(f);
+    return rc;
+}
+
+/* Validate everything the program needs before serving. */
+static int check(const svc_config *c)
+{
+    exh_policy *p;
+    exh_error err;
+    char buf[2048];
+    if (exh_policy_load(c->policy, &p, &err) != EXH_OK) {
+        exh_error_format(&err, buf, sizeof(buf));
+        fprintf(stderr, "%s", buf);
+        return 2;
+    }
+    unsigned rules = exh_policy_rule_count(p);
+    exh_policy_free(p);
+    exh_store_opts o;
+    exh_store_opts_default(&o);
+    o.create = false;
+    exh_store *s;
+    if (exh_store_open(c->db, &o, &s, &err) != EXH_OK) {
+        exh_error_format(&err, buf, sizeof(buf));
+        fprintf(stderr, "%s", buf);
+        return 2;
+    }
+    exh_store_close(s);
+    if (prog->kind == SVC_FOR_GRPC) {
+        const char *files[] = {c->tls_cert, c->tls_key, c->tls_ca};
+        for (int i = 0; i < 3; i++) {
+            FILE *f = *files[i] ? fopen(files[i], "r") : NULL;
+            if (*files[i] && !f) {
+                fprintf(stderr, "%s: %s: %s\n", prog->name, files[i], strerror(errno));
+                return 2;
+            }
+            if (f) fclose(f);
+        }
+    }
+    fprintf(stderr, "%s: configuration ok: policy %s (%u rules), store %s\n", prog->name, c->policy,
+            rules, c->db);
+    return 0;
+}
+
+/* Settings that only make sense together. */
+static int consistent(const svc_config *c)
+{
+    if (prog->kind != SVC_FOR_GRPC) return 0;
+    if (!*c->tls_cert != !*c->tls_key) {
+        fprintf(stderr, "%s: tls_cert and tls_key go together\n", prog->name);
+        return 2;
+    }
+    if (c->tls_client != SVC_TLS_CLIENT_NONE && (!*c->tls_cert || !*c->tls_ca)) {
+        fprintf(stderr, "%s: tls_client %s needs tls_cert, tls_key and tls_ca\n", prog->name,
+                c->tls_client == SVC_TLS_CLIENT_REQUIRED ? "required" : "optional");
+        return 2;
+    }
+    return 0;
+}
+
+int svc_config_load(int argc, char **argv, const svc_program *program, svc_config *c)
+{
+    prog = program;
+    memset(c, 0, sizeof(*c));
+    const char *env;
+    snprintf(c->db, sizeof(c->db), "%s", (env = getenv("EXHOOK_DB")) && *env ? env : "./exhook.db");
+    snprintf(c->policy, sizeof(c->policy), "%s",
+             (env = getenv("EXHOOK_POLICY")) && *env ? env : "./policies");
+    c->workers = 4;
+    c->cache_ttl = 300;
+    c->busy_timeout_ms = 5000;
+    c->cache_max = 100000; /* bounds the cache at ~15 MiB whatever the user count */
+    c->log_level = LOG_INFO;
+    snprintf(c->listen, sizeof(c->listen), "127.0.0.1:9000");
+    c->threads = 2;
+    exh_hash_params_default(&c->hash);
+    int check_only = 0, rc;
+    /* The config file first, so flags override it. */
+    for (int i = 1; i + 1 < argc; i++)
+        if (!strcmp(argv[i], "--config") && (rc = read_file(c, argv[i + 1]))) return rc;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(prog->usage, stderr);
+            return 0;
+        }
+        if (!strcmp(a, "--check-config")) {
+            check_only = 1;
+        } else if (prog->kind == SVC_FOR_DRIVER && !strcmp(a, "--nouse_stdio")) {
+            c->nouse_stdio = true;
+        } else if (!strncmp(a, "--", 2) && i + 1 < argc) {
+            if (strcmp(a, "--config") && (rc = set(c, a + 2, argv[i + 1]))) return rc;
+            i++;
+        } else {
+            fprintf(stderr, "%s: unknown or incomplete argument '%s'\n%s", prog->name, a,
+                    prog->usage);
+            return 2;
+        }
+    }
+    if ((rc = consistent(c))) return rc;
+    return check_only ? check(c) : -1;
+}

@@ -1,0 +1,54 @@
+/*
+ * config.h -- the front ends' settings: a small "key = value" file
+ * (--config FILE) and flags (--key value) that override it.  One set of
+ * keys for every front end; those that only mean something to one of them
+ * (nouse_stdio for the driver, listen and tls_* for the gRPC server) are
+ * refused by the others.
+ */
+#ifndef EXHOOK_SERVICE_CONFIG_H
+#define EXHOOK_SERVICE_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "exhook/hash.h"
+#include "log.h"
+
+enum { SVC_TLS_CLIENT_NONE, SVC_TLS_CLIENT_OPTIONAL, SVC_TLS_CLIENT_REQUIRED };
+
+typedef struct svc_config {
+    char db[4096];
+    char policy[4096];
+    int workers; /* password-checking threads */
+    uint32_t cache_ttl;
+    uint32_t cache_max;  /* entries; ~150 bytes each */
+    int busy_timeout_ms; /* a locked store: wait this long, then fail */
+    bool unknown_ignore; /* unknown users: `ok` (no opinion) instead of deny */
+    bool failed_ignore;  /* store unavailable: `ok` instead of deny */
+    int log_level;
+    exh_hash_params hash;
+    /* exhook-driver */
+    bool nouse_stdio; /* frames on fds 3/4 */
+    /* exhook-grpc */
+    char listen[512];    /* host:port */
+    int threads;         /* threads for authorize and everything but authenticate */
+    char tls_cert[4096]; /* PEM chain; with tls_key: TLS on */
+    char tls_key[4096];
+    char tls_ca[4096]; /* PEM CAs for client certificates */
+    int tls_client;    /* SVC_TLS_CLIENT_* */
+} svc_config;
+
+enum { SVC_FOR_DRIVER = 1, SVC_FOR_GRPC = 2 };
+
+typedef struct svc_program {
+    const char *name;  /* prefix of every message */
+    const char *usage; /* printed by --help and after a bad argument */
+    int kind;          /* SVC_FOR_* */
+} svc_program;
+
+/* Defaults, then the config file (--config), then flags.  Returns -1 to
+ * go on serving, or the exit status (after --help, --check-config or an
+ * error, which it has printed to stderr). */
+int svc_config_load(int argc, char **argv, const svc_program *prog, svc_config *c);
+
+#endif

@@ -1,0 +1,413 @@
+/*
+ * decide.c -- see decide.h.
+ */
+#define _GNU_SOURCE /* strndup */
+#include "decide.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "clients.h"
+#include "live_policy.h"
+#include "log.h"
+
+static svc_settings set;
+static exh_auth_cache *cache;
+
+/* ---- store faults: reported once when they start and once when they clear ---- */
+
+/* A broker asking thousands of times a second must not flood the log with
+ * one line per denied call.  Reads (credentials, groups) and history
+ * writes are separate incidents: a full disk stops the history but not the
+ * logins, and one must not announce the other's recovery. */
+typedef struct incident {
+    atomic_int active;
+    atomic_long dropped; /* history events lost during the incident */
+} incident;
+
+static incident read_incident, history_incident;
+
+static void store_failed(const exh_error *err)
+{
+    if (!atomic_exchange(&read_incident.active, 1))
+        svc_log_error(LOG_ERROR,
+                      set.failed_ignore
+                          ? "credential store unavailable (answering ok: failed_action = ignore)"
+                          : "credential store unavailable (failing closed)",
+                      err);
+}
+
+static void store_ok(void)
+{
+    if (atomic_load(&read_incident.active) && atomic_exchange(&read_incident.active, 0))
+        svc_log(LOG_INFO, "credential store available again");
+}
+
+static void history_failed(const exh_error *err, size_t lost)
+{
+    atomic_fetch_add(&history_incident.dropped, (long)lost);
+    if (!atomic_exchange(&history_incident.active, 1))
+        svc_log_error(LOG_ERROR,
+                      "session history not written (events are dropped until the store "
+                      "accepts writes again)",
+                      err);
+}
+
+static void history_ok(void)
+{
+    if (atomic_load(&history_incident.active) && atomic_exchange(&history_incident.active, 0))
+        svc_log(LOG_INFO, "session history written again (%ld events were dropped)",
+                atomic_exchange(&history_incident.dropped, 0));
+}
+
+static exh_store *open_store(exh_error *err)
+{
+    exh_store_opts o;
+    exh_store_opts_default(&o);
+    o.create = false;
+    o.hash = set.hash;
+    o.cache_kib = 512; /* one connection per thread: keep their caches small */
+    o.busy_timeout_ms = set.busy_timeout_ms;
+    exh_store *s = NULL;
+    if (exh_store_open(set.db, &o, &s, err) != EXH_OK) return NULL;
+    return s;
+}
+
+/* A read failed: close the connection, so the next request opens the
+ * store again and a restored file, a released lock or a remount is seen. */
+static void drop_store(exh_store **s, const exh_error *err)
+{
+    store_failed(err);
+    exh_store_close(*s);
+    *s = NULL;
+}
+
+struct svc_conn {
+    exh_store *store;
+    exh_evalctx *ctx;
+};
+
+svc_conn *svc_conn_new(void)
+{
+    svc_conn *c = calloc(1, sizeof(*c));
+    if (!c) return NULL;
+    if (!(c->ctx = exh_evalctx_new())) {
+        free(c);
+        return NULL;
+    }
+    exh_error err;
+    if (!(c->store = open_store(&err))) store_failed(&err); /* said at start-up */
+    return c;
+}
+
+void svc_conn_free(svc_conn *c)
+{
+    if (!c) return;
+    exh_store_close(c->store);
+    exh_evalctx_free(c->ctx);
+    free(c);
+}
+
+static svc_answer failed(void)
+{
+    return set.failed_ignore ? SVC_IGNORE : SVC_DENY;
+}
+
+/* ---- authenticate ---- */
+
+svc_answer svc_authenticate(svc_conn *c, const exh_auth_request *rq)
+{
+    /* A new login on this client id ends whatever an earlier one was
+     * allowed: only an allowed login makes a new record below. */
+    if (rq->clientid) svc_clients_forget(rq->clientid, rq->clientid_len);
+    exh_error err;
+    exh_error_clear(&err);
+    if (!c->store && !(c->store = open_store(&err))) {
+        store_failed(&err);
+        return failed();
+    }
+    exh_auth_result r;
+    svc_policy *hp = svc_policy_get();
+    exh_status st = exh_authenticate(c->store, cache, svc_policy_of(hp), c->ctx, rq, &r, &err);
+    svc_policy_put(hp);
+    if (r.reason == EXH_AUTH_STORE_ERROR) {
+        if (st == EXH_ESTORE)
+            drop_store(&c->store, &err);
+        else
+            store_failed(&err);
+        exh_auth_result_clear(&r);
+        return failed();
+    }
+    store_ok();
+    if (r.reason == EXH_AUTH_BAD_HASH)
+        svc_log(LOG_WARN, "user '%.*s' has an unreadable password hash (refused)",
+                (int)rq->username_len, rq->username);
+    svc_log(LOG_DEBUG, "authenticate %.*s: %s, %s", (int)rq->clientid_len,
+            rq->clientid ? rq->clientid : "", exh_auth_reason_str(r.reason),
+            exh_decision_str(r.decision));
+    svc_answer a = r.reason == EXH_AUTH_UNKNOWN_USER && set.unknown_ignore ? SVC_IGNORE
+                   : r.decision == EXH_ALLOW                               ? SVC_ALLOW
+                                                                           : SVC_DENY;
+    if (r.decision == EXH_ALLOW && rq->clientid && rq->username) {
+        svc_clients_remember(rq->clientid, rq->clientid_len, rq->username, rq->username_len,
+                             r.superuser, r.groups, r.ngroups);
+        r.groups = NULL; /* now the record's */
+        r.ngroups = 0;
+    }
+    exh_auth_result_clear(&r);
+    return a;
+}
+
+/* ---- authorize ---- */
+
+static svc_answer eval(exh_request *r, exh_evalctx *ctx)
+{
+    exh_result res;
+    svc_policy *hp = svc_policy_get();
+    exh_eval(svc_policy_of(hp), r, ctx, &res);
+    svc_policy_put(hp);
+    return res.decision == EXH_IGNORE  ? SVC_IGNORE
+           : res.decision == EXH_ALLOW ? SVC_ALLOW
+                                       : SVC_DENY;
+}
+
+svc_answer svc_authorize(svc_conn *c, exh_request *r)
+{
+    r->superuser = false;
+    r->groups = NULL;
+    r->ngroups = 0;
+    bool known = svc_clients_lookup(r);
+    /* No stored name holds a NUL: such a user has no record and no groups
+     * (looking it up would cut the name at the NUL). */
+    bool nul = r->username && memchr(r->username, '\0', r->username_len) != NULL;
+    if (known || !r->username || nul) {
+        svc_answer a = eval(r, c->ctx);
+        svc_clients_unlock();
+        return a;
+    }
+    svc_clients_unlock();
+
+    /* Not seen since start: ask the store once. */
+    exh_user u = {0};
+    exh_error err;
+    exh_error_clear(&err);
+    if (!c->store) c->store = open_store(&err);
+    char *name = strndup(r->username, r->username_len);
+    exh_status st = !name      ? EXH_ENOMEM
+                    : c->store ? exh_store_get_user(c->store, name, &u, &err)
+                               : EXH_ESTORE;
+    free(name);
+    if (st == EXH_OK || st == EXH_ENOTFOUND) store_ok();
+    exh_str *g = NULL;
+    if (st == EXH_OK && u.ngroups && !(g = malloc(u.ngroups * sizeof(*g)))) st = EXH_ENOMEM;
+    svc_answer a;
+    if (st == EXH_OK) {
+        for (size_t i = 0; i < u.ngroups; i++)
+            g[i] = (exh_str){u.groups[i], strlen(u.groups[i])};
+        r->superuser = u.superuser;
+        r->groups = g;
+        r->ngroups = u.ngroups;
+        a = eval(r, c->ctx);
+        r->groups = NULL;
+        r->ngroups = 0;
+        svc_clients_remember(r->clientid, r->clientid_len, r->username, r->username_len,
+                             u.superuser, u.groups, u.ngroups);
+        u.groups = NULL; /* now the record's */
+        u.ngroups = 0;
+    } else if (st == EXH_ENOTFOUND) {
+        a = eval(r, c->ctx); /* no groups, not a superuser */
+    } else {
+        if (st == EXH_ESTORE) {
+            if (c->store)
+                drop_store(&c->store, &err);
+            else
+                store_failed(&err);
+        }
+        a = failed();
+    }
+    free(g);
+    exh_user_clear(&u);
+    return a;
+}
+
+/* ---- session history: one thread, batched ---- */
+
+typedef struct event {
+    struct event *next;
+    char *clientid, *username, *peerhost, *node, *reason;
+    int64_t at;
+    bool connected;
+} event;
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    event *head, *tail;
+    bool closed;
+    pthread_t thread;
+    bool running;
+} hq = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+
+static void event_free(event *e)
+{
+    free(e->clientid);
+    free(e->username);
+    free(e->peerhost);
+    free(e->node);
+    free(e->reason);
+    free(e);
+}
+
+static char *maybe_dup(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+void svc_session(const exh_session_event *ev, size_t clientid_len)
+{
+    if (!ev->connected && ev->clientid) svc_clients_forget(ev->clientid, clientid_len);
+    event *e = calloc(1, sizeof(*e));
+    if (!e) return; /* best effort: a decision never waits for the history */
+    e->clientid = strdup(ev->clientid ? ev->clientid : "");
+    e->username = maybe_dup(ev->username);
+    e->peerhost = maybe_dup(ev->peerhost);
+    e->node = maybe_dup(ev->node);
+    e->reason = maybe_dup(ev->reason);
+    e->at = ev->at ? ev->at : (int64_t)time(NULL);
+    e->connected = ev->connected;
+    if (!e->clientid || (ev->username && !e->username) || (ev->peerhost && !e->peerhost) ||
+        (ev->node && !e->node) || (ev->reason && !e->reason)) {
+        event_free(e);
+        return;
+    }
+    pthread_mutex_lock(&hq.lock);
+    if (hq.tail)
+        hq.tail->next = e;
+    else
+        hq.head = e;
+    hq.tail = e;
+    pthread_cond_signal(&hq.cond);
+    pthread_mutex_unlock(&hq.lock);
+}
+
+/* The next event (NULL when closed and empty); with timeout_ms >= 0 also
+ * NULL when nothing came in time. */
+static event *pop(int timeout_ms)
+{
+    pthread_mutex_lock(&hq.lock);
+    while (!hq.head && !hq.closed) {
+        if (timeout_ms < 0) {
+            pthread_cond_wait(&hq.cond, &hq.lock);
+        } else {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += (long)timeout_ms * 1000000L;
+            ts.tv_sec += ts.tv_nsec / 1000000000L;
+            ts.tv_nsec %= 1000000000L;
+            if (pthread_cond_timedwait(&hq.cond, &hq.lock, &ts) == ETIMEDOUT) break;
+        }
+    }
+    event *e = hq.head;
+    if (e) {
+        hq.head = e->next;
+        if (!hq.head) hq.tail = NULL;
+    }
+    pthread_mutex_unlock(&hq.lock);
+    return e;
+}
+
+static void write_history(exh_store **store, event **batch, size_t n)
+{
+    exh_error err;
+    if (!*store && !(*store = open_store(&err))) {
+        history_failed(&err, n); /* dropped: history is best effort, decisions are not */
+        return;
+    }
+    /* On a failed write the connection stays open: SQLite recovers from a
+     * full disk or a lock at the next transaction, while closing it would
+     * checkpoint and truncate the WAL, free a little space and make the
+     * history flap between written and not written. */
+    if (exh_store_begin(*store, &err) != EXH_OK) {
+        history_failed(&err, n);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        exh_session_event ev = {.clientid = batch[i]->clientid,
+                                .username = batch[i]->username,
+                                .peerhost = batch[i]->peerhost,
+                                .node = batch[i]->node,
+                                .reason = batch[i]->reason,
+                                .at = batch[i]->at,
+                                .connected = batch[i]->connected};
+        if (exh_store_record_session(*store, &ev, &err) != EXH_OK) {
+            history_failed(&err, n);
+            exh_store_rollback(*store);
+            return;
+        }
+    }
+    if (exh_store_commit(*store, &err) != EXH_OK) {
+        history_failed(&err, n);
+        exh_store_rollback(*store);
+        return;
+    }
+    history_ok();
+}
+
+static void *history_main(void *arg)
+{
+    (void)arg;
+    exh_store *store = NULL;
+    event *batch[256];
+    for (;;) {
+        size_t n = 0;
+        event *e = pop(-1);
+        if (!e) break;
+        batch[n++] = e;
+        /* gather what else arrives within 100 ms, up to a batch */
+        while (n < 256 && (e = pop(100)))
+            batch[n++] = e;
+        write_history(&store, batch, n);
+        for (size_t i = 0; i < n; i++)
+            event_free(batch[i]);
+    }
+    exh_store_close(store);
+    return NULL;
+}
+
+/* ---- start, stop ---- */
+
+int svc_start(const svc_settings *s)
+{
+    set = *s;
+    if (!(cache = exh_auth_cache_new(set.cache_ttl, set.cache_max))) {
+        svc_log(LOG_ERROR, "out of memory");
+        return -1;
+    }
+    hq.closed = false;
+    if (pthread_create(&hq.thread, NULL, history_main, NULL) != 0) {
+        svc_log(LOG_ERROR, "cannot start the history thread: %s", strerror(errno));
+        return -1;
+    }
+    hq.running = true;
+    return 0;
+}
+
+void svc_stop(void)
+{
+    if (hq.running) {
+        pthread_mutex_lock(&hq.lock);
+        hq.closed = true;
+        pthread_cond_broadcast(&hq.cond);
+        pthread_mutex_unlock(&hq.lock);
+        pthread_join(hq.thread, NULL);
+        hq.running = false;
+    }
+    exh_auth_cache_free(cache);
+    cache = NULL;
+    svc_clients_clear();
+}
