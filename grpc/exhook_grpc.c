@@ -1,0 +1,403 @@
+/*
+ * exhook-grpc -- EMQX's gRPC ExHook server (HookProvider) on the engine.
+ *
+ * A thin layer: gRPC core's C API carries the calls, hooks.c decodes them
+ * and service/decide.c answers.  One server answers every wire version at
+ * once (the package is part of each method's path): emqx.exhook.v1 (EMQX
+ * 4.3.3+, 4.4), v2 (5.0-5.8) and v3 (5.9+).
+ *
+ * Threads, each draining a completion queue of its own:
+ *   `threads`  authorize, connected/disconnected and every other RPC;
+ *   `workers`  OnClientAuthenticate only: a password check (argon2id, tens
+ *              of milliseconds by design) never holds up an authorize call;
+ *   history    (decide.c) writes connect/disconnect events in batches;
+ *   reload     (live_policy.c) SIGHUP or a changed *.policy file.
+ * The main thread waits for SIGTERM/SIGINT, then shuts down in order:
+ * no new calls, in-flight calls finished (for up to 5 s), history flushed.
+ */
+#include <errno.h>
+#include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/time.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "decide.h"
+#include "hooks.h"
+#include "live_policy.h"
+#include "log.h"
+
+static const char usage[] =
+    "usage: exhook-grpc [--config FILE] [--listen HOST:PORT] [--db PATH] [--policy PATH]\n"
+    "                   [--threads N] [--workers N] [--cache-ttl SECONDS] [--cache-max N]\n"
+    "                   [--unknown-user deny|ignore] [--failed-action deny|ignore]\n"
+    "                   [--busy-timeout MS] [--log-level error|warn|info|debug]\n"
+    "                   [--tls-cert PEM --tls-key PEM [--tls-ca PEM]\n"
+    "                    [--tls-client none|optional|required]] [--check-config]\n"
+    "\n"
+    "EMQX's gRPC ExHook server (HookProvider, packages emqx.exhook.v1, v2 and v3):\n"
+    "client.authenticate, client.authorize / client.check_acl, client.connected\n"
+    "and client.disconnected.  Logs on stderr.  SIGHUP or a change to the policy\n"
+    "files reloads the policy; SIGTERM stops it cleanly.\n";
+
+static svc_config cfg;
+static grpc_server *server;
+
+/* Calls requested ahead on each queue, per method: enough that a burst
+ * never waits for a new request to be posted. */
+enum { AHEAD_HOT = 64, AHEAD_COLD = 2 };
+
+/* Shutdown handshake: once a queue is shut down no batch may start on it
+ * (gRPC core asserts).  Handlers count themselves in `busy`; main sets
+ * `closing` to 1 (stop requesting), then 2 (drop new calls) and waits for
+ * busy == 0 before shutting the queues down. */
+static atomic_int busy, closing;
+
+typedef struct call {
+    const hook_method *m; /* NULL: a method we do not serve */
+    grpc_completion_queue *cq;
+    grpc_call *call;
+    gpr_timespec deadline;
+    grpc_metadata_array md;
+    grpc_call_details details; /* unknown methods only */
+    grpc_byte_buffer *request, *response;
+    grpc_slice status_details;
+    int cancelled;
+    bool replying;
+} call;
+
+static void *handles[64];
+
+static void call_free(call *c)
+{
+    if (c->call) grpc_call_unref(c->call);
+    grpc_metadata_array_destroy(&c->md);
+    if (!c->m) grpc_call_details_destroy(&c->details);
+    if (c->request) grpc_byte_buffer_destroy(c->request);
+    if (c->response) grpc_byte_buffer_destroy(c->response);
+    grpc_slice_unref(c->status_details);
+    free(c);
+}
+
+/* Ask for the next call of method m (NULL: any unregistered one) on cq. */
+static void request(const hook_method *m, grpc_completion_queue *cq)
+{
+    call *c = calloc(1, sizeof(*c));
+    if (!c) {
+        svc_log(LOG_ERROR, "out of memory: a call slot was not posted");
+        return;
+    }
+    c->m = m;
+    c->cq = cq;
+    c->status_details = grpc_empty_slice();
+    grpc_metadata_array_init(&c->md);
+    grpc_call_error e;
+    if (m) {
+        e = grpc_server_request_registered_call(server, handles[m - hook_methods], &c->call,
+                                                &c->deadline, &c->md, &c->request, cq, cq, c);
+    } else {
+        grpc_call_details_init(&c->details);
+        e = grpc_server_request_call(server, &c->call, &c->details, &c->md, cq, cq, c);
+    }
+    if (e != GRPC_CALL_OK) { /* shutting down */
+        c->call = NULL;
+        call_free(c);
+    }
+}
+
+/* The request as one contiguous buffer (gRPC may hand it in slices). */
+static grpc_slice request_bytes(grpc_byte_buffer *bb)
+{
+    grpc_byte_buffer_reader r;
+    if (!bb || !grpc_byte_buffer_reader_init(&r, bb)) return grpc_empty_slice();
+    grpc_slice s = grpc_byte_buffer_reader_readall(&r);
+    grpc_byte_buffer_reader_destroy(&r);
+    return s;
+}
+
+static void reply(call *c, svc_conn *conn)
+{
+    grpc_status_code status = GRPC_STATUS_OK;
+    const char *why = NULL;
+    if (!c->m) {
+        status = GRPC_STATUS_UNIMPLEMENTED;
+        why = "exhook-grpc serves emqx.exhook.v1, v2 and v3 HookProvider only";
+    } else if (!conn) {
+        status = GRPC_STATUS_RESOURCE_EXHAUSTED;
+        why = "out of memory";
+    } else {
+        grpc_slice in = request_bytes(c->request);
+        uint8_t *out = NULL;
+        size_t outlen = 0;
+        hook_status hs = hook_answer(c->m, conn, GRPC_SLICE_START_PTR(in), GRPC_SLICE_LENGTH(in),
+                                     &out, &outlen, &why);
+        grpc_slice_unref(in);
+        if (hs == HOOK_OK) {
+            grpc_slice s = grpc_slice_from_copied_buffer((const char *)out, outlen);
+            c->response = grpc_raw_byte_buffer_create(&s, 1);
+            grpc_slice_unref(s);
+        } else if (hs == HOOK_BAD) {
+            status = GRPC_STATUS_INVALID_ARGUMENT;
+            svc_log(LOG_WARN, "%s: %s", c->m->path, why);
+        } else {
+            status = GRPC_STATUS_RESOURCE_EXHAUSTED;
+            why = "out of memory";
+        }
+        free(out);
+    }
+    if (why) c->status_details = grpc_slice_from_static_string(why);
+    grpc_op ops[4];
+    memset(ops, 0, sizeof(ops));
+    size_t k = 0;
+    ops[k++].op = GRPC_OP_SEND_INITIAL_METADATA;
+    if (c->response) {
+        ops[k].op = GRPC_OP_SEND_MESSAGE;
+        ops[k++].data.send_message.send_message = c->response;
+    }
+    ops[k].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+    ops[k].data.send_status_from_server.status = status;
+    ops[k++].data.send_status_from_server.status_details = &c->status_details;
+    ops[k].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    ops[k++].data.recv_close_on_server.cancelled = &c->cancelled;
+    c->replying = true;
+    if (grpc_call_start_batch(c->call, ops, k, c, NULL) != GRPC_CALL_OK) call_free(c);
+}
+
+static void *serve(void *arg)
+{
+    grpc_completion_queue *cq = arg;
+    svc_conn *conn = svc_conn_new(); /* NULL: every call answered RESOURCE_EXHAUSTED */
+    for (;;) {
+        grpc_event ev = grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        if (ev.type == GRPC_QUEUE_SHUTDOWN) break;
+        if (ev.type != GRPC_OP_COMPLETE || !ev.tag) continue;
+        call *c = ev.tag;
+        if (c->replying || !ev.success) { /* the reply went out, or shutdown cancelled it */
+            call_free(c);
+            continue;
+        }
+        atomic_fetch_add(&busy, 1);
+        if (atomic_load(&closing) < 2) {
+            if (!atomic_load(&closing)) request(c->m, cq); /* keep the slots full */
+            reply(c, conn);
+        } else {
+            call_free(c);
+        }
+        atomic_fetch_sub(&busy, 1);
+    }
+    svc_conn_free(conn);
+    return NULL;
+}
+
+static char *read_pem(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        svc_log(LOG_ERROR, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    for (;;) {
+        if (len + 4096 + 1 > cap) {
+            cap = cap ? cap * 2 : 16384;
+            char *nb = cap <= (1u << 24) ? realloc(buf, cap) : NULL;
+            if (!nb) {
+                svc_log(LOG_ERROR, "%s: too large or out of memory", path);
+                free(buf);
+                fclose(f);
+                return NULL;
+            }
+            buf = nb;
+        }
+        size_t n = fread(buf + len, 1, 4096, f);
+        len += n;
+        if (n < 4096) break;
+    }
+    fclose(f);
+    buf[len] = '\0';
+    return buf;
+}
+
+static grpc_server_credentials *credentials(void)
+{
+    if (!*cfg.tls_cert) return grpc_insecure_server_credentials_create();
+    char *cert = read_pem(cfg.tls_cert), *key = read_pem(cfg.tls_key);
+    char *ca = *cfg.tls_ca ? read_pem(cfg.tls_ca) : NULL;
+    grpc_server_credentials *creds = NULL;
+    if (cert && key && (ca || !*cfg.tls_ca)) {
+        grpc_ssl_pem_key_cert_pair pair = {.private_key = key, .cert_chain = cert};
+        /* EMQX's exhook.servers[].ssl: a client certificate (certfile and
+         * keyfile there) is checked against tls_ca when given. */
+        grpc_ssl_client_certificate_request_type want =
+            cfg.tls_client == SVC_TLS_CLIENT_REQUIRED
+                ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+            : cfg.tls_client == SVC_TLS_CLIENT_OPTIONAL
+                ? GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY
+                : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE;
+        creds = grpc_ssl_server_credentials_create_ex(ca, &pair, 1, want, NULL);
+    }
+    if (key) memset(key, 0, strlen(key));
+    free(cert);
+    free(key);
+    free(ca);
+    return creds;
+}
+
+int main(int argc, char **argv)
+{
+    static const svc_program prog = {"exhook-grpc", usage, SVC_FOR_GRPC};
+    int status = svc_config_load(argc, argv, &prog, &cfg);
+    if (status >= 0) return status;
+    svc_log_init("exhook-grpc", cfg.log_level);
+    mallopt(M_MMAP_THRESHOLD, 1 << 20); /* argon2id's 19 MiB blocks go back at once */
+
+    exh_error err;
+    exh_status st = svc_policy_load(cfg.policy, false, &err);
+    if (st != EXH_OK) {
+        if (st == EXH_ENOMEM)
+            svc_log(LOG_ERROR, "cannot load the policy: out of memory");
+        else
+            svc_log_error(LOG_ERROR, "cannot load the policy", &err);
+        return 2;
+    }
+
+    /* Blocked before any thread starts, so all inherit the mask: SIGHUP is
+     * read by the reload thread, SIGTERM and SIGINT by main. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN);
+    svc_settings ss = {.db = cfg.db,
+                       .busy_timeout_ms = cfg.busy_timeout_ms,
+                       .unknown_ignore = cfg.unknown_ignore,
+                       .failed_ignore = cfg.failed_ignore,
+                       .cache_ttl = cfg.cache_ttl,
+                       .cache_max = cfg.cache_max,
+                       .hash = cfg.hash};
+    if (svc_policy_watch_start() < 0 || svc_start(&ss) < 0) return 1;
+
+    grpc_init();
+    /* EMQX's HTTP/2 client pings every 60 s even when idle; gRPC core's
+     * defaults count such pings as abuse and close the connection after a
+     * few (GOAWAY too_many_pings), so idle pings are allowed here. */
+    grpc_arg args[] = {
+        {.type = GRPC_ARG_INTEGER,
+         .key = GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS,
+         .value.integer = 1},
+        {.type = GRPC_ARG_INTEGER,
+         .key = GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+         .value.integer = 10000},
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_HTTP2_MAX_PING_STRIKES, .value.integer = 0},
+    };
+    grpc_channel_args cargs = {.num_args = sizeof(args) / sizeof(args[0]), .args = args};
+    server = grpc_server_create(&cargs, NULL);
+    if (hook_nmethods > sizeof(handles) / sizeof(handles[0])) return 1;
+    for (size_t i = 0; i < hook_nmethods; i++)
+        handles[i] = grpc_server_register_method(server, hook_methods[i].path, NULL,
+                                                 GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+    int nq = cfg.threads + cfg.workers;
+    grpc_completion_queue **cqs = calloc((size_t)nq, sizeof(*cqs));
+    pthread_t *th = calloc((size_t)nq, sizeof(*th));
+    if (!cqs || !th) {
+        svc_log(LOG_ERROR, "out of memory");
+        return 1;
+    }
+    grpc_completion_queue *shutdown_cq = grpc_completion_queue_create_for_next(NULL);
+    grpc_server_register_completion_queue(server, shutdown_cq, NULL);
+    for (int i = 0; i < nq; i++) {
+        cqs[i] = grpc_completion_queue_create_for_next(NULL);
+        grpc_server_register_completion_queue(server, cqs[i], NULL);
+    }
+    grpc_server_credentials *creds = credentials();
+    int port = creds ? grpc_server_add_http2_port(server, cfg.listen, creds) : 0;
+    if (creds) grpc_server_credentials_release(creds);
+    if (!port) {
+        svc_log(LOG_ERROR, "cannot listen on %s%s", cfg.listen,
+                creds ? "" : " (TLS certificate or key unusable)");
+        return 1;
+    }
+    grpc_server_start(server);
+    /* The first `threads` queues serve everything but authentication, the
+     * others authentication only. */
+    for (int q = 0; q < nq; q++) {
+        bool auth = q >= cfg.threads;
+        for (size_t i = 0; i < hook_nmethods; i++) {
+            const hook_method *m = &hook_methods[i];
+            if ((m->kind == HOOK_AUTHENTICATE) != auth) continue;
+            int ahead = m->kind == HOOK_AUTHENTICATE || m->kind == HOOK_AUTHORIZE ? AHEAD_HOT
+                        : m->kind == HOOK_EMPTY || m->kind == HOOK_LOADED         ? AHEAD_COLD
+                                                                                  : AHEAD_HOT / 4;
+            for (int k = 0; k < ahead; k++)
+                request(m, cqs[q]);
+        }
+        if (!auth) request(NULL, cqs[q]);
+    }
+    for (int q = 0; q < nq; q++)
+        pthread_create(&th[q], NULL, serve, cqs[q]);
+    svc_policy *hp = svc_policy_get();
+    svc_log(LOG_INFO,
+            "serving emqx.exhook.v1, v2, v3 on %s (%s): policy %s (%u rules), store %s, "
+            "%d threads, %d authentication workers",
+            cfg.listen,
+            !*cfg.tls_cert                              ? "plaintext"
+            : cfg.tls_client == SVC_TLS_CLIENT_REQUIRED ? "TLS, client certificate required"
+            : cfg.tls_client == SVC_TLS_CLIENT_OPTIONAL ? "TLS, client certificate optional"
+                                                        : "TLS",
+            cfg.policy, exh_policy_rule_count(svc_policy_of(hp)), cfg.db, cfg.threads, cfg.workers);
+    svc_policy_put(hp);
+
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    int sig = 0;
+    sigwait(&stop, &sig);
+    svc_log(LOG_INFO, "%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+
+    atomic_store(&closing, 1);
+    grpc_server_shutdown_and_notify(server, shutdown_cq, NULL);
+    /* In-flight calls get 5 s to finish, then are cancelled. */
+    grpc_event ev = grpc_completion_queue_next(
+        shutdown_cq,
+        gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_seconds(5, GPR_TIMESPAN)), NULL);
+    if (ev.type == GRPC_QUEUE_TIMEOUT) {
+        grpc_server_cancel_all_calls(server);
+        grpc_completion_queue_next(shutdown_cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    }
+    atomic_store(&closing, 2);
+    while (atomic_load(&busy) > 0)
+        sched_yield();
+    for (int q = 0; q < nq; q++)
+        grpc_completion_queue_shutdown(cqs[q]);
+    for (int q = 0; q < nq; q++) {
+        pthread_join(th[q], NULL);
+        grpc_completion_queue_destroy(cqs[q]);
+    }
+    grpc_completion_queue_shutdown(shutdown_cq);
+    while (grpc_completion_queue_next(shutdown_cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+           GRPC_QUEUE_SHUTDOWN)
+        ;
+    grpc_completion_queue_destroy(shutdown_cq);
+    grpc_server_destroy(server);
+    grpc_shutdown();
+    svc_stop();
+    svc_policy_watch_stop();
+    svc_policy_release();
+    free(cqs);
+    free(th);
+    svc_log(LOG_INFO, "stopped");
+    return 0;
+}

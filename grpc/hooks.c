@@ -1,0 +1,267 @@
+/*
+ * hooks.c -- see hooks.h.  Field numbers and their meaning: proto/ and the
+ * README's gRPC section.
+ */
+#include "hooks.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "exhook_v3.pb-c.h"
+#include "log.h"
+
+#define M(v, rpc, kind)                                                                            \
+    {                                                                                              \
+        v, "/emqx.exhook.v" #v ".HookProvider/" rpc, kind                                          \
+    }
+#define COMMON(v)                                                                                  \
+    M(v, "OnProviderLoaded", HOOK_LOADED), M(v, "OnProviderUnloaded", HOOK_EMPTY),                 \
+        M(v, "OnClientConnect", HOOK_EMPTY), M(v, "OnClientConnack", HOOK_EMPTY),                  \
+        M(v, "OnClientConnected", HOOK_CONNECTED),                                                 \
+        M(v, "OnClientDisconnected", HOOK_DISCONNECTED),                                           \
+        M(v, "OnClientAuthenticate", HOOK_AUTHENTICATE), M(v, "OnClientSubscribe", HOOK_EMPTY),    \
+        M(v, "OnClientUnsubscribe", HOOK_EMPTY), M(v, "OnSessionCreated", HOOK_EMPTY),             \
+        M(v, "OnSessionSubscribed", HOOK_EMPTY), M(v, "OnSessionUnsubscribed", HOOK_EMPTY),        \
+        M(v, "OnSessionResumed", HOOK_EMPTY), M(v, "OnSessionDiscarded", HOOK_EMPTY),              \
+        M(v, "OnSessionTerminated", HOOK_EMPTY), M(v, "OnMessagePublish", HOOK_EMPTY),             \
+        M(v, "OnMessageDelivered", HOOK_EMPTY), M(v, "OnMessageDropped", HOOK_EMPTY),              \
+        M(v, "OnMessageAcked", HOOK_EMPTY)
+
+/* OnMessagePublish is declared to return a ValuedResponse; its empty
+ * answer decodes as one ({type = CONTINUE}, no value: the broker keeps the
+ * message as it is).  It is never listed in OnProviderLoaded, so a broker
+ * does not call it anyway. */
+const hook_method hook_methods[] = {
+    COMMON(1), M(1, "OnClientCheckAcl", HOOK_AUTHORIZE),  M(1, "OnSessionTakeovered", HOOK_EMPTY),
+    COMMON(2), M(2, "OnClientAuthorize", HOOK_AUTHORIZE), M(2, "OnSessionTakenover", HOOK_EMPTY),
+    COMMON(3), M(3, "OnClientAuthorize", HOOK_AUTHORIZE), M(3, "OnSessionTakenover", HOOK_EMPTY),
+};
+const size_t hook_nmethods = sizeof(hook_methods) / sizeof(hook_methods[0]);
+
+/* ---- responses ---- */
+
+static hook_status pack(const ProtobufCMessage *m, uint8_t **out, size_t *outlen)
+{
+    size_t n = protobuf_c_message_get_packed_size(m);
+    if (!(*out = malloc(n ? n : 1))) return HOOK_NOMEM;
+    *outlen = protobuf_c_message_pack(m, *out);
+    return HOOK_OK;
+}
+
+static hook_status answer(svc_answer a, uint8_t **out, size_t *outlen)
+{
+    Emqx__Exhook__V3__ValuedResponse r = EMQX__EXHOOK__V3__VALUED_RESPONSE__INIT;
+    if (a == SVC_IGNORE) {
+        r.type = EMQX__EXHOOK__V3__VALUED_RESPONSE__RESPONSED_TYPE__IGNORE;
+    } else {
+        /* The value is set explicitly, false included: a STOP_AND_RETURN
+         * without one is logged and ignored by the broker. */
+        r.type = EMQX__EXHOOK__V3__VALUED_RESPONSE__RESPONSED_TYPE__STOP_AND_RETURN;
+        r.value_case = EMQX__EXHOOK__V3__VALUED_RESPONSE__VALUE_BOOL_RESULT;
+        r.bool_result = a == SVC_ALLOW;
+    }
+    return pack(&r.base, out, outlen);
+}
+
+static hook_status loaded(int version, uint8_t **out, size_t *outlen)
+{
+    /* A name the broker does not know makes it refuse the whole provider:
+     * v1 (EMQX 4.x) calls the ACL hook client.check_acl, v2/v3 (5.x)
+     * client.authorize. */
+    const char *names[] = {"client.authenticate",
+                           version == 1 ? "client.check_acl" : "client.authorize",
+                           "client.connected", "client.disconnected"};
+    Emqx__Exhook__V3__HookSpec specs[4], *sp[4];
+    for (int i = 0; i < 4; i++) {
+        emqx__exhook__v3__hook_spec__init(&specs[i]);
+        specs[i].name.data = (uint8_t *)names[i];
+        specs[i].name.len = strlen(names[i]);
+        sp[i] = &specs[i];
+    }
+    Emqx__Exhook__V3__LoadedResponse lr = EMQX__EXHOOK__V3__LOADED_RESPONSE__INIT;
+    lr.n_hooks = 4;
+    lr.hooks = sp;
+    return pack(&lr.base, out, outlen);
+}
+
+/* ---- requests ---- */
+
+/* A field as a NUL-terminated string (a copy: protobuf-c's bytes are not
+ * terminated).  Empty is "not given", as the broker sends `undefined`. */
+typedef struct text {
+    char *s;
+    size_t len;
+} text;
+
+static bool take(const ProtobufCBinaryData *b, text *t)
+{
+    t->len = b->len;
+    t->s = NULL;
+    if (!b->len) return true;
+    if (!(t->s = malloc(b->len + 1))) return false;
+    memcpy(t->s, b->data, b->len);
+    t->s[b->len] = '\0';
+    return true;
+}
+
+typedef struct client_text {
+    text clientid, username, password, peerhost, node;
+} client_text;
+
+static void client_text_free(client_text *c)
+{
+    if (c->password.s) memset(c->password.s, 0, c->password.len);
+    free(c->clientid.s);
+    free(c->username.s);
+    free(c->password.s);
+    free(c->peerhost.s);
+    free(c->node.s);
+}
+
+static bool client_text_take(const Emqx__Exhook__V3__ClientInfo *ci, client_text *c)
+{
+    memset(c, 0, sizeof(*c));
+    if (!ci) return true;
+    return take(&ci->clientid, &c->clientid) && take(&ci->username, &c->username) &&
+           take(&ci->password, &c->password) && take(&ci->peerhost, &c->peerhost) &&
+           take(&ci->node, &c->node);
+}
+
+static hook_status authenticate(svc_conn *conn, const uint8_t *in, size_t n, uint8_t **out,
+                                size_t *outlen, const char **why)
+{
+    Emqx__Exhook__V3__ClientAuthenticateRequest *rq =
+        emqx__exhook__v3__client_authenticate_request__unpack(NULL, n, in);
+    if (!rq) {
+        *why = "ClientAuthenticateRequest: not a valid protobuf message";
+        return HOOK_BAD;
+    }
+    client_text c;
+    bool ok = client_text_take(rq->clientinfo, &c);
+    emqx__exhook__v3__client_authenticate_request__free_unpacked(rq, NULL);
+    if (!ok) {
+        client_text_free(&c);
+        return HOOK_NOMEM;
+    }
+    /* A username means credentials to check, whatever `anonymous` says. */
+    exh_auth_request a = {.username = c.username.s,
+                          .username_len = c.username.len,
+                          .clientid = c.clientid.s ? c.clientid.s : "",
+                          .clientid_len = c.clientid.len,
+                          .password = c.password.s,
+                          .password_len = c.password.len,
+                          .check_password = true};
+    if (c.peerhost.s) exh_addr_parse(c.peerhost.s, c.peerhost.len, &a.peerhost);
+    svc_answer ans = svc_authenticate(conn, &a);
+    client_text_free(&c);
+    return answer(ans, out, outlen);
+}
+
+static hook_status authorize(svc_conn *conn, const uint8_t *in, size_t n, uint8_t **out,
+                             size_t *outlen, const char **why)
+{
+    Emqx__Exhook__V3__ClientAuthorizeRequest *rq =
+        emqx__exhook__v3__client_authorize_request__unpack(NULL, n, in);
+    if (!rq) {
+        *why = "ClientAuthorizeRequest: not a valid protobuf message";
+        return HOOK_BAD;
+    }
+    client_text c;
+    text topic = {0};
+    bool ok = client_text_take(rq->clientinfo, &c) && take(&rq->topic, &topic);
+    int type = (int)rq->type;
+    emqx__exhook__v3__client_authorize_request__free_unpacked(rq, NULL);
+    if (!ok) {
+        client_text_free(&c);
+        free(topic.s);
+        return HOOK_NOMEM;
+    }
+    svc_answer ans = SVC_DENY; /* an action we do not know is refused */
+    if (type == EMQX__EXHOOK__V3__CLIENT_AUTHORIZE_REQUEST__AUTHORIZE_REQ_TYPE__PUBLISH ||
+        type == EMQX__EXHOOK__V3__CLIENT_AUTHORIZE_REQUEST__AUTHORIZE_REQ_TYPE__SUBSCRIBE) {
+        exh_request r;
+        exh_request_init(&r, type ? EXH_SUBSCRIBE : EXH_PUBLISH);
+        r.username = c.username.s;
+        r.username_len = c.username.len;
+        r.clientid = c.clientid.s ? c.clientid.s : "";
+        r.clientid_len = c.clientid.len;
+        if (c.peerhost.s) exh_addr_parse(c.peerhost.s, c.peerhost.len, &r.peerhost);
+        r.topic = topic.s ? topic.s : "";
+        r.topic_len = topic.len;
+        /* qos and retain stay unknown: the hook does not carry them. */
+        ans = svc_authorize(conn, &r);
+    } else {
+        svc_log(LOG_WARN, "authorize: unknown request type %d (refused)", type);
+    }
+    client_text_free(&c);
+    free(topic.s);
+    return answer(ans, out, outlen);
+}
+
+static hook_status session(bool connected, const uint8_t *in, size_t n, uint8_t **out,
+                           size_t *outlen, const char **why)
+{
+    const Emqx__Exhook__V3__ClientInfo *ci;
+    ProtobufCMessage *msg;
+    ProtobufCBinaryData reason = {0, NULL};
+    if (connected) {
+        Emqx__Exhook__V3__ClientConnectedRequest *rq =
+            emqx__exhook__v3__client_connected_request__unpack(NULL, n, in);
+        msg = rq ? &rq->base : NULL;
+        ci = rq ? rq->clientinfo : NULL;
+    } else {
+        Emqx__Exhook__V3__ClientDisconnectedRequest *rq =
+            emqx__exhook__v3__client_disconnected_request__unpack(NULL, n, in);
+        msg = rq ? &rq->base : NULL;
+        ci = rq ? rq->clientinfo : NULL;
+        if (rq) reason = rq->reason;
+    }
+    if (!msg) {
+        *why = connected ? "ClientConnectedRequest: not a valid protobuf message"
+                         : "ClientDisconnectedRequest: not a valid protobuf message";
+        return HOOK_BAD;
+    }
+    client_text c;
+    text why_text = {0};
+    bool ok = client_text_take(ci, &c) && take(&reason, &why_text);
+    protobuf_c_message_free_unpacked(msg, NULL);
+    if (ok) {
+        exh_session_event ev = {.clientid = c.clientid.s ? c.clientid.s : "",
+                                .username = c.username.s,
+                                .peerhost = c.peerhost.s,
+                                .node = c.node.s,
+                                .reason = why_text.s,
+                                .at = (int64_t)time(NULL),
+                                .connected = connected};
+        svc_session(&ev, c.clientid.len);
+    }
+    client_text_free(&c);
+    free(why_text.s);
+    if (!ok) return HOOK_NOMEM;
+    *outlen = 0;
+    return (*out = malloc(1)) ? HOOK_OK : HOOK_NOMEM; /* EmptySuccess: no bytes */
+}
+
+hook_status hook_answer(const hook_method *m, svc_conn *conn, const uint8_t *in, size_t n,
+                        uint8_t **out, size_t *outlen, const char **why)
+{
+    *out = NULL;
+    *outlen = 0;
+    *why = NULL;
+    switch (m->kind) {
+    case HOOK_LOADED:
+        svc_log(LOG_INFO, "provider loaded by a broker speaking emqx.exhook.v%d", m->version);
+        return loaded(m->version, out, outlen);
+    case HOOK_AUTHENTICATE:
+        return authenticate(conn, in, n, out, outlen, why);
+    case HOOK_AUTHORIZE:
+        return authorize(conn, in, n, out, outlen, why);
+    case HOOK_CONNECTED:
+    case HOOK_DISCONNECTED:
+        return session(m->kind == HOOK_CONNECTED, in, n, out, outlen, why);
+    case HOOK_EMPTY:
+        break;
+    }
+    return (*out = malloc(1)) ? HOOK_OK : HOOK_NOMEM; /* EmptySuccess: no bytes */
+}
