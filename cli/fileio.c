@@ -16,8 +16,24 @@
 
 int read_whole(const char *path, char **text, size_t *len)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused
+     * below, as is a device that never ends (/dev/zero). */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) return -1;
+    struct stat sb;
+    int rc = 0;
+    if (fstat(fd, &sb) != 0)
+        rc = -1;
+    else if (S_ISDIR(sb.st_mode))
+        rc = -1, errno = EISDIR;
+    else if (!S_ISREG(sb.st_mode))
+        rc = -2;
+    if (rc) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return rc;
+    }
     size_t cap = 4096, n = 0;
     char *buf = malloc(cap);
     for (;;) {

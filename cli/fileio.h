@@ -15,8 +15,9 @@
 #include <stddef.h>
 #include <stdio.h>
 
-/* Read a whole file into a malloc'd, NUL-terminated buffer.  Returns 0, or
- * -1 with errno set. */
+/* Read a whole regular file into a malloc'd, NUL-terminated buffer.
+ * Returns 0, -1 with errno set, or -2 when path is not a regular file (a
+ * FIFO, a device). */
 int read_whole(const char *path, char **text, size_t *len);
 
 /* Replace path with text atomically: a temporary file in the same

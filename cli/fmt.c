@@ -93,8 +93,10 @@ static int fmt_file(const char *path, bool check)
 {
     char *text = NULL, *out = NULL;
     size_t len = 0, outlen = 0;
-    if (read_whole(path, &text, &len) != 0) {
-        fprintf(stderr, "%s: error: cannot read: %s\n", path, strerror(errno));
+    int rd = read_whole(path, &text, &len);
+    if (rd != 0) {
+        fprintf(stderr, "%s: error: cannot read: %s\n", path,
+                rd == -2 ? "not a regular file" : strerror(errno));
         return 2;
     }
     exh_error err;

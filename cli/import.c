@@ -131,6 +131,9 @@ int cmd_import(cli *c, int argc, char **argv)
     if (p.shown) fputs("\r\033[K", stderr); /* clear the progress line */
     if (st) {
         print_error(&err);
+        /* after "imported N users..." lines, say they were rolled back */
+        if (p.logged || p.shown)
+            fprintf(stderr, "%s: nothing was imported (an import is all or nothing)\n", x.file);
         rc = exit_for_status(st);
     } else {
         printf("imported %zu users from %s\n", imported, x.file);

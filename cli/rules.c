@@ -126,8 +126,10 @@ static void edit_free(edit *e)
 
 static int read_policy_file(edit *e)
 {
-    if (read_whole(e->file, &e->old, &e->oldlen) == 0) return 0;
-    fprintf(stderr, "%s: error: cannot read: %s\n", e->file, strerror(errno));
+    int rc = read_whole(e->file, &e->old, &e->oldlen);
+    if (rc == 0) return 0;
+    fprintf(stderr, "%s: error: cannot read: %s\n", e->file,
+            rc == -2 ? "not a regular file" : strerror(errno));
     return EXIT_USAGE;
 }
 

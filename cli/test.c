@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "fileio.h"
 #include "exhook/eval.h"
 #include "exhook/policytest.h"
 
@@ -64,29 +65,14 @@ static int one(const exh_expectation *e, void *user)
 
 static int run_file(run *r, const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "%s: error: cannot open: %s\n", path, strerror(errno));
+    char *text = NULL;
+    size_t n = 0;
+    int rd = read_whole(path, &text, &n); /* regular files only: a FIFO would hang */
+    if (rd != 0) {
+        fprintf(stderr, "%s: error: cannot read: %s\n", path,
+                rd == -2 ? "not a regular file" : strerror(errno));
         return -1;
     }
-    char *text = NULL;
-    size_t cap = 0, n = 0, got;
-    do {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 4096;
-            char *t = realloc(text, cap);
-            if (!t) {
-                free(text);
-                fclose(f);
-                fprintf(stderr, "%s: error: out of memory\n", path);
-                return -1;
-            }
-            text = t;
-        }
-        got = fread(text + n, 1, cap - n, f);
-        n += got;
-    } while (got);
-    fclose(f);
     exh_error err;
     exh_status st = exh_testfile_parse(path, text, n, one, r, &err);
     free(text);

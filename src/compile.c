@@ -228,9 +228,11 @@ static exh_status compile_regex(const lexer *L, exh_rule *r, exh_cond *c, char *
 
 static exh_status push_part(exh_spec *s, exh_part p, exh_error *err)
 {
-    exh_part *np = realloc(s->parts, (s->nparts + 1) * sizeof(*np));
-    if (!np) return no_memory(err);
-    s->parts = np;
+    if ((s->nparts & (s->nparts - 1)) == 0) { /* room doubles at powers of two */
+        exh_part *np = realloc(s->parts, (s->nparts ? 2 * (size_t)s->nparts : 1) * sizeof(*np));
+        if (!np) return no_memory(err);
+        s->parts = np;
+    }
     s->parts[s->nparts++] = p;
     return EXH_OK;
 }
@@ -366,9 +368,12 @@ static exh_status compile_spec(const lexer *L, exh_rule *r, exh_spec *s, char **
                 lv.len = n;
             }
         }
-        exh_level *nl = realloc(s->levels, (s->nlevels + 1) * sizeof(*nl));
-        if (!nl) return no_memory(err);
-        s->levels = nl;
+        if ((s->nlevels & (s->nlevels - 1)) == 0) { /* room doubles at powers of two */
+            exh_level *nl =
+                realloc(s->levels, (s->nlevels ? 2 * (size_t)s->nlevels : 1) * sizeof(*nl));
+            if (!nl) return no_memory(err);
+            s->levels = nl;
+        }
         s->levels[s->nlevels++] = lv;
         start = i + 1;
     }

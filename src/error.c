@@ -3,6 +3,7 @@
  */
 #include "exhook/error.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -62,9 +63,16 @@ size_t exh_error_format(const exh_error *err, char *buf, size_t size)
     if (err->line && err->source[0]) {
         EMIT("%s\n", err->source);
         size_t srclen = strlen(err->source);
-        for (unsigned i = 1; i < err->col; i++)
+        /* A very long line is shown cut short: a caret past its end would
+         * be a screen of blanks, so point at the cut and name the column. */
+        bool past = err->col > srclen + 1 && srclen + 1 >= sizeof(err->source);
+        unsigned col = past ? (unsigned)srclen + 1 : err->col;
+        for (unsigned i = 1; i < col; i++)
             EMIT("%c", (i - 1 < srclen && err->source[i - 1] == '\t') ? '\t' : ' ');
-        EMIT("^\n");
+        if (past)
+            EMIT("^ (column %u: past the %zu bytes of the line shown)\n", err->col, srclen);
+        else
+            EMIT("^\n");
     }
 #undef EMIT
     return n;

@@ -108,12 +108,14 @@ static void split_columns(const lexer *L, stmt *s)
         if (b->n) put(b, " ", 1);
         /* A filter starts at `eq` or at a string not right after `eq`. */
         if (c == C_TOPICS && (tok_is(t, "eq") || (t->type == TOK_STRING && !tok_is(t - 1, "eq")))) {
-            size_t *no = realloc(s->spec_off, (s->nspec + 1) * sizeof(*no));
-            if (!no) {
-                b->oom = 1;
-                return;
+            if ((s->nspec & (s->nspec - 1)) == 0) { /* room doubles at powers of two */
+                size_t *no = realloc(s->spec_off, (s->nspec ? 2 * s->nspec : 1) * sizeof(*no));
+                if (!no) {
+                    b->oom = 1;
+                    return;
+                }
+                s->spec_off = no;
             }
-            s->spec_off = no;
             s->spec_off[s->nspec++] = b->n;
         }
         if (t->type == TOK_STRING)

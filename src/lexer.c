@@ -162,6 +162,14 @@ int lex_statement(lexer *L, exh_error *err)
 {
     L->ntoks = 0;
     L->slen = 0;
+    /* Some editors start a UTF-8 file with a byte order mark; unreported it
+     * would read as part of the first word, where nobody can see it. */
+    if (L->pos == 0 && L->len >= 3 && !memcmp(L->text, "\xef\xbb\xbf", 3)) {
+        lex_error_at(L, err, 1, 1,
+                     "the file starts with a UTF-8 byte order mark (bytes EF BB BF); save it "
+                     "without one");
+        return -1;
+    }
     for (;;) {
         if (L->pos >= L->len) {
             /* A continuation that swallowed the last newline ends the

@@ -180,10 +180,14 @@ static exh_status parse_spec(parser *P, exh_rule *r)
         return error_at(P, s, "empty topic filter (a topic has at least one character)");
     if (r->nspecs >= MAX_SPECS)
         return error_at(P, s, "more than 65535 topic filters in one rule; split the rule");
-    exh_spec *sp = realloc(r->specs, (r->nspecs + 1u) * sizeof(*sp));
-    if (!sp) return no_memory(P);
-    r->specs = sp;
-    sp = &sp[r->nspecs++];
+    /* Room doubles when nspecs reaches a power of two: one realloc per new
+     * spec would copy the array 65535 times for the longest rule. */
+    if ((r->nspecs & (r->nspecs - 1u)) == 0) {
+        exh_spec *grown = realloc(r->specs, (r->nspecs ? 2u * r->nspecs : 1u) * sizeof(*grown));
+        if (!grown) return no_memory(P);
+        r->specs = grown;
+    }
+    exh_spec *sp = &r->specs[r->nspecs++];
     memset(sp, 0, sizeof(*sp));
     sp->eq = eq != NULL;
     sp->text = dup_value(P->L, s);

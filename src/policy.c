@@ -5,6 +5,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,8 +101,19 @@ exh_status exh_policy_parse(const char *name, const char *text, size_t len, exh_
     return EXH_OK;
 }
 
-static exh_status read_file(const char *path, char **text, size_t *len, exh_error *err)
+/* A policy file is a regular file; a pipe only when it was named itself
+ * (--policy <(...)).  Anything else would never end (/dev/zero) or would
+ * wait forever for a writer (a FIFO among the *.policy files), stalling
+ * every command and a driver's reloads. */
+static exh_status read_file(const char *path, bool pipe_ok, char **text, size_t *len,
+                            exh_error *err)
 {
+    struct stat sb;
+    if (stat(path, &sb) != 0) return fail(err, EXH_EIO, path, "cannot open: %s", strerror(errno));
+    if (S_ISDIR(sb.st_mode))
+        return fail(err, EXH_EIO, path, "%s", "is a directory, not a policy file");
+    if (!S_ISREG(sb.st_mode) && !(pipe_ok && S_ISFIFO(sb.st_mode)))
+        return fail(err, EXH_EIO, path, "%s", "not a regular file");
     FILE *f = fopen(path, "rb");
     if (!f) return fail(err, EXH_EIO, path, "cannot open: %s", strerror(errno));
     size_t cap = 4096, n = 0;
@@ -245,7 +257,7 @@ static exh_status load(const char *path, const char *ofile, const char *otext, s
             st = parse_into(p, &b, names[i], otext, olen, err);
             continue;
         }
-        st = read_file(names[i], &text, &len, err);
+        st = read_file(names[i], !S_ISDIR(sb.st_mode), &text, &len, err);
         if (!st) st = parse_into(p, &b, names[i], text, len, err);
         free(text);
     }

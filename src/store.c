@@ -7,6 +7,7 @@
  * compares so it never serves a stale user.
  */
 #include "exhook/store.h"
+#include "exhook/topic.h"
 #include "store_int.h"
 
 #include <errno.h>
@@ -433,6 +434,11 @@ static exh_status check_name(exh_store *s, const char *what, const char *v, exh_
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f)
             return fail(s, err, EXH_EINVAL, "%s holds a control character", what);
+    /* MQTT sends names as UTF-8 strings: another name could never log in,
+     * and would make list-users --json invalid JSON.  The topic checker
+     * tests the encoding before anything topic-specific. */
+    if (exh_topic_check_name(v, n) == EXH_TOPIC_BAD_UTF8)
+        return fail(s, err, EXH_EINVAL, "%s is not valid UTF-8", what);
     return EXH_OK;
 }
 
