@@ -301,6 +301,10 @@ int main(int argc, char **argv)
          .key = GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
          .value.integer = 10000},
         {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_HTTP2_MAX_PING_STRIKES, .value.integer = 0},
+        /* gRPC core sets SO_REUSEPORT by default: a second server on the
+         * same port would start and silently take half the connections
+         * (with its own policy and store).  Without it, that is an error. */
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_ALLOW_REUSEPORT, .value.integer = 0},
     };
     grpc_channel_args cargs = {.num_args = sizeof(args) / sizeof(args[0]), .args = args};
     server = grpc_server_create(&cargs, NULL);
@@ -322,11 +326,30 @@ int main(int argc, char **argv)
         grpc_server_register_completion_queue(server, cqs[i], NULL);
     }
     grpc_server_credentials *creds = credentials();
+    const char *hint = !creds          ? " (TLS certificate or key unusable)"
+                       : *cfg.tls_cert ? " (address in use or not local, or TLS certificate or key "
+                                         "unusable)"
+                                       : " (address in use or not local)";
     int port = creds ? grpc_server_add_http2_port(server, cfg.listen, creds) : 0;
     if (creds) grpc_server_credentials_release(creds);
     if (!port) {
-        svc_log(LOG_ERROR, "cannot listen on %s%s", cfg.listen,
-                creds ? "" : " (TLS certificate or key unusable)");
+        svc_log(LOG_ERROR, "cannot listen on %s%s", cfg.listen, hint);
+        /* Nothing serves yet: undo the set-up for a clean exit. */
+        grpc_server_destroy(server);
+        for (int q = 0; q <= nq; q++) {
+            grpc_completion_queue *cq = q < nq ? cqs[q] : shutdown_cq;
+            grpc_completion_queue_shutdown(cq);
+            while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+                   GRPC_QUEUE_SHUTDOWN)
+                ;
+            grpc_completion_queue_destroy(cq);
+        }
+        grpc_shutdown();
+        svc_stop();
+        svc_policy_watch_stop();
+        svc_policy_release();
+        free(cqs);
+        free(th);
         return 1;
     }
     grpc_server_start(server);

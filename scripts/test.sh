@@ -27,4 +27,7 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
 echo "== fuzz smoke: every target for 10 s (its seeds first)"
 bash tests/fuzz/run.sh 10
 
+echo "== soak: the driver under mixed load for 60 s (RSS, fds, threads must stay flat)"
+bash tests/soak.sh --seconds 60 build/exhookctl
+
 echo "== all tests passed"

@@ -58,6 +58,21 @@ static void history_failed(const exh_error *err, size_t lost)
                       err);
 }
 
+/* More events waiting than this and new ones are dropped: a reconnect
+ * storm against a slow or locked store must not grow memory without bound
+ * (each event is ~100 bytes; 100k is seconds of a busy broker). */
+enum { HISTORY_QUEUE_MAX = 100000 };
+
+static void history_overflow(void)
+{
+    atomic_fetch_add(&history_incident.dropped, 1);
+    if (!atomic_exchange(&history_incident.active, 1))
+        svc_log(LOG_ERROR,
+                "session history not written: %d events already wait for the store "
+                "(too slow or locked); new events are dropped until it catches up",
+                HISTORY_QUEUE_MAX);
+}
+
 static void history_ok(void)
 {
     if (atomic_load(&history_incident.active) && atomic_exchange(&history_incident.active, 0))
@@ -248,6 +263,7 @@ static struct {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     event *head, *tail;
+    size_t len;
     bool closed;
     pthread_t thread;
     bool running;
@@ -286,13 +302,21 @@ void svc_session(const exh_session_event *ev, size_t clientid_len)
         return;
     }
     pthread_mutex_lock(&hq.lock);
-    if (hq.tail)
-        hq.tail->next = e;
-    else
-        hq.head = e;
-    hq.tail = e;
-    pthread_cond_signal(&hq.cond);
+    bool full = hq.len >= HISTORY_QUEUE_MAX;
+    if (!full) {
+        if (hq.tail)
+            hq.tail->next = e;
+        else
+            hq.head = e;
+        hq.tail = e;
+        hq.len++;
+        pthread_cond_signal(&hq.cond);
+    }
     pthread_mutex_unlock(&hq.lock);
+    if (full) {
+        event_free(e);
+        history_overflow();
+    }
 }
 
 /* The next event (NULL when closed and empty); with timeout_ms >= 0 also
@@ -316,6 +340,7 @@ static event *pop(int timeout_ms)
     if (e) {
         hq.head = e->next;
         if (!hq.head) hq.tail = NULL;
+        hq.len--;
     }
     pthread_mutex_unlock(&hq.lock);
     return e;

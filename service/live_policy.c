@@ -101,6 +101,7 @@ static void reload(const char *why)
         svc_log(LOG_ERROR, "policy reload: out of memory, keeping the old policy");
     } else if (st != EXH_OK) {
         svc_log_error(LOG_ERROR, "policy reload failed, keeping the old policy", &err);
+        malloc_trim(0); /* the failed compile's freed blocks go back too */
     } else {
         svc_policy *h = svc_policy_get();
         svc_log(LOG_INFO, "policy reloaded (%s): %u rules", why, exh_policy_rule_count(h->p));
