@@ -89,6 +89,32 @@ int main(int argc, char **argv)
     printf("argon2id m=%u KiB t=%u p=%u: full verification p50_us=%.0f; cached p50_us=%.1f;"
            " ratio=%.0f (%d logins each)\n",
            o.hash.m_kib, o.hash.t_cost, o.hash.lanes, c, w, c / w, n);
+    /* A refused login must not tell whether the name exists: a wrong
+     * password and an unknown user should take the same time. */
+    double *wrong = cold, *unknown = warm;
+    for (int i = 0; i < 2 * n; i++) {
+        exh_auth_request bad = rq;
+        bad.password = "wrong horse";
+        bad.password_len = 11;
+        if (i >= n) {
+            bad.username = "nobody";
+            bad.username_len = 6;
+        }
+        exh_auth_result r;
+        double t0 = now_us();
+        exh_authenticate(s, none, p, ctx, &bad, &r, &err);
+        double t1 = now_us();
+        if (r.decision != EXH_DENY) {
+            fprintf(stderr, "bench_auth: a bad login was let in\n");
+            return 1;
+        }
+        (i >= n ? unknown : wrong)[i >= n ? i - n : i] = t1 - t0;
+        exh_auth_result_clear(&r);
+    }
+    /* unknown[0] also hashes the store's dummy password once */
+    double wr = median(wrong, n), un = median(unknown + 1, n - 1);
+    printf("refused logins: wrong password p50_us=%.0f; unknown user p50_us=%.0f; ratio=%.2f\n", wr,
+           un, un / wr);
     exh_auth_cache_free(cache);
     exh_auth_cache_free(none);
     exh_evalctx_free(ctx);

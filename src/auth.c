@@ -293,7 +293,12 @@ exh_status exh_authenticate(exh_store *store, exh_auth_cache *cache, const exh_p
         st = exh_store_get_user(store, name, &u, err);
         free(name);
         if (st == EXH_ENOTFOUND) {
-            if (req->check_password) return deny(res, EXH_AUTH_UNKNOWN_USER, EXH_OK);
+            if (req->check_password) {
+                /* As long as a wrong password: see store_dummy_hash. */
+                const char *dummy = req->password ? store_dummy_hash(store) : NULL;
+                if (dummy) exh_hash_verify(dummy, req->password, req->password_len);
+                return deny(res, EXH_AUTH_UNKNOWN_USER, EXH_OK);
+            }
             st = EXH_OK; /* unchecked: the rules decide, with no groups */
         } else if (st) {
             return deny(res, EXH_AUTH_STORE_ERROR, st);

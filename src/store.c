@@ -12,6 +12,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -117,6 +119,7 @@ struct exh_store {
     sqlite3_stmt *st[ST_COUNT];
     int in_tx;
     uint64_t history_adds;
+    char dummy_hash[EXH_HASH_MAX]; /* see store_dummy_hash */
 };
 
 void exh_store_opts_default(exh_store_opts *o)
@@ -752,6 +755,19 @@ exh_status store_hash_new(const exh_store *s, const char *pw, size_t pwlen, char
                           size_t outsize)
 {
     return exh_hash_password(pw, pwlen, &s->opts.hash, out, outsize, NULL);
+}
+
+const char *store_dummy_hash(exh_store *s)
+{
+    if (!s->dummy_hash[0]) {
+        unsigned char pw[24];
+        if (RAND_bytes(pw, sizeof(pw)) != 1 ||
+            store_hash_new(s, (const char *)pw, sizeof(pw), s->dummy_hash, sizeof(s->dummy_hash)) !=
+                EXH_OK)
+            s->dummy_hash[0] = '\0';
+        OPENSSL_cleanse(pw, sizeof(pw));
+    }
+    return s->dummy_hash[0] ? s->dummy_hash : NULL;
 }
 
 exh_status store_set_hash_if(exh_store *s, int64_t id, int64_t rev, const char *hash)

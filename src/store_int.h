@@ -18,6 +18,13 @@ bool store_upgrade_wanted(const exh_store *s, const char *hash);
 exh_status store_hash_new(const exh_store *s, const char *pw, size_t pwlen, char *out,
                           size_t outsize);
 
+/* A hash of a random password at the store's cost, made once per
+ * connection: an unknown user's password is verified against it, so a
+ * login for a name that does not exist takes as long as a wrong password
+ * (its timing does not tell which names exist).  NULL if it cannot be
+ * made. */
+const char *store_dummy_hash(exh_store *s);
+
 /* Replace the hash only if the user is still at revision rev (so a
  * password changed meanwhile by exhookctl is never overwritten). */
 exh_status store_set_hash_if(exh_store *s, int64_t id, int64_t rev, const char *hash);

@@ -16,6 +16,8 @@
 #include <unistd.h>
 
 #include "exhook/auth.h"
+#include "exhook/hash.h"
+#include "store_int.h"
 #include <sqlite3.h>
 
 static char dir[64], path[128];
@@ -116,6 +118,22 @@ static void test_each_reason(void **state)
 
 /* A hash that cannot be checked (damaged in the database) fails closed
  * with its own reason; the store refuses to write one. */
+/* An unknown user's password is checked against a dummy hash of the
+ * store's own cost, so refusing it takes as long as a wrong password. */
+static void test_unknown_user_dummy_hash(void **state)
+{
+    (void)state;
+    const char *d = store_dummy_hash(store);
+    assert_non_null(d);
+    assert_string_equal(d, store_dummy_hash(store)); /* made once per connection */
+    assert_int_equal(exh_hash_identify(d), EXH_HASH_ARGON2ID);
+    assert_int_equal(exh_hash_verify(d, "x", 1), EXH_VERIFY_MISMATCH);
+    exh_auth_result r = login(NULL, "nobody", "c", "some password");
+    assert_int_equal(r.decision, EXH_DENY);
+    assert_int_equal(r.reason, EXH_AUTH_UNKNOWN_USER);
+    exh_auth_result_clear(&r);
+}
+
 static void test_unreadable_hash(void **state)
 {
     (void)state;
@@ -331,6 +349,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_each_reason, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connect_rules_and_groups, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unreadable_hash, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_user_dummy_hash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_request_groups_override, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_hits_expires_and_invalidates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upgrade_on_login, setup, teardown),
