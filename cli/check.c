@@ -51,19 +51,6 @@ static int exit_for(exh_decision d)
     return d == EXH_ALLOW ? EXIT_ALLOW : EXIT_DENY;
 }
 
-static bool parse_action(const char *s, exh_action *a)
-{
-    if (!strcmp(s, "publish"))
-        *a = EXH_PUBLISH;
-    else if (!strcmp(s, "subscribe"))
-        *a = EXH_SUBSCRIBE;
-    else if (!strcmp(s, "connect"))
-        *a = EXH_CONNECT;
-    else
-        return false;
-    return true;
-}
-
 static void print_json_result(const exh_policy *p, const exh_result *res)
 {
     char buf[512];
@@ -346,7 +333,7 @@ static int scan_check(cli *c, int argc, char **argv, check_opts *o)
         } else if (arg_flag(&a, "--password-stdin")) {
             o->password_stdin = true;
         } else if (arg_value(&a, "--action", &bad)) {
-            if (!bad && !parse_action(a.val, &o->action))
+            if (!bad && !exh_action_parse(a.val, strlen(a.val), &o->action))
                 return usage_error(
                     c, "check", "--action must be publish, subscribe or connect, not '%s'", a.val);
             o->have_action = true;

@@ -399,36 +399,9 @@ int main(int argc, char **argv)
         dup2(2, 1);
     }
 
-    exh_error err;
-    exh_status st =
-        svc_policy_load(cfg.policy, false, &err); /* the driver never shows rule texts */
-    if (st != EXH_OK) {
-        if (st == EXH_ENOMEM)
-            logmsg(LOG_ERROR, "cannot load the policy: out of memory");
-        else
-            svc_log_error(LOG_ERROR, "cannot load the policy", &err);
-        return 2;
-    }
-
-    /* SIGHUP is read by the reload thread through a signalfd (blocked here,
-     * before any thread starts, so every thread inherits the mask); SIGPIPE
-     * must not kill us when the broker goes away mid-reply, nor SIGXFSZ
-     * when a file size limit stops the store growing (the write fails
-     * instead, and the history reports it like a full disk). */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    signal(SIGXFSZ, SIG_IGN);
-    svc_settings ss = {.db = cfg.db,
-                       .busy_timeout_ms = cfg.busy_timeout_ms,
-                       .unknown_ignore = cfg.unknown_ignore,
-                       .failed_ignore = cfg.failed_ignore,
-                       .cache_ttl = cfg.cache_ttl,
-                       .cache_max = cfg.cache_max,
-                       .hash = cfg.hash};
-    if (svc_policy_watch_start() < 0 || svc_start(&ss) < 0) return 1;
+    /* SIGHUP goes to the reload thread; SIGPIPE must not kill us when the
+     * broker goes away mid-reply (svc_run_start). */
+    if ((status = svc_run_start(&cfg, NULL, 0)) >= 0) return status;
 
     pthread_t *workers = calloc((size_t)cfg.workers, sizeof(*workers));
     if (!workers) {
@@ -479,9 +452,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < cfg.workers; i++)
         pthread_join(workers[i], NULL);
     svc_conn_free(conn);
-    svc_stop();
-    svc_policy_watch_stop();
-    svc_policy_release();
+    svc_run_stop();
     free(workers);
     logmsg(LOG_INFO, "input closed; exiting");
     return rc;

@@ -207,6 +207,16 @@ static void *serve(void *arg)
     return NULL;
 }
 
+/* Shut a queue nobody else drains, empty it and free it. */
+static void queue_destroy(grpc_completion_queue *cq)
+{
+    grpc_completion_queue_shutdown(cq);
+    while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+           GRPC_QUEUE_SHUTDOWN)
+        ;
+    grpc_completion_queue_destroy(cq);
+}
+
 static char *read_pem(const char *path)
 {
     FILE *f = fopen(path, "rb");
@@ -270,34 +280,9 @@ int main(int argc, char **argv)
     svc_log_init("exhook-grpc", cfg.log_level);
     mallopt(M_MMAP_THRESHOLD, 1 << 20); /* argon2id's 19 MiB blocks go back at once */
 
-    exh_error err;
-    exh_status st = svc_policy_load(cfg.policy, false, &err);
-    if (st != EXH_OK) {
-        if (st == EXH_ENOMEM)
-            svc_log(LOG_ERROR, "cannot load the policy: out of memory");
-        else
-            svc_log_error(LOG_ERROR, "cannot load the policy", &err);
-        return 2;
-    }
-
-    /* Blocked before any thread starts, so all inherit the mask: SIGHUP is
-     * read by the reload thread, SIGTERM and SIGINT by main. */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGHUP);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    signal(SIGXFSZ, SIG_IGN);
-    svc_settings ss = {.db = cfg.db,
-                       .busy_timeout_ms = cfg.busy_timeout_ms,
-                       .unknown_ignore = cfg.unknown_ignore,
-                       .failed_ignore = cfg.failed_ignore,
-                       .cache_ttl = cfg.cache_ttl,
-                       .cache_max = cfg.cache_max,
-                       .hash = cfg.hash};
-    if (svc_policy_watch_start() < 0 || svc_start(&ss) < 0) return 1;
+    /* SIGHUP goes to the reload thread, SIGTERM and SIGINT to main. */
+    static const int stops[] = {SIGTERM, SIGINT};
+    if ((status = svc_run_start(&cfg, stops, 2)) >= 0) return status;
 
     grpc_init();
     /* EMQX's HTTP/2 client pings every 60 s even when idle; gRPC core's
@@ -350,18 +335,10 @@ int main(int argc, char **argv)
         svc_log(LOG_ERROR, "cannot listen on %s%s", cfg.listen, hint);
         /* Nothing serves yet: undo the set-up for a clean exit. */
         grpc_server_destroy(server);
-        for (int q = 0; q <= nq; q++) {
-            grpc_completion_queue *cq = q < nq ? cqs[q] : shutdown_cq;
-            grpc_completion_queue_shutdown(cq);
-            while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
-                   GRPC_QUEUE_SHUTDOWN)
-                ;
-            grpc_completion_queue_destroy(cq);
-        }
+        for (int q = 0; q <= nq; q++)
+            queue_destroy(q < nq ? cqs[q] : shutdown_cq);
         grpc_shutdown();
-        svc_stop();
-        svc_policy_watch_stop();
-        svc_policy_release();
+        svc_run_stop();
         free(cqs);
         free(th);
         return 1;
@@ -424,16 +401,10 @@ int main(int argc, char **argv)
         pthread_join(th[t], NULL);
     for (int q = 0; q < nq; q++)
         grpc_completion_queue_destroy(cqs[q]);
-    grpc_completion_queue_shutdown(shutdown_cq);
-    while (grpc_completion_queue_next(shutdown_cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
-           GRPC_QUEUE_SHUTDOWN)
-        ;
-    grpc_completion_queue_destroy(shutdown_cq);
+    queue_destroy(shutdown_cq);
     grpc_server_destroy(server);
     grpc_shutdown();
-    svc_stop();
-    svc_policy_watch_stop();
-    svc_policy_release();
+    svc_run_stop();
     free(cqs);
     free(th);
     svc_log(LOG_INFO, "stopped");

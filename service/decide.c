@@ -12,7 +12,10 @@
 #include <string.h>
 #include <time.h>
 
+#include <signal.h>
+
 #include "clients.h"
+#include "config.h"
 #include "live_policy.h"
 #include "log.h"
 
@@ -435,4 +438,43 @@ void svc_stop(void)
     exh_auth_cache_free(cache);
     cache = NULL;
     svc_clients_clear();
+}
+
+int svc_run_start(const svc_config *cfg, const int *also, int nalso)
+{
+    exh_error err;
+    exh_status st = svc_policy_load(cfg->policy, false, &err); /* servers never show rule texts */
+    if (st != EXH_OK) {
+        if (st == EXH_ENOMEM)
+            svc_log(LOG_ERROR, "cannot load the policy: out of memory");
+        else
+            svc_log_error(LOG_ERROR, "cannot load the policy", &err);
+        return 2;
+    }
+    /* Blocked before any thread starts, so all inherit the mask: SIGHUP is
+     * read by the reload thread through a signalfd. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGHUP);
+    for (int i = 0; i < nalso; i++)
+        sigaddset(&set, also[i]);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN);
+    svc_settings ss = {.db = cfg->db,
+                       .busy_timeout_ms = cfg->busy_timeout_ms,
+                       .unknown_ignore = cfg->unknown_ignore,
+                       .failed_ignore = cfg->failed_ignore,
+                       .cache_ttl = cfg->cache_ttl,
+                       .cache_max = cfg->cache_max,
+                       .hash = cfg->hash};
+    if (svc_policy_watch_start() < 0 || svc_start(&ss) < 0) return 1;
+    return -1;
+}
+
+void svc_run_stop(void)
+{
+    svc_stop();
+    svc_policy_watch_stop();
+    svc_policy_release();
 }

@@ -38,6 +38,17 @@ int svc_start(const svc_settings *s);
 /* Writes what history is queued, stops the thread, frees the rest. */
 void svc_stop(void);
 
+struct svc_config;
+/* What every front end does before serving, in order: load the policy
+ * (rule texts dropped), block SIGHUP plus `also` (e.g. SIGTERM for a
+ * sigwait) in every thread to come, ignore SIGPIPE and SIGXFSZ (a full
+ * pipe or a file size limit is an error value, not death), start the
+ * policy watcher and svc_start.  Returns -1 to go on, or the exit status
+ * (logged). */
+int svc_run_start(const struct svc_config *cfg, const int *also, int nalso);
+/* svc_stop, the watcher stopped, the policy released. */
+void svc_run_stop(void);
+
 /* One per thread: a store connection (opened lazily, reopened after a
  * failure) and an evaluation context. */
 typedef struct svc_conn svc_conn;

@@ -40,7 +40,7 @@ static exh_status set_error(exh_error *err, exh_status st, const char *fmt, ...)
 
 /* Compared with its length: a string may hold NUL ("publish\u0000x" is
  * not "publish"). */
-static bool parse_action(const char *s, size_t n, exh_action *a)
+bool exh_action_parse(const char *s, size_t n, exh_action *a)
 {
     if (strlen(s) != n) return false;
     if (!strcmp(s, "publish"))
@@ -72,7 +72,7 @@ static const char *check_request(json_t *o, draft *d, char *why, size_t whysize)
     if (!json_is_object(o)) return "a request must be a JSON object";
     json_t *v = json_object_get(o, "action");
     exh_action a;
-    if (!json_is_string(v) || !parse_action(json_string_value(v), json_string_length(v), &a))
+    if (!json_is_string(v) || !exh_action_parse(json_string_value(v), json_string_length(v), &a))
         return "\"action\" must be \"publish\", \"subscribe\" or \"connect\"";
     memset(d, 0, sizeof(*d));
     exh_request_init(&d->rq, a);
