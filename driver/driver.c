@@ -408,8 +408,18 @@ int main(int argc, char **argv)
         logmsg(LOG_ERROR, "out of memory");
         return 1;
     }
-    for (int i = 0; i < cfg.workers; i++)
-        pthread_create(&workers[i], NULL, worker_main, NULL);
+    int started = 0;
+    while (started < cfg.workers && pthread_create(&workers[started], NULL, worker_main, NULL) == 0)
+        started++;
+    if (started < cfg.workers) {
+        logmsg(LOG_ERROR, "cannot start worker threads: %s", strerror(errno));
+        q_close();
+        for (int i = 0; i < started; i++)
+            pthread_join(workers[i], NULL);
+        svc_run_stop();
+        free(workers);
+        return 1;
+    }
     svc_policy *hp = svc_policy_get();
     logmsg(LOG_INFO, "serving: policy %s (%u rules), store %s, %d workers", cfg.policy,
            exh_policy_rule_count(svc_policy_of(hp)), cfg.db, cfg.workers);

@@ -22,6 +22,7 @@
 #include <grpc/grpc_security.h>
 #include <grpc/support/time.h>
 #include <malloc.h>
+#include <openssl/crypto.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -229,8 +230,15 @@ static char *read_pem(const char *path)
     for (;;) {
         if (len + 4096 + 1 > cap) {
             cap = cap ? cap * 2 : 16384;
-            char *nb = cap <= (1u << 24) ? realloc(buf, cap) : NULL;
+            /* grown by hand, not realloc: the old block may hold a key */
+            char *nb = cap <= (1u << 24) ? malloc(cap) : NULL;
+            if (nb && buf) {
+                memcpy(nb, buf, len);
+                OPENSSL_cleanse(buf, len);
+                free(buf);
+            }
             if (!nb) {
+                if (buf) OPENSSL_cleanse(buf, len);
                 svc_log(LOG_ERROR, "%s: too large or out of memory", path);
                 free(buf);
                 fclose(f);
@@ -265,7 +273,7 @@ static grpc_server_credentials *credentials(void)
                 : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE;
         creds = grpc_ssl_server_credentials_create_ex(ca, &pair, 1, want, NULL);
     }
-    if (key) memset(key, 0, strlen(key));
+    if (key) OPENSSL_cleanse(key, strlen(key)); /* a memset here would be optimised away */
     free(cert);
     free(key);
     free(ca);
@@ -360,8 +368,17 @@ int main(int argc, char **argv)
         if (!auth) request(NULL, cqs[q]);
     }
     auth_cq = cqs[cfg.threads];
-    for (int t = 0; t < nth; t++)
-        pthread_create(&th[t], NULL, serve, cqs[t < cfg.threads ? t : cfg.threads]);
+    int started = 0;
+    while (started < nth && pthread_create(&th[started], NULL, serve,
+                                           cqs[started < cfg.threads ? started : cfg.threads]) == 0)
+        started++;
+    int rc = 0;
+    if (started < nth) { /* stop at once, as on SIGTERM */
+        svc_log(LOG_ERROR, "cannot start threads: %s", strerror(errno));
+        nth = started;
+        rc = 1;
+        goto stop;
+    }
     svc_policy *hp = svc_policy_get();
     svc_log(LOG_INFO,
             "serving emqx.exhook.v1, v2, v3 on %s (%s): policy %s (%u rules), store %s, "
@@ -381,6 +398,7 @@ int main(int argc, char **argv)
     int sig = 0;
     sigwait(&stop, &sig);
     svc_log(LOG_INFO, "%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+stop:
 
     atomic_store(&closing, 1);
     grpc_server_shutdown_and_notify(server, shutdown_cq, NULL);
@@ -408,5 +426,5 @@ int main(int argc, char **argv)
     free(cqs);
     free(th);
     svc_log(LOG_INFO, "stopped");
-    return 0;
+    return rc;
 }

@@ -4,6 +4,7 @@
  */
 #include "hooks.h"
 
+#include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -111,7 +112,7 @@ typedef struct client_text {
 
 static void client_text_free(client_text *c)
 {
-    if (c->password.s) memset(c->password.s, 0, c->password.len);
+    if (c->password.s) OPENSSL_cleanse(c->password.s, c->password.len);
     free(c->clientid.s);
     free(c->username.s);
     free(c->password.s);

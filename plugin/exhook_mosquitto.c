@@ -232,9 +232,16 @@ static int on_basic_auth(int event, void *data, void *user)
     exh_status st = exh_authenticate(s, p->cache, p->pol, p->ctx, &rq, &r, &err);
     int rc;
     if (cid) forget(p, cid); /* a new login ends an earlier one's record */
-    if (r.reason == EXH_AUTH_STORE_ERROR) {
-        if (st == EXH_ESTORE) store_failed(p, &err);
+    if (r.reason == EXH_AUTH_STORE_ERROR && st == EXH_ESTORE) {
+        store_failed(p, &err);
         rc = p->failed_ignore ? MOSQ_ERR_PLUGIN_DEFER : MOSQ_ERR_AUTH;
+    } else if (r.reason == EXH_AUTH_STORE_ERROR) {
+        /* The store answered but the password could not be checked (out
+         * of memory, the hash library failed): no store fault for
+         * failed_action to excuse; an unchecked login stays out. */
+        mosquitto_log_printf(MOSQ_LOG_ERR, "exhook: %s: the password could not be checked: refused",
+                             ev->username ? ev->username : "");
+        rc = MOSQ_ERR_AUTH;
     } else {
         store_ok(p);
         if (r.reason == EXH_AUTH_UNKNOWN_USER && p->unknown_ignore)
@@ -275,6 +282,13 @@ static client *client_for(plugin *p, struct mosquitto *cl, const char *cid, int 
     if (st != EXH_OK) {
         store_failed(p, &err);
         *failed = 1;
+        return NULL;
+    }
+    /* Not logged in through this plugin (another plugin let it in, or the
+     * plugin was reloaded): a user who could not log in now gets no rights
+     * from the store. */
+    if (u.disabled || !exh_user_may_use_clientid(&u, cid, strlen(cid))) {
+        exh_user_clear(&u);
         return NULL;
     }
     c = remember(p, cl, cid, u.superuser, u.groups, u.ngroups);

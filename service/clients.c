@@ -15,6 +15,7 @@ typedef struct client {
     char *username; /* who authenticated; a check by anyone else ignores the record */
     size_t username_len;
     bool superuser;
+    bool unverified; /* see svc_clients_remember_unverified */
     char **groups;
     exh_str *gstr; /* the groups as the evaluator takes them */
     size_t ngroups;
@@ -108,21 +109,34 @@ bool svc_clients_remember(const char *cid, size_t len, const char *user, size_t 
     return true;
 }
 
-bool svc_clients_lookup(exh_request *r)
+bool svc_clients_remember_unverified(const char *cid, size_t len, const char *user, size_t ulen)
+{
+    if (!svc_clients_remember(cid, len, user, ulen, false, NULL, 0)) return false;
+    pthread_rwlock_wrlock(&clients_lock);
+    client *c = clients[cid_hash(cid, len)];
+    while (c && (c->clientid_len != len || memcmp(c->clientid, cid, len) != 0))
+        c = c->next;
+    if (c) c->unverified = true;
+    pthread_rwlock_unlock(&clients_lock);
+    return true;
+}
+
+int svc_clients_lookup(exh_request *r)
 {
     pthread_rwlock_rdlock(&clients_lock);
-    if (!r->clientid || !r->username) return false;
+    if (!r->clientid || !r->username) return SVC_CLIENT_NONE;
     client *c = clients[cid_hash(r->clientid, r->clientid_len)];
     while (c && (c->clientid_len != r->clientid_len ||
                  memcmp(c->clientid, r->clientid, r->clientid_len) != 0))
         c = c->next;
     if (!c || c->username_len != r->username_len ||
         memcmp(c->username, r->username, r->username_len) != 0)
-        return false;
+        return SVC_CLIENT_NONE;
+    if (c->unverified) return SVC_CLIENT_UNVERIFIED;
     r->superuser = c->superuser;
     r->groups = c->gstr;
     r->ngroups = c->ngroups;
-    return true;
+    return SVC_CLIENT_KNOWN;
 }
 
 void svc_clients_unlock(void)

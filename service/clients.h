@@ -24,11 +24,16 @@ void svc_clients_forget(const char *cid, size_t len);
 bool svc_clients_remember(const char *cid, size_t len, const char *user, size_t ulen,
                           bool superuser, char **groups, size_t ngroups);
 
-/* Fills r->superuser, r->groups and r->ngroups from the record of
- * r->clientid made by r->username, and returns true; false if there is
- * none.  The groups stay valid until svc_clients_unlock(), which must be
- * called after either answer. */
-bool svc_clients_lookup(exh_request *r);
+/* Remember a login the store could not check but the broker may let in
+ * (failed_action = ignore): its ACL checks are answered like the login
+ * (no opinion), never with rights the store would give once it is back. */
+bool svc_clients_remember_unverified(const char *cid, size_t len, const char *user, size_t ulen);
+
+/* The record of r->clientid made by r->username: SVC_CLIENT_KNOWN fills
+ * r->superuser, r->groups and r->ngroups (valid until svc_clients_unlock,
+ * which must be called after every answer). */
+enum { SVC_CLIENT_NONE, SVC_CLIENT_KNOWN, SVC_CLIENT_UNVERIFIED };
+int svc_clients_lookup(exh_request *r);
 void svc_clients_unlock(void);
 
 /* Drop every record (at exit). */

@@ -155,8 +155,13 @@ static int read_file(svc_config *c, const char *file)
     int rc = 0;
     while (!rc && fgets(line, sizeof(line), f)) {
         lineno++;
-        char *hash = strchr(line, '#');
-        if (hash) *hash = '\0';
+        /* A comment starts a line or follows a blank: "policies#v2" is a
+         * path, not "policies" and a comment. */
+        for (char *h = line; (h = strchr(h, '#')); h++)
+            if (h == line || h[-1] == ' ' || h[-1] == '\t') {
+                *h = '\0';
+                break;
+            }
         char *s = trim(line);
         if (!*s) continue;
         char *eq = strchr(s, '=');
@@ -218,6 +223,13 @@ static int consistent(const svc_config *c)
     if (prog->kind != SVC_FOR_GRPC) return 0;
     if (!*c->tls_cert != !*c->tls_key) {
         fprintf(stderr, "%s: tls_cert and tls_key go together\n", prog->name);
+        return 2;
+    }
+    if (*c->tls_ca && c->tls_client == SVC_TLS_CLIENT_NONE) {
+        fprintf(stderr,
+                "%s: tls_ca is only used to check client certificates: set tls_client "
+                "optional or required (or drop tls_ca)\n",
+                prog->name);
         return 2;
     }
     if (c->tls_client != SVC_TLS_CLIENT_NONE && (!*c->tls_cert || !*c->tls_ca)) {

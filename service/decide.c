@@ -35,52 +35,74 @@ typedef struct incident {
 
 static incident read_incident, history_incident;
 
+/* A transition and its log line happen under one lock, so the log never
+ * ends on the wrong state ("available again" printed before the
+ * "unavailable" it answers).  Checked without the lock first: the common
+ * case, nothing changing, stays lock-free. */
+static pthread_mutex_t incident_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static void store_failed(const exh_error *err)
 {
+    if (atomic_load(&read_incident.active)) return;
+    pthread_mutex_lock(&incident_lock);
     if (!atomic_exchange(&read_incident.active, 1))
         svc_log_error(LOG_ERROR,
                       set.failed_ignore
                           ? "credential store unavailable (answering ok: failed_action = ignore)"
                           : "credential store unavailable (failing closed)",
                       err);
+    pthread_mutex_unlock(&incident_lock);
 }
 
 static void store_ok(void)
 {
-    if (atomic_load(&read_incident.active) && atomic_exchange(&read_incident.active, 0))
+    if (!atomic_load(&read_incident.active)) return;
+    pthread_mutex_lock(&incident_lock);
+    if (atomic_exchange(&read_incident.active, 0))
         svc_log(LOG_INFO, "credential store available again");
+    pthread_mutex_unlock(&incident_lock);
 }
 
 static void history_failed(const exh_error *err, size_t lost)
 {
     atomic_fetch_add(&history_incident.dropped, (long)lost);
+    if (atomic_load(&history_incident.active)) return;
+    pthread_mutex_lock(&incident_lock);
     if (!atomic_exchange(&history_incident.active, 1))
         svc_log_error(LOG_ERROR,
                       "session history not written (events are dropped until the store "
                       "accepts writes again)",
                       err);
+    pthread_mutex_unlock(&incident_lock);
 }
 
-/* More events waiting than this and new ones are dropped: a reconnect
- * storm against a slow or locked store must not grow memory without bound
- * (each event is ~100 bytes; 100k is seconds of a busy broker). */
-enum { HISTORY_QUEUE_MAX = 100000 };
+/* More events waiting than this, or more bytes, and new ones are dropped:
+ * a reconnect storm against a slow or locked store must not grow memory
+ * without bound (client ids and usernames may be 64 KiB each). */
+enum { HISTORY_QUEUE_MAX = 100000, HISTORY_QUEUE_BYTES = 64 << 20 };
 
 static void history_overflow(void)
 {
     atomic_fetch_add(&history_incident.dropped, 1);
+    if (atomic_load(&history_incident.active)) return;
+    pthread_mutex_lock(&incident_lock);
     if (!atomic_exchange(&history_incident.active, 1))
         svc_log(LOG_ERROR,
-                "session history not written: %d events already wait for the store "
-                "(too slow or locked); new events are dropped until it catches up",
-                HISTORY_QUEUE_MAX);
+                "session history not written: the queue for the store is full (%d events or "
+                "%d MiB; the store is too slow or locked); new events are dropped until it "
+                "catches up",
+                HISTORY_QUEUE_MAX, HISTORY_QUEUE_BYTES >> 20);
+    pthread_mutex_unlock(&incident_lock);
 }
 
 static void history_ok(void)
 {
-    if (atomic_load(&history_incident.active) && atomic_exchange(&history_incident.active, 0))
+    if (!atomic_load(&history_incident.active)) return;
+    pthread_mutex_lock(&incident_lock);
+    if (atomic_exchange(&history_incident.active, 0))
         svc_log(LOG_INFO, "session history written again (%ld events were dropped)",
                 atomic_exchange(&history_incident.dropped, 0));
+    pthread_mutex_unlock(&incident_lock);
 }
 
 static exh_store *open_store(exh_error *err)
@@ -138,6 +160,19 @@ static svc_answer failed(void)
 
 /* ---- authenticate ---- */
 
+/* A login the store could not check.  With failed_action = ignore the
+ * broker may let it in: its ACL checks then get no opinion too, rather
+ * than the stored user's groups and superuser flag once the store is back
+ * (the password was never verified). */
+static svc_answer failed_login(const exh_auth_request *rq)
+{
+    if (set.failed_ignore && rq->username && rq->clientid &&
+        !memchr(rq->username, '\0', rq->username_len))
+        svc_clients_remember_unverified(rq->clientid, rq->clientid_len, rq->username,
+                                        rq->username_len);
+    return failed();
+}
+
 svc_answer svc_authenticate(svc_conn *c, const exh_auth_request *rq)
 {
     /* A new login on this client id ends whatever an earlier one was
@@ -147,19 +182,28 @@ svc_answer svc_authenticate(svc_conn *c, const exh_auth_request *rq)
     exh_error_clear(&err);
     if (!c->store && !(c->store = open_store(&err))) {
         store_failed(&err);
-        return failed();
+        return failed_login(rq);
     }
     exh_auth_result r;
     svc_policy *hp = svc_policy_get();
     exh_status st = exh_authenticate(c->store, cache, svc_policy_of(hp), c->ctx, rq, &r, &err);
     svc_policy_put(hp);
     if (r.reason == EXH_AUTH_STORE_ERROR) {
-        if (st == EXH_ESTORE)
-            drop_store(&c->store, &err);
-        else
-            store_failed(&err);
         exh_auth_result_clear(&r);
-        return failed();
+        if (st != EXH_ESTORE) {
+            /* The store answered, the password could not be checked (out
+             * of memory, the hash library failed): that is no store fault
+             * for failed_action to excuse, and a login never checked must
+             * not get in. */
+            svc_log(LOG_ERROR,
+                    "authenticate %.*s: the password could not be checked (%s): "
+                    "refused",
+                    (int)rq->username_len, rq->username ? rq->username : "",
+                    err.message[0] ? err.message : "out of memory or hash failure");
+            return SVC_DENY;
+        }
+        drop_store(&c->store, &err);
+        return failed_login(rq);
     }
     store_ok();
     if (r.reason == EXH_AUTH_BAD_HASH)
@@ -199,11 +243,15 @@ svc_answer svc_authorize(svc_conn *c, exh_request *r)
     r->superuser = false;
     r->groups = NULL;
     r->ngroups = 0;
-    bool known = svc_clients_lookup(r);
+    int known = svc_clients_lookup(r);
+    if (known == SVC_CLIENT_UNVERIFIED) {
+        svc_clients_unlock();
+        return failed();
+    }
     /* No stored name holds a NUL: such a user has no record and no groups
      * (looking it up would cut the name at the NUL). */
     bool nul = r->username && memchr(r->username, '\0', r->username_len) != NULL;
-    if (known || !r->username || nul) {
+    if (known == SVC_CLIENT_KNOWN || !r->username || nul) {
         svc_answer a = eval(r, c->ctx);
         svc_clients_unlock();
         return a;
@@ -221,6 +269,15 @@ svc_answer svc_authorize(svc_conn *c, exh_request *r)
                                : EXH_ESTORE;
     free(name);
     if (st == EXH_OK || st == EXH_ENOTFOUND) store_ok();
+    /* This login was not verified here (the broker let it in some other
+     * way, or before a restart): a user who could not log in now -- one
+     * disabled, or bound to other client ids -- gets no rights from the
+     * store. */
+    if (st == EXH_OK &&
+        (u.disabled || !exh_user_may_use_clientid(&u, r->clientid, r->clientid_len))) {
+        exh_user_clear(&u);
+        st = EXH_ENOTFOUND;
+    }
     exh_str *g = NULL;
     if (st == EXH_OK && u.ngroups && !(g = malloc(u.ngroups * sizeof(*g)))) st = EXH_ENOMEM;
     svc_answer a;
@@ -239,14 +296,14 @@ svc_answer svc_authorize(svc_conn *c, exh_request *r)
         u.ngroups = 0;
     } else if (st == EXH_ENOTFOUND) {
         a = eval(r, c->ctx); /* no groups, not a superuser */
-    } else {
-        if (st == EXH_ESTORE) {
-            if (c->store)
-                drop_store(&c->store, &err);
-            else
-                store_failed(&err);
-        }
+    } else if (st == EXH_ESTORE) {
+        if (c->store)
+            drop_store(&c->store, &err);
+        else
+            store_failed(&err);
         a = failed();
+    } else {
+        a = SVC_DENY; /* out of memory: no store fault for failed_action to excuse */
     }
     free(g);
     exh_user_clear(&u);
@@ -257,6 +314,7 @@ svc_answer svc_authorize(svc_conn *c, exh_request *r)
 
 typedef struct event {
     struct event *next;
+    size_t bytes; /* what it holds, for the queue's byte cap */
     char *clientid, *username, *peerhost, *node, *reason;
     int64_t at;
     bool connected;
@@ -266,7 +324,7 @@ static struct {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     event *head, *tail;
-    size_t len;
+    size_t len, bytes;
     bool closed;
     pthread_t thread;
     bool running;
@@ -304,8 +362,11 @@ void svc_session(const exh_session_event *ev, size_t clientid_len)
         event_free(e);
         return;
     }
+    e->bytes = sizeof(*e) + strlen(e->clientid);
+    e->bytes += (e->username ? strlen(e->username) : 0) + (e->peerhost ? strlen(e->peerhost) : 0) +
+                (e->node ? strlen(e->node) : 0) + (e->reason ? strlen(e->reason) : 0);
     pthread_mutex_lock(&hq.lock);
-    bool full = hq.len >= HISTORY_QUEUE_MAX;
+    bool full = hq.len >= HISTORY_QUEUE_MAX || hq.bytes + e->bytes > HISTORY_QUEUE_BYTES;
     if (!full) {
         if (hq.tail)
             hq.tail->next = e;
@@ -313,6 +374,7 @@ void svc_session(const exh_session_event *ev, size_t clientid_len)
             hq.head = e;
         hq.tail = e;
         hq.len++;
+        hq.bytes += e->bytes;
         pthread_cond_signal(&hq.cond);
     }
     pthread_mutex_unlock(&hq.lock);
@@ -344,17 +406,18 @@ static event *pop(int timeout_ms)
         hq.head = e->next;
         if (!hq.head) hq.tail = NULL;
         hq.len--;
+        hq.bytes -= e->bytes;
     }
     pthread_mutex_unlock(&hq.lock);
     return e;
 }
 
-static void write_history(exh_store **store, event **batch, size_t n)
+static bool write_history(exh_store **store, event **batch, size_t n)
 {
     exh_error err;
     if (!*store && !(*store = open_store(&err))) {
         history_failed(&err, n); /* dropped: history is best effort, decisions are not */
-        return;
+        return false;
     }
     /* On a failed write the connection stays open: SQLite recovers from a
      * full disk or a lock at the next transaction, while closing it would
@@ -362,7 +425,7 @@ static void write_history(exh_store **store, event **batch, size_t n)
      * history flap between written and not written. */
     if (exh_store_begin(*store, &err) != EXH_OK) {
         history_failed(&err, n);
-        return;
+        return false;
     }
     for (size_t i = 0; i < n; i++) {
         exh_session_event ev = {.clientid = batch[i]->clientid,
@@ -375,15 +438,16 @@ static void write_history(exh_store **store, event **batch, size_t n)
         if (exh_store_record_session(*store, &ev, &err) != EXH_OK) {
             history_failed(&err, n);
             exh_store_rollback(*store);
-            return;
+            return false;
         }
     }
     if (exh_store_commit(*store, &err) != EXH_OK) {
         history_failed(&err, n);
         exh_store_rollback(*store);
-        return;
+        return false;
     }
     history_ok();
+    return true;
 }
 
 static void *history_main(void *arg)
@@ -399,9 +463,25 @@ static void *history_main(void *arg)
         /* gather what else arrives within 100 ms, up to a batch */
         while (n < 256 && (e = pop(100)))
             batch[n++] = e;
-        write_history(&store, batch, n);
+        bool written = write_history(&store, batch, n);
         for (size_t i = 0; i < n; i++)
             event_free(batch[i]);
+        /* Stopping, and the store refuses writes: drop what is left rather
+         * than wait a busy timeout per batch of it. */
+        pthread_mutex_lock(&hq.lock);
+        bool give_up = !written && hq.closed;
+        size_t left = give_up ? hq.len : 0;
+        while (give_up && hq.head) {
+            event *d = hq.head;
+            hq.head = d->next;
+            event_free(d);
+        }
+        if (give_up) {
+            hq.tail = NULL;
+            hq.len = hq.bytes = 0;
+        }
+        pthread_mutex_unlock(&hq.lock);
+        if (left) svc_log(LOG_WARN, "stopping: %zu session events not written", left);
     }
     exh_store_close(store);
     return NULL;

@@ -114,6 +114,25 @@ static int sig_fd = -1;
 static pthread_t watcher;
 static bool watching;
 
+/* Reads every pending event; true if one concerns a *.policy file (or
+ * events were lost: the kernel's queue overflowed). */
+static bool policy_events(int ifd)
+{
+    char ev[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    bool relevant = false;
+    ssize_t n;
+    while ((n = read(ifd, ev, sizeof(ev))) > 0)
+        for (char *p = ev; p < ev + n;) {
+            struct inotify_event *e = (struct inotify_event *)p;
+            size_t l = e->len ? strlen(e->name) : 0;
+            if ((e->mask & IN_Q_OVERFLOW) ||
+                (l > 7 && !strcmp(e->name + l - 7, ".policy") && e->name[0] != '.'))
+                relevant = true;
+            p += sizeof(*e) + e->len;
+        }
+    return relevant;
+}
+
 static void *watch_main(void *arg)
 {
     (void)arg;
@@ -130,8 +149,11 @@ static void *watch_main(void *arg)
             else
                 strcpy(dir, ".");
         }
-        if (inotify_add_watch(
-                ifd, dir, IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_MOVED_FROM) < 0)
+        /* Closed after writing, renamed in, deleted: never IN_CREATE or a
+         * write in progress, or a half-written file would be compiled --
+         * and a file cut after a complete token can be a broader rule. */
+        if (inotify_add_watch(ifd, dir, IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM) <
+            0)
             svc_log(LOG_WARN, "cannot watch %s (%s): reload on SIGHUP only", dir, strerror(errno));
     }
     for (;;) {
@@ -147,22 +169,22 @@ static void *watch_main(void *arg)
                 ;
             reload("SIGHUP");
         }
-        if (ifd >= 0 && (fds[2].revents & POLLIN)) {
-            char ev[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
-            int relevant = 0;
-            /* Let a burst of writes settle, then compile once. */
-            do {
-                ssize_t n;
-                while ((n = read(ifd, ev, sizeof(ev))) > 0)
-                    for (char *p = ev; p < ev + n;) {
-                        struct inotify_event *e = (struct inotify_event *)p;
-                        size_t l = e->len ? strlen(e->name) : 0;
-                        if (l > 7 && !strcmp(e->name + l - 7, ".policy") && e->name[0] != '.')
-                            relevant = 1;
-                        p += sizeof(*e) + e->len;
-                    }
-            } while (poll(&(struct pollfd){ifd, POLLIN, 0}, 1, 50) > 0);
-            if (relevant) reload("files changed");
+        if (ifd >= 0 && (fds[2].revents & POLLIN) && policy_events(ifd)) {
+            /* Let a burst of policy edits settle, then compile once: only
+             * policy events extend the wait, and never past 2 s, so a
+             * busy neighbour file cannot hold reloads (or a stop) back. */
+            bool stop = false;
+            for (int round = 0; round < 10; round++) {
+                struct pollfd w[2] = {{stop_pipe[0], POLLIN, 0}, {ifd, POLLIN, 0}};
+                if (poll(w, 2, 200) <= 0) break;
+                if (w[0].revents) {
+                    stop = true;
+                    break;
+                }
+                if (!policy_events(ifd)) break;
+            }
+            if (stop) break;
+            reload("files changed");
         }
     }
     if (ifd >= 0) close(ifd);

@@ -237,6 +237,13 @@ void exh_auth_result_clear(exh_auth_result *r)
     r->ngroups = 0;
 }
 
+static int clientid_matches(const char *pattern, const char *cid, size_t len);
+
+bool exh_user_may_use_clientid(const exh_user *u, const char *cid, size_t len)
+{
+    return !u->clientid_pattern || clientid_matches(u->clientid_pattern, cid ? cid : "", len);
+}
+
 static int clientid_matches(const char *pattern, const char *cid, size_t len)
 {
     int code;

@@ -48,6 +48,10 @@ typedef enum exh_auth_reason {
     EXH_AUTH_UNCHECKED,   /* no password check asked for (check/test) */
 } exh_auth_reason;
 
+/* May this user connect with this client id (its clientid pattern, if it
+ * has one, matches the whole id)? */
+bool exh_user_may_use_clientid(const exh_user *u, const char *cid, size_t len);
+
 const char *exh_auth_reason_str(exh_auth_reason r);
 
 typedef struct exh_auth_request {

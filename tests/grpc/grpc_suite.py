@@ -292,7 +292,7 @@ def rpc_code(fn):
 # ---- set-up: the store -----------------------------------------------------------
 
 DB = os.path.join(TMP, 'exhook.db')
-PW = {'alice': 'alice-pw', 'carol': 'carol-pw', 'erin': 'erin-pw', 'root': 'root-pw',
+PW = {'rootoff': 'rootoff-pw', 'root2': 'root2-pw', 'alice': 'alice-pw', 'carol': 'carol-pw', 'erin': 'erin-pw', 'root': 'root-pw',
       'dave': 'dave-pw', 'dev': 'dev-pw'}
 
 
@@ -302,6 +302,8 @@ def setup_store():
              (['add-user', 'carol', '--password-stdin', '--group', 'ops'], 'carol'),
              (['add-user', 'erin', '--password-stdin', '--group', 'ops'], 'erin'),
              (['add-user', 'root', '--password-stdin', '--superuser'], 'root'),
+             (['add-user', 'rootoff', '--password-stdin', '--superuser'], 'rootoff'),
+             (['set-user', 'rootoff', '--disabled', 'true'], None),
              (['add-user', 'dave', '--password-stdin'], 'dave'),
              (['set-user', 'dave', '--disabled', 'true'], None),
              (['add-user', 'dev', '--password-stdin', '--clientid-pattern', 'dev-[0-9a-f]{4}'], 'dev')]
@@ -771,6 +773,20 @@ def t_badinput(main, vs):
     check('undecodable requests are logged', 'not a valid protobuf message' in log, True)
 
 
+def t_unverified_lookups(main, vs):
+    # A client the server never authenticated (the broker let it in some
+    # other way) is looked up in the store: a user who could not log in now
+    # gets no rights from it (security review W1).
+    section('unverified-lookups')
+    for v in vs:
+        check(f'{v}: disabled superuser rootoff, never logged in here: publish secret/x: deny',
+              v.authz('publish', 'secret/x', username='rootoff', clientid=f'rootoff-{v}'), 'deny')
+        check(f'{v}: superuser root, never seen on this client id: publish secret/x: allow',
+              v.authz('publish', 'secret/x', username='root', clientid=f'root-unseen-{v}'), 'allow')
+        check(f'{v}: dev on a client id its pattern refuses, never seen: no rights (deny)',
+              v.authz('publish', 'secret/x', username='dev', clientid=f'notdev-{v}'), 'deny')
+
+
 def t_store_missing(vs_of):
     section('store-missing')
     missing = os.path.join(TMP, 'gone', 'exhook.db')
@@ -804,7 +820,24 @@ def t_store_missing(vs_of):
                   v.authn(clientid=f'i-{v}', username='alice', password=PW['alice']), 'ignore')
             check(f'{v}: --failed-action ignore: authorize IGNORE',
                   v.authz('subscribe', 'users/alice/#', username='alice', clientid=f'i-{v}'), 'ignore')
+            check(f'{v}: --failed-action ignore: a superuser\'s unchecked login (wrong password): IGNORE',
+                  v.authn(clientid=f'r-{v}', username='root2', password='wrong'), 'ignore')
         check('the log says so', 'answering ok: failed_action = ignore' in s.log(), True)
+        # the store comes back: the unchecked logins get no rights from it (review W1 case B)
+        os.makedirs(os.path.dirname(missing2), exist_ok=True)
+        r = subprocess.run([CTL, '--db', missing2, 'init'], capture_output=True, timeout=60)
+        r2 = subprocess.run([CTL, '--db', missing2, 'add-user', 'root2', '--password-stdin',
+                             '--superuser'], input=PW['root2'] + '\n', capture_output=True,
+                            text=True, timeout=60)
+        check('store back (init + add-user root2 --superuser)', (r.returncode, r2.returncode), (0, 0))
+        for v in vs_of(ch):
+            check(f'{v}: store back: the unchecked root2 login still gets no rights (IGNORE, not allow)',
+                  v.authz('publish', 'secret/x', username='root2', clientid=f'r-{v}'), 'ignore')
+        v = Ver(2, ch)
+        check('store back: root2 with the right password logs in',
+              v.authn(clientid='r-new', username='root2', password=PW['root2']), 'allow')
+        check('... and then has its rights', v.authz('publish', 'secret/x', username='root2',
+                                                      clientid='r-new'), 'allow')
     s.stop_checked()
 
 
@@ -1069,6 +1102,7 @@ def main():
         t_provider(main_srv, vs)
         t_authenticate(main_srv, vs)
         t_authorize(main_srv, vs)
+        t_unverified_lookups(main_srv, vs)
         t_sessions(main_srv, vs)
         t_badinput(main_srv, vs)
         t_concurrency(main_srv, versions)
