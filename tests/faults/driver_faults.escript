@@ -14,8 +14,9 @@
 %%
 %% usage: driver_faults.escript EXHOOK-DRIVER EXHOOKCTL TMPDIR MOUNT
 %% (run by tests/faults_test.sh; MOUNT is "mount" when this process may
-%% mount filesystems, else the read-only and disk-full faults are made with
-%% file permissions and a file size limit).  Last line: "N passed, N failed".
+%% mount filesystems, else the read-only fault is made with file
+%% permissions and the disk-full one is skipped, visibly).  Last line:
+%% "N passed, N failed".
 
 -mode(compile).
 
@@ -108,7 +109,7 @@ poll_(F, Deadline) ->
 
 %% start(Tag, Db, Extra) -> driver map.  The driver runs under sh so its pid
 %% (for SIGKILL, /proc) and its stderr (TAG.log) are known; WRAP, if set,
-%% is a prefix such as "setpriv --reuid=..." or "prlimit ...".
+%% is a prefix such as "setpriv --reuid=...".
 start(Tag, Db, Extra) -> start(Tag, Db, Extra, "").
 start(Tag, Db, Extra, Wrap) ->
     Log = tmp(Tag ++ ".log"), PidF = tmp(Tag ++ ".pid"),
@@ -386,18 +387,23 @@ corrupted_running() ->
     said_once(D2, "corrupted store", "credential store unavailable (failing closed)", "malformed"),
     close(D2).
 
-%% A full disk: the store on a 2 MiB tmpfs filled to the last block (or,
-%% without mount rights, a file size limit on the driver).  Reading still
+%% A full disk: the store on a 2 MiB tmpfs filled to the last block.  Reading still
 %% works, so logins are answered; the session history cannot be written and
 %% says so once; removing the filler lets it write again.
+%% Without mount rights there is no honest full disk to make: a file size
+%% limit would also stop the driver's own log (a regular file), so the
+%% "said once" checks could not be made.  Skipped, visibly.
 disk_full() ->
+    case env(mount) of
+        true -> disk_full_tmpfs();
+        false -> io:format("# SKIP disk full: this process may not mount a small tmpfs~n")
+    end.
+
+disk_full_tmpfs() ->
     Dir = tmp("full"),
     must("rm -rf " ++ q(Dir) ++ " && mkdir -p " ++ q(Dir)),
     Db = filename:join(Dir, "exhook.db"),
-    case env(mount) of
-        true -> must("mount -t tmpfs -o size=2m tmpfs " ++ q(Dir));
-        false -> ok
-    end,
+    must("mount -t tmpfs -o size=2m tmpfs " ++ q(Dir)),
     {ok, _} = file:copy(tmp("base.db"), Db),
     D = start("full", Db, ""),
     healthy(D, "before"),
@@ -406,14 +412,8 @@ disk_full() ->
                                 string:find(Out, Cid) =/= nomatch end end,
     true = poll(Hist("before-full"), 5000),
     {Fill, Clear, Reason} =
-        case env(mount) of
-            true ->
-                {"dd if=/dev/zero of=" ++ q(filename:join(Dir, "fill")) ++ " bs=4k 2>/dev/null; true",
-                 "rm -f " ++ q(filename:join(Dir, "fill")), "full"};
-            false ->
-                {"prlimit --pid " ++ maps:get(pid, D) ++ " --fsize=1", 
-                 "prlimit --pid " ++ maps:get(pid, D) ++ " --fsize=unlimited", "disk I/O error"}
-        end,
+        {"dd if=/dev/zero of=" ++ q(filename:join(Dir, "fill")) ++ " bs=4k 2>/dev/null; true",
+         "rm -f " ++ q(filename:join(Dir, "fill")), "full"},
     must(Fill),
     Evs = [connected(D, list_to_binary("full-" ++ integer_to_list(I))) || I <- lists:seq(1, 300)],
     check(tag(D) ++ "disk full: 300 connect events answered", lists:usort(Evs), [?IGNORE]),
@@ -433,7 +433,7 @@ disk_full() ->
           count(D, "session history written again"), 1),
     healthy(D, "space again"),
     close(D),
-    env(mount) andalso must("umount " ++ q(Dir)).
+    must("umount " ++ q(Dir)).
 
 %% SIGKILL while the history thread is writing batches: every round leaves
 %% a store SQLite's integrity check passes, the CLI reads and the next
