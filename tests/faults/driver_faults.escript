@@ -128,8 +128,22 @@ start(Tag, Db, Extra, Wrap) ->
 %% end of input and must exit 0.
 close(#{port := Port, pid := Pid} = D) ->
     catch port_close(Port),
-    Gone = poll(fun() -> not filelib:is_dir("/proc/" ++ Pid) end, 10000),
-    check(tag(D) ++ "driver exits after end of input", Gone, true).
+    Gone = poll(fun() -> exited(Pid) end, 20000),
+    check(tag(D) ++ "driver exits after end of input", Gone, true),
+    Gone =:= true orelse
+        io:format("#   still running: ~ts~n#   threads waiting in: ~ts~n#   log:~n~ts",
+                  [element(2, sh("cat /proc/" ++ Pid ++ "/stat")),
+                   element(2, sh("cat /proc/" ++ Pid ++ "/task/*/wchan | tr '\\0' ' '")),
+                   log_text(D)]).
+
+%% Gone, or a zombie its parent has not reaped yet: it has exited either way.
+exited(Pid) ->
+    case file:read_file("/proc/" ++ Pid ++ "/stat") of
+        {ok, B} ->
+            [_, Rest] = binary:split(B, <<") ">>),
+            binary:first(Rest) =:= $Z;
+        _ -> true
+    end.
 
 tag(#{tag := T}) -> T ++ ": ".
 
