@@ -34,8 +34,6 @@
 #include "live_policy.h"
 #include "log.h"
 
-#define logmsg svc_log
-
 static svc_config cfg;
 
 /* ---- replies ---- */
@@ -70,7 +68,7 @@ static int flush_locked(void)
 static void send_term(ei_x_buff *x, int built)
 {
     if (built < 0) {
-        logmsg(LOG_ERROR, "could not encode a reply");
+        svc_log(LOG_ERROR, "could not encode a reply");
         ei_x_free(x);
         return;
     }
@@ -89,7 +87,7 @@ static void send_term(ei_x_buff *x, int built)
         if (!pthread_equal(pthread_self(), reader)) rc = flush_locked();
     }
     pthread_mutex_unlock(&out_lock);
-    if (rc < 0) logmsg(LOG_ERROR, "writing a reply: %s", strerror(errno));
+    if (rc < 0) svc_log(LOG_ERROR, "writing a reply: %s", strerror(errno));
     ei_x_free(x);
 }
 
@@ -302,7 +300,7 @@ static void handle_frame(char *frame, uint32_t len, svc_conn *conn)
     size_t ilen = 0;
     const char *why = NULL;
     if (etf_inflate(frame, len, &inflated, &ilen, &why) < 0) {
-        logmsg(LOG_WARN, "dropped a frame of %u bytes: %s", len, why);
+        svc_log(LOG_WARN, "dropped a frame of %u bytes: %s", len, why);
         free(frame);
         return;
     }
@@ -318,7 +316,7 @@ static void handle_frame(char *frame, uint32_t len, svc_conn *conn)
         return;
     }
     if (rc < 0) {
-        logmsg(LOG_WARN, "bad frame of %u bytes: %s", len, why);
+        svc_log(LOG_WARN, "bad frame of %u bytes: %s", len, why);
         if (c.id_start >= 0) reply_error(&c, why);
         free(frame);
         return;
@@ -405,14 +403,14 @@ int main(int argc, char **argv)
 
     pthread_t *workers = calloc((size_t)cfg.workers, sizeof(*workers));
     if (!workers) {
-        logmsg(LOG_ERROR, "out of memory");
+        svc_log(LOG_ERROR, "out of memory");
         return 1;
     }
     int started = 0;
     while (started < cfg.workers && pthread_create(&workers[started], NULL, worker_main, NULL) == 0)
         started++;
     if (started < cfg.workers) {
-        logmsg(LOG_ERROR, "cannot start worker threads: %s", strerror(errno));
+        svc_log(LOG_ERROR, "cannot start worker threads: %s", strerror(errno));
         q_close();
         for (int i = 0; i < started; i++)
             pthread_join(workers[i], NULL);
@@ -421,8 +419,8 @@ int main(int argc, char **argv)
         return 1;
     }
     svc_policy *hp = svc_policy_get();
-    logmsg(LOG_INFO, "serving: policy %s (%u rules), store %s, %d workers", cfg.policy,
-           exh_policy_rule_count(svc_policy_of(hp)), cfg.db, cfg.workers);
+    svc_log(LOG_INFO, "serving: policy %s (%u rules), store %s, %d workers", cfg.policy,
+            exh_policy_rule_count(svc_policy_of(hp)), cfg.db, cfg.workers);
     svc_policy_put(hp);
 
     svc_conn *conn = svc_conn_new(); /* NULL (out of memory): every ACL check is denied */
@@ -433,7 +431,7 @@ int main(int argc, char **argv)
         uint32_t len;
         if (!etf_input_has_frame()) { /* about to wait: send what we have */
             pthread_mutex_lock(&out_lock);
-            if (flush_locked() < 0) logmsg(LOG_ERROR, "writing replies: %s", strerror(errno));
+            if (flush_locked() < 0) svc_log(LOG_ERROR, "writing replies: %s", strerror(errno));
             pthread_mutex_unlock(&out_lock);
         }
         errno = 0;
@@ -441,14 +439,14 @@ int main(int argc, char **argv)
         if (r == 0) break;
         if (r == -2) {
             etf_call c;
-            logmsg(LOG_WARN, "skipped an oversized frame of %u bytes", len);
+            svc_log(LOG_WARN, "skipped an oversized frame of %u bytes", len);
             if (frame && etf_decode_id(frame, 4096, &c) == 0) reply_error(&c, "frame too large");
             free(frame);
             continue;
         }
         if (r < 0) {
-            logmsg(LOG_ERROR, "input ended inside a frame%s%s", errno ? ": " : "",
-                   errno ? strerror(errno) : "");
+            svc_log(LOG_ERROR, "input ended inside a frame%s%s", errno ? ": " : "",
+                    errno ? strerror(errno) : "");
             break;
         }
         handle_frame(frame, len, conn);
@@ -464,6 +462,6 @@ int main(int argc, char **argv)
     svc_conn_free(conn);
     svc_run_stop();
     free(workers);
-    logmsg(LOG_INFO, "input closed; exiting");
+    svc_log(LOG_INFO, "input closed; exiting");
     return rc;
 }

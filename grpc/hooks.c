@@ -50,6 +50,13 @@ static hook_status pack(const ProtobufCMessage *m, uint8_t **out, size_t *outlen
     return HOOK_OK;
 }
 
+/* EmptySuccess: no bytes (a 1-byte block, so *out is never NULL on OK). */
+static hook_status empty(uint8_t **out, size_t *outlen)
+{
+    *outlen = 0;
+    return (*out = malloc(1)) ? HOOK_OK : HOOK_NOMEM;
+}
+
 static hook_status answer(svc_answer a, uint8_t **out, size_t *outlen)
 {
     Emqx__Exhook__V3__ValuedResponse r = EMQX__EXHOOK__V3__VALUED_RESPONSE__INIT;
@@ -239,9 +246,7 @@ static hook_status session(bool connected, const uint8_t *in, size_t n, uint8_t 
     }
     client_text_free(&c);
     free(why_text.s);
-    if (!ok) return HOOK_NOMEM;
-    *outlen = 0;
-    return (*out = malloc(1)) ? HOOK_OK : HOOK_NOMEM; /* EmptySuccess: no bytes */
+    return ok ? empty(out, outlen) : HOOK_NOMEM;
 }
 
 hook_status hook_answer(const hook_method *m, svc_conn *conn, const uint8_t *in, size_t n,
@@ -264,5 +269,5 @@ hook_status hook_answer(const hook_method *m, svc_conn *conn, const uint8_t *in,
     case HOOK_EMPTY:
         break;
     }
-    return (*out = malloc(1)) ? HOOK_OK : HOOK_NOMEM; /* EmptySuccess: no bytes */
+    return empty(out, outlen);
 }

@@ -83,8 +83,8 @@ static char *dup_bytes(const char *s, size_t n)
     return d;
 }
 
-bool svc_clients_remember(const char *cid, size_t len, const char *user, size_t ulen,
-                          bool superuser, char **groups, size_t ngroups)
+static bool remember(const char *cid, size_t len, const char *user, size_t ulen, bool superuser,
+                     bool unverified, char **groups, size_t ngroups)
 {
     client *c = calloc(1, sizeof(*c));
     if (!c) {
@@ -98,6 +98,7 @@ bool svc_clients_remember(const char *cid, size_t len, const char *user, size_t 
     c->username = dup_bytes(user, ulen);
     c->username_len = ulen;
     c->superuser = superuser;
+    c->unverified = unverified;
     c->gstr = ngroups ? malloc(ngroups * sizeof(*c->gstr)) : NULL;
     if (!c->clientid || !c->username || (ngroups && !c->gstr)) {
         client_free(c);
@@ -109,16 +110,15 @@ bool svc_clients_remember(const char *cid, size_t len, const char *user, size_t 
     return true;
 }
 
+bool svc_clients_remember(const char *cid, size_t len, const char *user, size_t ulen,
+                          bool superuser, char **groups, size_t ngroups)
+{
+    return remember(cid, len, user, ulen, superuser, false, groups, ngroups);
+}
+
 bool svc_clients_remember_unverified(const char *cid, size_t len, const char *user, size_t ulen)
 {
-    if (!svc_clients_remember(cid, len, user, ulen, false, NULL, 0)) return false;
-    pthread_rwlock_wrlock(&clients_lock);
-    client *c = clients[cid_hash(cid, len)];
-    while (c && (c->clientid_len != len || memcmp(c->clientid, cid, len) != 0))
-        c = c->next;
-    if (c) c->unverified = true;
-    pthread_rwlock_unlock(&clients_lock);
-    return true;
+    return remember(cid, len, user, ulen, false, true, NULL, 0);
 }
 
 int svc_clients_lookup(exh_request *r)

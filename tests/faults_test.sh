@@ -81,21 +81,10 @@ fi
 # ---- the Mosquitto plugin -----------------------------------------------------
 plugin=$bin/exhook_mosquitto.so
 [ -f "$plugin" ] || { bad "no plugin at $plugin"; finish; }
-broker_env=()
-if readelf -d "$plugin" 2>/dev/null | grep -q 'libasan'; then
-  pre=
-  for lib in asan ubsan; do
-    f=$(gcc -print-file-name=lib$lib.so 2>/dev/null)
-    [ -f "$f" ] && pre="$pre $f"
-  done
-  broker_env=(env "LD_PRELOAD=${pre# }" ASAN_OPTIONS=detect_leaks=0:abort_on_error=0)
-fi
+. tests/lib/broker.sh
+broker_env "$plugin"
 me=$(id -un)
 base=$tmp/base.db # made by the escript: alice (alice-pw) and bob
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 # start_broker NAME DB [WRAP...]: sets $port, $bpid, $log.
 start_broker() {

@@ -49,26 +49,13 @@ for tool in mosquitto mosquitto_pub mosquitto_sub python3; do
 done
 [ -f "$plugin" ] || { bad "no plugin at $plugin"; finish; }
 
-# A plugin built with AddressSanitizer can only be loaded by a process whose
-# first library is the ASan runtime: preload it into the broker, and fail on
-# any report it writes to the broker's log.
-broker_env=()
-if readelf -d "$plugin" 2>/dev/null | grep -q 'libasan'; then
-  pre=
-  for lib in asan ubsan; do
-    f=$(gcc -print-file-name=lib$lib.so 2>/dev/null)
-    [ -f "$f" ] && pre="$pre $f"
-  done
-  broker_env=(env "LD_PRELOAD=${pre# }" ASAN_OPTIONS=detect_leaks=0:abort_on_error=0)
-fi
+# The broker's command prefix (ASan runtime preloaded for an ASan plugin).
+. tests/lib/broker.sh
+broker_env "$plugin"
 
 # The broker drops root to user `mosquitto`, which could not open the 0600
 # store; run it as whoever runs the test.
 me=$(id -un)
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 # start_broker NAME POLICY [DB]: sets $port, $bpid, $log.
 start_broker() {
