@@ -523,7 +523,7 @@ void svc_stop(void)
 int svc_run_start(const svc_config *cfg, const int *also, int nalso)
 {
     exh_error err;
-    exh_status st = svc_policy_load(cfg->policy, false, &err); /* servers never show rule texts */
+    exh_status st = svc_policy_load(cfg->policy, &err);
     if (st != EXH_OK) {
         if (st == EXH_ENOMEM)
             svc_log(LOG_ERROR, "cannot load the policy: out of memory");

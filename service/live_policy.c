@@ -30,7 +30,6 @@ struct svc_policy {
 static pthread_mutex_t policy_lock = PTHREAD_MUTEX_INITIALIZER;
 static svc_policy *current;
 static char policy_path[PATH_MAX];
-static bool policy_keep_texts;
 
 svc_policy *svc_policy_get(void)
 {
@@ -68,14 +67,13 @@ static int install(exh_policy *p)
     return 0;
 }
 
-exh_status svc_policy_load(const char *path, bool keep_texts, exh_error *err)
+exh_status svc_policy_load(const char *path, exh_error *err)
 {
     if (path != policy_path) snprintf(policy_path, sizeof(policy_path), "%s", path);
-    policy_keep_texts = keep_texts;
     exh_policy *p;
     exh_status st = exh_policy_load(path, &p, err);
     if (st != EXH_OK) return st;
-    if (!keep_texts) exh_policy_drop_texts(p);
+    exh_policy_drop_texts(p);
     if (install(p) < 0) {
         exh_policy_free(p);
         return EXH_ENOMEM;
@@ -96,7 +94,7 @@ void svc_policy_release(void)
 static void reload(const char *why)
 {
     exh_error err;
-    exh_status st = svc_policy_load(policy_path, policy_keep_texts, &err);
+    exh_status st = svc_policy_load(policy_path, &err);
     if (st == EXH_ENOMEM) {
         svc_log(LOG_ERROR, "policy reload: out of memory, keeping the old policy");
     } else if (st != EXH_OK) {

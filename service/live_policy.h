@@ -13,10 +13,10 @@
 
 typedef struct svc_policy svc_policy;
 
-/* Compile PATH (a file or a directory of *.policy) and make it current.
- * keep_texts: false drops the rule texts (a server never shows them).
- * EXH_OK, or the compile error in *err. */
-exh_status svc_policy_load(const char *path, bool keep_texts, exh_error *err);
+/* Compile PATH (a file or a directory of *.policy) and make it current,
+ * without its rule texts (a server never shows them).  EXH_OK, or the
+ * compile error in *err. */
+exh_status svc_policy_load(const char *path, exh_error *err);
 
 /* The current policy, held until svc_policy_put. */
 svc_policy *svc_policy_get(void);

@@ -18,11 +18,6 @@ void svc_log_init(const char *prog, int level)
     max_level = level;
 }
 
-int svc_log_level(void)
-{
-    return max_level;
-}
-
 void svc_log(int level, const char *fmt, ...)
 {
     static const char *const names[] = {"error", "warn", "info", "debug"};

@@ -12,7 +12,6 @@ enum { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
 /* prog: e.g. "exhook-driver"; level: the most verbose level written. */
 void svc_log_init(const char *prog, int level);
-int svc_log_level(void);
 
 void svc_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

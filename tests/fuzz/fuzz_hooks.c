@@ -50,7 +50,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     if (exh_store_open(db, &o, &s, &err) != EXH_OK) abort(); /* created empty: no users */
     exh_store_close(s);
     svc_log_init("fuzz_hooks", LOG_ERROR);
-    if (svc_policy_load(pol, false, &err) != EXH_OK) abort();
+    if (svc_policy_load(pol, &err) != EXH_OK) abort();
     svc_settings ss = {.db = db, .busy_timeout_ms = 1000, .cache_ttl = 0, .cache_max = 1};
     exh_hash_params_default(&ss.hash);
     /* An unknown user's password is checked against a dummy hash of this
