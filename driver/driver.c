@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "deadline.h"
 #include "decide.h"
 #include "etf.h"
 #include "exhook/eval.h"
@@ -109,19 +110,41 @@ static void reply_error(const etf_call *c, const char *msg)
     send_term(&x, etf_reply_error(&x, c, msg));
 }
 
+/* A call that could not be read.  EMQX 4.1's extension hook reads an
+ * error reply to a hook as "no opinion" (its do_call matches only
+ * {'r', Id, Result}: emqx-extension-hook, src/emqx_extension_hook_driver.erl),
+ * and its defaults (allow_anonymous, acl_nomatch = allow) then let the
+ * client in: a login or ACL check we cannot read is refused instead.
+ * Anything else gets erlport's error form. */
+static void reply_unreadable(const etf_call *c, const char *why)
+{
+    if (!strcmp(c->fn, "on_client_authenticate") || !strcmp(c->fn, "on_client_check_acl")) {
+        svc_log(LOG_WARN, "%s: %s: refused", c->fn, why);
+        reply_bool(c, false);
+    } else {
+        reply_error(c, why);
+    }
+}
+
 /* ---- authentications waiting for a worker ---- */
 
+/* One login: answered exactly once, by a worker or, at the deadline, by
+ * the watcher (deadline.h); freed when both have let go. */
 typedef struct job {
+    svc_pending pending; /* first: the watcher's callbacks get the job back */
     struct job *next;
     etf_call call;
     char *frame; /* owns call.buf */
     etf_clientinfo ci;
+    exh_auth_request rq; /* points into ci */
+    uint64_t gen;        /* svc_login_begin's */
 } job;
 
 static struct {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     job *head, *tail;
+    size_t len;
     bool closed;
 } auth_q = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
 
@@ -134,8 +157,17 @@ static void q_push(job *j)
     else
         auth_q.head = j;
     auth_q.tail = j;
+    auth_q.len++;
     pthread_cond_signal(&auth_q.cond);
     pthread_mutex_unlock(&auth_q.lock);
+}
+
+static size_t q_len(void)
+{
+    pthread_mutex_lock(&auth_q.lock);
+    size_t n = auth_q.len;
+    pthread_mutex_unlock(&auth_q.lock);
+    return n;
 }
 
 /* The next job; NULL when closed and empty. */
@@ -148,6 +180,7 @@ static job *q_pop(void)
     if (j) {
         auth_q.head = j->next;
         if (!auth_q.head) auth_q.tail = NULL;
+        auth_q.len--;
     }
     pthread_mutex_unlock(&auth_q.lock);
     return j;
@@ -161,11 +194,19 @@ static void q_close(void)
     pthread_mutex_unlock(&auth_q.lock);
 }
 
-static void job_free(job *j)
+static void job_destroy(svc_pending *p)
 {
+    job *j = (job *)p;
     free(j->frame);
     etf_clientinfo_clear(&j->ci);
     free(j);
+}
+
+/* The deadline came first: refused, and the login's record keeps
+ * granting nothing (it is never ended). */
+static void job_expire(svc_pending *p)
+{
+    reply_bool(&((job *)p)->call, false);
 }
 
 static void reply_answer(const etf_call *c, svc_answer a)
@@ -186,34 +227,84 @@ static void parse_peer(const etf_clientinfo *ci, exh_addr *a)
 
 static void authenticate(job *j, svc_conn *conn)
 {
-    const etf_clientinfo *ci = &j->ci;
-    /* A username means credentials to check, whatever the `anonymous` flag
-     * says: EMQX 4.x sets it true before authentication has run. */
-    exh_auth_request rq = {.username = ci->has_username ? ci->username : NULL,
-                           .username_len = ci->username_len,
-                           .clientid = ci->clientid ? ci->clientid : "",
-                           .clientid_len = ci->clientid_len,
-                           .password = ci->has_password ? ci->password : NULL,
-                           .password_len = ci->password_len,
-                           .check_password = true};
-    parse_peer(ci, &rq.peerhost);
-    reply_answer(&j->call, svc_authenticate(conn, &rq));
+    if (!svc_deadline_can_start(j->pending.deadline)) {
+        /* Waited in the queue too long: a check now would end after the
+         * broker stopped waiting. */
+        if (svc_pending_claim(&j->pending)) {
+            reply_bool(&j->call, false);
+            svc_deadline_refused();
+        }
+        return;
+    }
+    svc_grant g;
+    int64_t t0 = svc_now_ns();
+    svc_answer a = conn ? svc_login_check(conn, &j->rq, &g) : SVC_DENY;
+    if (!conn) g = (svc_grant){.state = SVC_CLIENT_REFUSED};
+    svc_deadline_observe(svc_now_ns() - t0);
+    if (svc_pending_claim(&j->pending)) {
+        svc_login_end(&j->rq, j->gen, &g); /* before the reply: its ACL checks follow it */
+        reply_answer(&j->call, a);
+    } else {
+        svc_grant_clear(&g); /* refused at the deadline already */
+    }
 }
 
 static void *worker_main(void *arg)
 {
     (void)arg;
-    svc_conn *conn = svc_conn_new();
+    svc_conn *conn = svc_conn_new(); /* NULL (out of memory): logins are refused */
     job *j;
     while ((j = q_pop())) {
-        if (conn)
-            authenticate(j, conn);
-        else
-            reply_bool(&j->call, false);
-        job_free(j);
+        authenticate(j, conn);
+        svc_pending_release(&j->pending);
     }
     svc_conn_free(conn);
     return NULL;
+}
+
+/* on_client_authenticate on the reader thread: the client id's record
+ * grants nothing from now until the login ends; the login is refused at
+ * once if the workers cannot answer it in time, else queued. */
+static void start_login(etf_call *c, char *frame, int64_t received)
+{
+    job *j = calloc(1, sizeof(*j));
+    int idx = c->args, n;
+    const char *why = "on_client_authenticate(ClientInfo, Bool, State)";
+    if (!j || c->nargs != 3 || ei_decode_list_header(frame, &idx, &n) < 0 ||
+        etf_decode_clientinfo(frame, &idx, &j->ci, &why) < 0) {
+        /* EMQX 4.x reads an error reply as "no opinion", which its
+         * defaults turn into a login: a login we cannot read is refused. */
+        svc_log(LOG_WARN, "on_client_authenticate: %s: refused", j ? why : "out of memory");
+        free(j);
+        reply_bool(c, false);
+        free(frame);
+        return;
+    }
+    const etf_clientinfo *ci = &j->ci;
+    /* A username means credentials to check, whatever the `anonymous` flag
+     * says: EMQX 4.x sets it true before authentication has run. */
+    j->rq = (exh_auth_request){.username = ci->has_username ? ci->username : NULL,
+                               .username_len = ci->username_len,
+                               .clientid = ci->clientid ? ci->clientid : "",
+                               .clientid_len = ci->clientid_len,
+                               .password = ci->has_password ? ci->password : NULL,
+                               .password_len = ci->password_len,
+                               .check_password = true};
+    parse_peer(ci, &j->rq.peerhost);
+    j->call = *c;
+    j->frame = frame;
+    j->gen = svc_login_begin(&j->rq);
+    j->pending.expire = job_expire;
+    j->pending.destroy = job_destroy;
+    int64_t deadline = svc_deadline_for(received, 0);
+    if (!svc_deadline_admit(deadline, q_len(), cfg.workers)) {
+        reply_bool(&j->call, false); /* it could not be checked in time */
+        svc_deadline_refused();
+        job_destroy(&j->pending);
+        return;
+    }
+    svc_pending_add(&j->pending, deadline);
+    q_push(j);
 }
 
 /* ---- ACL checks (main thread) ---- */
@@ -231,9 +322,12 @@ static void check_acl(const etf_call *call, svc_conn *conn)
     char action[MAXATOMLEN_UTF8];
     char *topic = NULL;
     size_t tlen = 0;
+    /* EMQX 4.x reads an error reply as "no opinion", which its defaults
+     * turn into an allow: a check we cannot read is refused. */
     if (call->nargs != 5 || ei_decode_list_header(call->buf, &idx, &n) < 0 ||
         etf_decode_clientinfo(call->buf, &idx, &ci, &why) < 0) {
-        reply_error(call, why);
+        svc_log(LOG_WARN, "on_client_check_acl: %s: refused", why);
+        reply_bool(call, false);
         return;
     }
     if (etf_decode_atom(call->buf, &idx, action) < 0 ||
@@ -241,8 +335,9 @@ static void check_acl(const etf_call *call, svc_conn *conn)
         etf_decode_text(call->buf, &idx, &topic, &tlen) < 0 || !topic) {
         etf_clientinfo_clear(&ci);
         free(topic);
-        reply_error(call, "on_client_check_acl: the action must be publish or subscribe and "
-                          "the topic a binary");
+        svc_log(LOG_WARN, "on_client_check_acl: the action must be publish or subscribe and "
+                          "the topic a binary: refused");
+        reply_bool(call, false);
         return;
     }
     exh_request r;
@@ -294,7 +389,7 @@ static void session_event(etf_call *call, int connected)
 
 /* ---- dispatch ---- */
 
-static void handle_frame(char *frame, uint32_t len, svc_conn *conn)
+static void handle_frame(char *frame, uint32_t len, svc_conn *conn, int64_t received)
 {
     char *inflated = NULL;
     size_t ilen = 0;
@@ -317,7 +412,7 @@ static void handle_frame(char *frame, uint32_t len, svc_conn *conn)
     }
     if (rc < 0) {
         svc_log(LOG_WARN, "bad frame of %u bytes: %s", len, why);
-        if (c.id_start >= 0) reply_error(&c, why);
+        if (c.id_start >= 0) reply_unreadable(&c, why);
         free(frame);
         return;
     }
@@ -325,19 +420,8 @@ static void handle_frame(char *frame, uint32_t len, svc_conn *conn)
     if (!strcmp(fn, "on_client_check_acl")) {
         check_acl(&c, conn);
     } else if (!strcmp(fn, "on_client_authenticate")) {
-        job *j = calloc(1, sizeof(*j));
-        int idx = c.args, n;
-        why = "on_client_authenticate(ClientInfo, Bool, State)";
-        if (!j || c.nargs != 3 || ei_decode_list_header(frame, &idx, &n) < 0 ||
-            etf_decode_clientinfo(frame, &idx, &j->ci, &why) < 0) {
-            free(j);
-            reply_error(&c, why);
-        } else {
-            j->call = c;
-            j->frame = frame;
-            q_push(j);
-            return; /* the worker replies and frees the frame */
-        }
+        start_login(&c, frame, received);
+        return; /* the frame is the login's now */
     } else if (!strcmp(fn, "on_client_connected") || !strcmp(fn, "on_client_disconnected")) {
         int connected = fn[10] == 'c';
         if (c.nargs != (connected ? 2 : 3)) {
@@ -440,7 +524,7 @@ int main(int argc, char **argv)
         if (r == -2) {
             etf_call c;
             svc_log(LOG_WARN, "skipped an oversized frame of %u bytes", len);
-            if (frame && etf_decode_id(frame, 4096, &c) == 0) reply_error(&c, "frame too large");
+            if (frame && etf_decode_id(frame, 4096, &c) == 0) reply_unreadable(&c, "frame too large");
             free(frame);
             continue;
         }
@@ -449,7 +533,7 @@ int main(int argc, char **argv)
                     errno ? strerror(errno) : "");
             break;
         }
-        handle_frame(frame, len, conn);
+        handle_frame(frame, len, conn, svc_now_ns());
     }
     pthread_mutex_lock(&out_lock);
     flush_locked();

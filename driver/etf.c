@@ -303,6 +303,14 @@ int etf_decode_id(const char *buf, size_t len, etf_call *c)
     if (term_end(b, len, &end, 0) < 0) return -1;
     c->id_start = (int)id;
     c->id_end = (int)end;
+    /* The Function too, when the head holds Module and Function whole: a
+     * login or ACL check that cannot be read is refused, not "no opinion"
+     * (etf.h). */
+    size_t m = end, f;
+    if (term_end(b, len, &m, 0) == 0 && (f = m, term_end(b, len, &f, 0) == 0)) {
+        idx = (int)m;
+        if (etf_decode_atom(buf, &idx, c->fn) < 0) c->fn[0] = '\0';
+    }
     return 0;
 }
 
@@ -439,6 +447,7 @@ void etf_clientinfo_clear(etf_clientinfo *ci)
 int etf_decode_clientinfo(const char *buf, int *index, etf_clientinfo *ci, const char **why)
 {
     memset(ci, 0, sizeof(*ci));
+    unsigned seen = 0;
     int n, i = *index;
     if (ei_decode_list_header(buf, &i, &n) < 0) {
         *why = "ClientInfo is not a proplist";
@@ -454,14 +463,19 @@ int etf_decode_clientinfo(const char *buf, int *index, etf_clientinfo *ci, const
         }
         int rc = 0;
         /* A key given twice is not something a broker sends: refuse it
-         * (which of the two would count?). */
-        if ((!strcmp(key, "clientid") && ci->clientid) ||
-            (!strcmp(key, "username") && ci->username) ||
-            (!strcmp(key, "password") && ci->password) ||
-            (!strcmp(key, "peerhost") && ci->peerhost)) {
-            *why = "ClientInfo has a key twice";
-            goto bad;
-        }
+         * (which of the two would count?), also when the first said
+         * `undefined`. */
+        static const char *const keys[] = {"node",     "clientid",  "username",   "password",
+                                           "peerhost", "sockport",  "protocol",   "mountpoint",
+                                           "anonymous", "is_superuser"};
+        for (unsigned b = 0; b < sizeof(keys) / sizeof(keys[0]); b++)
+            if (!strcmp(key, keys[b])) {
+                if (seen & (1u << b)) {
+                    *why = "ClientInfo has a key twice";
+                    goto bad;
+                }
+                seen |= 1u << b;
+            }
         if (!strcmp(key, "clientid"))
             rc = etf_decode_text(buf, &i, &ci->clientid, &ci->clientid_len);
         else if (!strcmp(key, "username")) {

@@ -48,11 +48,13 @@ typedef struct etf_call {
 } etf_call;
 
 /* Find just the Id of a call in the head of a frame (to answer a frame
- * that is too big with an error); 0 when found. */
+ * that is too big, or malformed), and its Function when the head holds it
+ * whole (fn is "" otherwise); 0 when the Id was found. */
 int etf_decode_id(const char *buf, size_t len, etf_call *c);
 
 /* Decode a call; returns 0, 1 for {'M', _} (to be ignored), -1 with *why
- * (and id_start/id_end set when an Id was read, else id_start = -1). */
+ * (and id_start/id_end set when an Id was read, else id_start = -1; fn
+ * set when the Function was read, else ""). */
 int etf_decode_call(const char *buf, size_t len, etf_call *c, const char **why);
 
 /* What the hooks' ClientInfo proplist holds.  Strings are malloc'd copies

@@ -8,6 +8,8 @@
  *   cache_ttl = 300
  *   cache_max = 100000
  *   busy_timeout = 5000        # ms to wait for a locked store, then fail
+ *   call_timeout = 5s          # the broker's: 4.x exhook.drivers.<type>.call_timeout,
+ *                              # 4.3+/5.x exhook request_timeout (ms, or Ns / Nms)
  *   unknown_user = deny        # deny | ignore
  *   failed_action = deny       # deny | ignore
  *   log_level = info           # error | warn | info | debug
@@ -50,6 +52,25 @@ static int number(const char *v, long lo, long hi, long *out)
     return 0;
 }
 
+/* A duration in ms: "500", "500ms" or "5s" (EMQX writes its timeouts
+ * with a unit). */
+static int duration_ms(const char *v, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (end == v || errno || n < 0) return -1;
+    if (!strcmp(end, "s")) {
+        if (n > hi / 1000) return -1;
+        n *= 1000;
+    } else if (*end && strcmp(end, "ms")) {
+        return -1;
+    }
+    if (n < lo || n > hi) return -1;
+    *out = n;
+    return 0;
+}
+
 static int path(char *dst, size_t cap, const char *key, const char *v)
 {
     if (strlen(v) >= cap) return bad(key, v);
@@ -83,6 +104,10 @@ static int set(svc_config *c, const char *key_in, const char *v)
     } else if (!strcmp(key, "busy_timeout")) {
         if (number(v, 0, 600000, &n)) return bad("busy_timeout (0..600000 ms)", v);
         c->busy_timeout_ms = (int)n;
+    } else if (!strcmp(key, "call_timeout")) {
+        if (duration_ms(v, 100, 600000, &n))
+            return bad("call_timeout (100ms..600s: the broker's hook call timeout)", v);
+        c->call_timeout_ms = (int)n;
     } else if (!strcmp(key, "unknown_user")) {
         if (strcmp(v, "deny") && strcmp(v, "ignore")) return bad("unknown_user (deny|ignore)", v);
         c->unknown_ignore = !strcmp(v, "ignore");
@@ -178,6 +203,28 @@ static int read_file(svc_config *c, const char *file)
     return rc;
 }
 
+int svc_config_risks(const svc_config *c, const exh_policy *p, const char **out, int max)
+{
+    int n = 0;
+    if (c->unknown_ignore && n < max)
+        out[n++] = "unknown_user = ignore: a login by a name that is not in the store gets no "
+                   "answer (\"ignore\"), and the broker then decides alone: EMQX 4.x with its "
+                   "default allow_anonymous = true, and EMQX 5.9+ without a built-in "
+                   "authenticator, let that client in whatever its password (README: \"What "
+                   "an ignore answer does\")";
+    if (c->failed_ignore && n < max)
+        out[n++] = "failed_action = ignore: while the store cannot be read, every login and "
+                   "every ACL check of an unseen client gets no answer (\"ignore\"); on EMQX "
+                   "4.x (allow_anonymous = true, acl_nomatch = allow by default) and 5.9+ "
+                   "without a built-in authenticator everyone then gets in, wrong passwords "
+                   "included";
+    if (p && exh_policy_default(p) == EXH_IGNORE && n < max)
+        out[n++] = "the policy's `default ignore`: a publish or subscribe no rule decides gets "
+                   "no answer, and EMQX's own defaults (4.x acl_nomatch = allow, 5.x "
+                   "authorization.no_match = allow) then allow it";
+    return n;
+}
+
 /* Validate everything the program needs before serving. */
 static int check(const svc_config *c)
 {
@@ -190,7 +237,11 @@ static int check(const svc_config *c)
         return 2;
     }
     unsigned rules = exh_policy_rule_count(p);
+    const char *risks[8];
+    int nrisks = svc_config_risks(c, p, risks, 8);
     exh_policy_free(p);
+    for (int i = 0; i < nrisks; i++)
+        fprintf(stderr, "%s: warning: %s\n", prog->name, risks[i]);
     exh_store_opts o;
     exh_store_opts_default(&o);
     o.create = false;
@@ -251,6 +302,7 @@ int svc_config_load(int argc, char **argv, const svc_program *program, svc_confi
     c->workers = 4;
     c->cache_ttl = 300;
     c->busy_timeout_ms = 5000;
+    c->call_timeout_ms = 5000; /* EMQX's default, 4.x and 5.x alike */
     c->cache_max = 100000; /* bounds the cache at ~15 MiB whatever the user count */
     c->log_level = LOG_INFO;
     snprintf(c->listen, sizeof(c->listen), "127.0.0.1:9000");

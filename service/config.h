@@ -23,6 +23,7 @@ typedef struct svc_config {
     uint32_t cache_ttl;
     uint32_t cache_max;  /* entries; ~150 bytes each */
     int busy_timeout_ms; /* a locked store: wait this long, then fail */
+    int call_timeout_ms; /* the broker's timeout for a hook call (deadline.h) */
     bool unknown_ignore; /* unknown users: `ok` (no opinion) instead of deny */
     bool failed_ignore;  /* store unavailable: `ok` instead of deny */
     int log_level;
@@ -50,5 +51,12 @@ typedef struct svc_program {
  * go on serving, or the exit status (after --help, --check-config or an
  * error, which it has printed to stderr). */
 int svc_config_load(int argc, char **argv, const svc_program *prog, svc_config *c);
+
+/* Settings (and a policy: NULL to skip) that can answer "no opinion",
+ * which some EMQX versions read as "let the client in": one sentence
+ * each, in plain words, up to max.  Said at start-up and by
+ * --check-config. */
+struct exh_policy;
+int svc_config_risks(const svc_config *c, const struct exh_policy *p, const char **out, int max);
 
 #endif

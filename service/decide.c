@@ -16,6 +16,7 @@
 
 #include "clients.h"
 #include "config.h"
+#include "deadline.h"
 #include "live_policy.h"
 #include "log.h"
 
@@ -160,29 +161,51 @@ static svc_answer failed(void)
 
 /* ---- authenticate ---- */
 
+void svc_grant_clear(svc_grant *g)
+{
+    for (size_t i = 0; i < g->ngroups; i++)
+        free(g->groups[i]);
+    free(g->groups);
+    g->groups = NULL;
+    g->ngroups = 0;
+}
+
+uint64_t svc_login_begin(const exh_auth_request *rq)
+{
+    if (!rq->clientid) return 0;
+    return svc_clients_begin(rq->clientid, rq->clientid_len, rq->username, rq->username_len);
+}
+
+void svc_login_end(const exh_auth_request *rq, uint64_t gen, svc_grant *g)
+{
+    if (!rq->clientid) {
+        svc_grant_clear(g);
+        return;
+    }
+    svc_clients_end(rq->clientid, rq->clientid_len, gen, rq->username, rq->username_len,
+                    g->state, g->superuser, g->groups, g->ngroups);
+    g->groups = NULL; /* the record's now */
+    g->ngroups = 0;
+}
+
 /* A login the store could not check.  With failed_action = ignore the
  * broker may let it in: its ACL checks then get no opinion too, rather
  * than the stored user's groups and superuser flag once the store is back
  * (the password was never verified). */
-static svc_answer failed_login(const exh_auth_request *rq)
+static svc_answer failed_login(svc_grant *g)
 {
-    if (set.failed_ignore && rq->username && rq->clientid &&
-        !memchr(rq->username, '\0', rq->username_len))
-        svc_clients_remember_unverified(rq->clientid, rq->clientid_len, rq->username,
-                                        rq->username_len);
+    g->state = set.failed_ignore ? SVC_CLIENT_UNVERIFIED : SVC_CLIENT_REFUSED;
     return failed();
 }
 
-svc_answer svc_authenticate(svc_conn *c, const exh_auth_request *rq)
+svc_answer svc_login_check(svc_conn *c, const exh_auth_request *rq, svc_grant *g)
 {
-    /* A new login on this client id ends whatever an earlier one was
-     * allowed: only an allowed login makes a new record below. */
-    if (rq->clientid) svc_clients_forget(rq->clientid, rq->clientid_len);
+    *g = (svc_grant){.state = SVC_CLIENT_REFUSED};
     exh_error err;
     exh_error_clear(&err);
     if (!c->store && !(c->store = open_store(&err))) {
         store_failed(&err);
-        return failed_login(rq);
+        return failed_login(g);
     }
     exh_auth_result r;
     svc_policy *hp = svc_policy_get();
@@ -203,7 +226,7 @@ svc_answer svc_authenticate(svc_conn *c, const exh_auth_request *rq)
             return SVC_DENY;
         }
         drop_store(&c->store, &err);
-        return failed_login(rq);
+        return failed_login(g);
     }
     store_ok();
     if (r.reason == EXH_AUTH_BAD_HASH)
@@ -212,16 +235,32 @@ svc_answer svc_authenticate(svc_conn *c, const exh_auth_request *rq)
     svc_log(LOG_DEBUG, "authenticate %.*s: %s, %s", (int)rq->clientid_len,
             rq->clientid ? rq->clientid : "", exh_auth_reason_str(r.reason),
             exh_decision_str(r.decision));
-    svc_answer a = r.reason == EXH_AUTH_UNKNOWN_USER && set.unknown_ignore ? SVC_IGNORE
-                   : r.decision == EXH_ALLOW                               ? SVC_ALLOW
-                                                                           : SVC_DENY;
-    if (r.decision == EXH_ALLOW && rq->clientid && rq->username) {
-        svc_clients_remember(rq->clientid, rq->clientid_len, rq->username, rq->username_len,
-                             r.superuser, r.groups, r.ngroups);
-        r.groups = NULL; /* now the record's */
+    svc_answer a;
+    if (r.reason == EXH_AUTH_UNKNOWN_USER && set.unknown_ignore) {
+        /* Another source may let it in; the store has no rights for it. */
+        a = SVC_IGNORE;
+        g->state = SVC_CLIENT_NOOPINION;
+    } else if (r.decision == EXH_ALLOW) {
+        a = SVC_ALLOW;
+        g->state = SVC_CLIENT_KNOWN;
+        g->superuser = r.superuser;
+        g->groups = r.groups;
+        g->ngroups = r.ngroups;
+        r.groups = NULL; /* the grant's now */
         r.ngroups = 0;
+    } else {
+        a = SVC_DENY;
     }
     exh_auth_result_clear(&r);
+    return a;
+}
+
+svc_answer svc_authenticate(svc_conn *c, const exh_auth_request *rq)
+{
+    uint64_t gen = svc_login_begin(rq);
+    svc_grant g;
+    svc_answer a = svc_login_check(c, rq, &g);
+    svc_login_end(rq, gen, &g);
     return a;
 }
 
@@ -243,22 +282,35 @@ svc_answer svc_authorize(svc_conn *c, exh_request *r)
     r->superuser = false;
     r->groups = NULL;
     r->ngroups = 0;
-    int known = svc_clients_lookup(r);
-    if (known == SVC_CLIENT_UNVERIFIED) {
+    svc_answer a;
+    switch (svc_clients_lookup(r)) {
+    case SVC_CLIENT_KNOWN:
+    case SVC_CLIENT_NOOPINION: /* the policy alone: no groups, not a superuser */
+        a = eval(r, c->ctx);
+        svc_clients_unlock();
+        return a;
+    case SVC_CLIENT_UNVERIFIED:
         svc_clients_unlock();
         return failed();
+    case SVC_CLIENT_REFUSED:   /* refused or unfinished here: the broker let it in anyway */
+    case SVC_CLIENT_OTHER_USER: /* a login this process never saw for this name */
+        svc_clients_unlock();
+        return SVC_DENY;
+    case SVC_CLIENT_NONE:
+        break;
     }
     /* No stored name holds a NUL: such a user has no record and no groups
      * (looking it up would cut the name at the NUL). */
     bool nul = r->username && memchr(r->username, '\0', r->username_len) != NULL;
-    if (known == SVC_CLIENT_KNOWN || !r->username || nul) {
-        svc_answer a = eval(r, c->ctx);
+    if (!r->username || nul) {
+        a = eval(r, c->ctx);
         svc_clients_unlock();
         return a;
     }
     svc_clients_unlock();
 
-    /* Not seen since start: ask the store once. */
+    /* No record: not seen since start, or its verified login disconnected
+     * (a takeover's old connection): ask the store once. */
     exh_user u = {0};
     exh_error err;
     exh_error_clear(&err);
@@ -280,7 +332,6 @@ svc_answer svc_authorize(svc_conn *c, exh_request *r)
     }
     exh_str *g = NULL;
     if (st == EXH_OK && u.ngroups && !(g = malloc(u.ngroups * sizeof(*g)))) st = EXH_ENOMEM;
-    svc_answer a;
     if (st == EXH_OK) {
         for (size_t i = 0; i < u.ngroups; i++)
             g[i] = (exh_str){u.groups[i], strlen(u.groups[i])};
@@ -290,6 +341,7 @@ svc_answer svc_authorize(svc_conn *c, exh_request *r)
         a = eval(r, c->ctx);
         r->groups = NULL;
         r->ngroups = 0;
+        r->superuser = false;
         svc_clients_remember(r->clientid, r->clientid_len, r->username, r->username_len,
                              u.superuser, u.groups, u.ngroups);
         u.groups = NULL; /* now the record's */
@@ -347,7 +399,9 @@ static char *maybe_dup(const char *s)
 
 void svc_session(const exh_session_event *ev, size_t clientid_len)
 {
-    if (!ev->connected && ev->clientid) svc_clients_forget(ev->clientid, clientid_len);
+    if (!ev->connected && ev->clientid)
+        svc_clients_disconnected(ev->clientid, clientid_len, ev->username,
+                                 ev->username ? strlen(ev->username) : 0);
     event *e = calloc(1, sizeof(*e));
     if (!e) return; /* best effort: a decision never waits for the history */
     e->clientid = strdup(ev->clientid ? ev->clientid : "");
@@ -541,19 +595,41 @@ int svc_run_start(const svc_config *cfg, const int *also, int nalso)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     signal(SIGXFSZ, SIG_IGN);
+    svc_policy *hp = svc_policy_get();
+    const char *risks[8];
+    int nrisks = svc_config_risks(cfg, svc_policy_of(hp), risks, 8);
+    svc_policy_put(hp);
+    for (int i = 0; i < nrisks; i++)
+        svc_log(LOG_WARN, "%s", risks[i]);
+    /* A call must be answered before the broker's timeout (deadline.h):
+     * waiting for a locked store longer than half the time a call has
+     * would push answers past it, so the wait is capped. */
+    int budget = cfg->call_timeout_ms - svc_deadline_margin_ms(cfg->call_timeout_ms);
+    int busy = cfg->busy_timeout_ms;
+    if (busy > budget / 2) {
+        busy = budget / 2;
+        svc_log(LOG_INFO,
+                "busy_timeout %d ms lowered to %d ms: half of what a call has before the "
+                "broker's call_timeout of %d ms (less a %d ms margin)",
+                cfg->busy_timeout_ms, busy, cfg->call_timeout_ms,
+                svc_deadline_margin_ms(cfg->call_timeout_ms));
+    }
     svc_settings ss = {.db = cfg->db,
-                       .busy_timeout_ms = cfg->busy_timeout_ms,
+                       .busy_timeout_ms = busy,
                        .unknown_ignore = cfg->unknown_ignore,
                        .failed_ignore = cfg->failed_ignore,
                        .cache_ttl = cfg->cache_ttl,
                        .cache_max = cfg->cache_max,
                        .hash = cfg->hash};
-    if (svc_policy_watch_start() < 0 || svc_start(&ss) < 0) return 1;
+    if (svc_policy_watch_start() < 0 || svc_start(&ss) < 0 ||
+        svc_deadline_start(cfg->call_timeout_ms) < 0)
+        return 1;
     return -1;
 }
 
 void svc_run_stop(void)
 {
+    svc_deadline_stop();
     svc_stop();
     svc_policy_watch_stop();
     svc_policy_release();

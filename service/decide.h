@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "clients.h"
 #include "exhook/auth.h"
 #include "exhook/eval.h"
 #include "exhook/hash.h"
@@ -55,8 +56,27 @@ typedef struct svc_conn svc_conn;
 svc_conn *svc_conn_new(void);
 void svc_conn_free(svc_conn *c);
 
-/* A login.  Clears the client id's record first; an allowed login with a
- * username and a client id leaves a new one for svc_authorize. */
+/* What a login grants, for the client's record (clients.h). */
+typedef struct svc_grant {
+    svc_client_state state;
+    bool superuser;
+    char **groups;
+    size_t ngroups;
+} svc_grant;
+void svc_grant_clear(svc_grant *g);
+
+/* A login in three steps, for front ends that may answer before the check
+ * ends (a deadline): begin when the call arrives (the client id's record
+ * then grants nothing until the login ends), check (the store, the
+ * password, the connect rules; fills *g), and end, only when the check's
+ * own answer was the one sent: the record then holds what *g grants.  A
+ * login answered otherwise (refused at a deadline) is never ended: its
+ * record keeps granting nothing. */
+uint64_t svc_login_begin(const exh_auth_request *rq);
+svc_answer svc_login_check(svc_conn *c, const exh_auth_request *rq, svc_grant *g);
+void svc_login_end(const exh_auth_request *rq, uint64_t gen, svc_grant *g);
+
+/* The three at once. */
 svc_answer svc_authenticate(svc_conn *c, const exh_auth_request *rq);
 
 /* A publish or subscribe (r's action, topic, client).  Groups and the
@@ -65,7 +85,8 @@ svc_answer svc_authenticate(svc_conn *c, const exh_auth_request *rq);
 svc_answer svc_authorize(svc_conn *c, exh_request *r);
 
 /* A connect or disconnect for the history (copied; best effort).  A
- * disconnect also forgets the client's record. */
+ * disconnect also forgets the client's record if it holds a finished
+ * login by the same user (clients.h). */
 void svc_session(const exh_session_event *ev, size_t clientid_len);
 
 #endif

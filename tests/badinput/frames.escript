@@ -22,6 +22,11 @@
 %%   Expect  deny                {'r', Id, {0, false}}
 %%           {error, Regex}      {'e', Id, {_, _, Message, _}}, Message
 %%                               matching Regex (it says what is wrong)
+%%           {refused, Regex}    {'r', Id, {0, false}} and a new line in the
+%%                               driver's log matching Regex: a login or ACL
+%%                               check that cannot be read is refused, since
+%%                               EMQX 4.1 reads an error reply as "no
+%%                               opinion" and its defaults then let it in
 %%           none                no answer at all (the frame has no Id that
 %%                               can be read), and no other stray frame
 %%           exits_cleanly       (streams) the good call answered, then the
@@ -137,30 +142,30 @@ cases() ->
      {"truncated: inside the Id", CutAfterId(-1), none},
      {"truncated: right after the Id", CutAfterId(0), {error, Malformed}},
      {"truncated: inside the Module atom", CutAfterId(3), {error, Malformed}},
-     {"truncated: inside ClientInfo", CutAfterId(60), {error, Malformed}},
+     {"truncated: inside ClientInfo", CutAfterId(60), {refused, Malformed}},
      {"truncated: the last byte missing",
       {frame, fun(Id) -> B = GoodBin(Id), binary:part(B, 0, byte_size(B) - 1) end},
-      {error, Malformed}},
+      {refused, Malformed}},
      {"truncated: a binary whose length says 4 GiB",
-      Acl(alice(), publish, raw(<<109, 16#ffffffff:32, "short">>)), {error, Malformed}},
+      Acl(alice(), publish, raw(<<109, 16#ffffffff:32, "short">>)), {refused, Malformed}},
      {"truncated: a list whose length says 2^32-1",
-      Acl(raw(<<108, 16#ffffffff:32, 106>>), publish, ?TODO), {error, Malformed}},
+      Acl(raw(<<108, 16#ffffffff:32, 106>>), publish, ?TODO), {refused, Malformed}},
      {"truncated: a tuple whose arity says 2^32-1",
-      Acl(alice(), publish, raw(<<105, 16#ffffffff:32, 97, 1>>)), {error, Malformed}},
+      Acl(alice(), publish, raw(<<105, 16#ffffffff:32, 97, 1>>)), {refused, Malformed}},
      {"truncated: a map whose size says 2^31",
       {call, on_client_authenticate, [raw(<<116, 16#80000000:32>>), true, exhook]},
-      {error, Malformed}},
+      {refused, Malformed}},
      {"truncated: a bignum Id with 255 digits, 2 given",
       {frame, fun(_) -> <<131, 104, 5, 119, 1, $C, 110, 255, 0, 1, 2>> end}, none},
      {"trailing bytes after a good call",
-      {frame, fun(Id) -> <<(GoodBin(Id))/binary, 0, 0, 0>> end}, {error, "trailing bytes"}},
+      {frame, fun(Id) -> <<(GoodBin(Id))/binary, 0, 0, 0>> end}, {refused, "trailing bytes"}},
      {"an empty frame", {frame, fun(_) -> <<>> end}, none},
      {"garbage that is not a term", {frame, fun(_) -> <<"GET / HTTP/1.1\r\n\r\n">> end}, none},
      {"version byte 130 instead of 131",
       {frame, fun(Id) -> <<_, R/binary>> = GoodBin(Id), <<130, R/binary>> end}, none},
      %% -- oversized: frames past the driver's 16 MiB limit are skipped
      {"oversized: a 17 MiB check_acl (its Id is readable)",
-      Acl(alice(), publish, mib(17)), {error, "frame too large"}},
+      Acl(alice(), publish, mib(17)), {refused, "frame too large"}},
      {"oversized: 17 MiB of garbage", {frame, fun(_) -> mib(17) end}, none},
      {"oversized: a compressed call that inflates past 16 MiB",
       {frame, fun(Id) ->
@@ -188,35 +193,35 @@ cases() ->
       Term(fun(Id) -> {'C', Id, exhook, <<"on_client_check_acl">>, Good} end),
       {error, "Function is not an atom"}},
      {"wrong type: Args a map", {call, on_client_check_acl, raw(e(#{a => 1}))},
-      {error, "Args is not a list"}},
+      {refused, "Args is not a list"}},
      {"wrong type: Args an improper list",
       {call, on_client_check_acl, raw(<<108, 1:32, 97, 1, 97, 2>>)},
-      {error, "on_client_check_acl\\("}},
+      {refused, "on_client_check_acl\\("}},
      {"wrong type: ClientInfo a map", Acl(#{username => <<"acme:alice">>}, publish, ?TODO),
-      {error, "ClientInfo is not a proplist"}},
+      {refused, "ClientInfo is not a proplist"}},
      {"wrong type: ClientInfo an improper list",
       Auth(raw(<<108, 1:32, (e({username, <<"acme:alice">>}))/binary, 97, 7>>)),
-      {error, "ClientInfo is an improper list"}},
+      {refused, "ClientInfo is an improper list"}},
      {"wrong type: username an integer", Auth(Set(username, 42, alice(<<"alice-pw">>))),
-      {error, WrongType}},
+      {refused, WrongType}},
      {"wrong type: username a pid", Acl(Set(username, self(), alice()), publish, ?TODO),
-      {error, WrongType}},
+      {refused, WrongType}},
      {"wrong type: password a tuple", Auth(Set(password, {<<"alice-pw">>}, alice())),
-      {error, WrongType}},
+      {refused, WrongType}},
      {"wrong type: username given twice", Auth([{username, <<"nobody">>} | alice(<<"alice-pw">>)]),
-      {error, "key twice"}},
-     {"wrong type: topic an integer", Acl(alice(), publish, 42), {error, NotText}},
-     {"wrong type: topic a float", Acl(alice(), publish, 1.5), {error, NotText}},
-     {"wrong type: topic a reference", Acl(alice(), publish, make_ref()), {error, NotText}},
+      {refused, "key twice"}},
+     {"wrong type: topic an integer", Acl(alice(), publish, 42), {refused, NotText}},
+     {"wrong type: topic a float", Acl(alice(), publish, 1.5), {refused, NotText}},
+     {"wrong type: topic a reference", Acl(alice(), publish, make_ref()), {refused, NotText}},
      {"wrong type: topic a bitstring (not whole bytes)",
-      Acl(alice(), publish, <<"tenants/acme/users/alice/todo", 1:3>>), {error, NotText}},
+      Acl(alice(), publish, <<"tenants/acme/users/alice/todo", 1:3>>), {refused, NotText}},
      {"wrong type: topic a fun (never in a hook call)",
-      Acl(alice(), publish, fun() -> ok end), {error, Malformed}},
-     {"wrong type: action delete", Acl(alice(), delete, ?TODO), {error, NotText}},
-     {"wrong type: action a binary", Acl(alice(), <<"publish">>, ?TODO), {error, NotText}},
+      Acl(alice(), publish, fun() -> ok end), {refused, Malformed}},
+     {"wrong type: action delete", Acl(alice(), delete, ?TODO), {refused, NotText}},
+     {"wrong type: action a binary", Acl(alice(), <<"publish">>, ?TODO), {refused, NotText}},
      {"wrong type: check_acl with 4 arguments",
       {call, on_client_check_acl, [alice(), publish, ?TODO, true]},
-      {error, "on_client_check_acl\\("}},
+      {refused, "on_client_check_acl\\("}},
      {"wrong type: is_superuser true in ClientInfo grants nothing",
       Acl(Set(is_superuser, true, alice()), subscribe, <<"#">>), deny},
      {"wrong type: on_client_connected with ClientInfo a binary (nothing recorded)",
@@ -227,25 +232,25 @@ cases() ->
       {error, "key twice"}},
      %% -- deep nesting
      {"deep nesting: topic a list 100000 deep", Acl(alice(), publish, nest_list(Deep, [])),
-      {error, Malformed}},
+      {refused, Malformed}},
      {"deep nesting: ClientInfo a tuple 100000 deep",
-      {call, on_client_authenticate, [nest_tuple(Deep, ok), true, exhook]}, {error, Malformed}},
+      {call, on_client_authenticate, [nest_tuple(Deep, ok), true, exhook]}, {refused, Malformed}},
      {"deep nesting: the Id a list 100000 deep (no Id to answer)",
       {frame, fun(_) -> etf({'C', nest_list(Deep, []), exhook, on_client_check_acl, Good}) end},
       none},
      {"deep nesting: State (ignored by hooks) 100000 deep",
       {call, on_client_check_acl, [alice(), publish, ?TODO, true, nest_tuple(Deep, exhook)]},
-      {error, Malformed}},
+      {refused, Malformed}},
      %% -- huge and invalid atoms
      {"huge atom: Function an atom of 65535 bytes",
       Term(fun(Id) -> {'C', Id, exhook, HugeAtom, Good} end), {error, Malformed}},
      {"huge atom: action an atom of 65535 bytes", Acl(alice(), HugeAtom, ?TODO),
-      {error, Malformed}},
+      {refused, Malformed}},
      {"huge atom: a ClientInfo key of 65535 bytes",
-      Auth([{HugeAtom, <<"x">>} | alice(<<"alice-pw">>)]), {error, Malformed}},
+      Auth([{HugeAtom, <<"x">>} | alice(<<"alice-pw">>)]), {refused, Malformed}},
      {"huge atom: ATOM_EXT of 2000 Latin-1 characters as node",
-      Acl(Set(node, LongLatin1Atom, alice()), publish, ?TODO), {error, Malformed}},
-     {"invalid UTF-8 atom as the action", Acl(alice(), BadUtf8Atom, ?TODO), {error, NotText}},
+      Acl(Set(node, LongLatin1Atom, alice()), publish, ?TODO), {refused, Malformed}},
+     {"invalid UTF-8 atom as the action", Acl(alice(), BadUtf8Atom, ?TODO), {refused, NotText}},
      {"invalid UTF-8 atom as Function",
       Term(fun(Id) -> {'C', Id, exhook, BadUtf8Atom, Good} end), {error, "^unknown function "}},
      %% -- 10 MiB binaries where short strings belong
@@ -305,7 +310,7 @@ start(Tag, PortOpts) ->
         " --db " ++ q(env(db)) ++
         " --policy " ++ q(env(pol)) ++ " --workers 2",
     Port = open_port({spawn, Cmd}, PortOpts ++ [binary, exit_status]),
-    #{port => Port, status => TagPath ++ ".status"}.
+    #{port => Port, status => TagPath ++ ".status", log => TagPath ++ ".log"}.
 
 %% Close the port (end of input) and wait for the driver's exit status.
 stop(#{port := Port, status := St}) ->
@@ -387,7 +392,8 @@ run_case(D, {Name, _, _} = Case) ->
     Ms = erlang:monotonic_time(millisecond) - T0,
     Ms > 1000 andalso io:format("#     (~b ms)~n", [Ms]).
 
-run_case_(#{port := Port}, {Name, Input, Expect}) ->
+run_case_(#{port := Port, log := Log}, {Name, Input, Expect}) ->
+    LogFrom = filelib:file_size(Log),
     Id = new_id(),
     Bin = case Input of
               {call, Fun, Args} -> etf({'C', Id, exhook, Fun, Args});
@@ -405,6 +411,8 @@ run_case_(#{port := Port}, {Name, Input, Expect}) ->
     Problems =
         [io_lib:format("its answer ~ts, want ~ts", [show(Mine), want_text(Expect)])
          || not expect_ok(Expect, Mine)] ++
+        [io_lib:format("no new line in the driver's log matches ~ts", [Re])
+         || {refused, Re} <- [Expect], not log_says(Log, LogFrom, Re)] ++
         [io_lib:format("the driver then answered ~ts, want the good ACL check allowed and the good "
                        "login allowed, nothing else", [show(Others)])
          || lists:sort(Others) =/= lists:sort([{r, GA, {0, true}}, {r, GL, {0, true}}])],
@@ -413,7 +421,14 @@ run_case_(#{port := Port}, {Name, Input, Expect}) ->
         _ -> bad(Name, lists:join("; ", Problems))
     end.
 
+%% What the driver logged since From matches Re (it logs before it answers).
+log_says(Log, From, Re) ->
+    {ok, B} = file:read_file(Log),
+    New = binary:part(B, From, byte_size(B) - From),
+    re:run(New, Re) =/= nomatch.
+
 expect_ok(none, Mine) -> Mine =:= [];
+expect_ok({refused, _}, Mine) -> expect_ok(deny, Mine);
 expect_ok(deny, [{r, _, {0, false}}]) -> true;
 expect_ok({error, Re}, [{e, _, {_, _, Msg, _}}]) when is_binary(Msg) ->
     re:run(Msg, Re) =/= nomatch;      % bytes: a message may echo bytes that are not UTF-8
@@ -421,6 +436,8 @@ expect_ok(_, _) -> false.
 
 want_text(none) -> "no answer (the frame has no readable Id)";
 want_text(deny) -> "exactly one {'r', Id, {0, false}}";
+want_text({refused, Re}) ->
+    "exactly one {'r', Id, {0, false}} and a log line matching " ++ Re;
 want_text({error, Re}) -> "exactly one {'e', Id, {_, _, Message, _}} with Message matching " ++ Re.
 
 %% A driver of its own, no {packet,4}: one good call, the broken bytes, then

@@ -919,8 +919,15 @@ malformed(D) ->
            {"connected with no arguments", on_client_connected, []},
            {"disconnected with ClientInfo an atom", on_client_disconnected,
             [undefined, <<"normal">>, State]}],
+    %% EMQX 4.1 reads {'e', Id, ...} to a hook as "no opinion" (its defaults then
+    %% let the client in): a login or ACL check that cannot be read is refused.
     lists:foreach(fun({Name, F, A}) ->
-                          check("answered with {'e', Id, ...}: " ++ Name, call(D, F, A), Err),
+                          case lists:member(F, [on_client_authenticate, on_client_check_acl]) of
+                              true -> check("refused with {0,false}: " ++ Name, call(D, F, A),
+                                            ?DENY);
+                              false -> check("answered with {'e', Id, ...}: " ++ Name,
+                                             call(D, F, A), Err)
+                          end,
                           check("... and the next call answers", Good(), ?ALLOW)
                   end, Bad),
     %% Function not an atom: answered with an error (it has an Id)

@@ -750,8 +750,11 @@ def t_badinput(main, vs):
                v.authn(username='alice', clientid=f'h-{v}', password=huge),
                v.authz('publish', 'users/alice/x', username=huge, clientid=f'h-{v}')),
               ('deny',) * 4)
+        check(f'{v}: ... the 1 MiB client id whose login was refused gets nothing',
+              v.authz('publish', 'users/alice/x', username='alice', clientid=huge), 'deny')
         check(f'{v}: ... a 1 MiB client id does not stop a grant that ignores it',
-              v.authz('publish', 'users/alice/x', username='alice', clientid=huge), 'allow')
+              v.authz('publish', 'users/alice/x', username='alice', clientid='c' * (1 << 20) + str(v)),
+              'allow')
         req = v.AZ(clientinfo=v.ci(**a), topic='users/alice/x', meta=v.meta())
         req.type = 7  # proto3 enums are open: a type no version defines
         check(f'{v}: an unknown request type: deny',
