@@ -227,7 +227,7 @@ static void parse_peer(const etf_clientinfo *ci, exh_addr *a)
 
 static void authenticate(job *j, svc_conn *conn)
 {
-    if (!svc_deadline_can_start(j->pending.deadline)) {
+    if (!svc_deadline_can_start(&j->pending)) {
         /* Waited in the queue too long: a check now would end after the
          * broker stopped waiting. */
         if (svc_pending_claim(&j->pending)) {
@@ -275,6 +275,15 @@ static void start_login(etf_call *c, char *frame, int64_t received)
         /* EMQX 4.x reads an error reply as "no opinion", which its
          * defaults turn into a login: a login we cannot read is refused. */
         svc_log(LOG_WARN, "on_client_authenticate: %s: refused", j ? why : "out of memory");
+        /* If the broker lets it in anyway, its client id gets nothing. */
+        char *cid;
+        size_t cidlen;
+        idx = c->args;
+        if (j && ei_decode_list_header(frame, &idx, &n) == 0 &&
+            etf_find_clientid(frame, idx, &cid, &cidlen) == 0) {
+            svc_login_unreadable(cid, cidlen);
+            free(cid);
+        }
         free(j);
         reply_bool(c, false);
         free(frame);
@@ -303,7 +312,7 @@ static void start_login(etf_call *c, char *frame, int64_t received)
         job_destroy(&j->pending);
         return;
     }
-    svc_pending_add(&j->pending, deadline);
+    svc_pending_add(&j->pending, received, deadline);
     q_push(j);
 }
 

@@ -508,6 +508,30 @@ bad:
     return -1;
 }
 
+int etf_find_clientid(const char *buf, int index, char **cid, size_t *len)
+{
+    int n, i = index;
+    *cid = NULL;
+    *len = 0;
+    if (ei_decode_list_header(buf, &i, &n) < 0) return -1;
+    for (int k = 0; k < n; k++) {
+        int arity, at = i;
+        char key[MAXATOMLEN_UTF8];
+        if (ei_decode_tuple_header(buf, &at, &arity) == 0 && arity == 2 &&
+            etf_decode_atom(buf, &at, key) == 0 && !strcmp(key, "clientid")) {
+            char *v;
+            size_t l;
+            if (etf_decode_text(buf, &at, &v, &l) == 0 && v) {
+                free(*cid); /* given twice: the last, any of them will do */
+                *cid = v;
+                *len = l;
+            }
+        }
+        if (ei_skip_term(buf, &i) < 0) break;
+    }
+    return *cid ? 0 : -1;
+}
+
 static int head(ei_x_buff *x, const etf_call *c, const char *tag)
 {
     if (ei_x_new_with_version(x) < 0) return -1;

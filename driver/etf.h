@@ -70,6 +70,11 @@ typedef struct etf_clientinfo {
 int etf_decode_clientinfo(const char *buf, int *index, etf_clientinfo *ci, const char **why);
 void etf_clientinfo_clear(etf_clientinfo *ci);
 
+/* A client id in a ClientInfo that etf_decode_clientinfo refused (a key
+ * twice, a value of the wrong type): the first readable one, malloc'd.
+ * 0, or -1 when there is none. */
+int etf_find_clientid(const char *buf, int index, char **cid, size_t *len);
+
 /* Decode a binary, charlist or atom `undefined` into a malloc'd string. */
 int etf_decode_text(const char *buf, int *index, char **out, size_t *len);
 

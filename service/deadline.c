@@ -61,8 +61,9 @@ static void unlink_locked(svc_pending *p)
     p->listed = false;
 }
 
-void svc_pending_add(svc_pending *p, int64_t deadline)
+void svc_pending_add(svc_pending *p, int64_t received, int64_t deadline)
 {
+    p->received = received;
     p->deadline = deadline;
     p->claimed = false;
     atomic_store(&p->refs, 2);
@@ -168,14 +169,18 @@ void svc_deadline_stop(void)
                 n, w.timeout_ms);
 }
 
-bool svc_deadline_can_start(int64_t deadline)
+bool svc_deadline_can_start(const svc_pending *p)
 {
-    return svc_now_ns() + atomic_load(&cost_ns) <= deadline;
+    int64_t now = svc_now_ns();
+    if (now >= p->deadline) return false;
+    if (now - p->received < (p->deadline - p->received) / 2) return true;
+    return now + atomic_load(&cost_ns) <= p->deadline;
 }
 
 bool svc_deadline_admit(int64_t deadline, size_t queued, int workers)
 {
     if (workers < 1) workers = 1;
+    if (queued < (size_t)workers) return true;
     int64_t rounds = (int64_t)(queued / (size_t)workers) + 1;
     return svc_now_ns() + rounds * atomic_load(&cost_ns) <= deadline;
 }

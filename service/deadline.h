@@ -29,7 +29,7 @@
 typedef struct svc_pending svc_pending;
 struct svc_pending {
     svc_pending *prev, *next; /* on the watcher's list, soonest deadline first */
-    int64_t deadline;         /* CLOCK_MONOTONIC, ns */
+    int64_t received, deadline; /* CLOCK_MONOTONIC, ns */
     bool claimed, listed;     /* under the watcher's lock */
     atomic_int refs;
     /* Answer "refused", on the watcher thread (may take a lock of the
@@ -56,19 +56,24 @@ int svc_deadline_margin_ms(int call_timeout_ms);
  * (a gRPC deadline), minus the margin too; the sooner one counts. */
 int64_t svc_deadline_for(int64_t received_ns, int64_t limit_ns);
 
-/* Watch p (refs becomes 2: the caller's and the watcher's). */
-void svc_pending_add(svc_pending *p, int64_t deadline);
+/* Watch p, a call received then (refs becomes 2: the caller's and the
+ * watcher's). */
+void svc_pending_add(svc_pending *p, int64_t received, int64_t deadline);
 /* The right to answer p: true once, for whoever comes first (the worker
  * here, or the watcher at the deadline). */
 bool svc_pending_claim(svc_pending *p);
 /* Drop the caller's reference (destroy at the last). */
 void svc_pending_release(svc_pending *p);
 
-/* May a login with this deadline start its check now?  No when the
- * checks seen so far take longer than the time left. */
-bool svc_deadline_can_start(int64_t deadline);
+/* May p's check start now?  No when its deadline has passed, or when it
+ * has waited more than half its time and the checks seen so far take
+ * longer than what is left.  A fresh login is always tried (the watcher
+ * still answers it in time): the estimate must keep learning, or one slow
+ * spell would refuse every login after it. */
+bool svc_deadline_can_start(const svc_pending *p);
 /* May a login join a queue of `queued` others drained by `workers`
- * threads and still be answered by its deadline? */
+ * threads and still be answered by its deadline?  Always while a worker
+ * is free. */
 bool svc_deadline_admit(int64_t deadline, size_t queued, int workers);
 /* A check took this long (ns): the estimate the two above use. */
 void svc_deadline_observe(int64_t ns);

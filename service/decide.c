@@ -188,6 +188,14 @@ void svc_login_end(const exh_auth_request *rq, uint64_t gen, svc_grant *g)
     g->ngroups = 0;
 }
 
+void svc_login_unreadable(const char *cid, size_t len)
+{
+    /* A name no client can have (no stored or MQTT username holds a NUL):
+     * the record only makes the client id "seen", so that other names on
+     * it are denied, and is never ended. */
+    svc_clients_begin(cid, len, "\0unreadable login", 17);
+}
+
 /* A login the store could not check.  With failed_action = ignore the
  * broker may let it in: its ACL checks then get no opinion too, rather
  * than the stored user's groups and superuser flag once the store is back

@@ -76,6 +76,10 @@ uint64_t svc_login_begin(const exh_auth_request *rq);
 svc_answer svc_login_check(svc_conn *c, const exh_auth_request *rq, svc_grant *g);
 void svc_login_end(const exh_auth_request *rq, uint64_t gen, svc_grant *g);
 
+/* A login that could not be read (refused): every name on that client id
+ * without a verified login of its own gets nothing (clients.h). */
+void svc_login_unreadable(const char *cid, size_t len);
+
 /* The three at once. */
 svc_answer svc_authenticate(svc_conn *c, const exh_auth_request *rq);
 

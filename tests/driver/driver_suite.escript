@@ -290,6 +290,7 @@ setup() ->
     {0, _} = ctl("set-user mallory --disabled true"),
     add_user("carol", "carol-pw", "--group ops"),
     add_user("root", "root-pw", "--superuser"),
+    add_user("opsy", "opsy-pw", "--group ops"),
     add_user("ci-runner", "ci-pw", "--group internal"),
     add_user("ingest", "ingest-pw", "--group device-backend"),
     %% the real policies/, copied
@@ -314,6 +315,8 @@ suite() ->
     [begin put(timeouts, 0), section(Name, F) end
      || {Name, F} <- [{unknown_ignore_and_sighup, fun unknown_ignore_and_sighup/0},
                       {no_borrowed_rights, fun no_borrowed_rights/0},
+                      {refused_grants_nothing, fun refused_grants_nothing/0},
+                      {deadline, fun deadline/0},
                       {nouse_stdio, fun nouse_stdio/0}, {failed_store, fun failed_store/0},
                       {truncated_at_eof, fun truncated_at_eof/0},
                       {check_config, fun check_config/0},
@@ -1077,6 +1080,167 @@ no_borrowed_rights() ->
     check("... and has no superuser rights",
           acl(D, user(<<"root", 0, "x">>, <<"Z">>), subscribe, <<"#">>), ?DENY),
     close(D).
+
+%% ---- a refused or unfinished login grants nothing ---------------------------------
+
+%% The broker may let in a client whose login this driver refused or did not
+%% finish (its call timeout, another auth source, a misconfiguration): its ACL
+%% checks must never get the stored user's rights.
+refused_grants_nothing() ->
+    Pol = filename:join(env(tmp), "ops-only.policy"),
+    write(Pol, "default deny\nallow subscribe group \"ops\" topic \"ops/#\"\n"),
+    D = start("refused", Pol, ""),
+    case call_id(D, 1, init, []) of
+        {r, {0, {_, S}}} -> put(state, S);
+        Other -> bad("refused driver: init", show(Other))
+    end,
+    lists:foreach(
+      fun({U, Cid, Topic}) ->
+              check(io_lib:format("~s: a wrong password on client id ~s -> {0,false}", [U, Cid]),
+                    auth(D, user(U, Cid, <<"WRONG">>)), ?DENY),
+              check(io_lib:format("... then that client subscribing ~s -> {0,false} "
+                                  "(not the stored user's rights)", [Topic]),
+                    acl(D, user(U, Cid), subscribe, Topic), ?DENY),
+              check("... and publishing there -> {0,false}",
+                    acl(D, user(U, Cid), publish, <<"ops/x">>), ?DENY)
+      end, [{<<"root">>, <<"c-root">>, <<"#">>}, {<<"opsy">>, <<"c-opsy">>, <<"ops/#">>}]),
+    check("a refused login's record survives a disconnect event",
+          begin
+              call(D, on_client_disconnected, [user(<<"opsy">>, <<"c-opsy">>), <<"normal">>,
+                                               get(state)]),
+              acl(D, user(<<"opsy">>, <<"c-opsy">>), subscribe, <<"ops/#">>)
+          end, ?DENY),
+    %% unfinished: an ACL check that arrives while the password is being checked
+    #{port := Port} = D,
+    PendId = new_id(),
+    send(D, {'C', PendId, exhook, on_client_authenticate,
+             [user(<<"opsy">>, <<"c-pend">>, <<"opsy-pw">>), true, get(state)]}),
+    check("an ACL check while that client's login is still being checked -> {0,false}",
+          acl(D, user(<<"opsy">>, <<"c-pend">>), subscribe, <<"ops/#">>), ?DENY),
+    check("... the login then succeeds", await(D, PendId), ?ALLOW),
+    check("... and now the client has its rights",
+          acl(D, user(<<"opsy">>, <<"c-pend">>), subscribe, <<"ops/#">>), ?ALLOW),
+    _ = Port,
+    check("root, right password on c-root -> {0,true}",
+          auth(D, user(<<"root">>, <<"c-root">>, <<"root-pw">>)), ?ALLOW),
+    check("... now root on c-root may subscribe #",
+          acl(D, user(<<"root">>, <<"c-root">>), subscribe, <<"#">>), ?ALLOW),
+    %% availability: a failed login never cancels a verified connection
+    check("a wrong password for root on c-root again -> {0,false}",
+          auth(D, user(<<"root">>, <<"c-root">>, <<"WRONG">>)), ?DENY),
+    check("... the verified connection on c-root keeps its rights (no denial of service)",
+          acl(D, user(<<"root">>, <<"c-root">>), subscribe, <<"#">>), ?ALLOW),
+    check("opsy's failed login on c-root -> {0,false}",
+          auth(D, user(<<"opsy">>, <<"c-root">>, <<"WRONG">>)), ?DENY),
+    check("... root's rights on c-root stand",
+          acl(D, user(<<"root">>, <<"c-root">>), subscribe, <<"#">>), ?ALLOW),
+    check("... and opsy on c-root gets nothing",
+          acl(D, user(<<"opsy">>, <<"c-root">>), subscribe, <<"ops/#">>), ?DENY),
+    check("a client id seen here, checked under a name that never logged in on it -> {0,false}",
+          acl(D, user(<<"root">>, <<"c-opsy">>), subscribe, <<"#">>), ?DENY),
+    check("a client id never seen since start: the store's groups apply",
+          acl(D, user(<<"opsy">>, <<"c-fresh">>), subscribe, <<"ops/#">>), ?ALLOW),
+    %% a key given twice is refused, not resolved
+    Twice = [{username, undefined} | user(<<"root">>, <<"c-dup">>, <<"root-pw">>)],
+    check("ClientInfo with username first undefined, then root -> {0,false}",
+          auth(D, Twice), ?DENY),
+    check("... and that client gets nothing",
+          acl(D, user(<<"root">>, <<"c-dup">>), subscribe, <<"#">>), ?DENY),
+    check("the same in an ACL check -> {0,false}",
+          acl(D, [{username, undefined} | user(<<"opsy">>, <<"c-fresh">>)], subscribe,
+              <<"ops/#">>), ?DENY),
+    %% arguments EMQX would read an error for as "no opinion": refused instead
+    Set = fun(K, V, CI) -> lists:keystore(K, 1, CI, {K, V}) end,
+    Root = user(<<"root">>, <<"c-odd">>, <<"root-pw">>),
+    Opsy = user(<<"opsy">>, <<"c-fresh">>),
+    Odd = [{"a username that is an atom", Set(username, root, Root), Set(username, opsy, Opsy)},
+           {"a username that is a list of binaries", Set(username, [<<"root">>], Root),
+            Set(username, [<<"opsy">>], Opsy)},
+           {"anonymous neither true nor false", Set(anonymous, maybe, Root),
+            Set(anonymous, maybe, Opsy)},
+           {"the peer address as a tuple", Set(peerhost, {127, 0, 0, 1}, Root),
+            Set(peerhost, {127, 0, 0, 1}, Opsy)},
+           {"ClientInfo as a map", maps:from_list(Root), maps:from_list(Opsy)}],
+    lists:foreach(
+      fun({What, A, C}) ->
+              check("authenticate with " ++ What ++ " -> {0,false}", auth(D, A), ?DENY),
+              check("check_acl with " ++ What ++ " -> {0,false}",
+                    acl(D, C, subscribe, <<"ops/#">>), ?DENY)
+      end, Odd),
+    check("check_acl with the topic an atom -> {0,false}",
+          acl(D, Opsy, subscribe, 'ops/#'), ?DENY),
+    check("check_acl with an unknown action -> {0,false}",
+          acl(D, Opsy, delete, <<"ops/#">>), ?DENY),
+    check("... and a good check still answers", acl(D, Opsy, subscribe, <<"ops/#">>), ?ALLOW),
+    Log = read_log("refused"),
+    check("the driver logs why it refused what it could not read",
+          string:find(Log, "ClientInfo has a key twice: refused") =/= nomatch, true),
+    no_strays("refused logins: no stray or duplicate frames", D),
+    close(D).
+
+%% ---- the broker's deadline ---------------------------------------------------------
+
+%% EMQX 4.x skips a call not answered within its call_timeout and applies its
+%% default, which on a default 4.1 lets the client in.  With call_timeout
+%% 500 ms, 60 wrong and 60 right passwords at once (default argon2id cost, no
+%% credential cache): no wrong password is let in, and no answer comes later
+%% than 500 ms after its call was sent.
+deadline() ->
+    T = ms(500),
+    D = start("deadline", env(pol),
+              "--call-timeout " ++ integer_to_list(T) ++ "ms --cache-ttl 0 --workers 4"),
+    case call_id(D, 1, init, []) of
+        {r, {0, {_, S}}} -> put(state, S);
+        Other -> bad("deadline driver: init", show(Other))
+    end,
+    #{port := Port} = D,
+    Calls = lists:append([[{new_id(), wrong}, {new_id(), right}] || _ <- lists:seq(1, 60)]),
+    Kind = maps:from_list(Calls),
+    T0 = erlang:monotonic_time(millisecond),
+    [send(D, {'C', Id, exhook, on_client_authenticate,
+              [user(<<"acme:alice">>, list_to_binary("dl-" ++ integer_to_list(Id)),
+                    case K of wrong -> <<"WRONG">>; right -> <<"alice-pw">> end),
+               true, get(state)]})
+     || {Id, K} <- Calls],
+    Got = collect_timed(Port, 120, T0 + 4 * T, []),
+    Answers = [{Id, R, At - T0} || {{r, Id, R}, At} <- Got],
+    Late = [{Id, Ms} || {Id, _, Ms} <- Answers, Ms > T],
+    WrongIn = [Id || {Id, R, _} <- Answers, maps:get(Id, Kind, none) =:= wrong, R =/= {0, false}],
+    RightIn = [Id || {Id, {0, true}, _} <- Answers, maps:get(Id, Kind, none) =:= right],
+    Slowest = lists:max([0 | [Ms || {_, _, Ms} <- Answers]]),
+    check("120 logins at once: each answered exactly once",
+          lists:sort([Id || {Id, _, _} <- Answers]), lists:sort([Id || {Id, _} <- Calls])),
+    check("... zero wrong passwords allowed", WrongIn, []),
+    check(io_lib:format("... zero answers after the ~b ms deadline", [T]), Late, []),
+    io:format("#     deadline (call_timeout ~b ms, 60 wrong + 60 right at once): right passwords "
+              "let in ~b of 60, wrong 0 of 60, slowest answer ~b ms, late answers ~b~n",
+              [T, length(RightIn), Slowest, length(Late)]),
+    check("... and the driver says it refused logins at the deadline",
+          poll(fun() -> string:find(read_log("deadline"), "refused") =/= nomatch end, ms(2000)),
+          true),
+    timer:sleep(T),
+    check("afterwards a single right login -> {0,true}",
+          auth(D, user(<<"acme:alice">>, <<"dl-after">>, <<"alice-pw">>)), ?ALLOW),
+    check("... and a login refused at its deadline left nothing behind: its client "
+          "gets no rights",
+          case [Id || {Id, {0, false}, _} <- Answers, maps:get(Id, Kind) =:= right] of
+              [] -> true;
+              [Id1 | _] -> acl(D, user(<<"acme:alice">>,
+                                       list_to_binary("dl-" ++ integer_to_list(Id1))),
+                               publish, <<"tenants/acme/users/alice/x">>) =:= ?DENY
+          end, true),
+    no_strays("deadline: no stray or duplicate frames", D),
+    close(D).
+
+%% Frames with the monotonic ms they arrived at, until N or the deadline.
+collect_timed(_Port, 0, _Until, Acc) -> lists:reverse(Acc);
+collect_timed(Port, N, Until, Acc) ->
+    Left = max(0, Until - erlang:monotonic_time(millisecond)),
+    receive {Port, {data, B}} ->
+            collect_timed(Port, N - 1, Until,
+                          [{decode(B), erlang:monotonic_time(millisecond)} | Acc])
+    after Left -> lists:reverse(Acc)
+    end.
 
 unknown_ignore_and_sighup() ->
     Tmp = env(tmp),
