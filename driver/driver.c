@@ -456,6 +456,7 @@ static const char usage[] =
     "usage: exhook-driver [--config FILE] [--db PATH] [--policy PATH] [--workers N]\n"
     "                     [--cache-ttl SECONDS] [--cache-max N] [--unknown-user deny|ignore]\n"
     "                     [--failed-action deny|ignore] [--busy-timeout MS]\n"
+    "                     [--call-timeout MS|Ns]\n"
     "                     [--log-level error|warn|info|debug]\n"
     "                     [--nouse_stdio] [--check-config]\n"
     "\n"
@@ -464,7 +465,9 @@ static const char usage[] =
     "client_authenticate, client_check_acl, client_connected and\n"
     "client_disconnected.  Frames on stdin/stdout (fds 3/4 with --nouse_stdio),\n"
     "logs on stderr.  SIGHUP or a change to the policy files reloads the policy.\n"
-    "--check-config validates the settings, the policy and the store, then exits.\n";
+    "--check-config validates the settings, the policy and the store, then exits.\n"
+    "--call-timeout is the broker's exhook.drivers.<type>.call_timeout (default 5s):\n"
+    "a login not decided a margin before it is refused, never left to the broker.\n";
 
 int main(int argc, char **argv)
 {
@@ -533,7 +536,8 @@ int main(int argc, char **argv)
         if (r == -2) {
             etf_call c;
             svc_log(LOG_WARN, "skipped an oversized frame of %u bytes", len);
-            if (frame && etf_decode_id(frame, 4096, &c) == 0) reply_unreadable(&c, "frame too large");
+            if (frame && etf_decode_id(frame, 4096, &c) == 0)
+                reply_unreadable(&c, "frame too large");
             free(frame);
             continue;
         }

@@ -465,8 +465,8 @@ int etf_decode_clientinfo(const char *buf, int *index, etf_clientinfo *ci, const
         /* A key given twice is not something a broker sends: refuse it
          * (which of the two would count?), also when the first said
          * `undefined`. */
-        static const char *const keys[] = {"node",     "clientid",  "username",   "password",
-                                           "peerhost", "sockport",  "protocol",   "mountpoint",
+        static const char *const keys[] = {"node",      "clientid",    "username", "password",
+                                           "peerhost",  "sockport",    "protocol", "mountpoint",
                                            "anonymous", "is_superuser"};
         for (unsigned b = 0; b < sizeof(keys) / sizeof(keys[0]); b++)
             if (!strcmp(key, keys[b])) {

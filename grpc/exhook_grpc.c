@@ -32,6 +32,7 @@
 #include <sys/resource.h>
 
 #include "config.h"
+#include "deadline.h"
 #include "decide.h"
 #include "hooks.h"
 #include "live_policy.h"
@@ -41,7 +42,8 @@ static const char usage[] =
     "usage: exhook-grpc [--config FILE] [--listen HOST:PORT] [--db PATH] [--policy PATH]\n"
     "                   [--threads N] [--workers N] [--cache-ttl SECONDS] [--cache-max N]\n"
     "                   [--unknown-user deny|ignore] [--failed-action deny|ignore]\n"
-    "                   [--busy-timeout MS] [--log-level error|warn|info|debug]\n"
+    "                   [--busy-timeout MS] [--call-timeout MS|Ns]\n"
+    "                   [--log-level error|warn|info|debug]\n"
     "                   [--tls-cert PEM --tls-key PEM [--tls-ca PEM]\n"
     "                    [--tls-client none|optional|required]] [--check-config]\n"
     "\n"
@@ -64,6 +66,10 @@ enum { AHEAD_HOT = 64, AHEAD_COLD = 2 };
 static atomic_int busy, closing;
 
 typedef struct call {
+    svc_pending pending; /* first; logins only (watched): see deadline.h */
+    bool watched;
+    struct call *next; /* logins waiting for a worker */
+    hook_login *login;
     const hook_method *m; /* NULL: a method we do not serve */
     grpc_completion_queue *cq;
     grpc_call *call;
@@ -80,6 +86,7 @@ static void *handles[64];
 
 static void call_free(call *c)
 {
+    hook_login_free(c->login);
     if (c->call) grpc_call_unref(c->call);
     grpc_metadata_array_destroy(&c->md);
     if (!c->m) grpc_call_details_destroy(&c->details);
@@ -125,6 +132,216 @@ static grpc_slice request_bytes(grpc_byte_buffer *bb)
     return s;
 }
 
+/* A call is done with (its reply went out, or failed): a login's call is
+ * shared with the deadline watcher and goes when both let go. */
+static void done(call *c)
+{
+    if (c->watched)
+        svc_pending_release(&c->pending);
+    else
+        call_free(c);
+}
+
+static void call_destroy(svc_pending *p)
+{
+    call_free((call *)p);
+}
+
+/* Send the status, and the response if there is one. */
+static void send_reply(call *c, grpc_status_code status, const char *why)
+{
+    if (why) c->status_details = grpc_slice_from_static_string(why);
+    grpc_op ops[4];
+    memset(ops, 0, sizeof(ops));
+    size_t k = 0;
+    ops[k++].op = GRPC_OP_SEND_INITIAL_METADATA;
+    if (c->response) {
+        ops[k].op = GRPC_OP_SEND_MESSAGE;
+        ops[k++].data.send_message.send_message = c->response;
+    }
+    ops[k].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+    ops[k].data.send_status_from_server.status = status;
+    ops[k++].data.send_status_from_server.status_details = &c->status_details;
+    ops[k].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    ops[k++].data.recv_close_on_server.cancelled = &c->cancelled;
+    c->replying = true;
+    if (c->watched) atomic_fetch_add(&c->pending.refs, 1); /* the completion's */
+    if (grpc_call_start_batch(c->call, ops, k, c, NULL) != GRPC_CALL_OK) done(c);
+}
+
+static void send_response(call *c, hook_status hs, uint8_t *out, size_t outlen)
+{
+    if (hs == HOOK_OK) {
+        grpc_slice sl = grpc_slice_from_copied_buffer((const char *)out, outlen);
+        c->response = grpc_raw_byte_buffer_create(&sl, 1);
+        grpc_slice_unref(sl);
+        send_reply(c, GRPC_STATUS_OK, NULL);
+    } else {
+        send_reply(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    }
+    free(out);
+}
+
+/* The deadline came first (on the watcher thread): refused.  The login's
+ * record keeps granting nothing (it is never ended). */
+static void call_expire(svc_pending *p)
+{
+    uint8_t *out;
+    size_t outlen;
+    hook_status hs = hook_encode_answer(SVC_DENY, &out, &outlen);
+    send_response((call *)p, hs, out, outlen);
+}
+
+/* ---- logins: one intake thread stamps and queues them, workers check ---- */
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    call *head, *tail;
+    size_t len;
+    bool closed;
+} jobs = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+
+static void jobs_push(call *c)
+{
+    c->next = NULL;
+    pthread_mutex_lock(&jobs.lock);
+    if (jobs.tail)
+        jobs.tail->next = c;
+    else
+        jobs.head = c;
+    jobs.tail = c;
+    jobs.len++;
+    pthread_cond_signal(&jobs.cond);
+    pthread_mutex_unlock(&jobs.lock);
+}
+
+static size_t jobs_len(void)
+{
+    pthread_mutex_lock(&jobs.lock);
+    size_t n = jobs.len;
+    pthread_mutex_unlock(&jobs.lock);
+    return n;
+}
+
+static call *jobs_pop(void)
+{
+    pthread_mutex_lock(&jobs.lock);
+    while (!jobs.head && !jobs.closed)
+        pthread_cond_wait(&jobs.cond, &jobs.lock);
+    call *c = jobs.head;
+    if (c) {
+        jobs.head = c->next;
+        if (!jobs.head) jobs.tail = NULL;
+        jobs.len--;
+    }
+    pthread_mutex_unlock(&jobs.lock);
+    return c;
+}
+
+static void jobs_close(void)
+{
+    pthread_mutex_lock(&jobs.lock);
+    jobs.closed = true;
+    pthread_cond_broadcast(&jobs.cond);
+    pthread_mutex_unlock(&jobs.lock);
+}
+
+/* OnClientAuthenticate, on the intake thread, as soon as it arrives: the
+ * client id's record grants nothing until the login ends, the deadline is
+ * set, and the login is refused at once if the workers cannot answer it in
+ * time, else queued.  The deadline is the sooner of call_timeout from now
+ * and what the call carries: EMQX 4.3.8+ and 5.x send their
+ * request_timeout as the gRPC deadline (grpc-erl's client turns the call's
+ * timeout option into the grpc-timeout header, rounded down to whole
+ * seconds above 1 s); 4.3.3-4.3.7 send none. */
+static void login_arrived(call *c)
+{
+    grpc_slice in = request_bytes(c->request);
+    const char *why = NULL;
+    hook_status hs =
+        hook_login_decode(GRPC_SLICE_START_PTR(in), GRPC_SLICE_LENGTH(in), &c->login, &why);
+    grpc_slice_unref(in);
+    if (hs != HOOK_OK) {
+        if (hs == HOOK_BAD) svc_log(LOG_WARN, "%s: %s", c->m->path, why);
+        send_reply(c,
+                   hs == HOOK_BAD ? GRPC_STATUS_INVALID_ARGUMENT : GRPC_STATUS_RESOURCE_EXHAUSTED,
+                   hs == HOOK_BAD ? why : "out of memory");
+        atomic_fetch_sub(&busy, 1);
+        return;
+    }
+    int64_t now = svc_now_ns(), limit = 0;
+    gpr_timespec left = gpr_time_sub(c->deadline, gpr_now(c->deadline.clock_type));
+    if (gpr_time_cmp(c->deadline, gpr_inf_future(c->deadline.clock_type)) != 0 &&
+        left.tv_sec < 86400 * 365)
+        limit = now + (int64_t)left.tv_sec * 1000000000LL + left.tv_nsec;
+    c->watched = true;
+    c->pending.expire = call_expire;
+    c->pending.destroy = call_destroy;
+    int64_t deadline = svc_deadline_for(now, limit);
+    if (!svc_deadline_admit(deadline, jobs_len(), cfg.workers)) {
+        atomic_store(&c->pending.refs, 1);
+        c->pending.claimed = true;
+        svc_deadline_refused();
+        uint8_t *out = NULL;
+        size_t outlen = 0;
+        hs = hook_encode_answer(SVC_DENY, &out, &outlen);
+        send_response(c, hs, out, outlen);
+        svc_pending_release(&c->pending);
+        atomic_fetch_sub(&busy, 1);
+        return;
+    }
+    svc_pending_add(&c->pending, now, deadline);
+    jobs_push(c); /* the worker's reference, and busy, go with it */
+}
+
+/* On a worker: the check, answered unless the deadline came first. */
+static void login_check(call *c, svc_conn *conn)
+{
+    uint8_t *out = NULL;
+    size_t outlen = 0;
+    hook_status hs;
+    if (!svc_deadline_can_start(&c->pending)) {
+        /* Waited too long: a check now would end after the broker gave up. */
+        if (svc_pending_claim(&c->pending)) {
+            svc_deadline_refused();
+            hs = hook_encode_answer(SVC_DENY, &out, &outlen);
+            send_response(c, hs, out, outlen);
+        }
+    } else {
+        svc_grant g = {.state = SVC_CLIENT_REFUSED};
+        int64_t t0 = svc_now_ns();
+        svc_answer a = conn ? hook_login_check(c->login, conn, &g) : SVC_DENY;
+        svc_deadline_observe(svc_now_ns() - t0);
+        if (svc_pending_claim(&c->pending)) {
+            hook_login_end(c->login, &g); /* before the reply: ACL checks follow it */
+            hs = hook_encode_answer(a, &out, &outlen);
+            send_response(c, hs, out, outlen);
+        } else {
+            svc_grant_clear(&g); /* refused at the deadline already */
+        }
+    }
+    svc_pending_release(&c->pending); /* this thread's */
+}
+
+static void *worker(void *arg)
+{
+    (void)arg;
+    /* Password hashes yield the CPU to authorize calls: 10 nicer than the
+     * rest (on Linux the nice value is per thread, 0 the caller). */
+    errno = 0;
+    int prio = getpriority(PRIO_PROCESS, 0);
+    if (!errno) setpriority(PRIO_PROCESS, 0, prio + 10 > 19 ? 19 : prio + 10);
+    svc_conn *conn = svc_conn_new(); /* NULL: every login refused */
+    call *c;
+    while ((c = jobs_pop())) {
+        login_check(c, conn);
+        atomic_fetch_sub(&busy, 1);
+    }
+    svc_conn_free(conn);
+    return NULL;
+}
+
 static void reply(call *c, svc_conn *conn)
 {
     grpc_status_code status = GRPC_STATUS_OK;
@@ -143,9 +360,9 @@ static void reply(call *c, svc_conn *conn)
                                      &out, &outlen, &why);
         grpc_slice_unref(in);
         if (hs == HOOK_OK) {
-            grpc_slice s = grpc_slice_from_copied_buffer((const char *)out, outlen);
-            c->response = grpc_raw_byte_buffer_create(&s, 1);
-            grpc_slice_unref(s);
+            grpc_slice sl = grpc_slice_from_copied_buffer((const char *)out, outlen);
+            c->response = grpc_raw_byte_buffer_create(&sl, 1);
+            grpc_slice_unref(sl);
         } else if (hs == HOOK_BAD) {
             status = GRPC_STATUS_INVALID_ARGUMENT;
             svc_log(LOG_WARN, "%s: %s", c->m->path, why);
@@ -155,36 +372,15 @@ static void reply(call *c, svc_conn *conn)
         }
         free(out);
     }
-    if (why) c->status_details = grpc_slice_from_static_string(why);
-    grpc_op ops[4];
-    memset(ops, 0, sizeof(ops));
-    size_t k = 0;
-    ops[k++].op = GRPC_OP_SEND_INITIAL_METADATA;
-    if (c->response) {
-        ops[k].op = GRPC_OP_SEND_MESSAGE;
-        ops[k++].data.send_message.send_message = c->response;
-    }
-    ops[k].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
-    ops[k].data.send_status_from_server.status = status;
-    ops[k++].data.send_status_from_server.status_details = &c->status_details;
-    ops[k].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
-    ops[k++].data.recv_close_on_server.cancelled = &c->cancelled;
-    c->replying = true;
-    if (grpc_call_start_batch(c->call, ops, k, c, NULL) != GRPC_CALL_OK) call_free(c);
+    send_reply(c, status, why);
 }
 
 static grpc_completion_queue *auth_cq;
 
+/* Every queue but the logins': answered on the spot. */
 static void *serve(void *arg)
 {
     grpc_completion_queue *cq = arg;
-    if (cq == auth_cq) {
-        /* Password hashes yield the CPU to authorize calls: 10 nicer than
-         * the rest (on Linux the nice value is per thread, 0 the caller). */
-        errno = 0;
-        int prio = getpriority(PRIO_PROCESS, 0);
-        if (!errno) setpriority(PRIO_PROCESS, 0, prio + 10 > 19 ? 19 : prio + 10);
-    }
     svc_conn *conn = svc_conn_new(); /* NULL: every call answered RESOURCE_EXHAUSTED */
     for (;;) {
         grpc_event ev = grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
@@ -192,7 +388,7 @@ static void *serve(void *arg)
         if (ev.type != GRPC_OP_COMPLETE || !ev.tag) continue;
         call *c = ev.tag;
         if (c->replying || !ev.success) { /* the reply went out, or shutdown cancelled it */
-            call_free(c);
+            done(c);
             continue;
         }
         atomic_fetch_add(&busy, 1);
@@ -205,6 +401,33 @@ static void *serve(void *arg)
         atomic_fetch_sub(&busy, 1);
     }
     svc_conn_free(conn);
+    return NULL;
+}
+
+/* The logins' queue: taken at once, so each login's deadline starts when
+ * it arrives, not when a worker is free. */
+static void *intake(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        grpc_event ev =
+            grpc_completion_queue_next(auth_cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        if (ev.type == GRPC_QUEUE_SHUTDOWN) break;
+        if (ev.type != GRPC_OP_COMPLETE || !ev.tag) continue;
+        call *c = ev.tag;
+        if (c->replying || !ev.success) {
+            done(c);
+            continue;
+        }
+        atomic_fetch_add(&busy, 1);
+        if (atomic_load(&closing) < 2) {
+            if (!atomic_load(&closing)) request(c->m, auth_cq);
+            login_arrived(c); /* busy goes down when the login is answered */
+        } else {
+            call_free(c);
+            atomic_fetch_sub(&busy, 1);
+        }
+    }
     return NULL;
 }
 
@@ -319,7 +542,7 @@ int main(int argc, char **argv)
      * authentication worker drains: gRPC core hands a new call to the
      * first queue, from its connection's, that has a request posted, so
      * with a queue per worker nearly every login lands on the same one. */
-    int nq = cfg.threads + 1, nth = cfg.threads + cfg.workers;
+    int nq = cfg.threads + 1, nth = cfg.threads + 1 + cfg.workers;
     grpc_completion_queue **cqs = calloc((size_t)nq, sizeof(*cqs));
     pthread_t *th = calloc((size_t)nth, sizeof(*th));
     if (!cqs || !th) {
@@ -368,13 +591,17 @@ int main(int argc, char **argv)
         if (!auth) request(NULL, cqs[q]);
     }
     auth_cq = cqs[cfg.threads];
-    int started = 0;
-    while (started < nth && pthread_create(&th[started], NULL, serve,
-                                           cqs[started < cfg.threads ? started : cfg.threads]) == 0)
+    int started = 0, rc = 0, e = 0;
+    /* threads serving the other queues, the intake thread, the workers */
+    while (started < nth) {
+        e = started < cfg.threads    ? pthread_create(&th[started], NULL, serve, cqs[started])
+            : started == cfg.threads ? pthread_create(&th[started], NULL, intake, NULL)
+                                     : pthread_create(&th[started], NULL, worker, NULL);
+        if (e) break;
         started++;
-    int rc = 0;
+    }
     if (started < nth) { /* stop at once, as on SIGTERM */
-        svc_log(LOG_ERROR, "cannot start threads: %s", strerror(errno));
+        svc_log(LOG_ERROR, "cannot start threads: %s", strerror(e));
         nth = started;
         rc = 1;
         goto stop;
@@ -413,6 +640,10 @@ stop:
     atomic_store(&closing, 2);
     while (atomic_load(&busy) > 0)
         sched_yield();
+    /* No login is pending now; the watcher may still be sending a refusal,
+     * which must be done before the queues go. */
+    svc_deadline_stop();
+    jobs_close();
     for (int q = 0; q < nq; q++)
         grpc_completion_queue_shutdown(cqs[q]);
     for (int t = 0; t < nth; t++)

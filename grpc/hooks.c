@@ -136,33 +136,77 @@ static bool client_text_take(const Emqx__Exhook__V3__ClientInfo *ci, client_text
            take(&ci->node, &c->node);
 }
 
-static hook_status authenticate(svc_conn *conn, const uint8_t *in, size_t n, uint8_t **out,
-                                size_t *outlen, const char **why)
+struct hook_login {
+    client_text c;
+    exh_auth_request rq; /* points into c */
+    uint64_t gen;
+};
+
+hook_status hook_login_decode(const uint8_t *in, size_t n, hook_login **out, const char **why)
 {
+    *out = NULL;
     Emqx__Exhook__V3__ClientAuthenticateRequest *rq =
         emqx__exhook__v3__client_authenticate_request__unpack(NULL, n, in);
     if (!rq) {
         *why = "ClientAuthenticateRequest: not a valid protobuf message";
         return HOOK_BAD;
     }
-    client_text c;
-    bool ok = client_text_take(rq->clientinfo, &c);
+    hook_login *l = calloc(1, sizeof(*l));
+    bool ok = l && client_text_take(rq->clientinfo, &l->c);
     emqx__exhook__v3__client_authenticate_request__free_unpacked(rq, NULL);
     if (!ok) {
-        client_text_free(&c);
+        hook_login_free(l);
         return HOOK_NOMEM;
     }
+    client_text *c = &l->c;
     /* A username means credentials to check, whatever `anonymous` says. */
-    exh_auth_request a = {.username = c.username.s,
-                          .username_len = c.username.len,
-                          .clientid = c.clientid.s ? c.clientid.s : "",
-                          .clientid_len = c.clientid.len,
-                          .password = c.password.s,
-                          .password_len = c.password.len,
-                          .check_password = true};
-    if (c.peerhost.s) exh_addr_parse(c.peerhost.s, c.peerhost.len, &a.peerhost);
-    svc_answer ans = svc_authenticate(conn, &a);
-    client_text_free(&c);
+    l->rq = (exh_auth_request){.username = c->username.s,
+                               .username_len = c->username.len,
+                               .clientid = c->clientid.s ? c->clientid.s : "",
+                               .clientid_len = c->clientid.len,
+                               .password = c->password.s,
+                               .password_len = c->password.len,
+                               .check_password = true};
+    if (c->peerhost.s) exh_addr_parse(c->peerhost.s, c->peerhost.len, &l->rq.peerhost);
+    l->gen = svc_login_begin(&l->rq);
+    *out = l;
+    return HOOK_OK;
+}
+
+svc_answer hook_login_check(hook_login *l, svc_conn *conn, svc_grant *g)
+{
+    return svc_login_check(conn, &l->rq, g);
+}
+
+void hook_login_end(hook_login *l, svc_grant *g)
+{
+    svc_login_end(&l->rq, l->gen, g);
+}
+
+void hook_login_free(hook_login *l)
+{
+    if (!l) return;
+    client_text_free(&l->c);
+    free(l);
+}
+
+hook_status hook_encode_answer(svc_answer a, uint8_t **out, size_t *outlen)
+{
+    *out = NULL;
+    *outlen = 0;
+    return answer(a, out, outlen);
+}
+
+static hook_status authenticate(svc_conn *conn, const uint8_t *in, size_t n, uint8_t **out,
+                                size_t *outlen, const char **why)
+{
+    hook_login *l;
+    hook_status hs = hook_login_decode(in, n, &l, why);
+    if (hs != HOOK_OK) return hs;
+    svc_grant g;
+    svc_answer ans = hook_login_check(l, conn, &g);
+    hook_login_end(l, &g);
+    hook_login_free(l);
     return answer(ans, out, outlen);
 }
 

@@ -46,4 +46,16 @@ typedef enum hook_status {
 hook_status hook_answer(const hook_method *m, svc_conn *conn, const uint8_t *in, size_t n,
                         uint8_t **out, size_t *outlen, const char **why);
 
+/* OnClientAuthenticate in steps, for a server that answers at a deadline
+ * (decide.h's svc_login_*): decode (the client id's record then grants
+ * nothing until the login ends), check, and end only when the check's own
+ * answer is the one sent. */
+typedef struct hook_login hook_login;
+hook_status hook_login_decode(const uint8_t *in, size_t n, hook_login **out, const char **why);
+svc_answer hook_login_check(hook_login *l, svc_conn *conn, svc_grant *g);
+void hook_login_end(hook_login *l, svc_grant *g);
+void hook_login_free(hook_login *l);
+/* A ValuedResponse for a login or ACL answer. */
+hook_status hook_encode_answer(svc_answer a, uint8_t **out, size_t *outlen);
+
 #endif

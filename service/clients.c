@@ -24,8 +24,8 @@ typedef struct client {
     char **groups;
     exh_str *gstr; /* the groups as the evaluator takes them */
     size_t ngroups;
-    struct client *next;           /* in its bucket */
-    struct client *rprev, *rnext;  /* on the refused list (state REFUSED only) */
+    struct client *next;          /* in its bucket */
+    struct client *rprev, *rnext; /* on the refused list (state REFUSED only) */
 } client;
 
 #define CLIENT_BUCKETS 65536

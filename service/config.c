@@ -303,7 +303,7 @@ int svc_config_load(int argc, char **argv, const svc_program *program, svc_confi
     c->cache_ttl = 300;
     c->busy_timeout_ms = 5000;
     c->call_timeout_ms = 5000; /* EMQX's default, 4.x and 5.x alike */
-    c->cache_max = 100000; /* bounds the cache at ~15 MiB whatever the user count */
+    c->cache_max = 100000;     /* bounds the cache at ~15 MiB whatever the user count */
     c->log_level = LOG_INFO;
     snprintf(c->listen, sizeof(c->listen), "127.0.0.1:9000");
     c->threads = 2;

@@ -22,7 +22,7 @@ static struct {
     int timeout_ms, margin_ms;
 } w = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-static atomic_llong cost_ns;   /* the checks' moving average */
+static atomic_llong cost_ns; /* the checks' moving average */
 static atomic_long refused, refused_said;
 static atomic_llong last_said; /* ns */
 
@@ -165,8 +165,8 @@ void svc_deadline_stop(void)
     w.running = false;
     long n = atomic_load(&refused) - atomic_load(&refused_said);
     if (n > 0)
-        svc_log(LOG_WARN, "%ld more logins were refused at their deadline (call_timeout %d ms)",
-                n, w.timeout_ms);
+        svc_log(LOG_WARN, "%ld more logins were refused at their deadline (call_timeout %d ms)", n,
+                w.timeout_ms);
 }
 
 bool svc_deadline_can_start(const svc_pending *p)

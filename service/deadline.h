@@ -28,9 +28,9 @@
 
 typedef struct svc_pending svc_pending;
 struct svc_pending {
-    svc_pending *prev, *next; /* on the watcher's list, soonest deadline first */
+    svc_pending *prev, *next;   /* on the watcher's list, soonest deadline first */
     int64_t received, deadline; /* CLOCK_MONOTONIC, ns */
-    bool claimed, listed;     /* under the watcher's lock */
+    bool claimed, listed;       /* under the watcher's lock */
     atomic_int refs;
     /* Answer "refused", on the watcher thread (may take a lock of the
      * front end's, never the watcher's). */

@@ -182,8 +182,8 @@ void svc_login_end(const exh_auth_request *rq, uint64_t gen, svc_grant *g)
         svc_grant_clear(g);
         return;
     }
-    svc_clients_end(rq->clientid, rq->clientid_len, gen, rq->username, rq->username_len,
-                    g->state, g->superuser, g->groups, g->ngroups);
+    svc_clients_end(rq->clientid, rq->clientid_len, gen, rq->username, rq->username_len, g->state,
+                    g->superuser, g->groups, g->ngroups);
     g->groups = NULL; /* the record's now */
     g->ngroups = 0;
 }
@@ -300,7 +300,7 @@ svc_answer svc_authorize(svc_conn *c, exh_request *r)
     case SVC_CLIENT_UNVERIFIED:
         svc_clients_unlock();
         return failed();
-    case SVC_CLIENT_REFUSED:   /* refused or unfinished here: the broker let it in anyway */
+    case SVC_CLIENT_REFUSED:    /* refused or unfinished here: the broker let it in anyway */
     case SVC_CLIENT_OTHER_USER: /* a login this process never saw for this name */
         svc_clients_unlock();
         return SVC_DENY;

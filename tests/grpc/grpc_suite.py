@@ -1093,6 +1093,89 @@ def t_tls():
 # ---- main ------------------------------------------------------------------------------
 
 
+def t_refused(vs_of):
+    """A login refused, or not finished, grants nothing: if the broker lets
+    that client in anyway, its checks never get the stored user's rights."""
+    section('refused logins grant nothing')
+    s = Server('refused').start()
+    ch = grpc.insecure_channel(s.addr)
+    try:
+        for v in vs_of(ch):
+            for user, cid, action, topic in (('root', f'rr-{v}', 'subscribe', '#'),
+                                             ('carol', f'rc-{v}', 'subscribe', 'alerts/x')):
+                check(f'{v}: {user}, a wrong password on {cid}: deny',
+                      v.authn(username=user, clientid=cid, password='WRONG'), 'deny')
+                check(f'{v}: ... then that client may not {action} {topic} (not the stored rights)',
+                      v.authz(action, topic, username=user, clientid=cid), 'deny')
+            cid = f'rr-{v}'
+            check(f'{v}: root, the right password on {cid}: allow',
+                  v.authn(username='root', clientid=cid, password=PW['root']), 'allow')
+            check(f'{v}: ... now root may subscribe #', v.authz('subscribe', '#', username='root',
+                                                                 clientid=cid), 'allow')
+            check(f'{v}: a wrong password for root on {cid} again: deny',
+                  v.authn(username='root', clientid=cid, password='WRONG'), 'deny')
+            check(f'{v}: ... the verified connection keeps its rights (no denial of service)',
+                  v.authz('subscribe', '#', username='root', clientid=cid), 'allow')
+            check(f'{v}: a name that never logged in on a client id seen here: deny',
+                  v.authz('subscribe', 'alerts/x', username='carol', clientid=cid), 'deny')
+            check(f'{v}: a client id never seen since start: the store\'s groups apply',
+                  v.authz('subscribe', 'alerts/x', username='carol', clientid=f'fresh-{v}'), 'allow')
+    finally:
+        ch.close()
+        s.stop_checked()
+
+
+def t_deadline(vs_of):
+    """EMQX gives a login request_timeout (and sends it as the gRPC deadline
+    from 4.3.8); an answer after it is lost, and EMQX applies failed_action or
+    its defaults.  60 wrong and 60 right passwords at once, call_timeout
+    500 ms, default argon2id cost, no credential cache: no wrong password is
+    let in, and every answer comes before the deadline -- with the deadline
+    carried by the call, and without one (EMQX 4.3.3-4.3.7)."""
+    section('deadline')
+    s = Server('deadline', '--call-timeout', '500ms', '--cache-ttl', '0', '--workers', '4').start()
+    ch = grpc.insecure_channel(s.addr)
+    try:
+        v = vs_of(ch)[2]
+        for carried in (True, False):
+            how = 'the gRPC deadline carried' if carried else 'no gRPC deadline'
+            done = {}
+            futs = []
+            t0 = time.monotonic()
+            for i in range(120):
+                kind = 'wrong' if i % 2 == 0 else 'right'
+                pw = 'WRONG' if kind == 'wrong' else PW['alice']
+                f = v.stub.OnClientAuthenticate.future(
+                    v.authn_req(username='alice', clientid=f'dl-{carried}-{i}', password=pw),
+                    timeout=0.5 if carried else 30)
+                f.add_done_callback(lambda _f, i=i: done.setdefault(i, time.monotonic()))
+                futs.append((i, kind, f))
+            got = {}
+            for i, kind, f in futs:
+                try:
+                    got[i] = (kind, v.verdict(f.result()))
+                except grpc.RpcError as e:
+                    got[i] = (kind, e.code().name)
+            late = sorted(i for i in done if done[i] - t0 > 0.5)
+            wrong_in = [i for i, (k, r) in got.items() if k == 'wrong' and r != 'deny']
+            right_in = sum(1 for k, r in got.values() if k == 'right' and r == 'allow')
+            odd = [r for k, r in got.values() if r not in ('allow', 'deny')]
+            check(f'{how}: zero wrong passwords allowed', wrong_in, [])
+            check(f'{how}: every login answered allow or deny (no DEADLINE_EXCEEDED)', odd, [])
+            check(f'{how}: zero answers after 500 ms', late, [])
+            note(f'deadline ({how}, call_timeout 500 ms, 60 wrong + 60 right at once): '
+                 f'right passwords let in {right_in} of 60, wrong 0 of 60 '
+                 f'(got {len(wrong_in)}), slowest answer '
+                 f'{max(done.values()) - t0 if done else 0:.3f} s, late answers {len(late)}')
+            time.sleep(0.6)
+        check('afterwards a single right login: allow',
+              v.authn(username='alice', clientid='dl-after', password=PW['alice']), 'allow')
+        check('the server says it refused logins at the deadline', 'refused' in s.log(), True)
+    finally:
+        ch.close()
+        s.stop_checked()
+
+
 def main():
     t0 = time.monotonic()
     try:
@@ -1114,6 +1197,8 @@ def main():
         ch.close()
         main_srv.stop_checked()
         t_unknown_ignore(versions)
+        t_refused(versions)
+        t_deadline(versions)
         t_store_missing(versions)
         t_reload(versions)
         t_restart(versions)
