@@ -30,6 +30,7 @@
 #include <mosquitto.h>
 #include <mosquitto_broker.h>
 #include <mosquitto_plugin.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,9 +39,21 @@
 #include "exhook/auth.h"
 #include "exhook/eval.h"
 
+/* What a connection's login gave it.  Every connection logs in through
+ * MOSQ_EVT_BASIC_AUTH (anonymous ones too), and each outcome is kept, so a
+ * connection let in by another plugin or by the broker after this one
+ * refused or deferred it never gets the stored user's rights. */
+enum {
+    C_KNOWN,      /* verified here: its groups and superuser flag */
+    C_NOOPINION,  /* an unknown name, deferred (unknown_user ignore): the policy alone */
+    C_UNVERIFIED, /* deferred because the store failed (failed_action ignore): defer */
+    C_REFUSED,    /* refused here: nothing */
+};
+
 typedef struct client {
     char *id;
     const struct mosquitto *conn; /* the connection it belongs to (ids can be taken over) */
+    int state;                    /* C_* */
     bool superuser;
     char **groups;
     exh_str *gstr;
@@ -69,12 +82,13 @@ typedef struct plugin {
     client *clients[BUCKETS];
 } plugin;
 
-static size_t hash(const char *s)
+/* Records are per connection (its struct mosquitto): a refused login never
+ * touches the record of another connection on the same client id, and a
+ * connection's checks only ever see what its own login gave it. */
+static size_t hash(const struct mosquitto *conn)
 {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
-    return (size_t)(h ^ (h >> 29)) & (BUCKETS - 1);
+    uint64_t h = (uint64_t)(uintptr_t)conn * 0x9e3779b97f4a7c15ULL;
+    return (size_t)(h >> 40) & (BUCKETS - 1);
 }
 
 static void client_free(client *c)
@@ -87,18 +101,18 @@ static void client_free(client *c)
     free(c);
 }
 
-static client *find(plugin *p, const char *id)
+static client *find(plugin *p, const struct mosquitto *conn)
 {
-    client *c = p->clients[hash(id)];
-    while (c && strcmp(c->id, id))
+    client *c = p->clients[hash(conn)];
+    while (c && c->conn != conn)
         c = c->next;
     return c;
 }
 
-static void forget(plugin *p, const char *id)
+static void forget(plugin *p, const struct mosquitto *conn)
 {
-    client **pp = &p->clients[hash(id)];
-    while (*pp && strcmp((*pp)->id, id))
+    client **pp = &p->clients[hash(conn)];
+    while (*pp && (*pp)->conn != conn)
         pp = &(*pp)->next;
     if (*pp) {
         client *c = *pp;
@@ -107,11 +121,12 @@ static void forget(plugin *p, const char *id)
     }
 }
 
-/* Keep a client's groups and superuser flag; takes the groups. */
-static client *remember(plugin *p, const struct mosquitto *conn, const char *id, bool superuser,
-                        char **groups, size_t n)
+/* Keep what a connection's login gave it (replacing what it had); takes
+ * the groups. */
+static client *remember(plugin *p, const struct mosquitto *conn, const char *id, int state,
+                        bool superuser, char **groups, size_t n)
 {
-    forget(p, id);
+    forget(p, conn);
     client *c = calloc(1, sizeof(*c));
     if (!c || !(c->id = strdup(id)) || (n && !(c->gstr = malloc(n * sizeof(*c->gstr))))) {
         if (c) {
@@ -122,13 +137,14 @@ static client *remember(plugin *p, const struct mosquitto *conn, const char *id,
         return NULL; /* looked up again at the next check */
     }
     c->conn = conn;
+    c->state = state;
     c->superuser = superuser;
     c->groups = groups;
     c->ngroups = n;
     for (size_t i = 0; i < n; i++)
         c->gstr[i] = (exh_str){groups[i], strlen(groups[i])};
-    c->next = p->clients[hash(id)];
-    p->clients[hash(id)] = c;
+    c->next = p->clients[hash(conn)];
+    p->clients[hash(conn)] = c;
     return c;
 }
 
@@ -226,15 +242,18 @@ static int on_basic_auth(int event, void *data, void *user)
     exh_store *s = store(p, &err);
     if (!s) {
         store_failed(p, &err);
+        if (cid)
+            remember(p, ev->client, cid, p->failed_ignore ? C_UNVERIFIED : C_REFUSED, false, NULL,
+                     0);
         return p->failed_ignore ? MOSQ_ERR_PLUGIN_DEFER : MOSQ_ERR_AUTH;
     }
     exh_auth_result r;
     exh_status st = exh_authenticate(s, p->cache, p->pol, p->ctx, &rq, &r, &err);
-    int rc;
-    if (cid) forget(p, cid); /* a new login ends an earlier one's record */
+    int rc, state = C_REFUSED;
     if (r.reason == EXH_AUTH_STORE_ERROR && st == EXH_ESTORE) {
         store_failed(p, &err);
         rc = p->failed_ignore ? MOSQ_ERR_PLUGIN_DEFER : MOSQ_ERR_AUTH;
+        if (p->failed_ignore) state = C_UNVERIFIED;
     } else if (r.reason == EXH_AUTH_STORE_ERROR) {
         /* The store answered but the password could not be checked (out
          * of memory, the hash library failed): no store fault for
@@ -244,30 +263,53 @@ static int on_basic_auth(int event, void *data, void *user)
         rc = MOSQ_ERR_AUTH;
     } else {
         store_ok(p);
-        if (r.reason == EXH_AUTH_UNKNOWN_USER && p->unknown_ignore)
+        if (r.reason == EXH_AUTH_UNKNOWN_USER && p->unknown_ignore) {
             rc = MOSQ_ERR_PLUGIN_DEFER;
-        else
-            rc = r.decision == EXH_ALLOW ? MOSQ_ERR_SUCCESS : MOSQ_ERR_AUTH;
+            state = C_NOOPINION;
+        } else if (r.decision == EXH_ALLOW) {
+            rc = MOSQ_ERR_SUCCESS;
+            state = C_KNOWN;
+        } else {
+            rc = MOSQ_ERR_AUTH;
+        }
     }
     mosquitto_log_printf(MOSQ_LOG_DEBUG, "exhook: connect %s (%s): %s", cid ? cid : "",
                          ev->username ? ev->username : "anonymous", exh_auth_reason_str(r.reason));
-    if (rc == MOSQ_ERR_SUCCESS && cid) {
-        remember(p, ev->client, cid, r.superuser, r.groups, r.ngroups);
-        r.groups = NULL;
-        r.ngroups = 0;
-        record(p, ev->client, true, NULL);
+    /* A new login ends an earlier one's record, whatever its outcome. */
+    if (cid) {
+        if (state == C_KNOWN) {
+            remember(p, ev->client, cid, C_KNOWN, r.superuser, r.groups, r.ngroups);
+            r.groups = NULL;
+            r.ngroups = 0;
+        } else {
+            remember(p, ev->client, cid, state, false, NULL, 0);
+        }
     }
+    if (rc == MOSQ_ERR_SUCCESS && cid) record(p, ev->client, true, NULL);
     exh_auth_result_clear(&r);
     return rc;
 }
 
-/* The client's record, or one made from the store (plugin reloaded, or a
- * client let in by another plugin). */
-static client *client_for(plugin *p, struct mosquitto *cl, const char *cid, int *failed)
+/* The connection's record, or one made from the store for a connection
+ * this plugin never saw log in (the plugin was reloaded).  *deny: its
+ * login was refused here; *failed: a store fault, or a login the store
+ * could not check. */
+static client *client_for(plugin *p, struct mosquitto *cl, const char *cid, int *failed, int *deny)
 {
-    client *c = find(p, cid);
+    client *c = find(p, cl);
+    if (c) {
+        if (c->state == C_REFUSED) {
+            *deny = 1;
+            return NULL;
+        }
+        if (c->state == C_UNVERIFIED) {
+            *failed = 1;
+            return NULL;
+        }
+        return c->state == C_KNOWN ? c : NULL; /* C_NOOPINION: the policy alone */
+    }
     const char *user = mosquitto_client_username(cl);
-    if (c || !user) return c;
+    if (!user) return NULL;
     exh_error err;
     exh_store *s = store(p, &err);
     if (!s) {
@@ -284,14 +326,13 @@ static client *client_for(plugin *p, struct mosquitto *cl, const char *cid, int 
         *failed = 1;
         return NULL;
     }
-    /* Not logged in through this plugin (another plugin let it in, or the
-     * plugin was reloaded): a user who could not log in now gets no rights
-     * from the store. */
+    /* Not logged in through this plugin (it was reloaded): a user who
+     * could not log in now gets no rights from the store. */
     if (u.disabled || !exh_user_may_use_clientid(&u, cid, strlen(cid))) {
         exh_user_clear(&u);
         return NULL;
     }
-    c = remember(p, cl, cid, u.superuser, u.groups, u.ngroups);
+    c = remember(p, cl, cid, C_KNOWN, u.superuser, u.groups, u.ngroups);
     u.groups = NULL;
     u.ngroups = 0;
     exh_user_clear(&u);
@@ -326,8 +367,9 @@ static int on_acl_check(int event, void *data, void *user)
     r.topic_len = ev->topic ? strlen(ev->topic) : 0;
     r.qos = ev->qos;
     r.retain = action == EXH_PUBLISH ? ev->retain : -1;
-    int failed = 0;
-    client *c = cid ? client_for(p, ev->client, cid, &failed) : NULL;
+    int failed = 0, deny = 0;
+    client *c = cid ? client_for(p, ev->client, cid, &failed, &deny) : NULL;
+    if (deny) return MOSQ_ERR_ACL_DENIED;
     if (failed) return p->failed_ignore ? MOSQ_ERR_PLUGIN_DEFER : MOSQ_ERR_ACL_DENIED;
     if (c) {
         r.superuser = c->superuser;
@@ -373,16 +415,16 @@ static int on_disconnect(int event, void *data, void *user)
     (void)event;
     plugin *p = user;
     struct mosquitto_evt_disconnect *ev = data;
-    const char *cid = mosquitto_client_id(ev->client);
-    client *c = cid ? find(p, cid) : NULL;
-    /* A taken-over id: the old connection's disconnect is not the new one's. */
-    if (c && c->conn == ev->client) {
+    client *c = find(p, ev->client);
+    if (!c) return MOSQ_ERR_SUCCESS;
+    /* Only a login allowed here was recorded as connected. */
+    if (c->state == C_KNOWN) {
         char reason[32];
         /* Mosquitto 2.0 passes -1 when it has no reason to give. */
         if (ev->reason >= 0) snprintf(reason, sizeof(reason), "reason %d", ev->reason);
         record(p, ev->client, false, ev->reason >= 0 ? reason : NULL);
-        forget(p, cid);
     }
+    forget(p, ev->client);
     return MOSQ_ERR_SUCCESS;
 }
 

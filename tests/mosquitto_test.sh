@@ -410,4 +410,37 @@ connect "store missing: a user is refused" 5 5 -u alice -P alicepw
 [ -e "$tmp/missing.db" ] && bad "the plugin created a store" || ok
 stop_broker nostore
 
+# ====================================================================
+# A login the plugin did not verify never gets the stored user's rights,
+# even when the broker lets the client in some other way (here Mosquitto's
+# own password_file, after the plugin deferred an unknown name with
+# unknown_user ignore), and even once that name is added to the store.
+# ====================================================================
+mosquitto_passwd -c -b "$tmp/pwfile" ghost ghostpw >/dev/null 2>&1 || bad "mosquitto_passwd"
+printf 'default deny\nallow subscribe username "ghost" topic "ghost/#"\n' >"$tmp/ghost.policy"
+port=$(free_port)
+sed -e "s|^listener .*|listener $port 127.0.0.1|" -e "s|^plugin_opt_policy .*|plugin_opt_policy $tmp/ghost.policy|" \
+  "$tmp/main.conf" >"$tmp/ghost.conf"
+printf 'password_file %s\nplugin_opt_unknown_user ignore\n' "$tmp/pwfile" >>"$tmp/ghost.conf"
+log=$tmp/ghost.log
+"${broker_env[@]}" mosquitto -c "$tmp/ghost.conf" >"$log" 2>&1 &
+bpid=$!
+pids+=("$bpid")
+for i in $(seq 100); do grep -q 'mosquitto version .* running' "$log" && break; sleep 0.05; done
+coproc GHOST { timeout 30 python3 tests/mosquitto/mqtt_session.py "$port" g-1 ghost ghostpw; }
+read -r -t 10 line <&"${GHOST[0]}"
+[ "$line" = "connack 0" ] && ok || bad "deferred login let in by password_file: got '$line'"
+echo "sub ghost/x" >&"${GHOST[1]}"
+read -r -t 10 line <&"${GHOST[0]}"
+[ "$line" = "suback 0" ] && ok || bad "the deferred client subscribes ghost/x (policy alone): got '$line'"
+printf 'ghost-store-pw\n' | $C "$DB" add-user ghost --password-stdin --superuser >/dev/null
+echo "sub #" >&"${GHOST[1]}"
+read -r -t 10 line <&"${GHOST[0]}"
+[ "$line" = "suback 128" ] && ok ||
+  bad "a name added to the store as superuser after its deferred login: subscribe # got '$line', want refused"
+echo quit >&"${GHOST[1]}"
+wait "$GHOST_PID" 2>/dev/null
+$C "$DB" del-user ghost >/dev/null
+stop_broker ghost
+
 finish
