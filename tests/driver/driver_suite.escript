@@ -1412,6 +1412,31 @@ check_config() ->
                        " --check-config </dev/null"),
     check("--config FILE --check-config -> exit 0", {S3, O3},
           fun({0, _}) -> true; (_) -> false end),
+    check("... and warns in plain words that unknown_user = ignore can let a client in",
+          string:find(O3, "warning: unknown_user = ignore") =/= nomatch andalso
+              string:find(O3, "let that client in") =/= nomatch, true),
+    check("--check-config with the defaults warns of nothing",
+          string:find(O1, "warning") =:= nomatch, true),
+    {S5, O5} = run(drv("check-config") ++ " --db " ++ q(env(db)) ++ " --policy " ++ q(env(pol)) ++
+                       " --failed-action ignore --check-config </dev/null"),
+    check("--failed-action ignore --check-config: exit 0, warns that everyone may get in",
+          {S5, string:find(O5, "warning: failed_action = ignore") =/= nomatch}, {0, true}),
+    IgnPol = filename:join(env(tmp), "ignore.policy"),
+    write(IgnPol, "default ignore\n"),
+    {_, O6} = run(drv("check-config") ++ " --db " ++ q(env(db)) ++ " --policy " ++ q(IgnPol) ++
+                      " --check-config </dev/null"),
+    check("a policy with `default ignore`: --check-config warns",
+          string:find(O6, "warning: the policy's `default ignore`") =/= nomatch, true),
+    lists:foreach(
+      fun({V, Ok}) ->
+              {SV, OV} = run(drv("check-config") ++ " --db " ++ q(env(db)) ++ " --policy " ++
+                                 q(env(pol)) ++ " --call-timeout " ++ V ++
+                                 " --check-config </dev/null"),
+              check("--call-timeout " ++ V ++ (if Ok -> " accepted"; true -> " refused" end),
+                    {SV =:= 0, Ok orelse string:find(OV, "call_timeout") =/= nomatch},
+                    {Ok, true})
+      end, [{"5s", true}, {"500ms", true}, {"2500", true}, {"50ms", false}, {"5m", false},
+            {"-1s", false}, {"s", false}]),
     BadConf = filename:join(env(tmp), "bad.conf"),
     write(BadConf, ["db = ", env(db), "\nunknown_user = maybe\n"]),
     {S4, O4} = run(drv("check-config") ++ " --config " ++ q(BadConf) ++
