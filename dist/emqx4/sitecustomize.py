@@ -20,9 +20,9 @@ v1.1.1 for EMQX 4.1, v1.2.2 for 4.2, as pinned by the plugin's
 rebar.config; the same code as github.com/erlport/erlport):
   - src/python_options.erl: finds the interpreter with
     os:find_executable("python3") on the broker's PATH, runs `<it> -V` and
-    requires its first line to match ^Python X.Y.Z (no PYTHONPATH is set
-    for that check, and `-V` does not import site: this file is silent
-    there); PYTHONPATH = erlport's priv/python3, then the plugin's `path`,
+    requires its first line to match ^Python X.Y.Z (erlport sets no
+    PYTHONPATH for that check, and `-V` does not import site anyway: this
+    file is never run there); PYTHONPATH = erlport's priv/python3, then the plugin's `path`,
     then the broker's own PYTHONPATH; port options
     [{env, [{"PYTHONPATH", ...}]}, {packet, 4}, binary, hide, exit_status]
     (nouse_stdio added with that option).
@@ -34,7 +34,11 @@ rebar.config; the same code as github.com/erlport/erlport):
   - priv/python3/erlport/cli.py: the options above, parsed with optparse.
 The plugin (github.com/emqx/emqx-extension-hook, src/
 emqx_extension_hook_driver.erl) calls python:start_link([{python,
-"python3"} | Opts]) with a pool of one, then `init` on init_module.
+"python3"} | Opts]) with a pool of one, then `init` on init_module:
+{'C', Id, main, init, []} with the default.  No module `main` is needed:
+the exec happens before any call, and exhook-driver answers init whatever
+module it names, then gets its hooks called on the module its hook spec
+names.
 
 Exit status 1 and one `exhook-launch:` line on stderr whenever erlport's
 port was recognised but exhook-driver cannot be started as asked: erlport's
@@ -201,8 +205,8 @@ def _exhook_take_over(module_args):
         sys.stderr.write('exhook-launch: erlport\'s port (pid %d, -m erlport.cli %s): '
                          'exec %s (%s)\n' % (os.getpid(), summary, ' '.join(args), how))
         sys.stderr.flush()
-        # Python ignores SIGPIPE and SIGXFSZ; a program spawned by the broker
-        # directly would start with the defaults.
+        # Python set SIGPIPE and SIGXFSZ to ignored, which an exec keeps:
+        # hand exhook-driver the defaults (it sets what it wants itself).
         for name in ('SIGPIPE', 'SIGXFSZ'):
             if hasattr(signal, name):
                 signal.signal(getattr(signal, name), signal.SIG_DFL)
