@@ -10,6 +10,9 @@
 # EXH_DRIVER_WRAPPER (a command every driver runs under, @TAG@ in it naming
 # the driver) and EXH_TIME_SCALE (every wait, and the overall timeout, times
 # this integer) are passed to the suite: tests/driver_valgrind.sh sets them.
+# EXH_DRIVER_LAUNCH=erlport starts every driver through python3, erlport.cli
+# and dist/emqx4/sitecustomize.py as EMQX 4.1/4.2 does
+# (tests/erlport_launch_test.sh sets it).
 set -u
 scale=${EXH_TIME_SCALE:-1}
 case $scale in '' | *[!0-9]* | 0*)

@@ -23,6 +23,17 @@
 %%                       a last section checks one log per driver started.
 %%   EXH_TIME_SCALE      an integer >= 1 every wait is multiplied by (the
 %%                       drivers run 20-50x slower under valgrind).
+%%   EXH_DRIVER_LAUNCH   "erlport": every driver the suite serves through is
+%%                       started as EMQX 4.1/4.2 starts its python3 driver,
+%%                       through erlport and dist/emqx4/sitecustomize.py: the
+%%                       python3 erlport finds on PATH (after its `-V` check),
+%%                       `-u -m erlport.cli --packet=4 --use_stdio
+%%                       --compressed=0 --buffer_size=65536`, PYTHONPATH = a
+%%                       fake erlport priv dir (whose cli.py exits 3 if it is
+%%                       ever run), then TMPDIR/<tag>.launch holding the
+%%                       launcher, an exhook-driver symlink and a driver.conf
+%%                       with that driver's settings; erlport's port options.
+%%                       tests/erlport_launch_test.sh sets it.
 %% Without them the suite runs exactly as strict and fast as it always did.
 
 -mode(compile).
@@ -39,6 +50,15 @@ main([Driver, Ctl, Tmp, Fixtures, Repo]) ->
             end,
     persistent_term:put(exh_time_scale, Scale),
     persistent_term:put(exh_wrapper, string:trim(os:getenv("EXH_DRIVER_WRAPPER", ""))),
+    Launch = string:trim(os:getenv("EXH_DRIVER_LAUNCH", "")),
+    lists:member(Launch, ["", "erlport"]) orelse
+        begin io:format(standard_error, "EXH_DRIVER_LAUNCH must be empty or erlport~n", []),
+              halt(2) end,
+    Launch =/= "" andalso persistent_term:get(exh_wrapper) =/= "" andalso
+        begin io:format(standard_error, "EXH_DRIVER_LAUNCH and EXH_DRIVER_WRAPPER do not "
+                        "combine~n", []),
+              halt(2) end,
+    persistent_term:put(exh_launch, Launch),
     put(drivers, []),
     put(pass, 0), put(fail, 0), put(strays, []), put(next_id, 100),
     put(env, #{driver => Driver, ctl => Ctl, tmp => Tmp, fix => Fixtures, repo => Repo,
@@ -46,6 +66,7 @@ main([Driver, Ctl, Tmp, Fixtures, Repo]) ->
     T0 = erlang:monotonic_time(millisecond),
     try
         setup(),
+        launch() andalso launch_setup(),
         suite()
     catch C:E:St ->
             bad("suite aborted", io_lib:format("~p:~p~n~p", [C, E, St]))
@@ -181,7 +202,11 @@ driver_args(Tag, Db, Policy, Extra) ->
 start(Tag, Policy, Extra) -> start(Tag, Policy, Extra, [{packet, 4}]).
 start(Tag, Policy, Extra, PortOpts) -> start(Tag, env(db), Policy, Extra, PortOpts).
 start(Tag, Db, Policy, Extra, PortOpts) ->
-    start_cmd(Tag, driver_args(Tag, Db, Policy, Extra), PortOpts).
+    case launch() of
+        false -> start_cmd(Tag, driver_args(Tag, Db, Policy, Extra), PortOpts);
+        true -> start_launched(Tag, conf_lines([{"db", Db}, {"policy", Policy}], Extra),
+                               PortOpts)
+    end.
 
 %% start_cmd(Tag, DriverCommandLine (from drv/1 or driver_args/4), PortOpts) -> driver map
 start_cmd(Tag, DriverCmd, PortOpts) ->
@@ -189,6 +214,9 @@ start_cmd(Tag, DriverCmd, PortOpts) ->
     [file:delete(TagPath ++ Ext) || Ext <- [".pid", ".status"]],
     Cmd = "/bin/sh " ++ q(wrapper()) ++ " " ++ q(TagPath) ++ " " ++ DriverCmd,
     Port = open_port({spawn, Cmd}, PortOpts ++ [binary, exit_status]),
+    started(Tag, TagPath, Port).
+
+started(Tag, TagPath, Port) ->
     put(timeouts, 0),
     PidFile = TagPath ++ ".pid",
     true = poll(fun() -> filelib:is_regular(PidFile) end, ms(5000)),
@@ -196,6 +224,126 @@ start_cmd(Tag, DriverCmd, PortOpts) ->
     #{port => Port, tag => Tag, ospid => string:trim(binary_to_list(PidB)),
       wrapper_pid => element(2, erlang:port_info(Port, os_pid)),
       status => TagPath ++ ".status"}.
+
+%% ---- EXH_DRIVER_LAUNCH=erlport: drivers started as EMQX 4.1/4.2 starts them ---------
+
+launch() -> persistent_term:get(exh_launch) =:= "erlport".
+
+%% The interpreter erlport would run for {python, "python3"}: the first
+%% python3 on PATH, made absolute, whose `-V` output read as erlport reads it
+%% (open_port({spawn, Cmd}, [{line, 80}, stderr_to_stdout, hide]), first line
+%% only; erlport src/python_options.erl and src/erlport_options.erl) must
+%% start with Python 3.X.Y.  And the fake erlport priv dir: if its cli.py
+%% ever runs, the launcher did not take over.
+launch_setup() ->
+    Python = case os:find_executable("python3") of
+                 false -> error(python3_not_on_path);
+                 F -> filename:absname(F)
+             end,
+    P = open_port({spawn, Python ++ " -V"}, [{line, 80}, stderr_to_stdout, hide]),
+    Version = receive {P, {data, {eol, L}}} -> L; {P, Other} -> Other
+              after ms(15000) -> timeout
+              end,
+    catch port_close(P),
+    check("launch: `" ++ Python ++ " -V` reads Python 3.X.Y as erlport's version check wants",
+          Version, fun(V) -> re:run(V, "^Python 3\\.[0-9]+\\.[0-9]+$") =/= nomatch end),
+    Priv = filename:join([env(tmp), "erlport", "priv", "python3"]),
+    Pkg = filename:join(Priv, "erlport"),
+    ok = filelib:ensure_dir(filename:join(Pkg, "x")),
+    write(filename:join(Pkg, "__init__.py"), ""),
+    write(filename:join(Pkg, "cli.py"),
+          "import sys\n"
+          "sys.stderr.write('FAKE-ERLPORT-CLI-RAN: the launcher did not take over\\n')\n"
+          "sys.exit(3)\n"),
+    put(env, maps:merge(get(env),
+                        #{python => Python, priv => Priv,
+                          launcher => filename:join([env(repo), "dist", "emqx4",
+                                                     "sitecustomize.py"])})),
+    put(launched, []),
+    io:format("#     launch: ~ts (~ts), through erlport.cli + dist/emqx4/sitecustomize.py~n",
+              [Python, Version]).
+
+%% conf_lines(Settings, "--key value ..."): the flags as driver.conf lines.
+conf_lines(Settings, Flags) -> Settings ++ conf_pairs(string:lexemes(Flags, " ")).
+conf_pairs(["--" ++ K, V | T]) -> [{lists:flatten(string:replace(K, "-", "_", all)), V}
+                                   | conf_pairs(T)];
+conf_pairs([]) -> [].
+
+%% launch_cmd(Tag, Settings, use_stdio | nouse_stdio) -> {Cmd, PortEnv}: what
+%% erlport's python.erl and python_options.erl make of {python, "python3"}
+%% with path = TMPDIR/<Tag>.launch, which gets the launcher, an exhook-driver
+%% symlink and a driver.conf of Settings ({Key, Value} | {text, IoData}).
+launch_cmd(Tag, Settings, UseStdio) ->
+    put(launched, [Tag | get(launched)]),
+    Dir = filename:join(env(tmp), Tag ++ ".launch"),
+    ok = filelib:ensure_dir(filename:join(Dir, "x")),
+    {ok, Src} = file:read_file(env(launcher)),
+    write(filename:join(Dir, "sitecustomize.py"), Src),
+    Link = filename:join(Dir, "exhook-driver"),
+    file:delete(Link),
+    ok = file:make_symlink(env(driver), Link),
+    write(filename:join(Dir, "driver.conf"),
+          ["# driver_suite.escript: ", Tag, "\n"
+           | [case S of {text, T} -> [T, "\n"]; {K, V} -> [K, " = ", V, "\n"] end
+              || S <- Settings]]),
+    %% erlport's priv/python3, the plugin's path, then the broker's PYTHONPATH,
+    %% first occurrence kept, empty entries dropped
+    Path = dedup([env(priv), Dir | string:lexemes(os:getenv("PYTHONPATH", ""), ":")], []),
+    Cmd = env(python) ++ " -u -m erlport.cli --packet=4 --" ++ atom_to_list(UseStdio) ++
+        " --compressed=0 --buffer_size=65536",
+    {Cmd, [{"PYTHONPATH", lists:join(":", Path)}]}.
+
+dedup([], Acc) -> lists:reverse(Acc);
+dedup([P | T], Acc) ->
+    case lists:member(P, Acc) of true -> dedup(T, Acc); false -> dedup(T, [P | Acc]) end.
+
+%% start_launched(Tag, Settings, PortOpts) -> driver map: erlport's command
+%% and port options ({env, ...}, {packet, 4}, binary, hide, exit_status)
+%% under the suite's wrapper, which records the pid python3 runs as (the
+%% driver's, once the launcher exec'd it) and the exit status.
+start_launched(Tag, Settings, PortOpts) ->
+    put(drivers, [Tag | get(drivers)]),
+    TagPath = filename:join(env(tmp), Tag),
+    [file:delete(TagPath ++ Ext) || Ext <- [".pid", ".status"]],
+    {Cmd, Env} = launch_cmd(Tag, Settings, use_stdio),
+    Port = open_port({spawn, "/bin/sh " ++ q(wrapper()) ++ " " ++ q(TagPath) ++ " " ++ Cmd},
+                     [{env, Env} | PortOpts] ++ [binary, hide, exit_status]),
+    started(Tag, TagPath, Port).
+
+%% The main driver, once it has answered: python3's pid is now exhook-driver
+%% itself, and the launcher said what it exec'd.
+erlport_launch(#{ospid := Pid}) ->
+    {0, Want} = run("readlink -f " ++ q(env(driver))),
+    check("launch: pid " ++ Pid ++ " (python3 as erlport started it) is now exhook-driver "
+          "(/proc/" ++ Pid ++ "/exe)",
+          file:read_link_all("/proc/" ++ Pid ++ "/exe"), {ok, string:trim(Want)}),
+    Conf = filename:join(env(tmp), "main.launch/driver.conf"),
+    check("launch: the launcher logged one line: erlport's port, same pid, exec exhook-driver "
+          "--config " ++ Conf,
+          [L || L <- string:split(read_log("main"), "\n", all),
+                string:prefix(L, "exhook-launch:") =/= nomatch],
+          fun([L]) -> string:find(L, "(pid " ++ Pid ++ ", -m erlport.cli --packet=4 --use_stdio")
+                          =/= nomatch andalso
+                          string:find(L, "/exhook-driver --config " ++ Conf) =/= nomatch;
+             (_) -> false end).
+
+%% Every launch left one exhook-launch line in its driver's log and none
+%% ran erlport's (fake) cli.py.
+launch_logs() ->
+    timer:sleep(ms(300)),
+    Tags = lists:usort(get(launched)),
+    [begin
+         Log = read_log(T),
+         N = length([x || X <- get(launched), X =:= T]),
+         Lines = [L || L <- string:split(Log, "\n", all),
+                       string:prefix(L, "exhook-launch: erlport's port") =/= nomatch],
+         check(io_lib:format("launch ~ts: ~b exec line(s) for ~b launch(es), erlport's cli.py "
+                             "never ran, nothing refused", [T, length(Lines), N]),
+               {length(Lines), string:find(Log, "FAKE-ERLPORT") =:= nomatch,
+                string:find(Log, "exiting 1") =:= nomatch},
+               {N, true, true})
+     end || T <- Tags],
+    ok.
 
 %% close(D) -> exit status of the driver after its stdin closed (or timeout)
 close(#{port := Port, status := StFile}) ->
@@ -305,12 +453,15 @@ suite() ->
     %% a section that crashes (driver gone, too many timeouts) is one failure;
     %% the next section still runs
     [section(Name, fun() -> F(D) end)
-     || {Name, F} <- [{init_spec, fun init_spec/1}, {authenticate, fun authenticate/1},
-                      {check_acl, fun check_acl/1}, {encodings, fun encodings/1},
-                      {protocol, fun protocol/1}, {in_flight, fun in_flight/1},
-                      {slow_auth, fun slow_auth/1}, {store_live, fun store_live/1},
-                      {policy_live, fun policy_live/1}, {malformed, fun malformed/1},
-                      {sessions, fun sessions/1}, {finish, fun finish/1}]],
+     || {Name, F} <- [{init_spec, fun init_spec/1}]
+                         %% once init has answered, the launch is over
+                         ++ [{erlport_launch, fun erlport_launch/1} || launch()]
+                         ++ [{authenticate, fun authenticate/1},
+                             {check_acl, fun check_acl/1}, {encodings, fun encodings/1},
+                             {protocol, fun protocol/1}, {in_flight, fun in_flight/1},
+                             {slow_auth, fun slow_auth/1}, {store_live, fun store_live/1},
+                             {policy_live, fun policy_live/1}, {malformed, fun malformed/1},
+                             {sessions, fun sessions/1}, {finish, fun finish/1}]],
     %% each of these starts its own driver
     [begin put(timeouts, 0), section(Name, F) end
      || {Name, F} <- [{unknown_ignore_and_sighup, fun unknown_ignore_and_sighup/0},
@@ -321,7 +472,8 @@ suite() ->
                       {truncated_at_eof, fun truncated_at_eof/0},
                       {check_config, fun check_config/0},
                       {sanitizer_reports, fun sanitizer_reports/0}]
-                         ++ [{valgrind_reports, fun valgrind_reports/0} || under_valgrind()]],
+                         ++ [{valgrind_reports, fun valgrind_reports/0} || under_valgrind()]
+                         ++ [{launch_logs, fun launch_logs/0} || launch()]],
     ok.
 
 section(Name, F) ->
@@ -1299,8 +1451,17 @@ unknown_ignore_and_sighup() ->
 
 nouse_stdio() ->
     Log = filename:join(env(tmp), "nouse.log"),
-    Cmd = driver_args("nouse", env(pol), "--nouse_stdio") ++ " 2>>" ++ q(Log),
-    Port = open_port({spawn, Cmd}, [{packet, 4}, binary, exit_status, nouse_stdio]),
+    {Cmd, Opts} =
+        case launch() of
+            false -> {driver_args("nouse", env(pol), "--nouse_stdio"), []};
+            true ->
+                put(drivers, ["nouse" | get(drivers)]),
+                {C, Env} = launch_cmd("nouse", [{"db", env(db)}, {"policy", env(pol)}],
+                                      nouse_stdio),
+                {C, [{env, Env}, hide]}
+        end,
+    Port = open_port({spawn, Cmd ++ " 2>>" ++ q(Log)},
+                     Opts ++ [{packet, 4}, binary, exit_status, nouse_stdio]),
     D = #{port => Port},
     R = call_id(D, 1, init, []),
     check("--nouse_stdio (fds 3/4): init answers", R,
@@ -1445,8 +1606,13 @@ check_config() ->
           fun({S, _}) -> S =/= 0 end),
     lists:foreach(
       fun({Flags, Want}) ->
-              D2 = start_cmd("conf", drv("conf") ++ " --config " ++ q(Conf) ++ Flags,
-                             [{packet, 4}]),
+              D2 = case launch() of
+                       false -> start_cmd("conf", drv("conf") ++ " --config " ++ q(Conf) ++
+                                              Flags, [{packet, 4}]);
+                       true -> {ok, Text} = file:read_file(Conf),
+                               start_launched("conf", conf_lines([{text, Text}], Flags),
+                                              [{packet, 4}])
+                   end,
               S = case call_id(D2, 1, init, []) of {r, {0, {_, St}}} -> St; _ -> undefined end,
               put(state, S),
               check("driver started with --config" ++ Flags ++ ": unknown user -> " ++
