@@ -38,6 +38,7 @@
 
 #include "exhook/auth.h"
 #include "exhook/eval.h"
+#include "exhook/policy.h"
 
 /* What a connection's login gave it.  Every connection logs in through
  * MOSQ_EVT_BASIC_AUTH (anonymous ones too), and each outcome is kept, so a
@@ -500,6 +501,22 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *pid, void **userdata, struct mo
     }
     exh_error err;
     if (!store(p, &err)) store_failed(p, &err); /* said at start-up, not at the first login */
+    /* "No opinion" hands the decision to the next plugin, password_file or
+     * allow_anonymous: say so where an operator looks. */
+    if (p->unknown_ignore)
+        mosquitto_log_printf(MOSQ_LOG_WARNING,
+                             "exhook: warning: plugin_opt_unknown_user ignore: a name that is not "
+                             "in the store is left to the next plugin, password_file or "
+                             "allow_anonymous, which may let it in");
+    if (p->failed_ignore)
+        mosquitto_log_printf(MOSQ_LOG_WARNING,
+                             "exhook: warning: plugin_opt_failed_action ignore: while the store "
+                             "cannot be read, every login and check is left to the next plugin, "
+                             "password_file or allow_anonymous, which may let everyone in");
+    if (exh_policy_default(p->pol) == EXH_IGNORE)
+        mosquitto_log_printf(MOSQ_LOG_WARNING,
+                             "exhook: warning: the policy's `default ignore`: a publish or "
+                             "subscribe no rule decides is left to the broker's other sources");
     *userdata = p;
     if (mosquitto_callback_register(pid, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL, p) ||
         mosquitto_callback_register(pid, MOSQ_EVT_ACL_CHECK, on_acl_check, NULL, p) ||

@@ -427,6 +427,8 @@ log=$tmp/ghost.log
 bpid=$!
 pids+=("$bpid")
 for i in $(seq 100); do grep -q 'mosquitto version .* running' "$log" && break; sleep 0.05; done
+grep -q 'exhook: warning: plugin_opt_unknown_user ignore: .* may let it in' "$log" && ok ||
+  bad "no start-up warning for plugin_opt_unknown_user ignore: $(grep exhook "$log")"
 coproc GHOST { timeout 30 python3 tests/mosquitto/mqtt_session.py "$port" g-1 ghost ghostpw; }
 read -r -t 10 line <&"${GHOST[0]}"
 [ "$line" = "connack 0" ] && ok || bad "deferred login let in by password_file: got '$line'"

@@ -1606,11 +1606,12 @@ check_config() ->
           fun({S, _}) -> S =/= 0 end),
     lists:foreach(
       fun({Flags, Want}) ->
+              Tag = "conf" ++ integer_to_list(length(Flags)),
               D2 = case launch() of
-                       false -> start_cmd("conf", drv("conf") ++ " --config " ++ q(Conf) ++
+                       false -> start_cmd(Tag, drv(Tag) ++ " --config " ++ q(Conf) ++
                                               Flags, [{packet, 4}]);
                        true -> {ok, Text} = file:read_file(Conf),
-                               start_launched("conf", conf_lines([{text, Text}], Flags),
+                               start_launched(Tag, conf_lines([{text, Text}], Flags),
                                               [{packet, 4}])
                    end,
               S = case call_id(D2, 1, init, []) of {r, {0, {_, St}}} -> St; _ -> undefined end,
@@ -1618,6 +1619,9 @@ check_config() ->
               check("driver started with --config" ++ Flags ++ ": unknown user -> " ++
                         want_name(Want),
                     auth(D2, user(<<"nobody">>, <<"x-1">>, <<"pw">>)), Want),
+              check("... and its start-up log warns when unknown_user = ignore",
+                    string:find(read_log(Tag), "warn: unknown_user = ignore") =/= nomatch,
+                    Want =:= ?IGNORE),
               check("... and a known user -> allow",
                     auth(D2, user(<<"acme:alice">>, <<"web-1">>, <<"alice-pw">>)), ?ALLOW),
               check("... exit status 0", close(D2), 0)
