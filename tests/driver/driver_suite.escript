@@ -196,7 +196,13 @@ drv(Tag) ->
 
 driver_args(Tag, Policy, Extra) -> driver_args(Tag, env(db), Policy, Extra).
 driver_args(Tag, Db, Policy, Extra) ->
-    drv(Tag) ++ " --db " ++ q(Db) ++ " --policy " ++ q(Policy) ++ " " ++ Extra.
+    drv(Tag) ++ " --db " ++ q(Db) ++ " --policy " ++ q(Policy) ++ " --call-timeout " ++
+        call_timeout() ++ " " ++ Extra.
+
+%% Every driver gets the broker's default call_timeout (5 s) times
+%% EXH_TIME_SCALE (valgrind makes a password check 20-50x slower); a later
+%% --call-timeout in Extra overrides it (the deadline section).
+call_timeout() -> integer_to_list(5 * scale()) ++ "s".
 
 %% start(Tag, Policy, ExtraArgs, PortOpts) -> driver map
 start(Tag, Policy, Extra) -> start(Tag, Policy, Extra, [{packet, 4}]).
@@ -204,7 +210,8 @@ start(Tag, Policy, Extra, PortOpts) -> start(Tag, env(db), Policy, Extra, PortOp
 start(Tag, Db, Policy, Extra, PortOpts) ->
     case launch() of
         false -> start_cmd(Tag, driver_args(Tag, Db, Policy, Extra), PortOpts);
-        true -> start_launched(Tag, conf_lines([{"db", Db}, {"policy", Policy}], Extra),
+        true -> start_launched(Tag, conf_lines([{"db", Db}, {"policy", Policy},
+                                                {"call_timeout", call_timeout()}], Extra),
                                PortOpts)
     end.
 
