@@ -189,26 +189,25 @@ static void emqx_note(const exh_rule *r, uint32_t j, exh_lint_fn fn, void *user)
 {
     int qos = r->qos_lo >= 0, retain = r->retain >= 0;
     if (!qos && !retain) return;
-    const char *opts = qos && retain ? "QoS and retain options"
-                       : qos         ? "QoS option"
-                                     : "retain option";
     /* What the options constrain: every action of the rule for qos,
      * publishes only for retain. */
     unsigned hit = qos ? r->actions : r->actions & EXH_PUBLISH;
-    const char *what = exh_action_str(hit);
+    const char *what = hit == (EXH_PUBLISH | EXH_SUBSCRIBE) ? "publish or subscribe"
+                       : hit == EXH_PUBLISH                 ? "publish"
+                                                            : "subscribe";
+    const char *facts = qos && retain ? "QoS and retain flag" : qos ? "QoS" : "retain flag";
     uint32_t col = qos ? r->qos_col : r->retain_col;
     if (r->effect == EXH_ALLOW)
         emit(fn, user, EXH_LINT_UNKNOWN_OPTION, 1, j, 0, col,
-             "EMQX's hooks pass no QoS or retain flag: because of its %s, this rule never "
-             "allows %s there%s; move the refinement to a front end that supplies them, or "
-             "accept that EMQX refuses these requests",
-             opts, hit == (EXH_PUBLISH | EXH_SUBSCRIBE) ? "a publish or subscribe" : what,
-             hit != r->actions ? " (subscribes are decided without retain)" : "");
+             "EMQX's hooks pass no QoS or retain flag: there this allow rule never grants a %s, "
+             "its %s being unknown%s; keep such refinements for front ends that pass them "
+             "(Mosquitto)",
+             what, facts, hit != r->actions ? " (subscribes are decided without retain)" : "");
     else
         emit(fn, user, EXH_LINT_UNKNOWN_OPTION, 1, j, 0, col,
              "EMQX's hooks pass no QoS or retain flag: there this deny rule refuses every %s it "
-             "matches, whatever its %s say",
-             hit == (EXH_PUBLISH | EXH_SUBSCRIBE) ? "publish and subscribe" : what, opts);
+             "matches, whatever the %s",
+             what, facts);
 }
 
 uint32_t exh_lint(const exh_policy *p, exh_lint_fn fn, void *user)

@@ -197,6 +197,7 @@ static void test_repository_files(void **state)
     (void)state;
     int checked = 0;
     check_dir("policies", &checked);
+    check_dir("examples/qos-retain", &checked);
     check_dir("tests/data", &checked);
     check_dir("tests/fuzz/corpus/policy", &checked);
     assert_true(checked >= 10);
