@@ -17,12 +17,10 @@
 # the two CPU costs is what a server-bound run would show.
 # Requests (policies/, users in a fresh argon2id store):
 #   pub_allow  acme:bob publishes tenants/acme/users/bob/telemetry  (allow,
-#              30-tenants.policy: a regex with two captures; the devices'
-#              telemetry rule needs a qos, which client.authorize does not
-#              carry, so it never allows over ExHook)
-#   pub_deny   dev1 (dev-00000001) publishes to device 00000002's topic  (deny,
-#              20-devices.policy's closing deny, after the device rules)
-#   sub        dev1 subscribes devices/00000001/down/#  (allow)
+#              30-tenants.policy: a regex with two captures)
+#   pub_deny   d-00000001 (dev-00000001) publishes to device 00000002's topic
+#              (deny, 20-devices.policy's closing deny, after the device rules)
+#   sub        d-00000001 subscribes devices/00000001/down/#  (allow)
 # h2load counts HTTP 200 even when grpc-status is an error, so before timing
 # each server gets (a) the very bytes of each body through a real gRPC client
 # (grpcio): exhook must answer allow/deny/allow, noop STOP_AND_RETURN true, and
@@ -33,7 +31,7 @@
 # verification, the store's default hash) is probed by h2load at 1 call in
 # flight, PROBE_RPS calls/s for PROBE seconds (--log-file: per-call times),
 # alone and then while another h2load keeps AUTHN_INFLIGHT OnClientAuthenticate
-# calls (dev1, right password) in flight on AUTHN_CONNS connections.
+# calls (d-00000001, right password) in flight on AUTHN_CONNS connections.
 #
 # Usage: bench/grpc_bench.sh [BUILD-DIR]   (default build/; builds nothing)
 # Env: CONNS=8 STREAMS=16 DUR=4 WARM=1 ROUNDS=3 REQS="pub_allow pub_deny sub"
@@ -74,8 +72,8 @@ adduser() { # NAME PASSWORD [options]
   shift 2
   printf '%s\n' "$pw" | $ctl --db "$DB" add-user "$u" --password-stdin "$@" >/dev/null
 }
-adduser dev1 devpw1 --clientid-pattern 'dev-[0-9a-f]{8}'
-adduser dev2 devpw2 --clientid-pattern 'dev-[0-9a-f]{8}'
+adduser d-00000001 devpw1 --clientid-pattern 'dev-[0-9a-f]{8}'
+adduser d-00000002 devpw2 --clientid-pattern 'dev-[0-9a-f]{8}'
 adduser backend bepw --group device-backend
 adduser 'acme:bob' bobpw
 adduser opsuser opspw --group ops
@@ -95,7 +93,7 @@ def client(clientid, username, peerhost, password=''):
                          protocol='mqtt', is_superuser=False, anonymous=False)
 A = pb.ClientAuthorizeRequest
 bob = client('acme-bob-01', 'acme:bob', '10.1.2.4')
-dev = client('dev-00000001', 'dev1', '10.1.2.3')
+dev = client('dev-00000001', 'd-00000001', '10.1.2.3')
 # name: (request, the decision exhook must give)
 REQS = {
     'pub_allow': (A(clientinfo=bob, type=A.PUBLISH, topic='tenants/acme/users/bob/telemetry',
@@ -104,9 +102,9 @@ REQS = {
                    result=True, meta=meta), False),
     'sub': (A(clientinfo=dev, type=A.SUBSCRIBE, topic='devices/00000001/down/#',
               result=True, meta=meta), True),
-    'authn': (pb.ClientAuthenticateRequest(clientinfo=client('dev-00000001', 'dev1', '10.1.2.3',
+    'authn': (pb.ClientAuthenticateRequest(clientinfo=client('dev-00000001', 'd-00000001', '10.1.2.3',
                                                              'devpw1'), result=True, meta=meta), True),
-    'authn_bad': (pb.ClientAuthenticateRequest(clientinfo=client('dev-00000001', 'dev1', '10.1.2.3',
+    'authn_bad': (pb.ClientAuthenticateRequest(clientinfo=client('dev-00000001', 'd-00000001', '10.1.2.3',
                                                                  'wrong'), result=True, meta=meta), False),
 }
 AUTHN = ('authn', 'authn_bad')

@@ -8,8 +8,9 @@
 #              rules this load needs (policies/ regexes and captures have no
 #              acl_file equivalent, so each device gets its own `user` block)
 #
-# Publish throughput: CLIENTS device clients (dev-<serial>, each allowed
-# devices/<serial>/up/# at qos 0-1 by policies/20-devices.policy) send MSGS
+# Publish throughput: CLIENTS device clients (user d-<serial>, client id
+# dev-<serial>, each allowed devices/<serial>/up/# by
+# policies/20-devices.policy) send MSGS
 # qos 0 messages each, as fast as the sockets take them; one backend client
 # subscribed to devices/+/up/# (group device-backend) counts them.  The time
 # is from the first byte sent until the subscriber has every message; each
@@ -61,8 +62,8 @@ adduser backend bepw --group device-backend
 printf 'user backend\ntopic read devices/+/up/#\n\n' >>"$tmp/acl"
 for i in $(seq "$CLIENTS"); do
   s=$(serial "$i")
-  adduser "dev$i" "devpw$i" --clientid-pattern 'dev-[0-9a-f]{8}'
-  printf 'user dev%s\ntopic write devices/%s/up/#\n\n' "$i" "$s" >>"$tmp/acl"
+  adduser "d-$s" "devpw$i" --clientid-pattern 'dev-[0-9a-f]{8}'
+  printf 'user d-%s\ntopic write devices/%s/up/#\n\n' "$s" "$s" >>"$tmp/acl"
 done
 echo "creating $COLD users for the cold-connect run (argon2id, one by one)..." >&2
 for i in $(seq "$COLD"); do
@@ -208,11 +209,11 @@ def connects(port, setup, n, users):
 mode, port, setup = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 if mode == "pub":
     clients, msgs = int(sys.argv[4]), int(sys.argv[5])
-    print("%.0f" % throughput(port, setup, clients, msgs, lambda i: ("dev%d" % i, "devpw%d" % i)))
+    print("%.0f" % throughput(port, setup, clients, msgs, lambda i: ("d-%08x" % i, "devpw%d" % i)))
 elif mode == "conn":
     n = int(sys.argv[4])
     anon = setup == "none"
-    print("%.1f" % connects(port, setup, n, lambda i: (None, None, "dev-00000001") if anon else ("dev1", "devpw1", "dev-00000001")))
+    print("%.1f" % connects(port, setup, n, lambda i: (None, None, "dev-00000001") if anon else ("d-00000001", "devpw1", "dev-00000001")))
 elif mode == "cold":
     n = int(sys.argv[4])
     print("%.1f" % connects(port, setup, n, lambda i: ("cold%d" % (i + 1), "coldpw", "cold-%d" % i)))

@@ -15,7 +15,11 @@ static const char lint_help[] =
     "           request it could match (it can never decide anything);\n"
     "  warning: a named capture that no placeholder of its rule uses;\n"
     "  warning: an allow that grants every topic ('#' or no topic);\n"
-    "  note:    qos/retain options, which EMQX's hooks cannot supply.\n"
+    "  warning: `default ignore`, which lets the broker's next source decide\n"
+    "           (on EMQX's default configuration: allow, so it fails open);\n"
+    "  note:    a rule with qos/retain options, which EMQX's hooks cannot\n"
+    "           supply (there an allow with them never grants what they\n"
+    "           constrain, a deny refuses it whatever the values).\n"
     "\n"
     "Exit status: 0 clean (notes allowed), 1 warnings, 2 the policy does not\n"
     "compile.\n";
@@ -30,6 +34,13 @@ static void show(const exh_lint_diag *d, void *user)
 {
     ctx *c = user;
     const exh_rule_info *r = exh_policy_rule(c->p, d->rule);
+    exh_rule_info def = {0};
+    if (d->rule == EXH_LINT_NO_RULE) { /* about the `default` statement */
+        def.file = exh_policy_default_file(c->p, &def.line);
+        def.col = 1;
+        def.text = "default ignore";
+        r = &def;
+    }
     const char *sev = d->is_note ? "note" : "warning";
     if (c->json) {
         char loc[600];

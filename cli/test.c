@@ -23,7 +23,11 @@ static const char test_help[] =
     "own directory (policies sit beside their tests), and ./policies when PATH\n"
     "is absent too.\n"
     "\n"
-    "  --json   one JSON object per failure, then {\"passed\":N,\"failed\":N}\n"
+    "An expectation with 'also emqx' runs twice (as written, then with QoS and\n"
+    "retain unknown, as EMQX's hooks send it) and counts twice.\n"
+    "\n"
+    "  --json   one JSON object per failure (\"variant\":\"emqx\" on an EMQX run),\n"
+    "           then {\"passed\":N,\"failed\":N}\n"
     "\n"
     "Exit status: 0 all passed, 1 some failed, 2 a test file or the policy is\n"
     "malformed.\n";
@@ -52,13 +56,15 @@ static int one(const exh_expectation *e, void *user)
         snprintf(loc, sizeof(loc), "%s:%u", e->file, e->line);
         fputs("{\"test\":", stdout);
         json_put_string(stdout, loc, strlen(loc));
-        printf(",\"expected\":\"%s\",\"got\":\"%s\",\"by\":", exh_decision_str(e->expected),
-               exh_decision_str(res.decision));
+        printf(
+            ",%s\"expected\":\"%s\",\"got\":\"%s\",\"by\":", e->emqx ? "\"variant\":\"emqx\"," : "",
+            exh_decision_str(e->expected), exh_decision_str(res.decision));
         json_put_string(stdout, why, strlen(why));
         fputs("}\n", stdout);
     } else {
-        printf("%s:%u: expected %s, got %s\n    decided by %s\n", e->file, e->line,
-               exh_decision_str(e->expected), exh_decision_str(res.decision), why);
+        printf("%s:%u: expected %s, got %s%s\n    decided by %s\n", e->file, e->line,
+               exh_decision_str(e->expected), exh_decision_str(res.decision),
+               e->emqx ? " as EMQX sends it (QoS and retain unknown)" : "", why);
     }
     return 0;
 }

@@ -46,8 +46,9 @@ if [ "${1:-}" = --check ]; then
     $ctl --policy policies check "$@" || true
     echo
   }
-  show --action publish --clientid dev-0a1b2c3d --topic devices/0a1b2c3d/up/temp
-  show --action publish --clientid dev-0a1b2c3d --topic devices/ffffffff/up/temp
+  show --action publish --username d-0a1b2c3d --clientid dev-0a1b2c3d --topic devices/0a1b2c3d/up/temp
+  show --action publish --username d-0a1b2c3d --clientid dev-0a1b2c3d --topic devices/ffffffff/up/temp
+  show --action connect --username d-ffffffff --clientid dev-0a1b2c3d
   show --action subscribe --username acme:joe --topic 'tenants/acme/shared/#'
   show --action subscribe --username bob --topic '$SYS/#'
   show --action connect --peerhost 127.0.0.1

@@ -226,31 +226,41 @@ static exh_status compile_regex(const lexer *L, exh_rule *r, exh_cond *c, char *
     return EXH_OK;
 }
 
-static exh_status push_part(exh_spec *s, exh_part p, exh_error *err)
+static exh_status push_part(exh_part **parts, uint32_t *n, exh_part p, exh_error *err)
 {
-    if ((s->nparts & (s->nparts - 1)) == 0) { /* room doubles at powers of two */
-        exh_part *np = realloc(s->parts, (s->nparts ? 2 * (size_t)s->nparts : 1) * sizeof(*np));
+    if ((*n & (*n - 1)) == 0) { /* room doubles at powers of two */
+        exh_part *np = realloc(*parts, (*n ? 2 * (size_t)*n : 1) * sizeof(*np));
         if (!np) return no_memory(err);
-        s->parts = np;
+        *parts = np;
     }
-    s->parts[s->nparts++] = p;
+    (*parts)[(*n)++] = p;
     return EXH_OK;
 }
 
+/* Where the placeholders of a text go and what they may name. */
+typedef struct part_target {
+    exh_part **parts;
+    uint32_t *nparts;
+    int percent; /* `%u`/`%c` filling [start, end) are aliases (topic levels) */
+    int self;    /* the built-in placeholder a condition may not use on its own field, or -1 */
+    const char *field; /* its name, for that error */
+} part_target;
+
 /*
- * One level of a rule's filter that holds placeholders: literal runs and
- * ${name} references, in order.  `%u`/`%c` count only when they are the
- * whole level (as in Mosquitto's ACL files); elsewhere they are text.
+ * Literal runs and ${name} references of x[start, end), in order: one
+ * level of a rule's filter, or the whole string of an exact username or
+ * clientid condition.  `%u`/`%c` count only when they are the whole level
+ * (as in Mosquitto's ACL files); elsewhere they are text.
  */
-static exh_status compile_pattern(const lexer *L, exh_rule *r, exh_spec *s, uint32_t start,
-                                  uint32_t end, char **negated, int nneg, exh_error *err)
+static exh_status compile_pattern(const lexer *L, exh_rule *r, const token *t, const char *x,
+                                  uint32_t start, uint32_t end, const part_target *pt,
+                                  char **negated, int nneg, exh_error *err)
 {
-    const token *t = s->tok;
-    const char *x = s->text;
     exh_status st;
-    if (end - start == 2 && x[start] == '%' && (x[start + 1] == 'u' || x[start + 1] == 'c')) {
+    if (pt->percent && end - start == 2 && x[start] == '%' &&
+        (x[start + 1] == 'u' || x[start + 1] == 'c')) {
         exh_part p = {.kind = x[start + 1] == 'u' ? PART_USERNAME : PART_CLIENTID};
-        return push_part(s, p, err);
+        return push_part(pt->parts, pt->nparts, p, err);
     }
     uint32_t lit = start;
     for (uint32_t i = start; i < end;) {
@@ -273,7 +283,8 @@ static exh_status compile_pattern(const lexer *L, exh_rule *r, exh_spec *s, uint
                 return at_value(L, err, t, i, "bad placeholder name%s (letters, digits, '_')", "");
         }
         if (i > lit &&
-            (st = push_part(s, (exh_part){.kind = PART_LIT, .off = lit, .len = i - lit}, err)))
+            (st = push_part(pt->parts, pt->nparts,
+                            (exh_part){.kind = PART_LIT, .off = lit, .len = i - lit}, err)))
             return st;
         exh_part p = {0};
         if (nlen == 8 && !memcmp(name, "username", 8)) {
@@ -301,12 +312,18 @@ static exh_status compile_pattern(const lexer *L, exh_rule *r, exh_spec *s, uint
             p.slot = (uint8_t)slot;
             r->slot_used |= (uint16_t)(1u << slot);
         }
-        if ((st = push_part(s, p, err))) return st;
+        /* `username "x${username}"` could only ever compare the name with
+         * itself: always true or always false, never what was meant. */
+        if ((int)p.kind == pt->self)
+            return at_value(L, err, t, i,
+                            "a %s condition cannot use its own value as a placeholder", pt->field);
+        if ((st = push_part(pt->parts, pt->nparts, p, err))) return st;
         i = close + 1;
         lit = i;
     }
     if (end > lit)
-        return push_part(s, (exh_part){.kind = PART_LIT, .off = lit, .len = end - lit}, err);
+        return push_part(pt->parts, pt->nparts,
+                         (exh_part){.kind = PART_LIT, .off = lit, .len = end - lit}, err);
     return EXH_OK;
 }
 
@@ -358,7 +375,8 @@ static exh_status compile_spec(const lexer *L, exh_rule *r, exh_spec *s, char **
             if (has_placeholder(x, start, i)) {
                 lv.kind = LVL_PATTERN;
                 lv.off = s->nparts;
-                exh_status st = compile_pattern(L, r, s, start, i, negated, nneg, err);
+                part_target pt = {&s->parts, &s->nparts, 1, -1, NULL};
+                exh_status st = compile_pattern(L, r, t, x, start, i, &pt, negated, nneg, err);
                 if (st) return st;
                 lv.len = s->nparts - lv.off;
                 s->has_placeholder = true;
@@ -380,15 +398,41 @@ static exh_status compile_spec(const lexer *L, exh_rule *r, exh_spec *s, char **
     return EXH_OK;
 }
 
+static int is_pattern_cond(const exh_cond *c)
+{
+    return c->kind == COND_USERNAME_PAT || c->kind == COND_CLIENTID_PAT;
+}
+
 exh_status compile_rule(const lexer *L, exh_rule *r, exh_error *err)
 {
     char *negated[EXH_MAX_SLOTS];
     int nneg = 0;
     exh_status st;
+    /* Conditions with placeholders go last, in their written order: the
+     * evaluator then meets every regex (and sets its captures) before any
+     * comparison that uses them, whatever order the rule was written in.
+     * A rule's conditions are a conjunction, so the order changes no answer. */
+    for (uint16_t i = 0, w = 0; i < r->nconds; i++) {
+        if (is_pattern_cond(&r->conds[i])) continue;
+        exh_cond c = r->conds[i];
+        memmove(&r->conds[w + 1], &r->conds[w], (size_t)(i - w) * sizeof(c));
+        r->conds[w++] = c;
+    }
     for (uint16_t i = 0; i < r->nconds; i++) {
         exh_cond *c = &r->conds[i];
         if (c->kind == COND_USERNAME_RE || c->kind == COND_CLIENTID_RE)
             if ((st = compile_regex(L, r, c, negated, &nneg, err))) return st;
+    }
+    /* Only now are all the rule's captures known: a placeholder may name a
+     * capture of a condition written after it. */
+    for (uint16_t i = 0; i < r->nconds; i++) {
+        exh_cond *c = &r->conds[i];
+        if (!is_pattern_cond(c)) continue;
+        int user = c->kind == COND_USERNAME_PAT;
+        part_target pt = {&c->parts, &c->nparts, 0, user ? PART_USERNAME : PART_CLIENTID,
+                          user ? "username" : "clientid"};
+        if ((st = compile_pattern(L, r, c->str_tok, c->str, 0, c->len, &pt, negated, nneg, err)))
+            return st;
     }
     for (uint16_t i = 0; i < r->nspecs; i++)
         if ((st = compile_spec(L, r, &r->specs[i], negated, nneg, err))) return st;
@@ -423,6 +467,7 @@ void exh_rule_free(exh_rule *r)
             free(r->conds[i].str);
             free(r->conds[i].map);
             free(r->conds[i].sre);
+            free(r->conds[i].parts);
         }
         pcre2_code_free(r->conds[i].re);
     }
@@ -450,7 +495,8 @@ static size_t packed_size(const exh_rule *r)
                ALIGN8(r->nspecs * sizeof(exh_spec));
     for (uint16_t i = 0; i < r->nconds; i++)
         n += ALIGN8(r->conds[i].len + 1) + ALIGN8(r->conds[i].nmap * sizeof(slot_map)) +
-             (r->conds[i].sre ? ALIGN8(sizeof(simple_re)) : 0);
+             (r->conds[i].sre ? ALIGN8(sizeof(simple_re)) : 0) +
+             ALIGN8(r->conds[i].nparts * sizeof(exh_part));
     for (uint16_t i = 0; i < r->nspecs; i++)
         n += ALIGN8(r->specs[i].nlevels * sizeof(exh_level)) +
              ALIGN8(r->specs[i].nparts * sizeof(exh_part)) + ALIGN8(r->specs[i].len + 1);
@@ -515,6 +561,7 @@ exh_status exh_rules_pack(exh_policy *p)
             conds[k].str = move(&cur, conds[k].str, conds[k].len + 1);
             conds[k].map = move(&cur, conds[k].map, conds[k].nmap * sizeof(slot_map));
             conds[k].sre = move(&cur, conds[k].sre, sizeof(simple_re));
+            conds[k].parts = move(&cur, conds[k].parts, conds[k].nparts * sizeof(exh_part));
         }
         exh_spec *specs = move(&cur, r->specs, r->nspecs * sizeof(exh_spec));
         for (uint16_t k = 0; k < r->nspecs; k++) {

@@ -8,9 +8,10 @@
  * exh_evalctx.
  *
  * Matching is three-valued.  A fact the front end could not supply
- * (peerhost, QoS, retain) or a regex that ran out of its match budget makes
- * a condition UNKNOWN; a rule whose conditions are all TRUE or UNKNOWN,
- * with at least one UNKNOWN, matches only if it is a deny rule.
+ * (peerhost, QoS, retain), a regex that ran out of its match budget, or a
+ * placeholder without a value in an exact username/clientid condition
+ * makes a condition UNKNOWN; a rule whose conditions are all TRUE or
+ * UNKNOWN, with at least one UNKNOWN, matches only if it is a deny rule.
  */
 #include "exhook/eval.h"
 
@@ -151,6 +152,61 @@ static tri eval_regex(const exh_cond *c, const char *subj, size_t len, exh_evalc
     return T_TRUE;
 }
 
+/*
+ * An exact name with placeholders (`username "d-${serial}"`), compared
+ * piece by piece with the request's name, without building the string.
+ * Every placeholder must have a value first: a capture that did not take
+ * part or matched nothing, one whose regex ran out of budget, a missing
+ * username or an empty client id leaves the comparison UNKNOWN, so an
+ * allow rule does not match and a deny rule does, whichever way a `not`
+ * points (an empty serial must not make `not username "d-${serial}"` true
+ * for an allow, nor false for a deny).  Values are literal bytes.
+ */
+static tri match_name(const exh_cond *c, const char *subj, size_t len, const exh_request *req,
+                      const exh_evalctx *ctx)
+{
+    for (uint32_t i = 0; i < c->nparts; i++) {
+        const exh_part *pt = &c->parts[i];
+        if (pt->kind == PART_USERNAME) {
+            if (!req->username || !req->username_len) return T_UNKNOWN;
+        } else if (pt->kind == PART_CLIENTID) {
+            if (!req->clientid || !req->clientid_len) return T_UNKNOWN;
+        } else if (pt->kind == PART_SLOT) {
+            if (ctx->slot_state[pt->slot] != T_TRUE || !ctx->slot_ptr[pt->slot] ||
+                !ctx->slot_len[pt->slot])
+                return T_UNKNOWN;
+        }
+    }
+    if (!subj) return T_FALSE; /* anonymous: no username to compare */
+    size_t pos = 0;
+    for (uint32_t i = 0; i < c->nparts; i++) {
+        const exh_part *pt = &c->parts[i];
+        const char *v;
+        size_t n;
+        switch (pt->kind) {
+        case PART_LIT:
+            v = c->str + pt->off;
+            n = pt->len;
+            break;
+        case PART_USERNAME:
+            v = req->username;
+            n = req->username_len;
+            break;
+        case PART_CLIENTID:
+            v = req->clientid;
+            n = req->clientid_len;
+            break;
+        default: /* PART_SLOT */
+            v = ctx->slot_ptr[pt->slot];
+            n = ctx->slot_len[pt->slot];
+            break;
+        }
+        if (n > len - pos || memcmp(subj + pos, v, n) != 0) return T_FALSE;
+        pos += n;
+    }
+    return pos == len ? T_TRUE : T_FALSE;
+}
+
 static tri eval_cond(const exh_cond *c, const exh_request *req, exh_evalctx *ctx)
 {
     tri t = T_FALSE;
@@ -178,6 +234,12 @@ static tri eval_cond(const exh_cond *c, const exh_request *req, exh_evalctx *ctx
         break;
     case COND_ANONYMOUS:
         t = req->username == NULL;
+        break;
+    case COND_USERNAME_PAT:
+        t = match_name(c, req->username, req->username_len, req, ctx);
+        break;
+    case COND_CLIENTID_PAT:
+        t = match_name(c, cid, req->clientid_len, req, ctx);
         break;
     }
     if (c->negated && t != T_UNKNOWN) t = t == T_TRUE ? T_FALSE : T_TRUE;

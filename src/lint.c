@@ -78,7 +78,9 @@ static int has_unknowable(const exh_rule *r)
 {
     if (r->qos_lo >= 0 || r->retain >= 0) return 1;
     for (uint16_t k = 0; k < r->nconds; k++)
-        if (r->conds[k].kind == COND_PEERHOST) return 1;
+        if (r->conds[k].kind == COND_PEERHOST || r->conds[k].kind == COND_USERNAME_PAT ||
+            r->conds[k].kind == COND_CLIENTID_PAT)
+            return 1; /* no address, or a placeholder without a value */
     return 0;
 }
 
@@ -176,10 +178,51 @@ static uint32_t slot_col(const exh_rule *r, int slot)
     return r->info.col;
 }
 
+/*
+ * The note for a rule with qos/retain options, which EMQX's ACL hook (4.x)
+ * and authorize request (gRPC ExHook) never carry: there the options are
+ * unknown, so an allow rule stops granting what they constrain and a deny
+ * rule refuses it whatever the values.  `retain` constrains publishes only,
+ * so a pubsub allow with just `retain` still grants subscribes there.
+ */
+static void emqx_note(const exh_rule *r, uint32_t j, exh_lint_fn fn, void *user)
+{
+    int qos = r->qos_lo >= 0, retain = r->retain >= 0;
+    if (!qos && !retain) return;
+    /* What the options constrain: every action of the rule for qos,
+     * publishes only for retain. */
+    unsigned hit = qos ? r->actions : r->actions & EXH_PUBLISH;
+    const char *what = hit == (EXH_PUBLISH | EXH_SUBSCRIBE) ? "publish or subscribe"
+                       : hit == EXH_PUBLISH                 ? "publish"
+                                                            : "subscribe";
+    const char *facts = qos && retain ? "QoS and retain flag" : qos ? "QoS" : "retain flag";
+    uint32_t col = qos ? r->qos_col : r->retain_col;
+    if (r->effect == EXH_ALLOW)
+        emit(fn, user, EXH_LINT_UNKNOWN_OPTION, 1, j, 0, col,
+             "EMQX's hooks pass no QoS or retain flag: there this allow rule never grants a %s, "
+             "its %s being unknown%s; keep such refinements for front ends that pass them "
+             "(Mosquitto)",
+             what, facts, hit != r->actions ? " (subscribes are decided without retain)" : "");
+    else
+        emit(fn, user, EXH_LINT_UNKNOWN_OPTION, 1, j, 0, col,
+             "EMQX's hooks pass no QoS or retain flag: there this deny rule refuses every %s it "
+             "matches, whatever the %s",
+             what, facts);
+}
+
 uint32_t exh_lint(const exh_policy *p, exh_lint_fn fn, void *user)
 {
     uint32_t warnings = 0;
     static const unsigned bits[3] = {EXH_PUBLISH, EXH_SUBSCRIBE, EXH_CONNECT};
+    if (p->def == EXH_IGNORE) {
+        emit(fn, user, EXH_LINT_DEFAULT_IGNORE, 0, EXH_LINT_NO_RULE, 0, p->def_col,
+             "`default ignore` answers \"no opinion\" when no rule matches, and the broker's "
+             "next source then decides: on EMQX's default configuration that allows (4.x "
+             "acl_nomatch = allow, 5.x authorization.no_match = allow), so anything this policy "
+             "forgets to deny is granted (fails open); prefer `default deny`, or make sure every "
+             "node's next source denies");
+        warnings++;
+    }
     for (uint32_t j = 0; j < p->nrules; j++) {
         const exh_rule *r = &p->rules[j];
         int64_t by = -1;
@@ -216,12 +259,7 @@ uint32_t exh_lint(const exh_policy *p, exh_lint_fn fn, void *user)
                 warnings++;
             }
         }
-        if (r->qos_lo >= 0 || r->retain >= 0)
-            emit(fn, user, EXH_LINT_UNKNOWN_OPTION, 1, j, 0,
-                 r->qos_lo >= 0 ? r->qos_col : r->retain_col,
-                 "EMQX's hooks pass no QoS or retain flag: there this %s rule %s",
-                 r->effect == EXH_ALLOW ? "allow" : "deny",
-                 r->effect == EXH_ALLOW ? "never matches" : "matches whatever they are");
+        emqx_note(r, j, fn, user);
     }
     return warnings;
 }

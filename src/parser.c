@@ -116,14 +116,25 @@ static exh_status parse_identity(parser *P, exh_rule *r, const token *kw, int ne
     exh_cond *c;
     exh_status st = add_cond(P, r, &c);
     if (st) return st;
-    c->kind = regex ? (is_user ? COND_USERNAME_RE : COND_CLIENTID_RE)
-                    : (is_user ? COND_USERNAME : COND_CLIENTID);
     c->negated = negated;
     c->col = (not_tok ? not_tok : kw)->col;
     c->str = dup_value(P->L, s);
     c->len = (uint32_t)s->slen;
     c->str_tok = s;
-    return c->str ? EXH_OK : no_memory(P);
+    if (!c->str) return no_memory(P);
+    /* `${` starts a placeholder in an exact name, as in a topic filter
+     * (compile.c resolves it); `%u`/`%c` stay literal text here, since a
+     * `%` is an ordinary character of MQTT names. */
+    int pat = 0;
+    for (uint32_t k = 0; !regex && k + 1 < c->len && !pat; k++)
+        pat = c->str[k] == '$' && c->str[k + 1] == '{';
+    if (regex)
+        c->kind = is_user ? COND_USERNAME_RE : COND_CLIENTID_RE;
+    else if (pat)
+        c->kind = is_user ? COND_USERNAME_PAT : COND_CLIENTID_PAT;
+    else
+        c->kind = is_user ? COND_USERNAME : COND_CLIENTID;
+    return EXH_OK;
 }
 
 static exh_status parse_condition(parser *P, exh_rule *r, int negated, const token *not_tok)
@@ -346,6 +357,7 @@ static exh_status parse_default(parser *P, policy_builder *b, const token *kw, c
     b->def = d;
     b->def_file = (char *)file;
     b->def_line = kw->line;
+    b->def_col = kw->col;
     return EXH_OK;
 }
 

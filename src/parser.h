@@ -19,7 +19,7 @@ typedef struct policy_builder {
     bool has_default;
     exh_decision def;
     char *def_file;
-    uint32_t def_line;
+    uint32_t def_line, def_col;
 } policy_builder;
 
 /* Parse one policy file's text and append its rules.  name must outlive

@@ -68,6 +68,7 @@ static exh_status finish(exh_policy *p, policy_builder *b, exh_error *err)
     p->def = b->has_default ? b->def : EXH_DENY;
     p->def_file = b->def_file;
     p->def_line = b->def_line;
+    p->def_col = b->def_col;
     if (exh_rules_pack(p) || exh_index_build(p))
         return fail(err, EXH_ENOMEM, NULL, "%s", "out of memory building the rule index");
     return EXH_OK;

@@ -36,7 +36,35 @@ static const token *string_arg(tparser *P, const char *what)
     return t;
 }
 
-static exh_status parse_attr(tparser *P, exh_expectation *e, const token *kw, int *seen_anon)
+/* What a line says beyond the request's plain attributes. */
+typedef struct line_flags {
+    int anon;
+    const token *qos, *retain; /* the attribute keywords, when given */
+    const token *emqx;         /* `emqx` or the `also` of `also emqx` */
+    int also;                  /* `also emqx`: run as written and as EMQX sends it */
+} line_flags;
+
+/* `emqx` / `also emqx`: EMQX's ACL hook (4.x) and authorize request (gRPC
+ * ExHook) carry no QoS and no retain flag, so the front end evaluates with
+ * both unknown.  Tests say so explicitly, to check what a broker there
+ * really decides. */
+static exh_status parse_emqx(tparser *P, const token *kw, line_flags *f)
+{
+    if (f->emqx) {
+        lex_error_at(P->L, P->err, kw->line, kw->col, "'emqx' given twice on one line");
+        return EXH_ESYNTAX;
+    }
+    if (tok_is(kw, "also")) {
+        const token *v = peek(P);
+        if (!v || !tok_is(v, "emqx")) return fail(P, "'emqx' after 'also'");
+        P->i++;
+        f->also = 1;
+    }
+    f->emqx = kw;
+    return EXH_OK;
+}
+
+static exh_status parse_attr(tparser *P, exh_expectation *e, const token *kw, line_flags *f)
 {
     exh_request *r = &e->request;
     const token *v;
@@ -70,29 +98,37 @@ static exh_status parse_attr(tparser *P, exh_expectation *e, const token *kw, in
     } else if (tok_is(kw, "qos")) {
         v = peek(P);
         const char *s = v ? tok_str(P->L, v) : "";
-        if (!v || v->slen != 1 || s[0] < '0' || s[0] > '2')
-            return fail(P, "a QoS level 0, 1 or 2 after 'qos'");
-        r->qos = s[0] - '0';
+        if (v && tok_is(v, "unknown")) {
+            r->qos = -1;
+        } else {
+            if (!v || v->slen != 1 || s[0] < '0' || s[0] > '2')
+                return fail(P, "a QoS level 0, 1 or 2, or 'unknown', after 'qos'");
+            r->qos = s[0] - '0';
+        }
+        f->qos = kw;
         P->i++;
     } else if (tok_is(kw, "retain")) {
         r->retain = 1;
-        if ((v = peek(P)) && (tok_is(v, "true") || tok_is(v, "false"))) {
-            r->retain = tok_is(v, "true");
+        if ((v = peek(P)) && (tok_is(v, "true") || tok_is(v, "false") || tok_is(v, "unknown"))) {
+            r->retain = tok_is(v, "unknown") ? -1 : tok_is(v, "true");
             P->i++;
         }
+        f->retain = kw;
     } else if (tok_is(kw, "superuser")) {
         r->superuser = true;
     } else if (tok_is(kw, "anonymous")) {
-        *seen_anon = 1;
+        f->anon = 1;
+    } else if (tok_is(kw, "emqx") || tok_is(kw, "also")) {
+        return parse_emqx(P, kw, f);
     } else {
         P->i--;
         return fail(P, "a request attribute (username, clientid, peerhost, group, superuser, "
-                       "anonymous, topic, qos, retain)");
+                       "anonymous, topic, qos, retain, emqx, also emqx)");
     }
     return EXH_OK;
 }
 
-static exh_status parse_expect(tparser *P, exh_expectation *e)
+static exh_status parse_expect(tparser *P, exh_expectation *e, line_flags *f)
 {
     const token *t = peek(P);
     if (!tok_is(t, "expect")) return fail(P, "'expect'");
@@ -120,15 +156,31 @@ static exh_status parse_expect(tparser *P, exh_expectation *e)
     e->request.qos = 0; /* absent qos/retain are 0/false, as in `check` */
     e->request.retain = 0;
     e->request.groups = e->groups;
-    int anon = 0;
     const token *topic_kw = NULL;
     while ((t = peek(P))) {
         P->i++;
         if (tok_is(t, "topic")) topic_kw = t;
-        exh_status st = parse_attr(P, e, t, &anon);
+        exh_status st = parse_attr(P, e, t, f);
         if (st) return st;
     }
-    if (anon && e->request.username) {
+    if (f->emqx && a == EXH_CONNECT) {
+        lex_error_at(P->L, P->err, f->emqx->line, f->emqx->col,
+                     "'emqx' applies to publish and subscribe expectations (a connect carries "
+                     "no QoS or retain flag anywhere)");
+        return EXH_ESYNTAX;
+    }
+    /* A bare `emqx` line is EMQX's request only: a QoS or retain flag on
+     * it would be a value EMQX never sends (`also emqx` keeps them for
+     * the run as written). */
+    if (f->emqx && !f->also && (f->qos || f->retain)) {
+        const token *o = f->qos ? f->qos : f->retain;
+        lex_error_at(P->L, P->err, o->line, o->col,
+                     "an 'emqx' request has no QoS or retain flag; drop '%s' or write 'also "
+                     "emqx' to test both",
+                     f->qos ? "qos" : "retain");
+        return EXH_ESYNTAX;
+    }
+    if (f->anon && e->request.username) {
         lex_error_at(P->L, P->err, e->line, e->col,
                      "'anonymous' and 'username' contradict each other");
         return EXH_ESYNTAX;
@@ -156,13 +208,23 @@ exh_status exh_testfile_parse(const char *name, const char *text, size_t len, ex
     int rc;
     while ((rc = lex_statement(&L, err)) > 0) {
         exh_expectation e;
+        line_flags f = {0};
         memset(&e, 0, sizeof(e));
         P.i = 0;
         e.file = name;
         e.line = L.toks[0].line;
         e.col = L.toks[0].col;
-        if ((st = parse_expect(&P, &e))) break;
+        if ((st = parse_expect(&P, &e, &f))) break;
+        if (f.emqx && !f.also) {
+            e.request.qos = e.request.retain = -1;
+            e.emqx = true;
+        }
         if (fn(&e, user)) break;
+        if (f.also) { /* the same expectation again, as EMQX sends the request */
+            e.request.qos = e.request.retain = -1;
+            e.emqx = true;
+            if (fn(&e, user)) break;
+        }
     }
     if (rc < 0) st = err->status ? err->status : EXH_ESYNTAX;
     lex_free(&L);

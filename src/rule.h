@@ -33,6 +33,13 @@ typedef enum cond_kind {
     COND_PEERHOST,
     COND_GROUP,
     COND_ANONYMOUS,
+    /* Exact, with placeholders (`username "d-${serial}"`): the value is
+     * only known per request, so these are kinds of their own -- the index
+     * and lint, which key on the literal exact kinds, never mistake the
+     * text for a name.  The compiler puts them after every regex condition
+     * of their rule, so the captures they use are known when they run. */
+    COND_USERNAME_PAT,
+    COND_CLIENTID_PAT,
 } cond_kind;
 
 typedef struct slot_map {
@@ -64,8 +71,10 @@ typedef struct exh_cond {
     simple_re *sre; /* non-NULL: match with it, never calling PCRE2 */
     slot_map *map;  /* named groups this rule uses */
     exh_cidr cidr;
-    bool jit;            /* re was JIT-compiled: call pcre2_jit_match directly */
-    uint32_t col;        /* column of the condition (its `not` if negated) */
+    bool jit;        /* re was JIT-compiled: call pcre2_jit_match directly */
+    uint32_t col;    /* column of the condition (its `not` if negated) */
+    uint32_t nparts; /* COND_*_PAT: literal runs and placeholders of str */
+    struct exh_part *parts;
     const void *str_tok; /* parse-time only: the string token, for columns */
 } exh_cond;
 
@@ -74,7 +83,7 @@ typedef enum part_kind { PART_LIT, PART_USERNAME, PART_CLIENTID, PART_SLOT } par
 typedef struct exh_part {
     uint8_t kind; /* part_kind */
     uint8_t slot; /* PART_SLOT */
-    uint32_t off; /* PART_LIT: bytes in spec->text */
+    uint32_t off; /* PART_LIT: bytes in spec->text (or cond->str) */
     uint32_t len;
 } exh_part;
 
@@ -162,7 +171,7 @@ struct exh_policy {
     uint32_t nrules;
     exh_decision def;
     char *def_file;
-    uint32_t def_line;
+    uint32_t def_line, def_col; /* where the `default` statement is (lint) */
     char **files;
     uint32_t nfiles;
     action_index idx[3];

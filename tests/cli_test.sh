@@ -25,11 +25,25 @@ expect_run() {
 }
 
 P="$ctl --policy policies"
+# Lines of rules in policies/20-devices.policy, so an edited comment there
+# does not break this suite.
+dev_line() { grep -n "^$1" policies/20-devices.policy | head -n1 | cut -d: -f1; }
+tele_line=$(dev_line 'allow publish clientid ~ "dev-')
+bind_line=$(dev_line 'deny connect clientid ~ "dev-(?<serial>')
+last_line=$(dev_line 'deny pubsub clientid ~ "dev-')
+tele_text='allow publish clientid ~ "dev-(?<serial>[0-9a-f]{8})" username "d-${serial}" topic "devices/${serial}/up/#" "devices/${serial}/state"'
 
 # check: decision on line 1, deciding rule as file:line: text on line 2
 expect_run "check allow" 0 "allow
-policies/20-devices.policy:23: allow publish clientid ~ \"dev-(?<serial>[0-9a-f]{8})\" topic \"devices/\${serial}/up/#\" qos 0-1 retain false" -- \
-  $P check --action publish --clientid dev-0a1b2c3d --topic devices/0a1b2c3d/up/t
+policies/20-devices.policy:$tele_line: $tele_text" -- \
+  $P check --action publish --username d-0a1b2c3d --clientid dev-0a1b2c3d --topic devices/0a1b2c3d/up/t
+# another device's credentials on this client id: nothing on ACL, refused at connect
+expect_run "check allow, another device's credentials refused" 1 "deny
+policies/20-devices.policy:$last_line: deny pubsub clientid ~ \"dev-[0-9a-f]{8}\" topic \"devices/#\"" -- \
+  $P check --action publish --username d-ffffffff --clientid dev-0a1b2c3d --topic devices/0a1b2c3d/up/t
+expect_run "check connect, another device's credentials refused" 1 "deny
+policies/20-devices.policy:$bind_line: deny connect clientid ~ \"dev-(?<serial>[0-9a-f]{8})\" not username \"d-\${serial}\"" -- \
+  $P check --action connect --username d-ffffffff --clientid dev-0a1b2c3d
 expect_run "check default" 1 "deny
 default" -- $P check --action publish --username nobody --topic nowhere
 expect_run "check invalid topic" 1 "deny
@@ -58,7 +72,7 @@ if grep -q "bad.policy:2:24: error: '#' must be the last level" "$tmp/err" && gr
 
 # --batch: one JSON answer per line, garbage answered and survived
 cat >"$tmp/batch" <<'JSON'
-{"action":"publish","clientid":"dev-0a1b2c3d","topic":"devices/0a1b2c3d/up/t"}
+{"action":"publish","username":"d-0a1b2c3d","clientid":"dev-0a1b2c3d","topic":"devices/0a1b2c3d/up/t"}
 {"action":"subscribe","username":"bob","topic":"$SYS/#"}
 
 not json at all
@@ -73,7 +87,7 @@ not json at all
 JSON
 anon_line=$(grep -nE '^allow connect +anonymous peerhost 127.0.0.1$' policies/40-ops.policy | cut -d: -f1)
 out=$($P check --batch <"$tmp/batch"); st=$?
-want='{"decision":"allow","rule":"policies/20-devices.policy:23","text":"allow publish clientid ~ \"dev-(?<serial>[0-9a-f]{8})\" topic \"devices/${serial}/up/#\" qos 0-1 retain false"}
+want='{"decision":"allow","rule":"policies/20-devices.policy:$tele_line","text":"allow publish clientid ~ \"dev-(?<serial>[0-9a-f]{8})\" username \"d-${serial}\" topic \"devices/${serial}/up/#\" \"devices/${serial}/state\""}
 {"decision":"deny","rule":"default"}
 {"decision":"deny","rule":null,"reason":"invalid JSON at line 4, column 3: '\''['\'' or '\''{'\'' expected"}
 {"decision":"deny","rule":null,"reason":"topic holds a NUL byte"}
@@ -85,6 +99,7 @@ want='{"decision":"allow","rule":"policies/20-devices.policy:23","text":"allow p
 {"decision":"allow","rule":"policies/40-ops.policy:$anon_line","text":"allow connect anonymous peerhost 127.0.0.1"}
 {"decision":"deny","rule":null,"reason":"a request must be a JSON object"}'
 want=${want//\$anon_line/$anon_line}
+want=${want//\$tele_line/$tele_line}
 if [ "$st" = 2 ] && [ "$out" = "$want" ]; then ok; else bad "batch (status $st):"$'\n'"$out"$'\n'"want:"$'\n'"$want"; fi
 out=$(printf '{"action":"connect","username":"u"}\n' | $P check --batch); st=$?
 [ "$st" = 0 ] && [ "$out" = '{"decision":"allow","rule":"credentials"}' ] && ok || bad "batch clean status $st: $out"
@@ -101,6 +116,18 @@ out=$($ctl test "$tmp/t2/broken.test" 2>"$tmp/err"); st=$?
   && [ "$(echo "$out" | tail -n1)" = "1 passed, 0 failed" ] && ok || bad "test broken: $st: $out $(cat "$tmp/err")"
 out=$($ctl test policies/ 2>&1); st=$?
 [ "$st" = 0 ] && echo "$out" | tail -n1 | grep -Eq '^[0-9]+ passed, 0 failed$' && ok || bad "test policies: $out"
+out=$($ctl test examples/qos-retain 2>&1); st=$?
+[ "$st" = 0 ] && echo "$out" | tail -n1 | grep -Eq '^[0-9]+ passed, 0 failed$' && ok || bad "test examples/qos-retain: $out"
+# `also emqx` runs a line twice; only the EMQX run fails here (qos unknown)
+mkdir "$tmp/t3"
+printf 'allow publish topic "q" qos 0-1\n' >"$tmp/t3/q.policy"
+printf 'expect allow publish topic "q" qos 1 also emqx\nexpect deny publish topic "q" emqx\n' >"$tmp/t3/q.test"
+out=$($ctl test "$tmp/t3"); st=$?
+[ "$st" = 1 ] && echo "$out" | grep -q 'q.test:1: expected allow, got deny as EMQX sends it (QoS and retain unknown)' \
+  && [ "$(echo "$out" | tail -n1)" = "2 passed, 1 failed" ] && ok || bad "test also emqx: $st: $out"
+out=$($ctl test --json "$tmp/t3"); st=$?
+[ "$st" = 1 ] && echo "$out" | grep -q '"test":"[^"]*q.test:1","variant":"emqx","expected":"allow","got":"deny"' \
+  && ok || bad "test also emqx --json: $st: $out"
 
 # lint: each kind of warning at its rule, notes do not count
 out=$($ctl lint tests/data/lint.policy); st=$?
@@ -117,7 +144,17 @@ for want in \
 done
 echo "$out" | grep -q "lint.policy:8" && bad "lint flagged line 8 (not shadowed)" || ok
 out=$($ctl --policy policies lint); st=$?
-[ "$st" = 0 ] && ok || bad "policies/ lint not clean: $out"
+[ "$st" = 0 ] && ! echo "$out" | grep -q 'note:' && ok || bad "policies/ lint not clean (or has EMQX notes): $out"
+# the QoS/retain example: one EMQX note per rule with options, no warning
+out=$($ctl --policy examples/qos-retain lint); st=$?
+[ "$st" = 0 ] && [ "$(echo "$out" | grep -c "note: EMQX's hooks pass no QoS or retain flag")" = 5 ] && ok ||
+  bad "examples/qos-retain lint: $st: $out"
+# default ignore: a warning at the default statement, exit 1
+printf '# x\n  default ignore\nallow publish topic "a"\n' >"$tmp/ign.policy"
+out=$($ctl lint "$tmp/ign.policy"); st=$?
+[ "$st" = 1 ] && echo "$out" | grep -q "ign.policy:2:3: warning: \`default ignore\` answers \"no opinion\"" \
+  && echo "$out" | grep -q 'acl_nomatch = allow' && [ "$(echo "$out" | tail -n1)" = "1 rules, 1 warning" ] \
+  && ok || bad "lint default ignore: $st: $out"
 out=$($ctl lint --json tests/data/lint.policy); 
 echo "$out" | grep -q '"warnings":5}$' && ok || bad "lint json: $out"
 

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # End to end through a real broker: starts Mosquitto on free loopback ports
 # with exhook_mosquitto.so, a fresh store and a policy (the repository's
-# policies/, and tests/mosquitto/test.policy copied to a scratch directory so
-# it can be edited and reloaded), and drives it with the real
-# mosquitto_pub/mosquitto_sub clients.
+# policies/, its QoS/retain example examples/qos-retain/, and
+# tests/mosquitto/test.policy copied to a scratch directory so it can be
+# edited and reloaded), and drives it with the real mosquitto_pub/mosquitto_sub
+# clients.
 #
 # A publish that is denied is dropped by the broker without a word to the
 # sender, so publishes are judged by a watcher: a superuser subscribed to
@@ -106,7 +107,10 @@ add() {
 }
 add su supw --superuser
 add alice alicepw
-add dev1 devpw --clientid-pattern 'dev-[0-9a-f]{8}'
+# device <serial> logs in as d-<serial> (policies/20-devices.policy)
+add d-0a1b2c3d devpw --clientid-pattern 'dev-[0-9a-f]{8}'
+add d-ffffffff devpw2 --clientid-pattern 'dev-[0-9a-f]{8}'
+add alertmanager ampw
 add backend bepw --group device-backend
 add acme:alice tenantpw
 add admin-ops adminpw
@@ -220,8 +224,11 @@ connect "anonymous from 127.0.0.1 (allow connect anonymous peerhost 127.0.0.1)" 
 connect "anonymous with a device client id" 5 5 -i dev-0a1b2c3d
 
 # ---- client ids: the store's pattern and the policy's connect rules ----
-connect "device with its own client id"        0 0 -u dev1 -P devpw -i dev-0a1b2c3d
-connect "device: client id misses the store pattern" 5 5 -u dev1 -P devpw -i laptop-1
+connect "device with its own client id"        0 0 -u d-0a1b2c3d -P devpw -i dev-0a1b2c3d
+connect "device: client id misses the store pattern" 5 5 -u d-0a1b2c3d -P devpw -i laptop-1
+connect "another device's credentials on dev-0a1b2c3d (policy binds the id)" 5 5 -u d-ffffffff -P devpw2 -i dev-0a1b2c3d
+connect "a device's credentials on another device's id" 5 5 -u d-0a1b2c3d -P devpw -i dev-ffffffff
+connect "a tenant on a device's client id"     5 5 -u acme:alice -P tenantpw -i dev-0a1b2c3d
 connect "malformed dev- client id (policy deny connect)" 5 5 -u alice -P alicepw -i dev-xyz
 connect "malformed dev- id, upper-case hex"    5 5 -u alice -P alicepw -i dev-0A1B2C3D
 connect "admin-* from 127.0.0.1"               0 0 -u admin-ops -P adminpw
@@ -245,11 +252,10 @@ connect "deleted user (was cached)" 5 5 -u newuser -P newpw2
 
 # ---- publishes as seen by the watcher ----
 watch_start
-D=(-u dev1 -P devpw -i dev-0a1b2c3d)
+D=(-u d-0a1b2c3d -P devpw -i dev-0a1b2c3d)
+# (policies/ has no qos/retain option; examples/qos-retain/, broker 2, has)
 pub "device telemetry, qos 0"       allowed devices/0a1b2c3d/up/temp "${D[@]}"
 pub "device telemetry, qos 1"       allowed devices/0a1b2c3d/up/temp "${D[@]}" -q 1
-pub "device telemetry, qos 2 (rule: qos 0-1)"    denied devices/0a1b2c3d/up/temp "${D[@]}" -q 2
-pub "device telemetry, retained (rule: retain false)" denied devices/0a1b2c3d/up/temp "${D[@]}" -r
 pub "device state, retained (allowed)" allowed devices/0a1b2c3d/state "${D[@]}" -r -q 1
 pub "device publishing as another device" denied devices/ffffffff/up/temp "${D[@]}"
 pub "device forging its own commands" denied devices/0a1b2c3d/down/cmd "${D[@]}"
@@ -257,7 +263,6 @@ pub "anyone forging \$SYS"           denied '$SYS/broker/uptime' "${D[@]}"
 pub "ordinary user, no grant (default deny)" denied some/topic -u alice -P alicepw
 pub "backend commands a device"      allowed devices/0a1b2c3d/down/reboot -u backend -P bepw
 pub "tenant shared space"            allowed tenants/acme/shared/chat -u acme:alice -P tenantpw
-pub "tenant shared space, retained (rule: retain false)" denied tenants/acme/shared/chat -u acme:alice -P tenantpw -r
 pub "tenant private inbox (capture \${user})" allowed tenants/acme/users/alice/notes -u acme:alice -P tenantpw
 pub "another user's inbox"           denied tenants/acme/users/bob/notes -u acme:alice -P tenantpw
 pub "another tenant"                 denied tenants/other/shared/chat -u acme:alice -P tenantpw
@@ -276,8 +281,7 @@ sync_watch
 suback "device: own commands by serial (capture \${serial})" 0 "${D[@]}" -t 'devices/0a1b2c3d/down/#'
 suback "device: own commands by client id (\${clientid})"   1 "${D[@]}" -t 'devices/dev-0a1b2c3d/down/#' -q 1
 suback "device: another device's commands"  128 "${D[@]}" -t 'devices/ffffffff/down/#'
-suback "device: firmware at qos 1 (rule qos 0-1)" 1 "${D[@]}" -t 'firmware/0a1b2c3d/#' -q 1
-suback "device: firmware at qos 2 (rule qos 0-1)" 128 "${D[@]}" -t 'firmware/0a1b2c3d/#' -q 2
+suback "device: firmware at qos 1" 1 "${D[@]}" -t 'firmware/0a1b2c3d/#' -q 1
 suback "mixed SUBSCRIBE: one granted, one refused" "0, 128" "${D[@]}" -t 'firmware/announce' -t 'devices/+/down/#'
 suback "# refused"           128 -u acme:alice -P tenantpw -t '#'
 suback "+/# refused"         128 -u acme:alice -P tenantpw -t '+/#'
@@ -324,7 +328,30 @@ kill "$onlinesub"; wait "$onlinesub" 2>/dev/null
 stop_broker main
 
 # ====================================================================
-# Broker 2: tests/mosquitto/test.policy, edited and reloaded (SIGHUP).
+# Broker 2: examples/qos-retain/ (read in place): the QoS and retain
+# refinements that only a front end passing both, like this one, can apply.
+# ====================================================================
+start_broker qos "$PWD/examples/qos-retain" || finish
+watch_start
+connect "qos example: another device's credentials on dev-0a1b2c3d" 5 5 -u d-ffffffff -P devpw2 -i dev-0a1b2c3d
+pub "telemetry, qos 0"              allowed devices/0a1b2c3d/up/temp "${D[@]}"
+pub "telemetry, qos 1"              allowed devices/0a1b2c3d/up/temp "${D[@]}" -q 1
+pub "telemetry, qos 2 (rule: qos 0-1)" denied devices/0a1b2c3d/up/temp "${D[@]}" -q 2
+pub "telemetry, retained (rule: retain false)" denied devices/0a1b2c3d/up/temp "${D[@]}" -r
+pub "state, retained, qos 1"        allowed devices/0a1b2c3d/state "${D[@]}" -r -q 1
+pub "state, qos 2 (rule: qos 0-1)"  denied devices/0a1b2c3d/state "${D[@]}" -r -q 2
+pub "tenant shared space"           allowed tenants/acme/shared/chat -u acme:alice -P tenantpw
+pub "tenant shared space, retained (rule: retain false)" denied tenants/acme/shared/chat -u acme:alice -P tenantpw -r
+pub "alertmanager, qos 0 (rule: qos 1-2)" denied alerts/db/disk -u alertmanager -P ampw
+pub "alertmanager, qos 1"           allowed alerts/db/disk -u alertmanager -P ampw -q 1
+suback "firmware at qos 1 (rule qos 0-1)" 1 "${D[@]}" -t 'firmware/0a1b2c3d/#' -q 1
+suback "firmware at qos 2 (rule qos 0-1)" 128 "${D[@]}" -t 'firmware/0a1b2c3d/#' -q 2
+suback "commands at qos 2 (no option)" 2 "${D[@]}" -t 'devices/0a1b2c3d/down/#' -q 2
+suback "tenant shared space: subscribes are decided without retain" 2 -u acme:alice -P tenantpw -t 'tenants/acme/shared/#' -q 2
+stop_broker qos
+
+# ====================================================================
+# Broker 3: tests/mosquitto/test.policy, edited and reloaded (SIGHUP).
 # ====================================================================
 mkdir -p "$tmp/pol"
 cp tests/mosquitto/test.policy "$tmp/pol/test.policy"

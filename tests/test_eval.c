@@ -339,6 +339,81 @@ static void test_regex_limit_fails_closed(void **state)
     exh_policy_free(p);
 }
 
+/*
+ * Placeholders in exact username/clientid conditions: captures from a
+ * regex written before or after them, ${username}/${clientid}, the value
+ * taken as literal text, and a placeholder without a value (a capture
+ * that did not take part or is empty, no username, an empty client id)
+ * leaving the condition unknown -- so an allow rule never matches, with or
+ * without `not`, and a deny rule does.  run_table also checks the index
+ * against the plain scan: these conditions must not be filed as names.
+ */
+static const char ident_policy[] =
+    "default deny\n"                                                                        /* 1 */
+    "deny connect clientid ~ \"dev-(?<serial>[0-9a-f]{8})\" not username \"d-${serial}\"\n" /* 2 */
+    "allow publish username \"d-${serial}\" clientid ~ \"dev-(?<serial>[0-9a-f]{8})\" "
+    "topic \"devices/${serial}/up/#\"\n"                                                   /* 3 */
+    "allow publish clientid ~ \"o(?<opt>[0-9])?-.*\" username \"u${opt}\" topic \"opt\"\n" /* 4 */
+    "allow publish clientid ~ \"e(?<e>[0-9]*)\" not username \"u${e}\" topic \"empty\"\n"  /* 5 */
+    "deny publish clientid ~ \"e(?<e>[0-9]*)\" username \"u${e}\" topic \"denyempty\"\n"   /* 6 */
+    "allow publish topic \"denyempty\"\n"                                                  /* 7 */
+    "allow subscribe clientid \"c-${username}\" topic \"own/#\"\n"                         /* 8 */
+    "deny connect username \"${clientid}\"\n"                                              /* 9 */
+    "allow publish username ~ \"(?<t>[a-z]+):.+\" not username \"${t}:guest\" "
+    "clientid \"${t}.${username}\" topic \"same\"\n"; /* 10 */
+
+static const rq ident_cases[] = {
+    /* a device's credentials are bound to its own client id */
+    {C, "d-0a1b2c3d", "dev-0a1b2c3d", "-", NULL, -1, -1, "-", 0, "allow", 0},
+    {C, "d-ffffffff", "dev-0a1b2c3d", "-", NULL, -1, -1, "-", 0, "deny", 2},
+    {C, "-", "dev-0a1b2c3d", "-", NULL, -1, -1, "-", 0, "deny", 2},
+    /* the placeholder's text is no name: it is compared with its value */
+    {C, "d-${serial}", "dev-0a1b2c3d", "-", NULL, -1, -1, "-", 0, "deny", 2},
+    {C, "d-0a1b2c3d", "dev-0a1b2c3", "-", NULL, -1, -1, "-", 0, "allow", 0},
+    {C, "acme", "laptop", "-", NULL, -1, -1, "-", 0, "allow", 0},
+    /* ${clientid}: equal names refused; an empty client id is no value: unknown, deny */
+    {C, "x", "x", "-", NULL, -1, -1, "-", 0, "deny", 9},
+    {C, "alice", "", "-", NULL, -1, -1, "-", 0, "deny", 9},
+    {C, "-", "", "-", NULL, -1, -1, "-", 0, "deny", 9},
+    {P, "d-0a1b2c3d", "dev-0a1b2c3d", "-", "devices/0a1b2c3d/up/t", 0, 0, "-", 0, "allow", 3},
+    {P, "d-0a1b2c3d", "dev-0a1b2c3d", "-", "devices/0a1b2c3d/up/t", -1, -1, "-", 0, "allow", 3},
+    {P, "d-ffffffff", "dev-0a1b2c3d", "-", "devices/0a1b2c3d/up/t", 0, 0, "-", 0, "deny", 0},
+    {P, "d-0a1b2c3d", "dev-ffffffff", "-", "devices/ffffffff/up/t", 0, 0, "-", 0, "deny", 0},
+    {P, "d-${serial}", "dev-0a1b2c3d", "-", "devices/0a1b2c3d/up/t", 0, 0, "-", 0, "deny", 0},
+    {P, "-", "dev-0a1b2c3d", "-", "devices/0a1b2c3d/up/t", 0, 0, "-", 0, "deny", 0},
+    {P, "d-0a1b2c3d9", "dev-0a1b2c3d", "-", "devices/0a1b2c3d/up/t", 0, 0, "-", 0, "deny", 0},
+    {P, "d-0a1b2c3", "dev-0a1b2c3d", "-", "devices/0a1b2c3d/up/t", 0, 0, "-", 0, "deny", 0},
+    /* an optional group that took part, and one that did not (unknown) */
+    {P, "u5", "o5-x", "-", "opt", 0, 0, "-", 0, "allow", 4},
+    {P, "u6", "o5-x", "-", "opt", 0, 0, "-", 0, "deny", 0},
+    {P, "u", "o-x", "-", "opt", 0, 0, "-", 0, "deny", 0},
+    /* an empty capture: the allow with `not` never matches... */
+    {P, "u1", "e1", "-", "empty", 0, 0, "-", 0, "deny", 0},
+    {P, "u2", "e1", "-", "empty", 0, 0, "-", 0, "allow", 5},
+    {P, "u", "e", "-", "empty", 0, 0, "-", 0, "deny", 0},
+    {P, "zz", "e", "-", "empty", 0, 0, "-", 0, "deny", 0},
+    /* ...and the deny without `not` does, whatever the username */
+    {P, "u", "e", "-", "denyempty", 0, 0, "-", 0, "deny", 6},
+    {P, "zz", "e", "-", "denyempty", 0, 0, "-", 0, "deny", 6},
+    {P, "u1", "e1", "-", "denyempty", 0, 0, "-", 0, "deny", 6},
+    {P, "u2", "e1", "-", "denyempty", 0, 0, "-", 0, "allow", 7},
+    /* ${username} in a clientid condition; anonymous: unknown */
+    {S, "bob", "c-bob", "-", "own/x", 0, 0, "-", 0, "allow", 8},
+    {S, "bob", "c-alice", "-", "own/#", 0, 0, "-", 0, "deny", 0},
+    {S, "-", "c-", "-", "own/x", 0, 0, "-", 0, "deny", 0},
+    /* several placeholders, a capture of the same field */
+    {P, "acme:bob", "acme.acme:bob", "-", "same", 0, 0, "-", 0, "allow", 10},
+    {P, "acme:guest", "acme.acme:guest", "-", "same", 0, 0, "-", 0, "deny", 0},
+    {P, "acme:bob", "acme.acme:bo", "-", "same", 0, 0, "-", 0, "deny", 0},
+    {P, "acme:bob", "acme.acme:bobb", "-", "same", 0, 0, "-", 0, "deny", 0},
+};
+
+static void test_identity_placeholders(void **state)
+{
+    (void)state;
+    run_table(ident_policy, ident_cases, sizeof(ident_cases) / sizeof(ident_cases[0]));
+}
+
 /* The first matching rule across files, in byte order of file names. */
 static void put(const char *dir, const char *name, const char *text)
 {
@@ -442,7 +517,7 @@ static void test_index_matches_scan(void **state)
             int has_cap = 0;
             o += (size_t)snprintf(text + o, sizeof(text) - o, "%s %s", rnd(2) ? "allow" : "deny",
                                   act);
-            switch (rnd(7)) {
+            switch (rnd(9)) {
             case 0:
                 o +=
                     (size_t)snprintf(text + o, sizeof(text) - o, " username \"%s\"", users[rnd(8)]);
@@ -463,6 +538,15 @@ static void test_index_matches_scan(void **state)
                 break;
             case 5:
                 o += (size_t)snprintf(text + o, sizeof(text) - o, " anonymous");
+                break;
+            case 6: /* placeholders in exact names: never an index key */
+                o += (size_t)snprintf(text + o, sizeof(text) - o,
+                                      " username \"${cap}:x\" username ~ \"(?<cap>[a-z0-9]+):.*\"");
+                has_cap = 1;
+                break;
+            case 7:
+                o += (size_t)snprintf(text + o, sizeof(text) - o, " %sclientid \"%s${username}\"",
+                                      rnd(2) ? "not " : "", rnd(2) ? "" : "a");
                 break;
             default:
                 break;
@@ -781,6 +865,7 @@ int main(void)
         cmocka_unit_test(test_invalid_reasons),
         cmocka_unit_test(test_default_values),
         cmocka_unit_test(test_regex_limit_fails_closed),
+        cmocka_unit_test(test_identity_placeholders),
         cmocka_unit_test(test_first_match_across_files),
         cmocka_unit_test(test_index_matches_scan),
         cmocka_unit_test(test_matcher_agrees_with_reference),

@@ -64,6 +64,37 @@ static void test_sample_layout(void **state)
     free(out);
 }
 
+/* Placeholders in exact username/clientid conditions come back as
+ * written (escapes next to them included), and the layout is stable. */
+static void test_identity_placeholders(void **state)
+{
+    (void)state;
+    const char *in = "deny connect   clientid ~ \"dev-(?<serial>[0-9a-f]{8})\"  not username "
+                     "\"d-${serial}\"\n"
+                     "deny connect not username \"q\\\"${c}\\\\\" clientid ~ \"(?<c>x+)\"\n"
+                     "allow subscribe clientid \"c-${username}\" \\\n"
+                     "   topic \"own/${clientid}/#\"\n";
+    const char *want = "deny connect clientid ~ \"dev-(?<serial>[0-9a-f]{8})\" not username "
+                       "\"d-${serial}\"\n"
+                       "deny connect not username \"q\\\"${c}\\\\\" clientid ~ \"(?<c>x+)\"\n"
+                       "allow subscribe clientid \"c-${username}\" \\\n"
+                       "                topic \"own/${clientid}/#\"\n";
+    char *out = fmt(in);
+    if (strcmp(out, want)) fail_msg("got:\n%s\nwant:\n%s", out, want);
+    char *again = fmt(out);
+    assert_string_equal(again, out);
+    exh_policy *a, *b;
+    assert_int_equal(exh_policy_parse("i", in, strlen(in), &a, NULL), EXH_OK);
+    assert_int_equal(exh_policy_parse("o", out, strlen(out), &b, NULL), EXH_OK);
+    assert_int_equal(exh_policy_rule_count(a), 3);
+    for (uint32_t i = 0; i < 3; i++)
+        assert_string_equal(exh_policy_rule(b, i)->text, exh_policy_rule(a, i)->text);
+    exh_policy_free(a);
+    exh_policy_free(b);
+    free(again);
+    free(out);
+}
+
 /* A trailing `\` that swallows a blank line or the end of the file does
  * not make a rule multi-line, and the blank line stays. */
 static void test_dangling_continuations(void **state)
@@ -166,6 +197,7 @@ static void test_repository_files(void **state)
     (void)state;
     int checked = 0;
     check_dir("policies", &checked);
+    check_dir("examples/qos-retain", &checked);
     check_dir("tests/data", &checked);
     check_dir("tests/fuzz/corpus/policy", &checked);
     assert_true(checked >= 10);
@@ -189,7 +221,9 @@ static void test_decisions_unchanged(void **state)
                                   "clientid ~ \"c.*\"",
                                   "not anonymous",
                                   "group \"g\"",
-                                  "username ~ \"a\\\\\\\\b\""};
+                                  "username ~ \"a\\\\\\\\b\"",
+                                  "clientid ~ \"c(?<t>.*)\" not username \"u${t}\"",
+                                  "not clientid \"c${username}\""};
     static const char *topics[] = {"", "topic \"a/#\"", "topic \"a/+\" \"b\"", "topic eq \"#\"",
                                    "topic \"a/${username}\""};
     static const char *acts[] = {"publish", "subscribe", "pubsub", "connect"};
@@ -203,7 +237,7 @@ static void test_decisions_unchanged(void **state)
             const char *act = acts[rnd(4)];
             const char *tp = strcmp(act, "connect") ? topics[rnd(5)] : "";
             o += (size_t)snprintf(text + o, sizeof(text) - o, "%s %s %s%s%s%s\n",
-                                  rnd(2) ? "allow" : "deny", act, conds[rnd(6)],
+                                  rnd(2) ? "allow" : "deny", act, conds[rnd(8)],
                                   rnd(3) == 0 ? " \\\n   " : " ", tp, rnd(4) ? "" : " # c");
             if (rnd(5) == 0) o += (size_t)snprintf(text + o, sizeof(text) - o, "\n# comment\n");
         }
@@ -245,7 +279,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sample_layout),          cmocka_unit_test(test_refuses_broken_policy),
         cmocka_unit_test(test_dangling_continuations), cmocka_unit_test(test_repository_files),
-        cmocka_unit_test(test_decisions_unchanged),
+        cmocka_unit_test(test_identity_placeholders),  cmocka_unit_test(test_decisions_unchanged),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

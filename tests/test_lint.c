@@ -43,6 +43,11 @@ typedef struct lint_case {
     {                                                                                              \
         EXH_LINT_UNKNOWN_OPTION, r, 0                                                              \
     }
+/* about the `default` statement: rule EXH_LINT_NO_RULE, shown as 0 */
+#define DEF_IGNORE                                                                                 \
+    {                                                                                              \
+        EXH_LINT_DEFAULT_IGNORE, 0, 0                                                              \
+    }
 
 static const lint_case cases[] = {
     /* shadowing by a wider filter, same identity */
@@ -109,6 +114,41 @@ static const lint_case cases[] = {
     {"deny connect group \"bad\"\n"
      "deny connect group \"bad\" peerhost 1.2.3.4\n",
      {SH(2, 1), END}},
+    /* one EMQX note per rule with qos/retain, however many options it has */
+    {"allow publish topic \"q\" qos 0-1 retain false\n"
+     "allow pubsub topic \"s/#\" retain false\n"
+     "deny publish topic \"x\" qos 2\n"
+     "deny pubsub topic \"y\" qos 2 retain true\n"
+     "allow subscribe topic \"z\"\n",
+     {NOTE(1), NOTE(2), NOTE(3), NOTE(4), END}},
+    /* default ignore: a warning about the default statement, before the rules' */
+    {"allow publish topic \"t/#\" qos 1\n"
+     "default ignore\n",
+     {DEF_IGNORE, NOTE(1), END}},
+    {"default allow\n", {END}},
+    /* placeholders in exact names: the same condition (with its capture)
+     * shadows the same effect... */
+    {"deny connect clientid ~ \"dev-(?<s>.+)\" not username \"d-${s}\"\n"
+     "deny connect clientid ~ \"dev-(?<s>.+)\" not username \"d-${s}\" peerhost 10.0.0.0/8\n",
+     {SH(2, 1), END}},
+    /* ...but an allow never shadows a deny with it: an empty capture makes
+     * it unknown, and there the deny still matches */
+    {"allow publish clientid ~ \"e(?<e>.*)\" username \"u${e}\" topic \"t\"\n"
+     "deny publish clientid ~ \"e(?<e>.*)\" username \"u${e}\" topic \"t\"\n",
+     {END}},
+    /* written in either order, the same conditions */
+    {"allow publish clientid ~ \"(?<s>.+)\" username \"d-${s}\" topic \"t\"\n"
+     "allow publish username \"d-${s}\" clientid ~ \"(?<s>.+)\" topic \"t\"\n",
+     {SH(2, 1), END}},
+    /* an exact name does not stand for a condition with placeholders, nor
+     * the other way round (conservative: no warning either way) */
+    {"allow publish username \"d-x\" clientid \"x\" topic \"t\"\n"
+     "allow publish clientid ~ \"(?<s>.+)\" username \"d-${s}\" topic \"t\"\n"
+     "allow publish username \"d-y\" clientid \"y\" topic \"t\"\n",
+     {END}},
+    {"allow publish username \"u\" topic \"a/#\"\n"
+     "allow publish username \"u\" clientid \"c-${username}\" topic \"a/b\"\n",
+     {SH(2, 1), END}},
 };
 
 typedef struct got {
@@ -144,7 +184,12 @@ static void test_lint_table(void **state)
             nwarn += cases[i].want[n].kind != EXH_LINT_UNKNOWN_OPTION;
             n++;
         }
-        if (g.n != n) fail_msg("case %zu: %d findings, want %d\n%s", i, g.n, n, cases[i].policy);
+        if (g.n != n) {
+            for (int k = 0; k < g.n; k++)
+                print_message("  got kind %d rule %u other %u\n", g.f[k].kind, g.f[k].rule,
+                              g.f[k].other);
+            fail_msg("case %zu: %d findings, want %d\n%s", i, g.n, n, cases[i].policy);
+        }
         for (int k = 0; k < n; k++)
             if (g.f[k].kind != cases[i].want[k].kind || g.f[k].rule != cases[i].want[k].rule ||
                 g.f[k].other != cases[i].want[k].other)
@@ -156,10 +201,59 @@ static void test_lint_table(void **state)
     }
 }
 
+typedef struct texts {
+    exh_lint_diag d[8];
+    int n;
+} texts;
+
+static void keep(const exh_lint_diag *d, void *user)
+{
+    texts *t = user;
+    assert_true(t->n < 8);
+    t->d[t->n++] = *d;
+}
+
+/* What the EMQX notes and the default-ignore warning say, and where. */
+static void test_messages(void **state)
+{
+    (void)state;
+    const char *pol = "allow publish topic \"q\" qos 0-1 retain false\n"
+                      "allow pubsub topic \"s/#\" retain false\n"
+                      "deny subscribe topic \"x\" qos 2\n"
+                      "  default ignore\n";
+    exh_policy *p;
+    assert_int_equal(exh_policy_parse("m.policy", pol, strlen(pol), &p, NULL), EXH_OK);
+    texts t = {.n = 0};
+    assert_int_equal(exh_lint(p, keep, &t), 1);
+    assert_int_equal(t.n, 4);
+    assert_int_equal(t.d[0].kind, EXH_LINT_DEFAULT_IGNORE);
+    assert_int_equal(t.d[0].rule, EXH_LINT_NO_RULE);
+    assert_int_equal(t.d[0].col, 3);
+    assert_false(t.d[0].is_note);
+    assert_non_null(strstr(t.d[0].message, "next source"));
+    assert_non_null(strstr(t.d[0].message, "acl_nomatch = allow"));
+    assert_non_null(strstr(t.d[0].message, "no_match = allow"));
+    assert_non_null(strstr(t.d[0].message, "fails open"));
+    /* rule 1: the note points at its first option, `qos` */
+    assert_int_equal(t.d[1].rule, 0);
+    assert_int_equal(t.d[1].col, 25);
+    assert_non_null(strstr(t.d[1].message, "never grants a publish, its QoS and retain flag"));
+    /* rule 2: retain constrains publishes only; subscribes still granted */
+    assert_int_equal(t.d[2].rule, 1);
+    assert_int_equal(t.d[2].col, 26);
+    assert_non_null(strstr(t.d[2].message, "never grants a publish, its retain flag"));
+    assert_non_null(strstr(t.d[2].message, "subscribes are decided without retain"));
+    /* rule 3: a deny refuses whatever the QoS */
+    assert_int_equal(t.d[3].rule, 2);
+    assert_non_null(strstr(t.d[3].message, "refuses every subscribe it matches, whatever the QoS"));
+    exh_policy_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lint_table),
+        cmocka_unit_test(test_messages),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -70,6 +70,18 @@ static const bad_case bad[] = {
      "defined twice"},
     {"allow publish not username ~ \"(?<t>.+)\" topic \"x/${t}\"\n", 1, 50, "defined under 'not'"},
     {"allow publish username ~ \"(?<username>.+)\" topic \"x\"\n", 1, 26, "reserved"},
+    /* placeholders in exact username/clientid conditions: at the '$' */
+    {"deny connect not username \"d-${serial}\"\n", 1, 30, "names no capture"},
+    {"deny connect clientid \"x\" not username \"a\\\"${s}\"\n", 1, 44, "names no capture"},
+    {"deny connect not clientid ~ \"dev-(?<s>.+)\" username \"d-${s}\"\n", 1, 56,
+     "defined under 'not'"},
+    {"allow publish username \"x-${username}\" topic \"a\"\n", 1, 27, "its own value"},
+    {"allow connect clientid \"${clientid}\"\n", 1, 25, "its own value"},
+    {"allow connect clientid \"c-${s\"\n", 1, 27, "unterminated placeholder"},
+    {"allow connect clientid \"${}\"\n", 1, 25, "empty placeholder"},
+    {"allow connect username \"${a-b}\"\n", 1, 25, "bad placeholder name"},
+    {"allow connect username ~ \"(?<s>.+)\" clientid \"${s}\" clientid \"${t}\"\n", 1, 63,
+     "names no capture"},
     {"allow publish username ~ \"((((((((((((((((((((((((((((((((((a))))))))))))))))))))))))))))"
      "))))))\"\n",
      1, 26, "groups"},
@@ -144,6 +156,13 @@ static const char *good[] = {
     "allow subscribe group \"ops\" topic \"alerts/#\" \"$SYS/broker/+/uptime\"\n",
     "allow pubsub topic \"users/%u/#\" \"clients/%c/#\" \"x/a%u\"\n",
     "allow publish topic \"a/${username}-${clientid}/b\"\n",
+    /* placeholders in exact names: a capture written before or after its use,
+     * from the other field or the same one, and the built-in names */
+    "deny connect clientid ~ \"dev-(?<serial>[0-9a-f]{8})\" not username \"d-${serial}\"\n",
+    "deny connect not username \"d-${serial}\" clientid ~ \"dev-(?<serial>[0-9a-f]{8})\"\n",
+    "allow publish username ~ \"(?<t>[a-z]+):.+\" not username \"${t}:admin\" topic \"a\"\n",
+    "allow connect clientid \"dev-${username}\" username \"${clientid}x\"\n",
+    "allow connect username \"100%u\"\n", /* %u is text outside topic filters */
     "allow publish \\\n  username \"u\" \\\n  topic \"a\"   \n",
     "allow publish username \"say \\\"hi\\\" \\\\o/\" topic \"a\"\n",
     "allow publish username ~ \"dev-\\d+\" topic \"a\"\r\n",

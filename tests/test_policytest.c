@@ -1,6 +1,7 @@
 /*
  * test_policytest.c -- reading `expect` lines: every attribute, the
- * defaults (qos 0, retain false, anonymous, unknown peer), and errors at
+ * defaults (qos 0, retain false, anonymous, unknown peer), unknown qos and
+ * retain and the EMQX forms (`emqx`, `also emqx`), and errors at
  * their exact position.
  */
 #include <setjmp.h>
@@ -70,6 +71,49 @@ static void test_attributes_and_defaults(void **state)
     assert_int_equal(s.e[4].request.peerhost.family, 6);
 }
 
+/* Unknown QoS/retain, and the request as EMQX sends it: `emqx` alone, or
+ * `also emqx` for the line as written and then again as EMQX sends it. */
+static void test_unknown_and_emqx(void **state)
+{
+    (void)state;
+    const char *text = "expect allow publish topic \"t\" qos unknown\n"
+                       "expect allow publish topic \"t\" retain unknown qos 1\n"
+                       "expect deny publish topic \"t\" emqx\n"
+                       "expect allow subscribe topic \"t\" qos 2 also emqx\n"
+                       "expect allow publish also emqx topic \"t\" retain\n";
+    seen s = {.n = 0};
+    exh_error err;
+    assert_int_equal(exh_testfile_parse("u.test", text, strlen(text), keep, &s, &err), EXH_OK);
+    assert_int_equal(s.n, 7);
+    assert_int_equal(s.e[0].request.qos, -1);
+    assert_int_equal(s.e[0].request.retain, 0);
+    assert_false(s.e[0].emqx);
+    assert_int_equal(s.e[1].request.qos, 1);
+    assert_int_equal(s.e[1].request.retain, -1);
+    assert_false(s.e[1].emqx);
+    /* emqx: both unknown */
+    assert_int_equal(s.e[2].request.qos, -1);
+    assert_int_equal(s.e[2].request.retain, -1);
+    assert_true(s.e[2].emqx);
+    assert_int_equal(s.e[2].line, 3);
+    /* also emqx: as written, then the EMQX run of the same line */
+    assert_int_equal(s.e[3].request.qos, 2);
+    assert_false(s.e[3].emqx);
+    assert_int_equal(s.e[4].request.qos, -1);
+    assert_int_equal(s.e[4].request.retain, -1);
+    assert_true(s.e[4].emqx);
+    assert_int_equal(s.e[4].line, 4);
+    assert_int_equal(s.e[4].expected, EXH_ALLOW);
+    assert_int_equal(s.e[4].request.action, EXH_SUBSCRIBE);
+    assert_string_equal(s.topic[4], "t");
+    assert_int_equal(s.e[5].request.retain, 1);
+    assert_int_equal(s.e[5].request.qos, 0);
+    assert_false(s.e[5].emqx);
+    assert_int_equal(s.e[6].request.retain, -1);
+    assert_int_equal(s.e[6].request.qos, -1);
+    assert_true(s.e[6].emqx);
+}
+
 static void test_errors(void **state)
 {
     (void)state;
@@ -89,6 +133,14 @@ static void test_errors(void **state)
         {"expect allow connect topic \"t\"\n", 1, 22, "takes no topic"},
         {"expect allow publish anonymous username \"u\" topic \"t\"\n", 1, 1, "contradict"},
         {"expect allow publish topic \"t\"\nexpect deny\n", 2, 12, "an action"},
+        {"expect allow publish topic \"t\" qos maybe\n", 1, 36, "'unknown'"},
+        {"expect allow connect username \"u\" emqx\n", 1, 35, "publish and subscribe"},
+        {"expect allow connect username \"u\" also emqx\n", 1, 35, "publish and subscribe"},
+        {"expect allow publish topic \"t\" qos 1 emqx\n", 1, 32, "no QoS or retain"},
+        {"expect allow publish topic \"t\" emqx retain false\n", 1, 37, "no QoS or retain"},
+        {"expect allow publish topic \"t\" also\n", 1, 36, "'emqx' after 'also'"},
+        {"expect allow publish topic \"t\" also mosquitto\n", 1, 37, "'emqx' after 'also'"},
+        {"expect allow publish topic \"t\" emqx also emqx\n", 1, 37, "given twice"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         seen s = {.n = 0};
@@ -106,6 +158,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_attributes_and_defaults),
+        cmocka_unit_test(test_unknown_and_emqx),
         cmocka_unit_test(test_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -4,9 +4,16 @@
  *   expect <allow|deny|ignore> <publish|subscribe|connect> {attribute}
  *
  * Attributes: username "u", clientid "c", peerhost IP, group "g"
- * (repeatable), superuser, anonymous, topic "t", qos N, retain [true|false].
+ * (repeatable), superuser, anonymous, topic "t", qos N|unknown,
+ * retain [true|false|unknown], emqx, also emqx.
  * As in `exhookctl check`, an absent qos is 0 and an absent retain false;
  * an absent username means anonymous; an absent peerhost is unknown.
+ *
+ * EMQX's hooks carry no QoS or retain flag.  `emqx` states the request as
+ * EMQX sends it (both unknown; no qos/retain on that line); `also emqx`
+ * runs the expectation twice, as written and then as EMQX sends it, so one
+ * line checks a decision that must hold on every front end.  Publish and
+ * subscribe expectations only.
  */
 #ifndef EXHOOK_POLICYTEST_H
 #define EXHOOK_POLICYTEST_H
@@ -26,6 +33,7 @@ typedef struct exh_expectation {
     exh_str groups[EXH_TEST_MAX_GROUPS];
     const char *file;
     unsigned line, col;
+    bool emqx; /* this run is the request as EMQX sends it (qos, retain unknown) */
 } exh_expectation;
 
 /* Called once per expectation; return non-zero to stop early. */

@@ -330,7 +330,7 @@ def cli_table():
 #   Each hostile line's answer is one JSON object that denies and matches the
 #   regex; the good line after it is answered exactly right.
 
-GOOD_REQ = b'{"action":"publish","clientid":"dev-0a1b2c3d","topic":"devices/0a1b2c3d/up/t"}'
+GOOD_REQ = b'{"action":"publish","username":"d-0a1b2c3d","clientid":"dev-0a1b2c3d","topic":"devices/0a1b2c3d/up/t"}'
 
 
 def batch_table():

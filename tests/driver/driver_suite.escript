@@ -441,6 +441,7 @@ setup() ->
     add_user("acme:bob", "bob-pw", ""),
     add_user("acme:dan", "dan-pw-1", ""),
     add_user("d-0a1b2c3d", "dev-pw", "--clientid-pattern 'dev-[0-9a-f]{8}'"),
+    add_user("d-ffffffff", "dev-pw-2", "--clientid-pattern 'dev-[0-9a-f]{8}'"),
     add_user("mallory", "mallory-pw", ""),
     {0, _} = ctl("set-user mallory --disabled true"),
     add_user("carol", "carol-pw", "--group ops"),
@@ -634,6 +635,12 @@ authenticate(D) ->
           "--clientid-pattern -> {0,false}",
           auth(D, ci(#{username => <<"d-0a1b2c3d">>, clientid => <<"laptop-1">>,
                        password => <<"dev-pw">>, peerhost => <<"10.9.8.7">>})), ?DENY),
+    %% The store pattern lets any device's credentials claim any device id;
+    %% 20-devices binds dev-<serial> to the user d-<serial>.
+    check("authenticate: another device's credentials (right password) on "
+          "dev-0a1b2c3d -> {0,false}",
+          auth(D, ci(#{username => <<"d-ffffffff">>, clientid => <<"dev-0a1b2c3d">>,
+                       password => <<"dev-pw-2">>, peerhost => <<"10.9.8.7">>})), ?DENY),
     check("authenticate: group internal (from the store) from 203.0.113.9 -> {0,false}",
           auth(D, ci(#{username => <<"ci-runner">>, clientid => <<"ci-1">>,
                        password => <<"ci-pw">>, peerhost => <<"203.0.113.9">>})), ?DENY),
@@ -652,6 +659,8 @@ authenticate(D) ->
 check_acl(D) ->
     Dev = ci(#{username => <<"d-0a1b2c3d">>, clientid => <<"dev-0a1b2c3d">>,
                peerhost => <<"10.9.8.7">>}),
+    Other = ci(#{username => <<"d-ffffffff">>, clientid => <<"dev-0a1b2c3d">>,
+                 peerhost => <<"10.9.8.7">>}),
     Alice = user(<<"acme:alice">>, <<"web-1">>),
     Cases =
         [%% 20-devices
@@ -661,11 +670,15 @@ check_acl(D) ->
          {Dev, subscribe, <<"devices/ffffffff/down/#">>, ?DENY},
          {Dev, subscribe, <<"devices/+/down/#">>, ?DENY},
          {Dev, publish, <<"devices/ffffffff/up/temp">>, ?DENY},
-         %% DESIGN §2: EMQX's hooks pass no QoS/retain, so `allow publish ...
-         %% devices/${serial}/up/# qos 0-1 retain false` fails closed and the
-         %% `deny pubsub ... devices/#` at the end of 20-devices decides.
-         {Dev, publish, <<"devices/0a1b2c3d/up/t">>, ?DENY},
+         %% EMQX's hooks pass no QoS/retain: policies/ has no qos/retain
+         %% option (it would fail closed here), so telemetry is granted.
+         {Dev, publish, <<"devices/0a1b2c3d/up/t">>, ?ALLOW},
+         {Dev, publish, <<"devices/0a1b2c3d/state">>, ?ALLOW},
          {Dev, publish, <<"devices/0a1b2c3d/down/reboot">>, ?DENY},
+         %% another device's credentials on this client id: nothing
+         {Other, publish, <<"devices/0a1b2c3d/up/t">>, ?DENY},
+         {Other, subscribe, <<"devices/0a1b2c3d/down/#">>, ?DENY},
+         {Other, subscribe, <<"firmware/announce">>, ?DENY},
          %% 30-tenants
          {Alice, publish, <<"tenants/acme/users/alice/todo">>, ?ALLOW},
          {Alice, subscribe, <<"tenants/acme/users/alice/#">>, ?ALLOW},

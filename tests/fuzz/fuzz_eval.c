@@ -13,8 +13,16 @@
  *                    here on top of topic.h's reference functions
  *                    (exh_topic_match for publish, exh_topic_subset for an
  *                    allow rule on subscribe, exh_topic_overlap for a deny
- *                    rule on subscribe); used only for policies without
- *                    placeholders or regexes, which it does not model
+ *                    rule on subscribe).  It models the generator's few
+ *                    regexes by hand (their matches and named captures),
+ *                    topic placeholders by substituting their values into
+ *                    the filter text, and placeholders in exact
+ *                    username/clientid conditions by comparing the whole
+ *                    substituted string, with a placeholder that has no
+ *                    value (a capture absent or empty, no username, an
+ *                    empty client id) making the condition unknown --
+ *                    straight from the language's definition, none of the
+ *                    library's piecewise matching
  *
  * Any disagreement in decision, basis or deciding rule is a crash.
  *
@@ -58,8 +66,8 @@ static uint32_t rnd(uint32_t n)
 }
 
 static const char *const levels[] = {"a", "b", "c", "$s", "x", ""};
-static const char *const users[] = {"u1", "u2", "t1:x", "t2:y", "a", "#", "b/c", ""};
-static const char *const cids[] = {"c1", "c2", "dev-1", "dev-2", "a", "+", ""};
+static const char *const users[] = {"u1", "u2", "t1:x", "t2:y", "a", "#", "b/c", "", "1"};
+static const char *const cids[] = {"c1", "c2", "dev-1", "dev-2", "a", "+", "", "dev-", "u1"};
 #define NUSERS (sizeof(users) / sizeof(users[0]))
 #define NCIDS  (sizeof(cids) / sizeof(cids[0]))
 
@@ -91,18 +99,35 @@ static void rand_filter(char *out, int allow_wild, int ph, int cap, int *used_ph
 
 /* ---- the model of a generated rule ---- */
 
-enum { C_USER, C_CID, C_GROUP, C_ANON, C_PEER, C_USER_RE, C_CID_RE };
+enum { C_USER, C_CID, C_GROUP, C_ANON, C_PEER, C_USER_RE, C_CID_RE, C_USER_PAT, C_CID_PAT };
 enum { A_PUB = 1, A_SUB = 2, A_CONN = 4 };
+
+/* The regexes (arg of C_USER_RE / C_CID_RE). */
+enum { RE_U_CAP, RE_U2, RE_DEV, RE_C9, RE_SID };
+static const char *const regexes[] = {
+    "(?<cap>[a-z0-9]+):.*",      /* username: cap = the part before the first ':' */
+    "u.",                        /* username */
+    "dev-.*",                    /* clientid */
+    "c[0-9]",                    /* clientid */
+    "(?:dev-(?<sid>[0-9]*)|c.)", /* clientid: sid may be empty, or not take part */
+};
+
+/* What a placeholder in an exact name stands for (mcond.ph). */
+enum { PH_USERNAME, PH_CLIENTID, PH_CAP, PH_SID };
+static const char *const ph_names[] = {"username", "clientid", "cap", "sid"};
+static const char *const ph_pre[] = {"", "u", "dev-", "c"};
+static const char *const ph_suf[] = {"", ":x"};
 
 typedef struct mcond {
     int kind, arg, negated;
+    int ph, pre, suf; /* C_*_PAT: "<ph_pre[pre]>${<ph_names[ph]>}<ph_suf[suf]>" */
 } mcond;
 
 typedef struct mrule {
     int allow;
     unsigned acts;
     int ncond;
-    mcond cond[2];
+    mcond cond[3];
     int nspecs;
     char spec[3][80];
     int eq[3];
@@ -113,7 +138,6 @@ typedef struct mrule {
 #define MAX_RULES 24
 static mrule rules[MAX_RULES];
 static int nrules;
-static int complex_policy; /* placeholders or regexes: no reference check */
 static char text[MAX_RULES * 400 + 64];
 
 static const char *const cidrs[] = {"10.0.0.0/8", "127.0.0.1", "::1/128", "0.0.0.0/0"};
@@ -125,7 +149,6 @@ static void gen_policy(void)
     /* `all` is pubsub: it does not take in connect. */
     static const unsigned actbits[] = {A_PUB, A_SUB, A_PUB | A_SUB, A_CONN, A_PUB | A_SUB};
     size_t o = 0;
-    complex_policy = 0;
     nrules = 1 + (int)rnd(MAX_RULES);
     for (int i = 0; i < nrules; i++) {
         mrule *r = &rules[i];
@@ -135,13 +158,41 @@ static void gen_policy(void)
         r->acts = actbits[a];
         o += (size_t)snprintf(text + o, sizeof(text) - o, "%s %s", r->allow ? "allow" : "deny",
                               actname[a]);
-        int cap = 0;
-        r->ncond = (int)rnd(3);
+        /* First the kinds, so a placeholder can name a capture of a
+         * condition written after it; then the text, in that order. */
+        int cap = 0, sid = 0;
+        r->ncond = (int)rnd(4);
         for (int c = 0; c < r->ncond; c++) {
             mcond *mc = &r->cond[c];
-            mc->kind = (int)rnd(9);
-            if (mc->kind > C_CID_RE) mc->kind = C_USER; /* the common case, twice as often */
+            mc->kind = (int)rnd(11);
+            if (mc->kind > C_CID_PAT) mc->kind = C_USER; /* the common case, more often */
             mc->negated = rnd(4) == 0;
+            if (mc->kind == C_USER_RE) {
+                /* Negated, a capture never has a value (and naming it is a
+                 * compile error); and a name is captured once per rule. */
+                mc->arg = !mc->negated && !cap && rnd(2) ? RE_U_CAP : RE_U2;
+                cap |= mc->arg == RE_U_CAP;
+            } else if (mc->kind == C_CID_RE) {
+                mc->arg = RE_DEV + (int)rnd(3);
+                if (mc->arg == RE_SID && (mc->negated || sid)) mc->arg = RE_DEV;
+                sid |= mc->arg == RE_SID;
+            }
+        }
+        for (int c = 0; c < r->ncond; c++) {
+            mcond *mc = &r->cond[c];
+            if (mc->kind == C_USER_PAT || mc->kind == C_CID_PAT) {
+                int opts[4], n = 0;
+                /* never its own field: that is a compile error */
+                opts[n++] = mc->kind == C_USER_PAT ? PH_CLIENTID : PH_USERNAME;
+                if (cap) opts[n++] = PH_CAP;
+                if (sid) opts[n++] = PH_SID;
+                mc->ph = opts[rnd((uint32_t)n)];
+                mc->pre = (int)rnd(4);
+                mc->suf = (int)rnd(2);
+            }
+        }
+        for (int c = 0; c < r->ncond; c++) {
+            mcond *mc = &r->cond[c];
             if (mc->negated) o += (size_t)snprintf(text + o, sizeof(text) - o, " not");
             switch (mc->kind) {
             case C_USER:
@@ -166,21 +217,15 @@ static void gen_policy(void)
                 o += (size_t)snprintf(text + o, sizeof(text) - o, " peerhost %s", cidrs[mc->arg]);
                 break;
             case C_USER_RE:
-                /* Negated, the capture would not bind: keep it positive;
-                 * and a name is captured once per rule. */
-                if (!mc->negated && !cap) {
-                    o += (size_t)snprintf(text + o, sizeof(text) - o,
-                                          " username ~ \"(?<cap>[a-z0-9]+):.*\"");
-                    cap = 1;
-                } else {
-                    o += (size_t)snprintf(text + o, sizeof(text) - o, " username ~ \"u.\"");
-                }
-                complex_policy = 1;
+            case C_CID_RE:
+                o += (size_t)snprintf(text + o, sizeof(text) - o, " %s ~ \"%s\"",
+                                      mc->kind == C_USER_RE ? "username" : "clientid",
+                                      regexes[mc->arg]);
                 break;
-            default: /* C_CID_RE */
-                o += (size_t)snprintf(text + o, sizeof(text) - o, " clientid ~ \"%s\"",
-                                      rnd(2) ? "dev-.*" : "c[0-9]");
-                complex_policy = 1;
+            default: /* C_USER_PAT, C_CID_PAT */
+                o += (size_t)snprintf(text + o, sizeof(text) - o, " %s \"%s${%s}%s\"",
+                                      mc->kind == C_USER_PAT ? "username" : "clientid",
+                                      ph_pre[mc->pre], ph_names[mc->ph], ph_suf[mc->suf]);
                 break;
             }
         }
@@ -191,7 +236,6 @@ static void gen_policy(void)
                 int eq = rnd(6) == 0, ph = 0;
                 r->eq[s] = eq;
                 rand_filter(r->spec[s], !eq, !eq, cap, &ph);
-                if (ph) complex_policy = 1;
                 o += (size_t)snprintf(text + o, sizeof(text) - o, " %s\"%s\"", eq ? "eq " : "",
                                       r->spec[s]);
             }
@@ -221,7 +265,94 @@ static void gen_policy(void)
 
 typedef enum { F, T, U } tri;
 
-static tri ref_cond(const mcond *c, const exh_request *r)
+/* The values a rule's regexes captured for one request; NULL: none. */
+typedef struct caps {
+    const char *cap, *sid;
+    size_t cap_len, sid_len;
+} caps;
+
+static int no_newline(const char *s, size_t n)
+{
+    return !memchr(s, '\n', n); /* `.` is every byte but LF */
+}
+
+static int lower_or_digit(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+
+/* The generator's regexes, by hand: whole-string matches, and their
+ * captures as PCRE2 would leave them. */
+static tri ref_regex(int re, const char *s, size_t n, caps *k)
+{
+    size_t i = 0;
+    switch (re) {
+    case RE_U_CAP: /* [a-z0-9]+ cannot take the ':', so it ends at the first one */
+        while (i < n && lower_or_digit(s[i]))
+            i++;
+        if (i == 0 || i == n || s[i] != ':' || !no_newline(s + i + 1, n - i - 1)) return F;
+        k->cap = s;
+        k->cap_len = i;
+        return T;
+    case RE_U2:
+        return n == 2 && s[0] == 'u' && s[1] != '\n' ? T : F;
+    case RE_DEV:
+        return n >= 4 && !memcmp(s, "dev-", 4) && no_newline(s + 4, n - 4) ? T : F;
+    case RE_C9:
+        return n == 2 && s[0] == 'c' && s[1] >= '0' && s[1] <= '9' ? T : F;
+    default: /* RE_SID */
+        if (n >= 4 && !memcmp(s, "dev-", 4)) {
+            for (i = 4; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+                ;
+            if (i == n) { /* the first branch: sid took part, maybe empty */
+                k->sid = s + 4;
+                k->sid_len = n - 4;
+                return T;
+            }
+        }
+        if (n == 2 && s[0] == 'c' && s[1] != '\n') { /* the second: sid did not */
+            k->sid = NULL;
+            return T;
+        }
+        return F;
+    }
+}
+
+/* An exact name with a placeholder, straight from the definition: the
+ * placeholder needs a non-empty value, else the condition is unknown;
+ * then the whole substituted string must equal the name. */
+static tri ref_name(const mcond *c, const exh_request *r, const caps *k)
+{
+    const char *v;
+    size_t n;
+    switch (c->ph) {
+    case PH_USERNAME:
+        v = r->username;
+        n = r->username_len;
+        break;
+    case PH_CLIENTID:
+        v = r->clientid;
+        n = r->clientid_len;
+        break;
+    case PH_CAP:
+        v = k->cap;
+        n = k->cap_len;
+        break;
+    default:
+        v = k->sid;
+        n = k->sid_len;
+        break;
+    }
+    if (!v || !n) return U;
+    char want[256];
+    int wl = snprintf(want, sizeof(want), "%s%.*s%s", ph_pre[c->pre], (int)n, v, ph_suf[c->suf]);
+    const char *subj = c->kind == C_USER_PAT ? r->username : r->clientid;
+    size_t sl = c->kind == C_USER_PAT ? r->username_len : r->clientid_len;
+    if (!subj) return F; /* anonymous: no username */
+    return sl == (size_t)wl && !memcmp(subj, want, sl) ? T : F;
+}
+
+static tri ref_cond(const mcond *c, const exh_request *r, caps *k)
 {
     tri t = F;
     switch (c->kind) {
@@ -242,8 +373,18 @@ static tri ref_cond(const mcond *c, const exh_request *r)
     case C_ANON:
         t = r->username == NULL;
         break;
+    case C_USER_RE:
+        t = r->username ? ref_regex(c->arg, r->username, r->username_len, k) : F;
+        break;
+    case C_CID_RE:
+        t = ref_regex(c->arg, r->clientid, r->clientid_len, k);
+        break;
+    case C_USER_PAT:
+    case C_CID_PAT:
+        t = ref_name(c, r, k);
+        break;
     default:
-        __builtin_trap(); /* C_PEER is ref_peer's; regexes make a policy complex */
+        __builtin_trap(); /* C_PEER is ref_peer's */
     }
     if (c->negated && t != U) t = t == T ? F : T;
     return t;
@@ -272,6 +413,57 @@ static tri ref_peer(const mcond *c)
     }
     if (c->negated) t = t == T ? F : T;
     return t;
+}
+
+/* Placeholder values must be literal text inside one level. */
+static int safe(const char *v, size_t n)
+{
+    if (!v || !n) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (v[i] == '/' || v[i] == '+' || v[i] == '#' || v[i] == '\0') return 0;
+    return 1;
+}
+
+/* A rule filter with its placeholders replaced by their values (`%u`/`%c`
+ * only as a whole level); 0 when a value is missing or unsafe, which makes
+ * the filter match nothing. */
+static int ref_subst(const char *f, const exh_request *r, const caps *k, char *out, size_t cap)
+{
+    size_t o = 0;
+    out[0] = '\0';
+    for (const char *lv = f;;) {
+        const char *end = strchr(lv, '/');
+        size_t ll = end ? (size_t)(end - lv) : strlen(lv);
+        for (size_t i = 0; i < ll;) {
+            const char *v = NULL;
+            size_t n = 0, skip = 0;
+            int ph = 1;
+            if (ll == 2 && lv[0] == '%' && (lv[1] == 'u' || lv[1] == 'c')) {
+                v = lv[1] == 'u' ? r->username : r->clientid;
+                n = lv[1] == 'u' ? r->username_len : r->clientid_len;
+                skip = 2;
+            } else if (!strncmp(lv + i, "${username}", 11)) {
+                v = r->username, n = r->username_len, skip = 11;
+            } else if (!strncmp(lv + i, "${clientid}", 11)) {
+                v = r->clientid, n = r->clientid_len, skip = 11;
+            } else if (!strncmp(lv + i, "${cap}", 6)) {
+                v = k->cap, n = k->cap_len, skip = 6;
+            } else {
+                ph = 0;
+                v = lv + i, n = 1, skip = 1;
+            }
+            if (ph && !safe(v, n)) return 0;
+            if (o + n + 2 > cap) __builtin_trap();
+            memcpy(out + o, v, n);
+            o += n;
+            i += skip;
+        }
+        if (!end) break;
+        out[o++] = '/';
+        lv = end + 1;
+    }
+    out[o] = '\0';
+    return 1;
 }
 
 static exh_decision ref_eval(const exh_policy *p, const exh_request *r, exh_basis *basis,
@@ -304,17 +496,28 @@ static exh_decision ref_eval(const exh_policy *p, const exh_request *r, exh_basi
         const mrule *m = &rules[i];
         if (!(m->acts & bit)) continue;
         int unknown = 0, no = 0;
-        for (int c = 0; c < m->ncond && !no; c++) {
-            tri t = m->cond[c].kind == C_PEER ? ref_peer(&m->cond[c]) : ref_cond(&m->cond[c], r);
-            if (t == F) no = 1;
-            if (t == U) unknown = 1;
-        }
+        caps k = {0};
+        /* Placeholders in names last: every capture known first, whatever
+         * the written order (a conjunction: the order changes nothing else). */
+        for (int pass = 0; pass < 2; pass++)
+            for (int c = 0; c < m->ncond && !no; c++) {
+                const mcond *mc = &m->cond[c];
+                if ((mc->kind == C_USER_PAT || mc->kind == C_CID_PAT) != pass) continue;
+                tri t = mc->kind == C_PEER ? ref_peer(mc) : ref_cond(mc, r, &k);
+                if (t == F) no = 1;
+                if (t == U) unknown = 1;
+            }
         if (no) continue;
         if (bit != A_CONN) {
             if (m->nspecs) {
                 int any = 0;
                 for (int s = 0; s < m->nspecs && !any; s++) {
+                    char sf[256];
                     const char *f = m->spec[s];
+                    if (!m->eq[s]) {
+                        if (!ref_subst(m->spec[s], r, &k, sf, sizeof(sf))) continue;
+                        f = sf;
+                    }
                     size_t fl = strlen(f);
                     if (m->eq[s])
                         any = fl == tlen && !memcmp(f, topic, tlen);
@@ -451,7 +654,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (da != a.decision || db != b.decision) __builtin_trap();
         if (da != db || a.basis != b.basis || (a.basis == EXH_BY_RULE && a.rule != b.rule))
             disagree("linear scan", &r, da, a.basis, a.rule, db, b.basis, b.rule);
-        if (!complex_policy) {
+        {
             exh_basis rb;
             uint32_t rr;
             exh_decision dr = ref_eval(p, &r, &rb, &rr);

@@ -319,16 +319,20 @@ acl_case(N, W) when N =< 8 ->                      % 30-tenants
 acl_case(N, W) when N =< 12 ->                     % 20-devices
     #{serial := S} = U = pick(devices, W),
     CI = who(U),
-    case rand:uniform(5) of
+    case rand:uniform(6) of
         1 -> {CI, subscribe, <<"devices/", S/binary, "/down/#">>, ?ALLOW};
         2 -> {CI, subscribe, <<"$share/g/devices/dev-", S/binary, "/down/#">>, ?ALLOW};
         3 -> #{serial := O} = other(devices, W, U),
              {CI, subscribe, <<"devices/", O/binary, "/down/#">>,
               case O of S -> ?ALLOW; _ -> ?DENY end};
-        %% qos/retain unknown in EMQX: the `allow ... qos 0-1 retain false`
-        %% fails closed and the final `deny pubsub ... devices/#` decides
-        4 -> {CI, publish, <<"devices/", S/binary, "/up/t">>, ?DENY};
-        5 -> {CI, subscribe, <<"devices/+/down/#">>, ?DENY}
+        %% qos/retain unknown in EMQX: policies/ has no such option, so
+        %% telemetry is granted
+        4 -> {CI, publish, <<"devices/", S/binary, "/up/t">>, ?ALLOW};
+        5 -> {CI, subscribe, <<"devices/+/down/#">>, ?DENY};
+        %% another device's credentials on this device's client id: nothing
+        6 -> O = other(devices, W, U),
+             {ci(user(O), cid(U), <<>>, peer()), publish, <<"devices/", S/binary, "/up/t">>,
+              case O of U -> ?ALLOW; _ -> ?DENY end}
     end;
 acl_case(13, W) ->                                 % superusers (store flag)
     CI = who(pick(roots, W)),
@@ -417,10 +421,16 @@ auth_case(13, _W) ->
     Peer = case rand:uniform(2) of 1 -> <<"127.0.0.1">>; 2 -> <<"::1">> end,
     {auth_anon, ci(<<>>, Cid, <<>>, Peer), ?ALLOW};
 auth_case(_, W) ->
-    case rand:uniform(2) of
+    case rand:uniform(3) of
         1 -> {auth_anon, ci(<<>>, <<"probe-1">>, <<>>, <<"192.0.2.9">>), ?DENY};
-        2 -> #{serial := S} = pick(devices, W),   % deny connect anonymous clientid ~ dev-
-             {auth_anon, ci(<<>>, <<"dev-", S/binary>>, <<>>, <<"127.0.0.1">>), ?DENY}
+        2 -> #{serial := S} = pick(devices, W),   % a device id needs d-<serial>'s credentials
+             {auth_anon, ci(<<>>, <<"dev-", S/binary>>, <<>>, <<"127.0.0.1">>), ?DENY};
+        %% right password, but another device's client id (its store pattern
+        %% allows it; 20-devices binds dev-<serial> to d-<serial>)
+        3 -> U = pick(devices, W),
+             O = other(devices, W, U),
+             {auth_policy, ci(user(O), cid(U), pw(O), peer()),
+              case O of U -> ?ALLOW; _ -> ?DENY end}
     end.
 
 %% default-cost argon2id: right (verified once, then from the cache) or wrong
@@ -814,7 +824,8 @@ report(S, Seconds, Elapsed, Hwm, Status, Log) ->
     NFail = lists:sum(maps:values(Fails)),
     io:format("calls: ~b answered right in ~.1f s = ~b/s; ~b failed~n",
               [Total, Elapsed, round(Total / max(Elapsed, 0.001)), NFail]),
-    Kinds = [acl_allow, acl_deny, auth_ok, auth_wrong, auth_unknown, auth_anon, auth_argon2,
+    Kinds = [acl_allow, acl_deny, auth_ok, auth_wrong, auth_unknown, auth_anon, auth_policy,
+             auth_argon2,
              connected, disconnected, probe],
     io:format("  ~ts~n", [lists:join(" ", [io_lib:format("~p=~b", [K, maps:get(K, Counts, 0)])
                                            || K <- Kinds])]),
