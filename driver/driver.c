@@ -32,6 +32,7 @@
 #include "decide.h"
 #include "etf.h"
 #include "exhook/eval.h"
+#include "exhook/hash.h"
 #include "live_policy.h"
 #include "log.h"
 
@@ -257,6 +258,7 @@ static void *worker_main(void *arg)
     while ((j = q_pop())) {
         authenticate(j, conn);
         svc_pending_release(&j->pending);
+        if (q_len() == 0) exh_hash_thread_release(); /* idle: argon2id's 19 MiB go back */
     }
     svc_conn_free(conn);
     return NULL;

@@ -33,6 +33,7 @@
 
 #include "config.h"
 #include "deadline.h"
+#include "exhook/hash.h"
 #include "decide.h"
 #include "hooks.h"
 #include "live_policy.h"
@@ -337,6 +338,7 @@ static void *worker(void *arg)
     while ((c = jobs_pop())) {
         login_check(c, conn);
         atomic_fetch_sub(&busy, 1);
+        if (jobs_len() == 0) exh_hash_thread_release(); /* idle: argon2id's memory goes back */
     }
     svc_conn_free(conn);
     return NULL;

@@ -87,4 +87,10 @@ exh_status exh_hash_emqx(exh_hash_alg alg, bool salt_prefix, const unsigned char
 #ifdef __cplusplus
 }
 #endif
+/* argon2id's working memory (m_kib, 19 MiB at the default cost) is kept
+ * by each thread between verifications, so a burst of logins does not
+ * fault it in again for each one.  This gives the calling thread's back
+ * (a worker with nothing queued calls it). */
+void exh_hash_thread_release(void);
+
 #endif
