@@ -356,6 +356,7 @@ static int on_acl_check(int event, void *data, void *user)
     const char *username = mosquitto_client_username(ev->client);
     exh_request r;
     exh_request_init(&r, action);
+    r.queue_is_topic = true; /* Mosquitto has $share/ only: `$queue/x` is a topic */
     if (username) {
         r.username = username;
         r.username_len = strlen(username);

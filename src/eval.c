@@ -484,7 +484,7 @@ static exh_decision eval(const exh_policy *p, const exh_request *req, exh_evalct
         topic = req->topic;
         tlen = req->topic_len;
         if (ai == EXH_IDX_SUB && topic && tlen <= EXH_TOPIC_MAX) {
-            topic = exh_topic_strip_share(req->topic, req->topic_len, &tlen);
+            topic = exh_topic_strip_prefix(req->topic, req->topic_len, !req->queue_is_topic, &tlen);
             if (!topic)
                 return decide(res, EXH_DENY, EXH_BY_INVALID,
                               "invalid shared subscription (needs $share/<group>/<filter>)");

@@ -131,6 +131,11 @@ static bool has_prefix(const char *t, size_t len, const char *prefix)
  */
 const char *exh_topic_strip_share(const char *t, size_t len, size_t *out_len)
 {
+    return exh_topic_strip_prefix(t, len, true, out_len);
+}
+
+const char *exh_topic_strip_prefix(const char *t, size_t len, bool queue_prefix, size_t *out_len)
+{
     size_t dummy;
     if (!out_len) out_len = &dummy;
     *out_len = len;
@@ -149,7 +154,7 @@ const char *exh_topic_strip_share(const char *t, size_t len, size_t *out_len)
         *out_len = flen;
         return filter;
     }
-    if (has_prefix(t, len, "$queue/")) {
+    if (queue_prefix && has_prefix(t, len, "$queue/")) {
         if (len == 7) goto invalid;
         *out_len = len - 7;
         return t + 7;

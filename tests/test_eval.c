@@ -311,6 +311,43 @@ static void test_default_values(void **state)
     exh_evalctx_free(ctx);
 }
 
+/* $queue/ is EMQX's prefix, not Mosquitto's: with queue_is_topic (the
+ * plugin), `$queue/a/#` is the literal filter Mosquitto subscribes to and
+ * is decided as that; `$share/g/` stays a prefix on both. */
+static void test_queue_prefix_per_front_end(void **state)
+{
+    (void)state;
+    exh_policy *p = compile("default deny\n"
+                            "allow subscribe topic \"a/#\"\n"
+                            "allow subscribe topic \"+/#\"\n");
+    exh_evalctx *ctx = exh_evalctx_new();
+    static const struct {
+        const char *topic;
+        bool queue_is_topic;
+        exh_decision want;
+    } cases[] = {
+        {"$queue/a/#", false, EXH_ALLOW}, /* EMQX: checked as a/# */
+        {"$queue/a/#", true, EXH_DENY},   /* Mosquitto: the filter $queue/a/#, and */
+        {"$queue/x", true, EXH_DENY},     /* `+/#` never covers a level starting with $ */
+        {"$queue/x", false, EXH_ALLOW},   /* EMQX: x, within +/# */
+        {"$share/g/a/#", true, EXH_ALLOW}, {"$share/g/a/#", false, EXH_ALLOW},
+        {"q/x", true, EXH_ALLOW},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        exh_request r;
+        exh_result res;
+        exh_request_init(&r, EXH_SUBSCRIBE);
+        r.topic = cases[i].topic;
+        r.topic_len = strlen(cases[i].topic);
+        r.queue_is_topic = cases[i].queue_is_topic;
+        if (exh_eval(p, &r, ctx, &res) != cases[i].want)
+            fail_msg("%s (queue_is_topic %d): want %s", cases[i].topic, cases[i].queue_is_topic,
+                     exh_decision_str(cases[i].want));
+    }
+    exh_evalctx_free(ctx);
+    exh_policy_free(p);
+}
+
 /* Catastrophic backtracking hits the match limit: unknown, so an allow
  * does not match and a deny does. */
 static void test_regex_limit_fails_closed(void **state)
@@ -864,6 +901,7 @@ int main(void)
         cmocka_unit_test(test_main_policy),
         cmocka_unit_test(test_invalid_reasons),
         cmocka_unit_test(test_default_values),
+        cmocka_unit_test(test_queue_prefix_per_front_end),
         cmocka_unit_test(test_regex_limit_fails_closed),
         cmocka_unit_test(test_identity_placeholders),
         cmocka_unit_test(test_first_match_across_files),

@@ -435,6 +435,27 @@ static const share_case share_cases[] = {
     {S("$shar"), NULL, 0, true},
 };
 
+/* Without the $queue/ prefix (Mosquitto), every $queue case is returned as
+ * it is, and $share/ behaves exactly as before. */
+static void test_strip_prefix_without_queue(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(share_cases) / sizeof(share_cases[0]); i++) {
+        const share_case *c = &share_cases[i];
+        size_t n = 12345;
+        const char *got = exh_topic_strip_prefix(c->in, c->len, false, &n);
+        bool queue = c->len >= 7 && !memcmp(c->in, "$queue/", 7);
+        if (queue) {
+            assert_ptr_equal(got, c->in);
+            assert_int_equal(n, c->len);
+        } else {
+            size_t m = 54321;
+            assert_ptr_equal(got, exh_topic_strip_share(c->in, c->len, &m));
+            assert_int_equal(n, m);
+        }
+    }
+}
+
 static void test_strip_share_table(void **state)
 {
     (void)state;
@@ -767,13 +788,21 @@ static void test_brute_subset_complete(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_check_table),          cmocka_unit_test(test_utf8_exhaustive),
-        cmocka_unit_test(test_check_name_vs_filter), cmocka_unit_test(test_status_str),
-        cmocka_unit_test(test_length_limit),         cmocka_unit_test(test_match_table),
-        cmocka_unit_test(test_match_embedded_nul),   cmocka_unit_test(test_strip_share_table),
-        cmocka_unit_test(test_subset_table),         cmocka_unit_test(test_universe_is_sane),
-        cmocka_unit_test(test_brute_match),          cmocka_unit_test(test_brute_name_subset),
-        cmocka_unit_test(test_brute_subset_sound),   cmocka_unit_test(test_brute_subset_complete),
+        cmocka_unit_test(test_check_table),
+        cmocka_unit_test(test_utf8_exhaustive),
+        cmocka_unit_test(test_check_name_vs_filter),
+        cmocka_unit_test(test_status_str),
+        cmocka_unit_test(test_length_limit),
+        cmocka_unit_test(test_match_table),
+        cmocka_unit_test(test_match_embedded_nul),
+        cmocka_unit_test(test_strip_share_table),
+        cmocka_unit_test(test_strip_prefix_without_queue),
+        cmocka_unit_test(test_subset_table),
+        cmocka_unit_test(test_universe_is_sane),
+        cmocka_unit_test(test_brute_match),
+        cmocka_unit_test(test_brute_name_subset),
+        cmocka_unit_test(test_brute_subset_sound),
+        cmocka_unit_test(test_brute_subset_complete),
     };
     return cmocka_run_group_tests(tests, setup_universe, NULL);
 }

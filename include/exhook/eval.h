@@ -46,6 +46,11 @@ typedef struct exh_request {
     size_t topic_len;
     int qos;    /* 0..2, or -1 = unknown */
     int retain; /* 0 or 1, or -1 = unknown */
+    /* A subscription's shared prefix is the front end's to say: EMQX has
+     * $share/<group>/ and $queue/, Mosquitto only $share/<group>/ -- there
+     * `$queue/a/#` is the literal filter it subscribes to, and is checked
+     * as that, not as `a/#`.  false (exh_request_init): both are prefixes. */
+    bool queue_is_topic;
 } exh_request;
 
 /* Why the decision is what it is. */

@@ -48,6 +48,10 @@ exh_topic_status exh_topic_check_filter(const char *t, size_t len);
  */
 const char *exh_topic_strip_share(const char *t, size_t len, size_t *out_len);
 
+/* The same, with "$queue/" a prefix only when queue_prefix is true (EMQX's
+ * shared subscriptions; on Mosquitto it is an ordinary first level). */
+const char *exh_topic_strip_prefix(const char *t, size_t len, bool queue_prefix, size_t *out_len);
+
 /* Does the topic name match the filter by MQTT rules?  A filter whose first
  * level is '+' or '#' never matches a name starting with '$'.  Inputs are
  * assumed valid (check them first). */
