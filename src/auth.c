@@ -338,11 +338,18 @@ exh_status exh_authenticate(exh_store *store, exh_auth_cache *cache, const exh_p
             exh_user_clear(&u);
             return deny(res, EXH_AUTH_NO_PASSWORD, EXH_OK);
         }
-        if (cache_hit(cache, &u, req->password, req->password_len)) {
+        unsigned char mac[32];
+        bool have_mac = cache && !cache_mac(cache, &u, req->password, req->password_len, mac);
+        if (have_mac && req->verified && req->verified->set &&
+            CRYPTO_memcmp(req->verified->mac, mac, 32) == 0) {
+            res->reason = EXH_AUTH_OK_CACHED;
+            res->from_digest = true;
+        } else if (cache_hit(cache, &u, req->password, req->password_len)) {
             res->reason = EXH_AUTH_OK_CACHED;
         } else {
             exh_verify v = exh_hash_verify(u.hash, req->password, req->password_len);
             if (v != EXH_VERIFY_OK) {
+                OPENSSL_cleanse(mac, sizeof(mac));
                 exh_user_clear(&u);
                 return deny(res,
                             v == EXH_VERIFY_MISMATCH   ? EXH_AUTH_BAD_PASSWORD
@@ -361,9 +368,24 @@ exh_status exh_authenticate(exh_store *store, exh_auth_cache *cache, const exh_p
                     u.rev++;
                 }
                 OPENSSL_cleanse(fresh, sizeof(fresh));
+                /* the digest names the new revision and hash */
+                if (have_mac && res->rehashed) {
+                    exh_user nu = {0};
+                    have_mac = false;
+                    char *nm = strdup(u.name);
+                    if (nm && exh_store_get_user(store, nm, &nu, NULL) == EXH_OK && nu.id == u.id)
+                        have_mac = !cache_mac(cache, &nu, req->password, req->password_len, mac);
+                    free(nm);
+                    exh_user_clear(&nu);
+                }
             }
             cache_put(cache, &u, req->password, req->password_len);
         }
+        if (have_mac) {
+            memcpy(res->digest.mac, mac, 32);
+            res->digest.set = true;
+        }
+        OPENSSL_cleanse(mac, sizeof(mac));
     }
     take_user(res, &u);
     exh_user_clear(&u);

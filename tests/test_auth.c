@@ -277,6 +277,77 @@ static void test_cache_hits_expires_and_invalidates(void **state)
     exh_auth_cache_free(c);
 }
 
+/* A connection's digest stands for its password check while the user and
+ * its password are unchanged, whatever the cache's TTL (even 0); any
+ * change, or another password, means a real check. */
+static exh_auth_result login_with(exh_auth_cache *c, const char *user, const char *pw,
+                                  const exh_auth_digest *d)
+{
+    exh_auth_request rq = {.username = user,
+                           .username_len = strlen(user),
+                           .clientid = "alice-1",
+                           .clientid_len = 7,
+                           .password = pw,
+                           .password_len = strlen(pw),
+                           .check_password = true,
+                           .verified = d};
+    exh_auth_result res;
+    exh_error err;
+    assert_int_equal(exh_authenticate(store, c, policy, ctx, &rq, &res, &err), EXH_OK);
+    return res;
+}
+
+static void test_connection_digest(void **state)
+{
+    (void)state;
+    exh_error err;
+    exh_auth_cache *c = exh_auth_cache_new(0, 10); /* no cache: only the digest can help */
+    exh_auth_result r = login_with(c, "alice", "wonder", NULL);
+    assert_int_equal(r.decision, EXH_ALLOW);
+    assert_int_equal(r.reason, EXH_AUTH_OK);
+    assert_true(r.digest.set);
+    exh_auth_digest d = r.digest;
+    exh_auth_result_clear(&r);
+    r = login_with(c, "alice", "wonder", &d);
+    assert_int_equal(r.reason, EXH_AUTH_OK_CACHED);
+    assert_true(r.from_digest);
+    exh_auth_result_clear(&r);
+    /* another password with the digest: checked, refused */
+    r = login_with(c, "alice", "wonder!", &d);
+    assert_int_equal(r.decision, EXH_DENY);
+    assert_int_equal(r.reason, EXH_AUTH_BAD_PASSWORD);
+    assert_false(r.from_digest);
+    assert_false(r.digest.set);
+    exh_auth_result_clear(&r);
+    /* the user disabled: refused, digest or not */
+    assert_int_equal(exh_store_set_flags(store, "alice", -1, 1, &err), EXH_OK);
+    r = login_with(c, "alice", "wonder", &d);
+    assert_int_equal(r.reason, EXH_AUTH_DISABLED);
+    exh_auth_result_clear(&r);
+    assert_int_equal(exh_store_set_flags(store, "alice", -1, 0, &err), EXH_OK);
+    /* any change to the user (here: enabled again) means a real check */
+    r = login_with(c, "alice", "wonder", &d);
+    assert_int_equal(r.reason, EXH_AUTH_OK);
+    assert_false(r.from_digest);
+    exh_auth_digest d2 = r.digest;
+    exh_auth_result_clear(&r);
+    /* a digest of one user never stands for another */
+    r = login_with(c, "bob", "wonder", &d2);
+    assert_int_equal(r.reason, EXH_AUTH_BAD_PASSWORD);
+    exh_auth_result_clear(&r);
+    /* the password changed: the old digest is worthless */
+    assert_int_equal(exh_store_set_password(store, "alice", "land", 4, &err), EXH_OK);
+    r = login_with(c, "alice", "wonder", &d2);
+    assert_int_equal(r.reason, EXH_AUTH_BAD_PASSWORD);
+    exh_auth_result_clear(&r);
+    /* no cache at all: no digest is made or taken */
+    r = login_with(NULL, "alice", "land", NULL);
+    assert_int_equal(r.reason, EXH_AUTH_OK);
+    assert_false(r.digest.set);
+    exh_auth_result_clear(&r);
+    exh_auth_cache_free(c);
+}
+
 /* A PBKDF2-SHA256 hash built here, in the store's PHC-style format. */
 static void pbkdf2_hash(const char *pw, char *out, size_t size)
 {
@@ -352,6 +423,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unknown_user_dummy_hash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_request_groups_override, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_hits_expires_and_invalidates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_connection_digest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upgrade_on_login, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -54,6 +54,21 @@ bool exh_user_may_use_clientid(const exh_user *u, const char *cid, size_t len);
 
 const char *exh_auth_reason_str(exh_auth_reason r);
 
+/*
+ * What a verified login leaves for its connection: an HMAC, under the
+ * credential cache's per-process key, of the user's id, revision, stored
+ * hash and the password -- never the password.  A front end that keeps it
+ * per connection hands it back when the broker asks about the same
+ * connection again (Mosquitto re-runs basic auth for every client at each
+ * reload); it then stands for the password check as long as the user and
+ * its password are unchanged, whatever the cache's TTL, so a reload costs
+ * no hash.  The user's state and the connect rules are checked afresh.
+ */
+typedef struct exh_auth_digest {
+    unsigned char mac[32];
+    bool set;
+} exh_auth_digest;
+
 typedef struct exh_auth_request {
     const char *username; /* NULL: anonymous */
     size_t username_len;
@@ -68,6 +83,8 @@ typedef struct exh_auth_request {
     bool groups_given;
     const exh_str *groups;
     size_t ngroups;
+    /* This connection's earlier verified login (NULL: none).  Needs a cache. */
+    const exh_auth_digest *verified;
 } exh_auth_request;
 
 typedef struct exh_auth_result {
@@ -75,7 +92,9 @@ typedef struct exh_auth_result {
     exh_auth_reason reason; /* the credential check */
     exh_result rule;        /* the connect-rule evaluation, when it ran */
     bool rules_ran;
-    bool rehashed; /* a weaker hash was upgraded to argon2id */
+    bool rehashed;          /* a weaker hash was upgraded to argon2id */
+    bool from_digest;       /* the password was taken as verified from req->verified */
+    exh_auth_digest digest; /* set when the password was verified (a cache was given) */
     /* What the front end keeps for ACL checks of this client. */
     bool superuser;
     char **groups; /* owned: exh_auth_result_clear */
