@@ -222,6 +222,8 @@ const char *exh_auth_reason_str(exh_auth_reason r)
         return "stored password hash is unreadable";
     case EXH_AUTH_STORE_ERROR:
         return "credential store unavailable";
+    case EXH_AUTH_THROTTLED:
+        return "refused without a password check (too many logins to check now)";
     case EXH_AUTH_UNCHECKED:
         return "credentials not checked";
     }
@@ -301,6 +303,7 @@ exh_status exh_authenticate(exh_store *store, exh_auth_cache *cache, const exh_p
         free(name);
         if (st == EXH_ENOTFOUND) {
             if (req->check_password) {
+                if (req->no_hash) return deny(res, EXH_AUTH_THROTTLED, EXH_OK);
                 /* As long as a wrong password: see store_dummy_hash. */
                 const char *dummy = req->password ? store_dummy_hash(store) : NULL;
                 if (dummy) exh_hash_verify(dummy, req->password, req->password_len);
@@ -346,6 +349,10 @@ exh_status exh_authenticate(exh_store *store, exh_auth_cache *cache, const exh_p
             res->from_digest = true;
         } else if (cache_hit(cache, &u, req->password, req->password_len)) {
             res->reason = EXH_AUTH_OK_CACHED;
+        } else if (req->no_hash) {
+            OPENSSL_cleanse(mac, sizeof(mac));
+            exh_user_clear(&u);
+            return deny(res, EXH_AUTH_THROTTLED, EXH_OK);
         } else {
             exh_verify v = exh_hash_verify(u.hash, req->password, req->password_len);
             if (v != EXH_VERIFY_OK) {

@@ -233,6 +233,16 @@ int exh_store_schema_version(exh_store *s)
     return v;
 }
 
+exh_status exh_store_data_version(exh_store *s, int64_t *out, exh_error *err)
+{
+    /* SQLite's own counter: it changes when another connection commits,
+     * and costs no read of the database. */
+    int v = 0;
+    if (pragma_int(s, "PRAGMA data_version", &v)) return db_fail(s, err, "reading data_version");
+    *out = v;
+    return EXH_OK;
+}
+
 /* Bring the schema to EXH_STORE_SCHEMA_VERSION, one step per transaction. */
 static exh_status migrate(exh_store *s, exh_error *err)
 {

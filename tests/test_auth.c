@@ -348,6 +348,39 @@ static void test_connection_digest(void **state)
     exh_auth_cache_free(c);
 }
 
+/* no_hash: refused without hashing, known and unknown names alike; a
+ * cache hit still gets in. */
+static void test_no_hash(void **state)
+{
+    (void)state;
+    exh_auth_cache *c = exh_auth_cache_new(60, 10);
+    EXPECT(login(c, "bob", "b", "builder"), EXH_ALLOW, EXH_AUTH_OK); /* now cached */
+    const char *users[] = {"bob", "alice", "nobody"};
+    const char *pws[] = {"builder", "wonder", "x"};
+    for (int i = 0; i < 3; i++) {
+        exh_auth_request rq = {.username = users[i],
+                               .username_len = strlen(users[i]),
+                               .clientid = "alice-1",
+                               .clientid_len = 7,
+                               .password = pws[i],
+                               .password_len = strlen(pws[i]),
+                               .check_password = true,
+                               .no_hash = true};
+        exh_auth_result res;
+        exh_error err;
+        assert_int_equal(exh_authenticate(store, c, policy, ctx, &rq, &res, &err), EXH_OK);
+        if (i == 0) {
+            assert_int_equal(res.decision, EXH_ALLOW); /* from the cache */
+            assert_int_equal(res.reason, EXH_AUTH_OK_CACHED);
+        } else {
+            assert_int_equal(res.decision, EXH_DENY);
+            assert_int_equal(res.reason, EXH_AUTH_THROTTLED);
+        }
+        exh_auth_result_clear(&res);
+    }
+    exh_auth_cache_free(c);
+}
+
 /* A PBKDF2-SHA256 hash built here, in the store's PHC-style format. */
 static void pbkdf2_hash(const char *pw, char *out, size_t size)
 {
@@ -424,6 +457,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_request_groups_override, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_hits_expires_and_invalidates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connection_digest, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_hash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upgrade_on_login, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -46,6 +46,7 @@ typedef enum exh_auth_reason {
     EXH_AUTH_BAD_HASH,    /* the stored hash cannot be checked: fail closed */
     EXH_AUTH_STORE_ERROR, /* the store could not be read: fail closed */
     EXH_AUTH_UNCHECKED,   /* no password check asked for (check/test) */
+    EXH_AUTH_THROTTLED,   /* a hash was needed and the request said no_hash */
 } exh_auth_reason;
 
 /* May this user connect with this client id (its clientid pattern, if it
@@ -85,6 +86,12 @@ typedef struct exh_auth_request {
     size_t ngroups;
     /* This connection's earlier verified login (NULL: none).  Needs a cache. */
     const exh_auth_digest *verified;
+    /* Refuse (EXH_AUTH_THROTTLED) rather than compute a password hash --
+     * for the real password or an unknown name's dummy alike, so a refusal
+     * tells nothing about which names exist; a cache or digest hit still
+     * succeeds.  A front end on a broker's only thread sets it when its
+     * budget of hashes is spent. */
+    bool no_hash;
 } exh_auth_request;
 
 typedef struct exh_auth_result {

@@ -46,6 +46,12 @@ void exh_store_close(exh_store *s);
 /* The schema version of the open database. */
 int exh_store_schema_version(exh_store *s);
 
+/* A number that changes whenever another connection (exhookctl, another
+ * front end) has committed a change to the store since this one last
+ * looked: a cheap way to know when to look again.  Its value means nothing
+ * else; this connection's own writes do not change it. */
+exh_status exh_store_data_version(exh_store *s, int64_t *out, exh_error *err);
+
 /* A user as stored.  Strings are owned by the struct: exh_user_clear. */
 typedef struct exh_user {
     int64_t id;
