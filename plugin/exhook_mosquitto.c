@@ -53,8 +53,12 @@ enum {
 
 typedef struct client {
     char *id;
+    char *username;               /* who logged in (NULL: anonymous) */
     const struct mosquitto *conn; /* the connection it belongs to (ids can be taken over) */
     int state;                    /* C_* */
+    bool kicked;                  /* revoked: disconnect asked for, nothing granted meanwhile */
+    exh_auth_digest digest;       /* of the verified password (no re-hash at reload) */
+    int64_t user_rev;             /* the store's revision of the user when last checked */
     bool superuser;
     char **groups;
     exh_str *gstr;
@@ -80,8 +84,31 @@ typedef struct plugin {
      * disk stops the history, not the logins). */
     bool read_failing, history_failing;
     long history_dropped;
+    /* Live store changes (on_tick): SQLite's data_version, looked at every
+     * WATCH_MS; when it moved, every verified connection is checked again. */
+    int64_t data_version;
+    bool have_version;
+    uint64_t next_watch_ms;
+    /* The broker's one thread spends at most max_hashes password hashes a
+     * second (a token bucket); past that a login is refused without one. */
+    uint32_t max_hashes;
+    double tokens;
+    uint64_t tokens_at_ms;
+    long throttled, throttled_said; /* refused without a hash; said every 10 s */
+    uint64_t throttle_said_ms;
+    long rechecked, rehashed; /* logins of connected clients (a reload), and hashes for them */
+    bool reloading;           /* between MOSQ_EVT_RELOAD and the next tick */
     client *clients[BUCKETS];
 } plugin;
+
+enum { WATCH_MS = 250 };
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
 
 /* Records are per connection (its struct mosquitto): a refused login never
  * touches the record of another connection on the same client id, and a
@@ -99,6 +126,7 @@ static void client_free(client *c)
     free(c->groups);
     free(c->gstr);
     free(c->id);
+    free(c->username);
     free(c);
 }
 
@@ -124,12 +152,13 @@ static void forget(plugin *p, const struct mosquitto *conn)
 
 /* Keep what a connection's login gave it (replacing what it had); takes
  * the groups. */
-static client *remember(plugin *p, const struct mosquitto *conn, const char *id, int state,
-                        bool superuser, char **groups, size_t n)
+static client *remember(plugin *p, const struct mosquitto *conn, const char *id,
+                        const char *username, int state, bool superuser, char **groups, size_t n)
 {
     forget(p, conn);
     client *c = calloc(1, sizeof(*c));
-    if (!c || !(c->id = strdup(id)) || (n && !(c->gstr = malloc(n * sizeof(*c->gstr))))) {
+    if (!c || !(c->id = strdup(id)) || (username && !(c->username = strdup(username))) ||
+        (n && !(c->gstr = malloc(n * sizeof(*c->gstr))))) {
         if (c) {
             c->groups = groups;
             c->ngroups = n;
@@ -223,20 +252,130 @@ static void record(plugin *p, struct mosquitto *cl, bool connected, const char *
      * between written and not written, one log line each time. */
 }
 
+/* ---- the broker thread's budget of password hashes ---- */
+
+/* A failed login costs its address; after ADDR_FAILS failures within
+ * ADDR_WINDOW_MS its next logins get no hash for a back-off that doubles
+ * up to ADDR_MAX_BLOCK_MS (a cached or already verified password still gets
+ * in).  A small table, overwritten on collision: it guards the budget, it
+ * does not ban anyone for long. */
+enum { ADDR_SLOTS = 4096, ADDR_FAILS = 5, ADDR_WINDOW_MS = 60000, ADDR_MAX_BLOCK_MS = 60000 };
+
+typedef struct addr_slot {
+    char addr[48];
+    uint32_t fails;
+    uint64_t window_ms, blocked_until_ms, block_ms;
+} addr_slot;
+
+static addr_slot addrs[ADDR_SLOTS];
+
+static addr_slot *addr_find(const char *addr, bool make)
+{
+    if (!addr) return NULL;
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (const char *c = addr; *c; c++)
+        h = (h ^ (unsigned char)*c) * 0x100000001b3ULL;
+    addr_slot *a = &addrs[(h ^ (h >> 31)) & (ADDR_SLOTS - 1)];
+    if (strncmp(a->addr, addr, sizeof(a->addr)) == 0) return a;
+    if (!make) return NULL;
+    memset(a, 0, sizeof(*a));
+    snprintf(a->addr, sizeof(a->addr), "%s", addr);
+    return a;
+}
+
+static bool addr_blocked(const char *addr, uint64_t now)
+{
+    addr_slot *a = addr_find(addr, false);
+    return a && now < a->blocked_until_ms;
+}
+
+static void addr_failed(const char *addr, uint64_t now)
+{
+    addr_slot *a = addr_find(addr, true);
+    if (!a) return;
+    if (now - a->window_ms > ADDR_WINDOW_MS) {
+        a->window_ms = now;
+        a->fails = 0;
+    }
+    if (++a->fails >= ADDR_FAILS) {
+        a->block_ms = a->block_ms ? a->block_ms * 2 : 1000;
+        if (a->block_ms > ADDR_MAX_BLOCK_MS) a->block_ms = ADDR_MAX_BLOCK_MS;
+        a->blocked_until_ms = now + a->block_ms;
+        a->fails = 0;
+        a->window_ms = now;
+    }
+}
+
+static void addr_ok(const char *addr)
+{
+    addr_slot *a = addr_find(addr, false);
+    if (a) memset(a, 0, sizeof(*a));
+}
+
+/* May a hash be spent now?  Tokens refill at max_hashes a second, at most
+ * one second's worth saved up. */
+static bool hash_budget(plugin *p, uint64_t now)
+{
+    if (!p->max_hashes) return true; /* plugin_opt_max_hashes_per_second 0: no limit */
+    p->tokens += (double)(now - p->tokens_at_ms) * p->max_hashes / 1000.0;
+    p->tokens_at_ms = now;
+    if (p->tokens > p->max_hashes) p->tokens = p->max_hashes;
+    return p->tokens >= 1.0;
+}
+
+static void say_throttled(plugin *p, uint64_t now)
+{
+    if (p->throttled == p->throttled_said || now - p->throttle_said_ms < 10000) return;
+    mosquitto_log_printf(MOSQ_LOG_WARNING,
+                         "exhook: %ld logins refused without a password check in the last %llu s "
+                         "(the broker's thread checks at most %u passwords a second "
+                         "(plugin_opt_max_hashes_per_second), and an address that keeps failing "
+                         "waits; cached and already verified logins still get in)",
+                         p->throttled - p->throttled_said,
+                         (unsigned long long)((now - p->throttle_said_ms) / 1000), p->max_hashes);
+    p->throttled_said = p->throttled;
+    p->throttle_said_ms = now;
+}
+
+static bool hashed(const exh_auth_result *r)
+{
+    return !r->from_digest && (r->reason == EXH_AUTH_OK || r->reason == EXH_AUTH_BAD_PASSWORD ||
+                               r->reason == EXH_AUTH_UNKNOWN_USER);
+}
+
 static int on_basic_auth(int event, void *data, void *user)
 {
     (void)event;
     plugin *p = user;
     struct mosquitto_evt_basic_auth *ev = data;
     const char *cid = mosquitto_client_id(ev->client);
+    const char *addr = mosquitto_client_address(ev->client);
+    uint64_t now = now_ms();
+    /* A record for this very connection: the broker asks again (it re-runs
+     * basic auth for every client at each reload).  Its verified digest
+     * stands for the password, so a reload costs no hash. */
+    client *prev = find(p, ev->client);
+    if (p->reloading && !prev) {
+        /* A reload asks about every persistent session too, and an offline
+         * one has no record (records go at disconnect).  It is not a login:
+         * nobody is connected, and its next CONNECT is checked in full.
+         * Refusing it would only "disconnect" a session that is not
+         * connected, which in Mosquitto 2.0 can free an MQTT 5 session
+         * with a finite expiry that the broker later uses again. */
+        return MOSQ_ERR_SUCCESS;
+    }
     exh_auth_request rq = {.username = ev->username,
                            .username_len = ev->username ? strlen(ev->username) : 0,
                            .clientid = cid ? cid : "",
                            .clientid_len = cid ? strlen(cid) : 0,
                            .password = ev->password,
                            .password_len = ev->password ? strlen(ev->password) : 0,
-                           .check_password = true};
-    const char *addr = mosquitto_client_address(ev->client);
+                           .check_password = true,
+                           .verified = prev && prev->state == C_KNOWN && !prev->kicked &&
+                                               prev->digest.set
+                                           ? &prev->digest
+                                           : NULL,
+                           .no_hash = !hash_budget(p, now) || addr_blocked(addr, now)};
     if (addr) exh_addr_parse(addr, strlen(addr), &rq.peerhost);
     exh_error err;
     exh_error_clear(&err);
@@ -244,12 +383,17 @@ static int on_basic_auth(int event, void *data, void *user)
     if (!s) {
         store_failed(p, &err);
         if (cid)
-            remember(p, ev->client, cid, p->failed_ignore ? C_UNVERIFIED : C_REFUSED, false, NULL,
-                     0);
+            remember(p, ev->client, cid, ev->username, p->failed_ignore ? C_UNVERIFIED : C_REFUSED,
+                     false, NULL, 0);
         return p->failed_ignore ? MOSQ_ERR_PLUGIN_DEFER : MOSQ_ERR_AUTH;
     }
     exh_auth_result r;
     exh_status st = exh_authenticate(s, p->cache, p->pol, p->ctx, &rq, &r, &err);
+    if (hashed(&r) && p->max_hashes) p->tokens -= 1.0;
+    if (prev) {
+        p->rechecked++;
+        if (hashed(&r)) p->rehashed++;
+    }
     int rc, state = C_REFUSED;
     if (r.reason == EXH_AUTH_STORE_ERROR && st == EXH_ESTORE) {
         store_failed(p, &err);
@@ -264,7 +408,11 @@ static int on_basic_auth(int event, void *data, void *user)
         rc = MOSQ_ERR_AUTH;
     } else {
         store_ok(p);
-        if (r.reason == EXH_AUTH_UNKNOWN_USER && p->unknown_ignore) {
+        if (r.reason == EXH_AUTH_THROTTLED) {
+            p->throttled++;
+            say_throttled(p, now);
+            rc = MOSQ_ERR_AUTH; /* never deferred: that would reveal the name is unknown */
+        } else if (r.reason == EXH_AUTH_UNKNOWN_USER && p->unknown_ignore) {
             rc = MOSQ_ERR_PLUGIN_DEFER;
             state = C_NOOPINION;
         } else if (r.decision == EXH_ALLOW) {
@@ -273,33 +421,56 @@ static int on_basic_auth(int event, void *data, void *user)
         } else {
             rc = MOSQ_ERR_AUTH;
         }
+        if (r.reason == EXH_AUTH_BAD_PASSWORD || r.reason == EXH_AUTH_UNKNOWN_USER)
+            addr_failed(addr, now);
+        else if (r.reason == EXH_AUTH_OK)
+            addr_ok(addr);
     }
-    mosquitto_log_printf(MOSQ_LOG_DEBUG, "exhook: connect %s (%s): %s", cid ? cid : "",
-                         ev->username ? ev->username : "anonymous", exh_auth_reason_str(r.reason));
+    mosquitto_log_printf(MOSQ_LOG_DEBUG, "exhook: connect %s (%s): %s%s", cid ? cid : "",
+                         ev->username ? ev->username : "anonymous", exh_auth_reason_str(r.reason),
+                         r.from_digest ? " (this connection's earlier login)" : "");
     /* A new login ends an earlier one's record, whatever its outcome. */
     if (cid) {
+        client *c;
         if (state == C_KNOWN) {
-            remember(p, ev->client, cid, C_KNOWN, r.superuser, r.groups, r.ngroups);
+            c = remember(p, ev->client, cid, ev->username, C_KNOWN, r.superuser, r.groups,
+                         r.ngroups);
             r.groups = NULL;
             r.ngroups = 0;
+            if (c) {
+                c->digest = r.digest;
+                c->user_rev = -1; /* looked up at the next store change */
+            }
         } else {
-            remember(p, ev->client, cid, state, false, NULL, 0);
+            remember(p, ev->client, cid, ev->username, state, false, NULL, 0);
         }
     }
-    if (rc == MOSQ_ERR_SUCCESS && cid) record(p, ev->client, true, NULL);
+    if (rc == MOSQ_ERR_SUCCESS && cid && !prev) record(p, ev->client, true, NULL);
     exh_auth_result_clear(&r);
     return rc;
 }
 
-/* The connection's record, or one made from the store for a connection
- * this plugin never saw log in (the plugin was reloaded).  *deny: its
- * login was refused here; *failed: a store fault, or a login the store
- * could not check. */
-static client *client_for(plugin *p, struct mosquitto *cl, const char *cid, int *failed, int *deny)
+/* The connection's record; or, for a connection with none, what the store
+ * says of its user now, in *tmp (to be freed with tmp_clear): Mosquitto
+ * also checks a connection that has gone -- a queued message for an
+ * offline persistent session, a will sent after the disconnect, a retained
+ * message's source -- and a record made for it would never be freed.
+ * *deny: its login was refused here, or revoked; *failed: a store fault,
+ * or a login the store could not check. */
+static void tmp_clear(client *t)
+{
+    for (size_t i = 0; i < t->ngroups; i++)
+        free(t->groups[i]);
+    free(t->groups);
+    free(t->gstr);
+}
+
+static client *client_for(plugin *p, struct mosquitto *cl, const char *cid, int *failed, int *deny,
+                          client *tmp)
 {
     client *c = find(p, cl);
     if (c) {
-        if (c->state == C_REFUSED) {
+        if (c->state == C_REFUSED || c->kicked) {
             *deny = 1;
             return NULL;
         }
@@ -333,11 +504,22 @@ static client *client_for(plugin *p, struct mosquitto *cl, const char *cid, int 
         exh_user_clear(&u);
         return NULL;
     }
-    c = remember(p, cl, cid, C_KNOWN, u.superuser, u.groups, u.ngroups);
+    memset(tmp, 0, sizeof(*tmp));
+    tmp->gstr = u.ngroups ? malloc(u.ngroups * sizeof(*tmp->gstr)) : NULL;
+    if (u.ngroups && !tmp->gstr) {
+        exh_user_clear(&u);
+        *deny = 1; /* out of memory: nothing granted */
+        return NULL;
+    }
+    tmp->superuser = u.superuser;
+    tmp->groups = u.groups;
+    tmp->ngroups = u.ngroups;
+    for (size_t i = 0; i < u.ngroups; i++)
+        tmp->gstr[i] = (exh_str){u.groups[i], strlen(u.groups[i])};
     u.groups = NULL;
     u.ngroups = 0;
     exh_user_clear(&u);
-    return c;
+    return tmp;
 }
 
 static int on_acl_check(int event, void *data, void *user)
@@ -370,7 +552,8 @@ static int on_acl_check(int event, void *data, void *user)
     r.qos = ev->qos;
     r.retain = action == EXH_PUBLISH ? ev->retain : -1;
     int failed = 0, deny = 0;
-    client *c = cid ? client_for(p, ev->client, cid, &failed, &deny) : NULL;
+    client tmp;
+    client *c = cid ? client_for(p, ev->client, cid, &failed, &deny, &tmp) : NULL;
     if (deny) return MOSQ_ERR_ACL_DENIED;
     if (failed) return p->failed_ignore ? MOSQ_ERR_PLUGIN_DEFER : MOSQ_ERR_ACL_DENIED;
     if (c) {
@@ -380,9 +563,135 @@ static int on_acl_check(int event, void *data, void *user)
     }
     exh_result res;
     exh_eval(p->pol, &r, p->ctx, &res);
+    if (c == &tmp) tmp_clear(&tmp);
     return res.decision == EXH_ALLOW    ? MOSQ_ERR_SUCCESS
            : res.decision == EXH_IGNORE ? MOSQ_ERR_PLUGIN_DEFER
                                         : MOSQ_ERR_ACL_DENIED;
+}
+
+/* ---- live store changes ---- */
+
+/* One verified connection against the store as it is now: refused (kicked,
+ * its will not published) if its user is gone, disabled, bound to other
+ * client ids or refused by the connect rules; else its groups and
+ * superuser flag are refreshed, so the next check -- a delivery included
+ * -- sees them.  Returns true to kick. */
+static bool recheck(plugin *p, exh_store *s, client *c)
+{
+    exh_user u;
+    exh_error err;
+    exh_status st = exh_store_get_user(s, c->username, &u, &err);
+    if (st == EXH_ENOTFOUND) return true;
+    if (st != EXH_OK) return false; /* a store fault: said by store_failed, decided at the next */
+    bool gone = u.disabled || !exh_user_may_use_clientid(&u, c->id, strlen(c->id));
+    bool same = !gone && u.rev == c->user_rev;
+    if (!gone && !same) {
+        /* The connect rules with the user's groups now. */
+        exh_auth_request rq = {.username = c->username,
+                               .username_len = strlen(c->username),
+                               .clientid = c->id,
+                               .clientid_len = strlen(c->id),
+                               .check_password = false};
+        const char *addr = mosquitto_client_address(c->conn);
+        if (addr) exh_addr_parse(addr, strlen(addr), &rq.peerhost);
+        exh_auth_result r;
+        if (exh_authenticate(s, NULL, p->pol, p->ctx, &rq, &r, &err) != EXH_OK) {
+            exh_user_clear(&u);
+            return false;
+        }
+        if (r.decision != EXH_ALLOW) {
+            gone = true;
+        } else {
+            char **g = r.groups;
+            size_t n = r.ngroups;
+            exh_str *gs = n ? malloc(n * sizeof(*gs)) : NULL;
+            if (n && !gs) {
+                gone = true; /* out of memory: no stale rights */
+            } else {
+                for (size_t i = 0; i < c->ngroups; i++)
+                    free(c->groups[i]);
+                free(c->groups);
+                free(c->gstr);
+                for (size_t i = 0; i < n; i++)
+                    gs[i] = (exh_str){g[i], strlen(g[i])};
+                c->groups = g;
+                c->gstr = gs;
+                c->ngroups = n;
+                c->superuser = r.superuser;
+                c->user_rev = u.rev;
+                r.groups = NULL;
+                r.ngroups = 0;
+            }
+        }
+        exh_auth_result_clear(&r);
+    }
+    exh_user_clear(&u);
+    return gone;
+}
+
+/* Every WATCH_MS, on the broker's thread but off the message path: when
+ * another process (exhookctl, a second broker) changed the store, every
+ * verified connection is checked against it, and those that may no longer
+ * log in are disconnected, without their will. */
+static int on_tick(int event, void *data, void *user)
+{
+    (void)event;
+    (void)data;
+    plugin *p = user;
+    uint64_t now = now_ms();
+    p->reloading = false;
+    if (now < p->next_watch_ms) return MOSQ_ERR_SUCCESS;
+    p->next_watch_ms = now + WATCH_MS;
+    p->reloading = false;
+    say_throttled(p, now);
+    if (p->rechecked) {
+        mosquitto_log_printf(MOSQ_LOG_NOTICE,
+                             "exhook: %ld connected clients logged in again (a reload): %ld "
+                             "password hashes computed",
+                             p->rechecked, p->rehashed);
+        p->rechecked = p->rehashed = 0;
+    }
+    exh_error err;
+    exh_store *s = store(p, &err);
+    int64_t v;
+    if (!s || exh_store_data_version(s, &v, &err) != EXH_OK) return MOSQ_ERR_SUCCESS;
+    if (p->have_version && v == p->data_version) return MOSQ_ERR_SUCCESS;
+    bool first = !p->have_version;
+    p->data_version = v;
+    p->have_version = true;
+    if (first) return MOSQ_ERR_SUCCESS;
+    /* Kicking runs the disconnect callback, which edits the table: collect
+     * first, kick after. */
+    size_t nkick = 0, cap = 0;
+    char **kick = NULL;
+    long checked = 0;
+    for (size_t b = 0; b < BUCKETS; b++)
+        for (client *c = p->clients[b]; c; c = c->next) {
+            if (c->state != C_KNOWN || c->kicked || !c->username) continue;
+            checked++;
+            if (!recheck(p, s, c)) continue;
+            c->kicked = true; /* nothing granted from now on */
+            if (nkick == cap) {
+                size_t nc = cap ? cap * 2 : 16;
+                char **nk = realloc(kick, nc * sizeof(*nk));
+                if (!nk) continue; /* still denied everything (kicked) */
+                kick = nk;
+                cap = nc;
+            }
+            if ((kick[nkick] = strdup(c->id))) nkick++;
+        }
+    for (size_t i = 0; i < nkick; i++) {
+        mosquitto_log_printf(MOSQ_LOG_NOTICE,
+                             "exhook: client %s disconnected: its user changed in the store and "
+                             "may no longer log in",
+                             kick[i]);
+        mosquitto_kick_client_by_clientid(kick[i], false);
+        free(kick[i]);
+    }
+    free(kick);
+    mosquitto_log_printf(MOSQ_LOG_DEBUG, "exhook: store changed: %ld clients checked, %zu kicked",
+                         checked, nkick);
+    return MOSQ_ERR_SUCCESS;
 }
 
 static int load_policy(plugin *p)
@@ -408,8 +717,15 @@ static int on_reload(int event, void *data, void *user)
 {
     (void)event;
     (void)data;
-    load_policy(user);
-    return MOSQ_ERR_SUCCESS;
+    plugin *p = user;
+    load_policy(p);
+    /* Mosquitto re-runs basic auth for every client and persistent session
+     * next, in this loop iteration (loop.c: the RELOAD event, then
+     * mosquitto_security_apply_default); the next tick ends it. */
+    p->reloading = true;
+    /* Not SUCCESS: the RELOAD chain stops at the first callback that does
+     * not defer, and a plugin loaded after this one must hear it too. */
+    return MOSQ_ERR_PLUGIN_DEFER;
 }
 
 static int on_disconnect(int event, void *data, void *user)
@@ -445,6 +761,10 @@ static int set_option(plugin *p, const char *key, const char *v)
         p->failed_ignore = !strcmp(v, "ignore");
     else if (!strcmp(key, "read_check") && (!strcmp(v, "true") || !strcmp(v, "false")))
         p->read_check = !strcmp(v, "true");
+    else if (!strcmp(key, "max_hashes_per_second") &&
+             (p->max_hashes = (uint32_t)strtoul(v, &end, 10), !*end && *v) &&
+             p->max_hashes <= 10000)
+        ;
     else if (!strcmp(key, "busy_timeout") &&
              (p->busy_timeout_ms = (int)strtol(v, &end, 10), !*end && *v) &&
              p->busy_timeout_ms >= 0)
@@ -486,6 +806,12 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *pid, void **userdata, struct mo
     p->cache_ttl = 300;
     p->busy_timeout_ms = 5000;
     p->cache_max = 100000;
+    /* Delivery checks on: a subscription granted earlier (a session taken
+     * over, a policy or group changed since) never delivers what the
+     * policy refuses now, as Mosquitto's own acl_file behaves. */
+    p->read_check = true;
+    /* ~30 ms each: at most ~0.6 s of the broker's thread a second */
+    p->max_hashes = 20;
     exh_hash_params_default(&p->hash);
     for (int i = 0; i < nopts; i++)
         if (set_option(p, opts[i].key, opts[i].value) < 0) {
@@ -522,7 +848,8 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *pid, void **userdata, struct mo
     if (mosquitto_callback_register(pid, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL, p) ||
         mosquitto_callback_register(pid, MOSQ_EVT_ACL_CHECK, on_acl_check, NULL, p) ||
         mosquitto_callback_register(pid, MOSQ_EVT_RELOAD, on_reload, NULL, p) ||
-        mosquitto_callback_register(pid, MOSQ_EVT_DISCONNECT, on_disconnect, NULL, p))
+        mosquitto_callback_register(pid, MOSQ_EVT_DISCONNECT, on_disconnect, NULL, p) ||
+        mosquitto_callback_register(pid, MOSQ_EVT_TICK, on_tick, NULL, p))
         return MOSQ_ERR_UNKNOWN;
     return MOSQ_ERR_SUCCESS;
 }
@@ -536,6 +863,7 @@ int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *opts, int nop
     mosquitto_callback_unregister(p->pid, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL);
     mosquitto_callback_unregister(p->pid, MOSQ_EVT_ACL_CHECK, on_acl_check, NULL);
     mosquitto_callback_unregister(p->pid, MOSQ_EVT_RELOAD, on_reload, NULL);
+    mosquitto_callback_unregister(p->pid, MOSQ_EVT_TICK, on_tick, NULL);
     mosquitto_callback_unregister(p->pid, MOSQ_EVT_DISCONNECT, on_disconnect, NULL);
     /* The broker is stopping: its clients are going offline too. */
     exh_error err;
