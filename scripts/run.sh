@@ -96,6 +96,9 @@ log_dest stderr
 # all: also the plugin's connect decisions and denied publishes (debug level)
 log_type all
 log_timestamp_format %H:%M:%S
+# The policy decides anonymous clients: with allow_anonymous false (2.0's
+# default) Mosquitto would drop the ones it admits at every reload (README).
+allow_anonymous true
 plugin $plugin
 plugin_opt_database $db
 plugin_opt_policy $PWD/policies
