@@ -21,8 +21,10 @@ bash tests/driver_valgrind.sh build/exhookctl
 echo "== build and test under ASan + UBSan"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DEXH_SANITIZE=ON -DEXH_BENCH=OFF >/dev/null
 cmake --build build-asan -j"$jobs"
+# EXH_TIME_SCALE: the suites' waits and the deadline tests' broker timeouts
+# are 3x longer here (sanitized code is several times slower).
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  ctest --test-dir build-asan --output-on-failure -j"$jobs"
+  EXH_TIME_SCALE=3 ctest --test-dir build-asan --output-on-failure -j"$jobs"
 
 echo "== fuzz smoke: every target for 10 s (its seeds first)"
 bash tests/fuzz/run.sh 10

