@@ -258,7 +258,7 @@ void svc_clients_remember(const char *cid, size_t len, const char *user, size_t 
     client *c = make(cid, len, user, ulen, SVC_CLIENT_KNOWN, superuser, groups, ngroups);
     if (!c) return;
     pthread_rwlock_wrlock(&clients_lock);
-    if (!seen(cid, len)) {
+    if (!seen(cid, len)) { /* one lookup record a client id: memory stays bounded */
         c->gen = 0;
         install(c);
         c = NULL;
@@ -290,7 +290,7 @@ svc_client_state svc_clients_lookup(exh_request *r)
             memcmp(c->clientid, r->clientid, r->clientid_len) != 0)
             continue;
         if (!same_user(c, r->username, r->username_len)) {
-            other = true;
+            other = other || c->gen != 0; /* a login, not a store lookup */
             continue;
         }
         if (c->state == SVC_CLIENT_KNOWN) {

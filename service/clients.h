@@ -10,8 +10,9 @@
  * grants nothing: if the broker lets such a client in anyway (its call
  * timeout, another auth source, a misconfiguration), its ACL checks are
  * denied rather than answered with the stored user's groups or superuser
- * flag.  A check on a client id this process has seen, by a username that
- * never logged in on it here, is denied too.
+ * flag.  A check on a client id on which this process has seen a login,
+ * by a username that never logged in on it here, is denied too (a store
+ * lookup is not a login: it makes no client id "seen").
  *
  * A failed login never takes rights from a verified login on the same
  * client id, by the same user or another: the broker keeps that
@@ -35,7 +36,7 @@ typedef enum svc_client_state {
     SVC_CLIENT_NOOPINION,  /* an unknown user answered "no opinion" (unknown_user = ignore):
                               decided by the policy without groups or superuser */
     SVC_CLIENT_REFUSED,    /* refused, or not finished: grants nothing */
-    SVC_CLIENT_OTHER_USER, /* (lookup only) the client id has records, none by this user */
+    SVC_CLIENT_OTHER_USER, /* (lookup only) logins on the client id, none by this user */
 } svc_client_state;
 
 /* A login starts on client id cid for user (NULL: anonymous).  Unless the
