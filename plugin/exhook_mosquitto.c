@@ -59,6 +59,8 @@ typedef struct client {
     bool kicked;                  /* revoked: disconnect asked for, nothing granted meanwhile */
     exh_auth_digest digest;       /* of the verified password (no re-hash at reload) */
     int64_t user_rev;             /* the store's revision of the user when last checked */
+    exh_addr peer;                /* parsed once, at login: not on every check */
+    size_t id_len, username_len;
     bool superuser;
     char **groups;
     exh_str *gstr;
@@ -169,6 +171,10 @@ static client *remember(plugin *p, const struct mosquitto *conn, const char *id,
     c->conn = conn;
     c->state = state;
     c->superuser = superuser;
+    c->id_len = strlen(id);
+    c->username_len = username ? strlen(username) : 0;
+    const char *addr = mosquitto_client_address(conn);
+    if (addr) exh_addr_parse(addr, strlen(addr), &c->peer);
     c->groups = groups;
     c->ngroups = n;
     for (size_t i = 0; i < n; i++)
@@ -371,10 +377,10 @@ static int on_basic_auth(int event, void *data, void *user)
                            .password = ev->password,
                            .password_len = ev->password ? strlen(ev->password) : 0,
                            .check_password = true,
-                           .verified = prev && prev->state == C_KNOWN && !prev->kicked &&
-                                               prev->digest.set
-                                           ? &prev->digest
-                                           : NULL,
+                           .verified =
+                               prev && prev->state == C_KNOWN && !prev->kicked && prev->digest.set
+                                   ? &prev->digest
+                                   : NULL,
                            .no_hash = !hash_budget(p, now) || addr_blocked(addr, now)};
     if (addr) exh_addr_parse(addr, strlen(addr), &rq.peerhost);
     exh_error err;
@@ -539,18 +545,26 @@ static int on_acl_check(int event, void *data, void *user)
     exh_request r;
     exh_request_init(&r, action);
     r.queue_is_topic = true; /* Mosquitto has $share/ only: `$queue/x` is a topic */
+    /* The connection's record (its login's) has the lengths and the parsed
+     * address: the hot path parses nothing. */
+    client *rec = find(p, ev->client);
     if (username) {
         r.username = username;
-        r.username_len = strlen(username);
+        r.username_len = strlen(username); /* another plugin may have set a new one */
     }
     r.clientid = cid ? cid : "";
-    r.clientid_len = cid ? strlen(cid) : 0;
-    const char *addr = mosquitto_client_address(ev->client);
-    if (addr) exh_addr_parse(addr, strlen(addr), &r.peerhost);
+    r.clientid_len = cid ? (rec ? rec->id_len : strlen(cid)) : 0;
+    if (rec) {
+        r.peerhost = rec->peer;
+    } else {
+        const char *addr = mosquitto_client_address(ev->client);
+        if (addr) exh_addr_parse(addr, strlen(addr), &r.peerhost);
+    }
     r.topic = ev->topic;
     r.topic_len = ev->topic ? strlen(ev->topic) : 0;
     r.qos = ev->qos;
     r.retain = action == EXH_PUBLISH ? ev->retain : -1;
+    r.delivery = ev->access == MOSQ_ACL_READ; /* ev->qos is the message's, not the subscription's */
     int failed = 0, deny = 0;
     client tmp;
     client *c = cid ? client_for(p, ev->client, cid, &failed, &deny, &tmp) : NULL;

@@ -407,7 +407,7 @@ static int rule_matches(const rule_head *r, const exh_request *req, const char *
             if (best == T_FALSE) return 0;
             unknown |= best == T_UNKNOWN;
         }
-        if (r->qos_lo >= 0) {
+        if (r->qos_lo >= 0 && !req->delivery) {
             if (req->qos < 0 || req->qos > 2)
                 unknown = 1;
             else if (req->qos < r->qos_lo || req->qos > r->qos_hi)

@@ -348,6 +348,29 @@ static void test_queue_prefix_per_front_end(void **state)
     exh_policy_free(p);
 }
 
+/* A delivery (Mosquitto's READ) is judged by the subscribe rules without
+ * their qos option: it constrained the requested QoS at subscribe time. */
+static void test_delivery_ignores_qos_option(void **state)
+{
+    (void)state;
+    exh_policy *p = compile("default deny\nallow subscribe topic \"alerts/#\" qos 1-2\n");
+    exh_evalctx *ctx = exh_evalctx_new();
+    exh_request r;
+    exh_result res;
+    exh_request_init(&r, EXH_SUBSCRIBE);
+    r.topic = "alerts/x";
+    r.topic_len = 8;
+    r.qos = 0;                                              /* a QoS 0 message */
+    assert_int_equal(exh_eval(p, &r, ctx, &res), EXH_DENY); /* a subscription asking QoS 0 */
+    r.delivery = true;
+    assert_int_equal(exh_eval(p, &r, ctx, &res), EXH_ALLOW); /* delivered on a granted one */
+    r.topic = "other/x";
+    r.topic_len = 7;
+    assert_int_equal(exh_eval(p, &r, ctx, &res), EXH_DENY);
+    exh_evalctx_free(ctx);
+    exh_policy_free(p);
+}
+
 /* Catastrophic backtracking hits the match limit: unknown, so an allow
  * does not match and a deny does. */
 static void test_regex_limit_fails_closed(void **state)
@@ -902,6 +925,7 @@ int main(void)
         cmocka_unit_test(test_invalid_reasons),
         cmocka_unit_test(test_default_values),
         cmocka_unit_test(test_queue_prefix_per_front_end),
+        cmocka_unit_test(test_delivery_ignores_qos_option),
         cmocka_unit_test(test_regex_limit_fails_closed),
         cmocka_unit_test(test_identity_placeholders),
         cmocka_unit_test(test_first_match_across_files),

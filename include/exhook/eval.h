@@ -51,6 +51,12 @@ typedef struct exh_request {
      * `$queue/a/#` is the literal filter it subscribes to, and is checked
      * as that, not as `a/#`.  false (exh_request_init): both are prefixes. */
     bool queue_is_topic;
+    /* A subscribe request that is really a delivery (Mosquitto's
+     * MOSQ_ACL_READ): a message's topic on a subscription granted earlier,
+     * checked as a filter.  A rule's `qos` option constrains the QoS a
+     * subscription asks for, which was checked when it was granted, so it
+     * does not apply here (the message's own QoS says nothing about it). */
+    bool delivery;
 } exh_request;
 
 /* Why the decision is what it is. */
