@@ -147,7 +147,14 @@ static void test_error_format_has_caret(void **state)
                              "rule's conditions (define it with (?<name>...) in a username or "
                              "clientid regex)\n"
                              "\tallow publish topic \"a/${x}\"\n"
-                             "\t                       ^\n");
+                             "\t                       ^\n"); /* columns count bytes; the caret
+                                                                 takes one blank per character */
+    text = "allow publish username \"\xc3\xa9\xe2\x82\xac\" topic \"a/#/b\"\n";
+    assert_int_equal(exh_policy_parse("f.policy", text, strlen(text), &p, &err), EXH_ESYNTAX);
+    exh_error_format(&err, buf, sizeof(buf));
+    assert_string_equal(buf, "f.policy:1:41: error: '#' must be the last level of a filter\n"
+                             "allow publish username \"\xc3\xa9\xe2\x82\xac\" topic \"a/#/b\"\n"
+                             "                                     ^\n");
 }
 
 static const char *good[] = {
