@@ -487,6 +487,21 @@ static int scan_topic(const char *t, size_t len, exh_evalctx *ctx, uint32_t maxd
     return special;
 }
 
+/*
+ * Names are MQTT UTF-8 strings, and regexes run in UTF mode, whose JIT is
+ * only defined on valid UTF-8: a name that is not is refused before any
+ * rule, for superusers too.  For the ASCII names nearly every request has
+ * this is a few word loads.
+ */
+static const char *bad_name(const exh_request *req)
+{
+    if (req->username && exh_utf8_bad(req->username, req->username_len) != req->username_len)
+        return "username is not well-formed UTF-8";
+    if (req->clientid && exh_utf8_bad(req->clientid, req->clientid_len) != req->clientid_len)
+        return "client id is not well-formed UTF-8";
+    return NULL;
+}
+
 static exh_decision decide(exh_result *res, exh_decision d, exh_basis b, const char *reason)
 {
     res->decision = d;
@@ -515,13 +530,8 @@ static exh_decision eval(const exh_policy *p, const exh_request *req, exh_evalct
     default:
         return decide(res, EXH_DENY, EXH_BY_INVALID, "invalid action");
     }
-    /* Names are MQTT UTF-8 strings, and regexes run in UTF mode, whose JIT
-     * is only defined on valid UTF-8: a name that is not is refused before
-     * any rule, for superusers too. */
-    if (req->username && exh_utf8_bad(req->username, req->username_len) != req->username_len)
-        return decide(res, EXH_DENY, EXH_BY_INVALID, "username is not well-formed UTF-8");
-    if (req->clientid && exh_utf8_bad(req->clientid, req->clientid_len) != req->clientid_len)
-        return decide(res, EXH_DENY, EXH_BY_INVALID, "client id is not well-formed UTF-8");
+    const char *bad = bad_name(req);
+    if (bad) return decide(res, EXH_DENY, EXH_BY_INVALID, bad);
     const action_index *ix = &p->idx[ai];
     if (ai != EXH_IDX_CONN) {
         topic = req->topic;
