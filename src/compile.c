@@ -112,8 +112,8 @@ static int simple_form(const exh_cond *c, simple_re *out)
     if (s[i] == '?' || s[i] == '*' || s[i] == '+' || s[i] == '{')
         return 0; /* a quantifier on the literal's last byte */
     if (s[i] == '.') {
-        uint32_t nl = 0;
-        pcre2_pattern_info(c->re, PCRE2_INFO_NEWLINE, &nl);
+        uint32_t nl = 0; /* the library's default: such a pattern cannot set its own */
+        pcre2_config(PCRE2_CONFIG_NEWLINE, &nl);
         if (nl != PCRE2_NEWLINE_LF) return 0;
         memset(out->cls, 0xff, sizeof(out->cls));
         out->cls['\n' / 8] &= (uint8_t) ~(1u << ('\n' % 8));
@@ -183,6 +183,18 @@ static exh_status compile_regex(const lexer *L, exh_rule *r, exh_cond *c, char *
     const token *t = c->str_tok;
     int code;
     PCRE2_SIZE off;
+    /* A simple form is a valid pattern without groups by construction, and
+     * is matched without PCRE2: it is never compiled (UTF mode makes
+     * pcre2_compile dearer, and a 100k-rule policy has tens of thousands of
+     * these).  The tests hold the recogniser to PCRE2's verdict. */
+    c->prefix_len = literal_prefix(c->str, c->len);
+    simple_re sre;
+    if (c->len < 255 && simple_form(c, &sre)) {
+        c->sre = malloc(sizeof(sre));
+        if (!c->sre) return no_memory(err);
+        *c->sre = sre;
+        return EXH_OK;
+    }
     c->re = pcre2_compile((PCRE2_SPTR)c->str, c->len,
                           PCRE2_UTF | PCRE2_NEVER_BACKSLASH_C | PCRE2_ANCHORED | PCRE2_ENDANCHORED,
                           &code, &off, NULL);
@@ -199,13 +211,6 @@ static exh_status compile_regex(const lexer *L, exh_rule *r, exh_cond *c, char *
                      "regular expression has %u groups; at most %d are allowed (use (?:...))",
                      groups, EXH_MAX_GROUPS);
         return EXH_ESYNTAX;
-    }
-    c->prefix_len = literal_prefix(c->str, c->len);
-    simple_re sre;
-    if (groups == 0 && c->len < 255 && simple_form(c, &sre)) {
-        c->sre = malloc(sizeof(sre));
-        if (!c->sre) return no_memory(err);
-        *c->sre = sre;
     }
     pcre2_pattern_info(c->re, PCRE2_INFO_NAMECOUNT, &count);
     pcre2_pattern_info(c->re, PCRE2_INFO_NAMEENTRYSIZE, &esize);
@@ -463,14 +468,7 @@ exh_status compile_rule(const lexer *L, exh_rule *r, exh_error *err)
      * this machine cannot JIT, the interpreter gives the same answers. */
     for (uint16_t i = 0; i < r->nconds; i++) {
         exh_cond *cd = &r->conds[i];
-        if (cd->re && cd->sre) {
-            /* Matched without PCRE2: keep neither bytecode nor machine
-             * code (a 100k-rule policy has tens of thousands of these). */
-            pcre2_code_free(cd->re);
-            cd->re = NULL;
-        } else if (cd->re) {
-            cd->jit = pcre2_jit_compile(cd->re, PCRE2_JIT_COMPLETE) == 0;
-        }
+        if (cd->re) cd->jit = pcre2_jit_compile(cd->re, PCRE2_JIT_COMPLETE) == 0;
     }
 
     /* Token pointers die with the statement. */
