@@ -38,8 +38,9 @@ static int find_slot(const exh_rule *r, const char *name, size_t len)
  * literal characters before the first metacharacter.  Only a class or a
  * dot may follow them as they are; anything else -- a quantifier, but also
  * `\E`, `\Q\E` or `(?#...)`, which PCRE2 skips so that a quantifier after
- * them applies to the last literal -- costs the last literal byte.  Any '|'
- * could be a top-level alternation, so then there is no prefix.  The
+ * them applies to the last literal -- costs the last literal character,
+ * all of its bytes (in UTF mode `é?` makes the whole `é` optional).  Any
+ * '|' could be a top-level alternation, so then there is no prefix.  The
  * evaluator compares these bytes before calling PCRE2, which keeps
  * mismatching ids from touching the (cold) compiled pattern at all.
  */
@@ -49,7 +50,11 @@ static uint8_t literal_prefix(const char *re, size_t len)
     size_t n = 0;
     while (n < len && n < 255 && !strchr("\\^$.[]()?*+{}", re[n]) && re[n] != '\0')
         n++;
-    if (n < len && n > 0 && re[n] != '[' && re[n] != '.') n--;
+    if (n < len && n > 0 && re[n] != '[' && re[n] != '.') {
+        n--;
+        while (n > 0 && ((unsigned char)re[n] & 0xC0) == 0x80) /* back to its lead byte */
+            n--;
+    }
     return (uint8_t)n;
 }
 
@@ -83,14 +88,22 @@ static size_t parse_braces(const char *s, size_t len, uint32_t *lo, uint32_t *hi
 /*
  * Recognise LITERAL or LITERAL CLASS QUANTIFIER (see simple_re in rule.h).
  * Anything else -- escapes, groups, alternation, several classes, a
- * quantifier on the literal, POSIX classes -- is left to PCRE2.  `.` is
- * taken only under PCRE2's LF newline convention, where it is every byte
- * but '\n'.
+ * quantifier on the literal, POSIX classes, a class naming a non-ASCII
+ * character -- is left to PCRE2.  `.` is taken only under PCRE2's LF
+ * newline convention, where it is every character but '\n'.
+ *
+ * PCRE2 counts characters (UTF mode), the fast path bytes, and subjects
+ * are valid UTF-8.  A class of ASCII characters only matches single bytes,
+ * so there the counts agree.  `.` and a negated class also hold every
+ * non-ASCII character, i.e. every byte from 0x80: a character of n bytes
+ * then passes as n class bytes, so only a quantifier blind to the count --
+ * at least 0 or 1, no upper bound (`*`, `+`) -- gives PCRE2's answer.
  */
 static int simple_form(const exh_cond *c, simple_re *out)
 {
     const char *s = c->str;
     size_t len = c->len, i = c->prefix_len;
+    int high = 0; /* the class holds the bytes from 0x80: every non-ASCII character */
     memset(out, 0, sizeof(*out));
     if (i == len) { /* all literal: exactly one string */
         out->qmin = out->qmax = 0;
@@ -99,12 +112,13 @@ static int simple_form(const exh_cond *c, simple_re *out)
     if (s[i] == '?' || s[i] == '*' || s[i] == '+' || s[i] == '{')
         return 0; /* a quantifier on the literal's last byte */
     if (s[i] == '.') {
-        uint32_t nl = 0;
-        pcre2_pattern_info(c->re, PCRE2_INFO_NEWLINE, &nl);
+        uint32_t nl = 0; /* the library's default: such a pattern cannot set its own */
+        pcre2_config(PCRE2_CONFIG_NEWLINE, &nl);
         if (nl != PCRE2_NEWLINE_LF) return 0;
         memset(out->cls, 0xff, sizeof(out->cls));
         out->cls['\n' / 8] &= (uint8_t) ~(1u << ('\n' % 8));
         i++;
+        high = 1;
     } else if (s[i] == '[') {
         int neg = 0;
         i++;
@@ -117,11 +131,11 @@ static int simple_form(const exh_cond *c, simple_re *out)
             if (i >= len) return 0;
             unsigned char a = (unsigned char)s[i];
             if (a == ']' && i > first) break;
-            if (a == ']' || a == '\\' || a == '[') return 0;
+            if (a == ']' || a == '\\' || a == '[' || a >= 0x80) return 0;
             unsigned char b = a;
             if (i + 2 < len && s[i + 1] == '-' && s[i + 2] != ']') {
                 b = (unsigned char)s[i + 2];
-                if (b == '\\' || b == '[' || b < a) return 0;
+                if (b == '\\' || b == '[' || b < a || b >= 0x80) return 0;
                 i += 2;
             }
             for (unsigned v = a; v <= b; v++)
@@ -132,6 +146,7 @@ static int simple_form(const exh_cond *c, simple_re *out)
         if (neg)
             for (int k = 0; k < 32; k++)
                 out->cls[k] = (uint8_t)~out->cls[k];
+        high = neg;
     } else {
         return 0;
     }
@@ -148,14 +163,19 @@ static int simple_form(const exh_cond *c, simple_re *out)
             return 0;
         i += q;
     }
-    return i == len; /* nothing after: no possessive/lazy suffix, no more items */
+    if (i != len) return 0; /* something after: a possessive/lazy suffix, more items */
+    return !high || (out->qmin <= 1 && out->qmax == UINT32_MAX);
 }
 
 /*
  * Compile a username/clientid regex: whole-string match by construction
  * (PCRE2_ANCHORED | PCRE2_ENDANCHORED) rather than by wrapping it in ^...$,
- * which an alternation inside the pattern could escape.  Byte mode: ids
- * are compared as bytes, like the exact conditions.
+ * which an alternation inside the pattern could escape.  UTF mode: MQTT
+ * names are UTF-8 and authors write patterns over characters, so `.`,
+ * classes, quantifiers and captures take whole characters (the evaluator
+ * refuses a name that is not UTF-8 before any rule).  `\C`, one byte
+ * whatever the mode, could split a character, so it is refused.  No UCP:
+ * `\d`, `\w` and POSIX classes stay ASCII, as an id pattern expects.
  */
 static exh_status compile_regex(const lexer *L, exh_rule *r, exh_cond *c, char **negated_names,
                                 int *nneg, exh_error *err)
@@ -163,8 +183,21 @@ static exh_status compile_regex(const lexer *L, exh_rule *r, exh_cond *c, char *
     const token *t = c->str_tok;
     int code;
     PCRE2_SIZE off;
-    c->re = pcre2_compile((PCRE2_SPTR)c->str, c->len, PCRE2_ANCHORED | PCRE2_ENDANCHORED, &code,
-                          &off, NULL);
+    /* A simple form is a valid pattern without groups by construction, and
+     * is matched without PCRE2: it is never compiled (UTF mode makes
+     * pcre2_compile dearer, and a 100k-rule policy has tens of thousands of
+     * these).  The tests hold the recogniser to PCRE2's verdict. */
+    c->prefix_len = literal_prefix(c->str, c->len);
+    simple_re sre;
+    if (c->len < 255 && simple_form(c, &sre)) {
+        c->sre = malloc(sizeof(sre));
+        if (!c->sre) return no_memory(err);
+        *c->sre = sre;
+        return EXH_OK;
+    }
+    c->re = pcre2_compile((PCRE2_SPTR)c->str, c->len,
+                          PCRE2_UTF | PCRE2_NEVER_BACKSLASH_C | PCRE2_ANCHORED | PCRE2_ENDANCHORED,
+                          &code, &off, NULL);
     if (!c->re) {
         PCRE2_UCHAR msg[256];
         pcre2_get_error_message(code, msg, sizeof(msg));
@@ -178,13 +211,6 @@ static exh_status compile_regex(const lexer *L, exh_rule *r, exh_cond *c, char *
                      "regular expression has %u groups; at most %d are allowed (use (?:...))",
                      groups, EXH_MAX_GROUPS);
         return EXH_ESYNTAX;
-    }
-    c->prefix_len = literal_prefix(c->str, c->len);
-    simple_re sre;
-    if (groups == 0 && c->len < 255 && simple_form(c, &sre)) {
-        c->sre = malloc(sizeof(sre));
-        if (!c->sre) return no_memory(err);
-        *c->sre = sre;
     }
     pcre2_pattern_info(c->re, PCRE2_INFO_NAMECOUNT, &count);
     pcre2_pattern_info(c->re, PCRE2_INFO_NAMEENTRYSIZE, &esize);
@@ -442,14 +468,7 @@ exh_status compile_rule(const lexer *L, exh_rule *r, exh_error *err)
      * this machine cannot JIT, the interpreter gives the same answers. */
     for (uint16_t i = 0; i < r->nconds; i++) {
         exh_cond *cd = &r->conds[i];
-        if (cd->re && cd->sre) {
-            /* Matched without PCRE2: keep neither bytecode nor machine
-             * code (a 100k-rule policy has tens of thousands of these). */
-            pcre2_code_free(cd->re);
-            cd->re = NULL;
-        } else if (cd->re) {
-            cd->jit = pcre2_jit_compile(cd->re, PCRE2_JIT_COMPLETE) == 0;
-        }
+        if (cd->re) cd->jit = pcre2_jit_compile(cd->re, PCRE2_JIT_COMPLETE) == 0;
     }
 
     /* Token pointers die with the statement. */

@@ -38,7 +38,8 @@ const char *exh_status_str(exh_status status)
 
 /*
  * The caret line copies the source line's tabs so the caret lands under
- * the right character whatever the terminal's tab width is.
+ * the right character whatever the terminal's tab width is, and takes one
+ * blank per UTF-8 character, not per byte (columns count bytes).
  */
 size_t exh_error_format(const exh_error *err, char *buf, size_t size)
 {
@@ -67,8 +68,11 @@ size_t exh_error_format(const exh_error *err, char *buf, size_t size)
          * be a screen of blanks, so point at the cut and name the column. */
         bool past = err->col > srclen + 1 && srclen + 1 >= sizeof(err->source);
         unsigned col = past ? (unsigned)srclen + 1 : err->col;
-        for (unsigned i = 1; i < col; i++)
-            EMIT("%c", (i - 1 < srclen && err->source[i - 1] == '\t') ? '\t' : ' ');
+        for (unsigned i = 1; i < col; i++) {
+            unsigned char b = i - 1 < srclen ? (unsigned char)err->source[i - 1] : ' ';
+            if ((b & 0xC0) == 0x80) continue; /* continues the character before */
+            EMIT("%c", b == '\t' ? '\t' : ' ');
+        }
         if (past)
             EMIT("^ (column %u: past the %zu bytes of the line shown)\n", err->col, srclen);
         else

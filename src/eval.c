@@ -20,6 +20,7 @@
 
 #include "exhook/topic.h"
 #include "rule.h"
+#include "utf8.h"
 
 typedef enum tri { T_FALSE = 0, T_TRUE = 1, T_UNKNOWN = 2 } tri;
 
@@ -122,10 +123,10 @@ static tri eval_regex(const exh_cond *c, const char *subj, size_t len, exh_evalc
     if (c->sre) return exh_simple_match(c, subj, len) ? T_TRUE : T_FALSE; /* no groups: no slots */
     if (c->prefix_len && (len < c->prefix_len || memcmp(subj, c->str, c->prefix_len) != 0))
         rc = PCRE2_ERROR_NOMATCH;
-    else if (c->jit)
+    else if (c->jit) /* the subject is valid UTF-8: eval() checked every name */
         rc = pcre2_jit_match(c->re, (PCRE2_SPTR)subj, len, 0, 0, ctx->md, ctx->mctx);
     else
-        rc = pcre2_match(c->re, (PCRE2_SPTR)subj, len, 0, 0, ctx->md, ctx->mctx);
+        rc = pcre2_match(c->re, (PCRE2_SPTR)subj, len, 0, PCRE2_NO_UTF_CHECK, ctx->md, ctx->mctx);
     if (rc == PCRE2_ERROR_NOMATCH) {
         for (uint8_t k = 0; k < c->nmap; k++)
             ctx->slot_state[c->map[k].slot] = T_FALSE;
@@ -307,6 +308,34 @@ static tri pattern_usable(const exh_spec *s, const exh_level *lv, const exh_requ
     return T_TRUE;
 }
 
+/*
+ * The first byte of F's first level for this request: written in the
+ * filter, or the first byte of the value of the placeholder it starts
+ * with.  0 where there is none to know: a wildcard, or a value that is
+ * missing or empty (that level matches nothing anyway), or a capture whose
+ * regex ran out of budget (its level is then unknown anyway).
+ */
+static char first_byte(const exh_spec *s, const exh_request *req, const exh_evalctx *ctx)
+{
+    const exh_level *lv = &s->levels[0];
+    if (lv->kind == LVL_LIT) return lv->len ? s->text[lv->off] : 0;
+    if (lv->kind != LVL_PATTERN) return 0;
+    const exh_part *pt = &s->parts[lv->off];
+    switch (pt->kind) {
+    case PART_LIT:
+        return s->text[pt->off];
+    case PART_USERNAME:
+        return req->username && req->username_len ? req->username[0] : 0;
+    case PART_CLIENTID:
+        return req->clientid && req->clientid_len ? req->clientid[0] : 0;
+    default: /* PART_SLOT */
+        return ctx->slot_state[pt->slot] == T_TRUE && ctx->slot_ptr[pt->slot] &&
+                       ctx->slot_len[pt->slot]
+                   ? ctx->slot_ptr[pt->slot][0]
+                   : 0;
+    }
+}
+
 enum match_mode {
     MATCH_NAME,    /* publish: the topic name matches F */
     MATCH_SUBSET,  /* subscribe, allow rule: S ⊆ F */
@@ -325,14 +354,21 @@ static tri match_spec(const exh_spec *s, const char *t, size_t tlen, enum match_
 {
     if (s->eq) return s->len == tlen && memcmp(s->text, t, tlen) == 0;
     uint32_t n = ctx->nlevels;
-    int f_wild0 = s->nlevels && (s->levels[0].kind == LVL_PLUS || s->levels[0].kind == LVL_HASH);
-    /* A filter starting with a wildcard never reaches '$' topics... */
-    if (f_wild0 && tlen && t[0] == '$') return T_FALSE;
-    /* ...nor, for overlap, does a subscription starting with one reach a
-     * literal '$' level of F. */
-    if (mode == MATCH_OVERLAP && (t[0] == '+' || t[0] == '#') && s->nlevels &&
-        s->levels[0].kind == LVL_LIT && s->levels[0].len && s->text[s->levels[0].off] == '$')
-        return T_FALSE;
+    /*
+     * MQTT's `$` rule: a filter whose first level is `+` or `#` matches no
+     * topic starting with '$'.  So a wildcard first level never meets a
+     * first level that starts with '$', whichever side each is on: F's
+     * wildcard and a '$' topic or subscription, or a subscription's
+     * wildcard and F's first level -- written (`$SYS/#`, `$${clientid}/a`)
+     * or substituted (`%u/#` for the user `$SYS`).  One test for every
+     * mode; it decides the deny overlap, and agrees with the level walk
+     * below for the others.
+     */
+    if (s->nlevels && tlen) {
+        int f_wild = s->levels[0].kind == LVL_PLUS || s->levels[0].kind == LVL_HASH;
+        int t_wild = t[0] == '+' || t[0] == '#'; /* a whole level: the filter is valid */
+        if ((f_wild && t[0] == '$') || (t_wild && first_byte(s, req, ctx) == '$')) return T_FALSE;
+    }
     tri result = T_TRUE;
     for (uint32_t i = 0; i < s->nlevels; i++) {
         const exh_level *lv = &s->levels[i];
@@ -451,6 +487,21 @@ static int scan_topic(const char *t, size_t len, exh_evalctx *ctx, uint32_t maxd
     return special;
 }
 
+/*
+ * Names are MQTT UTF-8 strings, and regexes run in UTF mode, whose JIT is
+ * only defined on valid UTF-8: a name that is not is refused before any
+ * rule, for superusers too.  For the ASCII names nearly every request has
+ * this is a few word loads.
+ */
+static const char *bad_name(const exh_request *req)
+{
+    if (req->username && exh_utf8_bad(req->username, req->username_len) != req->username_len)
+        return "username is not well-formed UTF-8";
+    if (req->clientid && exh_utf8_bad(req->clientid, req->clientid_len) != req->clientid_len)
+        return "client id is not well-formed UTF-8";
+    return NULL;
+}
+
 static exh_decision decide(exh_result *res, exh_decision d, exh_basis b, const char *reason)
 {
     res->decision = d;
@@ -479,6 +530,8 @@ static exh_decision eval(const exh_policy *p, const exh_request *req, exh_evalct
     default:
         return decide(res, EXH_DENY, EXH_BY_INVALID, "invalid action");
     }
+    const char *bad = bad_name(req);
+    if (bad) return decide(res, EXH_DENY, EXH_BY_INVALID, bad);
     const action_index *ix = &p->idx[ai];
     if (ai != EXH_IDX_CONN) {
         topic = req->topic;

@@ -12,6 +12,7 @@
 
 #include "exhook/policy.h"
 #include "lexer.h"
+#include "utf8.h"
 
 typedef struct buf {
     char *p;
@@ -157,13 +158,20 @@ static void emit_comment(buf *out, const stmt *s)
     }
 }
 
+/* How wide a column's text is on screen: its characters, not its bytes
+ * (the policy compiled, so its strings are UTF-8). */
+static size_t width(const buf *b)
+{
+    return exh_utf8_chars(b->p, b->n);
+}
+
 /* Rules first..end-1 form one block of consecutive one-line rules. */
 static void emit_block(buf *out, stmt *v, size_t first, size_t end)
 {
     size_t w[4] = {0};
     for (size_t i = first; i < end; i++)
         for (int c = 0; c < 4; c++)
-            if (v[i].col[c].n > w[c]) w[c] = v[i].col[c].n;
+            if (width(&v[i].col[c]) > w[c]) w[c] = width(&v[i].col[c]);
     for (size_t i = first; i < end; i++) {
         buf line = {0};
         for (int c = 0; c < 5; c++) {
@@ -172,7 +180,7 @@ static void emit_block(buf *out, stmt *v, size_t first, size_t end)
             if (c == C_OPTS && !v[i].col[c].n) continue;
             if (line.n) put(&line, " ", 1);
             put(&line, v[i].col[c].p ? v[i].col[c].p : "", v[i].col[c].n);
-            if (c < 4) pad(&line, w[c] - v[i].col[c].n);
+            if (c < 4) pad(&line, w[c] - width(&v[i].col[c]));
         }
         while (line.n && line.p[line.n - 1] == ' ')
             line.n--;

@@ -67,6 +67,12 @@ static int spec_covered(const exh_spec *s, const exh_rule *i)
             if (!s->eq && s->len == f->len && !memcmp(s->text, f->text, s->len)) return 1;
             continue;
         }
+        /* A first level that starts with a placeholder may start with '$'
+         * (`%u` for the user `$SYS`), and a wildcard first level never
+         * covers that (MQTT's `$` rule). */
+        if (!s->eq && s->levels[0].kind == LVL_PATTERN &&
+            s->parts[s->levels[0].off].kind != PART_LIT && (f->text[0] == '+' || f->text[0] == '#'))
+            continue;
         /* Placeholder levels of s act as literals i's literals never equal;
          * i's wildcards cover them. */
         if (exh_topic_subset(s->text, s->len, f->text, f->len)) return 1;
@@ -210,6 +216,42 @@ static void emqx_note(const exh_rule *r, uint32_t j, exh_lint_fn fn, void *user)
              what, facts);
 }
 
+/*
+ * `%u`/`%c` are placeholders only as a whole level; inside one they are the
+ * two characters, which is almost always a slip for ${username} or
+ * ${clientid}.  A note (the text may be meant), once per rule, at the first
+ * such `%` -- or at the rule when the filter is not on its first line or
+ * escapes make the column a guess.
+ */
+static void percent_note(const exh_rule *r, uint32_t j, exh_lint_fn fn, void *user)
+{
+    for (uint16_t k = 0; k < r->nspecs; k++) {
+        const exh_spec *sp = &r->specs[k];
+        if (sp->eq) continue; /* eq text is literal by definition */
+        const char *x = sp->text;
+        uint32_t start = 0;
+        for (uint32_t i = 0; i <= sp->len; i++) {
+            if (i < sp->len && x[i] != '/') continue;
+            for (uint32_t at = start; i - start != 2 && at + 1 < i; at++) {
+                if (x[at] != '%' || (x[at + 1] != 'u' && x[at + 1] != 'c')) continue;
+                int is_user = x[at + 1] == 'u';
+                uint32_t col = sp->line == r->info.line ? sp->col + 1 + at : 0;
+                for (uint32_t b = 0; b < at && col; b++)
+                    if (x[b] == '"' || x[b] == '\\') col = sp->col;
+                emit(fn, user, EXH_LINT_PERCENT_TEXT, 1, j, 0, col,
+                     "'%s' inside a topic level is the text \"%s\", not the %s: %%u and %%c are "
+                     "placeholders only when they fill a whole level; write %s to put the %s "
+                     "inside a level",
+                     is_user ? "%u" : "%c", is_user ? "%u" : "%c",
+                     is_user ? "username" : "client id", is_user ? "${username}" : "${clientid}",
+                     is_user ? "username" : "client id");
+                return;
+            }
+            start = i + 1;
+        }
+    }
+}
+
 uint32_t exh_lint(const exh_policy *p, exh_lint_fn fn, void *user)
 {
     uint32_t warnings = 0;
@@ -259,7 +301,18 @@ uint32_t exh_lint(const exh_policy *p, exh_lint_fn fn, void *user)
                 warnings++;
             }
         }
+        /* `retain` constrains publishes only and a subscribe is decided
+         * without it, so this denies every subscribe it matches: nearly
+         * always `deny publish ... retain true` was meant. */
+        if (r->effect == EXH_DENY && r->retain == 1 && (r->actions & EXH_SUBSCRIBE)) {
+            emit(fn, user, EXH_LINT_RETAIN_SUBSCRIBE, 0, j, 0, r->retain_col,
+                 "`retain true` constrains publishes only, and a subscribe is decided without "
+                 "it: this deny rule refuses every subscribe it matches as well as retained "
+                 "publishes; if only retained publishes are meant, make it `deny publish`");
+            warnings++;
+        }
         emqx_note(r, j, fn, user);
+        percent_note(r, j, fn, user);
     }
     return warnings;
 }

@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "utf8.h"
+
 typedef struct parser {
     const lexer *L;
     size_t i;
@@ -66,11 +68,22 @@ static const token *accept_word(parser *P, const char *kw)
     return NULL;
 }
 
+/* Every policy string is UTF-8, as MQTT's names and topics are: a byte
+ * that is not could never equal a request's (those are refused first), and
+ * a regex is compiled in UTF mode. */
 static const token *expect_string(parser *P, const char *what)
 {
     const token *t = peek(P);
     if (!t || t->type != TOK_STRING) {
         expected(P, what);
+        return NULL;
+    }
+    size_t bad = exh_utf8_bad(tok_str(P->L, t), t->slen);
+    if (bad < t->slen) {
+        lex_error_at(P->L, P->err, t->line, tok_value_col(t, bad),
+                     "string is not valid UTF-8 (byte 0x%02x here); policy strings are UTF-8, "
+                     "like MQTT names and topics",
+                     (unsigned char)tok_str(P->L, t)[bad]);
         return NULL;
     }
     P->i++;

@@ -52,7 +52,9 @@ typedef struct slot_map {
  * the literal is the cond's prefix_len bytes of str, then qmin..qmax bytes
  * all in the class.  Such patterns have no alternatives and no groups, so
  * one left-to-right check is exactly PCRE2's whole-string answer; the test
- * suite compares the two on random patterns and subjects. */
+ * suite compares the two on random patterns and subjects.  PCRE2 counts
+ * characters (UTF mode): compile.c takes only forms where bytes give the
+ * same answer on a valid UTF-8 subject (see simple_form). */
 typedef struct simple_re {
     uint32_t qmin, qmax; /* qmax UINT32_MAX: unbounded */
     uint8_t cls[32];     /* bit per byte value */

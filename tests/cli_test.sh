@@ -157,6 +157,12 @@ out=$($ctl lint "$tmp/ign.policy"); st=$?
   && ok || bad "lint default ignore: $st: $out"
 out=$($ctl lint --json tests/data/lint.policy); 
 echo "$out" | grep -q '"warnings":5}$' && ok || bad "lint json: $out"
+# deny pubsub ... retain true: a warning at `retain`; %u inside a level: a note at the '%'
+printf 'deny pubsub topic "r/#" retain true\nallow publish topic "x%%u/y"\n' >"$tmp/ret.policy"
+out=$($ctl lint "$tmp/ret.policy"); st=$?
+[ "$st" = 1 ] && echo "$out" | grep -q "ret.policy:1:25: warning: \`retain true\` constrains publishes only" \
+  && echo "$out" | grep -q "ret.policy:2:23: note: '%u' inside a topic level is the text" \
+  && [ "$(echo "$out" | tail -n1)" = "2 rules, 1 warning" ] && ok || bad "lint retain/%u: $st: $out"
 
 # --help everywhere
 for cmd in "" check test lint; do

@@ -474,6 +474,233 @@ static void test_identity_placeholders(void **state)
     run_table(ident_policy, ident_cases, sizeof(ident_cases) / sizeof(ident_cases[0]));
 }
 
+/*
+ * Regexes work on characters (UTF mode): `.`, classes, counted
+ * quantifiers and captures each take a whole UTF-8 character, never one
+ * byte of it.  The literal prefix checked before PCRE2 must not cut a
+ * character that a quantifier applies to (`aé?` matches "a").
+ */
+static const char utf_policy[] =
+    "default deny\n"                                                               /* 1 */
+    "deny  publish username ~ \".\" topic \"one\"\n"                               /* 2 */
+    "allow publish topic \"one\"\n"                                                /* 3 */
+    "allow publish username ~ \"[^a-z]{2}\" topic \"two\"\n"                       /* 4 */
+    "allow publish clientid ~ \".{8}\" topic \"eight\"\n"                          /* 5 */
+    "allow publish username ~ \"(?<first>.).*\" topic \"first/${first}\"\n"        /* 6 */
+    "allow publish clientid ~ \"(?<s>.)-.+\" username \"u${s}\" topic \"bound\"\n" /* 7 */
+    "allow publish username ~ \"a\xc3\xa9?\" topic \"opt\"\n"                      /* 8 */
+    "allow publish username ~ \"t:[\xc3\xa0-\xc3\xbf]+\" topic \"range\"\n"        /* 9 */
+    "allow publish clientid ~ \"d-[^0-9]{2,3}\" topic \"count\"\n";                /* 10 */
+
+static const rq utf_cases[] = {
+    /* `.` is one character: "é" is one, "ab" two */
+    {P, "\xc3\xa9", "c", "-", "one", 0, 0, "-", 0, "deny", 2},
+    {P, "\xe2\x82\xac", "c", "-", "one", 0, 0, "-", 0, "deny", 2},
+    {P, "\xf0\x9f\x98\x80", "c", "-", "one", 0, 0, "-", 0, "deny", 2},
+    {P, "e", "c", "-", "one", 0, 0, "-", 0, "deny", 2},
+    {P, "ab", "c", "-", "one", 0, 0, "-", 0, "allow", 3},
+    {P, "\xc3\xa9\xc3\xa9", "c", "-", "one", 0, 0, "-", 0, "allow", 3},
+    /* a negated class counts characters */
+    {P, "\xc3\xa9\xc3\xbc", "c", "-", "two", 0, 0, "-", 0, "allow", 4},
+    {P, "\xc3\xa9", "c", "-", "two", 0, 0, "-", 0, "deny", 0},
+    {P, "A\xc3\xa9", "c", "-", "two", 0, 0, "-", 0, "allow", 4},
+    /* .{8}: eight characters, not eight bytes */
+    {P, "u",
+     "abcd\xc3\xa9"
+     "fgh",
+     "-", "eight", 0, 0, "-", 0, "allow", 5},
+    {P, "u",
+     "abcd\xc3\xa9"
+     "fg",
+     "-", "eight", 0, 0, "-", 0, "deny", 0},
+    {P, "u", "abcdefgh", "-", "eight", 0, 0, "-", 0, "allow", 5},
+    /* a capture holds whole characters, in a topic... */
+    {P, "\xc3\xa9lan", "c", "-", "first/\xc3\xa9", 0, 0, "-", 0, "allow", 6},
+    {P, "\xe2\x82\xac", "c", "-", "first/\xe2\x82\xac", 0, 0, "-", 0, "allow", 6},
+    {P, "ab", "c", "-", "first/a", 0, 0, "-", 0, "allow", 6},
+    /* ...and in an exact name */
+    {P, "u\xc3\xbc", "\xc3\xbc-1", "-", "bound", 0, 0, "-", 0, "allow", 7},
+    {P, "u\xc3\xbd", "\xc3\xbc-1", "-", "bound", 0, 0, "-", 0, "deny", 0},
+    /* a quantifier after a multi-byte literal applies to the character */
+    {P, "a", "c", "-", "opt", 0, 0, "-", 0, "allow", 8},
+    {P, "a\xc3\xa9", "c", "-", "opt", 0, 0, "-", 0, "allow", 8},
+    {P, "a\xc3\xa9\xc3\xa9", "c", "-", "opt", 0, 0, "-", 0, "deny", 0},
+    /* a class range of characters */
+    {P, "t:\xc3\xb6\xc3\xa9", "c", "-", "range", 0, 0, "-", 0, "allow", 9},
+    {P, "t:\xc3\x9f", "c", "-", "range", 0, 0, "-", 0, "deny", 0},
+    {P, "t:\xc4\x80", "c", "-", "range", 0, 0, "-", 0, "deny", 0},
+    /* counted: 2 to 3 characters */
+    {P, "u", "d-\xc3\xa9\xc3\xa9", "-", "count", 0, 0, "-", 0, "allow", 10},
+    {P, "u", "d-\xc3\xa9\xc3\xa9\xc3\xa9", "-", "count", 0, 0, "-", 0, "allow", 10},
+    {P, "u", "d-\xc3\xa9", "-", "count", 0, 0, "-", 0, "deny", 0},
+    {P, "u", "d-\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9", "-", "count", 0, 0, "-", 0, "deny", 0},
+    {P, "u", "d-ab", "-", "count", 0, 0, "-", 0, "allow", 10},
+};
+
+static void test_regex_on_characters(void **state)
+{
+    (void)state;
+    run_table(utf_policy, utf_cases, sizeof(utf_cases) / sizeof(utf_cases[0]));
+}
+
+/* The issue's own case: one deny rule meant to catch every one-character
+ * user name lets no one-character name through, ASCII or not. */
+static void test_one_character_names(void **state)
+{
+    (void)state;
+    static const rq cases[] = {
+        {C, "x", "c", "-", NULL, 0, 0, "-", 0, "deny", 2},
+        {C, "\xc3\xa9", "c", "-", NULL, 0, 0, "-", 0, "deny", 2},
+        {C, "\xe4\xb8\xad", "c", "-", NULL, 0, 0, "-", 0, "deny", 2},
+        {C, "xy", "c", "-", NULL, 0, 0, "-", 0, "allow", 0},
+    };
+    run_table("default allow\ndeny connect username ~ \".\"\n", cases,
+              sizeof(cases) / sizeof(cases[0]));
+}
+
+/* A user name or client id that is not UTF-8 is no MQTT name: the request
+ * is refused before any rule (PCRE2's JIT is only defined on valid UTF-8),
+ * for every action and for superusers too. */
+static void test_invalid_utf8_names(void **state)
+{
+    (void)state;
+    exh_policy *p = compile("default allow\nallow all\nallow connect\n");
+    exh_evalctx *ctx = exh_evalctx_new();
+    static const char *bad[] = {"a\xff", "\xc3", "a\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80"};
+    exh_action acts[] = {EXH_PUBLISH, EXH_SUBSCRIBE, EXH_CONNECT};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        for (int a = 0; a < 3; a++)
+            for (int field = 0; field < 2; field++) {
+                exh_request r;
+                exh_result res;
+                exh_request_init(&r, acts[a]);
+                r.topic = "t";
+                r.topic_len = 1;
+                r.username = field ? "u" : bad[i];
+                r.username_len = strlen(r.username);
+                r.clientid = field ? bad[i] : "c";
+                r.clientid_len = strlen(r.clientid);
+                r.superuser = a == 0;
+                assert_int_equal(exh_eval(p, &r, ctx, &res), EXH_DENY);
+                assert_int_equal(res.basis, EXH_BY_INVALID);
+                assert_non_null(strstr(res.reason, field ? "client id" : "username"));
+                assert_non_null(strstr(res.reason, "UTF-8"));
+            }
+    /* valid multi-byte names pass */
+    exh_request r;
+    exh_result res;
+    exh_request_init(&r, EXH_CONNECT);
+    r.username = "\xc3\xa9\xf0\x9f\x98\x80";
+    r.username_len = strlen(r.username);
+    r.clientid = "\xe2\x82\xac";
+    r.clientid_len = strlen(r.clientid);
+    assert_int_equal(exh_eval(p, &r, ctx, &res), EXH_ALLOW);
+    assert_int_equal(res.basis, EXH_BY_RULE);
+    exh_evalctx_free(ctx);
+    exh_policy_free(p);
+}
+
+/*
+ * MQTT's `$` rule where a rule filter's first level comes from a
+ * placeholder: `+` and `#` never match a topic starting with '$', so a
+ * subscription starting with a wildcard shares no topic with a filter
+ * whose first level turns out to start with '$' -- whether that '$' is
+ * written (`$${clientid}`) or is the first byte of a value (`${username}`,
+ * `%u`, a capture, `%c` being `$SYS`, `$x`, ...).  The deny must not match
+ * there; it still matches subscriptions to those `$` topics.
+ */
+static const char dollar_policy[] =
+    "default allow\n"                                                 /* 1 */
+    "deny subscribe topic \"$${clientid}/a\"\n"                       /* 2 */
+    "deny subscribe topic \"${username}/x/#\"\n"                      /* 3 */
+    "deny subscribe topic \"%u/y\"\n"                                 /* 4 */
+    "deny subscribe username ~ \"(?<t>[^:]+):.*\" topic \"${t}/z\"\n" /* 5 */
+    "deny subscribe clientid ~ \"\\$.*\" topic \"%c\"\n";             /* 6 */
+
+static const rq dollar_cases[] = {
+    /* $${clientid}: "$t1/a" */
+    {S, "-", "t1", "-", "+/+", 0, 0, "-", 0, "allow", 0},
+    {S, "-", "t1", "-", "#", 0, 0, "-", 0, "allow", 0},
+    {S, "-", "t1", "-", "+/a", 0, 0, "-", 0, "allow", 0},
+    {S, "-", "t1", "-", "+/#", 0, 0, "-", 0, "allow", 0},
+    {S, "-", "t1", "-", "$queue/#", 0, 0, "-", 0, "allow", 0},
+    {S, "-", "t1", "-", "$share/g/+/+", 0, 0, "-", 0, "allow", 0},
+    {S, "-", "t1", "-", "$share/g/#", 0, 0, "-", 0, "allow", 0},
+    {S, "-", "t1", "-", "$t1/a", 0, 0, "-", 0, "deny", 2},
+    {S, "-", "t1", "-", "$t1/+", 0, 0, "-", 0, "deny", 2},
+    {S, "-", "t1", "-", "$t1/#", 0, 0, "-", 0, "deny", 2},
+    {S, "-", "t1", "-", "$share/g/$t1/a", 0, 0, "-", 0, "deny", 2},
+    {S, "-", "t1", "-", "$t2/a", 0, 0, "-", 0, "allow", 0},
+    /* ${username} and %u with the name $SYS */
+    {S, "$SYS", "c", "-", "#", 0, 0, "-", 0, "allow", 0},
+    {S, "$SYS", "c", "-", "$queue/#", 0, 0, "-", 0, "allow", 0},
+    {S, "$SYS", "c", "-", "+/x/+", 0, 0, "-", 0, "allow", 0},
+    {S, "$SYS", "c", "-", "+/#", 0, 0, "-", 0, "allow", 0},
+    {S, "$SYS", "c", "-", "+/y", 0, 0, "-", 0, "allow", 0},
+    {S, "$SYS", "c", "-", "$SYS/x/1", 0, 0, "-", 0, "deny", 3},
+    {S, "$SYS", "c", "-", "$SYS/#", 0, 0, "-", 0, "deny", 3},
+    {S, "$SYS", "c", "-", "$SYS/y", 0, 0, "-", 0, "deny", 4},
+    {S, "$SYS", "c", "-", "$SYS/+", 0, 0, "-", 0, "deny", 3}, /* meets $SYS/x */
+    /* an ordinary name still overlaps the wildcards */
+    {S, "bob", "c", "-", "#", 0, 0, "-", 0, "deny", 3},
+    {S, "bob", "c", "-", "+/y", 0, 0, "-", 0, "deny", 4},
+    {S, "bob", "c", "-", "$queue/#", 0, 0, "-", 0, "deny", 3},
+    /* a capture whose value starts with '$' */
+    {S, "$t:1", "c", "-", "+/z", 0, 0, "-", 0, "allow", 0},
+    {S, "$t:1", "c", "-", "#", 0, 0, "-", 0, "allow", 0},
+    {S, "$t:1", "c", "-", "$t/z", 0, 0, "-", 0, "deny", 5},
+    {S, "t:1", "c", "-", "+/z", 0, 0, "-", 0, "deny", 5},
+    /* %c alone, a one-level filter */
+    {S, "-", "$c", "-", "#", 0, 0, "-", 0, "allow", 0},
+    {S, "-", "$c", "-", "+", 0, 0, "-", 0, "allow", 0},
+    {S, "-", "$c", "-", "$c", 0, 0, "-", 0, "deny", 6},
+    {S, "-", "$c", "-", "$c/#", 0, 0, "-", 0, "deny", 6},
+};
+
+static void test_dollar_rule_for_placeholder_levels(void **state)
+{
+    (void)state;
+    run_table(dollar_policy, dollar_cases, sizeof(dollar_cases) / sizeof(dollar_cases[0]));
+}
+
+/*
+ * Choices the README states: an IPv4-mapped IPv6 peer is its IPv4 address;
+ * `retain` on a pubsub/all rule constrains publishes only, so a subscribe
+ * under `deny pubsub ... retain true` is denied; `%u`/`%c` are placeholders
+ * only as a whole level.
+ */
+static const char choices_policy[] = "default deny\n"                                     /* 1 */
+                                     "deny connect not peerhost 10.0.0.0/8\n"             /* 2 */
+                                     "deny pubsub topic \"r/#\" retain true\n"            /* 3 */
+                                     "allow pubsub topic \"r/#\"\n"                       /* 4 */
+                                     "allow publish topic \"x%u/y\" \"%u/y\" \"p/%c\"\n"; /* 5 */
+
+static const rq choices_cases[] = {
+    {C, "bob", "c", "::ffff:10.0.0.1", NULL, 0, 0, "-", 0, "allow", 0},
+    {C, "bob", "c", "::ffff:10.255.0.1", NULL, 0, 0, "-", 0, "allow", 0},
+    {C, "bob", "c", "10.1.1.1", NULL, 0, 0, "-", 0, "allow", 0},
+    {C, "bob", "c", "::ffff:11.0.0.1", NULL, 0, 0, "-", 0, "deny", 2},
+    {C, "bob", "c", "::1", NULL, 0, 0, "-", 0, "deny", 2},
+    {C, "bob", "c", "::10.0.0.1", NULL, 0, 0, "-", 0, "deny", 2},
+    /* a subscribe is decided without retain: the deny matches it */
+    {S, "bob", "c", "-", "r/x", 0, 0, "-", 0, "deny", 3},
+    {S, "bob", "c", "-", "r/x", 0, -1, "-", 0, "deny", 3},
+    {P, "bob", "c", "-", "r/x", 0, 0, "-", 0, "allow", 4},
+    {P, "bob", "c", "-", "r/x", 0, 1, "-", 0, "deny", 3},
+    {P, "bob", "c", "-", "r/x", 0, -1, "-", 0, "deny", 3},
+    /* %u inside a level is the two characters "%u" */
+    {P, "bob", "c", "-", "xbob/y", 0, 0, "-", 0, "deny", 0},
+    {P, "bob", "c", "-", "x%u/y", 0, 0, "-", 0, "allow", 5},
+    {P, "bob", "c", "-", "bob/y", 0, 0, "-", 0, "allow", 5},
+    {P, "bob", "c7", "-", "p/c7", 0, 0, "-", 0, "allow", 5},
+};
+
+static void test_readme_choices(void **state)
+{
+    (void)state;
+    run_table(choices_policy, choices_cases, sizeof(choices_cases) / sizeof(choices_cases[0]));
+}
+
 /* The first matching rule across files, in byte order of file names. */
 static void put(const char *dir, const char *name, const char *text)
 {
@@ -760,29 +987,64 @@ static void test_overlap_reference_is_exact(void **state)
 }
 
 /* Simple regexes (LITERAL or LITERAL CLASS QUANTIFIER) are matched
- * without PCRE2; the answer must be PCRE2's, on random patterns and
- * subjects (bytes including '\n', '-', ']' and 0x80+). */
+ * without PCRE2; the answer must be PCRE2's in UTF mode, on random
+ * patterns and subjects: literals, classes and subjects hold multi-byte
+ * characters, '\n', '-' and ']', and counted quantifiers count characters. */
 static void test_simple_regex_agrees_with_pcre2(void **state)
 {
     (void)state;
-    static const char *lits[] = {"", "a", "dev-", "t1:", "x\xc3\xa9"};
-    static const char *classes[] = {"[a-c]",       "[^a]", "[-a]", "[a-]",
-                                    "[0-9a-f]",    ".",    "[]a]", "[a-z-9]",
-                                    "[\xc3-\xff]", "x",    "(a)",  "[ab]|c"};
-    static const char *quants[] = {"",     "+",     "*",    "?",  "{2}",
-                                   "{1,}", "{0,2}", "{,2}", "+?", "{3,1}"};
-    static const char alphabet[] = "abc-09fx]:\n\xc3\xa9|";
+    static const char *lits[] = {"", "a", "dev-", "t1:", "x\xc3\xa9", "\xe2\x82\xac"};
+    static const char *classes[] = {"[a-c]",
+                                    "[^a]",
+                                    "[-a]",
+                                    "[a-]",
+                                    "[0-9a-f]",
+                                    ".",
+                                    "[]a]",
+                                    "[a-z-9]",
+                                    "x",
+                                    "(a)",
+                                    "[ab]|c",
+                                    "[\xc3\xa9-\xc3\xbc]",
+                                    "[^a-z]",
+                                    "\xc3\xa9",
+                                    "[\xe2\x82\xac"
+                                    "a]",
+                                    "[^\xc3\xa9]"};
+    static const char *quants[] = {"",     "+",  "*",     "?",     "{2}", "{1,}", "{0,2}",
+                                   "{,2}", "+?", "{3,1}", "{2,3}", "{1}", "{0,}", "{2,}"};
+    /* characters, not bytes: every subject is valid UTF-8 */
+    static const char *alphabet[] = {"a",
+                                     "b",
+                                     "c",
+                                     "-",
+                                     "0",
+                                     "9",
+                                     "f",
+                                     "x",
+                                     "]",
+                                     ":",
+                                     "\n",
+                                     "|",
+                                     "\xc3\xa9",
+                                     "\xc3\xbc",
+                                     "\xe2\x82\xac",
+                                     "\xf0\x9f\x98\x80"};
+#define NCL (sizeof(classes) / sizeof(classes[0]))
+#define NQ  (sizeof(quants) / sizeof(quants[0]))
+#define NA  (sizeof(alphabet) / sizeof(alphabet[0]))
     exh_evalctx *ctx = exh_evalctx_new();
     pcre2_match_data *md = pcre2_match_data_create(8, NULL);
     int simple = 0, total = 0;
-    for (int round = 0; round < 3000; round++) {
+    for (int round = 0; round < 4000; round++) {
         char pat[64];
-        snprintf(pat, sizeof(pat), "%s%s%s", lits[rnd(5)], classes[rnd(12)], quants[rnd(10)]);
-        if (rnd(8) == 0) snprintf(pat, sizeof(pat), "%s", lits[rnd(5)]);
+        snprintf(pat, sizeof(pat), "%s%s%s", lits[rnd(6)], classes[rnd(NCL)], quants[rnd(NQ)]);
+        if (rnd(8) == 0) snprintf(pat, sizeof(pat), "%s", lits[rnd(6)]);
         int code;
         PCRE2_SIZE off;
-        pcre2_code *re = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED,
-                                       PCRE2_ANCHORED | PCRE2_ENDANCHORED, &code, &off, NULL);
+        pcre2_code *re =
+            pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED,
+                          PCRE2_UTF | PCRE2_ANCHORED | PCRE2_ENDANCHORED, &code, &off, NULL);
         char text[160];
         snprintf(text, sizeof(text), "allow publish username ~ \"%s\" topic \"t\"\n", pat);
         exh_policy *p = NULL;
@@ -795,13 +1057,20 @@ static void test_simple_regex_agrees_with_pcre2(void **state)
         total++;
         simple += p->rules[0].conds[0].sre != NULL;
         for (int k = 0; k < 40; k++) {
-            char subj[8];
-            size_t n = rnd(7);
-            for (size_t i = 0; i < n; i++)
-                subj[i] = alphabet[rnd(sizeof(alphabet) - 1)];
+            char subj[64];
+            size_t n = 0;
             if (rnd(3) == 0) { /* often start with the literal */
-                size_t l = strlen(pat) < 4 ? strlen(pat) : 4;
-                memcpy(subj, pat, l < n ? l : n);
+                const char *l = pat;
+                while (*l && !strchr("[.(x", *l) && n < 8)
+                    subj[n++] = *l++;
+                while (n && ((unsigned char)subj[n - 1] & 0xc0) == 0x80) /* whole characters */
+                    n--;
+                if (n && (unsigned char)subj[n - 1] >= 0xc0) n--;
+            }
+            for (size_t c = rnd(6); c > 0; c--) {
+                const char *ch = alphabet[rnd(NA)];
+                memcpy(subj + n, ch, strlen(ch));
+                n += strlen(ch);
             }
             int want = pcre2_match(re, (PCRE2_SPTR)subj, n, 0, 0, md, NULL) >= 0;
             exh_request r;
@@ -819,6 +1088,9 @@ static void test_simple_regex_agrees_with_pcre2(void **state)
         pcre2_code_free(re);
         exh_policy_free(p);
     }
+#undef NCL
+#undef NQ
+#undef NA
     /* The fast path must actually be exercised, and not take everything. */
     assert_true(simple > total / 4);
     assert_true(simple < total);
@@ -844,14 +1116,22 @@ static void test_regex_prefix_with_skipped_items(void **state)
         {"abc\\d+", "abc1"},
         {"a.b", "axb"},
         {"t[0-9]", "t1"},
+        /* a quantifier after a multi-byte character applies to all of it */
+        {"a\xc3\xa9?", "a"},
+        {"a\xc3\xa9*", "a"},
+        {"\xe2\x82\xac+", "\xe2\x82\xac\xe2\x82\xac"},
+        {"x\xe2\x82\xac{0}", "x"},
+        {"\xc3\xa9(?#c)?", ""},
+        {"ab\xf0\x9f\x98\x80?c", "abc"},
     };
     exh_evalctx *ctx = exh_evalctx_new();
     pcre2_match_data *md = pcre2_match_data_create(8, NULL);
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         int code;
         PCRE2_SIZE off;
-        pcre2_code *re = pcre2_compile((PCRE2_SPTR)cases[i].re, PCRE2_ZERO_TERMINATED,
-                                       PCRE2_ANCHORED | PCRE2_ENDANCHORED, &code, &off, NULL);
+        pcre2_code *re =
+            pcre2_compile((PCRE2_SPTR)cases[i].re, PCRE2_ZERO_TERMINATED,
+                          PCRE2_UTF | PCRE2_ANCHORED | PCRE2_ENDANCHORED, &code, &off, NULL);
         assert_non_null(re);
         int want = pcre2_match(re, (PCRE2_SPTR)cases[i].subject, strlen(cases[i].subject), 0, 0, md,
                                NULL) >= 0;
@@ -928,6 +1208,11 @@ int main(void)
         cmocka_unit_test(test_delivery_ignores_qos_option),
         cmocka_unit_test(test_regex_limit_fails_closed),
         cmocka_unit_test(test_identity_placeholders),
+        cmocka_unit_test(test_regex_on_characters),
+        cmocka_unit_test(test_one_character_names),
+        cmocka_unit_test(test_invalid_utf8_names),
+        cmocka_unit_test(test_dollar_rule_for_placeholder_levels),
+        cmocka_unit_test(test_readme_choices),
         cmocka_unit_test(test_first_match_across_files),
         cmocka_unit_test(test_index_matches_scan),
         cmocka_unit_test(test_matcher_agrees_with_reference),

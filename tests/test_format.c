@@ -95,6 +95,36 @@ static void test_identity_placeholders(void **state)
     free(out);
 }
 
+/* Columns line up by characters: a UTF-8 name is as wide as its
+ * characters, not its bytes; and a policy string that is not UTF-8 is
+ * refused like any compile error. */
+static void test_utf8_columns(void **state)
+{
+    (void)state;
+    const char *in = "allow publish username \"\xc3\xa9\xc3\xa9\" topic \"a\"\n"
+                     "allow publish username \"abcd\" topic \"b\"\n"
+                     "allow pubsub username ~ \"\xe2\x82\xac.+\" topic \"\xc3\xbc/+\" qos 1\n"
+                     "deny  subscribe topic \"c\"\n";
+    const char *want = "allow publish   username \"\xc3\xa9\xc3\xa9\"    topic \"a\"\n"
+                       "allow publish   username \"abcd\"  topic \"b\"\n"
+                       "allow pubsub    username ~ \"\xe2\x82\xac.+\" topic \"\xc3\xbc/+\" qos 1\n"
+                       "deny  subscribe                  topic \"c\"\n";
+    char *out = fmt(in);
+    if (strcmp(out, want)) fail_msg("got:\n%s\nwant:\n%s", out, want);
+    char *again = fmt(out);
+    assert_string_equal(again, out);
+    free(again);
+    free(out);
+    const char *bad = "allow publish username \"a\xff\" topic \"a\"\n";
+    char *o = NULL;
+    size_t n;
+    exh_error err;
+    assert_int_equal(exh_format("f.policy", bad, strlen(bad), &o, &n, &err), EXH_ESYNTAX);
+    assert_null(o);
+    assert_int_equal(err.col, 26);
+    assert_non_null(strstr(err.message, "UTF-8"));
+}
+
 /* A trailing `\` that swallows a blank line or the end of the file does
  * not make a rule multi-line, and the blank line stays. */
 static void test_dangling_continuations(void **state)
@@ -280,6 +310,7 @@ int main(void)
         cmocka_unit_test(test_sample_layout),          cmocka_unit_test(test_refuses_broken_policy),
         cmocka_unit_test(test_dangling_continuations), cmocka_unit_test(test_repository_files),
         cmocka_unit_test(test_identity_placeholders),  cmocka_unit_test(test_decisions_unchanged),
+        cmocka_unit_test(test_utf8_columns),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

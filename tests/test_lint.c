@@ -20,7 +20,7 @@ typedef struct finding {
 
 typedef struct lint_case {
     const char *policy;
-    finding want[6];
+    finding want[8];
 } lint_case;
 
 #define END                                                                                        \
@@ -42,6 +42,14 @@ typedef struct lint_case {
 #define NOTE(r)                                                                                    \
     {                                                                                              \
         EXH_LINT_UNKNOWN_OPTION, r, 0                                                              \
+    }
+#define RS(r)                                                                                      \
+    {                                                                                              \
+        EXH_LINT_RETAIN_SUBSCRIBE, r, 0                                                            \
+    }
+#define PCT(r)                                                                                     \
+    {                                                                                              \
+        EXH_LINT_PERCENT_TEXT, r, 0                                                                \
     }
 /* about the `default` statement: rule EXH_LINT_NO_RULE, shown as 0 */
 #define DEF_IGNORE                                                                                 \
@@ -120,7 +128,7 @@ static const lint_case cases[] = {
      "deny publish topic \"x\" qos 2\n"
      "deny pubsub topic \"y\" qos 2 retain true\n"
      "allow subscribe topic \"z\"\n",
-     {NOTE(1), NOTE(2), NOTE(3), NOTE(4), END}},
+     {NOTE(1), NOTE(2), NOTE(3), RS(4), NOTE(4), END}},
     /* default ignore: a warning about the default statement, before the rules' */
     {"allow publish topic \"t/#\" qos 1\n"
      "default ignore\n",
@@ -149,6 +157,34 @@ static const lint_case cases[] = {
     {"allow publish username \"u\" topic \"a/#\"\n"
      "allow publish username \"u\" clientid \"c-${username}\" topic \"a/b\"\n",
      {SH(2, 1), END}},
+    /* `deny pubsub/all ... retain true` denies every matching subscribe
+     * (retain constrains publishes only): almost certainly meant publish */
+    {"deny pubsub topic \"r/#\" retain true\n"
+     "deny all topic \"s/#\" retain true\n"
+     "deny publish topic \"p/#\" retain true\n"
+     "deny pubsub topic \"q/#\" retain false\n"
+     "allow pubsub topic \"a/#\" retain true\n",
+     {RS(1), NOTE(1), RS(2), NOTE(2), NOTE(3), NOTE(4), NOTE(5), END}},
+    /* %u/%c inside a level are text: a note, once per rule (not for a
+     * whole level, `eq` text or an exact name, where they mean what they say) */
+    {"allow publish topic \"x%u/y\" \"a/%c-b\" \"%u/ok\" eq \"e%u\"\n"
+     "allow subscribe topic \"c/${username}%c\"\n"
+     "allow subscribe topic \"%c/d\" \"50%/e\" \"f/%x\" eq \"%u%c\"\n"
+     "allow publish username \"a%u\" topic \"g\"\n",
+     {PCT(1), PCT(2), END}},
+    /* a whole-level %u or ${username} may be "$SYS": a filter starting
+     * with a wildcard never covers it (MQTT's `$` rule) */
+    {"allow publish topic \"+/x\"\n"
+     "allow publish topic \"%u/x\"\n"
+     "allow publish topic \"${clientid}/x\"\n"
+     "allow subscribe topic \"#\"\n"
+     "allow subscribe topic \"%c/y\"\n",
+     {OB(4), END}},
+    /* ...but a wildcard below the first level does, and text before it
+     * fixes the first character */
+    {"allow publish topic \"a/+\" \"#\"\n"
+     "allow publish topic \"a/%u\" \"b${username}/x\"\n",
+     {OB(1), SH(2, 1), END}},
 };
 
 typedef struct got {
@@ -164,7 +200,8 @@ static void collect(const exh_lint_diag *d, void *user)
     g->f[g->n].rule = d->rule + 1;
     g->f[g->n].other = d->kind == EXH_LINT_SHADOWED ? d->other + 1 : 0;
     assert_true(strlen(d->message) > 10);
-    assert_int_equal(d->is_note, d->kind == EXH_LINT_UNKNOWN_OPTION);
+    assert_int_equal(d->is_note,
+                     d->kind == EXH_LINT_UNKNOWN_OPTION || d->kind == EXH_LINT_PERCENT_TEXT);
     g->n++;
 }
 
@@ -181,7 +218,8 @@ static void test_lint_table(void **state)
         uint32_t warnings = exh_lint(p, collect, &g);
         int n = 0, nwarn = 0;
         while (cases[i].want[n].kind != -1) {
-            nwarn += cases[i].want[n].kind != EXH_LINT_UNKNOWN_OPTION;
+            nwarn += cases[i].want[n].kind != EXH_LINT_UNKNOWN_OPTION &&
+                     cases[i].want[n].kind != EXH_LINT_PERCENT_TEXT;
             n++;
         }
         if (g.n != n) {
@@ -249,11 +287,46 @@ static void test_messages(void **state)
     exh_policy_free(p);
 }
 
+/* The retain warning and the %u/%c note: what they say, and where. */
+static void test_retain_and_percent_messages(void **state)
+{
+    (void)state;
+    const char *pol = "deny all topic \"s/#\" retain true\n"
+                      "allow publish topic \"a/x%u\" \"b/%c\"\n"
+                      "allow publish \\\n  topic \"c/%c-1\"\n";
+    exh_policy *p;
+    assert_int_equal(exh_policy_parse("m.policy", pol, strlen(pol), &p, NULL), EXH_OK);
+    texts t = {.n = 0};
+    assert_int_equal(exh_lint(p, keep, &t), 1);
+    assert_int_equal(t.n, 4);
+    assert_int_equal(t.d[0].kind, EXH_LINT_RETAIN_SUBSCRIBE);
+    assert_false(t.d[0].is_note);
+    assert_int_equal(t.d[0].rule, 0);
+    assert_int_equal(t.d[0].col, 22); /* at `retain` */
+    assert_non_null(strstr(t.d[0].message, "every subscribe"));
+    assert_non_null(strstr(t.d[0].message, "deny publish"));
+    assert_int_equal(t.d[1].kind, EXH_LINT_UNKNOWN_OPTION);
+    assert_int_equal(t.d[2].kind, EXH_LINT_PERCENT_TEXT);
+    assert_true(t.d[2].is_note);
+    assert_int_equal(t.d[2].rule, 1);
+    assert_int_equal(t.d[2].col, 25); /* at the '%' */
+    assert_non_null(strstr(t.d[2].message, "'%u'"));
+    assert_non_null(strstr(t.d[2].message, "${username}"));
+    /* a filter on a continuation line: the rule's column */
+    assert_int_equal(t.d[3].kind, EXH_LINT_PERCENT_TEXT);
+    assert_int_equal(t.d[3].rule, 2);
+    assert_int_equal(t.d[3].col, 0);
+    assert_non_null(strstr(t.d[3].message, "'%c'"));
+    assert_non_null(strstr(t.d[3].message, "${clientid}"));
+    exh_policy_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lint_table),
         cmocka_unit_test(test_messages),
+        cmocka_unit_test(test_retain_and_percent_messages),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -94,6 +94,17 @@ static const bad_case bad[] = {
     {"allow subscribe topic \"a\" retain true\n", 1, 27, "publish only"},
     {"allow connect qos 1\n", 1, 15, "connect rules take no"},
     {"allow publish topic \"a\" bogus\n", 1, 25, "'qos', 'retain' or end of line"},
+    /* strings are UTF-8 (MQTT names and topics are): at the first bad byte */
+    {"allow publish username \"ab\xff"
+     "c\"\n",
+     1, 27, "not valid UTF-8"},
+    {"allow publish username \"\\\"\xff\"\n", 1, 27, "not valid UTF-8"},
+    {"allow publish username ~ \"\xc3(\"\n", 1, 27, "not valid UTF-8"},
+    {"allow publish clientid ~ \"d-\xc0\xaf.*\"\n", 1, 29, "not valid UTF-8"},
+    {"allow publish group \"g\xed\xa0\x80\"\n", 1, 23, "not valid UTF-8"},
+    {"allow publish topic \"a/\xff/b\"\n", 1, 24, "not valid UTF-8"},
+    {"allow publish topic eq \"a\xf4\x90\x80\x80\"\n", 1, 26, "not valid UTF-8"},
+    {"allow publish clientid \"x\" \\\n  username \"\xc3\"\n", 2, 13, "not valid UTF-8"},
     /* lexical */
     {"allow publish topic \"a\n", 1, 21, "unterminated string"},
     {"allow publish topic \"a\\\"\n", 1, 21, "unterminated string"},
@@ -136,7 +147,14 @@ static void test_error_format_has_caret(void **state)
                              "rule's conditions (define it with (?<name>...) in a username or "
                              "clientid regex)\n"
                              "\tallow publish topic \"a/${x}\"\n"
-                             "\t                       ^\n");
+                             "\t                       ^\n"); /* columns count bytes; the caret
+                                                                 takes one blank per character */
+    text = "allow publish username \"\xc3\xa9\xe2\x82\xac\" topic \"a/#/b\"\n";
+    assert_int_equal(exh_policy_parse("f.policy", text, strlen(text), &p, &err), EXH_ESYNTAX);
+    exh_error_format(&err, buf, sizeof(buf));
+    assert_string_equal(buf, "f.policy:1:41: error: '#' must be the last level of a filter\n"
+                             "allow publish username \"\xc3\xa9\xe2\x82\xac\" topic \"a/#/b\"\n"
+                             "                                     ^\n");
 }
 
 static const char *good[] = {

@@ -19,6 +19,12 @@ typedef enum exh_lint_kind {
     EXH_LINT_UNKNOWN_OPTION, /* note: qos/retain are unknown on EMQX's hooks */
     EXH_LINT_DEFAULT_IGNORE, /* `default ignore`: the broker's next source decides (fails open
                                 on EMQX's default configurations); about the default statement */
+
+    /* `deny pubsub|all ... retain true`: retain constrains publishes only, so
+     * the rule denies every subscribe it matches (almost always meant publish) */
+    EXH_LINT_RETAIN_SUBSCRIBE,
+    /* note: `%u`/`%c` inside a topic level are text, not placeholders */
+    EXH_LINT_PERCENT_TEXT,
 } exh_lint_kind;
 
 /* exh_lint_diag.rule of a finding about the `default` statement rather

@@ -15,14 +15,21 @@
  *                    allow rule on subscribe, exh_topic_overlap for a deny
  *                    rule on subscribe).  It models the generator's few
  *                    regexes by hand (their matches and named captures),
- *                    topic placeholders by substituting their values into
- *                    the filter text, and placeholders in exact
- *                    username/clientid conditions by comparing the whole
- *                    substituted string, with a placeholder that has no
- *                    value (a capture absent or empty, no username, an
- *                    empty client id) making the condition unknown --
- *                    straight from the language's definition, none of the
- *                    library's piecewise matching
+ *                    counting characters as PCRE2's UTF mode does, topic
+ *                    placeholders by substituting their values into
+ *                    the filter text (so a value starting with '$' meets
+ *                    topic.h's `$` rule as written text would), and
+ *                    placeholders in exact username/clientid conditions
+ *                    by comparing the whole substituted string, with a
+ *                    placeholder that has no value (a capture absent or
+ *                    empty, no username, an empty client id) making the
+ *                    condition unknown -- straight from the language's
+ *                    definition, none of the library's piecewise matching.
+ *                    A username or client id that is not UTF-8 is refused
+ *                    before any rule.
+ *
+ * Names, topics and regexes hold multi-byte characters, and names and
+ * placeholder values starting with '$' (`$SYS`, `$${clientid}`).
  *
  * Any disagreement in decision, basis or deciding rule is a crash.
  *
@@ -65,11 +72,25 @@ static uint32_t rnd(uint32_t n)
     return n ? v % n : 0;
 }
 
-static const char *const levels[] = {"a", "b", "c", "$s", "x", ""};
-static const char *const users[] = {"u1", "u2", "t1:x", "t2:y", "a", "#", "b/c", "", "1"};
-static const char *const cids[] = {"c1", "c2", "dev-1", "dev-2", "a", "+", "", "dev-", "u1"};
+/* "" last: it is no topic alone.  "$SYS" and "\xc3\xa9" (é) are what the
+ * names "$SYS" and "é" substitute to. */
+static const char *const levels[] = {"a", "b", "c", "$s", "x", "$SYS", "\xc3\xa9", ""};
+#define NLEVELS (sizeof(levels) / sizeof(levels[0]))
+static const char *const users[] = {
+    "u1", "u2", "t1:x", "t2:y", "a",        "#",         "b/c",
+    "",   "1",  "$SYS", "$t:x", "\xc3\xa9", "u\xc3\xa9", "\xc3\xa9:\xe2\x82\xac"};
+/* clang-format off */
+static const char *const cids[] = {"c1", "c2", "dev-1", "dev-2", "a", "+", "", "dev-", "u1", "$c",
+                                   "c\xc3\xa9", "$s", "\xc3\xa9\xe2\x82\xac", "dev-\xc3\xa9",
+                                   "\xf0\x9f\x98\x80"};
+/* clang-format on */
 #define NUSERS (sizeof(users) / sizeof(users[0]))
 #define NCIDS  (sizeof(cids) / sizeof(cids[0]))
+/* Names only requests carry: with a newline (no policy string holds one;
+ * `.` does not match it, a negated class does), and ones that are not
+ * UTF-8, refused before any rule. */
+static const char *const odd_names[] = {"\n:x", "\n\n", "u\n", "c\n"};
+static const char *const bad_names[] = {"a\xff", "\xc3", "\xc0\xaf", "\xed\xa0\x80"};
 
 /* A topic name or filter of 1 to 4 levels; placeholders only when ph.
  * Sets *used_ph when one was written. */
@@ -85,14 +106,17 @@ static void rand_filter(char *out, int allow_wild, int ph, int cap, int *used_ph
         } else if (allow_wild && k == 1 && i == n - 1) {
             strcat(out, "#");
         } else if (ph && k == 2) {
-            static const char *const ps[] = {"${username}", "%c", "%u", "${clientid}", "x%u"};
-            strcat(out, ps[rnd(5)]);
+            static const char *const ps[] = {
+                "${username}", "%c",           "%u",           "${clientid}",
+                "x%u",         "$${clientid}", "$${username}", "\xc3\xa9${clientid}"};
+            strcat(out, ps[rnd(8)]);
             *used_ph = 1;
         } else if (ph && cap && k == 3) {
-            strcat(out, "${cap}");
+            strcat(out, rnd(4) ? "${cap}" : "$${cap}");
             *used_ph = 1;
         } else {
-            strcat(out, levels[rnd(n == 1 ? 5 : 6)]); /* "" alone is no topic */
+            /* "" alone is no topic */
+            strcat(out, levels[rnd((uint32_t)(n == 1 ? NLEVELS - 1 : NLEVELS))]);
         }
     }
 }
@@ -102,14 +126,18 @@ static void rand_filter(char *out, int allow_wild, int ph, int cap, int *used_ph
 enum { C_USER, C_CID, C_GROUP, C_ANON, C_PEER, C_USER_RE, C_CID_RE, C_USER_PAT, C_CID_PAT };
 enum { A_PUB = 1, A_SUB = 2, A_CONN = 4 };
 
-/* The regexes (arg of C_USER_RE / C_CID_RE). */
-enum { RE_U_CAP, RE_U2, RE_DEV, RE_C9, RE_SID };
+/* The regexes (arg of C_USER_RE / C_CID_RE), in UTF mode: `.` and a
+ * negated class take one character, however many bytes. */
+enum { RE_U_CAP, RE_U_ANY, RE_U2, RE_ONE, RE_DEV, RE_C9, RE_SID, RE_CNEG };
 static const char *const regexes[] = {
     "(?<cap>[a-z0-9]+):.*",      /* username: cap = the part before the first ':' */
+    "(?<cap>[^:]+):.*",          /* username: the same, any characters ("$t", "é") */
     "u.",                        /* username */
+    ".",                         /* username: one character */
     "dev-.*",                    /* clientid */
     "c[0-9]",                    /* clientid */
     "(?:dev-(?<sid>[0-9]*)|c.)", /* clientid: sid may be empty, or not take part */
+    "[^a-z]{2}",                 /* clientid: two characters, none of a-z */
 };
 
 /* What a placeholder in an exact name stands for (mcond.ph). */
@@ -170,10 +198,12 @@ static void gen_policy(void)
             if (mc->kind == C_USER_RE) {
                 /* Negated, a capture never has a value (and naming it is a
                  * compile error); and a name is captured once per rule. */
-                mc->arg = !mc->negated && !cap && rnd(2) ? RE_U_CAP : RE_U2;
-                cap |= mc->arg == RE_U_CAP;
+                mc->arg = (int)rnd(4);
+                if ((mc->arg == RE_U_CAP || mc->arg == RE_U_ANY) && (mc->negated || cap))
+                    mc->arg = rnd(2) ? RE_U2 : RE_ONE;
+                cap |= mc->arg == RE_U_CAP || mc->arg == RE_U_ANY;
             } else if (mc->kind == C_CID_RE) {
-                mc->arg = RE_DEV + (int)rnd(3);
+                mc->arg = RE_DEV + (int)rnd(4);
                 if (mc->arg == RE_SID && (mc->negated || sid)) mc->arg = RE_DEV;
                 sid |= mc->arg == RE_SID;
             }
@@ -273,7 +303,23 @@ typedef struct caps {
 
 static int no_newline(const char *s, size_t n)
 {
-    return !memchr(s, '\n', n); /* `.` is every byte but LF */
+    return !memchr(s, '\n', n); /* `.` is every character but LF */
+}
+
+/* The bytes of the UTF-8 character at s (names here are valid UTF-8). */
+static size_t char_len(const char *s)
+{
+    unsigned char c = (unsigned char)*s;
+    return c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+}
+
+/* Characters in s[0, n). */
+static size_t nchars(const char *s, size_t n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i += char_len(s + i))
+        k++;
+    return k;
 }
 
 static int lower_or_digit(char c)
@@ -294,8 +340,22 @@ static tri ref_regex(int re, const char *s, size_t n, caps *k)
         k->cap = s;
         k->cap_len = i;
         return T;
+    case RE_U_ANY: /* [^:]+ stops at the first ':', and a shorter run is no better */
+        while (i < n && s[i] != ':')
+            i++;
+        if (i == 0 || i == n || !no_newline(s + i + 1, n - i - 1)) return F;
+        k->cap = s;
+        k->cap_len = i;
+        return T;
     case RE_U2:
-        return n == 2 && s[0] == 'u' && s[1] != '\n' ? T : F;
+        return n >= 2 && s[0] == 'u' && nchars(s, n) == 2 && s[1] != '\n' ? T : F;
+    case RE_ONE:
+        return n && nchars(s, n) == 1 && s[0] != '\n' ? T : F;
+    case RE_CNEG:
+        if (nchars(s, n) != 2) return F;
+        for (i = 0; i < n; i += char_len(s + i))
+            if (s[i] >= 'a' && s[i] <= 'z') return F;
+        return T;
     case RE_DEV:
         return n >= 4 && !memcmp(s, "dev-", 4) && no_newline(s + 4, n - 4) ? T : F;
     case RE_C9:
@@ -310,7 +370,7 @@ static tri ref_regex(int re, const char *s, size_t n, caps *k)
                 return T;
             }
         }
-        if (n == 2 && s[0] == 'c' && s[1] != '\n') { /* the second: sid did not */
+        if (n >= 2 && s[0] == 'c' && nchars(s, n) == 2 && s[1] != '\n') { /* the second */
             k->sid = NULL;
             return T;
         }
@@ -473,6 +533,12 @@ static exh_decision ref_eval(const exh_policy *p, const exh_request *r, exh_basi
     size_t tlen = r->topic_len;
     unsigned bit = r->action == EXH_PUBLISH ? A_PUB : r->action == EXH_SUBSCRIBE ? A_SUB : A_CONN;
     *rule = 0;
+    for (size_t b = 0; b < sizeof(bad_names) / sizeof(bad_names[0]); b++)
+        if ((r->username && !strcmp(r->username, bad_names[b])) ||
+            !strcmp(r->clientid, bad_names[b])) {
+            *basis = EXH_BY_INVALID;
+            return EXH_DENY;
+        }
     if (bit != A_CONN) {
         exh_topic_status ts = EXH_TOPIC_OK;
         if (bit == A_SUB) {
@@ -623,6 +689,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         r.clientid = cids[rnd(NCIDS)];
         r.clientid_len = strlen(r.clientid);
+        if (rnd(24) == 0) {
+            const char *o = odd_names[rnd(sizeof(odd_names) / sizeof(odd_names[0]))];
+            if (rnd(2)) {
+                r.username = o;
+                r.username_len = strlen(o);
+            } else {
+                r.clientid = o;
+                r.clientid_len = strlen(o);
+            }
+        }
+        if (rnd(24) == 0) { /* a name that is not UTF-8 */
+            const char *b = bad_names[rnd(sizeof(bad_names) / sizeof(bad_names[0]))];
+            if (rnd(2) && r.username) {
+                r.username = b;
+                r.username_len = strlen(b);
+            } else {
+                r.clientid = b;
+                r.clientid_len = strlen(b);
+            }
+        }
         req_peer = (int)rnd(5) - 1;
         if (req_peer >= 0) r.peerhost = peer_addr[req_peer];
         int gs = (int)rnd(4);
@@ -638,9 +724,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 r.topic_len = bad_lens[b];
             } else {
                 rand_filter(topic, r.action == EXH_SUBSCRIBE, 0, 0, &ph);
-                if (r.action == EXH_SUBSCRIBE && rnd(8) == 0) {
+                if (r.action == EXH_SUBSCRIBE && rnd(6) == 0) {
                     char t2[320];
-                    snprintf(t2, sizeof(t2), "$share/g/%s", topic);
+                    snprintf(t2, sizeof(t2), "%s%s", rnd(2) ? "$share/g/" : "$queue/", topic);
                     strcpy(topic, t2);
                 }
                 r.topic_len = strlen(topic);
