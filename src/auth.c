@@ -372,19 +372,20 @@ exh_status exh_authenticate(exh_store *store, exh_auth_cache *cache, const exh_p
                                     sizeof(fresh)) &&
                     !store_set_hash_if(store, u.id, u.rev, fresh)) {
                     res->rehashed = true;
+                    /* The user as stored now: the cache entry and the digest
+                     * name the new revision and hash (with the old hash in
+                     * them, the next login would miss the cache and pay a
+                     * full argon2id check). */
                     u.rev++;
+                    char *h = strdup(fresh);
+                    if (h) {
+                        free(u.hash);
+                        u.hash = h;
+                    }
+                    have_mac = have_mac && h &&
+                               !cache_mac(cache, &u, req->password, req->password_len, mac);
                 }
                 OPENSSL_cleanse(fresh, sizeof(fresh));
-                /* the digest names the new revision and hash */
-                if (have_mac && res->rehashed) {
-                    exh_user nu = {0};
-                    have_mac = false;
-                    char *nm = strdup(u.name);
-                    if (nm && exh_store_get_user(store, nm, &nu, NULL) == EXH_OK && nu.id == u.id)
-                        have_mac = !cache_mac(cache, &nu, req->password, req->password_len, mac);
-                    free(nm);
-                    exh_user_clear(&nu);
-                }
             }
             cache_put(cache, &u, req->password, req->password_len);
         }
