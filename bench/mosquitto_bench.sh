@@ -19,7 +19,8 @@
 # sent until the subscriber has every message; "broker us/msg" is the
 # broker's user+system CPU time over the same span (/proc) per message,
 # which other load on the machine disturbs less.  Each set-up runs REPS
-# times, interleaved; medians are shown.
+# times, interleaved, each rep starting with the next set-up; medians are
+# shown.
 #
 # 2. Instructions (CALLGRIND=1, the default when valgrind is installed):
 # CLIENTS x CG_MSGS more messages per set-up with the broker under
@@ -532,7 +533,9 @@ setups=(exhook none acl_file "${alts[@]}")
 for setup in "${setups[@]}"; do pub[$setup]="" cpu[$setup]=""; done
 if ! skip pub; then
   for rep in $(seq "$REPS"); do
-    for setup in "${setups[@]}"; do
+    # each rep starts with the next set-up, so none always runs first
+    k=$(((rep - 1) % ${#setups[@]}))
+    for setup in "${setups[@]:k}" "${setups[@]:0:k}"; do
       start "$setup"
       read -r r c < <(python3 "$tmp/load.py" pub "$port" "$setup" "$CLIENTS" "$MSGS" "$bpid")
       pub[$setup]="${pub[$setup]} $r"
