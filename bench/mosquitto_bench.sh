@@ -2,46 +2,128 @@
 # The plugin's cost inside a real broker.  Three Mosquitto 2.0 set-ups, the
 # same client load, the same run:
 #
-#   exhook     exhook_mosquitto.so with policies/ and a store (argon2id)
+#   exhook     exhook_mosquitto.so with policies/ and a store (argon2id),
+#              delivery checks on (plugin_opt_read_check true: every
+#              delivery is checked as MOSQ_ACL_READ, as acl_file does)
 #   none       no plugin, allow_anonymous true (the floor)
 #   acl_file   Mosquitto's own password_file ($7$ PBKDF2) + acl_file with the
 #              rules this load needs (policies/ regexes and captures have no
 #              acl_file equivalent, so each device gets its own `user` block)
 #
-# Publish throughput: CLIENTS device clients (user d-<serial>, client id
+# 1. Publish throughput: CLIENTS device clients (user d-<serial>, client id
 # dev-<serial>, each allowed devices/<serial>/up/# by
-# policies/20-devices.policy) send MSGS
-# qos 0 messages each, as fast as the sockets take them; one backend client
-# subscribed to devices/+/up/# (group device-backend) counts them.  The time
-# is from the first byte sent until the subscriber has every message; each
-# set-up runs REPS times, interleaved, and the median is shown.  Every
-# message passes one ACL check (publish) and one delivery (read, allowed).
+# policies/20-devices.policy) send MSGS qos 0 messages each, as fast as the
+# sockets take them; one backend client subscribed to devices/+/up/# (group
+# device-backend) counts them.  Every message passes one ACL check
+# (publish) and one delivery check (read).  msgs/s is from the first byte
+# sent until the subscriber has every message; "broker us/msg" is the
+# broker's user+system CPU time over the same span (/proc) per message,
+# which other load on the machine disturbs less.  Each set-up runs REPS
+# times, interleaved, each rep starting with the next set-up; medians are
+# shown.
 #
-# Connection rate: CONNECTS sequential CONNECT/CONNACK/DISCONNECT of the
+# 2. Instructions (CALLGRIND=1, the default when valgrind is installed):
+# CLIENTS x CG_MSGS more messages per set-up with the broker under
+# callgrind, counting only inside handle__publish (publish check, fan-out,
+# delivery check, socket write): instructions per message there, and in
+# mosquitto_acl_check (both checks, plugin or acl_file included).  A busy
+# machine does not change these counts; user-space only (the kernel's
+# share, about half the broker's time, is the same for every set-up).
+#
+# 3. Connection rate: CONNECTS sequential CONNECT/CONNACK/DISCONNECT of the
 # same user on fresh TCP connections (warm credential cache for exhook), and
 # for exhook also COLD distinct users connecting once each (a full argon2id
 # verification on the broker's only thread).
 #
-# The clients are raw MQTT 3.1.1 over sockets in one python3 process, so
-# client start-up never dominates.  Usage:
+# 4. Delivery latency during a reload: USERS more device accounts
+# (d-<serial>, serials from 00010001), each with its own password, hashed
+# once by `mosquitto_passwd -U` into the password_file and imported from
+# that same file into the exhook store (`exhookctl import
+# mosquitto-passwd`): both set-ups start from the same $7$ PBKDF2 hashes.
+# All USERS connect and stay connected; exhook verifies each $7$ hash at the
+# first login and, as its store does by default, rehashes it to argon2id at
+# the default cost, so its connect phase (not timed) takes USERS argon2id
+# hashings.  The first account publishes a timestamped qos 0 message every
+# INTERVAL_MS ms to the backend subscriber; after one second the broker
+# gets SIGHUP.  Mosquitto then re-reads its config and re-runs basic auth
+# for every connected client (password_file: a PBKDF2 check each; exhook:
+# its credential cache or a full verification, then the connect rules and a
+# session-history write).  Printed: the longest gap between two deliveries
+# and the longest latency, from the SIGHUP until 0.5 s after deliveries are
+# back and every message sent has been delivered (a stalled broker drains
+# the publisher's backlog one packet per loop iteration); "reload" = from
+# the SIGHUP to the delivery of the first message sent two intervals after
+# it (the loop iteration the signal lands in may still deliver one); "quiet
+# gap" = the longest gap in the second before the SIGHUP (the machine's
+# noise floor); how many of the USERS answer a PINGREQ afterwards; messages
+# never delivered, if any.  RELOAD_NOCACHE=1 adds a set-up
+# "exhook-nocache" (plugin_opt_cache_ttl 0: every re-check at reload is a
+# full argon2id verification, as for clients that logged in longer ago
+# than the cache TTL, 300 s by default).
+#
+# 5. Login storm: STORM CONNECTs with wrong passwords for the USERS accounts
+# (argon2id in the exhook store after part 4, $7$ in the password_file),
+# sent from a second process with at most STORM_PAR in flight (the broker's
+# listen backlog is 100), while the same publisher/subscriber pair measures
+# delivery gaps.  Printed: the longest gap and latency from the first
+# CONNECT until 0.5 s after the last answer and the backlog delivered, the
+# storm's duration, and that every CONNECT was refused.
+#
+# The clients are raw MQTT 3.1.1 over sockets in python3, so client
+# start-up never dominates.  The exhook parts of 4 and 5 scale with the
+# argon2id cost (USERS hashings to connect, STORM verifications).  Usage:
 #   bench/mosquitto_bench.sh [PATH-TO-EXHOOKCTL]   (default build/exhookctl;
-#   the plugin beside it).  Env: CLIENTS=4 MSGS=100000 REPS=3 CONNECTS=2000 COLD=20
+#   the plugin beside it).  Env (defaults):
+#   CLIENTS=4 MSGS=100000 REPS=3 CONNECTS=2000 COLD=20 CALLGRIND=1
+#   CG_MSGS=2000 USERS=1000 STORM=500 STORM_PAR=100 INTERVAL_MS=2
+#   RELOAD_NOCACHE=0
+#   SKIP=pub,conn,reload,storm (leave parts out; pub also leaves out 2)
+#   ALT="NAME=PATH.so ..." (more set-ups exhook-NAME: another build of the
+#   plugin with the same options, in parts 1 to 3)
+#   PERF=PREFIX (at the end, one more throughput run per set-up in
+#   PERF_SETUPS="exhook acl_file", logins done first, recorded with
+#   `perf record -e cpu-clock --call-graph dwarf` on the broker into
+#   PREFIX.<set-up>; bench/perf_acl.py breaks the ACL checks down)
+#   KEEP=1 (keep the temporary directory: store, password_file, acl_file,
+#   configurations, logs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ctl=${1:-build/exhookctl}
 case $ctl in /*) ;; *) ctl=$PWD/$ctl ;; esac
 plugin=$(dirname "$ctl")/exhook_mosquitto.so
 CLIENTS=${CLIENTS:-4} MSGS=${MSGS:-100000} REPS=${REPS:-3} CONNECTS=${CONNECTS:-2000} COLD=${COLD:-20}
+USERS=${USERS:-1000} STORM=${STORM:-500} STORM_PAR=${STORM_PAR:-100} INTERVAL_MS=${INTERVAL_MS:-2}
+RELOAD_NOCACHE=${RELOAD_NOCACHE:-0} PERF=${PERF:-} PERF_SETUPS=${PERF_SETUPS:-exhook acl_file} SKIP=${SKIP:-}
+ALT=${ALT:-} CG_MSGS=${CG_MSGS:-2000}
+if command -v valgrind >/dev/null && command -v callgrind_annotate >/dev/null; then
+  CALLGRIND=${CALLGRIND:-1}
+elif [ "${CALLGRIND:-0}" = 1 ]; then
+  echo "CALLGRIND=1 needs valgrind" >&2
+  exit 2
+else
+  CALLGRIND=0
+fi
+declare -A altso
+alts=()
+for a in $ALT; do
+  [ -f "${a#*=}" ] || { echo "ALT: no ${a#*=}" >&2; exit 2; }
+  altso[exhook-${a%%=*}]=${a#*=}
+  alts+=("exhook-${a%%=*}")
+done
+[ "$USERS" -ge 2 ] || { echo "USERS must be at least 2" >&2; exit 2; }
 for f in "$ctl" "$plugin"; do [ -f "$f" ] || { echo "no $f: build first" >&2; exit 2; }; done
 command -v mosquitto >/dev/null && command -v mosquitto_passwd >/dev/null || {
   echo "needs mosquitto (and mosquitto_passwd)" >&2; exit 2; }
+skip() { case ",$SKIP," in *",$1,"*) return 0 ;; esac; return 1; }
+# USERS idle connections plus the storm's, in the broker and in the client
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 tmp=$(mktemp -d)
 chmod 755 "$tmp"
 bpid=
 cleanup() {
   [ -n "$bpid" ] && kill "$bpid" 2>/dev/null && wait "$bpid" 2>/dev/null
-  rm -rf "$tmp"
+  if [ "${KEEP:-0}" = 1 ]; then echo "kept $tmp" >&2; else rm -rf "$tmp"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -56,7 +138,7 @@ adduser() { # NAME PASSWORD [exhookctl options]
   local u=$1 pw=$2
   shift 2
   printf '%s\n' "$pw" | $ctl --db "$DB" add-user "$u" --password-stdin "$@" >/dev/null
-  mosquitto_passwd -b "$tmp/passwd" "$u" "$pw"
+  printf '%s:%s\n' "$u" "$pw" >>"$tmp/passwd" # hashed below, with mosquitto_passwd -U
 }
 adduser backend bepw --group device-backend
 printf 'user backend\ntopic read devices/+/up/#\n\n' >>"$tmp/acl"
@@ -65,6 +147,22 @@ for i in $(seq "$CLIENTS"); do
   adduser "d-$s" "devpw$i" --clientid-pattern 'dev-[0-9a-f]{8}'
   printf 'user d-%s\ntopic write devices/%s/up/#\n\n' "$s" "$s" >>"$tmp/acl"
 done
+# The reload/storm accounts: hashed once by mosquitto_passwd, and the
+# exhook store imports those very hashes.
+: >"$tmp/users.passwd"
+for i in $(seq "$USERS"); do
+  s=$(serial $((0x10000 + i)))
+  printf 'd-%s:upw%d\n' "$s" "$i" >>"$tmp/users.passwd"
+  printf 'user d-%s\ntopic write devices/%s/up/#\n\n' "$s" "$s" >>"$tmp/acl"
+done
+mosquitto_passwd -U "$tmp/users.passwd"
+$ctl --db "$DB" import mosquitto-passwd "$tmp/users.passwd" >/dev/null
+mosquitto_passwd -U "$tmp/passwd"
+cat "$tmp/users.passwd" >>"$tmp/passwd"
+if grep -v ':[$]7[$]' "$tmp/passwd" | grep -q .; then
+  echo "the password_file has lines that are not \$7\$ hashes" >&2
+  exit 1
+fi
 echo "creating $COLD users for the cold-connect run (argon2id, one by one)..." >&2
 for i in $(seq "$COLD"); do
   printf 'coldpw\n' | $ctl --db "$DB" add-user "cold$i" --password-stdin >/dev/null
@@ -73,7 +171,9 @@ done
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
-# start SETUP: a broker for exhook|none|acl_file; sets $port and $bpid.
+# start SETUP: a broker for exhook|exhook-nocache|exhook-ALT|none|acl_file
+# (under $wrap, if set); sets $port and $bpid.
+wrap=
 start() {
   port=$(free_port)
   {
@@ -85,10 +185,12 @@ start() {
     echo "log_type warning"
     echo "max_queued_messages 0" # the counting subscriber must get every qos 0 message
     case $1 in
-      exhook)
-        echo "plugin $plugin"
+      exhook*)
+        echo "plugin ${altso[$1]:-$plugin}"
         echo "plugin_opt_database $DB"
         echo "plugin_opt_policy $PWD/policies"
+        echo "plugin_opt_read_check true"
+        if [ "$1" = exhook-nocache ]; then echo "plugin_opt_cache_ttl 0"; fi
         ;;
       none) echo "allow_anonymous true" ;;
       acl_file)
@@ -97,9 +199,9 @@ start() {
         ;;
     esac
   } >"$tmp/$1.conf"
-  mosquitto -c "$tmp/$1.conf" >"$tmp/$1.log" 2>&1 &
+  $wrap mosquitto -c "$tmp/$1.conf" >"$tmp/$1.log" 2>&1 &
   bpid=$!
-  for _ in $(seq 100); do
+  for _ in $(seq 600); do
     (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
     sleep 0.05
   done
@@ -112,8 +214,8 @@ stop() {
   bpid=
 }
 
-cat >"$tmp/load.py" <<'EOF'
-import socket, struct, sys, threading, time
+cat >"$tmp/load.py" <<'PYEOF'
+import os, selectors, signal, socket, struct, subprocess, sys, threading, time
 
 def enc_len(n):
     out = bytearray()
@@ -124,14 +226,14 @@ def enc_len(n):
 
 def s(b): return struct.pack("!H", len(b)) + b
 
-def connect_pkt(cid, user, pw):
+def connect_pkt(cid, user, pw, keepalive=60):
     flags = 0x02
     payload = s(cid.encode())
     if user is not None:
         flags |= 0x80; payload += s(user.encode())
     if pw is not None:
         flags |= 0x40; payload += s(pw.encode())
-    vh = s(b"MQTT") + bytes([4, flags]) + struct.pack("!H", 60)
+    vh = s(b"MQTT") + bytes([4, flags]) + struct.pack("!H", keepalive)
     body = vh + payload
     return b"\x10" + enc_len(len(body)) + body
 
@@ -143,10 +245,10 @@ def recv_exact(sock, n):
         buf += c
     return buf
 
-def mqtt_connect(port, cid, user, pw):
+def mqtt_connect(port, cid, user, pw, keepalive=60):
     sock = socket.create_connection(("127.0.0.1", port))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.sendall(connect_pkt(cid, user, pw))
+    sock.sendall(connect_pkt(cid, user, pw, keepalive))
     ack = recv_exact(sock, 4)
     if ack[0] != 0x20 or ack[3] != 0:
         raise RuntimeError("CONNACK %r for %s" % (ack, user))
@@ -156,15 +258,25 @@ def publish_pkt(topic, payload):
     body = s(topic.encode()) + payload
     return b"\x30" + enc_len(len(body)) + body
 
-def throughput(port, setup, clients, msgs, creds):
-    anon = setup == "none"
-    sub = mqtt_connect(port, "bench-sub", None if anon else "backend", None if anon else "bepw")
-    filt = b"devices/+/up/#"
-    body = struct.pack("!H", 1) + s(filt) + b"\x00"
-    sub.sendall(b"\x82" + enc_len(len(body)) + body)
-    suback = recv_exact(sub, 5)
+def subscribe(sock, filt):
+    body = struct.pack("!H", 1) + s(filt.encode()) + b"\x00"
+    sock.sendall(b"\x82" + enc_len(len(body)) + body)
+    suback = recv_exact(sock, 5)
     if suback[0] != 0x90 or suback[4] != 0:
         raise RuntimeError("SUBACK %r" % suback)
+
+def backend(port, setup):
+    anon = setup == "none"
+    return mqtt_connect(port, "bench-sub", None if anon else "backend", None if anon else "bepw")
+
+def cpu_s(pid):  # the broker's user + system CPU time so far
+    f = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+def throughput(port, setup, clients, msgs, creds, pid):
+    anon = setup == "none"
+    sub = backend(port, setup)
+    subscribe(sub, "devices/+/up/#")
     pubs, chunks, size = [], [], None
     for i in range(1, clients + 1):
         serial = "%08x" % i
@@ -185,17 +297,19 @@ def throughput(port, setup, clients, msgs, creds):
         for _ in range(msgs // 1000):
             sock.sendall(chunk)
     rt = threading.Thread(target=reader); rt.start()
+    c0 = cpu_s(pid)
     t0 = time.perf_counter()
     ws = [threading.Thread(target=writer, args=(p, c)) for p, c in zip(pubs, chunks)]
     for w in ws: w.start()
     for w in ws: w.join()
     rt.join(timeout=120)
     dt = time.perf_counter() - t0
+    cpu = cpu_s(pid) - c0
     if got[0] != want:
         raise RuntimeError("%s: subscriber got %d of %d bytes" % (setup, got[0], want))
     for p in pubs + [sub]:
         p.sendall(b"\xe0\x00"); p.close()
-    return total / dt
+    return total / dt, cpu / total * 1e6
 
 def connects(port, setup, n, users):
     t0 = time.perf_counter()
@@ -206,10 +320,204 @@ def connects(port, setup, n, users):
         sock.close()
     return n / (time.perf_counter() - t0)
 
-mode, port, setup = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+# ---- delivery latency: one publisher, one subscriber, a message every
+# interval carrying its send time (perf_counter, the same process) ----
+def ruser(i):  # the reload/storm accounts, i from 1
+    serial = "%08x" % (0x10000 + i)
+    return "d-" + serial, "upw%d" % i, "dev-" + serial, serial
+
+class Probe:
+    def __init__(self, port, setup, pub, serial, interval):
+        self.sub = backend(port, setup)
+        self.topic = "devices/%s/up/lat" % serial
+        subscribe(self.sub, self.topic)
+        self.pub, self.interval = pub, interval
+        self.recv = []  # (received, sent, seq)
+        self.sent = 0
+        self.running = True
+
+    def reader(self):
+        buf = b""
+        while True:
+            try:
+                c = self.sub.recv(65536)
+            except OSError:
+                return
+            if not c: return
+            now = time.perf_counter()
+            buf += c
+            while True:  # whole packets: type byte, remaining length, body
+                n, mul, i, complete = 0, 1, 1, False
+                while i < len(buf) and i < 5:
+                    b = buf[i]; n += (b & 127) * mul; mul *= 128; i += 1
+                    if not b & 128:
+                        complete = True
+                        break
+                if not complete or len(buf) < i + n: break
+                typ, pkt, buf = buf[0] >> 4, buf[i:i + n], buf[i + n:]
+                if typ == 3:  # PUBLISH, qos 0: topic, then our payload
+                    tl = struct.unpack("!H", pkt[:2])[0]
+                    payload = pkt[2 + tl:]
+                    if len(payload) >= 12:
+                        sent, seq = struct.unpack("!dI", payload[:12])
+                        self.recv.append((now, sent, seq))
+
+    def writer(self):
+        nxt = time.perf_counter()
+        seq = 0
+        while self.running:
+            nxt += self.interval
+            d = nxt - time.perf_counter()
+            if d > 0: time.sleep(d)
+            else: nxt = time.perf_counter()
+            seq += 1
+            self.pub.sendall(publish_pkt(self.topic, struct.pack("!dI", time.perf_counter(), seq)))
+            self.sent = seq
+
+    def start(self):
+        self.rt = threading.Thread(target=self.reader, daemon=True); self.rt.start()
+        self.wt = threading.Thread(target=self.writer, daemon=True); self.wt.start()
+
+    def stop(self):
+        self.running = False
+        self.wt.join()
+        # a stalled broker leaves a backlog in the publisher's socket, which
+        # it drains one packet per loop iteration
+        wait_for(lambda: len(self.recv) >= self.sent, 30)
+        self.sub.sendall(b"\xe0\x00"); self.sub.close()
+
+    def first_after(self, t):  # receipt time of the first message sent after t
+        first = None
+        for r, snt, _ in reversed(self.recv):
+            if snt <= t: break
+            first = r
+        return first
+
+    def stats(self, t0, t1):
+        """Longest gap between consecutive deliveries, the later one in
+        [t0, t1]; longest latency of a delivery in [t0, t1]; messages lost."""
+        gap = lat = 0.0
+        prev = None
+        for r, snt, _ in self.recv:
+            if t0 <= r <= t1:
+                if prev is not None: gap = max(gap, r - prev)
+                lat = max(lat, r - snt)
+            prev = r
+        return gap * 1000, lat * 1000, self.sent - len(self.recv)
+
+def wait_for(pred, limit):
+    end = time.perf_counter() + limit
+    while time.perf_counter() < end:
+        v = pred()
+        if v: return v
+        time.sleep(0.01)
+    return None
+
+def reload_run(port, setup, users, interval, pid):
+    anon = setup == "none"
+    socks = []
+    t = time.perf_counter()
+    for i in range(1, users + 1):
+        user, pw, cid, _ = ruser(i)
+        socks.append(mqtt_connect(port, cid, None if anon else user, None if anon else pw, keepalive=0))
+    conn_s = time.perf_counter() - t
+    probe = Probe(port, setup, socks[0], ruser(1)[3], interval)
+    probe.start()
+    time.sleep(1.0)
+    t_hup = time.perf_counter()
+    os.kill(pid, signal.SIGHUP)
+    # The broker reloads at the end of the loop iteration the signal lands
+    # in, which may still deliver a message; one sent two intervals later is
+    # read after the reload.
+    back = wait_for(lambda: probe.first_after(t_hup + 2 * interval), 600)
+    if back is None: raise RuntimeError("%s: no delivery within 600 s of the SIGHUP" % setup)
+    time.sleep(0.5)
+    probe.stop()
+    gap, lat, lost = probe.stats(t_hup, time.perf_counter())
+    base, _, _ = probe.stats(t_hup - 1.0, t_hup)
+    # Still connected?  A PINGREQ each; none of them gets anything else.
+    for sk in socks:
+        try: sk.sendall(b"\xc0\x00")
+        except OSError: pass
+    alive = 0
+    for sk in socks:
+        sk.settimeout(10)
+        try:
+            if recv_exact(sk, 2) == b"\xd0\x00": alive += 1
+        except (OSError, RuntimeError):
+            pass
+        sk.close()
+    print("gap=%.1f lat=%.1f reload=%.1f base=%.1f alive=%d lost=%d connect=%.1f" %
+          (gap, lat, (back - t_hup) * 1000, base, alive, lost, conn_s))
+
+def stormer(port, n, par, users):
+    """n CONNECTs with wrong passwords for the accounts 2..users, at most
+    par in flight; prints: refused accepted other seconds."""
+    sel = selectors.DefaultSelector()
+    started = done = refused = accepted = other = 0
+    def launch():
+        nonlocal started
+        user, _, cid, _ = ruser(2 + started % (users - 1))
+        sk = socket.socket(); sk.setblocking(False)
+        sk.connect_ex(("127.0.0.1", port))
+        sel.register(sk, selectors.EVENT_WRITE, [connect_pkt(cid, user, "wrong-password"), b""])
+        started += 1
+    t0 = time.perf_counter()
+    while started < min(par, n): launch()
+    while done < n:
+        events = sel.select(timeout=600)
+        if not events: raise RuntimeError("storm: no answer in 600 s")
+        for key, ev in events:
+            sk, st = key.fileobj, key.data
+            if ev & selectors.EVENT_WRITE:
+                if not sk.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+                    sk.send(st[0])
+                    sel.modify(sk, selectors.EVENT_READ, st)
+                    continue
+            else:
+                try: c = sk.recv(4 - len(st[1]))
+                except OSError: c = b""
+                st[1] += c
+                if c and len(st[1]) < 4: continue
+            ack = st[1]
+            if len(ack) == 4 and ack[0] == 0x20:
+                if ack[3] == 0: accepted += 1
+                else: refused += 1
+            else:
+                other += 1  # connection failed or closed without a CONNACK
+            sel.unregister(sk); sk.close()
+            done += 1
+            if started < n: launch()
+    print(refused, accepted, other, "%.3f" % (time.perf_counter() - t0))
+
+def storm_run(port, setup, n, par, users, interval):
+    user, pw, cid, serial = ruser(1)
+    pub = mqtt_connect(port, cid, user, pw)
+    probe = Probe(port, setup, pub, serial, interval)
+    probe.start()
+    time.sleep(1.0)
+    t0 = time.perf_counter()
+    out = subprocess.run([sys.executable, __file__, "stormer", str(port), str(n), str(par), str(users)],
+                         check=True, capture_output=True, text=True).stdout.split()
+    t1 = time.perf_counter()
+    time.sleep(0.5)
+    probe.stop()
+    pub.sendall(b"\xe0\x00"); pub.close()
+    gap, lat, lost = probe.stats(t0, time.perf_counter())
+    base, _, _ = probe.stats(t0 - 1.0, t0)
+    print("gap=%.1f lat=%.1f storm=%.1f base=%.1f refused=%s accepted=%s other=%s lost=%d" %
+          (gap, lat, float(out[3]) * 1000, base, out[0], out[1], out[2], lost))
+
+mode, port = sys.argv[1], int(sys.argv[2])
+if mode == "stormer":
+    stormer(port, int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
+    sys.exit(0)
+setup = sys.argv[3]
+if mode in ("reload", "storm"):
+    sys.setswitchinterval(0.0005)  # the probe's threads take turns within 0.5 ms
 if mode == "pub":
-    clients, msgs = int(sys.argv[4]), int(sys.argv[5])
-    print("%.0f" % throughput(port, setup, clients, msgs, lambda i: ("d-%08x" % i, "devpw%d" % i)))
+    clients, msgs, pid = int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+    print("%.0f %.2f" % throughput(port, setup, clients, msgs, lambda i: ("d-%08x" % i, "devpw%d" % i), pid))
 elif mode == "conn":
     n = int(sys.argv[4])
     anon = setup == "none"
@@ -217,37 +525,141 @@ elif mode == "conn":
 elif mode == "cold":
     n = int(sys.argv[4])
     print("%.1f" % connects(port, setup, n, lambda i: ("cold%d" % (i + 1), "coldpw", "cold-%d" % i)))
-EOF
-MSGS=$(((MSGS + 999) / 1000 * 1000))
+elif mode == "reload":
+    reload_run(port, setup, int(sys.argv[4]), float(sys.argv[5]) / 1000, int(sys.argv[6]))
+elif mode == "storm":
+    storm_run(port, setup, int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), float(sys.argv[7]) / 1000)
+PYEOF
+MSGS=$(((MSGS + 999) / 1000 * 1000)) CG_MSGS=$(((CG_MSGS + 999) / 1000 * 1000))
 
-declare -A pub conn
-setups=(exhook none acl_file)
-for setup in "${setups[@]}"; do pub[$setup]=""; done
-for rep in $(seq "$REPS"); do
+declare -A pub cpu conn rel storm
+setups=(exhook none acl_file "${alts[@]}")
+for setup in "${setups[@]}"; do pub[$setup]="" cpu[$setup]=""; done
+if ! skip pub; then
+  for rep in $(seq "$REPS"); do
+    # each rep starts with the next set-up, so none always runs first
+    k=$(((rep - 1) % ${#setups[@]}))
+    for setup in "${setups[@]:k}" "${setups[@]:0:k}"; do
+      start "$setup"
+      read -r r c < <(python3 "$tmp/load.py" pub "$port" "$setup" "$CLIENTS" "$MSGS" "$bpid")
+      pub[$setup]="${pub[$setup]} $r"
+      cpu[$setup]="${cpu[$setup]} $c"
+      echo "run $rep $setup: $r msgs/s, broker CPU $c us/msg" >&2
+      stop
+    done
+  done
+fi
+if ! skip conn; then
   for setup in "${setups[@]}"; do
     start "$setup"
-    r=$(python3 "$tmp/load.py" pub "$port" "$setup" "$CLIENTS" "$MSGS")
-    pub[$setup]="${pub[$setup]} $r"
-    echo "run $rep $setup: $r msgs/s" >&2
+    case $setup in exhook*) python3 "$tmp/load.py" conn "$port" "$setup" 1 >/dev/null ;; esac # warm the cache
+    conn[$setup]=$(python3 "$tmp/load.py" conn "$port" "$setup" "$CONNECTS")
+    if [ "$setup" = exhook ]; then cold=$(python3 "$tmp/load.py" cold "$port" "$setup" "$COLD"); fi
     stop
   done
-done
-for setup in "${setups[@]}"; do
-  start "$setup"
-  [ "$setup" = exhook ] && python3 "$tmp/load.py" conn "$port" "$setup" 1 >/dev/null # warm the cache
-  conn[$setup]=$(python3 "$tmp/load.py" conn "$port" "$setup" "$CONNECTS")
-  if [ "$setup" = exhook ]; then cold=$(python3 "$tmp/load.py" cold "$port" "$setup" "$COLD"); fi
-  stop
-done
+fi
+# exhook first: its connect phase upgrades the USERS $7$ hashes to argon2id,
+# which the storm then verifies.
+rsetups=(exhook none acl_file)
+if [ "$RELOAD_NOCACHE" = 1 ]; then rsetups+=(exhook-nocache); fi
+if ! skip reload; then
+  for setup in "${rsetups[@]}"; do
+    echo "reload, $setup: connecting $USERS users..." >&2
+    start "$setup"
+    rel[$setup]=$(python3 "$tmp/load.py" reload "$port" "$setup" "$USERS" "$INTERVAL_MS" "$bpid")
+    echo "reload $setup: ${rel[$setup]}" >&2
+    stop
+  done
+fi
+ssetups=(exhook acl_file)
+if ! skip storm; then
+  for setup in "${ssetups[@]}"; do
+    start "$setup"
+    storm[$setup]=$(python3 "$tmp/load.py" storm "$port" "$setup" "$STORM" "$STORM_PAR" "$USERS" "$INTERVAL_MS")
+    echo "storm $setup: ${storm[$setup]}" >&2
+    stop
+  done
+fi
+if [ -n "$PERF" ]; then
+  for setup in $PERF_SETUPS; do
+    start "$setup"
+    # logins first (the exhook cache warm), so the profile is the publish load
+    python3 "$tmp/load.py" pub "$port" "$setup" "$CLIENTS" 1000 "$bpid" >/dev/null
+    perf record -q -e cpu-clock -F 4000 --call-graph dwarf,16384 -p "$bpid" -o "$PERF.$setup" 2>"$tmp/perf.err" &
+    perfpid=$!
+    sleep 1
+    r=$(python3 "$tmp/load.py" pub "$port" "$setup" "$CLIENTS" "$MSGS" "$bpid")
+    kill -INT "$perfpid"
+    wait "$perfpid" || cat "$tmp/perf.err" >&2
+    echo "perf: $setup at ${r% *} msgs/s while recorded into $PERF.$setup (perf report -i $PERF.$setup --children --sort sym)" >&2
+    stop
+  done
+fi
+
+declare -A cg cgacl
+if [ "$CALLGRIND" = 1 ] && ! skip pub; then
+  # Instructions, not time: the same on a busy machine as on an idle one.
+  for setup in "${setups[@]}"; do
+    wrap="valgrind --tool=callgrind --callgrind-out-file=$tmp/cg.$setup --toggle-collect=handle__publish"
+    start "$setup"
+    wrap=
+    python3 "$tmp/load.py" pub "$port" "$setup" "$CLIENTS" "$CG_MSGS" "$bpid" >/dev/null
+    stop
+    n=$((CLIENTS * CG_MSGS))
+    cg[$setup]=$(callgrind_annotate "$tmp/cg.$setup" 2>/dev/null |
+      awk -v n="$n" '/PROGRAM TOTALS/ {gsub(",", "", $1); printf "%.0f", $1 / n}')
+    cgacl[$setup]=$(callgrind_annotate --inclusive=yes "$tmp/cg.$setup" 2>/dev/null |
+      awk -v n="$n" '!done && /:mosquitto_acl_check / {gsub(",", "", $1); printf "%.0f", $1 / n; done = 1}')
+    echo "callgrind $setup: ${cg[$setup]} instructions/msg, ${cgacl[$setup]:-0} in mosquitto_acl_check" >&2
+  done
+fi
 
 median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+kv() { # KEY LINE: the value of KEY=... in LINE
+  tr ' ' '\n' <<<"$2" | sed -n "s/^$1=//p"
+}
 echo
-echo "mosquitto $(mosquitto -h 2>/dev/null | sed -n 's/^mosquitto version //p'), $CLIENTS publishers x $MSGS qos 0 msgs (32 B), 1 counting subscriber, median of $REPS; $CONNECTS sequential connects"
-printf '%-10s %14s %14s %14s\n' setup "msgs/s" "vs none" "connects/s"
-base=$(echo "${pub[none]}" | median)
-for setup in "${setups[@]}"; do
-  m=$(echo "${pub[$setup]}" | median)
-  printf '%-10s %14s %13s%% %14s\n' "$setup" "$m" "$(awk -v a="$m" -v b="$base" 'BEGIN{printf "%.0f", 100*a/b}')" "${conn[$setup]}"
-done
-printf '%-10s %14s %14s %14s   (%s distinct users, argon2id verified on the broker thread: %.1f ms each)\n' \
-  "exhook cold" - - "$cold" "$COLD" "$(awk -v r="$cold" 'BEGIN{print 1000/r}')"
+echo "mosquitto $(mosquitto -h 2>/dev/null | sed -n 's/^mosquitto version //p'); exhook with plugin_opt_read_check true (delivery checks on, as acl_file does them)"
+if ! skip pub || ! skip conn; then
+  echo "$CLIENTS publishers x $MSGS qos 0 msgs (32 B), 1 counting subscriber, median of $REPS; $CONNECTS sequential connects"
+  printf '%-14s %10s %8s %14s %10s %12s\n' setup "msgs/s" "vs none" "broker us/msg" "vs none" "connects/s"
+  base=$(echo "${pub[none]}" | median)
+  cbase=$(echo "${cpu[none]}" | median)
+  for setup in "${setups[@]}"; do
+    m=$(echo "${pub[$setup]}" | median)
+    c=$(echo "${cpu[$setup]}" | median)
+    printf '%-14s %10s %7s%% %14s %10s %12s\n' "$setup" "${m:--}" \
+      "$(awk -v a="$m" -v b="$base" 'BEGIN{if (b > 0) printf "%.0f", 100*a/b; else printf "-"}')" "${c:--}" \
+      "$(awk -v a="$c" -v b="$cbase" 'BEGIN{if (b > 0) printf "%+.2f", a-b; else printf "-"}')" "${conn[$setup]:--}"
+  done
+  if ! skip conn; then
+    printf '%-14s %10s %8s %14s %10s %12s   (%s distinct users, argon2id verified on the broker thread: %.1f ms each)\n' \
+      "exhook cold" - - - - "$cold" "$COLD" "$(awk -v r="$cold" 'BEGIN{print 1000/r}')"
+  fi
+fi
+if [ "$CALLGRIND" = 1 ] && ! skip pub; then
+  echo "callgrind, $CLIENTS x $CG_MSGS msgs: broker instructions per message in handle__publish (publish check, fan-out, delivery check, write), of them in mosquitto_acl_check (both checks):"
+  for setup in "${setups[@]}"; do
+    printf '  %-14s %8s Ir/msg   acl %6s Ir/msg\n' "$setup" "${cg[$setup]}" "${cgacl[$setup]:-0}"
+  done
+fi
+if ! skip reload; then
+  line="reload with $USERS users (a message every $INTERVAL_MS ms):"
+  for setup in "${rsetups[@]}"; do
+    r=${rel[$setup]}
+    lost=$(kv lost "$r")
+    if [ "${lost:-0}" -gt 0 ]; then lost=", $lost messages lost"; else lost=; fi
+    line="$line $setup max gap $(kv gap "$r") ms, max latency $(kv lat "$r") ms (reload $(kv reload "$r") ms, quiet gap $(kv base "$r") ms, $(kv alive "$r")/$USERS still connected$lost) |"
+  done
+  echo "${line% |}"
+fi
+if ! skip storm; then
+  line="storm of $STORM wrong-password CONNECTs ($STORM_PAR in flight):"
+  for setup in "${ssetups[@]}"; do
+    r=${storm[$setup]}
+    lost=$(kv lost "$r")
+    if [ "${lost:-0}" -gt 0 ]; then lost=", $lost messages lost"; else lost=; fi
+    line="$line $setup max gap $(kv gap "$r") ms, max latency $(kv lat "$r") ms (storm $(kv storm "$r") ms, quiet gap $(kv base "$r") ms, $(kv refused "$r")/$STORM refused$lost) |"
+  done
+  echo "${line% |}"
+fi
