@@ -424,24 +424,24 @@ static void test_upgrade_on_login(void **state)
     /* with a cache: the login that upgrades leaves an entry (and a digest)
      * for the new hash, so the next login is a cache hit, not a full check */
     pbkdf2_hash("legacy2", hash, sizeof(hash));
-    exh_new_user old2 = {.name = "erin", .hash = hash};
+    exh_new_user old2 = {.name = "fred", .hash = hash};
     assert_int_equal(exh_store_add_user(store, &old2, &err), EXH_OK);
     exh_auth_cache *c = exh_auth_cache_new(60, 10);
-    r = login(c, "erin", "e", "legacy2");
+    r = login(c, "fred", "f", "legacy2");
     assert_true(r.rehashed);
     assert_true(r.digest.set);
     exh_auth_digest d = r.digest;
     exh_auth_result_clear(&r);
-    EXPECT(login(c, "erin", "e", "legacy2"), EXH_ALLOW, EXH_AUTH_OK_CACHED);
-    exh_auth_request rq = {.username = "erin",
+    EXPECT(login(c, "fred", "f", "legacy2"), EXH_ALLOW, EXH_AUTH_OK_CACHED);
+    exh_auth_request rq2 = {.username = "fred",
                            .username_len = 4,
-                           .clientid = "e",
+                           .clientid = "f",
                            .clientid_len = 1,
                            .password = "legacy2",
                            .password_len = 7,
                            .check_password = true,
                            .verified = &d};
-    assert_int_equal(exh_authenticate(store, c, policy, ctx, &rq, &r, &err), EXH_OK);
+    assert_int_equal(exh_authenticate(store, c, policy, ctx, &rq2, &r, &err), EXH_OK);
     assert_true(r.from_digest); /* the digest names the upgraded hash */
     exh_auth_result_clear(&r);
     exh_auth_cache_free(c);
