@@ -434,13 +434,13 @@ static void test_upgrade_on_login(void **state)
     exh_auth_result_clear(&r);
     EXPECT(login(c, "fred", "f", "legacy2"), EXH_ALLOW, EXH_AUTH_OK_CACHED);
     exh_auth_request rq2 = {.username = "fred",
-                           .username_len = 4,
-                           .clientid = "f",
-                           .clientid_len = 1,
-                           .password = "legacy2",
-                           .password_len = 7,
-                           .check_password = true,
-                           .verified = &d};
+                            .username_len = 4,
+                            .clientid = "f",
+                            .clientid_len = 1,
+                            .password = "legacy2",
+                            .password_len = 7,
+                            .check_password = true,
+                            .verified = &d};
     assert_int_equal(exh_authenticate(store, c, policy, ctx, &rq2, &r, &err), EXH_OK);
     assert_true(r.from_digest); /* the digest names the upgraded hash */
     exh_auth_result_clear(&r);
