@@ -346,35 +346,29 @@ static void *worker(void *arg)
 
 static void reply(call *c, svc_conn *conn)
 {
-    grpc_status_code status = GRPC_STATUS_OK;
-    const char *why = NULL;
     if (!c->m) {
-        status = GRPC_STATUS_UNIMPLEMENTED;
-        why = "exhook-grpc serves emqx.exhook.v1, v2 and v3 HookProvider only";
-    } else if (!conn) {
-        status = GRPC_STATUS_RESOURCE_EXHAUSTED;
-        why = "out of memory";
-    } else {
-        grpc_slice in = request_bytes(c->request);
-        uint8_t *out = NULL;
-        size_t outlen = 0;
-        hook_status hs = hook_answer(c->m, conn, GRPC_SLICE_START_PTR(in), GRPC_SLICE_LENGTH(in),
-                                     &out, &outlen, &why);
-        grpc_slice_unref(in);
-        if (hs == HOOK_OK) {
-            grpc_slice sl = grpc_slice_from_copied_buffer((const char *)out, outlen);
-            c->response = grpc_raw_byte_buffer_create(&sl, 1);
-            grpc_slice_unref(sl);
-        } else if (hs == HOOK_BAD) {
-            status = GRPC_STATUS_INVALID_ARGUMENT;
-            svc_log(LOG_WARN, "%s: %s", c->m->path, why);
-        } else {
-            status = GRPC_STATUS_RESOURCE_EXHAUSTED;
-            why = "out of memory";
-        }
-        free(out);
+        send_reply(c, GRPC_STATUS_UNIMPLEMENTED,
+                   "exhook-grpc serves emqx.exhook.v1, v2 and v3 HookProvider only");
+        return;
     }
-    send_reply(c, status, why);
+    if (!conn) {
+        send_reply(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
+    grpc_slice in = request_bytes(c->request);
+    uint8_t *out = NULL;
+    size_t outlen = 0;
+    const char *why = NULL;
+    hook_status hs = hook_answer(c->m, conn, GRPC_SLICE_START_PTR(in), GRPC_SLICE_LENGTH(in), &out,
+                                 &outlen, &why);
+    grpc_slice_unref(in);
+    if (hs == HOOK_BAD) {
+        svc_log(LOG_WARN, "%s: %s", c->m->path, why);
+        free(out);
+        send_reply(c, GRPC_STATUS_INVALID_ARGUMENT, why);
+        return;
+    }
+    send_response(c, hs, out, outlen); /* the response, or RESOURCE_EXHAUSTED */
 }
 
 static grpc_completion_queue *auth_cq;
