@@ -94,7 +94,7 @@ plugin=$(dirname "$ctl")/exhook_mosquitto.so
 CLIENTS=${CLIENTS:-4} MSGS=${MSGS:-100000} REPS=${REPS:-3} CONNECTS=${CONNECTS:-2000} COLD=${COLD:-20}
 USERS=${USERS:-1000} STORM=${STORM:-500} STORM_PAR=${STORM_PAR:-100} INTERVAL_MS=${INTERVAL_MS:-2}
 RELOAD_NOCACHE=${RELOAD_NOCACHE:-0} PERF=${PERF:-} PERF_SETUPS=${PERF_SETUPS:-exhook acl_file} SKIP=${SKIP:-}
-ALT=${ALT:-} CG_MSGS=${CG_MSGS:-2000}
+ALT=${ALT:-} CG_MSGS=${CG_MSGS:-2000} TOPICS=${TOPICS:-1} CG_TOPICS=${CG_TOPICS:-1 16}
 if command -v valgrind >/dev/null && command -v callgrind_annotate >/dev/null; then
   CALLGRIND=${CALLGRIND:-1}
 elif [ "${CALLGRIND:-0}" = 1 ]; then
@@ -191,6 +191,7 @@ start() {
         echo "plugin_opt_policy $PWD/policies"
         echo "plugin_opt_read_check true"
         if [ "$1" = exhook-nocache ]; then echo "plugin_opt_cache_ttl 0"; fi
+        if [ "$1" = exhook-nodc ]; then echo "plugin_opt_decision_cache false"; fi
         # The reload part's connect phase logs USERS accounts in at once, each
         # a first argon2id check: past the plugin's budget (20 a second) they
         # would be refused.  The reload itself hashes nothing either way.
@@ -277,7 +278,7 @@ def cpu_s(pid):  # the broker's user + system CPU time so far
     f = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
     return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
 
-def throughput(port, setup, clients, msgs, creds, pid):
+def throughput(port, setup, clients, msgs, creds, pid, topics=1):
     anon = setup == "none"
     sub = backend(port, setup)
     subscribe(sub, "devices/+/up/#")
@@ -286,9 +287,11 @@ def throughput(port, setup, clients, msgs, creds, pid):
         serial = "%08x" % i
         user, pw = creds(i)
         pubs.append(mqtt_connect(port, "dev-" + serial, None if anon else user, None if anon else pw))
-        pkt = publish_pkt("devices/%s/up/temp" % serial, b"x" * 32)
-        size = len(pkt)  # the same for every client: fixed-width serials
-        chunks.append(pkt * 1000)
+        # each client cycles through its topics: fixed-width names, so every
+        # packet has the same size
+        pkts = [publish_pkt("devices/%s/up/t%03d" % (serial, k), b"x" * 32) for k in range(topics)]
+        size = len(pkts[0])
+        chunks.append(b"".join(pkts[j % topics] for j in range(1000)))
     total = clients * msgs
     want = total * size
     got = [0]
@@ -521,7 +524,8 @@ if mode in ("reload", "storm"):
     sys.setswitchinterval(0.0005)  # the probe's threads take turns within 0.5 ms
 if mode == "pub":
     clients, msgs, pid = int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
-    print("%.0f %.2f" % throughput(port, setup, clients, msgs, lambda i: ("d-%08x" % i, "devpw%d" % i), pid))
+    topics = int(sys.argv[7]) if len(sys.argv) > 7 else 1
+    print("%.0f %.2f" % throughput(port, setup, clients, msgs, lambda i: ("d-%08x" % i, "devpw%d" % i), pid, topics))
 elif mode == "conn":
     n = int(sys.argv[4])
     anon = setup == "none"
@@ -537,7 +541,7 @@ PYEOF
 MSGS=$(((MSGS + 999) / 1000 * 1000)) CG_MSGS=$(((CG_MSGS + 999) / 1000 * 1000))
 
 declare -A pub cpu conn rel storm
-setups=(exhook none acl_file "${alts[@]}")
+setups=(exhook exhook-nodc none acl_file "${alts[@]}")
 for setup in "${setups[@]}"; do pub[$setup]="" cpu[$setup]=""; done
 if ! skip pub; then
   for rep in $(seq "$REPS"); do
@@ -545,7 +549,7 @@ if ! skip pub; then
     k=$(((rep - 1) % ${#setups[@]}))
     for setup in "${setups[@]:k}" "${setups[@]:0:k}"; do
       start "$setup"
-      read -r r c < <(python3 "$tmp/load.py" pub "$port" "$setup" "$CLIENTS" "$MSGS" "$bpid")
+      read -r r c < <(python3 "$tmp/load.py" pub "$port" "$setup" "$CLIENTS" "$MSGS" "$bpid" "$TOPICS")
       pub[$setup]="${pub[$setup]} $r"
       cpu[$setup]="${cpu[$setup]} $c"
       echo "run $rep $setup: $r msgs/s, broker CPU $c us/msg" >&2
@@ -603,18 +607,21 @@ fi
 declare -A cg cgacl
 if [ "$CALLGRIND" = 1 ] && ! skip pub; then
   # Instructions, not time: the same on a busy machine as on an idle one.
-  for setup in "${setups[@]}"; do
-    wrap="valgrind --tool=callgrind --callgrind-out-file=$tmp/cg.$setup --toggle-collect=handle__publish"
-    start "$setup"
-    wrap=
-    python3 "$tmp/load.py" pub "$port" "$setup" "$CLIENTS" "$CG_MSGS" "$bpid" >/dev/null
-    stop
-    n=$((CLIENTS * CG_MSGS))
-    cg[$setup]=$(callgrind_annotate "$tmp/cg.$setup" 2>/dev/null |
-      awk -v n="$n" '/PROGRAM TOTALS/ {gsub(",", "", $1); printf "%.0f", $1 / n}')
-    cgacl[$setup]=$(callgrind_annotate --inclusive=yes "$tmp/cg.$setup" 2>/dev/null |
-      awk -v n="$n" '!done && /:mosquitto_acl_check / {gsub(",", "", $1); printf "%.0f", $1 / n; done = 1}')
-    echo "callgrind $setup: ${cg[$setup]} instructions/msg, ${cgacl[$setup]:-0} in mosquitto_acl_check" >&2
+  for nt in $CG_TOPICS; do
+    for setup in "${setups[@]}"; do
+      k="$setup.$nt"
+      wrap="valgrind --tool=callgrind --callgrind-out-file=$tmp/cg.$k --toggle-collect=handle__publish"
+      start "$setup"
+      wrap=
+      python3 "$tmp/load.py" pub "$port" "$setup" "$CLIENTS" "$CG_MSGS" "$bpid" "$nt" >/dev/null
+      stop
+      n=$((CLIENTS * CG_MSGS))
+      cg[$k]=$(callgrind_annotate "$tmp/cg.$k" 2>/dev/null |
+        awk -v n="$n" '/PROGRAM TOTALS/ {gsub(",", "", $1); printf "%.0f", $1 / n}')
+      cgacl[$k]=$(callgrind_annotate --inclusive=yes "$tmp/cg.$k" 2>/dev/null |
+        awk -v n="$n" '!done && /:mosquitto_acl_check / {gsub(",", "", $1); printf "%.0f", $1 / n; done = 1}')
+      echo "callgrind $setup, $nt topics per publisher: ${cg[$k]} instructions/msg, ${cgacl[$k]:-0} in mosquitto_acl_check" >&2
+    done
   done
 fi
 
@@ -625,7 +632,7 @@ kv() { # KEY LINE: the value of KEY=... in LINE
 echo
 echo "mosquitto $(mosquitto -h 2>/dev/null | sed -n 's/^mosquitto version //p'); exhook with plugin_opt_read_check true (delivery checks on, as acl_file does them)"
 if ! skip pub || ! skip conn; then
-  echo "$CLIENTS publishers x $MSGS qos 0 msgs (32 B), 1 counting subscriber, median of $REPS; $CONNECTS sequential connects"
+  echo "$CLIENTS publishers x $MSGS qos 0 msgs (32 B) to $TOPICS topic(s) each, 1 counting subscriber, median of $REPS; $CONNECTS sequential connects"
   printf '%-14s %10s %8s %14s %10s %12s\n' setup "msgs/s" "vs none" "broker us/msg" "vs none" "connects/s"
   base=$(echo "${pub[none]}" | median)
   cbase=$(echo "${cpu[none]}" | median)
@@ -643,8 +650,11 @@ if ! skip pub || ! skip conn; then
 fi
 if [ "$CALLGRIND" = 1 ] && ! skip pub; then
   echo "callgrind, $CLIENTS x $CG_MSGS msgs: broker instructions per message in handle__publish (publish check, fan-out, delivery check, write), of them in mosquitto_acl_check (both checks):"
-  for setup in "${setups[@]}"; do
-    printf '  %-14s %8s Ir/msg   acl %6s Ir/msg\n' "$setup" "${cg[$setup]}" "${cgacl[$setup]:-0}"
+  for nt in $CG_TOPICS; do
+    for setup in "${setups[@]}"; do
+      k="$setup.$nt"
+      printf '  %-14s %3s topic(s) per publisher %8s Ir/msg   acl %6s Ir/msg\n' "$setup" "$nt" "${cg[$k]}" "${cgacl[$k]:-0}"
+    done
   done
 fi
 if ! skip reload; then

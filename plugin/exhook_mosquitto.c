@@ -51,6 +51,27 @@ enum {
     C_REFUSED,    /* refused here: nothing */
 };
 
+/* A connection's last decisions, so that a device publishing to the same
+ * topics, and a subscriber receiving them, costs a compare instead of an
+ * evaluation per message.  What a decision depends on is fixed for a
+ * record: its identity (client id, username, address: a new login makes a
+ * new record), its groups and superuser flag (cleared when a store change
+ * refreshes them), the policy (each entry carries the generation it was
+ * decided under; a reload moves it on) and the request (the topic, compared
+ * whole, the access, and for a publish its QoS and retain flag).  Topics
+ * longer than DC_TOPIC are evaluated every time. */
+enum { DC_WAYS = 4, DC_TOPIC = 55 };
+
+typedef struct decision {
+    uint32_t gen;   /* plugin.gen it was decided under; 0 = empty */
+    uint8_t access; /* MOSQ_ACL_WRITE or MOSQ_ACL_READ */
+    int8_t qos, retain, rc;
+    uint8_t len;
+    char topic[DC_TOPIC];
+} decision;
+
+_Static_assert(sizeof(decision) == 64, "a decision is one cache line");
+
 typedef struct client {
     char *id;
     char *username;               /* who logged in (NULL: anonymous) */
@@ -65,6 +86,8 @@ typedef struct client {
     char **groups;
     exh_str *gstr;
     size_t ngroups;
+    uint8_t dc_next; /* the way the next miss replaces */
+    decision dc[DC_WAYS];
     struct client *next;
 } client;
 
@@ -73,7 +96,8 @@ typedef struct client {
 typedef struct plugin {
     mosquitto_plugin_id_t *pid;
     char db[4096], policy[4096];
-    bool unknown_ignore, failed_ignore, read_check;
+    bool unknown_ignore, failed_ignore, read_check, decision_cache;
+    uint32_t gen; /* the policy's generation: moves on at every load, never 0 */
     uint32_t cache_ttl, cache_max;
     exh_hash_params hash;
     exh_policy *pol;
@@ -528,6 +552,45 @@ static client *client_for(plugin *p, struct mosquitto *cl, const char *cid, int 
     return tmp;
 }
 
+/* Was the record's cache filled for the username the broker has now?  (A
+ * plugin may change it; only a login does in practice, and a login makes
+ * a new record.) */
+static bool same_user(const client *c, const char *username)
+{
+    if (!username || !c->username) return !username && !c->username;
+    return strcmp(username, c->username) == 0;
+}
+
+/* The cached answer to this check, or NULL with *slot set to the way a
+ * fresh decision may be kept in (NULL: not cacheable). */
+static const decision *dc_find(plugin *p, client *rec, const struct mosquitto_evt_acl_check *ev,
+                               size_t tlen, const char *username, decision **slot)
+{
+    *slot = NULL;
+    if (!rec || !p->decision_cache || !ev->topic || tlen > DC_TOPIC || rec->kicked ||
+        (rec->state != C_KNOWN && rec->state != C_NOOPINION) ||
+        (ev->access != MOSQ_ACL_WRITE && ev->access != MOSQ_ACL_READ) || !same_user(rec, username))
+        return NULL;
+    int qos = ev->access == MOSQ_ACL_WRITE ? ev->qos : -1;
+    int retain = ev->access == MOSQ_ACL_WRITE ? ev->retain : -1;
+    for (int i = 0; i < DC_WAYS; i++) {
+        const decision *d = &rec->dc[i];
+        if (d->gen == p->gen && d->len == tlen && d->access == ev->access && d->qos == qos &&
+            d->retain == retain && memcmp(d->topic, ev->topic, tlen) == 0)
+            return d;
+    }
+    decision *d = &rec->dc[rec->dc_next];
+    rec->dc_next = (uint8_t)((rec->dc_next + 1) % DC_WAYS);
+    d->gen = 0; /* empty until it is filled */
+    d->access = (uint8_t)ev->access;
+    d->qos = (int8_t)qos;
+    d->retain = (int8_t)retain;
+    d->len = (uint8_t)tlen;
+    memcpy(d->topic, ev->topic, tlen);
+    *slot = d;
+    return NULL;
+}
+
 static int on_acl_check(int event, void *data, void *user)
 {
     (void)event;
@@ -540,14 +603,18 @@ static int on_acl_check(int event, void *data, void *user)
         action = EXH_SUBSCRIBE; /* READ: the topic name as a subscription it must fit */
     else
         return MOSQ_ERR_SUCCESS; /* READ (subscription already checked), UNSUBSCRIBE */
-    const char *cid = mosquitto_client_id(ev->client);
     const char *username = mosquitto_client_username(ev->client);
-    exh_request r;
-    exh_request_init(&r, action);
-    r.queue_is_topic = true; /* Mosquitto has $share/ only: `$queue/x` is a topic */
     /* The connection's record (its login's) has the lengths and the parsed
      * address: the hot path parses nothing. */
     client *rec = find(p, ev->client);
+    size_t tlen = ev->topic ? strlen(ev->topic) : 0;
+    decision *slot;
+    const decision *hit = dc_find(p, rec, ev, tlen, username, &slot);
+    if (hit) return hit->rc;
+    const char *cid = mosquitto_client_id(ev->client);
+    exh_request r;
+    exh_request_init(&r, action);
+    r.queue_is_topic = true; /* Mosquitto has $share/ only: `$queue/x` is a topic */
     if (username) {
         r.username = username;
         r.username_len = strlen(username); /* another plugin may have set a new one */
@@ -561,7 +628,7 @@ static int on_acl_check(int event, void *data, void *user)
         if (addr) exh_addr_parse(addr, strlen(addr), &r.peerhost);
     }
     r.topic = ev->topic;
-    r.topic_len = ev->topic ? strlen(ev->topic) : 0;
+    r.topic_len = tlen;
     r.qos = ev->qos;
     r.retain = action == EXH_PUBLISH ? ev->retain : -1;
     r.delivery = ev->access == MOSQ_ACL_READ; /* ev->qos is the message's, not the subscription's */
@@ -578,9 +645,16 @@ static int on_acl_check(int event, void *data, void *user)
     exh_result res;
     exh_eval(p->pol, &r, p->ctx, &res);
     if (c == &tmp) tmp_clear(&tmp);
-    return res.decision == EXH_ALLOW    ? MOSQ_ERR_SUCCESS
-           : res.decision == EXH_IGNORE ? MOSQ_ERR_PLUGIN_DEFER
-                                        : MOSQ_ERR_ACL_DENIED;
+    int rc = res.decision == EXH_ALLOW    ? MOSQ_ERR_SUCCESS
+             : res.decision == EXH_IGNORE ? MOSQ_ERR_PLUGIN_DEFER
+                                          : MOSQ_ERR_ACL_DENIED;
+    /* Only a decision from the record (not from the store, for a
+     * connection without one) is kept with it. */
+    if (slot && c != &tmp) {
+        slot->rc = (int8_t)rc;
+        slot->gen = p->gen;
+    }
+    return rc;
 }
 
 /* ---- live store changes ---- */
@@ -633,6 +707,7 @@ static bool recheck(plugin *p, exh_store *s, client *c)
                 c->ngroups = n;
                 c->superuser = r.superuser;
                 c->user_rev = u.rev;
+                memset(c->dc, 0, sizeof(c->dc)); /* decided with the old groups */
                 r.groups = NULL;
                 r.ngroups = 0;
             }
@@ -722,6 +797,7 @@ static int load_policy(plugin *p)
     }
     exh_policy_free(p->pol); /* one thread: nobody is using it now */
     p->pol = np;
+    if (++p->gen == 0) p->gen = 1; /* every cached decision is now stale */
     mosquitto_log_printf(MOSQ_LOG_NOTICE, "exhook: policy %s loaded: %u rules", p->policy,
                          exh_policy_rule_count(np));
     return 0;
@@ -775,6 +851,8 @@ static int set_option(plugin *p, const char *key, const char *v)
         p->failed_ignore = !strcmp(v, "ignore");
     else if (!strcmp(key, "read_check") && (!strcmp(v, "true") || !strcmp(v, "false")))
         p->read_check = !strcmp(v, "true");
+    else if (!strcmp(key, "decision_cache") && (!strcmp(v, "true") || !strcmp(v, "false")))
+        p->decision_cache = !strcmp(v, "true");
     else if (!strcmp(key, "max_hashes_per_second") &&
              (p->max_hashes = (uint32_t)strtoul(v, &end, 10), !*end && *v) &&
              p->max_hashes <= 10000)
@@ -824,6 +902,7 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *pid, void **userdata, struct mo
      * over, a policy or group changed since) never delivers what the
      * policy refuses now, as Mosquitto's own acl_file behaves. */
     p->read_check = true;
+    p->decision_cache = true;
     /* ~30 ms each: at most ~0.6 s of the broker's thread a second */
     p->max_hashes = 20;
     exh_hash_params_default(&p->hash);

@@ -99,10 +99,8 @@ static size_t parse_braces(const char *s, size_t len, uint32_t *lo, uint32_t *hi
  * then passes as n class bytes, so only a quantifier blind to the count --
  * at least 0 or 1, no upper bound (`*`, `+`) -- gives PCRE2's answer.
  */
-static int simple_form(const exh_cond *c, simple_re *out)
+static int simple_form(const char *s, size_t len, size_t i, simple_re *out)
 {
-    const char *s = c->str;
-    size_t len = c->len, i = c->prefix_len;
     int high = 0; /* the class holds the bytes from 0x80: every non-ASCII character */
     memset(out, 0, sizeof(*out));
     if (i == len) { /* all literal: exactly one string */
@@ -168,6 +166,36 @@ static int simple_form(const exh_cond *c, simple_re *out)
 }
 
 /*
+ * LITERAL(?<name>CLASS QUANTIFIER), the usual form of an id pattern with a
+ * capture (`dev-(?<serial>[0-9a-f]{8})`): the group is the whole subject
+ * after the literal, so the fast path matches it and takes the capture
+ * without PCRE2.  Called once PCRE2 has compiled the pattern and found one
+ * group, so only the shape needs checking here.
+ */
+static void simple_capture(exh_cond *c)
+{
+    const char *s = c->str;
+    size_t len = c->len, i = 0;
+    if (memchr(s, '|', len) || len >= 255) return;
+    while (i < len && !strchr("\\^$.[]()?*+{}", s[i]) && s[i] != '\0')
+        i++;
+    size_t lit = i;
+    if (len - i < 6 || memcmp(s + i, "(?<", 3) != 0 || s[len - 1] != ')') return;
+    i += 3;
+    if (!((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z') || s[i] == '_')) return;
+    while (i < len && ((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z') ||
+                       (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+        i++;
+    if (i >= len || s[i] != '>') return;
+    simple_re sre;
+    if (!simple_form(s, len - 1, i + 1, &sre) || sre.qmax == 0) return;
+    if (!(c->sre = malloc(sizeof(sre)))) return; /* PCRE2 still matches it */
+    *c->sre = sre;
+    c->prefix_len = (uint8_t)lit;
+    c->capture = true;
+}
+
+/*
  * Compile a username/clientid regex: whole-string match by construction
  * (PCRE2_ANCHORED | PCRE2_ENDANCHORED) rather than by wrapping it in ^...$,
  * which an alternation inside the pattern could escape.  UTF mode: MQTT
@@ -189,7 +217,7 @@ static exh_status compile_regex(const lexer *L, exh_rule *r, exh_cond *c, char *
      * these).  The tests hold the recogniser to PCRE2's verdict. */
     c->prefix_len = literal_prefix(c->str, c->len);
     simple_re sre;
-    if (c->len < 255 && simple_form(c, &sre)) {
+    if (c->len < 255 && simple_form(c->str, c->len, c->prefix_len, &sre)) {
         c->sre = malloc(sizeof(sre));
         if (!c->sre) return no_memory(err);
         *c->sre = sre;
@@ -249,6 +277,7 @@ static exh_status compile_regex(const lexer *L, exh_rule *r, exh_cond *c, char *
         c->map[c->nmap].slot = r->nslots++;
         c->nmap++;
     }
+    if (groups == 1) simple_capture(c);
     return EXH_OK;
 }
 

@@ -120,7 +120,20 @@ int exh_simple_match(const exh_cond *c, const char *subj, size_t len)
 static tri eval_regex(const exh_cond *c, const char *subj, size_t len, exh_evalctx *ctx)
 {
     int rc;
-    if (c->sre) return exh_simple_match(c, subj, len) ? T_TRUE : T_FALSE; /* no groups: no slots */
+    if (c->sre) {
+        /* no groups, or one around the whole rest (c->capture): its slot,
+         * if this rule uses it, is what follows the prefix */
+        tri t = exh_simple_match(c, subj, len) ? T_TRUE : T_FALSE;
+        for (uint8_t k = 0; k < c->nmap; k++) {
+            uint8_t s = c->map[k].slot;
+            ctx->slot_state[s] = t;
+            if (t == T_TRUE) {
+                ctx->slot_ptr[s] = subj + c->prefix_len;
+                ctx->slot_len[s] = len - c->prefix_len;
+            }
+        }
+        return t;
+    }
     if (c->prefix_len && (len < c->prefix_len || memcmp(subj, c->str, c->prefix_len) != 0))
         rc = PCRE2_ERROR_NOMATCH;
     else if (c->jit) /* the subject is valid UTF-8: eval() checked every name */
@@ -463,29 +476,80 @@ static int rule_matches(const rule_head *r, const exh_request *req, const char *
  * One pass over a topic: level offsets, the trie hash of every leading
  * prefix up to maxdepth levels, and whether anything needs the full
  * validators (a wildcard, a NUL, a non-ASCII byte).  Most topics are plain
- * ASCII, and for them this pass is all the checking there is.
+ * ASCII, and for them this pass is all the checking there is.  It reads
+ * the topic a word at a time (never past its end): the separators and the
+ * special bytes of eight bytes are found with a few word operations, and
+ * the prefix hashes are strmap_hash's, taken at each '/'.
  */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define ONES  0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+
+/* 0x80 in every byte of w that equals c, 0 elsewhere: exact, no carries
+ * between bytes. */
+static inline uint64_t bytes_eq(uint64_t w, unsigned char c)
+{
+    uint64_t x = w ^ (ONES * c);
+    return ~(((x & ~HIGHS) + ~HIGHS) | x | ~HIGHS);
+}
+
+/* One word of the topic (valid: the 0x80 bits of its real bytes). */
+static inline void scan_word(uint64_t w, uint64_t valid, size_t at, uint64_t *h, uint64_t *special,
+                             exh_evalctx *ctx, uint32_t *n, uint32_t maxdepth)
+{
+    *special |= (bytes_eq(w, '+') | bytes_eq(w, '#') | bytes_eq(w, 0) | w) & HIGHS & valid;
+    for (uint64_t sl = bytes_eq(w, '/') & valid; sl; sl &= sl - 1) {
+        size_t b = (size_t)__builtin_ctzll(sl) >> 3;
+        if (*n <= maxdepth)
+            ctx->hn[*n] =
+                strmap_hash_end(b ? strmap_hash_word(*h, strmap_word_head(w, b)) : *h, *n, at + b);
+        ctx->lvl[(*n)++] = (uint32_t)(at + b) + 1;
+    }
+}
+
 static int scan_topic(const char *t, size_t len, exh_evalctx *ctx, uint32_t maxdepth)
 {
-    int special = 0;
+    uint64_t h = STRMAP_HASH_START, special = 0, w;
     uint32_t n = 0;
-    uint64_t h = STRMAP_HASH_START;
+    size_t i = 0;
     ctx->lvl[n++] = 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)t[i];
-        if (c == '/') {
-            if (n <= maxdepth) ctx->hn[n] = strmap_hash_end(h, n, i);
-            ctx->lvl[n++] = (uint32_t)i + 1;
-        } else if (c == '+' || c == '#' || c == 0 || c >= 0x80) {
-            special = 1;
-        }
-        h = strmap_hash_step(h, c);
+    for (; i + 8 <= len; i += 8) {
+        memcpy(&w, t + i, 8);
+        scan_word(w, HIGHS, i, &h, &special, ctx, &n, maxdepth);
+        h = strmap_hash_word(h, w);
+    }
+    if (i < len) {
+        w = 0;
+        memcpy(&w, t + i, len - i);
+        scan_word(w, strmap_word_head(HIGHS, len - i), i, &h, &special, ctx, &n, maxdepth);
+        h = strmap_hash_word(h, w);
     }
     if (n <= maxdepth) ctx->hn[n] = strmap_hash_end(h, n, len);
     ctx->lvl[n] = (uint32_t)len + 1;
     ctx->nlevels = n;
+    return special != 0;
+}
+#else
+static int scan_topic(const char *t, size_t len, exh_evalctx *ctx, uint32_t maxdepth)
+{
+    int special = 0;
+    uint32_t n = 0;
+    ctx->lvl[n++] = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)t[i];
+        if (c == '/') {
+            if (n <= maxdepth) ctx->hn[n] = strmap_hash(n, t, i);
+            ctx->lvl[n++] = (uint32_t)i + 1;
+        } else if (c == '+' || c == '#' || c == 0 || c >= 0x80) {
+            special = 1;
+        }
+    }
+    if (n <= maxdepth) ctx->hn[n] = strmap_hash(n, t, len);
+    ctx->lvl[n] = (uint32_t)len + 1;
+    ctx->nlevels = n;
     return special;
 }
+#endif
 
 /*
  * Names are MQTT UTF-8 strings, and regexes run in UTF mode, whose JIT is

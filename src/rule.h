@@ -74,6 +74,7 @@ typedef struct exh_cond {
     slot_map *map;  /* named groups this rule uses */
     exh_cidr cidr;
     bool jit;        /* re was JIT-compiled: call pcre2_jit_match directly */
+    bool capture;    /* sre with one group: everything after the literal prefix */
     uint32_t col;    /* column of the condition (its `not` if negated) */
     uint32_t nparts; /* COND_*_PAT: literal runs and placeholders of str */
     struct exh_part *parts;

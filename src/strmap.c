@@ -9,9 +9,17 @@
 
 uint64_t strmap_hash(uint32_t ns, const char *key, size_t len)
 {
-    uint64_t h = STRMAP_HASH_START;
-    for (size_t i = 0; i < len; i++)
-        h = strmap_hash_step(h, (unsigned char)key[i]);
+    uint64_t h = STRMAP_HASH_START, w;
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        memcpy(&w, key + i, 8);
+        h = strmap_hash_word(h, w);
+    }
+    if (i < len) {
+        w = 0;
+        memcpy(&w, key + i, len - i); /* the first bytes in memory: strmap_word_head's */
+        h = strmap_hash_word(h, w);
+    }
     return strmap_hash_end(h, ns, len);
 }
 

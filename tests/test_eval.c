@@ -986,6 +986,102 @@ static void test_overlap_reference_is_exact(void **state)
         }
 }
 
+/* LITERAL(?<v>CLASS QUANTIFIER) is matched and captured without PCRE2:
+ * the capture must be PCRE2's, checked through an exact clientid condition
+ * that compares it, on random patterns and UTF-8 subjects. */
+static void test_simple_capture_agrees_with_pcre2(void **state)
+{
+    (void)state;
+    static const char *lits[] = {"", "a", "dev-", "t1:", "x\xc3\xa9", "\xe2\x82\xac"};
+    static const char *classes[] = {"[a-c]", "[^a]",   "[0-9a-f]", ".",
+                                    "[]a]",  "[^a-z]", "x",        "[ab]|c"};
+    static const char *quants[] = {"", "+", "*", "?", "{2}", "{1,}", "{0,2}", "{2,3}", "+?"};
+    static const char *alphabet[] = {"a", "b", "c", "0", "9",        "f",
+                                     "x", "]", ":", "-", "\xc3\xa9", "\xe2\x82\xac"};
+#define NCL (sizeof(classes) / sizeof(classes[0]))
+#define NQ  (sizeof(quants) / sizeof(quants[0]))
+#define NA  (sizeof(alphabet) / sizeof(alphabet[0]))
+    exh_evalctx *ctx = exh_evalctx_new();
+    pcre2_match_data *md = pcre2_match_data_create(8, NULL);
+    int fast = 0, total = 0, allowed = 0;
+    for (int round = 0; round < 3000; round++) {
+        char pat[64];
+        snprintf(pat, sizeof(pat), "%s(?<v>%s%s)", lits[rnd(6)], classes[rnd(NCL)],
+                 quants[rnd(NQ)]);
+        int code;
+        PCRE2_SIZE off;
+        pcre2_code *re =
+            pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED,
+                          PCRE2_UTF | PCRE2_ANCHORED | PCRE2_ENDANCHORED, &code, &off, NULL);
+        assert_non_null(re);
+        char text[160];
+        snprintf(text, sizeof(text),
+                 "allow publish username ~ \"%s\" clientid \"${v}\" topic \"t\"\n", pat);
+        exh_policy *p = NULL;
+        assert_int_equal(exh_policy_parse("c.policy", text, strlen(text), &p, NULL), EXH_OK);
+        total++;
+        fast += p->rules[0].conds[0].sre != NULL;
+        for (int k = 0; k < 40; k++) {
+            char subj[64];
+            size_t n = 0;
+            if (rnd(2) == 0) {
+                const char *l = pat;
+                while (*l && *l != '(' && n < 8)
+                    subj[n++] = *l++;
+            }
+            for (size_t c = rnd(5); c > 0; c--) {
+                const char *ch = alphabet[rnd(NA)];
+                memcpy(subj + n, ch, strlen(ch));
+                n += strlen(ch);
+            }
+            char cap[64] = "";
+            size_t capn = 0;
+            if (pcre2_match(re, (PCRE2_SPTR)subj, n, 0, 0, md, NULL) >= 0) {
+                PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
+                if (ov[2] != PCRE2_UNSET) {
+                    capn = ov[3] - ov[2];
+                    memcpy(cap, subj + ov[2], capn);
+                }
+            }
+            for (int variant = 0; variant < 2; variant++) {
+                /* the capture itself (allowed when it is not empty), then
+                 * the capture with a byte more (never allowed) */
+                char cid[72];
+                size_t cn = capn;
+                memcpy(cid, cap, capn);
+                if (variant) cid[cn++] = 'z';
+                exh_request r;
+                exh_result res;
+                exh_request_init(&r, EXH_PUBLISH);
+                r.username = subj;
+                r.username_len = n;
+                r.clientid = cid;
+                r.clientid_len = cn;
+                r.topic = "t";
+                r.topic_len = 1;
+                int got = exh_eval(p, &r, ctx, &res) == EXH_ALLOW;
+                int want = !variant && capn > 0;
+                allowed += got;
+                if (got != want)
+                    fail_msg("pattern \"%s\" (fast=%d) on \"%.*s\", clientid \"%.*s\": engine %d, "
+                             "PCRE2 %d",
+                             pat, p->rules[0].conds[0].sre != NULL, (int)n, subj, (int)cn, cid, got,
+                             want);
+            }
+        }
+        pcre2_code_free(re);
+        exh_policy_free(p);
+    }
+#undef NCL
+#undef NQ
+#undef NA
+    assert_true(fast > total / 4); /* the fast path is exercised */
+    assert_true(fast < total);     /* and does not take everything */
+    assert_true(allowed > 100);
+    pcre2_match_data_free(md);
+    exh_evalctx_free(ctx);
+}
+
 /* Simple regexes (LITERAL or LITERAL CLASS QUANTIFIER) are matched
  * without PCRE2; the answer must be PCRE2's in UTF mode, on random
  * patterns and subjects: literals, classes and subjects hold multi-byte
@@ -1218,6 +1314,7 @@ int main(void)
         cmocka_unit_test(test_matcher_agrees_with_reference),
         cmocka_unit_test(test_overlap_reference_is_exact),
         cmocka_unit_test(test_simple_regex_agrees_with_pcre2),
+        cmocka_unit_test(test_simple_capture_agrees_with_pcre2),
         cmocka_unit_test(test_regex_prefix_with_skipped_items),
         cmocka_unit_test(test_concurrent_compiles),
     };
