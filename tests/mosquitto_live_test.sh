@@ -201,118 +201,140 @@ stop_broker noread
 
 start_broker main2
 
-# ====================================================================
-# Revocation: a policy change (SIGHUP), a group removed (exhookctl)
-# ====================================================================
-open_s B "$port" bob-1 bob bobpw
-hear B
-say B "sub a/# 1"
-hear B
-[ "$line" = "suback 1" ] && ok || bad "bob subscribes a/#: $line"
-spub a/private/x before
-msgs B 1
-case $got in *before*) ok ;; *) bad "bob receives a/private/x before the change: '$got'" ;; esac
-cp "$POL/10.policy" "$tmp/10.orig"
-{ echo 'deny subscribe topic "a/private/#"'; cat "$tmp/10.orig"; } >"$POL/10.policy"
-hup_and_wait
-spub a/private/y after
-spub a/public/z public
-msgs B 1
-case $got in
-  *after*) bad "bob still receives a/private/y after deny + SIGHUP: '$got'" ;;
-  *public*) ok ;;
-  *) bad "bob should still receive a/public/z: '$got'" ;;
-esac
-cp "$tmp/10.orig" "$POL/10.policy"
-hup_and_wait
-say B quit
-wait "$B_PID" 2>/dev/null
+for v in 3 5; do
+  vflag=
+  [ "$v" = 5 ] && vflag=--v5
+  # ==================================================================
+  # Revocation: a policy change (SIGHUP), a group removed (exhookctl).
+  # The same topic before and after: a decision the plugin remembers for
+  # the connection (plugin_opt_decision_cache) must not outlive either.
+  # ==================================================================
+  open_s B $vflag "$port" "bob-$v" bob bobpw
+  hear B
+  say B "sub a/# 1"
+  hear B
+  [ "$line" = "suback 1" ] && ok || bad "v$v: bob subscribes a/#: $line"
+  spub a/private/x "before-$v"
+  msgs B 1
+  case $got in *before-$v*) ok ;; *) bad "v$v: bob receives a/private/x before the change: '$got'" ;; esac
+  cp "$POL/10.policy" "$tmp/10.orig"
+  { echo 'deny subscribe topic "a/private/#"'; cat "$tmp/10.orig"; } >"$POL/10.policy"
+  hup_and_wait
+  spub a/private/x "after-$v"
+  spub a/public/z "public-$v"
+  msgs B 1
+  case $got in
+    *after-$v*) bad "v$v: bob still receives a/private/x after deny + SIGHUP: '$got'" ;;
+    *public-$v*) ok ;;
+    *) bad "v$v: bob should still receive a/public/z: '$got'" ;;
+  esac
+  cp "$tmp/10.orig" "$POL/10.policy"
+  hup_and_wait
+  say B quit
+  wait "$B_PID" 2>/dev/null
 
-open_s C "$port" carol-1 carol carolpw
-hear C
-say C "sub g/# 1"
-hear C
-[ "$line" = "suback 1" ] && ok || bad "carol (group g) subscribes g/#: $line"
-spub g/x in-group
-msgs C 1
-case $got in *in-group*) ok ;; *) bad "carol receives g/x in group g: '$got'" ;; esac
-$ctl --db "$DB" set-user carol --del-group g >/dev/null || bad "del-group"
-sleep 1
-spub g/y out-of-group
-msgs C 1
-[ -z "$got" ] && ok || bad "carol still receives g/y a second after leaving group g: '$got'"
-say C quit
-wait "$C_PID" 2>/dev/null
+  open_s C $vflag "$port" "carol-$v" carol carolpw
+  hear C
+  say C "sub g/# 1"
+  hear C
+  [ "$line" = "suback 1" ] && ok || bad "v$v: carol (group g) subscribes g/#: $line"
+  spub g/x "in-group-$v"
+  msgs C 1
+  case $got in *in-group-$v*) ok ;; *) bad "v$v: carol receives g/x in group g: '$got'" ;; esac
+  $ctl --db "$DB" set-user carol --del-group g >/dev/null || bad "del-group"
+  sleep 1
+  spub g/x "out-of-group-$v"
+  msgs C 1
+  [ -z "$got" ] && ok || bad "v$v: carol still receives g/x a second after leaving group g: '$got'"
+  $ctl --db "$DB" set-user carol --add-group g >/dev/null || bad "add-group"
+  say C quit
+  wait "$C_PID" 2>/dev/null
 
-# ====================================================================
-# Live store changes: disconnected within a second, will not published
-# ====================================================================
-open_s W "$port" watcher su supw
-hear W
-say W "sub will/# 1"
-hear W
-for change in "set-user dave --disabled true" "del-user dave" "set-user erin --clientid-pattern other-.*"; do
-  case $change in *erin*) who=erin ;; *) who=dave ;; esac
-  [ "$change" = "del-user dave" ] && { $ctl --db "$DB" set-user dave --disabled false >/dev/null; }
-  open_s D --will "will/$who" "gone-$who" "$port" "$who-1" "$who" "${who}pw"
-  hear D
-  [ "$line" = "connack 0 0" ] && ok || bad "$who connects before '$change': $line"
-  $ctl --db "$DB" $change >/dev/null || bad "exhookctl $change"
-  say D "closed 1.5"
-  hear D
-  [ "$line" = closed ] && ok || bad "after 'exhookctl $change' $who is still connected (want disconnected within a second): $line"
-  wait "$D_PID" 2>/dev/null
-  msgs W 0.5
-  [ -z "$got" ] && ok || bad "$who's will was published after 'exhookctl $change': '$got'"
+  # ==================================================================
+  # Live store changes: disconnected within a second, will not published
+  # ==================================================================
+  open_s W $vflag "$port" "watcher-$v" su supw
+  hear W
+  say W "sub will/# 1"
+  hear W
+  for change in "set-user dave --disabled true" "del-user dave" "set-user erin --clientid-pattern other-.*"; do
+    case $change in *erin*) who=erin ;; *) who=dave ;; esac
+    [ "$change" = "del-user dave" ] && { $ctl --db "$DB" set-user dave --disabled false >/dev/null; }
+    open_s D $vflag --will "will/$who" "gone-$who-$v" "$port" "$who-$v" "$who" "${who}pw"
+    hear D
+    [ "$line" = "connack 0 0" ] && ok || bad "v$v: $who connects before '$change': $line"
+    $ctl --db "$DB" $change >/dev/null || bad "exhookctl $change"
+    say D "closed 1.5"
+    hear D
+    [ "$line" = closed ] && ok || bad "v$v: after 'exhookctl $change' $who is still connected (want disconnected within a second): $line"
+    wait "$D_PID" 2>/dev/null
+    msgs W 0.5
+    [ -z "$got" ] && ok || bad "v$v: $who's will was published after 'exhookctl $change': '$got'"
+  done
+  grep -q "exhook: client dave-$v disconnected: its user changed in the store" "$log" && ok ||
+    bad "v$v: no log line for the disconnect: $(grep exhook "$log" | tail -5)"
+  say W quit
+  wait "$W_PID" 2>/dev/null
+  # as they were, for the next round
+  add dave davepw
+  $ctl --db "$DB" set-user erin --clientid-pattern 'erin-.*' >/dev/null || bad "erin's pattern back"
 done
-grep -q 'exhook: client dave-1 disconnected: its user changed in the store' "$log" && ok ||
-  bad "no log line for the disconnect: $(grep exhook "$log" | tail -5)"
-say W quit
-wait "$W_PID" 2>/dev/null
 stop_broker main2
 
 # ====================================================================
-# Reload: no password hashed again (credential cache off)
+# Reload: no password hashed again (credential cache off); clients of
+# both versions, anonymous ones too
 # ====================================================================
 start_broker reload 'plugin_opt_cache_ttl 0'
 for i in $(seq 1 10); do
-  open_s "R$i" "$port" "r-$i" "r$i" "r${i}pw"
+  vflag=
+  [ $((i % 2)) = 0 ] && vflag=--v5
+  open_s "R$i" $vflag "$port" "r-$i" "r$i" "r${i}pw"
   hear "R$i"
-  [ "$line" = "connack 0 0" ] || bad "r$i connects: $line"
+  [ "$line" = "connack 0 0" ] || bad "r$i connects ($vflag): $line"
 done
 open_s N "$port" anon-1
 hear N
 [ "$line" = "connack 0 0" ] && ok || bad "an anonymous client the policy admits connects: $line"
+open_s N5 --v5 "$port" anon-5
+hear N5
+[ "$line" = "connack 0 0" ] && ok || bad "an anonymous MQTT 5 client the policy admits connects: $line"
 kill -HUP "$bpid"
-until_log 'exhook: 11 connected clients logged in again \(a reload\): 0 password hashes computed' && ok ||
+until_log 'exhook: 12 connected clients logged in again \(a reload\): 0 password hashes computed' && ok ||
   bad "reload re-hashed or did not re-check: $(grep 'logged in again' "$log")"
-say N "closed 1"
-hear N
-[ "$line" = open ] && ok || bad "the anonymous client was dropped at a reload (allow_anonymous true): $line"
-say R1 "sub x/r 0"
-hear R1
-[ "$line" = "suback 0" ] && ok || bad "r1 still served after the reload: $line"
+for n in N N5; do
+  say $n "closed 1"
+  hear $n
+  [ "$line" = open ] && ok || bad "the anonymous client $n was dropped at a reload (allow_anonymous true): $line"
+done
+for i in 1 2; do
+  say "R$i" "sub x/r 0"
+  hear "R$i"
+  [ "$line" = "suback 0" ] && ok || bad "r$i still served after the reload: $line"
+done
 # the policy stops admitting anonymous clients: dropped at the next reload
 cp "$POL/10.policy" "$tmp/10.orig"
 grep -v anonymous "$tmp/10.orig" >"$POL/10.policy"
 hup_and_wait
-say N "closed 2"
-hear N
-[ "$line" = closed ] && ok || bad "an anonymous client the policy no longer admits survived a reload: $line"
+for n in N N5; do
+  say $n "closed 2"
+  hear $n
+  [ "$line" = closed ] && ok || bad "an anonymous client ($n) the policy no longer admits survived a reload: $line"
+done
 cp "$tmp/10.orig" "$POL/10.policy"
 for i in $(seq 1 10); do say "R$i" quit; done
 stop_broker reload
 
 # ====================================================================
-# Login storm: refused without a hash beyond the budget
+# Login storm: refused without a hash beyond the budget (3.1.1 and 5)
 # ====================================================================
 start_broker storm 'plugin_opt_max_hashes_per_second 5'
-connack() { # USER PASS CID: the CONNACK code
-  python3 $sess "$port" "$3" "$1" "$2" </dev/null | head -1 | cut -d' ' -f2
+connack() { # USER PASS CID [--v5]: the CONNACK code
+  python3 $sess ${4:-} "$port" "$3" "$1" "$2" </dev/null | head -1 | cut -d' ' -f2
 }
 [ "$(connack alice alicepw warm-1)" = 0 ] && ok || bad "alice logs in (now cached)"
 # 40 wrong logins back to back from one process (half for a known name, half
-# for unknown ones): one CONNACK code each
+# for unknown ones; every other one MQTT 5): the CONNACK code of each
 codes=$(python3 - "$port" <<'PY'
 import socket, struct, sys
 port = int(sys.argv[1])
@@ -320,18 +342,23 @@ def s(b): b = b.encode(); return struct.pack('!H', len(b)) + b
 out = []
 for i in range(1, 41):
     u = f'nobody-{i}' if i % 2 == 0 else 'bob'
-    body = s('MQTT') + bytes([4, 0xC2]) + struct.pack('!H', 60) + s(f'storm-{i}') + s(u) + s('wrong')
+    v5 = i % 4 >= 2
+    props = b'\x00' if v5 else b''
+    body = s('MQTT') + bytes([5 if v5 else 4, 0xC2]) + struct.pack('!H', 60) + props + s(f'storm-{i}') + s(u) + s('wrong')
     c = socket.create_connection(('127.0.0.1', port), timeout=10)
     c.sendall(bytes([0x10, len(body)]) + body)
-    ack = c.recv(4)
-    out.append(str(ack[3]) if len(ack) == 4 else 'none')
+    ack = c.recv(64)
+    # 3.1.1: 5 (not authorized); 5: 0x86 (bad user name or password) or 0x87 (not authorized)
+    code = ack[3] if len(ack) >= 4 and ack[0] == 0x20 else None
+    out.append(('refused' if (code in (0x86, 0x87) if v5 else code == 5) else 'code-%s' % code))
     c.close()
 print(' '.join(out))
 PY
 )
-refused=$(tr ' ' '\n' <<<"$codes" | grep -c '^5$')
+refused=$(tr ' ' '\n' <<<"$codes" | grep -c '^refused$')
 [ "$refused" = 40 ] && ok || bad "storm: $refused of 40 wrong logins refused: $codes"
 [ "$(connack alice alicepw warm-2)" = 0 ] && ok || bad "a cached login still gets in during the storm"
+[ "$(connack alice alicepw warm-3 --v5)" = 0 ] && ok || bad "a cached MQTT 5 login still gets in during the storm"
 until_log 'exhook: [0-9]+ logins refused without a password check' && ok ||
   bad "no log line for the logins refused without a hash: $(grep exhook "$log" | tail -3)"
 hashed=$(grep -c 'exhook: connect storm-[0-9]* (.*): \(wrong password\|unknown user\)' "$log")
