@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
-# The plugin's cost inside a real broker.  Three Mosquitto 2.0 set-ups, the
-# same client load, the same run:
+# The plugin's cost inside a real broker.  Mosquitto 2.0 set-ups, the same
+# client load, the same run:
 #
-#   exhook     exhook_mosquitto.so with policies/ and a store (argon2id),
-#              delivery checks on (plugin_opt_read_check true: every
-#              delivery is checked as MOSQ_ACL_READ, as acl_file does)
-#   none       no plugin, allow_anonymous true (the floor)
-#   acl_file   Mosquitto's own password_file ($7$ PBKDF2) + acl_file with the
-#              rules this load needs (policies/ regexes and captures have no
-#              acl_file equivalent, so each device gets its own `user` block)
+#   exhook       exhook_mosquitto.so with policies/ and a store (argon2id at
+#                its default cost, 19 MiB), delivery checks on
+#                (plugin_opt_read_check true: every delivery is checked as
+#                MOSQ_ACL_READ, as acl_file does), each connection's last
+#                decisions remembered (plugin_opt_decision_cache true)
+#   exhook-nodc  the same with plugin_opt_decision_cache false: every check
+#                evaluated
+#   exhook-m1    the same as exhook, the users hashed with argon2id at 1 MiB
+#                (exhookctl --argon2 m=1024, plugin_opt_argon2_m_kib 1024)
+#   none         no plugin, allow_anonymous true (the floor)
+#   acl_file     Mosquitto's own password_file ($7$ PBKDF2) + acl_file with the
+#                rules this load needs (policies/ regexes and captures have no
+#                acl_file equivalent, so each device gets its own `user` block)
 #
 # 1. Publish throughput: CLIENTS device clients (user d-<serial>, client id
 # dev-<serial>, each allowed devices/<serial>/up/# by
@@ -20,10 +26,16 @@
 # broker's user+system CPU time over the same span (/proc) per message,
 # which other load on the machine disturbs less.  Each set-up runs REPS
 # times, interleaved, each rep starting with the next set-up; medians are
-# shown.
+# shown.  Each publisher sends to TOPICS topics in turn (default 1).  Then,
+# in the same broker, the same load paced at PACE msgs/s (PACE_MSGS per
+# client; 0 leaves it out): below every set-up's limit, so the broker reads
+# and writes in the same batches whatever it costs, and its CPU per message
+# compares the set-ups' own costs.
 #
 # 2. Instructions (CALLGRIND=1, the default when valgrind is installed):
-# CLIENTS x CG_MSGS more messages per set-up with the broker under
+# for each count of topics per publisher in CG_TOPICS (default "1 16": the
+# decision cache's hit, and its miss, as 16 topics cycle through its 4
+# ways), CLIENTS x CG_MSGS more messages per set-up with the broker under
 # callgrind, counting only inside handle__publish (publish check, fan-out,
 # delivery check, socket write): instructions per message there, and in
 # mosquitto_acl_check (both checks, plugin or acl_file included).  A busy
@@ -76,7 +88,7 @@
 #   the plugin beside it).  Env (defaults):
 #   CLIENTS=4 MSGS=100000 REPS=3 CONNECTS=2000 COLD=20 CALLGRIND=1
 #   CG_MSGS=2000 USERS=1000 STORM=500 STORM_PAR=100 INTERVAL_MS=2
-#   RELOAD_NOCACHE=0
+#   RELOAD_NOCACHE=0 TOPICS=1 CG_TOPICS="1 16" PACE=20000 PACE_MSGS=25000
 #   SKIP=pub,conn,reload,storm (leave parts out; pub also leaves out 2)
 #   ALT="NAME=PATH.so ..." (more set-ups exhook-NAME: another build of the
 #   plugin with the same options, in parts 1 to 3)
@@ -95,6 +107,7 @@ CLIENTS=${CLIENTS:-4} MSGS=${MSGS:-100000} REPS=${REPS:-3} CONNECTS=${CONNECTS:-
 USERS=${USERS:-1000} STORM=${STORM:-500} STORM_PAR=${STORM_PAR:-100} INTERVAL_MS=${INTERVAL_MS:-2}
 RELOAD_NOCACHE=${RELOAD_NOCACHE:-0} PERF=${PERF:-} PERF_SETUPS=${PERF_SETUPS:-exhook acl_file} SKIP=${SKIP:-}
 ALT=${ALT:-} CG_MSGS=${CG_MSGS:-2000} TOPICS=${TOPICS:-1} CG_TOPICS=${CG_TOPICS:-1 16}
+PACE=${PACE:-20000} PACE_MSGS=${PACE_MSGS:-25000}
 if command -v valgrind >/dev/null && command -v callgrind_annotate >/dev/null; then
   CALLGRIND=${CALLGRIND:-1}
 elif [ "${CALLGRIND:-0}" = 1 ]; then
@@ -131,6 +144,10 @@ trap 'exit 130' INT TERM
 # ---- users: the same names and passwords in both stores ----
 DB=$tmp/exhook.db
 $ctl --db "$DB" init >/dev/null
+# exhook-m1: the same users in a store of their own, hashed with argon2id at
+# 1 MiB instead of 19 MiB (exhookctl --argon2, plugin_opt_argon2_m_kib)
+DBM1=$tmp/exhook-m1.db
+$ctl --db "$DBM1" init >/dev/null
 : >"$tmp/passwd"
 : >"$tmp/acl"
 serial() { printf '%08x' "$1"; }
@@ -138,6 +155,7 @@ adduser() { # NAME PASSWORD [exhookctl options]
   local u=$1 pw=$2
   shift 2
   printf '%s\n' "$pw" | $ctl --db "$DB" add-user "$u" --password-stdin "$@" >/dev/null
+  printf '%s\n' "$pw" | $ctl --db "$DBM1" --argon2 m=1024 add-user "$u" --password-stdin "$@" >/dev/null
   printf '%s:%s\n' "$u" "$pw" >>"$tmp/passwd" # hashed below, with mosquitto_passwd -U
 }
 adduser backend bepw --group device-backend
@@ -171,7 +189,7 @@ done
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
-# start SETUP: a broker for exhook|exhook-nocache|exhook-ALT|none|acl_file
+# start SETUP: a broker for exhook|exhook-nodc|exhook-m1|exhook-nocache|exhook-ALT|none|acl_file
 # (under $wrap, if set); sets $port and $bpid.
 wrap=
 start() {
@@ -187,7 +205,12 @@ start() {
     case $1 in
       exhook*)
         echo "plugin ${altso[$1]:-$plugin}"
-        echo "plugin_opt_database $DB"
+        if [ "$1" = exhook-m1 ]; then
+          echo "plugin_opt_database $DBM1"
+          echo "plugin_opt_argon2_m_kib 1024"
+        else
+          echo "plugin_opt_database $DB"
+        fi
         echo "plugin_opt_policy $PWD/policies"
         echo "plugin_opt_read_check true"
         if [ "$1" = exhook-nocache ]; then echo "plugin_opt_cache_ttl 0"; fi
@@ -278,7 +301,7 @@ def cpu_s(pid):  # the broker's user + system CPU time so far
     f = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
     return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
 
-def throughput(port, setup, clients, msgs, creds, pid, topics=1):
+def throughput(port, setup, clients, msgs, creds, pid, topics=1, rate=0):
     anon = setup == "none"
     sub = backend(port, setup)
     subscribe(sub, "devices/+/up/#")
@@ -301,8 +324,20 @@ def throughput(port, setup, clients, msgs, creds, pid, topics=1):
             if not c: break
             got[0] += len(c)
     def writer(sock, chunk):
-        for _ in range(msgs // 1000):
-            sock.sendall(chunk)
+        if not rate:
+            for _ in range(msgs // 1000):
+                sock.sendall(chunk)
+            return
+        # paced: every client sends 100 messages at a time, at rate/clients a second
+        step = 100 * size
+        per = 100.0 * clients / rate
+        t = time.perf_counter()
+        for k in range(msgs // 100):
+            off = (k % 10) * step
+            sock.sendall(chunk[off:off + step])
+            t += per
+            d = t - time.perf_counter()
+            if d > 0: time.sleep(d)
     rt = threading.Thread(target=reader); rt.start()
     c0 = cpu_s(pid)
     t0 = time.perf_counter()
@@ -525,7 +560,8 @@ if mode in ("reload", "storm"):
 if mode == "pub":
     clients, msgs, pid = int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
     topics = int(sys.argv[7]) if len(sys.argv) > 7 else 1
-    print("%.0f %.2f" % throughput(port, setup, clients, msgs, lambda i: ("d-%08x" % i, "devpw%d" % i), pid, topics))
+    rate = int(sys.argv[8]) if len(sys.argv) > 8 else 0
+    print("%.0f %.2f" % throughput(port, setup, clients, msgs, lambda i: ("d-%08x" % i, "devpw%d" % i), pid, topics, rate))
 elif mode == "conn":
     n = int(sys.argv[4])
     anon = setup == "none"
@@ -538,11 +574,11 @@ elif mode == "reload":
 elif mode == "storm":
     storm_run(port, setup, int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), float(sys.argv[7]) / 1000)
 PYEOF
-MSGS=$(((MSGS + 999) / 1000 * 1000)) CG_MSGS=$(((CG_MSGS + 999) / 1000 * 1000))
+MSGS=$(((MSGS + 999) / 1000 * 1000)) CG_MSGS=$(((CG_MSGS + 999) / 1000 * 1000)) PACE_MSGS=$(((PACE_MSGS + 999) / 1000 * 1000))
 
-declare -A pub cpu conn rel storm
-setups=(exhook exhook-nodc none acl_file "${alts[@]}")
-for setup in "${setups[@]}"; do pub[$setup]="" cpu[$setup]=""; done
+declare -A pub cpu paced conn rel storm
+setups=(exhook exhook-nodc exhook-m1 none acl_file "${alts[@]}")
+for setup in "${setups[@]}"; do pub[$setup]="" cpu[$setup]="" paced[$setup]=""; done
 if ! skip pub; then
   for rep in $(seq "$REPS"); do
     # each rep starts with the next set-up, so none always runs first
@@ -553,6 +589,11 @@ if ! skip pub; then
       pub[$setup]="${pub[$setup]} $r"
       cpu[$setup]="${cpu[$setup]} $c"
       echo "run $rep $setup: $r msgs/s, broker CPU $c us/msg" >&2
+      if [ "$PACE" -gt 0 ]; then
+        read -r r c < <(python3 "$tmp/load.py" pub "$port" "$setup" "$CLIENTS" "$PACE_MSGS" "$bpid" "$TOPICS" "$PACE")
+        paced[$setup]="${paced[$setup]} $c"
+        echo "run $rep $setup paced: $r msgs/s, broker CPU $c us/msg" >&2
+      fi
       stop
     done
   done
@@ -633,15 +674,19 @@ echo
 echo "mosquitto $(mosquitto -h 2>/dev/null | sed -n 's/^mosquitto version //p'); exhook with plugin_opt_read_check true (delivery checks on, as acl_file does them)"
 if ! skip pub || ! skip conn; then
   echo "$CLIENTS publishers x $MSGS qos 0 msgs (32 B) to $TOPICS topic(s) each, 1 counting subscriber, median of $REPS; $CONNECTS sequential connects"
-  printf '%-14s %10s %8s %14s %10s %12s\n' setup "msgs/s" "vs none" "broker us/msg" "vs none" "connects/s"
+  [ "$PACE" -gt 0 ] && echo "paced: the same load at $PACE msgs/s ($CLIENTS x $PACE_MSGS msgs), every set-up below its limit, so the broker reads and writes in the same batches and its CPU per message is the set-up's own cost"
+  printf '%-14s %10s %8s %14s %10s %14s %10s %12s\n' setup "msgs/s" "vs none" "broker us/msg" "vs none" "paced us/msg" "vs none" "connects/s"
   base=$(echo "${pub[none]}" | median)
   cbase=$(echo "${cpu[none]}" | median)
+  pbase=$(echo "${paced[none]}" | median)
   for setup in "${setups[@]}"; do
     m=$(echo "${pub[$setup]}" | median)
     c=$(echo "${cpu[$setup]}" | median)
-    printf '%-14s %10s %7s%% %14s %10s %12s\n' "$setup" "${m:--}" \
+    pc=$(echo "${paced[$setup]}" | median)
+    printf '%-14s %10s %7s%% %14s %10s %14s %10s %12s\n' "$setup" "${m:--}" \
       "$(awk -v a="$m" -v b="$base" 'BEGIN{if (b > 0) printf "%.0f", 100*a/b; else printf "-"}')" "${c:--}" \
-      "$(awk -v a="$c" -v b="$cbase" 'BEGIN{if (b > 0) printf "%+.2f", a-b; else printf "-"}')" "${conn[$setup]:--}"
+      "$(awk -v a="$c" -v b="$cbase" 'BEGIN{if (b > 0) printf "%+.2f", a-b; else printf "-"}')" "${pc:--}" \
+      "$(awk -v a="$pc" -v b="$pbase" 'BEGIN{if (b > 0) printf "%+.2f", a-b; else printf "-"}')" "${conn[$setup]:--}"
   done
   if ! skip conn; then
     printf '%-14s %10s %8s %14s %10s %12s   (%s distinct users, argon2id verified on the broker thread: %.1f ms each)\n' \

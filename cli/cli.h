@@ -10,6 +10,7 @@
 
 #include "exhook/error.h"
 #include "exhook/policy.h"
+#include "exhook/hash.h"
 #include "exhook/store.h"
 
 /* Exit statuses (DESIGN §3). */
@@ -22,6 +23,7 @@ typedef struct cli {
     const char *db;     /* --db, $EXHOOK_DB, ./exhook.db */
     const char *policy; /* --policy, $EXHOOK_POLICY, ./policies */
     bool policy_given;  /* from --policy or $EXHOOK_POLICY rather than the default */
+    exh_hash_params hash; /* --argon2: the cost of the hashes this run writes */
 } cli;
 
 /* Argument scanning: "--name value" and "--name=value". */

@@ -33,6 +33,7 @@ exh_store *open_store(const cli *c, const char *cmd)
     exh_store_opts o;
     exh_store_opts_default(&o);
     o.create = false;
+    o.hash = c->hash; /* add-user, passwd and imports write at this cost */
     return open_with(c, &o);
 }
 

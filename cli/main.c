@@ -2,6 +2,7 @@
  * exhookctl -- the operator's tool: manages the credential store; checks,
  * tests, lints, edits and formats policies.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,11 @@ static const char usage_text[] =
     "  --db PATH      credential store (default $EXHOOK_DB, then ./exhook.db)\n"
     "  --policy PATH  policy file or directory of *.policy files\n"
     "                 (default $EXHOOK_POLICY, then ./policies)\n"
+    "  --argon2 m=KIB,t=N,p=N\n"
+    "                 the argon2id cost of the passwords add-user, passwd and\n"
+    "                 import hash (default m=19456,t=2,p=1); set the front end's\n"
+    "                 own cost (plugin_opt_argon2_m_kib, argon2_m_kib) to the\n"
+    "                 same values, or it rehashes them at the next login\n"
     "  --help         this text; 'exhookctl COMMAND --help' for a command\n"
     "  --version      print the version\n"
     "\n"
@@ -137,9 +143,29 @@ void json_put_string(FILE *f, const char *s, size_t len)
     fputc('"', f);
 }
 
+/* "m=19456,t=2,p=1" (any subset, any order) onto p.  The library checks
+ * the ranges when it hashes, and says which one is wrong. */
+static bool parse_argon2(const char *v, exh_hash_params *p)
+{
+    if (!*v) return false;
+    while (*v) {
+        uint32_t *dst = v[0] == 'm' ? &p->m_kib : v[0] == 't' ? &p->t_cost : v[0] == 'p' ? &p->lanes : NULL;
+        if (!dst || v[1] != '=' || v[2] < '0' || v[2] > '9') return false;
+        char *end;
+        errno = 0;
+        unsigned long n = strtoul(v + 2, &end, 10);
+        if (errno || n == 0 || n > UINT32_MAX || (*end && *end != ',')) return false;
+        *dst = (uint32_t)n;
+        v = *end ? end + 1 : end;
+        if (*end && !*v) return false; /* a trailing comma */
+    }
+    return true;
+}
+
 int main(int argc, char **argv)
 {
     cli c = {.prog = "exhookctl"};
+    exh_hash_params_default(&c.hash);
     const char *env;
     c.db = (env = getenv("EXHOOK_DB")) && *env ? env : "./exhook.db";
     if ((env = getenv("EXHOOK_POLICY")) && *env) {
@@ -161,6 +187,12 @@ int main(int argc, char **argv)
         }
         if (arg_value(&a, "--db", &bad)) {
             c.db = a.val;
+        } else if (arg_value(&a, "--argon2", &bad)) {
+            if (!parse_argon2(a.val, &c.hash))
+                return usage_error(&c, NULL,
+                                   "--argon2 wants m=KIB,t=PASSES,p=LANES (each a positive "
+                                   "number, any of them), not '%s'",
+                                   a.val);
         } else if (arg_value(&a, "--policy", &bad)) {
             c.policy = a.val;
             c.policy_given = true;

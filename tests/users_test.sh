@@ -352,6 +352,21 @@ run - $X show-user alice --show-hash
 echo "$out" | grep -q '^hash: *\$argon2id\$v=19\$' && ok || bad "show-user --show-hash: $out"
 run - $X show-user alice --json --show-hash
 [ "$(json_get 'j["hash"][:10]')" = '$argon2id$' ] && ok || bad "show-user --json --show-hash: $out"
+# --argon2: the cost of the hashes this run writes, and a clear refusal of bad costs
+run "$(line "$PW")" $X --argon2 m=1024,t=3 add-user cheap --password-stdin
+is "add-user --argon2 m=1024,t=3" 0 "added user 'cheap'"
+run - $X show-user cheap --show-hash
+echo "$out" | grep -q '^hash: *\$argon2id\$v=19\$m=1024,t=3,p=1\$' && ok || bad "--argon2 cost not written: $out"
+run "$(line "$PW")" $X check --action connect --username cheap --password-stdin
+is "a login with the cheaper hash" 0 "*"
+run "$(line "$PW")" $X --argon2 m=4 add-user tiny --password-stdin
+has "--argon2 below argon2's minimum memory" 2 "argon2id memory must be at least 8 KiB per lane"
+run "$(line "$PW")" $X --argon2 m=1024,x=2 add-user tiny --password-stdin
+has "--argon2 with an unknown key" 2 "--argon2 wants m=KIB,t=PASSES,p=LANES"
+run - $X show-user tiny
+is "no user from a refused --argon2" 1 "*"
+run - $X del-user cheap
+is "del-user cheap" 0 "*"
 run - $X show-user nobody
 has "show-user unknown" 1 "no user 'nobody'"
 run - $X show-user
