@@ -20,9 +20,9 @@
 
 typedef struct cli {
     const char *prog;
-    const char *db;     /* --db, $EXHOOK_DB, ./exhook.db */
-    const char *policy; /* --policy, $EXHOOK_POLICY, ./policies */
-    bool policy_given;  /* from --policy or $EXHOOK_POLICY rather than the default */
+    const char *db;       /* --db, $EXHOOK_DB, ./exhook.db */
+    const char *policy;   /* --policy, $EXHOOK_POLICY, ./policies */
+    bool policy_given;    /* from --policy or $EXHOOK_POLICY rather than the default */
     exh_hash_params hash; /* --argon2: the cost of the hashes this run writes */
 } cli;
 

@@ -149,7 +149,10 @@ static bool parse_argon2(const char *v, exh_hash_params *p)
 {
     if (!*v) return false;
     while (*v) {
-        uint32_t *dst = v[0] == 'm' ? &p->m_kib : v[0] == 't' ? &p->t_cost : v[0] == 'p' ? &p->lanes : NULL;
+        uint32_t *dst = v[0] == 'm'   ? &p->m_kib
+                        : v[0] == 't' ? &p->t_cost
+                        : v[0] == 'p' ? &p->lanes
+                                      : NULL;
         if (!dst || v[1] != '=' || v[2] < '0' || v[2] > '9') return false;
         char *end;
         errno = 0;

@@ -17,6 +17,7 @@
  *   two-letter name), plugin_opt_policy, plugin_opt_unknown_user deny|ignore,
  *   plugin_opt_failed_action deny|ignore, plugin_opt_cache_ttl SECONDS,
  *   plugin_opt_cache_max N, plugin_opt_read_check true|false,
+ *   plugin_opt_decision_cache true|false (a connection's last decisions),
  *   plugin_opt_busy_timeout MS (a locked store: wait, then fail; 5000),
  *   plugin_opt_argon2_m_kib, plugin_opt_argon2_t, plugin_opt_argon2_p.
  *
