@@ -128,7 +128,7 @@ enum { A_PUB = 1, A_SUB = 2, A_CONN = 4 };
 
 /* The regexes (arg of C_USER_RE / C_CID_RE), in UTF mode: `.` and a
  * negated class take one character, however many bytes. */
-enum { RE_U_CAP, RE_U_ANY, RE_U2, RE_ONE, RE_DEV, RE_C9, RE_SID, RE_CNEG };
+enum { RE_U_CAP, RE_U_ANY, RE_U2, RE_ONE, RE_DEV, RE_C9, RE_SID, RE_CNEG, RE_SIDF };
 static const char *const regexes[] = {
     "(?<cap>[a-z0-9]+):.*",      /* username: cap = the part before the first ':' */
     "(?<cap>[^:]+):.*",          /* username: the same, any characters ("$t", "é") */
@@ -138,6 +138,7 @@ static const char *const regexes[] = {
     "c[0-9]",                    /* clientid */
     "(?:dev-(?<sid>[0-9]*)|c.)", /* clientid: sid may be empty, or not take part */
     "[^a-z]{2}",                 /* clientid: two characters, none of a-z */
+    "dev-(?<sid>[0-9]*)",        /* clientid: the engine's capture without PCRE2 */
 };
 
 /* What a placeholder in an exact name stands for (mcond.ph). */
@@ -203,9 +204,10 @@ static void gen_policy(void)
                     mc->arg = rnd(2) ? RE_U2 : RE_ONE;
                 cap |= mc->arg == RE_U_CAP || mc->arg == RE_U_ANY;
             } else if (mc->kind == C_CID_RE) {
-                mc->arg = RE_DEV + (int)rnd(4);
-                if (mc->arg == RE_SID && (mc->negated || sid)) mc->arg = RE_DEV;
-                sid |= mc->arg == RE_SID;
+                mc->arg = RE_DEV + (int)rnd(5);
+                if ((mc->arg == RE_SID || mc->arg == RE_SIDF) && (mc->negated || sid))
+                    mc->arg = RE_DEV;
+                sid |= mc->arg == RE_SID || mc->arg == RE_SIDF;
             }
         }
         for (int c = 0; c < r->ncond; c++) {
@@ -360,6 +362,13 @@ static tri ref_regex(int re, const char *s, size_t n, caps *k)
         return n >= 4 && !memcmp(s, "dev-", 4) && no_newline(s + 4, n - 4) ? T : F;
     case RE_C9:
         return n == 2 && s[0] == 'c' && s[1] >= '0' && s[1] <= '9' ? T : F;
+    case RE_SIDF: /* the group always takes part, maybe empty */
+        if (n < 4 || memcmp(s, "dev-", 4) != 0) return F;
+        for (i = 4; i < n; i++)
+            if (s[i] < '0' || s[i] > '9') return F;
+        k->sid = s + 4;
+        k->sid_len = n - 4;
+        return T;
     default: /* RE_SID */
         if (n >= 4 && !memcmp(s, "dev-", 4)) {
             for (i = 4; i < n && s[i] >= '0' && s[i] <= '9'; i++)
