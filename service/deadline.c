@@ -25,7 +25,7 @@ static struct {
 
 static atomic_llong cost_ns; /* the checks' moving average */
 static atomic_long refused, refused_said;
-static atomic_llong last_said; /* ns */
+static _Atomic int64_t last_said; /* ns */
 
 int64_t svc_now_ns(void)
 {

@@ -516,7 +516,7 @@ enum { COL_USER, COL_HASH, COL_SALT, COL_SUPER, NCOLS };
 static exh_status parse_csv(parser *p, const char *text, size_t len)
 {
     static const char *const colnames[NCOLS] = {"user_id", "password_hash", "salt", "is_superuser"};
-    size_t col[NCOLS];
+    size_t col[NCOLS] = {SIZE_MAX, SIZE_MAX, SIZE_MAX, SIZE_MAX}; /* set by the header */
     size_t ncols = 0;
     unsigned header_line = 0;
     unsigned lineno = 0;
