@@ -550,8 +550,11 @@ int main(int argc, char **argv)
             continue;
         }
         if (r < 0) {
+            /* Not the broker closing the port between calls: say so in the
+             * exit status too (1), as a truncated file piped in would. */
             svc_log(LOG_ERROR, "input ended inside a frame%s%s", errno ? ": " : "",
                     errno ? strerror(errno) : "");
+            rc = 1;
             break;
         }
         handle_frame(frame, len, conn, svc_now_ns());

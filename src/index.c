@@ -143,7 +143,11 @@ static int add_rule(builder *b, action_index *ix, const exh_rule *r, int a)
             if (below && k < depth && list_add(b, &slot->v[1], r->blob) < 0) return -1;
         }
         if (below && depth > 0 && list_add(b, &ix->root[1], r->blob) < 0) return -1;
-        uint32_t *at = depth ? &node(ix, s, depth)->v[0] : &ix->root[0];
+        uint32_t *at = &ix->root[0];
+        if (depth) {
+            if (!(slot = node(ix, s, depth))) return -1; /* out of memory */
+            at = &slot->v[0];
+        }
         if (list_add(b, at, r->blob) < 0) return -1;
     }
     return 0;

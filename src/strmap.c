@@ -44,15 +44,19 @@ static int grow(strmap *m)
 
 strmap_slot *strmap_put(strmap *m, uint64_t h, uint32_t v0, uint32_t v1, int *inserted)
 {
-    if ((m->count + 1) * 2 > m->cap && grow(m) < 0) return NULL;
-    size_t mask = m->cap - 1;
-    size_t i = h & mask;
     *inserted = 0;
-    for (;; i = (i + 1) & mask) {
+    /* An existing key is found without growing: the table only grows for
+     * a new one, so a put of a key already there cannot fail. */
+    for (size_t i = m->cap ? h & (m->cap - 1) : 0; m->cap; i = (i + 1) & (m->cap - 1)) {
         strmap_slot *s = &m->slots[i];
         if (s->hash == h) return s;
         if (!s->hash) break;
     }
+    if ((m->count + 1) * 2 > m->cap && grow(m) < 0) return NULL;
+    size_t mask = m->cap - 1;
+    size_t i = h & mask;
+    while (m->slots[i].hash)
+        i = (i + 1) & mask;
     m->slots[i] = (strmap_slot){.hash = h, .v = {v0, v1}};
     m->count++;
     *inserted = 1;

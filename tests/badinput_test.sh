@@ -122,6 +122,17 @@ if [ -n "$before" ] && [ "$before" = "$after" ]; then ok; else
     diff <(echo "$before") <(echo "$after") | head -n 20)"
 fi
 
+# input that ends inside a frame: logged, exit status 1; input that ends
+# between frames (the broker closing the port): exit status 0
+printf '\000\000\000\020\203h' | "$driver" --db "$db" --policy "$pol" >/dev/null 2>"$work/trunc.log"
+st=$?
+if [ "$st" = 1 ] && grep -q "input ended inside a frame" "$work/trunc.log"; then ok; else
+  bad "driver, input ending inside a frame: exit status $st (want 1): $(tail -n 3 "$work/trunc.log")"
+fi
+"$driver" --db "$db" --policy "$pol" </dev/null >/dev/null 2>"$work/eof.log"
+st=$?
+[ "$st" = 0 ] && ok || bad "driver, input ending between frames: exit status $st (want 0): $(tail -n 3 "$work/eof.log")"
+
 # every driver log: the hostile frames were logged, no sanitizer report
 if grep -q "bad frame of" "$work/frames.log" 2>/dev/null; then ok; else
   bad "frames: the driver logged none of the bad frames"
