@@ -249,7 +249,7 @@ fresh d
 P="$ctl --policy $tmp/d"
 cp -r "$tmp/d" "$tmp/d.orig"
 have_patch=1
-command -v patch >/dev/null || { have_patch=0; echo "note: no patch(1); skipping the checks that apply diffs"; }
+command -v patch >/dev/null || { have_patch=0; bad "patch(1) not installed: the checks that apply diffs cannot run (bash scripts/deps.sh installs it)"; }
 # applies DIFF ORIG WANT: patch turns a copy of ORIG into WANT
 applies() {
   [ "$have_patch" = 1 ] || return 0
@@ -345,6 +345,8 @@ if command -v flock >/dev/null; then
   waited=$((($(date +%s%N) - t0) / 1000000))
   [ "$waited" -ge 500 ] && ok || bad "add-rule did not wait for the lock (${waited} ms)"
   wait
+else
+  bad "flock(1) not installed: the edit lock is not tested (util-linux; bash scripts/deps.sh)"
 fi
 
 # ---- two add-rule loops at once: every rule lands ----

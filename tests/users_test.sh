@@ -179,7 +179,7 @@ if command -v script >/dev/null; then
   is "password typed on the terminal works" 0 "allow
 credentials"
 else
-  echo "skip: script(1) not found, terminal prompt not tested"
+  bad "script(1) not found: the terminal prompt is not tested (util-linux; bash scripts/deps.sh)"
 fi
 
 # ---- check connect --password-stdin against the store: each reason distinct ----
@@ -419,7 +419,7 @@ credentials: wrong password"
   run - $X import mosquitto-passwd "$tmp/mq.pw" --replace
   is "import --replace" 0 "imported 3 users from $tmp/mq.pw"
 else
-  echo "skip: /usr/bin/mosquitto_passwd not found, mosquitto-passwd import not tested"
+  bad "/usr/bin/mosquitto_passwd not found: the mosquitto-passwd import is not tested (bash scripts/deps.sh installs mosquitto)"
 fi
 
 # a malformed file changes nothing and names its line
@@ -518,7 +518,7 @@ PY
   [ "$st" = 0 ] && is_json && [ "$(json_get '[(e["event"], e["clientid"], e["reason"]) for e in j]')" = "[('connect', 'dev-1', None), ('disconnect', 'old', 'normal'), ('connect', 'old', None)]" ] &&
     ok || bad "sessions --history --json: $out"
 else
-  echo "skip: python3 sqlite3 missing, recorded sessions not tested"
+  bad "python3's sqlite3 missing: recorded sessions are not tested (bash scripts/deps.sh)"
 fi
 run - $X sessions --frobnicate
 is "sessions usage" 2 ""
