@@ -387,16 +387,27 @@ static void session_event(etf_call *call, int connected)
         return;
     }
     char *reason = NULL;
+    const char *reason_text = NULL;
     if (!connected && call->nargs >= 3) {
+        /* EMQX turns the reason into text before it calls (its hooks'
+         * stringfy/1); anything else is malformed input: the event is still
+         * recorded, its reason as "unreadable", and that is said. */
         size_t l;
-        if (etf_decode_text(call->buf, &idx, &reason, &l) < 0) reason = NULL;
+        if (etf_decode_text(call->buf, &idx, &reason, &l) < 0) {
+            reason = NULL;
+            reason_text = "unreadable";
+            svc_log(LOG_WARN, "%s: the disconnect reason is not text: recorded as unreadable",
+                    call->fn);
+        } else {
+            reason_text = reason;
+        }
     }
     reply_ok(call);
     exh_session_event ev = {.clientid = ci.clientid ? ci.clientid : "",
                             .username = ci.has_username ? ci.username : NULL,
                             .peerhost = ci.peerhost,
                             .node = ci.node[0] ? ci.node : NULL,
-                            .reason = reason,
+                            .reason = reason_text,
                             .at = (int64_t)time(NULL),
                             .connected = connected};
     svc_session(&ev, ci.clientid ? ci.clientid_len : 0);
