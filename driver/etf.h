@@ -62,7 +62,13 @@ int etf_decode_call(const char *buf, size_t len, etf_call *c, const char **why);
 typedef struct etf_clientinfo {
     char *clientid, *username, *password, *peerhost;
     size_t clientid_len, username_len, password_len, peerhost_len;
-    bool has_username, has_password, anonymous;
+    bool has_username, has_password;
+    /* Decoded (a malformed value refuses the call like any bad field) but
+     * never used: the policy's `anonymous` is "no username given"
+     * (DESIGN §2), read from the username itself.  The broker's flag is its
+     * own view (its zone's allow_anonymous at connect), and trusting it
+     * could treat a client that named a user as anonymous, or the reverse. */
+    bool anonymous;
     char node[MAXATOMLEN_UTF8];
 } etf_clientinfo;
 
