@@ -151,6 +151,16 @@ msgs() {
   done
   got=$out
 }
+# open_sub NAME FILTER ARGS...: open a session (ARGS as open_s), then
+# subscribe it to FILTER at QoS 1; $line is the SUBACK line.
+open_sub() {
+  local name=$1 filter=$2
+  shift 2
+  open_s "$name" "$@"
+  hear "$name"
+  say "$name" "sub $filter 1"
+  hear "$name"
+}
 # spub TOPIC MSG: a superuser publishes at QoS 1
 spub() { mosquitto_pub -p "$port" -u su -P supw -q 1 -t "$1" -m "$2" || bad "publish $1"; }
 
@@ -209,10 +219,7 @@ for v in 3 5; do
   # The same topic before and after: a decision the plugin remembers for
   # the connection (plugin_opt_decision_cache) must not outlive either.
   # ==================================================================
-  open_s B $vflag "$port" "bob-$v" bob bobpw
-  hear B
-  say B "sub a/# 1"
-  hear B
+  open_sub B 'a/#' $vflag "$port" "bob-$v" bob bobpw
   [ "$line" = "suback 1" ] && ok || bad "v$v: bob subscribes a/#: $line"
   spub a/private/x "before-$v"
   msgs B 1
@@ -233,10 +240,7 @@ for v in 3 5; do
   say B quit
   wait "$B_PID" 2>/dev/null
 
-  open_s C $vflag "$port" "carol-$v" carol carolpw
-  hear C
-  say C "sub g/# 1"
-  hear C
+  open_sub C 'g/#' $vflag "$port" "carol-$v" carol carolpw
   [ "$line" = "suback 1" ] && ok || bad "v$v: carol (group g) subscribes g/#: $line"
   spub g/x "in-group-$v"
   msgs C 1
@@ -253,10 +257,7 @@ for v in 3 5; do
   # ==================================================================
   # Live store changes: disconnected within a second, will not published
   # ==================================================================
-  open_s W $vflag "$port" "watcher-$v" su supw
-  hear W
-  say W "sub will/# 1"
-  hear W
+  open_sub W 'will/#' $vflag "$port" "watcher-$v" su supw
   for change in "set-user dave --disabled true" "del-user dave" "set-user erin --clientid-pattern other-.*"; do
     case $change in *erin*) who=erin ;; *) who=dave ;; esac
     [ "$change" = "del-user dave" ] && { $ctl --db "$DB" set-user dave --disabled false >/dev/null; }
