@@ -30,7 +30,7 @@
 
 #include "config.h"
 #include "deadline.h"
-#include "decide.h"
+#include "service.h"
 #include "etf.h"
 #include "exhook/eval.h"
 #include "exhook/hash.h"
@@ -38,6 +38,7 @@
 #include "log.h"
 
 static svc_config cfg;
+static svc *service; /* svc_run_start */
 
 /* ---- replies ---- */
 
@@ -244,7 +245,8 @@ static void authenticate(job *j, svc_conn *conn)
     if (!conn) g = (svc_grant){.state = SVC_CLIENT_REFUSED};
     svc_deadline_observe(svc_now_ns() - t0);
     if (svc_pending_claim(&j->pending)) {
-        svc_login_end(&j->rq, j->gen, &g); /* before the reply: its ACL checks follow it */
+        svc_login_end(service, j->rq.clientid, j->rq.clientid_len, &j->rq, j->gen,
+                      &g); /* before the reply: its ACL checks follow it */
         reply_answer(&j->call, a);
     } else {
         svc_grant_clear(&g); /* refused at the deadline already */
@@ -259,7 +261,7 @@ static void *worker_main(void *arg)
     errno = 0;
     int prio = getpriority(PRIO_PROCESS, 0);
     if (!errno) setpriority(PRIO_PROCESS, 0, prio + 10 > 19 ? 19 : prio + 10);
-    svc_conn *conn = svc_conn_new(); /* NULL (out of memory): logins are refused */
+    svc_conn *conn = svc_conn_new(service); /* NULL (out of memory): logins are refused */
     job *j;
     while ((j = q_pop())) {
         authenticate(j, conn);
@@ -289,7 +291,7 @@ static void start_login(etf_call *c, char *frame, int64_t received)
         idx = c->args;
         if (j && ei_decode_list_header(frame, &idx, &n) == 0 &&
             etf_find_clientid(frame, idx, &cid, &cidlen) == 0) {
-            svc_login_unreadable(cid, cidlen);
+            svc_login_unreadable(service, cid, cidlen);
             free(cid);
         }
         free(j);
@@ -310,7 +312,7 @@ static void start_login(etf_call *c, char *frame, int64_t received)
     parse_peer(ci, &j->rq.peerhost);
     j->call = *c;
     j->frame = frame;
-    j->gen = svc_login_begin(&j->rq);
+    j->gen = svc_login_begin(service, j->rq.clientid, j->rq.clientid_len, &j->rq);
     j->pending.expire = job_expire;
     j->pending.destroy = job_destroy;
     int64_t deadline = svc_deadline_for(received, 0);
@@ -410,7 +412,7 @@ static void session_event(etf_call *call, int connected)
                             .reason = reason_text,
                             .at = (int64_t)time(NULL),
                             .connected = connected};
-    svc_session(&ev, ci.clientid ? ci.clientid_len : 0);
+    svc_session(service, &ev, ci.clientid ? ci.clientid_len : 0);
     free(reason);
     etf_clientinfo_clear(&ci);
 }
@@ -514,7 +516,7 @@ int main(int argc, char **argv)
 
     /* SIGHUP goes to the reload thread; SIGPIPE must not kill us when the
      * broker goes away mid-reply (svc_run_start). */
-    if ((status = svc_run_start(&cfg, NULL, 0)) >= 0) return status;
+    if ((status = svc_run_start(&cfg, NULL, 0, &service)) >= 0) return status;
 
     pthread_t *workers = calloc((size_t)cfg.workers, sizeof(*workers));
     if (!workers) {
@@ -529,16 +531,16 @@ int main(int argc, char **argv)
         q_close();
         for (int i = 0; i < started; i++)
             pthread_join(workers[i], NULL);
-        svc_run_stop();
+        svc_run_stop(service);
         free(workers);
         return 1;
     }
-    svc_policy *hp = svc_policy_get();
+    svc_policy *hp = svc_policy_get(svc_live(service));
     svc_log(LOG_INFO, "serving: policy %s (%u rules), store %s, %d workers", cfg.policy,
             exh_policy_rule_count(svc_policy_of(hp)), cfg.db, cfg.workers);
     svc_policy_put(hp);
 
-    svc_conn *conn = svc_conn_new(); /* NULL (out of memory): every ACL check is denied */
+    svc_conn *conn = svc_conn_new(service); /* NULL (out of memory): every ACL check is denied */
     reader = pthread_self();
     int rc = 0;
     for (;;) {
@@ -579,7 +581,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < cfg.workers; i++)
         pthread_join(workers[i], NULL);
     svc_conn_free(conn);
-    svc_run_stop();
+    svc_run_stop(service);
     free(workers);
     svc_log(LOG_INFO, "input closed; exiting");
     return rc;

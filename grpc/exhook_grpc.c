@@ -34,7 +34,7 @@
 #include "config.h"
 #include "deadline.h"
 #include "exhook/hash.h"
-#include "decide.h"
+#include "service.h"
 #include "hooks.h"
 #include "live_policy.h"
 #include "log.h"
@@ -54,6 +54,7 @@ static const char usage[] =
     "files reloads the policy; SIGTERM stops it cleanly.\n";
 
 static svc_config cfg;
+static svc *service; /* svc_run_start */
 static grpc_server *server;
 
 /* Calls requested ahead on each queue, per method: enough that a burst
@@ -260,8 +261,8 @@ static void login_arrived(call *c)
 {
     grpc_slice in = request_bytes(c->request);
     const char *why = NULL;
-    hook_status hs =
-        hook_login_decode(GRPC_SLICE_START_PTR(in), GRPC_SLICE_LENGTH(in), &c->login, &why);
+    hook_status hs = hook_login_decode(service, GRPC_SLICE_START_PTR(in), GRPC_SLICE_LENGTH(in),
+                                       &c->login, &why);
     grpc_slice_unref(in);
     if (hs != HOOK_OK) {
         if (hs == HOOK_BAD) svc_log(LOG_WARN, "%s: %s", c->m->path, why);
@@ -333,7 +334,7 @@ static void *worker(void *arg)
     errno = 0;
     int prio = getpriority(PRIO_PROCESS, 0);
     if (!errno) setpriority(PRIO_PROCESS, 0, prio + 10 > 19 ? 19 : prio + 10);
-    svc_conn *conn = svc_conn_new(); /* NULL: every login refused */
+    svc_conn *conn = svc_conn_new(service); /* NULL: every login refused */
     call *c;
     while ((c = jobs_pop())) {
         login_check(c, conn);
@@ -377,7 +378,7 @@ static grpc_completion_queue *auth_cq;
 static void *serve(void *arg)
 {
     grpc_completion_queue *cq = arg;
-    svc_conn *conn = svc_conn_new(); /* NULL: every call answered RESOURCE_EXHAUSTED */
+    svc_conn *conn = svc_conn_new(service); /* NULL: every call answered RESOURCE_EXHAUSTED */
     for (;;) {
         grpc_event ev = grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
         if (ev.type == GRPC_QUEUE_SHUTDOWN) break;
@@ -509,7 +510,7 @@ int main(int argc, char **argv)
 
     /* SIGHUP goes to the reload thread, SIGTERM and SIGINT to main. */
     static const int stops[] = {SIGTERM, SIGINT};
-    if ((status = svc_run_start(&cfg, stops, 2)) >= 0) return status;
+    if ((status = svc_run_start(&cfg, stops, 2, &service)) >= 0) return status;
 
     grpc_init();
     /* EMQX's HTTP/2 client pings every 60 s even when idle; gRPC core's
@@ -565,7 +566,7 @@ int main(int argc, char **argv)
         for (int q = 0; q <= nq; q++)
             queue_destroy(q < nq ? cqs[q] : shutdown_cq);
         grpc_shutdown();
-        svc_run_stop();
+        svc_run_stop(service);
         free(cqs);
         free(th);
         return 1;
@@ -602,7 +603,7 @@ int main(int argc, char **argv)
         rc = 1;
         goto stop;
     }
-    svc_policy *hp = svc_policy_get();
+    svc_policy *hp = svc_policy_get(svc_live(service));
     svc_log(LOG_INFO,
             "serving emqx.exhook.v1, v2, v3 on %s (%s): policy %s (%u rules), store %s, "
             "%d threads, %d authentication workers",
@@ -649,7 +650,7 @@ stop:
     queue_destroy(shutdown_cq);
     grpc_server_destroy(server);
     grpc_shutdown();
-    svc_run_stop();
+    svc_run_stop(service);
     free(cqs);
     free(th);
     svc_log(LOG_INFO, "stopped");

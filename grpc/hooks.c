@@ -139,10 +139,12 @@ static bool client_text_take(const Emqx__Exhook__V3__ClientInfo *ci, client_text
 struct hook_login {
     client_text c;
     exh_auth_request rq; /* points into c */
+    svc *s;
     uint64_t gen;
 };
 
-hook_status hook_login_decode(const uint8_t *in, size_t n, hook_login **out, const char **why)
+hook_status hook_login_decode(svc *s, const uint8_t *in, size_t n, hook_login **out,
+                              const char **why)
 {
     *out = NULL;
     Emqx__Exhook__V3__ClientAuthenticateRequest *rq =
@@ -168,7 +170,8 @@ hook_status hook_login_decode(const uint8_t *in, size_t n, hook_login **out, con
                                .password_len = c->password.len,
                                .check_password = true};
     if (c->peerhost.s) exh_addr_parse(c->peerhost.s, c->peerhost.len, &l->rq.peerhost);
-    l->gen = svc_login_begin(&l->rq);
+    l->s = s;
+    l->gen = svc_login_begin(s, l->rq.clientid, l->rq.clientid_len, &l->rq);
     *out = l;
     return HOOK_OK;
 }
@@ -180,7 +183,7 @@ svc_answer hook_login_check(hook_login *l, svc_conn *conn, svc_grant *g)
 
 void hook_login_end(hook_login *l, svc_grant *g)
 {
-    svc_login_end(&l->rq, l->gen, g);
+    svc_login_end(l->s, l->rq.clientid, l->rq.clientid_len, &l->rq, l->gen, g);
 }
 
 void hook_login_free(hook_login *l)
@@ -201,7 +204,7 @@ static hook_status authenticate(svc_conn *conn, const uint8_t *in, size_t n, uin
                                 size_t *outlen, const char **why)
 {
     hook_login *l;
-    hook_status hs = hook_login_decode(in, n, &l, why);
+    hook_status hs = hook_login_decode(svc_conn_service(conn), in, n, &l, why);
     if (hs != HOOK_OK) return hs;
     svc_grant g;
     svc_answer ans = hook_login_check(l, conn, &g);
@@ -246,7 +249,7 @@ static hook_status authorize(svc_conn *conn, const uint8_t *in, size_t n, uint8_
     return answer(ans, out, outlen);
 }
 
-static hook_status session(bool connected, const uint8_t *in, size_t n, uint8_t **out,
+static hook_status session(svc *s, bool connected, const uint8_t *in, size_t n, uint8_t **out,
                            size_t *outlen, const char **why)
 {
     const Emqx__Exhook__V3__ClientInfo *ci;
@@ -281,7 +284,7 @@ static hook_status session(bool connected, const uint8_t *in, size_t n, uint8_t 
                                 .reason = why_text.s,
                                 .at = (int64_t)time(NULL),
                                 .connected = connected};
-        svc_session(&ev, c.clientid.len);
+        svc_session(s, &ev, c.clientid.len);
     }
     client_text_free(&c);
     free(why_text.s);
@@ -304,7 +307,7 @@ hook_status hook_answer(const hook_method *m, svc_conn *conn, const uint8_t *in,
         return authorize(conn, in, n, out, outlen, why);
     case HOOK_CONNECTED:
     case HOOK_DISCONNECTED:
-        return session(m->kind == HOOK_CONNECTED, in, n, out, outlen, why);
+        return session(svc_conn_service(conn), m->kind == HOOK_CONNECTED, in, n, out, outlen, why);
     case HOOK_EMPTY:
         break;
     }

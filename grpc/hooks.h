@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "decide.h"
+#include "service.h"
 
 typedef enum hook_kind {
     HOOK_LOADED,       /* OnProviderLoaded: the hooks served */
@@ -51,7 +51,8 @@ hook_status hook_answer(const hook_method *m, svc_conn *conn, const uint8_t *in,
  * nothing until the login ends), check, and end only when the check's own
  * answer is the one sent. */
 typedef struct hook_login hook_login;
-hook_status hook_login_decode(const uint8_t *in, size_t n, hook_login **out, const char **why);
+hook_status hook_login_decode(svc *s, const uint8_t *in, size_t n, hook_login **out,
+                              const char **why);
 svc_answer hook_login_check(hook_login *l, svc_conn *conn, svc_grant *g);
 void hook_login_end(hook_login *l, svc_grant *g);
 void hook_login_free(hook_login *l);

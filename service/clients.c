@@ -1,11 +1,12 @@
 /*
- * clients.c -- see clients.h.  A hash table of records keyed by client id
- * and username (a client id's records share a bucket), under one
- * reader-writer lock: ACL checks read it, logins and disconnects write it.  Refused records
- * are also on a list, oldest first, so their number stays bounded.
+ * clients.c -- see clients.h.  A hash table of records keyed by key and
+ * username (a key's records share a bucket), under one reader-writer lock:
+ * ACL checks read it, logins and disconnects write it.  Refused records are
+ * also on a list, oldest first, so their number stays bounded.
  */
 #include "clients.h"
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -14,34 +15,59 @@
 #include "log.h"
 
 typedef struct client {
-    char *clientid;
-    size_t clientid_len;
+    char *key;
+    size_t klen;
+    char *cid; /* the client id it logged in with (== key unless per connection) */
+    size_t cidlen;
     char *username; /* who logged in (NULL: anonymous); a check by anyone else is denied */
     size_t username_len;
     svc_client_state state;
-    uint64_t gen; /* the login that made it */
+    uint64_t gen; /* the login that made it; 0: a store lookup */
     bool superuser;
     char **groups;
     exh_str *gstr; /* the groups as the evaluator takes them */
     size_t ngroups;
+    exh_auth_digest digest;
+    exh_addr peer;    /* the login's address (family 0: unknown) */
+    int64_t rev;      /* svc_clients_each_known's; -1: never looked at */
+    svc_decision *dc; /* SVC_DC_WAYS, or NULL */
+    uint8_t dc_next;
     struct client *next;          /* in its bucket */
     struct client *rprev, *rnext; /* on the refused list (state REFUSED only) */
 } client;
 
-#define CLIENT_BUCKETS 65536
-static client *clients[CLIENT_BUCKETS];
-static client *refused_head, *refused_tail; /* oldest first */
-static size_t refused_count;
-static bool refused_full_said;
-static uint64_t next_gen = 1;
-static pthread_rwlock_t clients_lock = PTHREAD_RWLOCK_INITIALIZER;
+enum { BUCKETS = 65536 };
 
-static size_t cid_hash(const char *s, size_t n)
+struct svc_clients {
+    pthread_rwlock_t lock;
+    bool per_connection, decision_cache;
+    client *refused_head, *refused_tail; /* oldest first */
+    size_t refused_count;
+    bool refused_full_said;
+    uint64_t next_gen;
+    client *buckets[BUCKETS];
+};
+
+svc_clients *svc_clients_new(bool per_connection, bool decision_cache)
+{
+    svc_clients *t = calloc(1, sizeof(*t));
+    if (!t) return NULL;
+    if (pthread_rwlock_init(&t->lock, NULL) != 0) {
+        free(t);
+        return NULL;
+    }
+    t->per_connection = per_connection;
+    t->decision_cache = decision_cache;
+    t->next_gen = 1;
+    return t;
+}
+
+static size_t key_hash(const char *s, size_t n)
 {
     uint64_t h = 0xcbf29ce484222325ULL;
     for (size_t i = 0; i < n; i++)
         h = (h ^ (unsigned char)s[i]) * 0x100000001b3ULL;
-    return (size_t)(h ^ (h >> 32)) & (CLIENT_BUCKETS - 1);
+    return (size_t)(h ^ (h >> 32)) & (BUCKETS - 1);
 }
 
 static void free_groups(char **groups, size_t n)
@@ -56,9 +82,29 @@ static void client_free(client *c)
     if (!c) return;
     free_groups(c->groups, c->ngroups);
     free(c->gstr);
-    free(c->clientid);
+    if (c->cid != c->key) free(c->cid);
+    free(c->key);
     free(c->username);
+    free(c->dc);
     free(c);
+}
+
+void svc_clients_free(svc_clients *t)
+{
+    if (!t) return;
+    for (size_t b = 0; b < BUCKETS; b++)
+        while (t->buckets[b]) {
+            client *c = t->buckets[b];
+            t->buckets[b] = c->next;
+            client_free(c);
+        }
+    pthread_rwlock_destroy(&t->lock);
+    free(t);
+}
+
+static bool same_key(const client *c, const char *key, size_t klen)
+{
+    return c->klen == klen && memcmp(c->key, key, klen) == 0;
 }
 
 static bool same_user(const client *c, const char *user, size_t ulen)
@@ -69,76 +115,79 @@ static bool same_user(const client *c, const char *user, size_t ulen)
 
 /* ---- under the write lock ---- */
 
-/* The record of (cid, user), or where it would go. */
-static client **slot(const char *cid, size_t len, const char *user, size_t ulen)
+/* The record of (key, user), or where it would go. */
+static client **slot(svc_clients *t, const char *key, size_t klen, const char *user, size_t ulen)
 {
-    client **pp = &clients[cid_hash(cid, len)];
-    while (*pp && ((*pp)->clientid_len != len || memcmp((*pp)->clientid, cid, len) ||
-                   !same_user(*pp, user, ulen)))
+    client **pp = &t->buckets[key_hash(key, klen)];
+    while (*pp && (!same_key(*pp, key, klen) || !same_user(*pp, user, ulen)))
         pp = &(*pp)->next;
     return pp;
 }
 
-/* Does any record name this client id? */
-static bool seen(const char *cid, size_t len)
+static bool seen(svc_clients *t, const char *key, size_t klen)
 {
-    for (client *c = clients[cid_hash(cid, len)]; c; c = c->next)
-        if (c->clientid_len == len && !memcmp(c->clientid, cid, len)) return true;
+    for (client *c = t->buckets[key_hash(key, klen)]; c; c = c->next)
+        if (same_key(c, key, klen)) return true;
     return false;
 }
 
-static void refused_unlink(client *c)
+static void refused_link(svc_clients *t, client *c)
+{
+    c->rprev = t->refused_tail;
+    c->rnext = NULL;
+    if (t->refused_tail)
+        t->refused_tail->rnext = c;
+    else
+        t->refused_head = c;
+    t->refused_tail = c;
+    t->refused_count++;
+}
+
+static void refused_unlink(svc_clients *t, client *c)
 {
     if (c->rprev)
         c->rprev->rnext = c->rnext;
     else
-        refused_head = c->rnext;
+        t->refused_head = c->rnext;
     if (c->rnext)
         c->rnext->rprev = c->rprev;
     else
-        refused_tail = c->rprev;
+        t->refused_tail = c->rprev;
     c->rprev = c->rnext = NULL;
-    refused_count--;
+    assert(t->refused_count > 0);
+    t->refused_count--;
 }
 
 /* Take c out of the table (and the refused list); the caller frees it. */
-static void unlink_client(client **pp)
+static void unlink_client(svc_clients *t, client **pp)
 {
     client *c = *pp;
     *pp = c->next;
-    if (c->state == SVC_CLIENT_REFUSED) refused_unlink(c);
+    if (c->state == SVC_CLIENT_REFUSED) refused_unlink(t, c);
 }
 
-/* Put c in the table, replacing whatever record the client id had; the
- * old one is returned for the caller to free outside the lock. */
-static client *install(client *c)
+/* Put c in the table, replacing the record of its key and user; the old
+ * one is returned for the caller to free outside the lock. */
+static client *install(svc_clients *t, client *c)
 {
-    client **pp = slot(c->clientid, c->clientid_len, c->username, c->username_len);
+    client **pp = slot(t, c->key, c->klen, c->username, c->username_len);
     client *old = *pp;
-    if (old) unlink_client(pp);
-    size_t b = cid_hash(c->clientid, c->clientid_len);
-    c->next = clients[b];
-    clients[b] = c;
-    if (c->state == SVC_CLIENT_REFUSED) {
-        c->rprev = refused_tail;
-        c->rnext = NULL;
-        if (refused_tail)
-            refused_tail->rnext = c;
-        else
-            refused_head = c;
-        refused_tail = c;
-        refused_count++;
-    }
+    if (old) unlink_client(t, pp);
+    size_t b = key_hash(c->key, c->klen);
+    c->next = t->buckets[b];
+    t->buckets[b] = c;
+    if (c->state == SVC_CLIENT_REFUSED) refused_link(t, c);
     return old;
 }
 
 /* Over the cap: the oldest refused record goes (returned, to be freed). */
-static client *evict_refused(void)
+static client *evict_refused(svc_clients *t)
 {
-    if (refused_count <= SVC_CLIENTS_REFUSED_MAX) return NULL;
-    client *c = refused_head;
-    client **pp = slot(c->clientid, c->clientid_len, c->username, c->username_len);
-    unlink_client(pp);
+    if (t->refused_count <= SVC_CLIENTS_REFUSED_MAX) return NULL;
+    client *c = t->refused_head;
+    client **pp = slot(t, c->key, c->klen, c->username, c->username_len);
+    assert(*pp == c);
+    unlink_client(t, pp);
     return c;
 }
 
@@ -155,8 +204,9 @@ static char *dup_bytes(const char *s, size_t n)
 }
 
 /* A new record (not installed); NULL when out of memory (groups freed). */
-static client *make(const char *cid, size_t len, const char *user, size_t ulen,
-                    svc_client_state state, bool superuser, char **groups, size_t ngroups)
+static client *make(svc_clients *t, const char *key, size_t klen, const char *cid, size_t cidlen,
+                    const exh_addr *peer, const char *user, size_t ulen, svc_client_state state,
+                    bool superuser, char **groups, size_t ngroups)
 {
     client *c = calloc(1, sizeof(*c));
     if (!c) {
@@ -165,14 +215,21 @@ static client *make(const char *cid, size_t len, const char *user, size_t ulen,
     }
     c->groups = groups;
     c->ngroups = ngroups;
-    c->clientid = dup_bytes(cid, len);
-    c->clientid_len = len;
+    c->key = dup_bytes(key, klen);
+    c->klen = klen;
+    bool own_cid = cid && (cidlen != klen || memcmp(cid, key, klen) != 0);
+    c->cid = own_cid ? dup_bytes(cid, cidlen) : c->key;
+    c->cidlen = own_cid ? cidlen : klen;
     c->username = user ? dup_bytes(user, ulen) : NULL;
     c->username_len = user ? ulen : 0;
     c->state = state;
     c->superuser = superuser;
+    c->rev = -1;
+    if (peer) c->peer = *peer;
     c->gstr = ngroups ? malloc(ngroups * sizeof(*c->gstr)) : NULL;
-    if (!c->clientid || (user && !c->username) || (ngroups && !c->gstr)) {
+    if (t->decision_cache && (state == SVC_CLIENT_KNOWN || state == SVC_CLIENT_NOOPINION))
+        c->dc = calloc(SVC_DC_WAYS, sizeof(*c->dc));
+    if (!c->key || !c->cid || (user && !c->username) || (ngroups && !c->gstr)) {
         client_free(c);
         return NULL;
     }
@@ -181,10 +238,10 @@ static client *make(const char *cid, size_t len, const char *user, size_t ulen,
     return c;
 }
 
-static void say_full(bool evicted)
+static void say_full(svc_clients *t, bool evicted)
 {
-    if (evicted && !refused_full_said) {
-        refused_full_said = true;
+    if (evicted && !t->refused_full_said) {
+        t->refused_full_said = true;
         svc_log(LOG_WARN,
                 "more than %d refused logins remembered: the oldest are forgotten (their "
                 "client ids are looked up in the store again)",
@@ -192,16 +249,18 @@ static void say_full(bool evicted)
     }
 }
 
-uint64_t svc_clients_begin(const char *cid, size_t len, const char *user, size_t ulen)
+uint64_t svc_clients_begin(svc_clients *t, const char *key, size_t klen, const char *cid,
+                           size_t cidlen, const exh_addr *peer, const char *user, size_t ulen)
 {
     /* Made before the lock: allocation stays outside it.  Out of memory:
      * the old record is dropped and nothing replaces it, so at worst the
      * store is asked (it holds no rights for a user it refuses). */
-    client *c = make(cid, len, user, ulen, SVC_CLIENT_REFUSED, false, NULL, 0);
+    client *c =
+        make(t, key, klen, cid, cidlen, peer, user, ulen, SVC_CLIENT_REFUSED, false, NULL, 0);
     client *old = NULL, *evicted = NULL;
-    pthread_rwlock_wrlock(&clients_lock);
-    uint64_t gen = next_gen++;
-    client **pp = slot(cid, len, user, ulen);
+    pthread_rwlock_wrlock(&t->lock);
+    uint64_t gen = t->next_gen++;
+    client **pp = slot(t, key, klen, user, ulen);
     if (*pp && (*pp)->state == SVC_CLIENT_KNOWN) {
         /* A verified login of this user keeps its rights until this one
          * succeeds (clients.h); the new login's end is matched by gen. */
@@ -209,116 +268,238 @@ uint64_t svc_clients_begin(const char *cid, size_t len, const char *user, size_t
         old = c;
     } else if (c) {
         c->gen = gen;
-        old = install(c);
-        evicted = evict_refused();
+        old = install(t, c);
+        evicted = evict_refused(t);
     } else if (*pp) {
         old = *pp;
-        unlink_client(pp);
+        unlink_client(t, pp);
     }
-    pthread_rwlock_unlock(&clients_lock);
-    say_full(evicted != NULL);
+    pthread_rwlock_unlock(&t->lock);
+    say_full(t, evicted != NULL);
     client_free(old);
     client_free(evicted);
     return gen;
 }
 
-void svc_clients_end(const char *cid, size_t len, uint64_t gen, const char *user, size_t ulen,
-                     svc_client_state state, bool superuser, char **groups, size_t ngroups)
+void svc_grant_clear(svc_grant *g)
 {
-    client *c = make(cid, len, user, ulen, state, superuser, groups, ngroups);
-    client *old = NULL, *evicted = NULL;
-    pthread_rwlock_wrlock(&clients_lock);
-    client **pp = slot(cid, len, user, ulen);
-    client *cur = *pp;
+    free_groups(g->groups, g->ngroups);
+    g->groups = NULL;
+    g->ngroups = 0;
+}
+
+void svc_clients_end(svc_clients *t, const char *key, size_t klen, uint64_t gen, const char *user,
+                     size_t ulen, svc_grant *g)
+{
+    client *c = NULL, *old = NULL, *evicted = NULL;
+    pthread_rwlock_rdlock(&t->lock);
+    /* The client id the login gave, copied from the record begin made. */
+    client *cur = *slot(t, key, klen, user, ulen);
+    char *cid = cur ? dup_bytes(cur->cid, cur->cidlen) : NULL;
+    size_t cidlen = cur ? cur->cidlen : 0;
+    exh_addr peer = cur ? cur->peer : (exh_addr){0};
+    pthread_rwlock_unlock(&t->lock);
+    if (cur && cid)
+        c = make(t, key, klen, cid, cidlen, &peer, user, ulen, g->state, g->superuser, g->groups,
+                 g->ngroups);
+    else
+        free_groups(g->groups, g->ngroups);
+    free(cid);
+    g->groups = NULL; /* the record's now, or freed */
+    g->ngroups = 0;
+    if (c) c->digest = g->digest;
+    pthread_rwlock_wrlock(&t->lock);
+    client **pp = slot(t, key, klen, user, ulen);
+    cur = *pp;
     if (!cur || cur->gen != gen) {
-        old = c; /* a later login (or a disconnect) owns the client id now */
-    } else if (state == SVC_CLIENT_REFUSED &&
-               (cur->state == SVC_CLIENT_REFUSED || cur->state == SVC_CLIENT_KNOWN)) {
-        old = c; /* already grants nothing, or a verified login of this user stays */
+        old = c; /* a later login (or a disconnect) owns the key now */
+    } else if (g->state == SVC_CLIENT_REFUSED &&
+               (cur->state == SVC_CLIENT_REFUSED ||
+                (cur->state == SVC_CLIENT_KNOWN && !t->per_connection))) {
+        /* Already grants nothing, or a verified login of this user stays
+         * (another connection's failed login takes nothing from it).  On
+         * the same connection -- the broker asking again, at a reload --
+         * a refusal ends what the earlier login granted. */
+        old = c;
     } else if (c) {
         c->gen = gen;
-        old = install(c);
-        evicted = evict_refused();
+        old = install(t, c);
+        evicted = evict_refused(t);
     } else if (cur->state == SVC_CLIENT_KNOWN) {
         /* Out of memory recording a new login over a verified one: the
          * old rights must not stand for the new login; nothing is left,
          * and the store is asked. */
         old = cur;
-        unlink_client(pp);
+        unlink_client(t, pp);
     }
-    pthread_rwlock_unlock(&clients_lock);
-    say_full(evicted != NULL);
+    pthread_rwlock_unlock(&t->lock);
+    say_full(t, evicted != NULL);
     client_free(old);
     client_free(evicted);
 }
 
-void svc_clients_remember(const char *cid, size_t len, const char *user, size_t ulen,
-                          bool superuser, char **groups, size_t ngroups)
+void svc_clients_remember(svc_clients *t, const char *key, size_t klen, const char *user,
+                          size_t ulen, bool superuser, char **groups, size_t ngroups)
 {
-    client *c = make(cid, len, user, ulen, SVC_CLIENT_KNOWN, superuser, groups, ngroups);
+    if (t->per_connection) {
+        free_groups(groups, ngroups);
+        return;
+    }
+    client *c = make(t, key, klen, key, klen, NULL, user, ulen, SVC_CLIENT_KNOWN, superuser, groups,
+                     ngroups);
     if (!c) return;
-    pthread_rwlock_wrlock(&clients_lock);
-    if (!seen(cid, len)) { /* one lookup record a client id: memory stays bounded */
+    pthread_rwlock_wrlock(&t->lock);
+    if (!seen(t, key, klen)) { /* one lookup record a key: memory stays bounded */
         c->gen = 0;
-        install(c);
+        install(t, c);
         c = NULL;
     }
-    pthread_rwlock_unlock(&clients_lock);
+    pthread_rwlock_unlock(&t->lock);
     client_free(c);
 }
 
-void svc_clients_disconnected(const char *cid, size_t len, const char *user, size_t ulen)
+void svc_clients_disconnected(svc_clients *t, const char *key, size_t klen, const char *user,
+                              size_t ulen)
 {
-    client *old = NULL;
-    pthread_rwlock_wrlock(&clients_lock);
-    client **pp = slot(cid, len, user, ulen);
-    if (*pp && (*pp)->state != SVC_CLIENT_REFUSED) {
-        old = *pp;
-        unlink_client(pp);
+    client *gone = NULL;
+    pthread_rwlock_wrlock(&t->lock);
+    if (t->per_connection) {
+        for (client **pp = &t->buckets[key_hash(key, klen)]; *pp;) {
+            if (!same_key(*pp, key, klen)) {
+                pp = &(*pp)->next;
+                continue;
+            }
+            client *c = *pp;
+            unlink_client(t, pp);
+            c->next = gone;
+            gone = c;
+        }
+    } else {
+        client **pp = slot(t, key, klen, user, ulen);
+        if (*pp && (*pp)->state != SVC_CLIENT_REFUSED) {
+            gone = *pp;
+            unlink_client(t, pp);
+            gone->next = NULL;
+        }
     }
-    pthread_rwlock_unlock(&clients_lock);
-    client_free(old);
+    pthread_rwlock_unlock(&t->lock);
+    while (gone) {
+        client *n = gone->next;
+        client_free(gone);
+        gone = n;
+    }
 }
 
-svc_client_state svc_clients_lookup(exh_request *r)
+int svc_clients_with(svc_clients *t, const char *key, size_t klen, const char *user, size_t ulen,
+                     int (*fn)(const svc_client_view *v, void *arg), void *arg)
 {
-    pthread_rwlock_rdlock(&clients_lock);
-    if (!r->clientid) return SVC_CLIENT_NONE;
+    svc_client_view v = {.state = SVC_CLIENT_NONE};
+    pthread_rwlock_rdlock(&t->lock);
     bool other = false;
-    for (client *c = clients[cid_hash(r->clientid, r->clientid_len)]; c; c = c->next) {
-        if (c->clientid_len != r->clientid_len ||
-            memcmp(c->clientid, r->clientid, r->clientid_len) != 0)
-            continue;
-        if (!same_user(c, r->username, r->username_len)) {
+    client *found = NULL;
+    for (client *c = t->buckets[key_hash(key, klen)]; c; c = c->next) {
+        if (!same_key(c, key, klen)) continue;
+        if (!same_user(c, user, ulen)) {
             other = other || c->gen != 0; /* a login, not a store lookup */
             continue;
         }
-        if (c->state == SVC_CLIENT_KNOWN) {
-            r->superuser = c->superuser;
-            r->groups = c->gstr;
-            r->ngroups = c->ngroups;
-        }
-        return c->state;
+        found = c;
+        break;
     }
-    return other ? SVC_CLIENT_OTHER_USER : SVC_CLIENT_NONE;
-}
-
-void svc_clients_unlock(void)
-{
-    pthread_rwlock_unlock(&clients_lock);
-}
-
-void svc_clients_clear(void)
-{
-    pthread_rwlock_wrlock(&clients_lock);
-    for (size_t b = 0; b < CLIENT_BUCKETS; b++)
-        while (clients[b]) {
-            client *c = clients[b];
-            clients[b] = c->next;
-            client_free(c);
+    if (found) {
+        v.state = found->state;
+        if (found->state == SVC_CLIENT_KNOWN) {
+            v.superuser = found->superuser;
+            v.groups = found->gstr;
+            v.ngroups = found->ngroups;
         }
-    refused_head = refused_tail = NULL;
-    refused_count = 0;
-    refused_full_said = false;
-    pthread_rwlock_unlock(&clients_lock);
+        if (found->peer.family) v.peer = &found->peer;
+        if (found->state == SVC_CLIENT_KNOWN || found->state == SVC_CLIENT_NOOPINION) {
+            v.dc = found->dc;
+            v.dc_next = &found->dc_next;
+        }
+    } else if (other) {
+        v.state = SVC_CLIENT_OTHER_USER;
+    }
+    int a = fn(&v, arg);
+    pthread_rwlock_unlock(&t->lock);
+    return a;
+}
+
+bool svc_clients_seen(svc_clients *t, const char *key, size_t klen)
+{
+    pthread_rwlock_rdlock(&t->lock);
+    bool s = seen(t, key, klen);
+    pthread_rwlock_unlock(&t->lock);
+    return s;
+}
+
+bool svc_clients_digest(svc_clients *t, const char *key, size_t klen, const char *user, size_t ulen,
+                        exh_auth_digest *out)
+{
+    pthread_rwlock_rdlock(&t->lock);
+    client *c = *slot(t, key, klen, user, ulen);
+    bool ok = c && c->state == SVC_CLIENT_KNOWN && c->digest.set;
+    if (ok) *out = c->digest;
+    pthread_rwlock_unlock(&t->lock);
+    return ok;
+}
+
+void svc_clients_each_known(svc_clients *t,
+                            svc_visit (*fn)(const svc_client_info *c, svc_refresh *out, void *arg),
+                            void *arg)
+{
+    pthread_rwlock_wrlock(&t->lock);
+    for (size_t b = 0; b < BUCKETS; b++)
+        for (client *c = t->buckets[b]; c; c = c->next) {
+            if (c->state != SVC_CLIENT_KNOWN || !c->username || c->gen == 0) continue;
+            svc_client_info info = {.cid = c->cid,
+                                    .cidlen = c->cidlen,
+                                    .user = c->username,
+                                    .ulen = c->username_len,
+                                    .rev = c->rev};
+            svc_refresh r = {0};
+            svc_visit what = fn(&info, &r, arg);
+            if (what == SVC_VISIT_REFRESH) {
+                exh_str *gs = r.ngroups ? malloc(r.ngroups * sizeof(*gs)) : NULL;
+                if (r.ngroups && !gs) {
+                    free_groups(r.groups, r.ngroups);
+                    what = SVC_VISIT_REVOKE; /* out of memory: no stale rights */
+                } else {
+                    free_groups(c->groups, c->ngroups);
+                    free(c->gstr);
+                    for (size_t i = 0; i < r.ngroups; i++)
+                        gs[i] = (exh_str){r.groups[i], strlen(r.groups[i])};
+                    c->groups = r.groups;
+                    c->gstr = gs;
+                    c->ngroups = r.ngroups;
+                    c->superuser = r.superuser;
+                    c->rev = r.rev;
+                    if (c->dc) memset(c->dc, 0, SVC_DC_WAYS * sizeof(*c->dc));
+                }
+            }
+            if (what == SVC_VISIT_REVOKE) {
+                /* Kept, granting nothing, until its connection goes. */
+                free_groups(c->groups, c->ngroups);
+                free(c->gstr);
+                c->groups = NULL;
+                c->gstr = NULL;
+                c->ngroups = 0;
+                c->superuser = false;
+                c->digest.set = false;
+                c->state = SVC_CLIENT_REFUSED;
+                refused_link(t, c);
+            }
+        }
+    pthread_rwlock_unlock(&t->lock);
+}
+
+void svc_clients_each_online(svc_clients *t,
+                             void (*fn)(const char *cid, const char *user, void *arg), void *arg)
+{
+    pthread_rwlock_rdlock(&t->lock);
+    for (size_t b = 0; b < BUCKETS; b++)
+        for (client *c = t->buckets[b]; c; c = c->next)
+            if (c->state == SVC_CLIENT_KNOWN && c->gen != 0) fn(c->cid, c->username, arg);
+    pthread_rwlock_unlock(&t->lock);
 }

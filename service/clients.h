@@ -1,24 +1,32 @@
 /*
- * clients.h -- what each client's login taught this process (its user,
- * groups and superuser flag, or that it was refused), keyed by client id,
- * for the ACL checks that follow.
+ * clients.h -- what each client's login taught the service (its user,
+ * groups and superuser flag, or that it was refused), for the ACL checks
+ * that follow.
  *
- * Records are kept per client id and username.  Only a verified login, or
- * a store lookup for a client id with no record at all (never seen since
- * start, or whose verified logins have all disconnected), may give stored
- * rights.  A login that is refused, or not finished, leaves a record that
- * grants nothing: if the broker lets such a client in anyway (its call
- * timeout, another auth source, a misconfiguration), its ACL checks are
- * denied rather than answered with the stored user's groups or superuser
- * flag.  A check on a client id on which this process has seen a login,
- * by a username that never logged in on it here, is denied too (a store
- * lookup is not a login: it makes no client id "seen").
+ * Records are kept per key and username.  The key names a client as the
+ * front end knows it: its client id for exhook-driver and exhook-grpc
+ * (EMQX names clients by id only), its connection for the Mosquitto plugin
+ * (the broker hands the plugin a connection, so a login on one connection
+ * never touches the record of another with the same client id).
  *
- * A failed login never takes rights from a verified login on the same
- * client id, by the same user or another: the broker keeps that
- * connection (a refused CONNECT takes no session over), and letting
- * anyone who knows a client id cancel its rights with one wrong password
- * would be a denial of service.
+ * Only a verified login, or a store lookup for a key with no record at all
+ * (never seen since start, or whose verified logins have all disconnected),
+ * may give stored rights.  A login that is refused, or not finished, leaves
+ * a record that grants nothing: if the broker lets such a client in anyway
+ * (its call timeout, another auth source, a misconfiguration), its ACL
+ * checks are denied rather than answered with the stored user's groups or
+ * superuser flag.  A check on a key on which a login was seen, by a
+ * username that never logged in on it here, is denied too (a store lookup
+ * is not a login: it makes no key "seen").
+ *
+ * A failed login never takes rights from a verified login on the same key,
+ * by the same user or another: the broker keeps that connection (a refused
+ * CONNECT takes no session over), and letting anyone who knows a client id
+ * cancel its rights with one wrong password would be a denial of service.
+ *
+ * The table is shared by every thread, under one reader-writer lock that
+ * never leaves this file: a lookup hands the record to a callback and
+ * returns with the lock released.
  */
 #ifndef EXHOOK_SERVICE_CLIENTS_H
 #define EXHOOK_SERVICE_CLIENTS_H
@@ -27,6 +35,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "exhook/auth.h"
 #include "exhook/eval.h"
 
 typedef enum svc_client_state {
@@ -35,44 +44,138 @@ typedef enum svc_client_state {
     SVC_CLIENT_UNVERIFIED, /* the store could not check it; failed_action = ignore */
     SVC_CLIENT_NOOPINION,  /* an unknown user answered "no opinion" (unknown_user = ignore):
                               decided by the policy without groups or superuser */
-    SVC_CLIENT_REFUSED,    /* refused, or not finished: grants nothing */
-    SVC_CLIENT_OTHER_USER, /* (lookup only) logins on the client id, none by this user */
+    SVC_CLIENT_REFUSED,    /* refused, not finished, or revoked since: grants nothing */
+    SVC_CLIENT_OTHER_USER, /* (lookup only) logins on the key, none by this user */
 } svc_client_state;
 
-/* A login starts on client id cid for user (NULL: anonymous).  Unless the
- * pair has a verified login already, its record becomes REFUSED until the
- * login ends.  Returns the login's generation for svc_clients_end. */
-uint64_t svc_clients_begin(const char *cid, size_t len, const char *user, size_t ulen);
-
-/* The login of generation gen ended with state (KNOWN, UNVERIFIED,
- * NOOPINION or REFUSED).  Applied only if the record is still that
- * login's (a later login on the client id wins); REFUSED keeps a verified
- * login of the same user (see above).  Takes ownership of groups (malloc'd
- * strings in a malloc'd array) whatever happens. */
-void svc_clients_end(const char *cid, size_t len, uint64_t gen, const char *user, size_t ulen,
-                     svc_client_state state, bool superuser, char **groups, size_t ngroups);
-
-/* A client with no record was found in the store: remember its rights,
- * unless a record appeared meanwhile.  Takes ownership of groups. */
-void svc_clients_remember(const char *cid, size_t len, const char *user, size_t ulen,
-                          bool superuser, char **groups, size_t ngroups);
-
-/* A client disconnected: its record goes if it holds a finished login by
- * this user.  A refused or unfinished login's record stays. */
-void svc_clients_disconnected(const char *cid, size_t len, const char *user, size_t ulen);
-
-/* What the record of r->clientid says for r->username.  KNOWN fills
- * r->superuser, r->groups and r->ngroups (valid until svc_clients_unlock,
- * which must be called after every lookup, whatever it returned). */
-svc_client_state svc_clients_lookup(exh_request *r);
-void svc_clients_unlock(void);
-
-/* Drop every record (at exit). */
-void svc_clients_clear(void);
+typedef struct svc_clients svc_clients;
 
 /* Refused records kept at most; the oldest go first (each is a few dozen
- * bytes plus the client id and username, and a flood of failed logins
- * with new client ids must not grow memory without bound). */
+ * bytes plus the key and username, and a flood of failed logins with new
+ * client ids must not grow memory without bound). */
 enum { SVC_CLIENTS_REFUSED_MAX = 262144 };
+
+/* A connection's last decisions (svc_clients_new's decision_cache): a
+ * device publishing to the same topics, and a subscriber receiving them,
+ * costs a compare instead of an evaluation per message.  What a decision
+ * depends on is fixed for a record (its identity, groups and superuser
+ * flag: a refresh clears the cache), for a policy (each entry carries the
+ * generation it was decided under) and for the request (the topic, compared
+ * whole, the action, the QoS and retain flag).  Longer topics are evaluated
+ * every time. */
+enum { SVC_DC_WAYS = 4, SVC_DC_TOPIC = 54 };
+
+typedef struct svc_decision {
+    uint32_t gen; /* the policy's generation it was decided under; 0 = empty */
+    uint8_t action, delivery;
+    int8_t qos, retain, answer;
+    uint8_t len;
+    char topic[SVC_DC_TOPIC];
+} svc_decision;
+
+_Static_assert(sizeof(svc_decision) == 64, "a decision is one cache line");
+
+/* per_connection: keys are connections, not client ids: a disconnect
+ * forgets every record of its key (a connection never comes back, and its
+ * identity may be reused by the next one), and a store lookup is never
+ * remembered (a connection the broker checks after it has gone -- a will,
+ * a queued message -- would never be forgotten).  decision_cache: keep
+ * each record's last decisions; the caller must then be the only thread
+ * that looks records up (the cache is written under the read lock). */
+svc_clients *svc_clients_new(bool per_connection, bool decision_cache);
+void svc_clients_free(svc_clients *t);
+
+/* A login starts on key for user (NULL: anonymous); cid is the client id
+ * it gives (kept for svc_clients_each_known), peer its address (NULL:
+ * unknown; kept for checks that do not carry it).  Unless the pair has a verified
+ * login already, its record becomes REFUSED until the login ends.  Returns
+ * the login's generation for svc_clients_end. */
+uint64_t svc_clients_begin(svc_clients *t, const char *key, size_t klen, const char *cid,
+                           size_t cidlen, const exh_addr *peer, const char *user, size_t ulen);
+
+/* What a finished login leaves in its record. */
+typedef struct svc_grant {
+    svc_client_state state; /* KNOWN, UNVERIFIED, NOOPINION or REFUSED */
+    bool superuser;
+    char **groups; /* malloc'd strings in a malloc'd array */
+    size_t ngroups;
+    exh_auth_digest digest; /* of the verified password (no hash when the broker asks again) */
+    exh_auth_reason reason; /* how the credential check ended */
+    bool hashed;            /* a password hash was computed */
+    bool from_digest;       /* the record's digest stood for the password */
+} svc_grant;
+void svc_grant_clear(svc_grant *g);
+
+/* The login of generation gen ended as *g says.  Applied only if the
+ * record is still that login's (a later login on the key wins); REFUSED
+ * keeps a verified login of the same user (see above).  Takes the groups
+ * whatever happens (g's are then empty). */
+void svc_clients_end(svc_clients *t, const char *key, size_t klen, uint64_t gen, const char *user,
+                     size_t ulen, svc_grant *g);
+
+/* A client with no record was found in the store: remember its rights,
+ * unless a record appeared meanwhile (not with per_connection keys).
+ * Takes ownership of groups. */
+void svc_clients_remember(svc_clients *t, const char *key, size_t klen, const char *user,
+                          size_t ulen, bool superuser, char **groups, size_t ngroups);
+
+/* A client disconnected: its record goes if it holds a finished login by
+ * this user (a refused or unfinished login's record stays, unless keys are
+ * connections: then every record of the key goes). */
+void svc_clients_disconnected(svc_clients *t, const char *key, size_t klen, const char *user,
+                              size_t ulen);
+
+/* What a lookup sees: the record's state, and for KNOWN its rights. */
+typedef struct svc_client_view {
+    svc_client_state state;
+    bool superuser;
+    const exh_str *groups;
+    size_t ngroups;
+    const exh_addr *peer; /* the login's address, or NULL */
+    svc_decision *dc;     /* SVC_DC_WAYS entries, or NULL (no decision cache) */
+    uint8_t *dc_next;     /* the way the next miss replaces */
+} svc_client_view;
+
+/* Calls fn with the record of (key, user) -- or SVC_CLIENT_NONE or
+ * SVC_CLIENT_OTHER_USER -- under the table's read lock, and returns its
+ * answer with the lock released.  fn must not call back into the table. */
+int svc_clients_with(svc_clients *t, const char *key, size_t klen, const char *user, size_t ulen,
+                     int (*fn)(const svc_client_view *v, void *arg), void *arg);
+
+/* Has any login been seen on key? */
+bool svc_clients_seen(svc_clients *t, const char *key, size_t klen);
+
+/* The verified digest of (key, user)'s login, if it has one: the broker
+ * asks again about a connection it let in (Mosquitto re-runs basic auth at
+ * each reload). */
+bool svc_clients_digest(svc_clients *t, const char *key, size_t klen, const char *user, size_t ulen,
+                        exh_auth_digest *out);
+
+/* Every verified login, under the write lock: fn says what becomes of it.
+ * rev is what fn last stored (-1: never). */
+typedef enum svc_visit {
+    SVC_VISIT_KEEP,    /* unchanged */
+    SVC_VISIT_REFRESH, /* new rights: *superuser, *groups (taken), *ngroups, *rev */
+    SVC_VISIT_REVOKE,  /* grants nothing from now on; kick it */
+} svc_visit;
+typedef struct svc_client_info {
+    const char *cid, *user; /* NUL-terminated copies */
+    size_t cidlen, ulen;
+    int64_t rev;
+} svc_client_info;
+typedef struct svc_refresh {
+    bool superuser;
+    char **groups;
+    size_t ngroups;
+    int64_t rev;
+} svc_refresh;
+void svc_clients_each_known(svc_clients *t,
+                            svc_visit (*fn)(const svc_client_info *c, svc_refresh *out, void *arg),
+                            void *arg);
+
+/* Every record with a finished verified login (for a shutdown's history):
+ * fn gets its client id and username; nothing changes. */
+void svc_clients_each_online(svc_clients *t,
+                             void (*fn)(const char *cid, const char *user, void *arg), void *arg);
 
 #endif

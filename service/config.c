@@ -36,9 +36,16 @@
 
 static const svc_program *prog;
 
-static int bad(const char *what, const char *value)
+/* Where set() says what was wrong (no printing: the plugin's messages go
+ * to the broker's log). */
+typedef struct why {
+    char *buf;
+    size_t cap;
+} why;
+
+static int bad(why *w, const char *what, const char *value)
 {
-    fprintf(stderr, "%s: bad %s: '%s'\n", prog->name, what, value);
+    snprintf(w->buf, w->cap, "bad %s: '%s'", what, value);
     return 2;
 }
 
@@ -71,59 +78,63 @@ static int duration_ms(const char *v, long lo, long hi, long *out)
     return 0;
 }
 
-static int path(char *dst, size_t cap, const char *key, const char *v)
+static int path(why *w, char *dst, size_t cap, const char *key, const char *v)
 {
-    if (strlen(v) >= cap) return bad(key, v);
+    if (strlen(v) >= cap) return bad(w, key, v);
     snprintf(dst, cap, "%s", v);
     return 0;
 }
 
 /* Apply one setting, from the file or a flag ("cache-ttl" = "cache_ttl"). */
-static int set(svc_config *c, const char *key_in, const char *v)
+static int set(svc_config *c, const char *key_in, const char *v, why *w)
 {
     char key[64];
-    if (strlen(key_in) >= sizeof(key)) return bad("setting", key_in);
+    if (strlen(key_in) >= sizeof(key)) return bad(w, "setting", key_in);
     snprintf(key, sizeof(key), "%s", key_in);
     for (char *p = key; *p; p++)
         if (*p == '-') *p = '_';
-    bool grpc = prog->kind == SVC_FOR_GRPC;
+    bool grpc = c->kind == SVC_FOR_GRPC, plugin = c->kind == SVC_FOR_PLUGIN;
     long n;
-    if (!strcmp(key, "db")) {
-        return path(c->db, sizeof(c->db), "db", v);
+    if (!strcmp(key, "db") || (plugin && !strcmp(key, "database"))) {
+        /* Mosquitto 2.0.11 refuses plugin option names under three
+         * characters: plugin_opt_database is plugin_opt_db. */
+        return path(w, c->db, sizeof(c->db), "db", v);
     } else if (!strcmp(key, "policy")) {
-        return path(c->policy, sizeof(c->policy), "policy", v);
+        return path(w, c->policy, sizeof(c->policy), "policy", v);
     } else if (!strcmp(key, "workers")) {
-        if (number(v, 1, 256, &n)) return bad("workers (1..256)", v);
+        if (number(v, 1, 256, &n)) return bad(w, "workers (1..256)", v);
         c->workers = (int)n;
     } else if (!strcmp(key, "cache_ttl")) {
-        if (number(v, 0, 86400, &n)) return bad("cache_ttl (0..86400 seconds)", v);
+        if (number(v, 0, 86400, &n)) return bad(w, "cache_ttl (0..86400 seconds)", v);
         c->cache_ttl = (uint32_t)n;
     } else if (!strcmp(key, "cache_max")) {
-        if (number(v, 1, 10000000, &n)) return bad("cache_max (1..10000000 entries)", v);
+        if (number(v, 1, 10000000, &n)) return bad(w, "cache_max (1..10000000 entries)", v);
         c->cache_max = (uint32_t)n;
     } else if (!strcmp(key, "busy_timeout")) {
-        if (number(v, 0, 600000, &n)) return bad("busy_timeout (0..600000 ms)", v);
+        if (number(v, 0, 600000, &n)) return bad(w, "busy_timeout (0..600000 ms)", v);
         c->busy_timeout_ms = (int)n;
     } else if (!strcmp(key, "call_timeout")) {
         if (duration_ms(v, 100, 600000, &n))
-            return bad("call_timeout (100ms..600s: the broker's hook call timeout)", v);
+            return bad(w, "call_timeout (100ms..600s: the broker's hook call timeout)", v);
         c->call_timeout_ms = (int)n;
     } else if (!strcmp(key, "unknown_user")) {
-        if (strcmp(v, "deny") && strcmp(v, "ignore")) return bad("unknown_user (deny|ignore)", v);
+        if (strcmp(v, "deny") && strcmp(v, "ignore"))
+            return bad(w, "unknown_user (deny|ignore)", v);
         c->unknown_ignore = !strcmp(v, "ignore");
     } else if (!strcmp(key, "failed_action")) {
-        if (strcmp(v, "deny") && strcmp(v, "ignore")) return bad("failed_action (deny|ignore)", v);
+        if (strcmp(v, "deny") && strcmp(v, "ignore"))
+            return bad(w, "failed_action (deny|ignore)", v);
         c->failed_ignore = !strcmp(v, "ignore");
     } else if (!strcmp(key, "log_level")) {
         static const char *const lv[] = {"error", "warn", "info", "debug"};
         int k = 0;
         while (k < 4 && strcmp(v, lv[k]))
             k++;
-        if (k == 4) return bad("log_level (error|warn|info|debug)", v);
+        if (k == 4) return bad(w, "log_level (error|warn|info|debug)", v);
         c->log_level = k;
     } else if (!strcmp(key, "argon2_m_kib") || !strcmp(key, "argon2_t") ||
                !strcmp(key, "argon2_p")) {
-        if (number(v, 1, 1l << 22, &n)) return bad(key, v);
+        if (number(v, 1, 1l << 22, &n)) return bad(w, key, v);
         if (key[7] == 'm')
             c->hash.m_kib = (uint32_t)n;
         else if (key[7] == 't')
@@ -131,17 +142,17 @@ static int set(svc_config *c, const char *key_in, const char *v)
         else
             c->hash.lanes = (uint32_t)n;
     } else if (grpc && !strcmp(key, "listen")) {
-        if (!*v || !strchr(v, ':')) return bad("listen (host:port)", v);
-        return path(c->listen, sizeof(c->listen), "listen", v);
+        if (!*v || !strchr(v, ':')) return bad(w, "listen (host:port)", v);
+        return path(w, c->listen, sizeof(c->listen), "listen", v);
     } else if (grpc && !strcmp(key, "threads")) {
-        if (number(v, 1, 64, &n)) return bad("threads (1..64)", v);
+        if (number(v, 1, 64, &n)) return bad(w, "threads (1..64)", v);
         c->threads = (int)n;
     } else if (grpc && !strcmp(key, "tls_cert")) {
-        return path(c->tls_cert, sizeof(c->tls_cert), "tls_cert", v);
+        return path(w, c->tls_cert, sizeof(c->tls_cert), "tls_cert", v);
     } else if (grpc && !strcmp(key, "tls_key")) {
-        return path(c->tls_key, sizeof(c->tls_key), "tls_key", v);
+        return path(w, c->tls_key, sizeof(c->tls_key), "tls_key", v);
     } else if (grpc && !strcmp(key, "tls_ca")) {
-        return path(c->tls_ca, sizeof(c->tls_ca), "tls_ca", v);
+        return path(w, c->tls_ca, sizeof(c->tls_ca), "tls_ca", v);
     } else if (grpc && !strcmp(key, "tls_client")) {
         if (!strcmp(v, "none"))
             c->tls_client = SVC_TLS_CLIENT_NONE;
@@ -150,12 +161,48 @@ static int set(svc_config *c, const char *key_in, const char *v)
         else if (!strcmp(v, "required"))
             c->tls_client = SVC_TLS_CLIENT_REQUIRED;
         else
-            return bad("tls_client (none|optional|required)", v);
+            return bad(w, "tls_client (none|optional|required)", v);
+    } else if (plugin && (!strcmp(key, "read_check") || !strcmp(key, "decision_cache"))) {
+        if (strcmp(v, "true") && strcmp(v, "false")) return bad(w, key, v);
+        *(key[0] == 'r' ? &c->read_check : &c->decision_cache) = !strcmp(v, "true");
+    } else if (plugin && !strcmp(key, "max_hashes_per_second")) {
+        if (number(v, 0, 10000, &n)) return bad(w, "max_hashes_per_second (0..10000)", v);
+        c->max_hashes = (uint32_t)n;
     } else {
-        fprintf(stderr, "%s: unknown setting '%s'\n", prog->name, key_in);
+        snprintf(w->buf, w->cap, "unknown setting '%s'", key_in);
         return 2;
     }
     return 0;
+}
+
+int svc_config_set(svc_config *c, const char *key, const char *value, char *msg, size_t cap)
+{
+    why w = {msg, cap};
+    return set(c, key, value, &w);
+}
+
+void svc_config_defaults(svc_config *c, int kind)
+{
+    memset(c, 0, sizeof(*c));
+    c->kind = kind;
+    snprintf(c->db, sizeof(c->db), "./exhook.db");
+    snprintf(c->policy, sizeof(c->policy), "./policies");
+    c->workers = 4;
+    c->cache_ttl = 300;
+    c->busy_timeout_ms = 5000;
+    c->call_timeout_ms = 5000; /* EMQX's default, 4.x and 5.x alike */
+    c->cache_max = 100000;     /* bounds the cache at ~15 MiB whatever the user count */
+    c->log_level = LOG_INFO;
+    snprintf(c->listen, sizeof(c->listen), "127.0.0.1:9000");
+    c->threads = 2;
+    exh_hash_params_default(&c->hash);
+    /* Delivery checks on: a subscription granted earlier (a session taken
+     * over, a policy or group changed since) never delivers what the
+     * policy refuses now, as Mosquitto's own acl_file behaves. */
+    c->read_check = true;
+    c->decision_cache = true;
+    /* ~30 ms each: at most ~0.6 s of the broker's thread a second */
+    c->max_hashes = 20;
 }
 
 static char *trim(char *s)
@@ -196,8 +243,10 @@ static int read_file(svc_config *c, const char *file)
             break;
         }
         *eq = '\0';
-        rc = set(c, trim(s), trim(eq + 1));
-        if (rc) fprintf(stderr, "%s: (in %s:%u)\n", prog->name, file, lineno);
+        char msg[512];
+        why w = {msg, sizeof(msg)};
+        rc = set(c, trim(s), trim(eq + 1), &w);
+        if (rc) fprintf(stderr, "%s: %s (in %s:%u)\n", prog->name, msg, file, lineno);
     }
     fclose(f);
     return rc;
@@ -294,20 +343,10 @@ static int consistent(const svc_config *c)
 int svc_config_load(int argc, char **argv, const svc_program *program, svc_config *c)
 {
     prog = program;
-    memset(c, 0, sizeof(*c));
+    svc_config_defaults(c, program->kind);
     const char *env;
-    snprintf(c->db, sizeof(c->db), "%s", (env = getenv("EXHOOK_DB")) && *env ? env : "./exhook.db");
-    snprintf(c->policy, sizeof(c->policy), "%s",
-             (env = getenv("EXHOOK_POLICY")) && *env ? env : "./policies");
-    c->workers = 4;
-    c->cache_ttl = 300;
-    c->busy_timeout_ms = 5000;
-    c->call_timeout_ms = 5000; /* EMQX's default, 4.x and 5.x alike */
-    c->cache_max = 100000;     /* bounds the cache at ~15 MiB whatever the user count */
-    c->log_level = LOG_INFO;
-    snprintf(c->listen, sizeof(c->listen), "127.0.0.1:9000");
-    c->threads = 2;
-    exh_hash_params_default(&c->hash);
+    if ((env = getenv("EXHOOK_DB")) && *env) snprintf(c->db, sizeof(c->db), "%s", env);
+    if ((env = getenv("EXHOOK_POLICY")) && *env) snprintf(c->policy, sizeof(c->policy), "%s", env);
     int check_only = 0, rc;
     /* The config file first, so flags override it. */
     for (int i = 1; i + 1 < argc; i++)
@@ -323,7 +362,12 @@ int svc_config_load(int argc, char **argv, const svc_program *program, svc_confi
         } else if (prog->kind == SVC_FOR_DRIVER && !strcmp(a, "--nouse_stdio")) {
             c->nouse_stdio = true;
         } else if (!strncmp(a, "--", 2) && i + 1 < argc) {
-            if (strcmp(a, "--config") && (rc = set(c, a + 2, argv[i + 1]))) return rc;
+            char msg[512];
+            why w = {msg, sizeof(msg)};
+            if (strcmp(a, "--config") && (rc = set(c, a + 2, argv[i + 1], &w))) {
+                fprintf(stderr, "%s: %s\n", prog->name, msg);
+                return rc;
+            }
             i++;
         } else {
             fprintf(stderr, "%s: unknown or incomplete argument '%s'\n%s", prog->name, a,

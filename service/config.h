@@ -2,8 +2,9 @@
  * config.h -- the front ends' settings: a small "key = value" file
  * (--config FILE) and flags (--key value) that override it.  One set of
  * keys for every front end; those that only mean something to one of them
- * (nouse_stdio for the driver, listen and tls_* for the gRPC server) are
- * refused by the others.
+ * (nouse_stdio for the driver, listen and tls_* for the gRPC server,
+ * read_check, decision_cache and max_hashes_per_second for the Mosquitto
+ * plugin, which sets them as plugin_opt_<key>) are refused by the others.
  */
 #ifndef EXHOOK_SERVICE_CONFIG_H
 #define EXHOOK_SERVICE_CONFIG_H
@@ -17,6 +18,7 @@
 enum { SVC_TLS_CLIENT_NONE, SVC_TLS_CLIENT_OPTIONAL, SVC_TLS_CLIENT_REQUIRED };
 
 typedef struct svc_config {
+    int kind; /* SVC_FOR_*: which front end's keys are accepted */
     char db[4096];
     char policy[4096];
     int workers; /* password-checking threads */
@@ -37,9 +39,20 @@ typedef struct svc_config {
     char tls_key[4096];
     char tls_ca[4096]; /* PEM CAs for client certificates */
     int tls_client;    /* SVC_TLS_CLIENT_* */
+    /* the Mosquitto plugin (plugin_opt_<key>) */
+    bool read_check;     /* check deliveries (MOSQ_ACL_READ) against the policy */
+    bool decision_cache; /* keep each connection's last decisions (clients.h) */
+    uint32_t max_hashes; /* password hashes a second on the broker's thread; 0: no limit */
 } svc_config;
 
-enum { SVC_FOR_DRIVER = 1, SVC_FOR_GRPC = 2 };
+enum { SVC_FOR_DRIVER = 1, SVC_FOR_GRPC = 2, SVC_FOR_PLUGIN = 3 };
+
+/* The defaults for a front end of that kind (no environment, no file). */
+void svc_config_defaults(svc_config *c, int kind);
+
+/* One setting ("cache_ttl" or "cache-ttl") with the ranges every front end
+ * gets; 0, or non-zero with what was wrong in msg. */
+int svc_config_set(svc_config *c, const char *key, const char *value, char *msg, size_t cap);
 
 typedef struct svc_program {
     const char *name;  /* prefix of every message */

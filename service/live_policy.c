@@ -24,25 +24,39 @@
 
 struct svc_policy {
     exh_policy *p;
+    uint32_t gen;
     atomic_int refs;
 };
 
-static pthread_mutex_t policy_lock = PTHREAD_MUTEX_INITIALIZER;
-static svc_policy *current;
-static char policy_path[PATH_MAX];
+struct svc_live_policy {
+    pthread_mutex_t lock;
+    svc_policy *current;
+    uint32_t gen;
+    char path[PATH_MAX];
+    /* the watcher, if started */
+    int stop_pipe[2];
+    int sig_fd;
+    pthread_t watcher;
+    bool watching;
+};
 
-svc_policy *svc_policy_get(void)
+svc_policy *svc_policy_get(svc_live_policy *lp)
 {
-    pthread_mutex_lock(&policy_lock);
-    svc_policy *h = current;
+    pthread_mutex_lock(&lp->lock);
+    svc_policy *h = lp->current;
     atomic_fetch_add(&h->refs, 1);
-    pthread_mutex_unlock(&policy_lock);
+    pthread_mutex_unlock(&lp->lock);
     return h;
 }
 
 const exh_policy *svc_policy_of(const svc_policy *h)
 {
     return h->p;
+}
+
+uint32_t svc_policy_gen(const svc_policy *h)
+{
+    return h->gen;
 }
 
 void svc_policy_put(svc_policy *h)
@@ -53,64 +67,68 @@ void svc_policy_put(svc_policy *h)
     }
 }
 
-static int install(exh_policy *p)
+static exh_status load(svc_live_policy *lp, exh_error *err)
 {
-    svc_policy *h = malloc(sizeof(*h));
-    if (!h) return -1;
-    h->p = p;
-    atomic_init(&h->refs, 1);
-    pthread_mutex_lock(&policy_lock);
-    svc_policy *old = current;
-    current = h;
-    pthread_mutex_unlock(&policy_lock);
-    svc_policy_put(old);
-    return 0;
-}
-
-exh_status svc_policy_load(const char *path, exh_error *err)
-{
-    if (path != policy_path) snprintf(policy_path, sizeof(policy_path), "%s", path);
     exh_policy *p;
-    exh_status st = exh_policy_load(path, &p, err);
+    exh_status st = exh_policy_load(lp->path, &p, err);
     if (st != EXH_OK) return st;
     exh_policy_drop_texts(p);
-    if (install(p) < 0) {
+    svc_policy *h = malloc(sizeof(*h));
+    if (!h) {
         exh_policy_free(p);
         return EXH_ENOMEM;
     }
+    h->p = p;
+    atomic_init(&h->refs, 1);
+    pthread_mutex_lock(&lp->lock);
+    if (++lp->gen == 0) lp->gen = 1;
+    h->gen = lp->gen;
+    svc_policy *old = lp->current;
+    lp->current = h;
+    pthread_mutex_unlock(&lp->lock);
+    svc_policy_put(old);
     malloc_trim(0); /* compiling leaves many small freed blocks: give them back */
     return EXH_OK;
 }
 
-void svc_policy_release(void)
+exh_status svc_live_policy_new(const char *path, svc_live_policy **out, exh_error *err)
 {
-    pthread_mutex_lock(&policy_lock);
-    svc_policy *old = current;
-    current = NULL;
-    pthread_mutex_unlock(&policy_lock);
-    svc_policy_put(old);
+    *out = NULL;
+    svc_live_policy *lp = calloc(1, sizeof(*lp));
+    if (!lp) return EXH_ENOMEM;
+    pthread_mutex_init(&lp->lock, NULL);
+    lp->stop_pipe[0] = lp->stop_pipe[1] = lp->sig_fd = -1;
+    snprintf(lp->path, sizeof(lp->path), "%s", path);
+    exh_status st = load(lp, err);
+    if (st != EXH_OK) {
+        pthread_mutex_destroy(&lp->lock);
+        free(lp);
+        return st;
+    }
+    *out = lp;
+    return EXH_OK;
 }
 
-static void reload(const char *why)
+int svc_live_policy_reload(svc_live_policy *lp, const char *why)
 {
     exh_error err;
-    exh_status st = svc_policy_load(policy_path, &err);
+    exh_status st = load(lp, &err);
     if (st == EXH_ENOMEM) {
-        svc_log(LOG_ERROR, "policy reload: out of memory, keeping the old policy");
-    } else if (st != EXH_OK) {
-        svc_log_error(LOG_ERROR, "policy reload failed, keeping the old policy", &err);
-        malloc_trim(0); /* the failed compile's freed blocks go back too */
-    } else {
-        svc_policy *h = svc_policy_get();
-        svc_log(LOG_INFO, "policy reloaded (%s): %u rules", why, exh_policy_rule_count(h->p));
-        svc_policy_put(h);
+        svc_log(LOG_ERROR, "policy reload failed (%s), keeping the old one: out of memory", why);
+        return -1;
     }
+    if (st != EXH_OK) {
+        char what[128];
+        snprintf(what, sizeof(what), "policy reload failed (%s), keeping the old one", why);
+        svc_log_error(LOG_ERROR, what, &err);
+        malloc_trim(0); /* the failed compile's freed blocks go back too */
+        return -1;
+    }
+    svc_policy *h = svc_policy_get(lp);
+    svc_log(LOG_INFO, "policy reloaded (%s): %u rules", why, exh_policy_rule_count(h->p));
+    svc_policy_put(h);
+    return 0;
 }
-
-static int stop_pipe[2] = {-1, -1};
-static int sig_fd = -1;
-static pthread_t watcher;
-static bool watching;
 
 /* Reads every pending event; true if one concerns a *.policy file (or
  * events were lost: the kernel's queue overflowed). */
@@ -133,14 +151,14 @@ static bool policy_events(int ifd)
 
 static void *watch_main(void *arg)
 {
-    (void)arg;
+    svc_live_policy *lp = arg;
     int ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (ifd >= 0) {
         /* Watch the directory: editors replace files by renaming. */
         struct stat sb;
         char dir[PATH_MAX];
-        snprintf(dir, sizeof(dir), "%s", policy_path);
-        if (stat(policy_path, &sb) == 0 && !S_ISDIR(sb.st_mode)) {
+        snprintf(dir, sizeof(dir), "%s", lp->path);
+        if (stat(lp->path, &sb) == 0 && !S_ISDIR(sb.st_mode)) {
             char *slash = strrchr(dir, '/');
             if (slash)
                 *slash = '\0';
@@ -155,7 +173,8 @@ static void *watch_main(void *arg)
             svc_log(LOG_WARN, "cannot watch %s (%s): reload on SIGHUP only", dir, strerror(errno));
     }
     for (;;) {
-        struct pollfd fds[3] = {{stop_pipe[0], POLLIN, 0}, {sig_fd, POLLIN, 0}, {ifd, POLLIN, 0}};
+        struct pollfd fds[3] = {
+            {lp->stop_pipe[0], POLLIN, 0}, {lp->sig_fd, POLLIN, 0}, {ifd, POLLIN, 0}};
         if (poll(fds, ifd >= 0 ? 3 : 2, -1) < 0) {
             if (errno == EINTR) continue;
             break;
@@ -163,9 +182,9 @@ static void *watch_main(void *arg)
         if (fds[0].revents) break;
         if (fds[1].revents & POLLIN) {
             struct signalfd_siginfo si;
-            while (read(sig_fd, &si, sizeof(si)) == sizeof(si))
+            while (read(lp->sig_fd, &si, sizeof(si)) == sizeof(si))
                 ;
-            reload("SIGHUP");
+            svc_live_policy_reload(lp, "SIGHUP");
         }
         if (ifd >= 0 && (fds[2].revents & POLLIN) && policy_events(ifd)) {
             /* Let a burst of policy edits settle, then compile once: only
@@ -173,7 +192,7 @@ static void *watch_main(void *arg)
              * busy neighbour file cannot hold reloads (or a stop) back. */
             bool stop = false;
             for (int round = 0; round < 10; round++) {
-                struct pollfd w[2] = {{stop_pipe[0], POLLIN, 0}, {ifd, POLLIN, 0}};
+                struct pollfd w[2] = {{lp->stop_pipe[0], POLLIN, 0}, {ifd, POLLIN, 0}};
                 if (poll(w, 2, 200) <= 0) break;
                 if (w[0].revents) {
                     stop = true;
@@ -182,36 +201,40 @@ static void *watch_main(void *arg)
                 if (!policy_events(ifd)) break;
             }
             if (stop) break;
-            reload("files changed");
+            svc_live_policy_reload(lp, "files changed");
         }
     }
     if (ifd >= 0) close(ifd);
     return NULL;
 }
 
-int svc_policy_watch_start(void)
+int svc_live_policy_watch(svc_live_policy *lp)
 {
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGHUP);
-    sig_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (sig_fd < 0 || pipe2(stop_pipe, O_CLOEXEC) < 0 ||
-        pthread_create(&watcher, NULL, watch_main, NULL) != 0) {
+    lp->sig_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (lp->sig_fd < 0 || pipe2(lp->stop_pipe, O_CLOEXEC) < 0 ||
+        pthread_create(&lp->watcher, NULL, watch_main, lp) != 0) {
         svc_log(LOG_ERROR, "cannot set up policy reload: %s", strerror(errno));
         return -1;
     }
-    watching = true;
+    lp->watching = true;
     return 0;
 }
 
-void svc_policy_watch_stop(void)
+void svc_live_policy_free(svc_live_policy *lp)
 {
-    if (!watching) return;
-    if (write(stop_pipe[1], "x", 1) < 0) { /* the watcher wakes on POLLHUP too */
+    if (!lp) return;
+    if (lp->watching) {
+        if (write(lp->stop_pipe[1], "x", 1) < 0) { /* the watcher wakes on POLLHUP too */
+        }
+        pthread_join(lp->watcher, NULL);
     }
-    pthread_join(watcher, NULL);
-    close(stop_pipe[0]);
-    close(stop_pipe[1]);
-    close(sig_fd);
-    watching = false;
+    if (lp->stop_pipe[0] >= 0) close(lp->stop_pipe[0]);
+    if (lp->stop_pipe[1] >= 0) close(lp->stop_pipe[1]);
+    if (lp->sig_fd >= 0) close(lp->sig_fd);
+    svc_policy_put(lp->current);
+    pthread_mutex_destroy(&lp->lock);
+    free(lp);
 }

@@ -11,6 +11,12 @@
 static const char *prog_name = "exhook";
 static int max_level = LOG_INFO;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static void (*sink)(int level, const char *line);
+
+void svc_log_sink(void (*fn)(int level, const char *line))
+{
+    sink = fn;
+}
 
 void svc_log_init(const char *prog, int level)
 {
@@ -22,6 +28,15 @@ void svc_log(int level, const char *fmt, ...)
 {
     static const char *const names[] = {"error", "warn", "info", "debug"};
     if (level > max_level) return;
+    if (sink) {
+        char line[4096];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(line, sizeof(line), fmt, ap);
+        va_end(ap);
+        sink(level, line);
+        return;
+    }
     pthread_mutex_lock(&log_lock);
     fprintf(stderr, "%s: %s: ", prog_name, names[level]);
     va_list ap;

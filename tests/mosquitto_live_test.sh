@@ -121,11 +121,11 @@ until_log() {
 }
 hup_and_wait() { # the next "policy ... loaded" after a SIGHUP
   local n
-  n=$(grep -c 'exhook: policy .* loaded' "$log")
+  n=$(grep -c 'exhook: policy .*loaded' "$log")
   kill -HUP "$bpid"
   local i
   for i in $(seq 100); do
-    [ "$(grep -c 'exhook: policy .* loaded' "$log")" -gt "$n" ] && return 0
+    [ "$(grep -c 'exhook: policy .*loaded' "$log")" -gt "$n" ] && return 0
     sleep 0.05
   done
   bad "no policy reload seen after SIGHUP"

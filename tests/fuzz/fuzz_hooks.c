@@ -19,10 +19,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "decide.h"
+#include "service.h"
 #include "exhook_v3.pb-c.h"
 #include "hooks.h"
-#include "live_policy.h"
 #include "log.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -50,15 +49,21 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     if (exh_store_open(db, &o, &s, &err) != EXH_OK) abort(); /* created empty: no users */
     exh_store_close(s);
     svc_log_init("fuzz_hooks", LOG_ERROR);
-    if (svc_policy_load(pol, &err) != EXH_OK) abort();
-    svc_settings ss = {.db = db, .busy_timeout_ms = 1000, .cache_ttl = 0, .cache_max = 1};
-    exh_hash_params_default(&ss.hash);
+    svc_config ss;
+    svc_config_defaults(&ss, SVC_FOR_GRPC);
+    snprintf(ss.db, sizeof(ss.db), "%s", db);
+    snprintf(ss.policy, sizeof(ss.policy), "%s", pol);
+    ss.busy_timeout_ms = 1000;
+    ss.cache_ttl = 0;
+    ss.cache_max = 1;
     /* An unknown user's password is checked against a dummy hash of this
      * cost (no name enumeration by timing): keep it cheap, or every input
      * with a username costs a full argon2id. */
     ss.hash.m_kib = 8;
     ss.hash.t_cost = 1;
-    if (svc_start(&ss) < 0 || !(conn = svc_conn_new())) abort();
+    svc *service = svc_new(&ss);
+    if (!service || svc_start(service, SVC_THREAD_HISTORY) < 0 || !(conn = svc_conn_new(service)))
+        abort();
     return 0;
 }
 

@@ -1,0 +1,127 @@
+/*
+ * authenticate.c -- a login: the store, the password, the connect rules
+ * (exh_authenticate), what the answer is under the settings, and what the
+ * client's record keeps for its ACL checks.
+ */
+#include <string.h>
+
+#include "log.h"
+#include "service_int.h"
+
+uint64_t svc_login_begin(svc *s, const char *key, size_t klen, const exh_auth_request *rq)
+{
+    if (!key) return 0;
+    return svc_clients_begin(s->clients, key, klen, rq->clientid, rq->clientid_len,
+                             rq->peerhost.family ? &rq->peerhost : NULL, rq->username,
+                             rq->username_len);
+}
+
+void svc_login_end(svc *s, const char *key, size_t klen, const exh_auth_request *rq, uint64_t gen,
+                   svc_grant *g)
+{
+    if (!key) {
+        svc_grant_clear(g);
+        return;
+    }
+    svc_clients_end(s->clients, key, klen, gen, rq->username, rq->username_len, g);
+}
+
+void svc_login_unreadable(svc *s, const char *key, size_t len)
+{
+    /* A name no client can have (no stored or MQTT username holds a NUL):
+     * the record only makes the key "seen", so that other names on it are
+     * denied, and is never ended. */
+    svc_clients_begin(s->clients, key, len, key, len, NULL, "\0unreadable login", 17);
+}
+
+/* A login the store could not check.  With failed_action = ignore the
+ * broker may let it in: its ACL checks then get no opinion too, rather
+ * than the stored user's groups and superuser flag once the store is back
+ * (the password was never verified). */
+static svc_answer failed_login(svc *s, svc_grant *g)
+{
+    g->state = s->cfg.failed_ignore ? SVC_CLIENT_UNVERIFIED : SVC_CLIENT_REFUSED;
+    return svc_failed(s);
+}
+
+static bool hashed(const exh_auth_result *r)
+{
+    return !r->from_digest && (r->reason == EXH_AUTH_OK || r->reason == EXH_AUTH_BAD_PASSWORD ||
+                               r->reason == EXH_AUTH_UNKNOWN_USER);
+}
+
+/* The credential check could not be made.  A store fault is what
+ * failed_action excuses; anything else (out of memory, the hash library
+ * failed) is not, and a login never checked must not get in. */
+static svc_answer unchecked(svc_conn *c, const exh_auth_request *rq, exh_status st,
+                            const exh_error *err, svc_grant *g)
+{
+    if (st == EXH_ESTORE) {
+        svc_conn_drop_store(c, err);
+        return failed_login(c->s, g);
+    }
+    svc_log(LOG_ERROR, "authenticate %.*s: the password could not be checked (%s): refused",
+            (int)rq->username_len, rq->username ? rq->username : "",
+            err->message[0] ? err->message : "out of memory or hash failure");
+    return SVC_DENY;
+}
+
+svc_answer svc_login_check(svc_conn *c, const exh_auth_request *rq, svc_grant *g)
+{
+    svc *s = c->s;
+    *g = (svc_grant){.state = SVC_CLIENT_REFUSED};
+    exh_store *store = svc_conn_store(c);
+    if (!store) return failed_login(s, g);
+    exh_error err;
+    exh_error_clear(&err);
+    exh_auth_result r;
+    svc_policy *hp = svc_policy_get(s->policy);
+    exh_status st = exh_authenticate(store, s->cache, svc_policy_of(hp), c->ctx, rq, &r, &err);
+    svc_policy_put(hp);
+    g->reason = r.reason;
+    g->hashed = hashed(&r);
+    g->from_digest = r.from_digest;
+    if (r.reason == EXH_AUTH_STORE_ERROR) {
+        exh_auth_result_clear(&r);
+        return unchecked(c, rq, st, &err, g);
+    }
+    svc_store_ok(s);
+    if (r.reason == EXH_AUTH_BAD_HASH)
+        svc_log(LOG_WARN, "user '%.*s' has an unreadable password hash (refused)",
+                (int)rq->username_len, rq->username);
+    svc_log(LOG_DEBUG, "connect %.*s (%.*s): %s%s", (int)rq->clientid_len,
+            rq->clientid ? rq->clientid : "", rq->username ? (int)rq->username_len : 9,
+            rq->username ? rq->username : "anonymous", exh_auth_reason_str(r.reason),
+            r.from_digest ? " (this connection's earlier login)" : "");
+    svc_answer a;
+    if (r.reason == EXH_AUTH_THROTTLED) {
+        a = SVC_DENY; /* never "no opinion": that would tell the name is unknown */
+    } else if (r.reason == EXH_AUTH_UNKNOWN_USER && s->cfg.unknown_ignore) {
+        /* Another source may let it in; the store has no rights for it. */
+        a = SVC_IGNORE;
+        g->state = SVC_CLIENT_NOOPINION;
+    } else if (r.decision == EXH_ALLOW) {
+        a = SVC_ALLOW;
+        g->state = SVC_CLIENT_KNOWN;
+        g->superuser = r.superuser;
+        g->groups = r.groups;
+        g->ngroups = r.ngroups;
+        g->digest = r.digest;
+        r.groups = NULL; /* the grant's now */
+        r.ngroups = 0;
+    } else {
+        a = SVC_DENY;
+    }
+    exh_auth_result_clear(&r);
+    return a;
+}
+
+svc_answer svc_authenticate(svc_conn *c, const exh_auth_request *rq)
+{
+    svc *s = c->s;
+    uint64_t gen = svc_login_begin(s, rq->clientid, rq->clientid_len, rq);
+    svc_grant g;
+    svc_answer a = svc_login_check(c, rq, &g);
+    svc_login_end(s, rq->clientid, rq->clientid_len, rq, gen, &g);
+    return a;
+}

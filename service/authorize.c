@@ -1,0 +1,178 @@
+/*
+ * authorize.c -- a publish or subscribe: the client's record (what its
+ * login granted), or the store for a client never seen, then the policy.
+ */
+#define _GNU_SOURCE /* strndup */
+#include <stdlib.h>
+#include <string.h>
+
+#include "service_int.h"
+
+static svc_answer answer_of(exh_decision d)
+{
+    return d == EXH_IGNORE ? SVC_IGNORE : d == EXH_ALLOW ? SVC_ALLOW : SVC_DENY;
+}
+
+static svc_answer eval(svc_conn *c, exh_request *r)
+{
+    exh_result res;
+    svc_policy *hp = svc_policy_get(c->s->policy);
+    exh_eval(svc_policy_of(hp), r, c->ctx, &res);
+    svc_policy_put(hp);
+    return answer_of(res.decision);
+}
+
+/* The record's cached answer to r (returned), or -1 with *slot the way a
+ * fresh one may be kept in (NULL: not cacheable). */
+static int dc_find(const svc_client_view *v, const exh_request *r, uint32_t gen,
+                   svc_decision **slot)
+{
+    *slot = NULL;
+    if (!v->dc || !r->topic || r->topic_len > SVC_DC_TOPIC) return -1;
+    int qos = r->delivery ? -1 : r->qos; /* a delivery's QoS is the message's: not decided on */
+    for (int i = 0; i < SVC_DC_WAYS; i++) {
+        const svc_decision *d = &v->dc[i];
+        if (d->gen == gen && d->len == r->topic_len && d->action == r->action &&
+            d->delivery == r->delivery && d->qos == qos && d->retain == r->retain &&
+            memcmp(d->topic, r->topic, r->topic_len) == 0)
+            return d->answer;
+    }
+    svc_decision *d = &v->dc[*v->dc_next];
+    *v->dc_next = (uint8_t)((*v->dc_next + 1) % SVC_DC_WAYS);
+    d->gen = 0; /* empty until it is filled */
+    d->action = (uint8_t)r->action;
+    d->delivery = r->delivery;
+    d->qos = (int8_t)qos;
+    d->retain = (int8_t)r->retain;
+    d->len = (uint8_t)r->topic_len;
+    memcpy(d->topic, r->topic, r->topic_len);
+    *slot = d;
+    return -1;
+}
+
+enum { ASK_STORE = -1 };
+
+typedef struct check {
+    svc_conn *c;
+    exh_request *r;
+} check;
+
+/* Under the client table's read lock (clients.h): decide from the record,
+ * or ASK_STORE. */
+static int from_record(const svc_client_view *v, void *arg)
+{
+    check *k = arg;
+    exh_request *r = k->r;
+    switch (v->state) {
+    case SVC_CLIENT_KNOWN:
+    case SVC_CLIENT_NOOPINION: { /* NOOPINION: the policy alone, no groups, not a superuser */
+        svc_policy *hp = svc_policy_get(k->c->s->policy);
+        uint32_t gen = svc_policy_gen(hp);
+        svc_decision *slot = NULL;
+        int hit = v->dc ? dc_find(v, r, gen, &slot) : -1;
+        if (hit < 0) {
+            if (!r->peerhost.family && v->peer) r->peerhost = *v->peer;
+            r->superuser = v->superuser;
+            r->groups = v->groups;
+            r->ngroups = v->ngroups;
+            exh_result res;
+            exh_eval(svc_policy_of(hp), r, k->c->ctx, &res);
+            r->superuser = false;
+            r->groups = NULL; /* the record's: valid only under the lock */
+            r->ngroups = 0;
+            hit = (int)answer_of(res.decision);
+            if (slot) {
+                slot->answer = (int8_t)hit;
+                slot->gen = gen;
+            }
+        }
+        svc_policy_put(hp);
+        return hit;
+    }
+    case SVC_CLIENT_UNVERIFIED:
+        return (int)svc_failed(k->c->s);
+    case SVC_CLIENT_REFUSED:    /* refused, unfinished or revoked: the broker let it in anyway */
+    case SVC_CLIENT_OTHER_USER: /* a login this process never saw for this name */
+        return (int)SVC_DENY;
+    case SVC_CLIENT_NONE:
+        break;
+    }
+    /* No stored name holds a NUL: such a user has no record and no groups
+     * (looking it up would cut the name at the NUL). */
+    if (!r->username || memchr(r->username, '\0', r->username_len)) return (int)eval(k->c, r);
+    return ASK_STORE;
+}
+
+/* No record: not seen since start, or its verified login disconnected (a
+ * takeover's old connection, a will, a queued message): ask the store. */
+static svc_answer from_store(svc_conn *c, const char *key, size_t klen, exh_request *r)
+{
+    svc *s = c->s;
+    exh_user u = {0};
+    exh_error err;
+    exh_error_clear(&err);
+    exh_store *store = svc_conn_store(c);
+    if (!store) return svc_failed(s);
+    char *name = strndup(r->username, r->username_len);
+    exh_status st = name ? exh_store_get_user(store, name, &u, &err) : EXH_ENOMEM;
+    free(name);
+    if (st == EXH_OK || st == EXH_ENOTFOUND) svc_store_ok(s);
+    /* This login was not verified here (the broker let it in some other
+     * way, or before a restart): a user who could not log in now -- one
+     * disabled, or bound to other client ids -- gets no rights from the
+     * store. */
+    if (st == EXH_OK &&
+        (u.disabled || !exh_user_may_use_clientid(&u, r->clientid, r->clientid_len))) {
+        exh_user_clear(&u);
+        st = EXH_ENOTFOUND;
+    }
+    exh_str *g = NULL;
+    if (st == EXH_OK && u.ngroups && !(g = malloc(u.ngroups * sizeof(*g)))) st = EXH_ENOMEM;
+    svc_answer a;
+    if (st == EXH_OK) {
+        for (size_t i = 0; i < u.ngroups; i++)
+            g[i] = (exh_str){u.groups[i], strlen(u.groups[i])};
+        r->superuser = u.superuser;
+        r->groups = g;
+        r->ngroups = u.ngroups;
+        a = eval(c, r);
+        r->groups = NULL;
+        r->ngroups = 0;
+        r->superuser = false;
+        svc_clients_remember(s->clients, key, klen, r->username, r->username_len, u.superuser,
+                             u.groups, u.ngroups);
+        u.groups = NULL; /* now the record's */
+        u.ngroups = 0;
+    } else if (st == EXH_ENOTFOUND) {
+        a = eval(c, r); /* no groups, not a superuser */
+    } else if (st == EXH_ESTORE) {
+        svc_conn_drop_store(c, &err);
+        a = svc_failed(s);
+    } else {
+        a = SVC_DENY; /* out of memory: no store fault for failed_action to excuse */
+    }
+    free(g);
+    exh_user_clear(&u);
+    return a;
+}
+
+svc_answer svc_authorize_key(svc_conn *c, const char *key, size_t klen, exh_request *r)
+{
+    r->superuser = false;
+    r->groups = NULL;
+    r->ngroups = 0;
+    if (!key) {
+        key = r->clientid ? r->clientid : "";
+        klen = r->clientid ? r->clientid_len : 0;
+    }
+    check k = {c, r};
+    int a =
+        svc_clients_with(c->s->clients, key, klen, r->username, r->username_len, from_record, &k);
+    if (a != ASK_STORE) return (svc_answer)a;
+    return from_store(c, key, klen, r);
+}
+
+svc_answer svc_authorize(svc_conn *c, exh_request *r)
+{
+    return svc_authorize_key(c, NULL, 0, r);
+}

@@ -1,0 +1,134 @@
+/*
+ * service.c -- the service's context and how a front end starts it
+ * (service.h).
+ */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "deadline.h"
+#include "log.h"
+#include "service_int.h"
+
+svc *svc_new(const svc_config *cfg)
+{
+    svc *s = calloc(1, sizeof(*s));
+    if (!s) {
+        svc_log(LOG_ERROR, "out of memory");
+        return NULL;
+    }
+    s->cfg = *cfg;
+    s->per_connection = cfg->kind == SVC_FOR_PLUGIN;
+    pthread_mutex_init(&s->incident_lock, NULL);
+    exh_error err;
+    exh_status st = svc_live_policy_new(cfg->policy, &s->policy, &err);
+    if (st != EXH_OK) {
+        if (st == EXH_ENOMEM)
+            svc_log(LOG_ERROR, "cannot load the policy: out of memory");
+        else
+            svc_log_error(LOG_ERROR, "cannot load the policy", &err);
+        svc_free(s);
+        return NULL;
+    }
+    /* The decision cache is written under the client table's read lock:
+     * only a front end with one thread may have it (config.c refuses it
+     * elsewhere). */
+    if (!(s->cache = exh_auth_cache_new(cfg->cache_ttl, cfg->cache_max)) ||
+        !(s->clients = svc_clients_new(s->per_connection,
+                                       cfg->kind == SVC_FOR_PLUGIN && cfg->decision_cache)) ||
+        !(s->history = svc_history_new())) {
+        svc_log(LOG_ERROR, "out of memory");
+        svc_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+int svc_start(svc *s, unsigned threads)
+{
+    if ((threads & SVC_THREAD_RELOAD) && svc_live_policy_watch(s->policy) < 0) return -1;
+    if ((threads & SVC_THREAD_HISTORY) && svc_history_start(s) < 0) return -1;
+    return 0;
+}
+
+void svc_free(svc *s)
+{
+    if (!s) return;
+    if (s->history) svc_history_free(s);
+    svc_live_policy_free(s->policy);
+    exh_auth_cache_free(s->cache);
+    svc_clients_free(s->clients);
+    pthread_mutex_destroy(&s->incident_lock);
+    free(s);
+}
+
+const svc_config *svc_settings(const svc *s)
+{
+    return &s->cfg;
+}
+
+svc_live_policy *svc_live(svc *s)
+{
+    return s->policy;
+}
+
+svc_clients *svc_client_table(svc *s)
+{
+    return s->clients;
+}
+
+/* Settings that can let a client in that the policy refuses: said at
+ * start-up, where an operator looks. */
+static void say_risks(svc *s)
+{
+    svc_policy *hp = svc_policy_get(s->policy);
+    const char *risks[8];
+    int nrisks = svc_config_risks(&s->cfg, svc_policy_of(hp), risks, 8);
+    svc_policy_put(hp);
+    for (int i = 0; i < nrisks; i++)
+        svc_log(LOG_WARN, "%s", risks[i]);
+}
+
+int svc_run_start(const svc_config *cfg_in, const int *also, int nalso, svc **out)
+{
+    *out = NULL;
+    svc_config cfg = *cfg_in;
+    /* A call must be answered before the broker's timeout (deadline.h):
+     * waiting for a locked store longer than half the time a call has
+     * would push answers past it, so the wait is capped. */
+    int budget = cfg.call_timeout_ms - svc_deadline_margin_ms(cfg.call_timeout_ms);
+    if (cfg.busy_timeout_ms > budget / 2) {
+        svc_log(LOG_INFO,
+                "busy_timeout %d ms lowered to %d ms: half of what a call has before the "
+                "broker's call_timeout of %d ms (less a %d ms margin)",
+                cfg.busy_timeout_ms, budget / 2, cfg.call_timeout_ms,
+                svc_deadline_margin_ms(cfg.call_timeout_ms));
+        cfg.busy_timeout_ms = budget / 2;
+    }
+    svc *s = svc_new(&cfg);
+    if (!s) return 2;
+    /* Blocked before any thread starts, so all inherit the mask: SIGHUP is
+     * read by the reload thread through a signalfd. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGHUP);
+    for (int i = 0; i < nalso; i++)
+        sigaddset(&set, also[i]);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN);
+    say_risks(s);
+    if (svc_start(s, SVC_THREAD_HISTORY | SVC_THREAD_RELOAD) < 0 ||
+        svc_deadline_start(cfg.call_timeout_ms) < 0) {
+        svc_free(s);
+        return 1;
+    }
+    *out = s;
+    return -1;
+}
+
+void svc_run_stop(svc *s)
+{
+    svc_deadline_stop();
+    svc_free(s);
+}
