@@ -284,18 +284,14 @@ static int on_acl_check(int event, void *data, void *user)
     r.clientid_len = slen(cid);
     /* The address comes from the connection's record (parsed once, at
      * login); a connection without one (gone: a will, a queued message)
-     * has it parsed here. */
+     * has its text parsed. */
     conn_key k = {ev->client};
     r.topic = ev->topic;
     r.topic_len = slen(ev->topic);
     r.qos = ev->qos;
     r.retain = action == EXH_PUBLISH ? ev->retain : -1;
     r.delivery = ev->access == MOSQ_ACL_READ; /* ev->qos is the message's, not the subscription's */
-    if (!svc_clients_seen(svc_client_table(p->s), KEY(k))) {
-        const char *addr = mosquitto_client_address(ev->client);
-        if (addr) exh_addr_parse(addr, strlen(addr), &r.peerhost);
-    }
-    svc_answer a = svc_authorize_key(p->conn, KEY(k), &r);
+    svc_answer a = svc_authorize_key(p->conn, KEY(k), &r, mosquitto_client_address(ev->client));
     return a == SVC_ALLOW    ? MOSQ_ERR_SUCCESS
            : a == SVC_IGNORE ? MOSQ_ERR_PLUGIN_DEFER
                              : MOSQ_ERR_ACL_DENIED;

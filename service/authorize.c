@@ -55,7 +55,14 @@ enum { ASK_STORE = -1 };
 typedef struct check {
     svc_conn *c;
     exh_request *r;
+    const char *peer_text; /* parsed only if neither r nor the record has an address */
 } check;
+
+static void peer_from_text(check *k)
+{
+    if (!k->r->peerhost.family && k->peer_text)
+        exh_addr_parse(k->peer_text, strlen(k->peer_text), &k->r->peerhost);
+}
 
 /* Under the client table's read lock (clients.h): decide from the record,
  * or ASK_STORE. */
@@ -66,28 +73,32 @@ static int from_record(const svc_client_view *v, void *arg)
     switch (v->state) {
     case SVC_CLIENT_KNOWN:
     case SVC_CLIENT_NOOPINION: { /* NOOPINION: the policy alone, no groups, not a superuser */
-        svc_policy *hp = svc_policy_get(k->c->s->policy);
-        uint32_t gen = svc_policy_gen(hp);
         svc_decision *slot = NULL;
-        int hit = v->dc ? dc_find(v, r, gen, &slot) : -1;
-        if (hit < 0) {
-            if (!r->peerhost.family && v->peer) r->peerhost = *v->peer;
-            r->superuser = v->superuser;
-            r->groups = v->groups;
-            r->ngroups = v->ngroups;
-            exh_result res;
-            exh_eval(svc_policy_of(hp), r, k->c->ctx, &res);
-            r->superuser = false;
-            r->groups = NULL; /* the record's: valid only under the lock */
-            r->ngroups = 0;
-            hit = (int)answer_of(res.decision);
-            if (slot) {
-                slot->answer = (int8_t)hit;
-                slot->gen = gen;
-            }
+        uint32_t gen = 0;
+        if (v->dc) {
+            gen = svc_live_policy_gen(k->c->s->policy);
+            int hit = dc_find(v, r, gen, &slot);
+            if (hit >= 0) return hit; /* a compare, no policy reference taken */
         }
+        if (!r->peerhost.family && v->peer) r->peerhost = *v->peer;
+        peer_from_text(k);
+        r->superuser = v->superuser;
+        r->groups = v->groups;
+        r->ngroups = v->ngroups;
+        exh_result res;
+        svc_policy *hp = svc_policy_get(k->c->s->policy);
+        exh_eval(svc_policy_of(hp), r, k->c->ctx, &res);
+        uint32_t used = svc_policy_gen(hp);
         svc_policy_put(hp);
-        return hit;
+        r->superuser = false;
+        r->groups = NULL; /* the record's: valid only under the lock */
+        r->ngroups = 0;
+        int a = (int)answer_of(res.decision);
+        if (slot && used == gen) { /* not if a reload came in between */
+            slot->answer = (int8_t)a;
+            slot->gen = gen;
+        }
+        return a;
     }
     case SVC_CLIENT_UNVERIFIED:
         return (int)svc_failed(k->c->s);
@@ -99,6 +110,7 @@ static int from_record(const svc_client_view *v, void *arg)
     }
     /* No stored name holds a NUL: such a user has no record and no groups
      * (looking it up would cut the name at the NUL). */
+    peer_from_text(k);
     if (!r->username || memchr(r->username, '\0', r->username_len)) return (int)eval(k->c, r);
     return ASK_STORE;
 }
@@ -156,7 +168,8 @@ static svc_answer from_store(svc_conn *c, const char *key, size_t klen, exh_requ
     return a;
 }
 
-svc_answer svc_authorize_key(svc_conn *c, const char *key, size_t klen, exh_request *r)
+svc_answer svc_authorize_key(svc_conn *c, const char *key, size_t klen, exh_request *r,
+                             const char *peer_text)
 {
     r->superuser = false;
     r->groups = NULL;
@@ -165,7 +178,7 @@ svc_answer svc_authorize_key(svc_conn *c, const char *key, size_t klen, exh_requ
         key = r->clientid ? r->clientid : "";
         klen = r->clientid ? r->clientid_len : 0;
     }
-    check k = {c, r};
+    check k = {c, r, peer_text};
     int a =
         svc_clients_with(c->s->clients, key, klen, r->username, r->username_len, from_record, &k);
     if (a != ASK_STORE) return (svc_answer)a;
@@ -174,5 +187,5 @@ svc_answer svc_authorize_key(svc_conn *c, const char *key, size_t klen, exh_requ
 
 svc_answer svc_authorize(svc_conn *c, exh_request *r)
 {
-    return svc_authorize_key(c, NULL, 0, r);
+    return svc_authorize_key(c, NULL, 0, r, NULL);
 }

@@ -32,6 +32,7 @@ struct svc_live_policy {
     pthread_mutex_t lock;
     svc_policy *current;
     uint32_t gen;
+    atomic_uint current_gen; /* current->gen, readable without the lock */
     char path[PATH_MAX];
     /* the watcher, if started */
     int stop_pipe[2];
@@ -57,6 +58,11 @@ const exh_policy *svc_policy_of(const svc_policy *h)
 uint32_t svc_policy_gen(const svc_policy *h)
 {
     return h->gen;
+}
+
+uint32_t svc_live_policy_gen(svc_live_policy *lp)
+{
+    return atomic_load_explicit(&lp->current_gen, memory_order_acquire);
 }
 
 void svc_policy_put(svc_policy *h)
@@ -85,6 +91,7 @@ static exh_status load(svc_live_policy *lp, exh_error *err)
     h->gen = lp->gen;
     svc_policy *old = lp->current;
     lp->current = h;
+    atomic_store_explicit(&lp->current_gen, h->gen, memory_order_release);
     pthread_mutex_unlock(&lp->lock);
     svc_policy_put(old);
     malloc_trim(0); /* compiling leaves many small freed blocks: give them back */

@@ -35,6 +35,9 @@ const exh_policy *svc_policy_of(const svc_policy *h);
  * generation is stale. */
 uint32_t svc_policy_gen(const svc_policy *h);
 void svc_policy_put(svc_policy *h);
+/* The current policy's generation, without holding it: an answer decided
+ * under it is still the policy's answer (a decision cache's check). */
+uint32_t svc_live_policy_gen(svc_live_policy *lp);
 
 /* Reload on SIGHUP and on changes in the policy's directory, on a thread
  * of its own.  The caller must have blocked SIGHUP in every thread (do it

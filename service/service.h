@@ -97,10 +97,12 @@ void svc_login_unreadable(svc *s, const char *key, size_t len);
 svc_answer svc_authenticate(svc_conn *c, const exh_auth_request *rq);
 
 /* A publish or subscribe (r's action, topic, client), keyed by key (NULL:
- * the request's client id).  Groups and the superuser flag come from the
- * client's record, or from the store (once) for a client not seen since
- * start; r's groups are overwritten. */
-svc_answer svc_authorize_key(svc_conn *c, const char *key, size_t klen, exh_request *r);
+ * the request's client id).  peer_text (NULL: none) is the client's
+ * address, parsed only when neither r nor the client's record has one.  Groups and the superuser
+ * flag come from the client's record, or from the store (once) for a client not seen since start;
+ * r's groups are overwritten. */
+svc_answer svc_authorize_key(svc_conn *c, const char *key, size_t klen, exh_request *r,
+                             const char *peer_text);
 svc_answer svc_authorize(svc_conn *c, exh_request *r);
 
 /* A connect or disconnect for the history (copied; best effort).  A

@@ -1,0 +1,127 @@
+/*
+ * test_clients.c -- service/clients.c, the client table: what a login
+ * leaves for the ACL checks that follow, with client ids as keys
+ * (exhook-driver, exhook-grpc) and with connections as keys (the Mosquitto
+ * plugin), and that a lookup never returns holding the table's lock.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clients.h"
+
+static char **groups(const char *g)
+{
+    char **v = malloc(sizeof(*v));
+    v[0] = strdup(g);
+    return v;
+}
+
+static int state_of(const svc_client_view *v, void *arg)
+{
+    (void)arg;
+    return (int)v->state;
+}
+
+static int lookup(svc_clients *t, const char *key, const char *user)
+{
+    return svc_clients_with(t, key, strlen(key), user, user ? strlen(user) : 0, state_of, NULL);
+}
+
+static void login(svc_clients *t, const char *key, const char *user, svc_client_state st)
+{
+    uint64_t gen = svc_clients_begin(t, key, strlen(key), "cid", 3, NULL, user, strlen(user));
+    svc_grant g = {.state = st};
+    if (st == SVC_CLIENT_KNOWN) {
+        g.groups = groups("staff");
+        g.ngroups = 1;
+        g.digest.set = true;
+    }
+    svc_clients_end(t, key, strlen(key), gen, user, strlen(user), &g);
+    assert_null(g.groups); /* taken, whatever happened */
+}
+
+/* Client ids as keys: a failed login on a client id takes nothing from a
+ * verified one there, and another name on it is denied. */
+static void test_by_client_id(void **state)
+{
+    (void)state;
+    svc_clients *t = svc_clients_new(false, false);
+    assert_int_equal(lookup(t, "c1", "alice"), SVC_CLIENT_NONE);
+    login(t, "c1", "alice", SVC_CLIENT_KNOWN);
+    assert_int_equal(lookup(t, "c1", "alice"), SVC_CLIENT_KNOWN);
+    assert_int_equal(lookup(t, "c1", "mallory"), SVC_CLIENT_OTHER_USER);
+    login(t, "c1", "alice", SVC_CLIENT_REFUSED); /* a wrong password elsewhere */
+    assert_int_equal(lookup(t, "c1", "alice"), SVC_CLIENT_KNOWN);
+    /* A refused login stays refused after its disconnect. */
+    login(t, "c2", "bob", SVC_CLIENT_REFUSED);
+    svc_clients_disconnected(t, "c2", 2, "bob", 3);
+    assert_int_equal(lookup(t, "c2", "bob"), SVC_CLIENT_REFUSED);
+    /* A store lookup is remembered for a key never seen. */
+    svc_clients_remember(t, "c3", 2, "carol", 5, false, groups("g"), 1);
+    assert_int_equal(lookup(t, "c3", "carol"), SVC_CLIENT_KNOWN);
+    svc_clients_free(t);
+}
+
+/* Connections as keys: a refusal on the same connection (the broker asking
+ * again) ends its rights; a disconnect forgets everything of the key, a
+ * refused record included, since the next connection may get the same
+ * address; a store lookup is never remembered. */
+static void test_by_connection(void **state)
+{
+    (void)state;
+    svc_clients *t = svc_clients_new(true, true);
+    login(t, "conn", "alice", SVC_CLIENT_KNOWN);
+    exh_auth_digest d;
+    assert_true(svc_clients_digest(t, "conn", 4, "alice", 5, &d));
+    login(t, "conn", "alice", SVC_CLIENT_REFUSED);
+    assert_int_equal(lookup(t, "conn", "alice"), SVC_CLIENT_REFUSED);
+    assert_false(svc_clients_digest(t, "conn", 4, "alice", 5, &d));
+    svc_clients_disconnected(t, "conn", 4, "alice", 5);
+    assert_int_equal(lookup(t, "conn", "alice"), SVC_CLIENT_NONE);
+    assert_false(svc_clients_seen(t, "conn", 4));
+    svc_clients_remember(t, "gone", 4, "bob", 3, true, groups("g"), 1);
+    assert_int_equal(lookup(t, "gone", "bob"), SVC_CLIENT_NONE);
+    svc_clients_free(t);
+}
+
+static svc_visit revoke_bob(const svc_client_info *c, svc_refresh *out, void *arg)
+{
+    (void)out;
+    ++*(int *)arg;
+    return c->ulen == 3 && !memcmp(c->user, "bob", 3) ? SVC_VISIT_REVOKE : SVC_VISIT_KEEP;
+}
+
+/* Revalidation: a revoked login grants nothing from then on; the others
+ * keep theirs.  And every call returned with the lock released: a writer
+ * after each lookup would deadlock otherwise. */
+static void test_revoke_and_lock(void **state)
+{
+    (void)state;
+    svc_clients *t = svc_clients_new(true, false);
+    login(t, "k1", "alice", SVC_CLIENT_KNOWN);
+    login(t, "k2", "bob", SVC_CLIENT_KNOWN);
+    int visited = 0;
+    svc_clients_each_known(t, revoke_bob, &visited);
+    assert_int_equal(visited, 2);
+    assert_int_equal(lookup(t, "k2", "bob"), SVC_CLIENT_REFUSED);
+    assert_int_equal(lookup(t, "k1", "alice"), SVC_CLIENT_KNOWN);
+    visited = 0;
+    svc_clients_each_known(t, revoke_bob, &visited); /* write lock: free again */
+    assert_int_equal(visited, 1);                    /* the revoked one is not known */
+    svc_clients_free(t);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_by_client_id),
+        cmocka_unit_test(test_by_connection),
+        cmocka_unit_test(test_revoke_and_lock),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
