@@ -23,6 +23,10 @@
 extern "C" {
 #endif
 
+/* The library is built with -fvisibility=hidden: what is declared here is
+ * its public ABI and must stay exported. */
+#pragma GCC visibility push(default)
+
 typedef struct exh_auth_cache exh_auth_cache;
 
 /* ttl_seconds 0 disables caching; max_entries bounds memory (oldest first
@@ -120,6 +124,8 @@ void exh_auth_result_clear(exh_auth_result *r);
 exh_status exh_authenticate(exh_store *store, exh_auth_cache *cache, const exh_policy *policy,
                             exh_evalctx *ctx, const exh_auth_request *req, exh_auth_result *res,
                             exh_error *err);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }
