@@ -4,6 +4,7 @@
  * policy's connect rules.
  */
 #include "exhook/auth.h"
+#include "auth_int.h"
 #include "store_int.h"
 
 #include <openssl/crypto.h>
@@ -107,7 +108,7 @@ void exh_auth_cache_free(exh_auth_cache *c)
     free(c);
 }
 
-void exh_auth_cache_advance(exh_auth_cache *c, uint32_t seconds)
+void auth_cache_advance(exh_auth_cache *c, uint32_t seconds)
 {
     pthread_mutex_lock(&c->lock);
     c->skew += seconds;

@@ -17,6 +17,7 @@
 
 #include "exhook/auth.h"
 #include "exhook/hash.h"
+#include "auth_int.h"
 #include "store_int.h"
 #include <sqlite3.h>
 
@@ -225,7 +226,7 @@ static void test_cache_hits_expires_and_invalidates(void **state)
     /* a wrong password is never a cache hit */
     EXPECT(login(c, "alice", "alice-1", "wonder!"), EXH_DENY, EXH_AUTH_BAD_PASSWORD);
     /* expiry */
-    exh_auth_cache_advance(c, 61);
+    auth_cache_advance(c, 61);
     EXPECT(login(c, "alice", "alice-1", "wonder"), EXH_ALLOW, EXH_AUTH_OK);
     EXPECT(login(c, "alice", "alice-1", "wonder"), EXH_ALLOW, EXH_AUTH_OK_CACHED);
     /* a changed password: the old one is not served from the cache */

@@ -33,8 +33,6 @@ typedef struct exh_auth_cache exh_auth_cache;
  * out). */
 exh_auth_cache *exh_auth_cache_new(uint32_t ttl_seconds, size_t max_entries);
 void exh_auth_cache_free(exh_auth_cache *c);
-/* Test hook: pretend `seconds` have passed. */
-void exh_auth_cache_advance(exh_auth_cache *c, uint32_t seconds);
 
 /* Why the credential check came out as it did: each failure distinct, for
  * logs and `exhookctl check`. */
