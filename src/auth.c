@@ -261,145 +261,168 @@ static int clientid_matches(const char *pattern, const char *cid, size_t len)
     return rc >= 0;
 }
 
-static exh_status deny(exh_auth_result *res, exh_auth_reason why, exh_status st)
+/* Refuse on the credentials alone: the connect rules do not run. */
+static bool deny(exh_auth_result *res, exh_auth_reason why)
 {
     res->decision = EXH_DENY;
     res->reason = why;
-    return st;
+    return false;
+}
+
+static void set_error(exh_error *err, exh_status st, const char *message)
+{
+    if (!err) return;
+    exh_error_clear(err);
+    err->status = st;
+    snprintf(err->message, sizeof(err->message), "%s", message);
+}
+
+/*
+ * The user record the request names, into *u -- left empty when there is
+ * none to consult (anonymous; unchecked and not in the store).  Returns
+ * false when that alone refuses the login: res says why, *st is the
+ * status exh_authenticate returns.
+ */
+static bool find_user(exh_store *store, const exh_auth_request *req, exh_user *u,
+                      exh_auth_result *res, exh_status *st, exh_error *err)
+{
+    if (!req->username) {
+        res->reason = EXH_AUTH_ANONYMOUS;
+        return true;
+    }
+    if (memchr(req->username, '\0', req->username_len))
+        return deny(res, EXH_AUTH_UNKNOWN_USER); /* no stored name holds a NUL */
+    if (!store) {
+        if (req->check_password) {
+            set_error(err, *st = EXH_EINVAL, "a password check needs a credential store");
+            return deny(res, EXH_AUTH_STORE_ERROR);
+        }
+        res->reason = EXH_AUTH_UNCHECKED;
+        return true;
+    }
+    char *name = strndup(req->username, req->username_len);
+    if (!name) {
+        set_error(err, *st = EXH_ENOMEM, "out of memory");
+        return deny(res, EXH_AUTH_STORE_ERROR);
+    }
+    exh_status got = exh_store_get_user(store, name, u, err);
+    free(name);
+    if (got == EXH_ENOTFOUND && req->check_password) {
+        if (req->no_hash) return deny(res, EXH_AUTH_THROTTLED);
+        /* As long as a wrong password: see store_dummy_hash. */
+        const char *dummy = req->password ? store_dummy_hash(store) : NULL;
+        if (dummy) exh_hash_verify(dummy, req->password, req->password_len);
+        return deny(res, EXH_AUTH_UNKNOWN_USER);
+    }
+    if (got && got != EXH_ENOTFOUND) {
+        *st = got;
+        return deny(res, EXH_AUTH_STORE_ERROR);
+    }
+    /* Found; or unchecked and not found, and the rules decide with no groups. */
+    res->reason = EXH_AUTH_UNCHECKED;
+    return true;
+}
+
+/* What refuses a known user before any password work: disabled, bound to
+ * other client ids, no password given. */
+static bool user_may_log_in(const exh_auth_request *req, const exh_user *u, exh_auth_result *res)
+{
+    if (u->disabled) return deny(res, EXH_AUTH_DISABLED);
+    if (u->clientid_pattern &&
+        !clientid_matches(u->clientid_pattern, req->clientid ? req->clientid : "",
+                          req->clientid_len))
+        return deny(res, EXH_AUTH_CLIENTID_MISMATCH);
+    if (!req->password) return deny(res, EXH_AUTH_NO_PASSWORD);
+    return true;
+}
+
+/*
+ * Rehash a verified password at the store's cost, best effort: the login
+ * stands either way.  Returns true when the store took the new hash; *u is
+ * then the user as stored now (new revision and hash), so the cache entry
+ * and the digest made from it match the next login -- with the old hash in
+ * them, it would miss the cache and pay a full argon2id check.
+ */
+static bool upgrade_hash(exh_store *store, const exh_auth_request *req, exh_user *u)
+{
+    char fresh[EXH_HASH_MAX];
+    char *h = NULL;
+    bool done = !store_hash_new(store, req->password, req->password_len, fresh, sizeof(fresh)) &&
+                (h = strdup(fresh)) && !store_set_hash_if(store, u->id, u->rev, fresh);
+    if (done) {
+        free(u->hash);
+        u->hash = h;
+        u->rev++;
+    } else {
+        free(h);
+    }
+    OPENSSL_cleanse(fresh, sizeof(fresh));
+    return done;
+}
+
+static exh_auth_reason verify_failure(exh_verify v)
+{
+    return v == EXH_VERIFY_MISMATCH   ? EXH_AUTH_BAD_PASSWORD
+           : v == EXH_VERIFY_BAD_HASH ? EXH_AUTH_BAD_HASH
+                                      : EXH_AUTH_STORE_ERROR;
+}
+
+/*
+ * Is the request's password the user's?  Cheapest first: this
+ * connection's digest, the cache, then the stored hash (upgraded when the
+ * store asks for it).  A verified password leaves its digest in res when
+ * there is a cache to key it.
+ */
+static bool password_matches(exh_store *store, exh_auth_cache *cache, const exh_auth_request *req,
+                             exh_user *u, exh_auth_result *res)
+{
+    unsigned char mac[32];
+    bool have_mac = cache && !cache_mac(cache, u, req->password, req->password_len, mac);
+    bool ok = true;
+    if (have_mac && req->verified && req->verified->set &&
+        CRYPTO_memcmp(req->verified->mac, mac, 32) == 0) {
+        res->reason = EXH_AUTH_OK_CACHED;
+        res->from_digest = true;
+    } else if (cache_hit(cache, u, req->password, req->password_len)) {
+        res->reason = EXH_AUTH_OK_CACHED;
+    } else if (req->no_hash) {
+        ok = deny(res, EXH_AUTH_THROTTLED);
+    } else {
+        exh_verify v = exh_hash_verify(u->hash, req->password, req->password_len);
+        if (v != EXH_VERIFY_OK) {
+            ok = deny(res, verify_failure(v));
+        } else {
+            res->reason = EXH_AUTH_OK;
+            if (store_upgrade_wanted(store, u->hash) && upgrade_hash(store, req, u)) {
+                res->rehashed = true;
+                have_mac = have_mac && !cache_mac(cache, u, req->password, req->password_len, mac);
+            }
+            cache_put(cache, u, req->password, req->password_len);
+        }
+    }
+    if (ok && have_mac) {
+        memcpy(res->digest.mac, mac, 32);
+        res->digest.set = true;
+    }
+    OPENSSL_cleanse(mac, sizeof(mac));
+    return ok;
 }
 
 /* Keep what ACL checks need: groups and the superuser flag. */
-static int take_user(exh_auth_result *res, exh_user *u)
+static void take_user(exh_auth_result *res, exh_user *u)
 {
     res->superuser = u->superuser;
     res->groups = u->groups;
     res->ngroups = u->ngroups;
     u->groups = NULL;
     u->ngroups = 0;
-    return 0;
 }
 
-exh_status exh_authenticate(exh_store *store, exh_auth_cache *cache, const exh_policy *policy,
-                            exh_evalctx *ctx, const exh_auth_request *req, exh_auth_result *res,
-                            exh_error *err)
+/* Step 3: the connect rules, for a verified, unchecked or anonymous
+ * client, with the groups res holds or the request's own. */
+static exh_status connect_rules(const exh_policy *policy, exh_evalctx *ctx,
+                                const exh_auth_request *req, exh_auth_result *res)
 {
-    memset(res, 0, sizeof(*res));
-    exh_user u = {0};
-    char *name = NULL;
-    exh_status st = EXH_OK;
-    if (!req->username) {
-        res->reason = EXH_AUTH_ANONYMOUS;
-    } else if (memchr(req->username, '\0', req->username_len)) {
-        return deny(res, EXH_AUTH_UNKNOWN_USER, EXH_OK); /* no stored name holds a NUL */
-    } else if (store) {
-        if (!(name = strndup(req->username, req->username_len))) {
-            if (err) {
-                exh_error_clear(err);
-                err->status = EXH_ENOMEM;
-                snprintf(err->message, sizeof(err->message), "out of memory");
-            }
-            return deny(res, EXH_AUTH_STORE_ERROR, EXH_ENOMEM);
-        }
-        st = exh_store_get_user(store, name, &u, err);
-        free(name);
-        if (st == EXH_ENOTFOUND) {
-            if (req->check_password) {
-                if (req->no_hash) return deny(res, EXH_AUTH_THROTTLED, EXH_OK);
-                /* As long as a wrong password: see store_dummy_hash. */
-                const char *dummy = req->password ? store_dummy_hash(store) : NULL;
-                if (dummy) exh_hash_verify(dummy, req->password, req->password_len);
-                return deny(res, EXH_AUTH_UNKNOWN_USER, EXH_OK);
-            }
-            st = EXH_OK; /* unchecked: the rules decide, with no groups */
-        } else if (st) {
-            return deny(res, EXH_AUTH_STORE_ERROR, st);
-        }
-        res->reason = EXH_AUTH_UNCHECKED;
-    } else if (req->check_password) {
-        if (err) {
-            exh_error_clear(err);
-            err->status = EXH_EINVAL;
-            snprintf(err->message, sizeof(err->message),
-                     "a password check needs a credential store");
-        }
-        return deny(res, EXH_AUTH_STORE_ERROR, EXH_EINVAL);
-    } else {
-        res->reason = EXH_AUTH_UNCHECKED;
-    }
-
-    if (u.name && req->check_password) {
-        if (u.disabled) {
-            exh_user_clear(&u);
-            return deny(res, EXH_AUTH_DISABLED, EXH_OK);
-        }
-        if (u.clientid_pattern &&
-            !clientid_matches(u.clientid_pattern, req->clientid ? req->clientid : "",
-                              req->clientid_len)) {
-            exh_user_clear(&u);
-            return deny(res, EXH_AUTH_CLIENTID_MISMATCH, EXH_OK);
-        }
-        if (!req->password) {
-            exh_user_clear(&u);
-            return deny(res, EXH_AUTH_NO_PASSWORD, EXH_OK);
-        }
-        unsigned char mac[32];
-        bool have_mac = cache && !cache_mac(cache, &u, req->password, req->password_len, mac);
-        if (have_mac && req->verified && req->verified->set &&
-            CRYPTO_memcmp(req->verified->mac, mac, 32) == 0) {
-            res->reason = EXH_AUTH_OK_CACHED;
-            res->from_digest = true;
-        } else if (cache_hit(cache, &u, req->password, req->password_len)) {
-            res->reason = EXH_AUTH_OK_CACHED;
-        } else if (req->no_hash) {
-            OPENSSL_cleanse(mac, sizeof(mac));
-            exh_user_clear(&u);
-            return deny(res, EXH_AUTH_THROTTLED, EXH_OK);
-        } else {
-            exh_verify v = exh_hash_verify(u.hash, req->password, req->password_len);
-            if (v != EXH_VERIFY_OK) {
-                OPENSSL_cleanse(mac, sizeof(mac));
-                exh_user_clear(&u);
-                return deny(res,
-                            v == EXH_VERIFY_MISMATCH   ? EXH_AUTH_BAD_PASSWORD
-                            : v == EXH_VERIFY_BAD_HASH ? EXH_AUTH_BAD_HASH
-                                                       : EXH_AUTH_STORE_ERROR,
-                            EXH_OK);
-            }
-            res->reason = EXH_AUTH_OK;
-            if (store_upgrade_wanted(store, u.hash)) {
-                /* Upgrade on login: best effort, the login stands either way. */
-                char fresh[EXH_HASH_MAX];
-                if (!store_hash_new(store, req->password, req->password_len, fresh,
-                                    sizeof(fresh)) &&
-                    !store_set_hash_if(store, u.id, u.rev, fresh)) {
-                    res->rehashed = true;
-                    /* The user as stored now: the cache entry and the digest
-                     * name the new revision and hash (with the old hash in
-                     * them, the next login would miss the cache and pay a
-                     * full argon2id check). */
-                    u.rev++;
-                    char *h = strdup(fresh);
-                    if (h) {
-                        free(u.hash);
-                        u.hash = h;
-                    }
-                    have_mac = have_mac && h &&
-                               !cache_mac(cache, &u, req->password, req->password_len, mac);
-                }
-                OPENSSL_cleanse(fresh, sizeof(fresh));
-            }
-            cache_put(cache, &u, req->password, req->password_len);
-        }
-        if (have_mac) {
-            memcpy(res->digest.mac, mac, 32);
-            res->digest.set = true;
-        }
-        OPENSSL_cleanse(mac, sizeof(mac));
-    }
-    take_user(res, &u);
-    exh_user_clear(&u);
-
-    /* Step 3: the connect rules, for a verified or anonymous client. */
     exh_request r;
     exh_request_init(&r, EXH_CONNECT);
     r.username = req->username;
@@ -416,7 +439,8 @@ exh_status exh_authenticate(exh_store *store, exh_auth_cache *cache, const exh_p
     } else if (res->ngroups) {
         if (!(groups = malloc(res->ngroups * sizeof(*groups)))) {
             exh_auth_result_clear(res);
-            return deny(res, EXH_AUTH_STORE_ERROR, EXH_ENOMEM);
+            deny(res, EXH_AUTH_STORE_ERROR);
+            return EXH_ENOMEM;
         }
         for (size_t i = 0; i < res->ngroups; i++)
             groups[i] = (exh_str){res->groups[i], strlen(res->groups[i])};
@@ -428,4 +452,19 @@ exh_status exh_authenticate(exh_store *store, exh_auth_cache *cache, const exh_p
     res->rules_ran = true;
     res->decision = res->rule.decision;
     return EXH_OK;
+}
+
+exh_status exh_authenticate(exh_store *store, exh_auth_cache *cache, const exh_policy *policy,
+                            exh_evalctx *ctx, const exh_auth_request *req, exh_auth_result *res,
+                            exh_error *err)
+{
+    memset(res, 0, sizeof(*res));
+    exh_user u = {0};
+    exh_status st = EXH_OK;
+    bool pass = find_user(store, req, &u, res, &st, err);
+    if (pass && u.name && req->check_password)
+        pass = user_may_log_in(req, &u, res) && password_matches(store, cache, req, &u, res);
+    if (pass) take_user(res, &u);
+    exh_user_clear(&u);
+    return pass ? connect_rules(policy, ctx, req, res) : st;
 }
