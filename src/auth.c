@@ -223,6 +223,12 @@ const char *exh_auth_reason_str(exh_auth_reason r)
         return "stored password hash is unreadable";
     case EXH_AUTH_STORE_ERROR:
         return "credential store unavailable";
+    case EXH_AUTH_NO_MEMORY:
+        return "out of memory";
+    case EXH_AUTH_NO_STORE:
+        return "no credential store to check the password against";
+    case EXH_AUTH_HASH_ERROR:
+        return "the password hash could not be computed";
     case EXH_AUTH_THROTTLED:
         return "refused without a password check (too many logins to check now)";
     case EXH_AUTH_UNCHECKED:
@@ -295,16 +301,20 @@ static bool find_user(exh_store *store, const exh_auth_request *req, exh_user *u
     if (!store) {
         if (req->check_password) {
             set_error(err, *st = EXH_EINVAL, "a password check needs a credential store");
-            return deny(res, EXH_AUTH_STORE_ERROR);
+            return deny(res, EXH_AUTH_NO_STORE);
         }
         res->reason = EXH_AUTH_UNCHECKED;
         return true;
     }
-    char *name = strndup(req->username, req->username_len);
+    /* malloc rather than strndup (the name holds no NUL): an allocation
+     * the tests can make fail (test_auth wraps malloc). */
+    char *name = malloc(req->username_len + 1);
     if (!name) {
         set_error(err, *st = EXH_ENOMEM, "out of memory");
-        return deny(res, EXH_AUTH_STORE_ERROR);
+        return deny(res, EXH_AUTH_NO_MEMORY);
     }
+    memcpy(name, req->username, req->username_len);
+    name[req->username_len] = '\0';
     exh_status got = exh_store_get_user(store, name, u, err);
     free(name);
     if (got == EXH_ENOTFOUND && req->check_password) {
@@ -315,8 +325,10 @@ static bool find_user(exh_store *store, const exh_auth_request *req, exh_user *u
         return deny(res, EXH_AUTH_UNKNOWN_USER);
     }
     if (got && got != EXH_ENOTFOUND) {
+        /* The store read fine but had no memory for the user: that is no
+         * store fault, for a front end's failed_action to excuse. */
         *st = got;
-        return deny(res, EXH_AUTH_STORE_ERROR);
+        return deny(res, got == EXH_ENOMEM ? EXH_AUTH_NO_MEMORY : EXH_AUTH_STORE_ERROR);
     }
     /* Found; or unchecked and not found, and the rules decide with no groups. */
     res->reason = EXH_AUTH_UNCHECKED;
@@ -364,7 +376,7 @@ static exh_auth_reason verify_failure(exh_verify v)
 {
     return v == EXH_VERIFY_MISMATCH   ? EXH_AUTH_BAD_PASSWORD
            : v == EXH_VERIFY_BAD_HASH ? EXH_AUTH_BAD_HASH
-                                      : EXH_AUTH_STORE_ERROR;
+                                      : EXH_AUTH_HASH_ERROR;
 }
 
 /*
@@ -421,7 +433,7 @@ static void take_user(exh_auth_result *res, exh_user *u)
 /* Step 3: the connect rules, for a verified, unchecked or anonymous
  * client, with the groups res holds or the request's own. */
 static exh_status connect_rules(const exh_policy *policy, exh_evalctx *ctx,
-                                const exh_auth_request *req, exh_auth_result *res)
+                                const exh_auth_request *req, exh_auth_result *res, exh_error *err)
 {
     exh_request r;
     exh_request_init(&r, EXH_CONNECT);
@@ -439,7 +451,8 @@ static exh_status connect_rules(const exh_policy *policy, exh_evalctx *ctx,
     } else if (res->ngroups) {
         if (!(groups = malloc(res->ngroups * sizeof(*groups)))) {
             exh_auth_result_clear(res);
-            deny(res, EXH_AUTH_STORE_ERROR);
+            deny(res, EXH_AUTH_NO_MEMORY);
+            set_error(err, EXH_ENOMEM, "out of memory");
             return EXH_ENOMEM;
         }
         for (size_t i = 0; i < res->ngroups; i++)
@@ -466,5 +479,5 @@ exh_status exh_authenticate(exh_store *store, exh_auth_cache *cache, const exh_p
         pass = user_may_log_in(req, &u, res) && password_matches(store, cache, req, &u, res);
     if (pass) take_user(res, &u);
     exh_user_clear(&u);
-    return pass ? connect_rules(policy, ctx, req, res) : st;
+    return pass ? connect_rules(policy, ctx, req, res, err) : st;
 }

@@ -2,8 +2,15 @@
  * test_auth.c -- the connect decision: each failure reason distinct, the
  * verified-credential cache (hit, expiry, invalidation by any change to
  * the user), upgrade on login, and the connect rules seeing the store's
- * groups.
+ * groups.  Faults each have their own reason: the store (a table gone),
+ * memory (every allocation made to fail in turn), no store, the hash
+ * library.
+ *
+ * malloc, calloc and realloc are wrapped (-Wl,--wrap=..., CMakeLists.txt)
+ * so that a test can make the library's allocations fail.  What libc,
+ * SQLite, OpenSSL or PCRE2 allocate inside themselves is not wrapped.
  */
+#include <crypt.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +27,40 @@
 #include "auth_int.h"
 #include "store_int.h"
 #include <sqlite3.h>
+
+/* Allocation failures: the fail_nth-th allocation by a function in
+ * fail_kinds fails (counted in seen); fail_nth 0 fails none. */
+enum { A_MALLOC = 1, A_CALLOC = 2, A_REALLOC = 4 };
+static unsigned fail_kinds;
+static long fail_nth, seen;
+
+static bool fail_now(unsigned kind)
+{
+    return fail_nth && (fail_kinds & kind) && ++seen == fail_nth;
+}
+
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t n, size_t size);
+void *__real_realloc(void *p, size_t n);
+void *__wrap_malloc(size_t n)
+{
+    return fail_now(A_MALLOC) ? NULL : __real_malloc(n);
+}
+void *__wrap_calloc(size_t n, size_t size)
+{
+    return fail_now(A_CALLOC) ? NULL : __real_calloc(n, size);
+}
+void *__wrap_realloc(void *p, size_t n)
+{
+    return fail_now(A_REALLOC) ? NULL : __real_realloc(p, n);
+}
+
+static void fail_allocation(unsigned kinds, long nth)
+{
+    fail_kinds = kinds;
+    fail_nth = nth;
+    seen = 0;
+}
 
 static char dir[64], path[128];
 static exh_store *store;
@@ -147,6 +188,152 @@ static void test_unreadable_hash(void **state)
                      SQLITE_OK);
     sqlite3_close(db);
     EXPECT(login(NULL, "bob", "b", "builder"), EXH_DENY, EXH_AUTH_BAD_HASH);
+}
+
+/* Every reason has its own text. */
+static void test_reason_texts(void **state)
+{
+    (void)state;
+    for (int a = EXH_AUTH_OK; a <= EXH_AUTH_HASH_ERROR; a++) {
+        assert_string_not_equal(exh_auth_reason_str((exh_auth_reason)a), "?");
+        for (int b = a + 1; b <= EXH_AUTH_HASH_ERROR; b++)
+            assert_string_not_equal(exh_auth_reason_str((exh_auth_reason)a),
+                                    exh_auth_reason_str((exh_auth_reason)b));
+    }
+}
+
+/* The store failing (here: its users table gone under it) is a
+ * STORE_ERROR with the store's status -- the one fault a front end's
+ * failed_action may excuse. */
+static void test_store_fault(void **state)
+{
+    (void)state;
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "ALTER TABLE users RENAME TO gone", NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    exh_auth_request rq = {.username = "bob",
+                           .username_len = 3,
+                           .clientid = "b",
+                           .clientid_len = 1,
+                           .password = "builder",
+                           .password_len = 7,
+                           .check_password = true};
+    exh_auth_result r;
+    exh_error err;
+    assert_int_equal(exh_authenticate(store, NULL, policy, ctx, &rq, &r, &err), EXH_ESTORE);
+    assert_int_equal(err.status, EXH_ESTORE);
+    EXPECT(r, EXH_DENY, EXH_AUTH_STORE_ERROR);
+}
+
+/* A password check with no store to check it against. */
+static void test_no_store(void **state)
+{
+    (void)state;
+    exh_auth_request rq = {.username = "bob",
+                           .username_len = 3,
+                           .clientid = "b",
+                           .clientid_len = 1,
+                           .password = "builder",
+                           .password_len = 7,
+                           .check_password = true};
+    exh_auth_result r;
+    exh_error err;
+    assert_int_equal(exh_authenticate(NULL, NULL, policy, ctx, &rq, &r, &err), EXH_EINVAL);
+    assert_int_equal(err.status, EXH_EINVAL);
+    EXPECT(r, EXH_DENY, EXH_AUTH_NO_STORE);
+    /* no check asked for: the rules decide without a store */
+    rq.check_password = false;
+    assert_int_equal(exh_authenticate(NULL, NULL, policy, ctx, &rq, &r, &err), EXH_OK);
+    assert_true(r.rules_ran);
+    assert_int_equal(r.reason, EXH_AUTH_UNCHECKED);
+    exh_auth_result_clear(&r);
+}
+
+/* Each allocation on a login's way (the name, the store's group list, the
+ * connect rules' group array, the cache's entry), made to fail in turn:
+ * the login is refused as NO_MEMORY with EXH_ENOMEM, or -- where the
+ * allocation was only for the cache -- goes on. */
+static void test_out_of_memory(void **state)
+{
+    (void)state;
+    exh_auth_cache *c = exh_auth_cache_new(60, 10);
+    assert_non_null(c);
+    int refused = 0;
+    for (long nth = 1;; nth++) {
+        assert_true(nth < 100);
+        exh_auth_request rq = {.username = "alice",
+                               .username_len = 5,
+                               .clientid = "alice-1",
+                               .clientid_len = 7,
+                               .password = "wonder",
+                               .password_len = 6,
+                               .check_password = true};
+        exh_auth_result r;
+        exh_error err;
+        fail_allocation(A_MALLOC | A_CALLOC | A_REALLOC, nth);
+        exh_status st = exh_authenticate(store, c, policy, ctx, &rq, &r, &err);
+        bool failed = seen >= nth;
+        fail_allocation(0, 0);
+        if (!failed) { /* every allocation has had its turn */
+            assert_int_equal(st, EXH_OK);
+            EXPECT(r, EXH_ALLOW, EXH_AUTH_OK_CACHED);
+            break;
+        }
+        if (r.decision == EXH_DENY) {
+            if (st != EXH_ENOMEM || r.reason != EXH_AUTH_NO_MEMORY || err.status != EXH_ENOMEM)
+                fail_msg("allocation %ld: status %d, %s", nth, (int)st,
+                         exh_auth_reason_str(r.reason));
+            assert_false(r.rules_ran);
+            assert_int_equal(r.ngroups, 0);
+            refused++;
+        } else {
+            assert_int_equal(st, EXH_OK);
+            assert_true(r.reason == EXH_AUTH_OK || r.reason == EXH_AUTH_OK_CACHED);
+        }
+        exh_auth_result_clear(&r);
+    }
+    assert_true(refused >= 3); /* the name, the store's groups, the rules' groups */
+    exh_auth_cache_free(c);
+}
+
+/* The hash library failing on a well-formed hash (here bcrypt's working
+ * memory, which exhook allocates) is a HASH_ERROR, not a wrong password
+ * and not a store fault. */
+static void test_hash_library_failure(void **state)
+{
+    (void)state;
+    const char *salt = crypt_gensalt("$2b$", 4, NULL, 0);
+    assert_non_null(salt);
+    char hash[128];
+    snprintf(hash, sizeof(hash), "%s", crypt("cipher", salt));
+    assert_int_equal(exh_hash_identify(hash), EXH_HASH_BCRYPT);
+    exh_new_user carl = {.name = "carl", .hash = hash};
+    exh_error err;
+    assert_int_equal(exh_store_add_user(store, &carl, &err), EXH_OK);
+    exh_store_opts o;
+    exh_store_opts_default(&o);
+    o.upgrade_on_login = false; /* keep the bcrypt hash for the next login */
+    exh_store *s;
+    assert_int_equal(exh_store_open(path, &o, &s, &err), EXH_OK);
+    exh_auth_request rq = {.username = "carl",
+                           .username_len = 4,
+                           .clientid = "c",
+                           .clientid_len = 1,
+                           .password = "cipher",
+                           .password_len = 6,
+                           .check_password = true};
+    exh_auth_result r;
+    fail_allocation(A_CALLOC, 1); /* no cache: bcrypt's is the only calloc */
+    exh_status st = exh_authenticate(s, NULL, policy, ctx, &rq, &r, &err);
+    assert_int_equal(seen, 1);
+    fail_allocation(0, 0);
+    assert_int_equal(st, EXH_OK);
+    EXPECT(r, EXH_DENY, EXH_AUTH_HASH_ERROR);
+    assert_int_equal(exh_authenticate(s, NULL, policy, ctx, &rq, &r, &err), EXH_OK);
+    EXPECT(r, EXH_ALLOW, EXH_AUTH_OK);
+    exh_store_close(s);
 }
 
 /* Groups given with the request replace the store's for connect rules. */
@@ -479,6 +666,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_each_reason, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connect_rules_and_groups, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unreadable_hash, setup, teardown),
+        cmocka_unit_test(test_reason_texts),
+        cmocka_unit_test_setup_teardown(test_store_fault, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_store, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_out_of_memory, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hash_library_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_user_dummy_hash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_request_groups_override, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_hits_expires_and_invalidates, setup, teardown),
