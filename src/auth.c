@@ -12,6 +12,7 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,24 @@ typedef struct centry {
     struct centry *older, *newer; /* insertion order, for eviction */
 } centry;
 
+/*
+ * A user's clientid pattern, compiled for one revision of the user.  PCRE2
+ * compiled code is only read by pcre2_match, so every thread matches with
+ * the same copy (match data is per call); refs counts the matches in
+ * progress, and an entry replaced or evicted meanwhile is freed by the
+ * last of them.
+ */
+typedef struct rentry {
+    char *name;
+    int64_t id, rev;
+    char *pattern; /* what code was compiled from */
+    pcre2_code *code;
+    unsigned refs;                /* matches in progress; under the cache's lock */
+    bool linked;                  /* still in the table */
+    struct rentry *next;          /* hash chain */
+    struct rentry *older, *newer; /* insertion order, for eviction */
+} rentry;
+
 struct exh_auth_cache {
     pthread_mutex_t lock;
     unsigned char key[32];
@@ -39,6 +58,10 @@ struct exh_auth_cache {
     centry **buckets;
     centry *oldest, *newest;
     uint64_t skew; /* test hook: seconds added to the clock */
+    /* Compiled clientid patterns: as many as max, same buckets count. */
+    size_t rcount;
+    rentry **rbuckets;
+    rentry *roldest, *rnewest;
 };
 
 static uint64_t mono_s(void)
@@ -66,11 +89,13 @@ exh_auth_cache *exh_auth_cache_new(uint32_t ttl_seconds, size_t max_entries)
     while (c->nbuckets < c->max && c->nbuckets < ((size_t)1 << 24))
         c->nbuckets *= 2;
     c->buckets = calloc(c->nbuckets, sizeof(*c->buckets));
+    c->rbuckets = calloc(c->nbuckets, sizeof(*c->rbuckets));
     /* A per-process random key: what the cache holds is worthless outside
      * this process and cannot be checked against a password offline. */
-    if (!c->buckets || RAND_bytes(c->key, sizeof(c->key)) != 1 ||
+    if (!c->buckets || !c->rbuckets || RAND_bytes(c->key, sizeof(c->key)) != 1 ||
         pthread_mutex_init(&c->lock, NULL) != 0) {
         free(c->buckets);
+        free(c->rbuckets);
         free(c);
         return NULL;
     }
@@ -97,14 +122,46 @@ static void unlink_entry(exh_auth_cache *c, centry *e)
     free(e);
 }
 
+static void rentry_free(rentry *e)
+{
+    pcre2_code_free(e->code);
+    free(e->pattern);
+    free(e->name);
+    free(e);
+}
+
+/* Take a compiled pattern out of the table; it is freed now, or by the
+ * last match still using it.  Under the lock. */
+static void unlink_pattern(exh_auth_cache *c, rentry *e)
+{
+    rentry **pp = &c->rbuckets[name_hash(e->name, strlen(e->name)) & (c->nbuckets - 1)];
+    while (*pp && *pp != e)
+        pp = &(*pp)->next;
+    if (*pp) *pp = e->next;
+    if (e->older)
+        e->older->newer = e->newer;
+    else
+        c->roldest = e->newer;
+    if (e->newer)
+        e->newer->older = e->older;
+    else
+        c->rnewest = e->older;
+    c->rcount--;
+    e->linked = false;
+    if (!e->refs) rentry_free(e);
+}
+
 void exh_auth_cache_free(exh_auth_cache *c)
 {
     if (!c) return;
     while (c->oldest)
         unlink_entry(c, c->oldest);
+    while (c->roldest)
+        unlink_pattern(c, c->roldest);
     OPENSSL_cleanse(c->key, sizeof(c->key));
     pthread_mutex_destroy(&c->lock);
     free(c->buckets);
+    free(c->rbuckets);
     free(c);
 }
 
@@ -246,25 +303,121 @@ void exh_auth_result_clear(exh_auth_result *r)
     r->ngroups = 0;
 }
 
-static int clientid_matches(const char *pattern, const char *cid, size_t len);
+/* ---- clientid patterns ---- */
 
-bool exh_user_may_use_clientid(const exh_user *u, const char *cid, size_t len)
+static atomic_ulong clientid_compiles;
+
+unsigned long auth_clientid_compiles(void)
 {
-    return !u->clientid_pattern || clientid_matches(u->clientid_pattern, cid ? cid : "", len);
+    return atomic_load(&clientid_compiles);
 }
 
-static int clientid_matches(const char *pattern, const char *cid, size_t len)
+/* The pattern must match the whole client id.  NULL when it does not
+ * compile (the store validates patterns) or memory ran out. */
+static pcre2_code *compile_clientid(const char *pattern)
 {
     int code;
     PCRE2_SIZE off;
-    pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED,
-                                   PCRE2_ANCHORED | PCRE2_ENDANCHORED, &code, &off, NULL);
-    if (!re) return 0; /* the store validates patterns; a bad one fails closed */
+    atomic_fetch_add(&clientid_compiles, 1);
+    return pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED,
+                         PCRE2_ANCHORED | PCRE2_ENDANCHORED, &code, &off, NULL);
+}
+
+static bool code_matches(const pcre2_code *re, const char *cid, size_t len)
+{
     pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
     int rc = md ? pcre2_match(re, (PCRE2_SPTR)cid, len, 0, 0, md, NULL) : -1;
     pcre2_match_data_free(md);
-    pcre2_code_free(re);
     return rc >= 0;
+}
+
+/* A pattern that cannot be compiled matches nothing: fail closed. */
+static bool clientid_matches(const char *pattern, const char *cid, size_t len)
+{
+    pcre2_code *re = compile_clientid(pattern);
+    bool ok = re && code_matches(re, cid, len);
+    pcre2_code_free(re);
+    return ok;
+}
+
+/* The named user's entry, of whatever revision.  Under the lock. */
+static rentry *pattern_of(exh_auth_cache *c, const char *name)
+{
+    rentry *e = c->rbuckets[name_hash(name, strlen(name)) & (c->nbuckets - 1)];
+    while (e && strcmp(e->name, name))
+        e = e->next;
+    return e;
+}
+
+/* The user's pattern as compiled for this revision, with a reference
+ * taken; NULL when the table has none.  Under the lock.  The pattern text
+ * is compared too: a user deleted and re-added may come back with the
+ * same row id and revision. */
+static rentry *find_pattern(exh_auth_cache *c, const exh_user *u)
+{
+    rentry *e = pattern_of(c, u->name);
+    if (!e || e->id != u->id || e->rev != u->rev || strcmp(e->pattern, u->clientid_pattern))
+        return NULL;
+    e->refs++;
+    return e;
+}
+
+/* Compile the user's pattern into the table (replacing an older
+ * revision's, evicting the oldest beyond max), with a reference taken for
+ * the caller.  NULL when it does not compile or memory ran out. */
+static rentry *add_pattern(exh_auth_cache *c, const exh_user *u)
+{
+    rentry *n = calloc(1, sizeof(*n));
+    if (!n || !(n->name = strdup(u->name)) || !(n->pattern = strdup(u->clientid_pattern)) ||
+        !(n->code = compile_clientid(u->clientid_pattern))) {
+        if (n) rentry_free(n);
+        return NULL;
+    }
+    n->id = u->id;
+    n->rev = u->rev;
+    n->refs = 1;
+    n->linked = true;
+    pthread_mutex_lock(&c->lock);
+    rentry *old = pattern_of(c, u->name);
+    if (old) unlink_pattern(c, old);
+    while (c->rcount >= c->max && c->roldest)
+        unlink_pattern(c, c->roldest);
+    size_t b = name_hash(n->name, strlen(n->name)) & (c->nbuckets - 1);
+    n->next = c->rbuckets[b];
+    c->rbuckets[b] = n;
+    n->older = c->rnewest;
+    if (c->rnewest)
+        c->rnewest->newer = n;
+    else
+        c->roldest = n;
+    c->rnewest = n;
+    c->rcount++;
+    pthread_mutex_unlock(&c->lock);
+    return n;
+}
+
+bool exh_user_may_use_clientid_cached(exh_auth_cache *c, const exh_user *u, const char *cid,
+                                      size_t len)
+{
+    if (!u->clientid_pattern) return true;
+    if (!cid) cid = "";
+    if (!c || !u->name) return clientid_matches(u->clientid_pattern, cid, len);
+    pthread_mutex_lock(&c->lock);
+    rentry *e = find_pattern(c, u);
+    pthread_mutex_unlock(&c->lock);
+    if (!e && !(e = add_pattern(c, u)))
+        return clientid_matches(u->clientid_pattern, cid, len); /* uncached, still right */
+    /* The match runs outside the lock: a slow pattern holds up no other login. */
+    bool ok = code_matches(e->code, cid, len);
+    pthread_mutex_lock(&c->lock);
+    if (!--e->refs && !e->linked) rentry_free(e);
+    pthread_mutex_unlock(&c->lock);
+    return ok;
+}
+
+bool exh_user_may_use_clientid(const exh_user *u, const char *cid, size_t len)
+{
+    return exh_user_may_use_clientid_cached(NULL, u, cid, len);
 }
 
 /* Refuse on the credentials alone: the connect rules do not run. */
@@ -337,12 +490,11 @@ static bool find_user(exh_store *store, const exh_auth_request *req, exh_user *u
 
 /* What refuses a known user before any password work: disabled, bound to
  * other client ids, no password given. */
-static bool user_may_log_in(const exh_auth_request *req, const exh_user *u, exh_auth_result *res)
+static bool user_may_log_in(exh_auth_cache *cache, const exh_auth_request *req, const exh_user *u,
+                            exh_auth_result *res)
 {
     if (u->disabled) return deny(res, EXH_AUTH_DISABLED);
-    if (u->clientid_pattern &&
-        !clientid_matches(u->clientid_pattern, req->clientid ? req->clientid : "",
-                          req->clientid_len))
+    if (!exh_user_may_use_clientid_cached(cache, u, req->clientid, req->clientid_len))
         return deny(res, EXH_AUTH_CLIENTID_MISMATCH);
     if (!req->password) return deny(res, EXH_AUTH_NO_PASSWORD);
     return true;
@@ -476,7 +628,7 @@ exh_status exh_authenticate(exh_store *store, exh_auth_cache *cache, const exh_p
     exh_status st = EXH_OK;
     bool pass = find_user(store, req, &u, res, &st, err);
     if (pass && u.name && req->check_password)
-        pass = user_may_log_in(req, &u, res) && password_matches(store, cache, req, &u, res);
+        pass = user_may_log_in(cache, req, &u, res) && password_matches(store, cache, req, &u, res);
     if (pass) take_user(res, &u);
     exh_user_clear(&u);
     return pass ? connect_rules(policy, ctx, req, res, err) : st;

@@ -13,4 +13,8 @@
 /* Pretend `seconds` have passed on the cache's clock (TTL tests). */
 void auth_cache_advance(exh_auth_cache *c, uint32_t seconds);
 
+/* How many clientid patterns have been compiled in this process, cached
+ * or not (the pattern cache's tests). */
+unsigned long auth_clientid_compiles(void);
+
 #endif

@@ -11,6 +11,7 @@
  * SQLite, OpenSSL or PCRE2 allocate inside themselves is not wrapped.
  */
 #include <crypt.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -334,6 +335,149 @@ static void test_hash_library_failure(void **state)
     assert_int_equal(exh_authenticate(s, NULL, policy, ctx, &rq, &r, &err), EXH_OK);
     EXPECT(r, EXH_ALLOW, EXH_AUTH_OK);
     exh_store_close(s);
+}
+
+/* The cache keeps a user's clientid pattern compiled for its revision: a
+ * second login compiles nothing, a changed user compiles again, and the
+ * answers stay those of the uncached check. */
+static void test_clientid_pattern_cache(void **state)
+{
+    (void)state;
+    exh_error err;
+    exh_auth_cache *c = exh_auth_cache_new(60, 10);
+    assert_non_null(c);
+    unsigned long n = auth_clientid_compiles();
+    EXPECT(login(c, "alice", "alice-1", "wonder"), EXH_ALLOW, EXH_AUTH_OK);
+    assert_int_equal(auth_clientid_compiles(), n + 1);
+    EXPECT(login(c, "alice", "alice-1", "wonder"), EXH_ALLOW, EXH_AUTH_OK_CACHED);
+    EXPECT(login(c, "alice", "bob-1", "wonder"), EXH_DENY, EXH_AUTH_CLIENTID_MISMATCH);
+    EXPECT(login(c, "alice", "alice-2", "wander"), EXH_DENY, EXH_AUTH_BAD_PASSWORD);
+    assert_int_equal(auth_clientid_compiles(), n + 1);
+    /* a user without a pattern compiles nothing */
+    EXPECT(login(c, "bob", "anything", "builder"), EXH_ALLOW, EXH_AUTH_OK);
+    assert_int_equal(auth_clientid_compiles(), n + 1);
+    /* a new revision (here the superuser flag) compiles again, once */
+    assert_int_equal(exh_store_set_flags(store, "alice", 1, -1, &err), EXH_OK);
+    EXPECT(login(c, "alice", "alice-1", "wonder"), EXH_ALLOW, EXH_AUTH_OK);
+    EXPECT(login(c, "alice", "alice-1", "wonder"), EXH_ALLOW, EXH_AUTH_OK_CACHED);
+    assert_int_equal(auth_clientid_compiles(), n + 2);
+    /* a new pattern is the one matched */
+    assert_int_equal(exh_store_set_clientid_pattern(store, "alice", "a[0-9]+", &err), EXH_OK);
+    EXPECT(login(c, "alice", "alice-1", "wonder"), EXH_DENY, EXH_AUTH_CLIENTID_MISMATCH);
+    EXPECT(login(c, "alice", "a7", "wonder"), EXH_ALLOW, EXH_AUTH_OK);
+    assert_int_equal(auth_clientid_compiles(), n + 3);
+    /* without a cache every check compiles */
+    EXPECT(login(NULL, "alice", "a7", "wonder"), EXH_ALLOW, EXH_AUTH_OK);
+    EXPECT(login(NULL, "alice", "a7", "wonder"), EXH_ALLOW, EXH_AUTH_OK);
+    assert_int_equal(auth_clientid_compiles(), n + 5);
+    /* deleted and re-added as the newest row, same id and revision 1, with
+     * another pattern: the old compiled one is not used */
+    exh_new_user z = {.name = "zz", .password = "pw", .password_len = 2, .clientid_pattern = "x.*"};
+    assert_int_equal(exh_store_add_user(store, &z, &err), EXH_OK);
+    EXPECT(login(c, "zz", "x1", "pw"), EXH_ALLOW, EXH_AUTH_OK);
+    assert_int_equal(exh_store_del_user(store, "zz", &err), EXH_OK);
+    z.clientid_pattern = "y.*";
+    assert_int_equal(exh_store_add_user(store, &z, &err), EXH_OK);
+    EXPECT(login(c, "zz", "x1", "pw"), EXH_DENY, EXH_AUTH_CLIENTID_MISMATCH);
+    EXPECT(login(c, "zz", "y1", "pw"), EXH_ALLOW, EXH_AUTH_OK);
+    /* the public check, with and without the cache, agrees */
+    exh_user u;
+    assert_int_equal(exh_store_get_user(store, "zz", &u, &err), EXH_OK);
+    n = auth_clientid_compiles();
+    assert_true(exh_user_may_use_clientid_cached(c, &u, "y2", 2));
+    assert_false(exh_user_may_use_clientid_cached(c, &u, "xy", 2));
+    assert_false(exh_user_may_use_clientid_cached(c, &u, NULL, 0));
+    assert_int_equal(auth_clientid_compiles(), n);
+    assert_true(exh_user_may_use_clientid(&u, "y2", 2));
+    assert_false(exh_user_may_use_clientid(&u, "xy", 2));
+    assert_int_equal(auth_clientid_compiles(), n + 2);
+    exh_user_clear(&u);
+    exh_auth_cache_free(c);
+
+    /* bounded: with room for one, two users take turns and recompile */
+    exh_auth_cache *one = exh_auth_cache_new(60, 1);
+    n = auth_clientid_compiles();
+    EXPECT(login(one, "alice", "a7", "wonder"), EXH_ALLOW, EXH_AUTH_OK);
+    EXPECT(login(one, "zz", "y1", "pw"), EXH_ALLOW, EXH_AUTH_OK);
+    EXPECT(login(one, "alice", "a7", "wonder"), EXH_ALLOW, EXH_AUTH_OK);
+    assert_int_equal(auth_clientid_compiles(), n + 3);
+    EXPECT(login(one, "alice", "a8", "wonder"), EXH_ALLOW, EXH_AUTH_OK_CACHED);
+    assert_int_equal(auth_clientid_compiles(), n + 3);
+    exh_auth_cache_free(one);
+}
+
+/* Threads sharing a cache with room for one pattern: each login evicts
+ * what another thread may be matching with (freed by the last match), and
+ * every answer is still right. */
+typedef struct racer {
+    exh_auth_cache *cache;
+    int wrong;
+} racer;
+
+static void *race_logins(void *arg)
+{
+    racer *r = arg;
+    exh_store_opts o;
+    exh_store_opts_default(&o);
+    o.hash.m_kib = 64;
+    o.hash.t_cost = 1;
+    exh_store *s;
+    exh_error err;
+    exh_evalctx *ectx = exh_evalctx_new();
+    if (!ectx || exh_store_open(path, &o, &s, &err)) {
+        r->wrong = -1;
+        exh_evalctx_free(ectx);
+        return NULL;
+    }
+    static const struct {
+        const char *user, *pw, *cid;
+        exh_auth_reason want;
+    } turn[] = {{"alice", "wonder", "alice-1", EXH_AUTH_OK},
+                {"carol", "pw", "carol-1", EXH_AUTH_OK},
+                {"alice", "wonder", "carol-1", EXH_AUTH_CLIENTID_MISMATCH},
+                {"carol", "pw", "alice-1", EXH_AUTH_CLIENTID_MISMATCH}};
+    for (int i = 0; i < 400; i++) {
+        int t = i % 4;
+        exh_auth_request rq = {.username = turn[t].user,
+                               .username_len = strlen(turn[t].user),
+                               .clientid = turn[t].cid,
+                               .clientid_len = strlen(turn[t].cid),
+                               .password = turn[t].pw,
+                               .password_len = strlen(turn[t].pw),
+                               .check_password = true};
+        exh_auth_result res;
+        exh_authenticate(s, r->cache, policy, ectx, &rq, &res, &err);
+        bool ok = turn[t].want == EXH_AUTH_OK
+                      ? res.reason == EXH_AUTH_OK || res.reason == EXH_AUTH_OK_CACHED
+                      : res.reason == turn[t].want;
+        r->wrong += !ok;
+        exh_auth_result_clear(&res);
+    }
+    exh_store_close(s);
+    exh_evalctx_free(ectx);
+    return NULL;
+}
+
+static void test_clientid_pattern_cache_threads(void **state)
+{
+    (void)state;
+    exh_error err;
+    exh_new_user carol = {
+        .name = "carol", .password = "pw", .password_len = 2, .clientid_pattern = "carol-.*"};
+    assert_int_equal(exh_store_add_user(store, &carol, &err), EXH_OK);
+    racer r[4];
+    pthread_t th[4];
+    exh_auth_cache *c = exh_auth_cache_new(60, 1);
+    assert_non_null(c);
+    for (int i = 0; i < 4; i++) {
+        r[i] = (racer){.cache = c};
+        assert_int_equal(pthread_create(&th[i], NULL, race_logins, &r[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(r[i].wrong, 0);
+    }
+    exh_auth_cache_free(c);
 }
 
 /* Groups given with the request replace the store's for connect rules. */
@@ -676,6 +820,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cache_hits_expires_and_invalidates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connection_digest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_hash, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_clientid_pattern_cache, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_clientid_pattern_cache_threads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upgrade_on_login, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

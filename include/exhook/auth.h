@@ -8,6 +8,10 @@
  * TTL.  It never holds a password, and it is keyed to the user's revision
  * in the store, so a changed, disabled or deleted user is never served
  * from it.  The cache is thread-safe and shared by every worker.
+ *
+ * The same cache keeps each user's clientid pattern compiled, for the
+ * user's current revision, so a login does not compile a regex: at most
+ * max_entries of them, oldest first out, whatever the TTL.
  */
 #ifndef EXHOOK_AUTH_H
 #define EXHOOK_AUTH_H
@@ -63,8 +67,12 @@ typedef enum exh_auth_reason {
 } exh_auth_reason;
 
 /* May this user connect with this client id (its clientid pattern, if it
- * has one, matches the whole id)? */
+ * has one, matches the whole id)?  A pattern that does not compile
+ * matches nothing.  The _cached form takes the compiled pattern from c
+ * (or puts it there) when c is not NULL; the answer is the same. */
 bool exh_user_may_use_clientid(const exh_user *u, const char *cid, size_t len);
+bool exh_user_may_use_clientid_cached(exh_auth_cache *c, const exh_user *u, const char *cid,
+                                      size_t len);
 
 const char *exh_auth_reason_str(exh_auth_reason r);
 
