@@ -4,6 +4,7 @@
  * policy's connect rules.
  */
 #include "exhook/auth.h"
+#include "auth_int.h"
 #include "store_int.h"
 
 #include <openssl/crypto.h>
@@ -11,6 +12,7 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +32,24 @@ typedef struct centry {
     struct centry *older, *newer; /* insertion order, for eviction */
 } centry;
 
+/*
+ * A user's clientid pattern, compiled for one revision of the user.  PCRE2
+ * compiled code is only read by pcre2_match, so every thread matches with
+ * the same copy (match data is per call); refs counts the matches in
+ * progress, and an entry replaced or evicted meanwhile is freed by the
+ * last of them.
+ */
+typedef struct rentry {
+    char *name;
+    int64_t id, rev;
+    char *pattern; /* what code was compiled from */
+    pcre2_code *code;
+    unsigned refs;                /* matches in progress; under the cache's lock */
+    bool linked;                  /* still in the table */
+    struct rentry *next;          /* hash chain */
+    struct rentry *older, *newer; /* insertion order, for eviction */
+} rentry;
+
 struct exh_auth_cache {
     pthread_mutex_t lock;
     unsigned char key[32];
@@ -38,6 +58,10 @@ struct exh_auth_cache {
     centry **buckets;
     centry *oldest, *newest;
     uint64_t skew; /* test hook: seconds added to the clock */
+    /* Compiled clientid patterns: as many as max, same buckets count. */
+    size_t rcount;
+    rentry **rbuckets;
+    rentry *roldest, *rnewest;
 };
 
 static uint64_t mono_s(void)
@@ -65,11 +89,13 @@ exh_auth_cache *exh_auth_cache_new(uint32_t ttl_seconds, size_t max_entries)
     while (c->nbuckets < c->max && c->nbuckets < ((size_t)1 << 24))
         c->nbuckets *= 2;
     c->buckets = calloc(c->nbuckets, sizeof(*c->buckets));
+    c->rbuckets = calloc(c->nbuckets, sizeof(*c->rbuckets));
     /* A per-process random key: what the cache holds is worthless outside
      * this process and cannot be checked against a password offline. */
-    if (!c->buckets || RAND_bytes(c->key, sizeof(c->key)) != 1 ||
+    if (!c->buckets || !c->rbuckets || RAND_bytes(c->key, sizeof(c->key)) != 1 ||
         pthread_mutex_init(&c->lock, NULL) != 0) {
         free(c->buckets);
+        free(c->rbuckets);
         free(c);
         return NULL;
     }
@@ -96,18 +122,50 @@ static void unlink_entry(exh_auth_cache *c, centry *e)
     free(e);
 }
 
+static void rentry_free(rentry *e)
+{
+    pcre2_code_free(e->code);
+    free(e->pattern);
+    free(e->name);
+    free(e);
+}
+
+/* Take a compiled pattern out of the table; it is freed now, or by the
+ * last match still using it.  Under the lock. */
+static void unlink_pattern(exh_auth_cache *c, rentry *e)
+{
+    rentry **pp = &c->rbuckets[name_hash(e->name, strlen(e->name)) & (c->nbuckets - 1)];
+    while (*pp && *pp != e)
+        pp = &(*pp)->next;
+    if (*pp) *pp = e->next;
+    if (e->older)
+        e->older->newer = e->newer;
+    else
+        c->roldest = e->newer;
+    if (e->newer)
+        e->newer->older = e->older;
+    else
+        c->rnewest = e->older;
+    c->rcount--;
+    e->linked = false;
+    if (!e->refs) rentry_free(e);
+}
+
 void exh_auth_cache_free(exh_auth_cache *c)
 {
     if (!c) return;
     while (c->oldest)
         unlink_entry(c, c->oldest);
+    while (c->roldest)
+        unlink_pattern(c, c->roldest);
     OPENSSL_cleanse(c->key, sizeof(c->key));
     pthread_mutex_destroy(&c->lock);
     free(c->buckets);
+    free(c->rbuckets);
     free(c);
 }
 
-void exh_auth_cache_advance(exh_auth_cache *c, uint32_t seconds)
+void auth_cache_advance(exh_auth_cache *c, uint32_t seconds)
 {
     pthread_mutex_lock(&c->lock);
     c->skew += seconds;
@@ -222,6 +280,12 @@ const char *exh_auth_reason_str(exh_auth_reason r)
         return "stored password hash is unreadable";
     case EXH_AUTH_STORE_ERROR:
         return "credential store unavailable";
+    case EXH_AUTH_NO_MEMORY:
+        return "out of memory";
+    case EXH_AUTH_NO_STORE:
+        return "no credential store to check the password against";
+    case EXH_AUTH_HASH_ERROR:
+        return "the password hash could not be computed";
     case EXH_AUTH_THROTTLED:
         return "refused without a password check (too many logins to check now)";
     case EXH_AUTH_UNCHECKED:
@@ -239,166 +303,290 @@ void exh_auth_result_clear(exh_auth_result *r)
     r->ngroups = 0;
 }
 
-static int clientid_matches(const char *pattern, const char *cid, size_t len);
+/* ---- clientid patterns ---- */
 
-bool exh_user_may_use_clientid(const exh_user *u, const char *cid, size_t len)
+static atomic_ulong clientid_compiles;
+
+unsigned long auth_clientid_compiles(void)
 {
-    return !u->clientid_pattern || clientid_matches(u->clientid_pattern, cid ? cid : "", len);
+    return atomic_load(&clientid_compiles);
 }
 
-static int clientid_matches(const char *pattern, const char *cid, size_t len)
+/* The pattern must match the whole client id.  NULL when it does not
+ * compile (the store validates patterns) or memory ran out. */
+static pcre2_code *compile_clientid(const char *pattern)
 {
     int code;
     PCRE2_SIZE off;
-    pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED,
-                                   PCRE2_ANCHORED | PCRE2_ENDANCHORED, &code, &off, NULL);
-    if (!re) return 0; /* the store validates patterns; a bad one fails closed */
+    atomic_fetch_add(&clientid_compiles, 1);
+    return pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED,
+                         PCRE2_ANCHORED | PCRE2_ENDANCHORED, &code, &off, NULL);
+}
+
+static bool code_matches(const pcre2_code *re, const char *cid, size_t len)
+{
     pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
     int rc = md ? pcre2_match(re, (PCRE2_SPTR)cid, len, 0, 0, md, NULL) : -1;
     pcre2_match_data_free(md);
-    pcre2_code_free(re);
     return rc >= 0;
 }
 
-static exh_status deny(exh_auth_result *res, exh_auth_reason why, exh_status st)
+/* A pattern that cannot be compiled matches nothing: fail closed. */
+static bool clientid_matches(const char *pattern, const char *cid, size_t len)
+{
+    pcre2_code *re = compile_clientid(pattern);
+    bool ok = re && code_matches(re, cid, len);
+    pcre2_code_free(re);
+    return ok;
+}
+
+/* The named user's entry, of whatever revision.  Under the lock. */
+static rentry *pattern_of(exh_auth_cache *c, const char *name)
+{
+    rentry *e = c->rbuckets[name_hash(name, strlen(name)) & (c->nbuckets - 1)];
+    while (e && strcmp(e->name, name))
+        e = e->next;
+    return e;
+}
+
+/* The user's pattern as compiled for this revision, with a reference
+ * taken; NULL when the table has none.  Under the lock.  The pattern text
+ * is compared too: a user deleted and re-added may come back with the
+ * same row id and revision. */
+static rentry *find_pattern(exh_auth_cache *c, const exh_user *u)
+{
+    rentry *e = pattern_of(c, u->name);
+    if (!e || e->id != u->id || e->rev != u->rev || strcmp(e->pattern, u->clientid_pattern))
+        return NULL;
+    e->refs++;
+    return e;
+}
+
+/* Compile the user's pattern into the table (replacing an older
+ * revision's, evicting the oldest beyond max), with a reference taken for
+ * the caller.  NULL when it does not compile or memory ran out. */
+static rentry *add_pattern(exh_auth_cache *c, const exh_user *u)
+{
+    rentry *n = calloc(1, sizeof(*n));
+    if (!n || !(n->name = strdup(u->name)) || !(n->pattern = strdup(u->clientid_pattern)) ||
+        !(n->code = compile_clientid(u->clientid_pattern))) {
+        if (n) rentry_free(n);
+        return NULL;
+    }
+    n->id = u->id;
+    n->rev = u->rev;
+    n->refs = 1;
+    n->linked = true;
+    pthread_mutex_lock(&c->lock);
+    rentry *old = pattern_of(c, u->name);
+    if (old) unlink_pattern(c, old);
+    while (c->rcount >= c->max && c->roldest)
+        unlink_pattern(c, c->roldest);
+    size_t b = name_hash(n->name, strlen(n->name)) & (c->nbuckets - 1);
+    n->next = c->rbuckets[b];
+    c->rbuckets[b] = n;
+    n->older = c->rnewest;
+    if (c->rnewest)
+        c->rnewest->newer = n;
+    else
+        c->roldest = n;
+    c->rnewest = n;
+    c->rcount++;
+    pthread_mutex_unlock(&c->lock);
+    return n;
+}
+
+bool exh_user_may_use_clientid_cached(exh_auth_cache *c, const exh_user *u, const char *cid,
+                                      size_t len)
+{
+    if (!u->clientid_pattern) return true;
+    if (!cid) cid = "";
+    if (!c || !u->name) return clientid_matches(u->clientid_pattern, cid, len);
+    pthread_mutex_lock(&c->lock);
+    rentry *e = find_pattern(c, u);
+    pthread_mutex_unlock(&c->lock);
+    if (!e && !(e = add_pattern(c, u)))
+        return clientid_matches(u->clientid_pattern, cid, len); /* uncached, still right */
+    /* The match runs outside the lock: a slow pattern holds up no other login. */
+    bool ok = code_matches(e->code, cid, len);
+    pthread_mutex_lock(&c->lock);
+    if (!--e->refs && !e->linked) rentry_free(e);
+    pthread_mutex_unlock(&c->lock);
+    return ok;
+}
+
+bool exh_user_may_use_clientid(const exh_user *u, const char *cid, size_t len)
+{
+    return exh_user_may_use_clientid_cached(NULL, u, cid, len);
+}
+
+/* Refuse on the credentials alone: the connect rules do not run. */
+static bool deny(exh_auth_result *res, exh_auth_reason why)
 {
     res->decision = EXH_DENY;
     res->reason = why;
-    return st;
+    return false;
+}
+
+static void set_error(exh_error *err, exh_status st, const char *message)
+{
+    if (!err) return;
+    exh_error_clear(err);
+    err->status = st;
+    snprintf(err->message, sizeof(err->message), "%s", message);
+}
+
+/*
+ * The user record the request names, into *u -- left empty when there is
+ * none to consult (anonymous; unchecked and not in the store).  Returns
+ * false when that alone refuses the login: res says why, *st is the
+ * status exh_authenticate returns.
+ */
+static bool find_user(exh_store *store, const exh_auth_request *req, exh_user *u,
+                      exh_auth_result *res, exh_status *st, exh_error *err)
+{
+    if (!req->username) {
+        res->reason = EXH_AUTH_ANONYMOUS;
+        return true;
+    }
+    if (memchr(req->username, '\0', req->username_len))
+        return deny(res, EXH_AUTH_UNKNOWN_USER); /* no stored name holds a NUL */
+    if (!store) {
+        if (req->check_password) {
+            set_error(err, *st = EXH_EINVAL, "a password check needs a credential store");
+            return deny(res, EXH_AUTH_NO_STORE);
+        }
+        res->reason = EXH_AUTH_UNCHECKED;
+        return true;
+    }
+    /* malloc rather than strndup (the name holds no NUL): an allocation
+     * the tests can make fail (test_auth wraps malloc). */
+    char *name = malloc(req->username_len + 1);
+    if (!name) {
+        set_error(err, *st = EXH_ENOMEM, "out of memory");
+        return deny(res, EXH_AUTH_NO_MEMORY);
+    }
+    memcpy(name, req->username, req->username_len);
+    name[req->username_len] = '\0';
+    exh_status got = exh_store_get_user(store, name, u, err);
+    free(name);
+    if (got == EXH_ENOTFOUND && req->check_password) {
+        if (req->no_hash) return deny(res, EXH_AUTH_THROTTLED);
+        /* As long as a wrong password: see store_dummy_hash. */
+        const char *dummy = req->password ? store_dummy_hash(store) : NULL;
+        if (dummy) exh_hash_verify(dummy, req->password, req->password_len);
+        return deny(res, EXH_AUTH_UNKNOWN_USER);
+    }
+    if (got && got != EXH_ENOTFOUND) {
+        /* The store read fine but had no memory for the user: that is no
+         * store fault, for a front end's failed_action to excuse. */
+        *st = got;
+        return deny(res, got == EXH_ENOMEM ? EXH_AUTH_NO_MEMORY : EXH_AUTH_STORE_ERROR);
+    }
+    /* Found; or unchecked and not found, and the rules decide with no groups. */
+    res->reason = EXH_AUTH_UNCHECKED;
+    return true;
+}
+
+/* What refuses a known user before any password work: disabled, bound to
+ * other client ids, no password given. */
+static bool user_may_log_in(exh_auth_cache *cache, const exh_auth_request *req, const exh_user *u,
+                            exh_auth_result *res)
+{
+    if (u->disabled) return deny(res, EXH_AUTH_DISABLED);
+    if (!exh_user_may_use_clientid_cached(cache, u, req->clientid, req->clientid_len))
+        return deny(res, EXH_AUTH_CLIENTID_MISMATCH);
+    if (!req->password) return deny(res, EXH_AUTH_NO_PASSWORD);
+    return true;
+}
+
+/*
+ * Rehash a verified password at the store's cost, best effort: the login
+ * stands either way.  Returns true when the store took the new hash; *u is
+ * then the user as stored now (new revision and hash), so the cache entry
+ * and the digest made from it match the next login -- with the old hash in
+ * them, it would miss the cache and pay a full argon2id check.
+ */
+static bool upgrade_hash(exh_store *store, const exh_auth_request *req, exh_user *u)
+{
+    char fresh[EXH_HASH_MAX];
+    char *h = NULL;
+    bool done = !store_hash_new(store, req->password, req->password_len, fresh, sizeof(fresh)) &&
+                (h = strdup(fresh)) && !store_set_hash_if(store, u->id, u->rev, fresh);
+    if (done) {
+        free(u->hash);
+        u->hash = h;
+        u->rev++;
+    } else {
+        free(h);
+    }
+    OPENSSL_cleanse(fresh, sizeof(fresh));
+    return done;
+}
+
+static exh_auth_reason verify_failure(exh_verify v)
+{
+    return v == EXH_VERIFY_MISMATCH   ? EXH_AUTH_BAD_PASSWORD
+           : v == EXH_VERIFY_BAD_HASH ? EXH_AUTH_BAD_HASH
+                                      : EXH_AUTH_HASH_ERROR;
+}
+
+/*
+ * Is the request's password the user's?  Cheapest first: this
+ * connection's digest, the cache, then the stored hash (upgraded when the
+ * store asks for it).  A verified password leaves its digest in res when
+ * there is a cache to key it.
+ */
+static bool password_matches(exh_store *store, exh_auth_cache *cache, const exh_auth_request *req,
+                             exh_user *u, exh_auth_result *res)
+{
+    unsigned char mac[32];
+    bool have_mac = cache && !cache_mac(cache, u, req->password, req->password_len, mac);
+    bool ok = true;
+    if (have_mac && req->verified && req->verified->set &&
+        CRYPTO_memcmp(req->verified->mac, mac, 32) == 0) {
+        res->reason = EXH_AUTH_OK_CACHED;
+        res->from_digest = true;
+    } else if (cache_hit(cache, u, req->password, req->password_len)) {
+        res->reason = EXH_AUTH_OK_CACHED;
+    } else if (req->no_hash) {
+        ok = deny(res, EXH_AUTH_THROTTLED);
+    } else {
+        exh_verify v = exh_hash_verify(u->hash, req->password, req->password_len);
+        if (v != EXH_VERIFY_OK) {
+            ok = deny(res, verify_failure(v));
+        } else {
+            res->reason = EXH_AUTH_OK;
+            if (store_upgrade_wanted(store, u->hash) && upgrade_hash(store, req, u)) {
+                res->rehashed = true;
+                have_mac = have_mac && !cache_mac(cache, u, req->password, req->password_len, mac);
+            }
+            cache_put(cache, u, req->password, req->password_len);
+        }
+    }
+    if (ok && have_mac) {
+        memcpy(res->digest.mac, mac, 32);
+        res->digest.set = true;
+    }
+    OPENSSL_cleanse(mac, sizeof(mac));
+    return ok;
 }
 
 /* Keep what ACL checks need: groups and the superuser flag. */
-static int take_user(exh_auth_result *res, exh_user *u)
+static void take_user(exh_auth_result *res, exh_user *u)
 {
     res->superuser = u->superuser;
     res->groups = u->groups;
     res->ngroups = u->ngroups;
     u->groups = NULL;
     u->ngroups = 0;
-    return 0;
 }
 
-exh_status exh_authenticate(exh_store *store, exh_auth_cache *cache, const exh_policy *policy,
-                            exh_evalctx *ctx, const exh_auth_request *req, exh_auth_result *res,
-                            exh_error *err)
+/* Step 3: the connect rules, for a verified, unchecked or anonymous
+ * client, with the groups res holds or the request's own. */
+static exh_status connect_rules(const exh_policy *policy, exh_evalctx *ctx,
+                                const exh_auth_request *req, exh_auth_result *res, exh_error *err)
 {
-    memset(res, 0, sizeof(*res));
-    exh_user u = {0};
-    char *name = NULL;
-    exh_status st = EXH_OK;
-    if (!req->username) {
-        res->reason = EXH_AUTH_ANONYMOUS;
-    } else if (memchr(req->username, '\0', req->username_len)) {
-        return deny(res, EXH_AUTH_UNKNOWN_USER, EXH_OK); /* no stored name holds a NUL */
-    } else if (store) {
-        if (!(name = strndup(req->username, req->username_len))) {
-            if (err) {
-                exh_error_clear(err);
-                err->status = EXH_ENOMEM;
-                snprintf(err->message, sizeof(err->message), "out of memory");
-            }
-            return deny(res, EXH_AUTH_STORE_ERROR, EXH_ENOMEM);
-        }
-        st = exh_store_get_user(store, name, &u, err);
-        free(name);
-        if (st == EXH_ENOTFOUND) {
-            if (req->check_password) {
-                if (req->no_hash) return deny(res, EXH_AUTH_THROTTLED, EXH_OK);
-                /* As long as a wrong password: see store_dummy_hash. */
-                const char *dummy = req->password ? store_dummy_hash(store) : NULL;
-                if (dummy) exh_hash_verify(dummy, req->password, req->password_len);
-                return deny(res, EXH_AUTH_UNKNOWN_USER, EXH_OK);
-            }
-            st = EXH_OK; /* unchecked: the rules decide, with no groups */
-        } else if (st) {
-            return deny(res, EXH_AUTH_STORE_ERROR, st);
-        }
-        res->reason = EXH_AUTH_UNCHECKED;
-    } else if (req->check_password) {
-        if (err) {
-            exh_error_clear(err);
-            err->status = EXH_EINVAL;
-            snprintf(err->message, sizeof(err->message),
-                     "a password check needs a credential store");
-        }
-        return deny(res, EXH_AUTH_STORE_ERROR, EXH_EINVAL);
-    } else {
-        res->reason = EXH_AUTH_UNCHECKED;
-    }
-
-    if (u.name && req->check_password) {
-        if (u.disabled) {
-            exh_user_clear(&u);
-            return deny(res, EXH_AUTH_DISABLED, EXH_OK);
-        }
-        if (u.clientid_pattern &&
-            !clientid_matches(u.clientid_pattern, req->clientid ? req->clientid : "",
-                              req->clientid_len)) {
-            exh_user_clear(&u);
-            return deny(res, EXH_AUTH_CLIENTID_MISMATCH, EXH_OK);
-        }
-        if (!req->password) {
-            exh_user_clear(&u);
-            return deny(res, EXH_AUTH_NO_PASSWORD, EXH_OK);
-        }
-        unsigned char mac[32];
-        bool have_mac = cache && !cache_mac(cache, &u, req->password, req->password_len, mac);
-        if (have_mac && req->verified && req->verified->set &&
-            CRYPTO_memcmp(req->verified->mac, mac, 32) == 0) {
-            res->reason = EXH_AUTH_OK_CACHED;
-            res->from_digest = true;
-        } else if (cache_hit(cache, &u, req->password, req->password_len)) {
-            res->reason = EXH_AUTH_OK_CACHED;
-        } else if (req->no_hash) {
-            OPENSSL_cleanse(mac, sizeof(mac));
-            exh_user_clear(&u);
-            return deny(res, EXH_AUTH_THROTTLED, EXH_OK);
-        } else {
-            exh_verify v = exh_hash_verify(u.hash, req->password, req->password_len);
-            if (v != EXH_VERIFY_OK) {
-                OPENSSL_cleanse(mac, sizeof(mac));
-                exh_user_clear(&u);
-                return deny(res,
-                            v == EXH_VERIFY_MISMATCH   ? EXH_AUTH_BAD_PASSWORD
-                            : v == EXH_VERIFY_BAD_HASH ? EXH_AUTH_BAD_HASH
-                                                       : EXH_AUTH_STORE_ERROR,
-                            EXH_OK);
-            }
-            res->reason = EXH_AUTH_OK;
-            if (store_upgrade_wanted(store, u.hash)) {
-                /* Upgrade on login: best effort, the login stands either way. */
-                char fresh[EXH_HASH_MAX];
-                if (!store_hash_new(store, req->password, req->password_len, fresh,
-                                    sizeof(fresh)) &&
-                    !store_set_hash_if(store, u.id, u.rev, fresh)) {
-                    res->rehashed = true;
-                    /* The user as stored now: the cache entry and the digest
-                     * name the new revision and hash (with the old hash in
-                     * them, the next login would miss the cache and pay a
-                     * full argon2id check). */
-                    u.rev++;
-                    char *h = strdup(fresh);
-                    if (h) {
-                        free(u.hash);
-                        u.hash = h;
-                    }
-                    have_mac = have_mac && h &&
-                               !cache_mac(cache, &u, req->password, req->password_len, mac);
-                }
-                OPENSSL_cleanse(fresh, sizeof(fresh));
-            }
-            cache_put(cache, &u, req->password, req->password_len);
-        }
-        if (have_mac) {
-            memcpy(res->digest.mac, mac, 32);
-            res->digest.set = true;
-        }
-        OPENSSL_cleanse(mac, sizeof(mac));
-    }
-    take_user(res, &u);
-    exh_user_clear(&u);
-
-    /* Step 3: the connect rules, for a verified or anonymous client. */
     exh_request r;
     exh_request_init(&r, EXH_CONNECT);
     r.username = req->username;
@@ -415,7 +603,9 @@ exh_status exh_authenticate(exh_store *store, exh_auth_cache *cache, const exh_p
     } else if (res->ngroups) {
         if (!(groups = malloc(res->ngroups * sizeof(*groups)))) {
             exh_auth_result_clear(res);
-            return deny(res, EXH_AUTH_STORE_ERROR, EXH_ENOMEM);
+            deny(res, EXH_AUTH_NO_MEMORY);
+            set_error(err, EXH_ENOMEM, "out of memory");
+            return EXH_ENOMEM;
         }
         for (size_t i = 0; i < res->ngroups; i++)
             groups[i] = (exh_str){res->groups[i], strlen(res->groups[i])};
@@ -427,4 +617,19 @@ exh_status exh_authenticate(exh_store *store, exh_auth_cache *cache, const exh_p
     res->rules_ran = true;
     res->decision = res->rule.decision;
     return EXH_OK;
+}
+
+exh_status exh_authenticate(exh_store *store, exh_auth_cache *cache, const exh_policy *policy,
+                            exh_evalctx *ctx, const exh_auth_request *req, exh_auth_result *res,
+                            exh_error *err)
+{
+    memset(res, 0, sizeof(*res));
+    exh_user u = {0};
+    exh_status st = EXH_OK;
+    bool pass = find_user(store, req, &u, res, &st, err);
+    if (pass && u.name && req->check_password)
+        pass = user_may_log_in(cache, req, &u, res) && password_matches(store, cache, req, &u, res);
+    if (pass) take_user(res, &u);
+    exh_user_clear(&u);
+    return pass ? connect_rules(policy, ctx, req, res, err) : st;
 }

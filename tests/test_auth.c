@@ -2,8 +2,16 @@
  * test_auth.c -- the connect decision: each failure reason distinct, the
  * verified-credential cache (hit, expiry, invalidation by any change to
  * the user), upgrade on login, and the connect rules seeing the store's
- * groups.
+ * groups.  Faults each have their own reason: the store (a table gone),
+ * memory (every allocation made to fail in turn), no store, the hash
+ * library.
+ *
+ * malloc, calloc and realloc are wrapped (-Wl,--wrap=..., CMakeLists.txt)
+ * so that a test can make the library's allocations fail.  What libc,
+ * SQLite, OpenSSL or PCRE2 allocate inside themselves is not wrapped.
  */
+#include <crypt.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,8 +25,43 @@
 
 #include "exhook/auth.h"
 #include "exhook/hash.h"
+#include "auth_int.h"
 #include "store_int.h"
 #include <sqlite3.h>
+
+/* Allocation failures: the fail_nth-th allocation by a function in
+ * fail_kinds fails (counted in seen); fail_nth 0 fails none. */
+enum { A_MALLOC = 1, A_CALLOC = 2, A_REALLOC = 4 };
+static unsigned fail_kinds;
+static long fail_nth, seen;
+
+static bool fail_now(unsigned kind)
+{
+    return fail_nth && (fail_kinds & kind) && ++seen == fail_nth;
+}
+
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t n, size_t size);
+void *__real_realloc(void *p, size_t n);
+void *__wrap_malloc(size_t n)
+{
+    return fail_now(A_MALLOC) ? NULL : __real_malloc(n);
+}
+void *__wrap_calloc(size_t n, size_t size)
+{
+    return fail_now(A_CALLOC) ? NULL : __real_calloc(n, size);
+}
+void *__wrap_realloc(void *p, size_t n)
+{
+    return fail_now(A_REALLOC) ? NULL : __real_realloc(p, n);
+}
+
+static void fail_allocation(unsigned kinds, long nth)
+{
+    fail_kinds = kinds;
+    fail_nth = nth;
+    seen = 0;
+}
 
 static char dir[64], path[128];
 static exh_store *store;
@@ -148,6 +191,295 @@ static void test_unreadable_hash(void **state)
     EXPECT(login(NULL, "bob", "b", "builder"), EXH_DENY, EXH_AUTH_BAD_HASH);
 }
 
+/* Every reason has its own text. */
+static void test_reason_texts(void **state)
+{
+    (void)state;
+    for (int a = EXH_AUTH_OK; a <= EXH_AUTH_HASH_ERROR; a++) {
+        assert_string_not_equal(exh_auth_reason_str((exh_auth_reason)a), "?");
+        for (int b = a + 1; b <= EXH_AUTH_HASH_ERROR; b++)
+            assert_string_not_equal(exh_auth_reason_str((exh_auth_reason)a),
+                                    exh_auth_reason_str((exh_auth_reason)b));
+    }
+}
+
+/* The store failing (here: its users table gone under it) is a
+ * STORE_ERROR with the store's status -- the one fault a front end's
+ * failed_action may excuse. */
+static void test_store_fault(void **state)
+{
+    (void)state;
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "ALTER TABLE users RENAME TO gone", NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    exh_auth_request rq = {.username = "bob",
+                           .username_len = 3,
+                           .clientid = "b",
+                           .clientid_len = 1,
+                           .password = "builder",
+                           .password_len = 7,
+                           .check_password = true};
+    exh_auth_result r;
+    exh_error err;
+    assert_int_equal(exh_authenticate(store, NULL, policy, ctx, &rq, &r, &err), EXH_ESTORE);
+    assert_int_equal(err.status, EXH_ESTORE);
+    EXPECT(r, EXH_DENY, EXH_AUTH_STORE_ERROR);
+}
+
+/* A password check with no store to check it against. */
+static void test_no_store(void **state)
+{
+    (void)state;
+    exh_auth_request rq = {.username = "bob",
+                           .username_len = 3,
+                           .clientid = "b",
+                           .clientid_len = 1,
+                           .password = "builder",
+                           .password_len = 7,
+                           .check_password = true};
+    exh_auth_result r;
+    exh_error err;
+    assert_int_equal(exh_authenticate(NULL, NULL, policy, ctx, &rq, &r, &err), EXH_EINVAL);
+    assert_int_equal(err.status, EXH_EINVAL);
+    EXPECT(r, EXH_DENY, EXH_AUTH_NO_STORE);
+    /* no check asked for: the rules decide without a store */
+    rq.check_password = false;
+    assert_int_equal(exh_authenticate(NULL, NULL, policy, ctx, &rq, &r, &err), EXH_OK);
+    assert_true(r.rules_ran);
+    assert_int_equal(r.reason, EXH_AUTH_UNCHECKED);
+    exh_auth_result_clear(&r);
+}
+
+/* Each allocation on a login's way (the name, the store's group list, the
+ * connect rules' group array, the cache's entry), made to fail in turn:
+ * the login is refused as NO_MEMORY with EXH_ENOMEM, or -- where the
+ * allocation was only for the cache -- goes on. */
+static void test_out_of_memory(void **state)
+{
+    (void)state;
+    exh_auth_cache *c = exh_auth_cache_new(60, 10);
+    assert_non_null(c);
+    int refused = 0;
+    for (long nth = 1;; nth++) {
+        assert_true(nth < 100);
+        exh_auth_request rq = {.username = "alice",
+                               .username_len = 5,
+                               .clientid = "alice-1",
+                               .clientid_len = 7,
+                               .password = "wonder",
+                               .password_len = 6,
+                               .check_password = true};
+        exh_auth_result r;
+        exh_error err;
+        fail_allocation(A_MALLOC | A_CALLOC | A_REALLOC, nth);
+        exh_status st = exh_authenticate(store, c, policy, ctx, &rq, &r, &err);
+        bool failed = seen >= nth;
+        fail_allocation(0, 0);
+        if (!failed) { /* every allocation has had its turn */
+            assert_int_equal(st, EXH_OK);
+            EXPECT(r, EXH_ALLOW, EXH_AUTH_OK_CACHED);
+            break;
+        }
+        if (r.decision == EXH_DENY) {
+            if (st != EXH_ENOMEM || r.reason != EXH_AUTH_NO_MEMORY || err.status != EXH_ENOMEM)
+                fail_msg("allocation %ld: status %d, %s", nth, (int)st,
+                         exh_auth_reason_str(r.reason));
+            assert_false(r.rules_ran);
+            assert_int_equal(r.ngroups, 0);
+            refused++;
+        } else {
+            assert_int_equal(st, EXH_OK);
+            assert_true(r.reason == EXH_AUTH_OK || r.reason == EXH_AUTH_OK_CACHED);
+        }
+        exh_auth_result_clear(&r);
+    }
+    assert_true(refused >= 3); /* the name, the store's groups, the rules' groups */
+    exh_auth_cache_free(c);
+}
+
+/* The hash library failing on a well-formed hash (here bcrypt's working
+ * memory, which exhook allocates) is a HASH_ERROR, not a wrong password
+ * and not a store fault. */
+static void test_hash_library_failure(void **state)
+{
+    (void)state;
+    const char *salt = crypt_gensalt("$2b$", 4, NULL, 0);
+    assert_non_null(salt);
+    char hash[128];
+    snprintf(hash, sizeof(hash), "%s", crypt("cipher", salt));
+    assert_int_equal(exh_hash_identify(hash), EXH_HASH_BCRYPT);
+    exh_new_user carl = {.name = "carl", .hash = hash};
+    exh_error err;
+    assert_int_equal(exh_store_add_user(store, &carl, &err), EXH_OK);
+    exh_store_opts o;
+    exh_store_opts_default(&o);
+    o.upgrade_on_login = false; /* keep the bcrypt hash for the next login */
+    exh_store *s;
+    assert_int_equal(exh_store_open(path, &o, &s, &err), EXH_OK);
+    exh_auth_request rq = {.username = "carl",
+                           .username_len = 4,
+                           .clientid = "c",
+                           .clientid_len = 1,
+                           .password = "cipher",
+                           .password_len = 6,
+                           .check_password = true};
+    exh_auth_result r;
+    fail_allocation(A_CALLOC, 1); /* no cache: bcrypt's is the only calloc */
+    exh_status st = exh_authenticate(s, NULL, policy, ctx, &rq, &r, &err);
+    assert_int_equal(seen, 1);
+    fail_allocation(0, 0);
+    assert_int_equal(st, EXH_OK);
+    EXPECT(r, EXH_DENY, EXH_AUTH_HASH_ERROR);
+    assert_int_equal(exh_authenticate(s, NULL, policy, ctx, &rq, &r, &err), EXH_OK);
+    EXPECT(r, EXH_ALLOW, EXH_AUTH_OK);
+    exh_store_close(s);
+}
+
+/* The cache keeps a user's clientid pattern compiled for its revision: a
+ * second login compiles nothing, a changed user compiles again, and the
+ * answers stay those of the uncached check. */
+static void test_clientid_pattern_cache(void **state)
+{
+    (void)state;
+    exh_error err;
+    exh_auth_cache *c = exh_auth_cache_new(60, 10);
+    assert_non_null(c);
+    unsigned long n = auth_clientid_compiles();
+    EXPECT(login(c, "alice", "alice-1", "wonder"), EXH_ALLOW, EXH_AUTH_OK);
+    assert_int_equal(auth_clientid_compiles(), n + 1);
+    EXPECT(login(c, "alice", "alice-1", "wonder"), EXH_ALLOW, EXH_AUTH_OK_CACHED);
+    EXPECT(login(c, "alice", "bob-1", "wonder"), EXH_DENY, EXH_AUTH_CLIENTID_MISMATCH);
+    EXPECT(login(c, "alice", "alice-2", "wander"), EXH_DENY, EXH_AUTH_BAD_PASSWORD);
+    assert_int_equal(auth_clientid_compiles(), n + 1);
+    /* a user without a pattern compiles nothing */
+    EXPECT(login(c, "bob", "anything", "builder"), EXH_ALLOW, EXH_AUTH_OK);
+    assert_int_equal(auth_clientid_compiles(), n + 1);
+    /* a new revision (here the superuser flag) compiles again, once */
+    assert_int_equal(exh_store_set_flags(store, "alice", 1, -1, &err), EXH_OK);
+    EXPECT(login(c, "alice", "alice-1", "wonder"), EXH_ALLOW, EXH_AUTH_OK);
+    EXPECT(login(c, "alice", "alice-1", "wonder"), EXH_ALLOW, EXH_AUTH_OK_CACHED);
+    assert_int_equal(auth_clientid_compiles(), n + 2);
+    /* a new pattern is the one matched */
+    assert_int_equal(exh_store_set_clientid_pattern(store, "alice", "a[0-9]+", &err), EXH_OK);
+    EXPECT(login(c, "alice", "alice-1", "wonder"), EXH_DENY, EXH_AUTH_CLIENTID_MISMATCH);
+    EXPECT(login(c, "alice", "a7", "wonder"), EXH_ALLOW, EXH_AUTH_OK);
+    assert_int_equal(auth_clientid_compiles(), n + 3);
+    /* without a cache every check compiles */
+    EXPECT(login(NULL, "alice", "a7", "wonder"), EXH_ALLOW, EXH_AUTH_OK);
+    EXPECT(login(NULL, "alice", "a7", "wonder"), EXH_ALLOW, EXH_AUTH_OK);
+    assert_int_equal(auth_clientid_compiles(), n + 5);
+    /* deleted and re-added as the newest row, same id and revision 1, with
+     * another pattern: the old compiled one is not used */
+    exh_new_user z = {.name = "zz", .password = "pw", .password_len = 2, .clientid_pattern = "x.*"};
+    assert_int_equal(exh_store_add_user(store, &z, &err), EXH_OK);
+    EXPECT(login(c, "zz", "x1", "pw"), EXH_ALLOW, EXH_AUTH_OK);
+    assert_int_equal(exh_store_del_user(store, "zz", &err), EXH_OK);
+    z.clientid_pattern = "y.*";
+    assert_int_equal(exh_store_add_user(store, &z, &err), EXH_OK);
+    EXPECT(login(c, "zz", "x1", "pw"), EXH_DENY, EXH_AUTH_CLIENTID_MISMATCH);
+    EXPECT(login(c, "zz", "y1", "pw"), EXH_ALLOW, EXH_AUTH_OK);
+    /* the public check, with and without the cache, agrees */
+    exh_user u;
+    assert_int_equal(exh_store_get_user(store, "zz", &u, &err), EXH_OK);
+    n = auth_clientid_compiles();
+    assert_true(exh_user_may_use_clientid_cached(c, &u, "y2", 2));
+    assert_false(exh_user_may_use_clientid_cached(c, &u, "xy", 2));
+    assert_false(exh_user_may_use_clientid_cached(c, &u, NULL, 0));
+    assert_int_equal(auth_clientid_compiles(), n);
+    assert_true(exh_user_may_use_clientid(&u, "y2", 2));
+    assert_false(exh_user_may_use_clientid(&u, "xy", 2));
+    assert_int_equal(auth_clientid_compiles(), n + 2);
+    exh_user_clear(&u);
+    exh_auth_cache_free(c);
+
+    /* bounded: with room for one, two users take turns and recompile */
+    exh_auth_cache *one = exh_auth_cache_new(60, 1);
+    n = auth_clientid_compiles();
+    EXPECT(login(one, "alice", "a7", "wonder"), EXH_ALLOW, EXH_AUTH_OK);
+    EXPECT(login(one, "zz", "y1", "pw"), EXH_ALLOW, EXH_AUTH_OK);
+    EXPECT(login(one, "alice", "a7", "wonder"), EXH_ALLOW, EXH_AUTH_OK);
+    assert_int_equal(auth_clientid_compiles(), n + 3);
+    EXPECT(login(one, "alice", "a8", "wonder"), EXH_ALLOW, EXH_AUTH_OK_CACHED);
+    assert_int_equal(auth_clientid_compiles(), n + 3);
+    exh_auth_cache_free(one);
+}
+
+/* Threads sharing a cache with room for one pattern: each login evicts
+ * what another thread may be matching with (freed by the last match), and
+ * every answer is still right. */
+typedef struct racer {
+    exh_auth_cache *cache;
+    int wrong;
+} racer;
+
+static void *race_logins(void *arg)
+{
+    racer *r = arg;
+    exh_store_opts o;
+    exh_store_opts_default(&o);
+    o.hash.m_kib = 64;
+    o.hash.t_cost = 1;
+    exh_store *s;
+    exh_error err;
+    exh_evalctx *ectx = exh_evalctx_new();
+    if (!ectx || exh_store_open(path, &o, &s, &err)) {
+        r->wrong = -1;
+        exh_evalctx_free(ectx);
+        return NULL;
+    }
+    static const struct {
+        const char *user, *pw, *cid;
+        exh_auth_reason want;
+    } turn[] = {{"alice", "wonder", "alice-1", EXH_AUTH_OK},
+                {"carol", "pw", "carol-1", EXH_AUTH_OK},
+                {"alice", "wonder", "carol-1", EXH_AUTH_CLIENTID_MISMATCH},
+                {"carol", "pw", "alice-1", EXH_AUTH_CLIENTID_MISMATCH}};
+    for (int i = 0; i < 400; i++) {
+        int t = i % 4;
+        exh_auth_request rq = {.username = turn[t].user,
+                               .username_len = strlen(turn[t].user),
+                               .clientid = turn[t].cid,
+                               .clientid_len = strlen(turn[t].cid),
+                               .password = turn[t].pw,
+                               .password_len = strlen(turn[t].pw),
+                               .check_password = true};
+        exh_auth_result res;
+        exh_authenticate(s, r->cache, policy, ectx, &rq, &res, &err);
+        bool ok = turn[t].want == EXH_AUTH_OK
+                      ? res.reason == EXH_AUTH_OK || res.reason == EXH_AUTH_OK_CACHED
+                      : res.reason == turn[t].want;
+        r->wrong += !ok;
+        exh_auth_result_clear(&res);
+    }
+    exh_store_close(s);
+    exh_evalctx_free(ectx);
+    return NULL;
+}
+
+static void test_clientid_pattern_cache_threads(void **state)
+{
+    (void)state;
+    exh_error err;
+    exh_new_user carol = {
+        .name = "carol", .password = "pw", .password_len = 2, .clientid_pattern = "carol-.*"};
+    assert_int_equal(exh_store_add_user(store, &carol, &err), EXH_OK);
+    racer r[4];
+    pthread_t th[4];
+    exh_auth_cache *c = exh_auth_cache_new(60, 1);
+    assert_non_null(c);
+    for (int i = 0; i < 4; i++) {
+        r[i] = (racer){.cache = c};
+        assert_int_equal(pthread_create(&th[i], NULL, race_logins, &r[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(r[i].wrong, 0);
+    }
+    exh_auth_cache_free(c);
+}
+
 /* Groups given with the request replace the store's for connect rules. */
 static void test_request_groups_override(void **state)
 {
@@ -225,7 +557,7 @@ static void test_cache_hits_expires_and_invalidates(void **state)
     /* a wrong password is never a cache hit */
     EXPECT(login(c, "alice", "alice-1", "wonder!"), EXH_DENY, EXH_AUTH_BAD_PASSWORD);
     /* expiry */
-    exh_auth_cache_advance(c, 61);
+    auth_cache_advance(c, 61);
     EXPECT(login(c, "alice", "alice-1", "wonder"), EXH_ALLOW, EXH_AUTH_OK);
     EXPECT(login(c, "alice", "alice-1", "wonder"), EXH_ALLOW, EXH_AUTH_OK_CACHED);
     /* a changed password: the old one is not served from the cache */
@@ -478,11 +810,18 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_each_reason, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connect_rules_and_groups, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unreadable_hash, setup, teardown),
+        cmocka_unit_test(test_reason_texts),
+        cmocka_unit_test_setup_teardown(test_store_fault, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_store, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_out_of_memory, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hash_library_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_user_dummy_hash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_request_groups_override, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_hits_expires_and_invalidates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connection_digest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_hash, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_clientid_pattern_cache, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_clientid_pattern_cache_threads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upgrade_on_login, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -8,6 +8,10 @@
  * TTL.  It never holds a password, and it is keyed to the user's revision
  * in the store, so a changed, disabled or deleted user is never served
  * from it.  The cache is thread-safe and shared by every worker.
+ *
+ * The same cache keeps each user's clientid pattern compiled, for the
+ * user's current revision, so a login does not compile a regex: at most
+ * max_entries of them, oldest first out, whatever the TTL.
  */
 #ifndef EXHOOK_AUTH_H
 #define EXHOOK_AUTH_H
@@ -23,17 +27,26 @@
 extern "C" {
 #endif
 
+/* The library is built with -fvisibility=hidden: what is declared here is
+ * its public ABI and must stay exported. */
+#pragma GCC visibility push(default)
+
 typedef struct exh_auth_cache exh_auth_cache;
 
 /* ttl_seconds 0 disables caching; max_entries bounds memory (oldest first
  * out). */
 exh_auth_cache *exh_auth_cache_new(uint32_t ttl_seconds, size_t max_entries);
 void exh_auth_cache_free(exh_auth_cache *c);
-/* Test hook: pretend `seconds` have passed. */
-void exh_auth_cache_advance(exh_auth_cache *c, uint32_t seconds);
 
-/* Why the credential check came out as it did: each failure distinct, for
- * logs and `exhookctl check`. */
+/*
+ * Why the credential check came out as it did: each failure distinct, for
+ * logs and `exhookctl check`.  Every reason but OK, OK_CACHED, ANONYMOUS
+ * and UNCHECKED is a deny with the connect rules not run.  Four are
+ * faults -- STORE_ERROR, NO_MEMORY, NO_STORE, HASH_ERROR: the password
+ * could not be checked, so the login fails closed.  Only STORE_ERROR is
+ * the store's fault, the one a front end's failed_action may excuse.
+ * New reasons are appended: the values are stable.
+ */
 typedef enum exh_auth_reason {
     EXH_AUTH_OK = 0,    /* password verified */
     EXH_AUTH_OK_CACHED, /* verified from the cache */
@@ -44,14 +57,22 @@ typedef enum exh_auth_reason {
     EXH_AUTH_BAD_PASSWORD,
     EXH_AUTH_NO_PASSWORD, /* a username but no password */
     EXH_AUTH_BAD_HASH,    /* the stored hash cannot be checked: fail closed */
-    EXH_AUTH_STORE_ERROR, /* the store could not be read: fail closed */
+    EXH_AUTH_STORE_ERROR, /* the store could not be read (status EXH_ESTORE) */
     EXH_AUTH_UNCHECKED,   /* no password check asked for (check/test) */
     EXH_AUTH_THROTTLED,   /* a hash was needed and the request said no_hash */
+    EXH_AUTH_NO_MEMORY,   /* out of memory here or in the store (status EXH_ENOMEM) */
+    EXH_AUTH_NO_STORE,    /* check_password with store NULL (status EXH_EINVAL) */
+    EXH_AUTH_HASH_ERROR,  /* the hash library failed on a well-formed hash
+                           * (its own memory, a crypto error; status EXH_OK) */
 } exh_auth_reason;
 
 /* May this user connect with this client id (its clientid pattern, if it
- * has one, matches the whole id)? */
+ * has one, matches the whole id)?  A pattern that does not compile
+ * matches nothing.  The _cached form takes the compiled pattern from c
+ * (or puts it there) when c is not NULL; the answer is the same. */
 bool exh_user_may_use_clientid(const exh_user *u, const char *cid, size_t len);
+bool exh_user_may_use_clientid_cached(exh_auth_cache *c, const exh_user *u, const char *cid,
+                                      size_t len);
 
 const char *exh_auth_reason_str(exh_auth_reason r);
 
@@ -113,13 +134,18 @@ void exh_auth_result_clear(exh_auth_result *r);
 /*
  * Decide a connect.  store may be NULL only when check_password is false
  * and there is no user record to consult (then groups/superuser come from
- * nowhere).  cache may be NULL.  On a store failure the result is a deny
- * with EXH_AUTH_STORE_ERROR and the status says why (err filled): the
- * front end applies its failed_action.
+ * nowhere); with check_password it is EXH_AUTH_NO_STORE.  cache may be
+ * NULL.  res->reason alone tells every outcome apart.  The status is not
+ * EXH_OK only for STORE_ERROR (EXH_ESTORE), NO_MEMORY (EXH_ENOMEM) and
+ * NO_STORE (EXH_EINVAL), and then err (if given) says why; on a
+ * STORE_ERROR the front end applies its failed_action, on the others it
+ * refuses.
  */
 exh_status exh_authenticate(exh_store *store, exh_auth_cache *cache, const exh_policy *policy,
                             exh_evalctx *ctx, const exh_auth_request *req, exh_auth_result *res,
                             exh_error *err);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }
