@@ -51,18 +51,24 @@ static bool hashed(const exh_auth_result *r)
 }
 
 /* The credential check could not be made.  A store fault is what
- * failed_action excuses; anything else (out of memory, the hash library
- * failed) is not, and a login never checked must not get in. */
-static svc_answer unchecked(svc_conn *c, const exh_auth_request *rq, exh_status st,
-                            const exh_error *err, svc_grant *g)
+ * failed_action excuses; anything else (out of memory, no store, the hash
+ * library failed) is not, and a login never checked must not get in. */
+static bool unchecked(exh_auth_reason r)
 {
-    if (st == EXH_ESTORE) {
+    return r == EXH_AUTH_STORE_ERROR || r == EXH_AUTH_NO_MEMORY || r == EXH_AUTH_NO_STORE ||
+           r == EXH_AUTH_HASH_ERROR;
+}
+
+static svc_answer not_checked(svc_conn *c, const exh_auth_request *rq, exh_auth_reason reason,
+                              const exh_error *err, svc_grant *g)
+{
+    if (reason == EXH_AUTH_STORE_ERROR) {
         svc_conn_drop_store(c, err);
         return failed_login(c->s, g);
     }
-    svc_log(LOG_ERROR, "authenticate %.*s: the password could not be checked (%s): refused",
-            (int)rq->username_len, rq->username ? rq->username : "",
-            err->message[0] ? err->message : "out of memory or hash failure");
+    svc_log(LOG_ERROR, "authenticate %.*s: the password could not be checked (%s%s%s): refused",
+            (int)rq->username_len, rq->username ? rq->username : "", exh_auth_reason_str(reason),
+            err->message[0] ? ": " : "", err->message);
     return SVC_DENY;
 }
 
@@ -76,14 +82,14 @@ svc_answer svc_login_check(svc_conn *c, const exh_auth_request *rq, svc_grant *g
     exh_error_clear(&err);
     exh_auth_result r;
     svc_policy *hp = svc_policy_get(s->policy);
-    exh_status st = exh_authenticate(store, s->cache, svc_policy_of(hp), c->ctx, rq, &r, &err);
+    exh_authenticate(store, s->cache, svc_policy_of(hp), c->ctx, rq, &r, &err);
     svc_policy_put(hp);
     g->reason = r.reason;
     g->hashed = hashed(&r);
     g->from_digest = r.from_digest;
-    if (r.reason == EXH_AUTH_STORE_ERROR) {
+    if (unchecked(r.reason)) {
         exh_auth_result_clear(&r);
-        return unchecked(c, rq, st, &err, g);
+        return not_checked(c, rq, r.reason, &err, g);
     }
     svc_store_ok(s);
     if (r.reason == EXH_AUTH_BAD_HASH)

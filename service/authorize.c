@@ -133,8 +133,8 @@ static svc_answer from_store(svc_conn *c, const char *key, size_t klen, exh_requ
      * way, or before a restart): a user who could not log in now -- one
      * disabled, or bound to other client ids -- gets no rights from the
      * store. */
-    if (st == EXH_OK &&
-        (u.disabled || !exh_user_may_use_clientid(&u, r->clientid, r->clientid_len))) {
+    if (st == EXH_OK && (u.disabled || !exh_user_may_use_clientid_cached(s->cache, &u, r->clientid,
+                                                                         r->clientid_len))) {
         exh_user_clear(&u);
         st = EXH_ENOTFOUND;
     }

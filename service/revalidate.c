@@ -53,7 +53,8 @@ static svc_visit visit(const svc_client_info *ci, svc_refresh *out, void *arg)
         svc_store_failed(p->c->s, &err);
         return SVC_VISIT_KEEP;
     }
-    bool gone = u.disabled || !exh_user_may_use_clientid(&u, ci->cid, ci->cidlen);
+    bool gone =
+        u.disabled || !exh_user_may_use_clientid_cached(p->c->s->cache, &u, ci->cid, ci->cidlen);
     svc_visit what = SVC_VISIT_KEEP;
     if (!gone && u.rev != ci->rev) {
         /* The connect rules with the user's groups now (no password). */
