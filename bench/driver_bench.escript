@@ -132,8 +132,11 @@ open(Cmd) ->
             end,
     %% authenticate once, so the driver has the client's record (a real
     %% broker always authenticates before it checks ACLs)
+    %% (the password replaced, not prepended: a ClientInfo with a key twice
+    %% is refused, and every ACL check would then take the refused client's
+    %% short cut instead of the policy)
     call(Port, 2, on_client_authenticate,
-         [[{password, <<"bench-pw">>} | client_info()], true, State]),
+         [lists:keystore(password, 1, client_info(), {password, <<"bench-pw">>}), true, State]),
     {Port, State}.
 
 call(Port, Id, Fun, Args) ->
@@ -229,9 +232,11 @@ auth_load(Cmd, N, Seconds) ->
     {Port, State} = open(Cmd),
     %% a wrong password is never cached: every one of these is a real hash
     Auth = fun(Id) ->
-                   CI = [{clientid, <<"load-", (integer_to_binary(Id))/binary>>},
-                         {password, <<"wrong-", (integer_to_binary(Id))/binary>>}
-                         | client_info()],
+                   CI = lists:foldl(
+                          fun(KV, L) -> lists:keystore(element(1, KV), 1, L, KV) end,
+                          client_info(),
+                          [{clientid, <<"load-", (integer_to_binary(Id))/binary>>},
+                           {password, <<"wrong-", (integer_to_binary(Id))/binary>>}]),
                    port_command(Port, term_to_binary(
                                         {'C', Id, exhook, on_client_authenticate,
                                          [CI, true, State]}))

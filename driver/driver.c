@@ -17,6 +17,7 @@
  * Replies go out under one lock, a whole frame at a time, exactly once per
  * call.  Only frames are ever written to the output fd; logs go to stderr.
  */
+#define _DEFAULT_SOURCE /* explicit_bzero */
 #include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
@@ -69,42 +70,56 @@ static int flush_locked(void)
     return rc;
 }
 
-static void send_term(ei_x_buff *x, int built)
+static void send_bytes(const char *term, size_t n)
 {
-    if (built < 0) {
-        svc_log(LOG_ERROR, "could not encode a reply");
-        ei_x_free(x);
-        return;
-    }
-    size_t n = (size_t)x->index;
     int rc = 0;
     pthread_mutex_lock(&out_lock);
     if (obuf_len + n + 4 > sizeof(obuf)) rc = flush_locked();
     if (n + 4 > sizeof(obuf)) {
-        rc = etf_write_frame(out_fd, x->buff, n);
+        rc = etf_write_frame(out_fd, term, n);
     } else {
         unsigned char h[4] = {(unsigned char)(n >> 24), (unsigned char)(n >> 16),
                               (unsigned char)(n >> 8), (unsigned char)n};
         memcpy(obuf + obuf_len, h, 4);
-        memcpy(obuf + obuf_len + 4, x->buff, n);
+        memcpy(obuf + obuf_len + 4, term, n);
         obuf_len += n + 4;
         if (!pthread_equal(pthread_self(), reader)) rc = flush_locked();
     }
     pthread_mutex_unlock(&out_lock);
     if (rc < 0) svc_log(LOG_ERROR, "writing a reply: %s", strerror(errno));
+}
+
+static void send_term(ei_x_buff *x, int built)
+{
+    if (built < 0)
+        svc_log(LOG_ERROR, "could not encode a reply");
+    else
+        send_bytes(x->buff, (size_t)x->index);
     ei_x_free(x);
+}
+
+/* ok (value < 0) or {0, Bool}: the answer to nearly every call, so it is
+ * built on the stack; ei_x_buff (malloc) only for an Id too long for it. */
+static void reply_answer_value(const etf_call *c, int value)
+{
+    char b[256];
+    int n = etf_encode_answer(b, sizeof(b), c, value);
+    if (n >= 0) {
+        send_bytes(b, (size_t)n);
+        return;
+    }
+    ei_x_buff x;
+    send_term(&x, value < 0 ? etf_reply_ok(&x, c) : etf_reply_bool(&x, c, value > 0));
 }
 
 static void reply_ok(const etf_call *c)
 {
-    ei_x_buff x;
-    send_term(&x, etf_reply_ok(&x, c));
+    reply_answer_value(c, -1);
 }
 
 static void reply_bool(const etf_call *c, bool v)
 {
-    ei_x_buff x;
-    send_term(&x, etf_reply_bool(&x, c, v));
+    reply_answer_value(c, v);
 }
 
 static void reply_error(const etf_call *c, const char *msg)
@@ -137,7 +152,7 @@ typedef struct job {
     svc_pending pending; /* first: the watcher's callbacks get the job back */
     struct job *next;
     etf_call call;
-    char *frame; /* owns call.buf */
+    char *frame; /* owns call.buf; ci's strings point into it */
     etf_clientinfo ci;
     exh_auth_request rq; /* points into ci */
     uint64_t gen;        /* svc_login_begin's */
@@ -200,8 +215,9 @@ static void q_close(void)
 static void job_destroy(svc_pending *p)
 {
     job *j = (job *)p;
+    /* The password is in the frame: it leaves no copy in freed memory. */
+    if (j->ci.password) explicit_bzero(j->frame + (j->ci.password - j->frame), j->ci.password_len);
     free(j->frame);
-    etf_clientinfo_clear(&j->ci);
     free(j);
 }
 
@@ -274,26 +290,29 @@ static void *worker_main(void *arg)
 
 /* on_client_authenticate on the reader thread: the client id's record
  * grants nothing from now until the login ends; the login is refused at
- * once if the workers cannot answer it in time, else queued. */
-static void start_login(etf_call *c, char *frame, int64_t received)
+ * once if the workers cannot answer it in time, else queued.  The job
+ * outlives the read buffer c->buf lies in: it takes `owned` (c->buf
+ * itself, when the caller allocated it) or a copy. */
+static void start_login(const etf_call *c, char *owned, int64_t received)
 {
     job *j = calloc(1, sizeof(*j));
+    char *frame = owned ? owned : malloc(c->len ? c->len : 1);
+    if (j && frame && !owned) memcpy(frame, c->buf, c->len);
     int idx = c->args, n;
     const char *why = "on_client_authenticate(ClientInfo, Bool, State)";
-    if (!j || c->nargs != 3 || ei_decode_list_header(frame, &idx, &n) < 0 ||
+    if (!j || !frame || c->nargs != 3 || ei_decode_list_header(frame, &idx, &n) < 0 ||
         etf_decode_clientinfo(frame, &idx, &j->ci, &why) < 0) {
         /* EMQX 4.x reads an error reply as "no opinion", which its
          * defaults turn into a login: a login we cannot read is refused. */
-        svc_log(LOG_WARN, "on_client_authenticate: %s: refused", j ? why : "out of memory");
+        svc_log(LOG_WARN, "on_client_authenticate: %s: refused",
+                j && frame ? why : "out of memory");
         /* If the broker lets it in anyway, its client id gets nothing. */
-        char *cid;
+        const char *cid;
         size_t cidlen;
         idx = c->args;
-        if (j && ei_decode_list_header(frame, &idx, &n) == 0 &&
-            etf_find_clientid(frame, idx, &cid, &cidlen) == 0) {
+        if (ei_decode_list_header(c->buf, &idx, &n) == 0 &&
+            etf_find_clientid(c->buf, idx, &cid, &cidlen) == 0)
             svc_login_unreadable(service, cid, cidlen);
-            free(cid);
-        }
         free(j);
         reply_bool(c, false);
         free(frame);
@@ -311,6 +330,7 @@ static void start_login(etf_call *c, char *frame, int64_t received)
                                .check_password = true};
     parse_peer(ci, &j->rq.peerhost);
     j->call = *c;
+    j->call.buf = frame;
     j->frame = frame;
     j->gen = svc_login_begin(service, j->rq.clientid, j->rq.clientid_len, &j->rq);
     j->pending.expire = job_expire;
@@ -339,7 +359,7 @@ static void check_acl(const etf_call *call, svc_conn *conn)
     etf_clientinfo ci;
     const char *why = "on_client_check_acl(ClientInfo, publish|subscribe, Topic, Bool, State)";
     char action[MAXATOMLEN_UTF8];
-    char *topic = NULL;
+    const char *topic = NULL;
     size_t tlen = 0;
     /* EMQX 4.x reads an error reply as "no opinion", which its defaults
      * turn into an allow: a check we cannot read is refused. */
@@ -352,8 +372,6 @@ static void check_acl(const etf_call *call, svc_conn *conn)
     if (etf_decode_atom(call->buf, &idx, action) < 0 ||
         (strcmp(action, "publish") && strcmp(action, "subscribe")) ||
         etf_decode_text(call->buf, &idx, &topic, &tlen) < 0 || !topic) {
-        etf_clientinfo_clear(&ci);
-        free(topic);
         svc_log(LOG_WARN, "on_client_check_acl: the action must be publish or subscribe and "
                           "the topic a binary: refused");
         reply_bool(call, false);
@@ -370,13 +388,23 @@ static void check_acl(const etf_call *call, svc_conn *conn)
     parse_peer(&ci, &r.peerhost);
     r.topic = topic;
     r.topic_len = tlen;
-    /* qos and retain stay unknown: EMQX's ACL hook does not pass them. */
+    /* qos and retain stay unknown: EMQX's ACL hook does not pass them.
+     * Every string points into the frame, which lives until the reply is
+     * sent; svc_authorize reads them by their lengths. */
     reply_answer(call, conn ? svc_authorize(conn, &r) : SVC_DENY);
-    etf_clientinfo_clear(&ci);
-    free(topic);
 }
 
 /* ---- connected / disconnected ---- */
+
+/* A text from the frame as a C string (malloc'd; NULL: out of memory). */
+static char *text_dup(const char *s, size_t len)
+{
+    char *d = malloc(len + 1);
+    if (!d) return NULL;
+    memcpy(d, s, len);
+    d[len] = '\0';
+    return d;
+}
 
 static void session_event(etf_call *call, int connected)
 {
@@ -388,70 +416,79 @@ static void session_event(etf_call *call, int connected)
         reply_error(call, why);
         return;
     }
-    char *reason = NULL;
-    const char *reason_text = NULL;
-    if (!connected && call->nargs >= 3) {
+    const char *reason = NULL;
+    size_t reason_len = 0;
+    bool unreadable = false;
+    if (!connected && call->nargs >= 3 &&
+        etf_decode_text(call->buf, &idx, &reason, &reason_len) < 0) {
         /* EMQX turns the reason into text before it calls (its hooks'
          * stringfy/1); anything else is malformed input: the event is still
          * recorded, its reason as "unreadable", and that is said. */
-        size_t l;
-        if (etf_decode_text(call->buf, &idx, &reason, &l) < 0) {
-            reason = NULL;
-            reason_text = "unreadable";
-            svc_log(LOG_WARN, "%s: the disconnect reason is not text: recorded as unreadable",
-                    call->fn);
-        } else {
-            reason_text = reason;
-        }
+        reason = NULL;
+        unreadable = true;
+        svc_log(LOG_WARN, "%s: the disconnect reason is not text: recorded as unreadable",
+                call->fn);
     }
     reply_ok(call);
-    exh_session_event ev = {.clientid = ci.clientid ? ci.clientid : "",
-                            .username = ci.has_username ? ci.username : NULL,
-                            .peerhost = ci.peerhost,
-                            .node = ci.node[0] ? ci.node : NULL,
-                            .reason = reason_text,
-                            .at = (int64_t)time(NULL),
-                            .connected = connected};
-    svc_session(service, &ev, ci.clientid ? ci.clientid_len : 0);
-    free(reason);
-    etf_clientinfo_clear(&ci);
+    /* The history takes C strings: copies, NUL-terminated (a name with a
+     * NUL in it is cut there, as the store would cut it). */
+    char *cid = text_dup(ci.clientid ? ci.clientid : "", ci.clientid_len);
+    char *user = ci.has_username ? text_dup(ci.username, ci.username_len) : NULL;
+    char *peer = ci.peerhost ? text_dup(ci.peerhost, ci.peerhost_len) : NULL;
+    char *why_text = reason ? text_dup(reason, reason_len) : NULL;
+    if (!cid || (ci.has_username && !user) || (ci.peerhost && !peer) || (reason && !why_text)) {
+        svc_log(LOG_ERROR, "%s: out of memory: the event is not recorded", call->fn);
+    } else {
+        exh_session_event ev = {.clientid = cid,
+                                .username = user,
+                                .peerhost = peer,
+                                .node = ci.node[0] ? ci.node : NULL,
+                                .reason = unreadable ? "unreadable" : why_text,
+                                .at = (int64_t)time(NULL),
+                                .connected = connected};
+        svc_session(service, &ev, ci.clientid ? ci.clientid_len : 0);
+    }
+    free(cid);
+    free(user);
+    free(peer);
+    free(why_text);
 }
 
 /* ---- dispatch ---- */
 
-static void handle_frame(char *frame, uint32_t len, svc_conn *conn, int64_t received)
+/* frame is borrowed (etf_read_frame's): everything it is needed for is
+ * done before this returns, but a login's job, which copies it. */
+static void handle_frame(const char *frame, uint32_t len, svc_conn *conn, int64_t received)
 {
     char *inflated = NULL;
     size_t ilen = 0;
     const char *why = NULL;
     if (etf_inflate(frame, len, &inflated, &ilen, &why) < 0) {
         svc_log(LOG_WARN, "dropped a frame of %u bytes: %s", len, why);
-        free(frame);
         return;
     }
     if (inflated) {
-        free(frame);
         frame = inflated;
         len = (uint32_t)ilen;
     }
     etf_call c;
     int rc = etf_decode_call(frame, len, &c, &why);
     if (rc == 1) { /* {'M', _} */
-        free(frame);
+        free(inflated);
         return;
     }
     if (rc < 0) {
         svc_log(LOG_WARN, "bad frame of %u bytes: %s", len, why);
         if (c.id_start >= 0) reply_unreadable(&c, why);
-        free(frame);
+        free(inflated);
         return;
     }
     const char *fn = c.fn;
     if (!strcmp(fn, "on_client_check_acl")) {
         check_acl(&c, conn);
     } else if (!strcmp(fn, "on_client_authenticate")) {
-        start_login(&c, frame, received);
-        return; /* the frame is the login's now */
+        start_login(&c, inflated, received);
+        return; /* an inflated frame is the login's now */
     } else if (!strcmp(fn, "on_client_connected") || !strcmp(fn, "on_client_disconnected")) {
         int connected = fn[10] == 'c';
         if (c.nargs != (connected ? 2 : 3)) {
@@ -470,7 +507,7 @@ static void handle_frame(char *frame, uint32_t len, svc_conn *conn, int64_t rece
         snprintf(msg, sizeof(msg), "unknown function %s", fn);
         reply_error(&c, msg);
     }
-    free(frame);
+    free(inflated);
 }
 
 static const char usage[] =
@@ -544,7 +581,7 @@ int main(int argc, char **argv)
     reader = pthread_self();
     int rc = 0;
     for (;;) {
-        char *frame;
+        const char *frame;
         uint32_t len;
         if (!etf_input_has_frame()) { /* about to wait: send what we have */
             pthread_mutex_lock(&out_lock);
@@ -559,7 +596,6 @@ int main(int argc, char **argv)
             svc_log(LOG_WARN, "skipped an oversized frame of %u bytes", len);
             if (frame && etf_decode_id(frame, 4096, &c) == 0)
                 reply_unreadable(&c, "frame too large");
-            free(frame);
             continue;
         }
         if (r < 0) {
@@ -583,6 +619,7 @@ int main(int argc, char **argv)
     svc_conn_free(conn);
     svc_run_stop(service);
     free(workers);
+    etf_read_release();
     svc_log(LOG_INFO, "input closed; exiting");
     return rc;
 }

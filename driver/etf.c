@@ -57,10 +57,35 @@ static int read_all(int fd, void *p, size_t n)
     return 1;
 }
 
-int etf_read_frame(int fd, char **body, uint32_t *len)
+/* Where a frame that is not in ibuf whole is put together.  It keeps its
+ * size for the next such frame, unless it grew past this: one huge call
+ * must not pin megabytes for the rest of the run. */
+static char *spill;
+static size_t spill_cap;
+#define SPILL_KEEP (1u << 20)
+
+static char *spill_room(size_t n)
+{
+    if (n <= spill_cap) return spill;
+    char *p = realloc(spill, n);
+    if (!p) return NULL;
+    spill = p;
+    spill_cap = n;
+    return p;
+}
+
+void etf_read_release(void)
+{
+    free(spill);
+    spill = NULL;
+    spill_cap = 0;
+}
+
+int etf_read_frame(int fd, const char **body, uint32_t *len)
 {
     unsigned char h[4];
     *body = NULL;
+    if (spill_cap > SPILL_KEEP) etf_read_release(); /* the last body is no longer the caller's */
     int rc = read_all(fd, h, 4);
     if (rc <= 0) return rc;
     *len = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
@@ -70,7 +95,9 @@ int etf_read_frame(int fd, char **body, uint32_t *len)
         char sink[65536];
         uint32_t keep = *len < 4096 ? *len : 4096;
         if (read_all(fd, sink, keep) != 1) return -1;
-        if ((*body = malloc(keep))) memcpy(*body, sink, keep);
+        char *b = spill_room(keep);
+        if (b) memcpy(b, sink, keep);
+        *body = b;
         for (uint32_t left = *len - keep; left;) {
             uint32_t n = left < sizeof(sink) ? left : (uint32_t)sizeof(sink);
             if (read_all(fd, sink, n) != 1) return -1;
@@ -78,12 +105,14 @@ int etf_read_frame(int fd, char **body, uint32_t *len)
         }
         return -2;
     }
-    char *b = malloc(*len ? *len : 1);
-    if (!b) return -1;
-    if (*len && read_all(fd, b, *len) != 1) {
-        free(b);
-        return -1;
+    if (ilen - ipos >= *len) { /* the usual case: the frame is buffered whole */
+        *body = ibuf + ipos;
+        ipos += *len;
+        return 1;
     }
+    char *b = spill_room(*len);
+    if (!b) return -1;
+    if (read_all(fd, b, *len) != 1) return -1;
     *body = b;
     return 1;
 }
@@ -385,30 +414,23 @@ int etf_decode_call(const char *buf, size_t len, etf_call *c, const char **why)
     return 0; /* the whole term was checked against len above */
 }
 
-int etf_decode_text(const char *buf, int *index, char **out, size_t *len)
+int etf_decode_text(const char *buf, int *index, const char **out, size_t *len)
 {
     int type, size, i = *index;
     *out = NULL;
     *len = 0;
     if (ei_get_type(buf, &i, &type, &size) < 0 || size < 0) return -1;
-    if (type == ERL_BINARY_EXT) {
-        char *b = malloc((size_t)size + 1);
-        long got;
-        if (!b || ei_decode_binary(buf, &i, b, &got) < 0) {
-            free(b);
-            return -1;
-        }
-        b[got] = '\0';
-        *out = b;
-        *len = (size_t)got;
-    } else if (type == ERL_STRING_EXT || type == ERL_NIL_EXT) {
-        char *b = malloc((size_t)size + 1);
-        if (!b || ei_decode_string(buf, &i, b) < 0) {
-            free(b);
-            return -1;
-        }
-        *out = b;
+    if (type == ERL_BINARY_EXT || type == ERL_STRING_EXT) {
+        /* Both end with their `size` bytes of data, stored as the text
+         * itself (a STRING_EXT element is one byte; a charlist with a
+         * larger element is a LIST_EXT, refused below as before).  ei
+         * steps over the term; the bytes are read where they lie. */
+        if (ei_skip_term(buf, &i) < 0) return -1;
+        *out = buf + i - size;
         *len = (size_t)size;
+    } else if (type == ERL_NIL_EXT) {
+        if (ei_skip_term(buf, &i) < 0) return -1;
+        *out = ""; /* the empty charlist: present, and empty */
     } else if (type == ERL_ATOM_EXT || type == ERL_SMALL_ATOM_EXT || type == ERL_ATOM_UTF8_EXT ||
                type == ERL_SMALL_ATOM_UTF8_EXT) {
         char a[MAXATOMLEN_UTF8];
@@ -432,16 +454,6 @@ static int decode_bool(const char *buf, int *idx, bool *out)
     else
         return -1;
     return 0;
-}
-
-void etf_clientinfo_clear(etf_clientinfo *ci)
-{
-    free(ci->clientid);
-    free(ci->username);
-    if (ci->password) memset(ci->password, 0, ci->password_len);
-    free(ci->password);
-    free(ci->peerhost);
-    memset(ci, 0, sizeof(*ci));
 }
 
 int etf_decode_clientinfo(const char *buf, int *index, etf_clientinfo *ci, const char **why)
@@ -504,11 +516,11 @@ int etf_decode_clientinfo(const char *buf, int *index, etf_clientinfo *ci, const
     *index = i;
     return 0;
 bad:
-    etf_clientinfo_clear(ci);
+    memset(ci, 0, sizeof(*ci));
     return -1;
 }
 
-int etf_find_clientid(const char *buf, int index, char **cid, size_t *len)
+int etf_find_clientid(const char *buf, int index, const char **cid, size_t *len)
 {
     int n, i = index;
     *cid = NULL;
@@ -519,11 +531,10 @@ int etf_find_clientid(const char *buf, int index, char **cid, size_t *len)
         char key[MAXATOMLEN_UTF8];
         if (ei_decode_tuple_header(buf, &at, &arity) == 0 && arity == 2 &&
             etf_decode_atom(buf, &at, key) == 0 && !strcmp(key, "clientid")) {
-            char *v;
+            const char *v;
             size_t l;
             if (etf_decode_text(buf, &at, &v, &l) == 0 && v) {
-                free(*cid); /* given twice: the last, any of them will do */
-                *cid = v;
+                *cid = v; /* given twice: the last, any of them will do */
                 *len = l;
             }
         }
@@ -567,6 +578,34 @@ int etf_reply_error(ei_x_buff *x, const etf_call *c, const char *message)
         ei_x_encode_binary(x, message, (int)strlen(message)) < 0 || ei_x_encode_empty_list(x) < 0)
         return -1;
     return 0;
+}
+
+/* One pass of etf_encode_answer: with out NULL, ei only counts. */
+static int encode_answer(char *out, int *idx, const etf_call *c, int value)
+{
+    int id_len = c->id_end - c->id_start;
+    if (ei_encode_version(out, idx) < 0 || ei_encode_tuple_header(out, idx, 3) < 0 ||
+        ei_encode_atom(out, idx, "r") < 0)
+        return -1;
+    if (out) memcpy(out + *idx, c->buf + c->id_start, (size_t)id_len);
+    *idx += id_len;
+    if (value < 0) return ei_encode_atom(out, idx, "ok");
+    if (ei_encode_tuple_header(out, idx, 2) < 0 || ei_encode_long(out, idx, 0) < 0 ||
+        ei_encode_atom(out, idx, value ? "true" : "false") < 0)
+        return -1;
+    return 0;
+}
+
+int etf_encode_answer(char *out, size_t cap, const etf_call *c, int value)
+{
+    /* Sized first, so that nothing is written past cap. */
+    int n = 0;
+    if (c->id_start < 0 || c->id_end < c->id_start || encode_answer(NULL, &n, c, value) < 0 ||
+        (size_t)n > cap)
+        return -1;
+    int idx = 0;
+    if (encode_answer(out, &idx, c, value) < 0 || idx != n) return -1;
+    return n;
 }
 
 static const char *const hooks[][2] = {

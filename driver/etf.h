@@ -16,11 +16,17 @@
  * it, and a bigger one is garbage or an attack. */
 #define ETF_MAX_FRAME (16u << 20)
 
-/* Read one frame.  Returns 1 and a malloc'd body (*len bytes), 0 at a
- * clean end of input, -1 on a truncated frame or read error (errno), -2
- * when a frame was over ETF_MAX_FRAME (skipped; *len is its size and
- * *body, if not NULL, its first 4 KiB, for etf_decode_id). */
-int etf_read_frame(int fd, char **body, uint32_t *len);
+/* Read one frame.  Returns 1 and its body (*len bytes), 0 at a clean end
+ * of input, -1 on a truncated frame or read error (errno), -2 when a frame
+ * was over ETF_MAX_FRAME (skipped; *len is its size and *body, if not
+ * NULL, its first 4 KiB, for etf_decode_id).  The body is borrowed, not
+ * allocated: it lies in the input buffer (or, for a frame that is not
+ * there whole, in a buffer kept for the purpose) and is valid until the
+ * next call; a caller that keeps it longer copies it. */
+int etf_read_frame(int fd, const char **body, uint32_t *len);
+
+/* Frees what etf_read_frame keeps between calls (at exit). */
+void etf_read_release(void);
 
 /* Is a whole frame already buffered (so reading it will not block)? */
 int etf_input_has_frame(void);
@@ -57,10 +63,12 @@ int etf_decode_id(const char *buf, size_t len, etf_call *c);
  * set when the Function was read, else ""). */
 int etf_decode_call(const char *buf, size_t len, etf_call *c, const char **why);
 
-/* What the hooks' ClientInfo proplist holds.  Strings are malloc'd copies
- * (NUL-terminated, may contain NULs: use the lengths). */
+/* What the hooks' ClientInfo proplist holds.  Strings point into the
+ * decoded term (nothing is allocated, so nothing is freed): they are not
+ * NUL-terminated and may contain NULs -- use the lengths -- and live as
+ * long as the term's buffer.  NULL: absent or `undefined`. */
 typedef struct etf_clientinfo {
-    char *clientid, *username, *password, *peerhost;
+    const char *clientid, *username, *password, *peerhost;
     size_t clientid_len, username_len, password_len, peerhost_len;
     bool has_username, has_password;
     /* Decoded (a malformed value refuses the call like any bad field) but
@@ -72,22 +80,30 @@ typedef struct etf_clientinfo {
     char node[MAXATOMLEN_UTF8];
 } etf_clientinfo;
 
-/* Decode a ClientInfo proplist at *index (advanced past it); -1 with *why. */
+/* Decode a ClientInfo proplist at *index (advanced past it); -1 with *why.
+ * buf must have passed etf_decode_call (its lengths are checked there). */
 int etf_decode_clientinfo(const char *buf, int *index, etf_clientinfo *ci, const char **why);
-void etf_clientinfo_clear(etf_clientinfo *ci);
 
 /* A client id in a ClientInfo that etf_decode_clientinfo refused (a key
- * twice, a value of the wrong type): the first readable one, malloc'd.
- * 0, or -1 when there is none. */
-int etf_find_clientid(const char *buf, int index, char **cid, size_t *len);
+ * twice, a value of the wrong type): a readable one, in place.  0, or -1
+ * when there is none. */
+int etf_find_clientid(const char *buf, int index, const char **cid, size_t *len);
 
-/* Decode a binary, charlist or atom `undefined` into a malloc'd string. */
-int etf_decode_text(const char *buf, int *index, char **out, size_t *len);
+/* Decode a binary, charlist (STRING_EXT, or [] for "") or the atom
+ * `undefined` (*out = NULL) in place: *out points into buf, not
+ * NUL-terminated.  A charlist's bytes are stored as they are (each
+ * element is one byte), so no form needs converting. */
+int etf_decode_text(const char *buf, int *index, const char **out, size_t *len);
 
 /* Replies.  Each builds a whole term in x (initialised by the call). */
 int etf_reply_ok(ei_x_buff *x, const etf_call *c);               /* {'r', Id, ok} */
 int etf_reply_bool(ei_x_buff *x, const etf_call *c, bool value); /* {'r', Id, {0, Bool}} */
 int etf_reply_error(ei_x_buff *x, const etf_call *c, const char *message);
 int etf_reply_init(ei_x_buff *x, const etf_call *c); /* the hook spec */
+
+/* {'r', Id, ok} (value < 0) or {'r', Id, {0, Bool}} into out, without
+ * allocating: the term's length, or -1 when it does not fit in cap (an Id
+ * far longer than a broker's; etf_reply_ok/bool then). */
+int etf_encode_answer(char *out, size_t cap, const etf_call *c, int value);
 
 #endif

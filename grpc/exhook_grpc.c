@@ -475,7 +475,9 @@ static char *read_pem(const char *path)
     return buf;
 }
 
-static grpc_server_credentials *credentials(void)
+/* Plaintext unless a certificate is configured; NULL when the
+ * certificate, key or CA cannot be read or used (logged by read_pem). */
+static grpc_server_credentials *tls_credentials(void)
 {
     if (!*cfg.tls_cert) return grpc_insecure_server_credentials_create();
     char *cert = read_pem(cfg.tls_cert), *key = read_pem(cfg.tls_key);
@@ -500,7 +502,19 @@ static grpc_server_credentials *credentials(void)
     return creds;
 }
 
-int main(int argc, char **argv)
+/* What main builds and shut_down takes apart. */
+typedef struct server_parts {
+    grpc_completion_queue **cqs; /* `threads` serving queues, then the logins' */
+    int nq;
+    grpc_completion_queue *shutdown_cq;
+    pthread_t *th;
+    int nth; /* threads started (or to start, before start_serving) */
+} server_parts;
+
+/* Settings from the command line and config file, logging, and the
+ * service started (policy loaded, SIGHUP to the reload thread, SIGTERM and
+ * SIGINT blocked for main's sigwait).  -1 to go on, or the exit status. */
+static int load_settings(int argc, char **argv)
 {
     static const svc_program prog = {"exhook-grpc", usage, SVC_FOR_GRPC};
     int status = svc_config_load(argc, argv, &prog, &cfg);
@@ -510,8 +524,14 @@ int main(int argc, char **argv)
 
     /* SIGHUP goes to the reload thread, SIGTERM and SIGINT to main. */
     static const int stops[] = {SIGTERM, SIGINT};
-    if ((status = svc_run_start(&cfg, stops, 2, &service)) >= 0) return status;
+    return svc_run_start(&cfg, stops, 2, &service);
+}
 
+/* The gRPC server with its methods, queues and listening port, not yet
+ * started.  -1 to go on, or the exit status (a port that cannot be had
+ * undoes everything, the service included, for a clean exit). */
+static int build_server(server_parts *p)
+{
     grpc_init();
     /* EMQX's HTTP/2 client pings every 60 s even when idle; gRPC core's
      * defaults count such pings as abuse and close the connection after a
@@ -539,20 +559,21 @@ int main(int argc, char **argv)
      * authentication worker drains: gRPC core hands a new call to the
      * first queue, from its connection's, that has a request posted, so
      * with a queue per worker nearly every login lands on the same one. */
-    int nq = cfg.threads + 1, nth = cfg.threads + 1 + cfg.workers;
-    grpc_completion_queue **cqs = calloc((size_t)nq, sizeof(*cqs));
-    pthread_t *th = calloc((size_t)nth, sizeof(*th));
-    if (!cqs || !th) {
+    p->nq = cfg.threads + 1;
+    p->nth = cfg.threads + 1 + cfg.workers;
+    p->cqs = calloc((size_t)p->nq, sizeof(*p->cqs));
+    p->th = calloc((size_t)p->nth, sizeof(*p->th));
+    if (!p->cqs || !p->th) {
         svc_log(LOG_ERROR, "out of memory");
         return 1;
     }
-    grpc_completion_queue *shutdown_cq = grpc_completion_queue_create_for_next(NULL);
-    grpc_server_register_completion_queue(server, shutdown_cq, NULL);
-    for (int i = 0; i < nq; i++) {
-        cqs[i] = grpc_completion_queue_create_for_next(NULL);
-        grpc_server_register_completion_queue(server, cqs[i], NULL);
+    p->shutdown_cq = grpc_completion_queue_create_for_next(NULL);
+    grpc_server_register_completion_queue(server, p->shutdown_cq, NULL);
+    for (int i = 0; i < p->nq; i++) {
+        p->cqs[i] = grpc_completion_queue_create_for_next(NULL);
+        grpc_server_register_completion_queue(server, p->cqs[i], NULL);
     }
-    grpc_server_credentials *creds = credentials();
+    grpc_server_credentials *creds = tls_credentials();
     const char *hint = !creds          ? " (TLS certificate or key unusable)"
                        : *cfg.tls_cert ? " (address in use or not local, or TLS certificate or key "
                                          "unusable)"
@@ -563,18 +584,26 @@ int main(int argc, char **argv)
         svc_log(LOG_ERROR, "cannot listen on %s%s", cfg.listen, hint);
         /* Nothing serves yet: undo the set-up for a clean exit. */
         grpc_server_destroy(server);
-        for (int q = 0; q <= nq; q++)
-            queue_destroy(q < nq ? cqs[q] : shutdown_cq);
+        for (int q = 0; q <= p->nq; q++)
+            queue_destroy(q < p->nq ? p->cqs[q] : p->shutdown_cq);
         grpc_shutdown();
         svc_run_stop(service);
-        free(cqs);
-        free(th);
+        free(p->cqs);
+        free(p->th);
         return 1;
     }
+    return -1;
+}
+
+/* Start the server, post the first requests on every queue and start the
+ * threads.  0, or -1 (logged) when a thread could not be started: p->nth
+ * then counts those that were, for shut_down. */
+static int start_serving(server_parts *p)
+{
     grpc_server_start(server);
     /* The first `threads` queues serve everything but authentication, the
      * others authentication only. */
-    for (int q = 0; q < nq; q++) {
+    for (int q = 0; q < p->nq; q++) {
         bool auth = q >= cfg.threads;
         for (size_t i = 0; i < hook_nmethods; i++) {
             const hook_method *m = &hook_methods[i];
@@ -583,26 +612,32 @@ int main(int argc, char **argv)
                         : m->kind == HOOK_EMPTY || m->kind == HOOK_LOADED         ? AHEAD_COLD
                                                                                   : AHEAD_HOT / 4;
             for (int k = 0; k < ahead; k++)
-                request(m, cqs[q]);
+                request(m, p->cqs[q]);
         }
-        if (!auth) request(NULL, cqs[q]);
+        if (!auth) request(NULL, p->cqs[q]);
     }
-    auth_cq = cqs[cfg.threads];
-    int started = 0, rc = 0, e = 0;
+    auth_cq = p->cqs[cfg.threads];
+    int started = 0, e = 0;
     /* threads serving the other queues, the intake thread, the workers */
-    while (started < nth) {
-        e = started < cfg.threads    ? pthread_create(&th[started], NULL, serve, cqs[started])
-            : started == cfg.threads ? pthread_create(&th[started], NULL, intake, NULL)
-                                     : pthread_create(&th[started], NULL, worker, NULL);
+    while (started < p->nth) {
+        e = started < cfg.threads    ? pthread_create(&p->th[started], NULL, serve, p->cqs[started])
+            : started == cfg.threads ? pthread_create(&p->th[started], NULL, intake, NULL)
+                                     : pthread_create(&p->th[started], NULL, worker, NULL);
         if (e) break;
         started++;
     }
-    if (started < nth) { /* stop at once, as on SIGTERM */
+    if (started < p->nth) {
         svc_log(LOG_ERROR, "cannot start threads: %s", strerror(e));
-        nth = started;
-        rc = 1;
-        goto stop;
+        p->nth = started;
+        return -1;
     }
+    return 0;
+}
+
+/* Say what is served, then wait for SIGTERM or SIGINT (blocked in every
+ * thread by load_settings, so only this sigwait takes them). */
+static void serve_until_signal(void)
+{
     svc_policy *hp = svc_policy_get(svc_live(service));
     svc_log(LOG_INFO,
             "serving emqx.exhook.v1, v2, v3 on %s (%s): policy %s (%u rules), store %s, "
@@ -622,17 +657,22 @@ int main(int argc, char **argv)
     int sig = 0;
     sigwait(&stop, &sig);
     svc_log(LOG_INFO, "%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
-stop:
+}
 
+/* In order: no new calls, in-flight calls finished (for up to 5 s, then
+ * cancelled), the threads joined, the queues and server freed, the
+ * service stopped (history flushed). */
+static void shut_down(server_parts *p)
+{
     atomic_store(&closing, 1);
-    grpc_server_shutdown_and_notify(server, shutdown_cq, NULL);
+    grpc_server_shutdown_and_notify(server, p->shutdown_cq, NULL);
     /* In-flight calls get 5 s to finish, then are cancelled. */
     grpc_event ev = grpc_completion_queue_next(
-        shutdown_cq,
+        p->shutdown_cq,
         gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_seconds(5, GPR_TIMESPAN)), NULL);
     if (ev.type == GRPC_QUEUE_TIMEOUT) {
         grpc_server_cancel_all_calls(server);
-        grpc_completion_queue_next(shutdown_cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        grpc_completion_queue_next(p->shutdown_cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
     }
     atomic_store(&closing, 2);
     while (atomic_load(&busy) > 0)
@@ -641,18 +681,32 @@ stop:
      * which must be done before the queues go. */
     svc_deadline_stop();
     jobs_close();
-    for (int q = 0; q < nq; q++)
-        grpc_completion_queue_shutdown(cqs[q]);
-    for (int t = 0; t < nth; t++)
-        pthread_join(th[t], NULL);
-    for (int q = 0; q < nq; q++)
-        grpc_completion_queue_destroy(cqs[q]);
-    queue_destroy(shutdown_cq);
+    for (int q = 0; q < p->nq; q++)
+        grpc_completion_queue_shutdown(p->cqs[q]);
+    for (int t = 0; t < p->nth; t++)
+        pthread_join(p->th[t], NULL);
+    for (int q = 0; q < p->nq; q++)
+        grpc_completion_queue_destroy(p->cqs[q]);
+    queue_destroy(p->shutdown_cq);
     grpc_server_destroy(server);
     grpc_shutdown();
     svc_run_stop(service);
-    free(cqs);
-    free(th);
+    free(p->cqs);
+    free(p->th);
     svc_log(LOG_INFO, "stopped");
+}
+
+int main(int argc, char **argv)
+{
+    int status = load_settings(argc, argv);
+    if (status >= 0) return status;
+    server_parts p = {0};
+    if ((status = build_server(&p)) >= 0) return status;
+    int rc = 0;
+    if (start_serving(&p) < 0)
+        rc = 1; /* stop at once, as on SIGTERM */
+    else
+        serve_until_signal();
+    shut_down(&p);
     return rc;
 }

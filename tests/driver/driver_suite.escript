@@ -727,7 +727,21 @@ check_acl(D) ->
     check("check_acl: the Bool accumulator false does not change the answer",
           call(D, on_client_check_acl,
                [Alice, publish, <<"tenants/acme/users/alice/todo">>, false, get(state)]),
-          ?ALLOW).
+          ?ALLOW),
+    %% Text is read in place from the frame in each form it may take: a
+    %% charlist (STRING_EXT) holds the same bytes as the binary, [] is the
+    %% empty text, and what is not text is refused.
+    check("check_acl: a charlist topic is the same topic -> allow",
+          acl(D, Alice, publish, "tenants/acme/users/alice/todo"), ?ALLOW),
+    check("check_acl: charlist username and client id are the same client -> allow",
+          acl(D, ci(#{username => "acme:alice", clientid => "web-1"}), subscribe,
+              <<"tenants/acme/replies/web-1/#">>), ?ALLOW),
+    check("check_acl: a charlist with an element over 255 (a LIST_EXT) is refused -> deny",
+          acl(D, Alice, publish, "tenants/acme/users/alice/" ++ [300]), ?DENY),
+    check("check_acl: the topic [] is the empty topic -> deny",
+          acl(D, Alice, publish, []), ?DENY),
+    check("check_acl: the topic undefined is refused -> deny",
+          acl(D, Alice, publish, undefined), ?DENY).
 
 topic_name(T) when byte_size(T) > 80 ->
     io_lib:format("~ts... (~b bytes)", [binary:part(T, 0, 26), byte_size(T)]);

@@ -8,7 +8,9 @@
  * on_client_authenticate, on_client_connected, on_client_disconnected)
  * its Args decoded the way driver/driver.c does.  Then every reply kind is
  * built for the call, and each must be one whole external term that
- * echoes the call's Id.  etf_decode_id, which the driver runs on the head
+ * echoes the call's Id; the stack-built answers (etf_encode_answer) must
+ * be byte for byte the ei_x_buff ones.  Decoded strings point into the
+ * frame: each must lie inside it.  etf_decode_id, which the driver runs on the head
  * of an oversized frame, gets the same bytes.
  *
  * Build and run: tests/fuzz/run.sh SECONDS
@@ -32,25 +34,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
         }                                                                                          \
     } while (0)
 
-/* Touch every byte of a decoded string (ASan checks it is whole). */
+/* Touch every byte of a decoded string (ASan checks it is whole), which
+ * must lie in the frame c (or be the empty charlist's ""). */
 static volatile unsigned sink;
-static void touch(const char *s, size_t len)
+static void touch(const etf_call *c, const char *s, size_t len)
 {
     if (!s) {
         CHECK(len == 0);
         return;
     }
-    for (size_t i = 0; i <= len; i++)
-        sink += (unsigned char)s[i]; /* s[len] is the NUL */
-    CHECK(s[len] == '\0');
+    if (len) CHECK(s >= c->buf && len <= c->len && (size_t)(s - c->buf) <= c->len - len);
+    for (size_t i = 0; i < len; i++)
+        sink += (unsigned char)s[i];
 }
 
-static void touch_ci(const etf_clientinfo *ci)
+static void touch_ci(const etf_call *c, const etf_clientinfo *ci)
 {
-    touch(ci->clientid, ci->clientid_len);
-    touch(ci->username, ci->username_len);
-    touch(ci->password, ci->password_len);
-    touch(ci->peerhost, ci->peerhost_len);
+    touch(c, ci->clientid, ci->clientid_len);
+    touch(c, ci->username, ci->username_len);
+    touch(c, ci->password, ci->password_len);
+    touch(c, ci->peerhost, ci->peerhost_len);
     CHECK(memchr(ci->node, '\0', sizeof(ci->node)) != NULL);
     if (ci->has_username) CHECK(ci->username && ci->username_len > 0);
     if (ci->has_password) CHECK(ci->password != NULL);
@@ -75,8 +78,26 @@ static void check_reply(ei_x_buff *x, int built, const etf_call *c)
     ei_x_free(x); /* as the driver's send_term: also after a failed build */
 }
 
+/* etf_encode_answer must build what etf_reply_ok/bool build, or say it
+ * does not fit. */
+static void check_answer(const etf_call *c, int value)
+{
+    char small[256], big[8192];
+    ei_x_buff x;
+    int built = value < 0 ? etf_reply_ok(&x, c) : etf_reply_bool(&x, c, value > 0);
+    CHECK(built >= 0);
+    int n = etf_encode_answer(small, sizeof(small), c, value);
+    CHECK(n < 0 ? x.index > (int)sizeof(small) : n == x.index && !memcmp(small, x.buff, (size_t)n));
+    n = etf_encode_answer(big, sizeof(big), c, value);
+    CHECK(n < 0 ? x.index > (int)sizeof(big) : n == x.index && !memcmp(big, x.buff, (size_t)n));
+    ei_x_free(&x);
+}
+
 static void all_replies(const etf_call *c, const char *why)
 {
+    check_answer(c, -1);
+    check_answer(c, 0);
+    check_answer(c, 1);
     ei_x_buff x;
     check_reply(&x, etf_reply_ok(&x, c), c);
     check_reply(&x, etf_reply_bool(&x, c, true), c);
@@ -93,23 +114,20 @@ static void check_acl(const etf_call *c)
     etf_clientinfo ci;
     const char *why = "bad check_acl";
     char action[MAXATOMLEN_UTF8];
-    char *topic = NULL;
+    const char *topic = NULL;
     size_t tlen = 0;
     if (c->nargs != 5 || ei_decode_list_header(c->buf, &idx, &n) < 0 ||
         etf_decode_clientinfo(c->buf, &idx, &ci, &why) < 0) {
         CHECK(why != NULL);
         return;
     }
-    touch_ci(&ci);
+    touch_ci(c, &ci);
     if (etf_decode_atom(c->buf, &idx, action) == 0 &&
         (!strcmp(action, "publish") || !strcmp(action, "subscribe")) &&
         etf_decode_text(c->buf, &idx, &topic, &tlen) == 0 && topic) {
-        touch(topic, tlen);
+        touch(c, topic, tlen);
         CHECK((size_t)idx <= c->len);
     }
-    free(topic);
-    etf_clientinfo_clear(&ci);
-    CHECK(ci.clientid == NULL && ci.password == NULL);
 }
 
 /* on_client_authenticate: the ClientInfo (the worker decodes no more). */
@@ -118,14 +136,20 @@ static void authenticate(const etf_call *c)
     int idx = c->args, n;
     etf_clientinfo ci;
     const char *why = NULL;
-    if (c->nargs != 3 || ei_decode_list_header(c->buf, &idx, &n) < 0) return;
-    if (etf_decode_clientinfo(c->buf, &idx, &ci, &why) < 0) {
-        CHECK(why != NULL);
+    if (ei_decode_list_header(c->buf, &idx, &n) < 0) return;
+    if (c->nargs == 3 && etf_decode_clientinfo(c->buf, &idx, &ci, &why) == 0) {
+        CHECK((size_t)idx <= c->len);
+        touch_ci(c, &ci);
         return;
     }
-    CHECK((size_t)idx <= c->len);
-    touch_ci(&ci);
-    etf_clientinfo_clear(&ci);
+    CHECK(c->nargs != 3 || why != NULL);
+    /* A login refused as unreadable: the driver looks for its client id. */
+    const char *cid;
+    size_t cidlen;
+    idx = c->args;
+    if (ei_decode_list_header(c->buf, &idx, &n) == 0 &&
+        etf_find_clientid(c->buf, idx, &cid, &cidlen) == 0)
+        touch(c, cid, cidlen);
 }
 
 /* driver.c's session_event. */
@@ -140,25 +164,24 @@ static void session_event(const etf_call *c, int connected)
         CHECK(why != NULL);
         return;
     }
-    touch_ci(&ci);
+    touch_ci(c, &ci);
     if (!connected) {
-        char *reason = NULL;
+        const char *reason = NULL;
         size_t l = 0;
         if (etf_decode_text(c->buf, &idx, &reason, &l) == 0) {
-            touch(reason, l);
+            touch(c, reason, l);
             CHECK((size_t)idx <= c->len);
         } else {
             CHECK(reason == NULL);
         }
-        free(reason);
     }
-    etf_clientinfo_clear(&ci);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size > ETF_MAX_FRAME) return 0;
-    /* The frame as etf_read_frame allocates it. */
+    /* The frame in a buffer of its own size, so ASan sees any read past
+     * it (etf_read_frame's lies in a larger one). */
     char *frame = malloc(size ? size : 1);
     CHECK(frame != NULL);
     if (size) memcpy(frame, data, size);
