@@ -881,15 +881,17 @@ static int set_option(plugin *p, const char *key, const char *v)
     return 0;
 }
 
-int mosquitto_plugin_version(int count, const int *versions)
+__attribute__((visibility("default"))) int mosquitto_plugin_version(int count, const int *versions)
 {
     for (int i = 0; i < count; i++)
         if (versions[i] == 5) return 5;
     return -1;
 }
 
-int mosquitto_plugin_init(mosquitto_plugin_id_t *pid, void **userdata, struct mosquitto_opt *opts,
-                          int nopts)
+__attribute__((visibility("default"))) int mosquitto_plugin_init(mosquitto_plugin_id_t *pid,
+                                                                 void **userdata,
+                                                                 struct mosquitto_opt *opts,
+                                                                 int nopts)
 {
     plugin *p = calloc(1, sizeof(*p));
     if (!p) return MOSQ_ERR_NOMEM;
@@ -948,7 +950,8 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *pid, void **userdata, struct mo
     return MOSQ_ERR_SUCCESS;
 }
 
-int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *opts, int nopts)
+__attribute__((visibility("default"))) int
+mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *opts, int nopts)
 {
     (void)opts;
     (void)nopts;

@@ -38,6 +38,8 @@
 extern "C" {
 #endif
 
+#pragma GCC visibility push(default)
+
 /* A request may name at most this many groups. */
 #define EXH_BATCH_MAX_GROUPS 256
 
@@ -80,6 +82,8 @@ exh_status exh_batch_parse(const char *text, size_t len, exh_batch_req *out, exh
 /* Wipe and free what a parsed request owns; leaves it zeroed.  NULL and a
  * zeroed or already-cleared request are fine. */
 void exh_batch_req_clear(exh_batch_req *b);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

@@ -18,6 +18,8 @@
 extern "C" {
 #endif
 
+#pragma GCC visibility push(default)
+
 typedef struct exh_policy exh_policy;
 
 /* Actions are bits so a rule can hold several. */
@@ -82,6 +84,8 @@ const char *exh_policy_default_file(const exh_policy *p, uint32_t *line);
 
 const char *exh_decision_str(exh_decision d); /* "allow" | "deny" | "ignore" */
 const char *exh_action_str(unsigned actions); /* "publish", "pubsub", ... */
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }
