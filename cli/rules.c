@@ -15,6 +15,7 @@
 #include "cli.h"
 #include "exhook/format.h"
 #include "exhook/lint.h"
+#include "error_int.h"
 #include "fileio.h"
 
 static const char list_help[] =
@@ -278,12 +279,7 @@ static int add_args(cli *c, int argc, char **argv, add_opts *o)
 static int rule_text_error(const char *text, unsigned col, const char *msg)
 {
     exh_error err;
-    exh_error_clear(&err);
-    err.status = EXH_ESYNTAX;
-    snprintf(err.file, sizeof(err.file), "<rule>");
-    err.line = 1;
-    err.col = col;
-    snprintf(err.message, sizeof(err.message), "%s", msg);
+    exh_error_set(&err, EXH_ESYNTAX, "<rule>", 1, col, "%s", msg);
     snprintf(err.source, sizeof(err.source), "%s", text);
     print_error(&err);
     return EXIT_USAGE;

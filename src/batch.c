@@ -10,7 +10,6 @@
 #include "exhook/batch.h"
 
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,25 +17,11 @@
 #include <openssl/crypto.h>
 
 #include "exhook/addr.h"
+#include "error_int.h"
 
 /* jansson is told to keep NULs inside strings (the evaluator, not the
  * reader, judges a topic) and to refuse a key given twice. */
 #define LOAD_FLAGS (JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES)
-
-static exh_status set_error(exh_error *err, exh_status st, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static exh_status set_error(exh_error *err, exh_status st, const char *fmt, ...)
-{
-    if (!err) return st;
-    exh_error_clear(err);
-    err->status = st;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err->message, sizeof(err->message), fmt, ap);
-    va_end(ap);
-    return st;
-}
 
 /* Compared with its length: a string may hold NUL ("publish\u0000x" is
  * not "publish"). */
@@ -226,14 +211,14 @@ exh_status exh_batch_parse(const char *text, size_t len, exh_batch_req *out, exh
         exh_status st =
             json_error_code(&jerr) == json_error_out_of_memory ? EXH_ENOMEM : EXH_ESYNTAX;
         if (st == EXH_ENOMEM) {
-            set_error(err, st, "out of memory");
+            exh_error_set(err, st, NULL, 0, 0, "out of memory");
         } else {
             /* jansson quotes the input near the error ("... near
              * '\"s3cret'"), which may be part of a password: drop it,
              * except for a duplicate key, where the quote is the key. */
             char *near = strstr(jerr.text, " near '");
             if (near && strncmp(jerr.text, "duplicate object key", 20) != 0) *near = '\0';
-            set_error(err, st, "%s", jerr.text);
+            exh_error_set(err, st, NULL, 0, 0, "%s", jerr.text);
             if (err) {
                 err->line = jerr.line > 0 ? (unsigned)jerr.line : 0;
                 err->col = jerr.column > 0 ? (unsigned)jerr.column : 0;
@@ -249,9 +234,9 @@ exh_status exh_batch_parse(const char *text, size_t len, exh_batch_req *out, exh
     exh_status st = EXH_OK;
     const char *bad = check_request(o, &d, why, sizeof(why));
     if (bad)
-        st = set_error(err, EXH_EINVAL, "%s", bad);
+        st = exh_error_set(err, EXH_EINVAL, NULL, 0, 0, "%s", bad);
     else if ((st = own(&d, out)) != EXH_OK)
-        set_error(err, st, "out of memory");
+        exh_error_set(err, st, NULL, 0, 0, "out of memory");
     wipe_tree_password(o);
     json_decref(o);
     return st;

@@ -3,14 +3,45 @@
  */
 #include "exhook/error.h"
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "error_int.h"
 
 void exh_error_clear(exh_error *err)
 {
     if (!err) return;
     memset(err, 0, sizeof(*err));
+}
+
+exh_status exh_error_vset(exh_error *err, exh_status st, const char *file, unsigned line,
+                          unsigned col, const char *fmt, va_list ap)
+{
+    if (!err) return st;
+    exh_error_clear(err);
+    err->status = st;
+    if (file) snprintf(err->file, sizeof(err->file), "%s", file);
+    err->line = line;
+    err->col = col;
+    vsnprintf(err->message, sizeof(err->message), fmt, ap);
+    return st;
+}
+
+exh_status exh_error_set(exh_error *err, exh_status st, const char *file, unsigned line,
+                         unsigned col, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    exh_error_vset(err, st, file, line, col, fmt, ap);
+    va_end(ap);
+    return st;
+}
+
+exh_status exh_error_nomem(exh_error *err)
+{
+    return exh_error_set(err, EXH_ENOMEM, NULL, 0, 0, "out of memory");
 }
 
 const char *exh_status_str(exh_status status)

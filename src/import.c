@@ -29,6 +29,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "error_int.h"
+
 /* An import file larger than this is refused before it is read: every
  * format is parsed from memory, and a bigger file is more likely a mistake
  * (the wrong file) than a user base. */
@@ -158,15 +160,9 @@ static exh_status perr(parser *p, exh_status st, unsigned line, unsigned col, co
 
 static exh_status perr(parser *p, exh_status st, unsigned line, unsigned col, const char *fmt, ...)
 {
-    if (!p->err) return st;
-    exh_error_clear(p->err);
-    p->err->status = st;
-    snprintf(p->err->file, sizeof(p->err->file), "%s", p->name);
-    p->err->line = line;
-    p->err->col = col;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(p->err->message, sizeof(p->err->message), fmt, ap);
+    exh_error_vset(p->err, st, p->name, line, col, fmt, ap);
     va_end(ap);
     return st;
 }
@@ -884,20 +880,14 @@ static int import_one(const exh_import_record *rec, void *vctx)
     }
     if (st) {
         c->st = st;
-        if (c->err) {
-            exh_error_clear(c->err);
-            c->err->status = st;
-            snprintf(c->err->file, sizeof(c->err->file), "%s", c->path);
-            c->err->line = rec->line;
-            if (st == EXH_EEXIST)
-                snprintf(c->err->message, sizeof(c->err->message),
-                         "user '%s' already exists in the store (replace existing users to "
-                         "overwrite it)",
-                         rec->name);
-            else
-                snprintf(c->err->message, sizeof(c->err->message), "storing user '%.200s': %.280s",
-                         rec->name, e.message[0] ? e.message : exh_status_str(st));
-        }
+        if (st == EXH_EEXIST)
+            exh_error_set(c->err, st, c->path, rec->line, 0,
+                          "user '%s' already exists in the store (replace existing users to "
+                          "overwrite it)",
+                          rec->name);
+        else
+            exh_error_set(c->err, st, c->path, rec->line, 0, "storing user '%.200s': %.280s",
+                          rec->name, e.message[0] ? e.message : exh_status_str(st));
         return 1;
     }
     if (++c->done % PROGRESS_EVERY == 0 && c->progress) c->progress(c->done, c->user);
