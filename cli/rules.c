@@ -17,6 +17,7 @@
 #include "exhook/lint.h"
 #include "error_int.h"
 #include "fileio.h"
+#include "readfile.h"
 
 static const char list_help[] =
     "usage: exhookctl list-rules [--json] [PATH]\n"
@@ -127,10 +128,11 @@ static void edit_free(edit *e)
 
 static int read_policy_file(edit *e)
 {
-    int rc = read_whole(e->file, &e->old, &e->oldlen);
-    if (rc == 0) return 0;
-    fprintf(stderr, "%s: error: cannot read: %s\n", e->file,
-            rc == -2 ? "not a regular file" : strerror(errno));
+    exh_error err;
+    if (!exh_read_file(e->file, EXH_READ_REGULAR, EXH_TEXT_FILE_MAX, NULL, &e->old, &e->oldlen,
+                       &err))
+        return 0;
+    print_error(&err);
     return EXIT_USAGE;
 }
 

@@ -13,6 +13,7 @@
 
 #include "parser.h"
 #include "error_int.h"
+#include "readfile.h"
 
 void exh_policy_free(exh_policy *p)
 {
@@ -90,51 +91,6 @@ exh_status exh_policy_parse(const char *name, const char *text, size_t len, exh_
         return st;
     }
     *out = p;
-    return EXH_OK;
-}
-
-/* A policy file is a regular file; a pipe only when it was named itself
- * (--policy <(...)).  Anything else would never end (/dev/zero) or would
- * wait forever for a writer (a FIFO among the *.policy files), stalling
- * every command and a driver's reloads. */
-static exh_status read_file(const char *path, bool pipe_ok, char **text, size_t *len,
-                            exh_error *err)
-{
-    struct stat sb;
-    if (stat(path, &sb) != 0)
-        return exh_error_set(err, EXH_EIO, path, 0, 0, "cannot open: %s", strerror(errno));
-    if (S_ISDIR(sb.st_mode))
-        return exh_error_set(err, EXH_EIO, path, 0, 0, "%s", "is a directory, not a policy file");
-    if (!S_ISREG(sb.st_mode) && !(pipe_ok && S_ISFIFO(sb.st_mode)))
-        return exh_error_set(err, EXH_EIO, path, 0, 0, "%s", "not a regular file");
-    FILE *f = fopen(path, "rb");
-    if (!f) return exh_error_set(err, EXH_EIO, path, 0, 0, "cannot open: %s", strerror(errno));
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        if (n == cap) {
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0) break;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (!buf) return exh_error_set(err, EXH_ENOMEM, path, 0, 0, "%s", "out of memory");
-    if (bad) {
-        free(buf);
-        return exh_error_set(err, EXH_EIO, path, 0, 0, "%s", "read error");
-    }
-    *text = buf;
-    *len = n;
     return EXH_OK;
 }
 
@@ -252,7 +208,12 @@ static exh_status load(const char *path, const char *ofile, const char *otext, s
             st = parse_into(p, &b, names[i], otext, olen, err);
             continue;
         }
-        st = read_file(names[i], !S_ISDIR(sb.st_mode), &text, &len, err);
+        /* A pipe only when it was named itself (--policy <(...)).  A FIFO
+         * among the *.policy files would wait forever for a writer,
+         * stalling every command and a driver's reloads. */
+        exh_read_kind kind = S_ISDIR(sb.st_mode) ? EXH_READ_REGULAR : EXH_READ_OR_FIFO;
+        st = exh_read_file(names[i], kind, EXH_TEXT_FILE_MAX, "cannot read policy", &text, &len,
+                           err);
         if (!st) st = parse_into(p, &b, names[i], text, len, err);
         free(text);
     }
