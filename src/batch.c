@@ -23,22 +23,6 @@
  * reader, judges a topic) and to refuse a key given twice. */
 #define LOAD_FLAGS (JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES)
 
-/* Compared with its length: a string may hold NUL ("publish\u0000x" is
- * not "publish"). */
-bool exh_action_parse(const char *s, size_t n, exh_action *a)
-{
-    if (strlen(s) != n) return false;
-    if (!strcmp(s, "publish"))
-        *a = EXH_PUBLISH;
-    else if (!strcmp(s, "subscribe"))
-        *a = EXH_SUBSCRIBE;
-    else if (!strcmp(s, "connect"))
-        *a = EXH_CONNECT;
-    else
-        return false;
-    return true;
-}
-
 /* A request whose strings still point into jansson's tree. */
 typedef struct draft {
     exh_request rq; /* rq.groups unset: see groups */

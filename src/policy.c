@@ -288,3 +288,19 @@ const char *exh_action_str(unsigned actions)
     }
     return "?";
 }
+
+/* Compared with its length: a string may hold NUL ("publish\u0000x" from
+ * JSON is not "publish"). */
+bool exh_action_parse(const char *s, size_t n, exh_action *a)
+{
+    if (strnlen(s, n + 1) != n) return false;
+    if (!strcmp(s, "publish"))
+        *a = EXH_PUBLISH;
+    else if (!strcmp(s, "subscribe"))
+        *a = EXH_SUBSCRIBE;
+    else if (!strcmp(s, "connect"))
+        *a = EXH_CONNECT;
+    else
+        return false;
+    return true;
+}

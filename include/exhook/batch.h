@@ -59,9 +59,6 @@ typedef struct exh_batch_req {
     size_t mem_size_;
 } exh_batch_req;
 
-/* "publish", "subscribe" or "connect" (n bytes, exactly) as an action. */
-bool exh_action_parse(const char *s, size_t n, exh_action *a);
-
 /*
  * Parse one request: len bytes of JSON text (need not be NUL-terminated;
  * the caller strips the line ending and skips blank lines).  *out is
