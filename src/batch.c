@@ -4,7 +4,7 @@
  * Two steps: the JSON object is checked where jansson put it (the
  * messages name the first bad field in the object's order), and only a
  * request that passed is copied out into one allocation of its own, so
- * the caller never holds a jansson tree and clearing has one block to
+ * the caller never holds a jansson tree and freeing has one block to
  * wipe.
  */
 #include "exhook/batch.h"
@@ -128,48 +128,56 @@ static const char *put(char **cur, const char *s, size_t n)
     return p;
 }
 
+/* A request as allocated: the public part first (the caller's pointer
+ * is this block's), then the groups array, then every string. */
+typedef struct owned_req {
+    exh_batch_req pub;
+    size_t size;      /* bytes in the whole block, all wiped when freed */
+    exh_str groups[]; /* ngroups entries, then the strings */
+} owned_req;
+
 /*
- * Move a checked draft into out: the groups array first (malloc's
- * alignment suits it), then every string NUL-terminated.  The decoded
- * strings are no longer than the JSON text they came from, so the sum
- * cannot overflow.
+ * Copy a checked draft into one new block: the groups array first (a
+ * flexible array member, so aligned for it), then every string
+ * NUL-terminated.  The decoded strings are no longer than the JSON text
+ * they came from, so the sum cannot overflow.
  */
-static exh_status own(const draft *d, exh_batch_req *out)
+static exh_status own(const draft *d, exh_batch_req **out)
 {
     size_t ngroups = d->groups ? json_array_size(d->groups) : 0;
-    size_t size = ngroups * sizeof(exh_str);
+    size_t size = sizeof(owned_req) + ngroups * sizeof(exh_str);
     if (d->rq.username) size += d->rq.username_len + 1;
     if (d->rq.clientid) size += d->rq.clientid_len + 1;
     if (d->rq.topic) size += d->rq.topic_len + 1;
     if (d->password) size += d->password_len + 1;
     for (size_t i = 0; i < ngroups; i++)
         size += json_string_length(json_array_get(d->groups, i)) + 1;
-    /* Never zero bytes: req.groups is then a valid (empty) array, as the
-     * evaluator and the credential check expect of a pointer. */
-    char *mem = malloc(size ? size : 1);
-    if (!mem) return EXH_ENOMEM;
+    owned_req *o = calloc(1, size);
+    if (!o) return EXH_ENOMEM;
+    o->size = size;
 
-    exh_str *groups = (exh_str *)(void *)mem;
-    char *cur = mem + ngroups * sizeof(exh_str);
-    out->req = d->rq;
-    if (d->rq.username) out->req.username = put(&cur, d->rq.username, d->rq.username_len);
-    if (d->rq.clientid) out->req.clientid = put(&cur, d->rq.clientid, d->rq.clientid_len);
-    if (d->rq.topic) out->req.topic = put(&cur, d->rq.topic, d->rq.topic_len);
+    exh_batch_req *b = &o->pub;
+    char *cur = (char *)(o->groups + ngroups);
+    b->req = d->rq;
+    if (d->rq.username) b->req.username = put(&cur, d->rq.username, d->rq.username_len);
+    if (d->rq.clientid) b->req.clientid = put(&cur, d->rq.clientid, d->rq.clientid_len);
+    if (d->rq.topic) b->req.topic = put(&cur, d->rq.topic, d->rq.topic_len);
     for (size_t i = 0; i < ngroups; i++) {
         json_t *g = json_array_get(d->groups, i);
-        groups[i].len = json_string_length(g);
-        groups[i].ptr = put(&cur, json_string_value(g), groups[i].len);
+        o->groups[i].len = json_string_length(g);
+        o->groups[i].ptr = put(&cur, json_string_value(g), o->groups[i].len);
     }
-    out->req.groups = groups;
-    out->req.ngroups = ngroups;
+    /* Never NULL, even with no groups: the evaluator and the credential
+     * check expect a valid (empty) array of a pointer. */
+    b->req.groups = o->groups;
+    b->req.ngroups = ngroups;
     if (d->password) {
-        out->password = put(&cur, d->password, d->password_len);
-        out->password_len = d->password_len;
+        b->password = put(&cur, d->password, d->password_len);
+        b->password_len = d->password_len;
     }
-    out->groups_given = d->groups != NULL;
-    out->superuser_given = d->superuser_given;
-    out->mem_ = mem;
-    out->mem_size_ = size ? size : 1;
+    b->groups_given = d->groups != NULL;
+    b->superuser_given = d->superuser_given;
+    *out = b;
     return EXH_OK;
 }
 
@@ -185,9 +193,9 @@ static void wipe_tree_password(json_t *o)
     if (json_is_string(pw)) OPENSSL_cleanse((char *)json_string_value(pw), json_string_length(pw));
 }
 
-exh_status exh_batch_parse(const char *text, size_t len, exh_batch_req *out, exh_error *err)
+exh_status exh_batch_parse(const char *text, size_t len, exh_batch_req **out, exh_error *err)
 {
-    memset(out, 0, sizeof(*out));
+    *out = NULL;
     if (err) exh_error_clear(err);
     json_error_t jerr;
     json_t *o = json_loadb(text ? text : "", text ? len : 0, LOAD_FLAGS, &jerr);
@@ -226,12 +234,10 @@ exh_status exh_batch_parse(const char *text, size_t len, exh_batch_req *out, exh
     return st;
 }
 
-void exh_batch_req_clear(exh_batch_req *b)
+void exh_batch_req_free(exh_batch_req *b)
 {
     if (!b) return;
-    if (b->mem_) {
-        OPENSSL_cleanse(b->mem_, b->mem_size_);
-        free(b->mem_);
-    }
-    memset(b, 0, sizeof(*b));
+    owned_req *o = (owned_req *)(void *)b; /* pub is its first member */
+    OPENSSL_cleanse(o, o->size);
+    free(o);
 }
