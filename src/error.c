@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "error_int.h"
+#include "invariant.h"
 
 void exh_error_clear(exh_error *err)
 {
@@ -111,4 +112,18 @@ size_t exh_error_format(const exh_error *err, char *buf, size_t size)
     }
 #undef EMIT
     return n;
+}
+
+/* Out of line and cold, so a check costs its test and a never-taken
+ * branch.  The volatile copies keep the arguments in the core even when
+ * the caller's frame is optimized. */
+static const char *volatile failed_expr, *volatile failed_file;
+static volatile int failed_line;
+
+void exh_assert_fail(const char *expr, const char *file, int line)
+{
+    failed_expr = expr;
+    failed_file = file;
+    failed_line = line;
+    abort();
 }
