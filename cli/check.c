@@ -281,7 +281,7 @@ static int run_batch(const exh_policy *p, exh_store *s)
         while (k < len && (line[k] == ' ' || line[k] == '\t'))
             k++;
         if (k == len) continue;
-        exh_batch_req b;
+        exh_batch_req *b;
         exh_error err;
         exh_status st = exh_batch_parse(line, len, &b, &err);
         wipe(line, (size_t)n);
@@ -291,8 +291,8 @@ static int run_batch(const exh_policy *p, exh_store *s)
             status = EXIT_USAGE;
             continue;
         }
-        if (batch_line(p, s, cache, ctx, &b)) status = EXIT_USAGE;
-        exh_batch_req_clear(&b);
+        if (batch_line(p, s, cache, ctx, b)) status = EXIT_USAGE;
+        exh_batch_req_free(b);
     }
     if (line) wipe(line, cap);
     free(line);

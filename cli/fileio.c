@@ -14,63 +14,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int read_whole(const char *path, char **text, size_t *len)
-{
-    /* O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused
-     * below, as is a device that never ends (/dev/zero). */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) return -1;
-    struct stat sb;
-    int rc = 0;
-    if (fstat(fd, &sb) != 0)
-        rc = -1;
-    else if (S_ISDIR(sb.st_mode))
-        rc = -1, errno = EISDIR;
-    else if (!S_ISREG(sb.st_mode))
-        rc = -2;
-    if (rc) {
-        int e = errno;
-        close(fd);
-        errno = e;
-        return rc;
-    }
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    for (;;) {
-        if (!buf) break;
-        if (cap - n < 2) {
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        ssize_t got = read(fd, buf + n, cap - n - 1);
-        if (got < 0 && errno == EINTR) continue;
-        if (got < 0) {
-            int e = errno;
-            free(buf);
-            close(fd);
-            errno = e;
-            return -1;
-        }
-        if (got == 0) break;
-        n += (size_t)got;
-    }
-    close(fd);
-    if (!buf) {
-        errno = ENOMEM;
-        return -1;
-    }
-    buf[n] = '\0';
-    *text = buf;
-    *len = n;
-    return 0;
-}
-
 bool is_dir(const char *path)
 {
     struct stat sb;

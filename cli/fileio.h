@@ -1,6 +1,7 @@
 /*
- * fileio.h -- editing policy files safely: whole-file reads, atomic
- * replacement, a per-directory edit lock and unified diffs.
+ * fileio.h -- editing policy files safely (whole-file reads are the
+ * library's exh_read_file, src/readfile.h): atomic replacement, a per-directory edit lock and
+ * unified diffs.
  *
  * Policy files are read by running front ends at any moment and edited by
  * people and scripts at the same time, so an edit is always: take the
@@ -14,11 +15,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
-
-/* Read a whole regular file into a malloc'd, NUL-terminated buffer.
- * Returns 0, -1 with errno set, or -2 when path is not a regular file (a
- * FIFO, a device). */
-int read_whole(const char *path, char **text, size_t *len);
 
 /* Replace path with text atomically: a temporary file in the same
  * directory (named ".<name>.XXXXXX"), written, fsync'd, given the

@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "exhook/format.h"
 #include "fileio.h"
+#include "readfile.h"
 
 static const char fmt_help[] =
     "usage: exhookctl fmt [--check] [PATH]\n"
@@ -93,13 +94,11 @@ static int fmt_file(const char *path, bool check)
 {
     char *text = NULL, *out = NULL;
     size_t len = 0, outlen = 0;
-    int rd = read_whole(path, &text, &len);
-    if (rd != 0) {
-        fprintf(stderr, "%s: error: cannot read: %s\n", path,
-                rd == -2 ? "not a regular file" : strerror(errno));
+    exh_error err;
+    if (exh_read_file(path, EXH_READ_REGULAR, EXH_TEXT_FILE_MAX, NULL, &text, &len, &err)) {
+        print_error(&err);
         return 2;
     }
-    exh_error err;
     int rc = 0;
     if (exh_format(path, text, len, &out, &outlen, &err) != EXH_OK) {
         print_error(&err);

@@ -15,7 +15,9 @@
 #include "cli.h"
 #include "exhook/format.h"
 #include "exhook/lint.h"
+#include "error_int.h"
 #include "fileio.h"
+#include "readfile.h"
 
 static const char list_help[] =
     "usage: exhookctl list-rules [--json] [PATH]\n"
@@ -126,10 +128,11 @@ static void edit_free(edit *e)
 
 static int read_policy_file(edit *e)
 {
-    int rc = read_whole(e->file, &e->old, &e->oldlen);
-    if (rc == 0) return 0;
-    fprintf(stderr, "%s: error: cannot read: %s\n", e->file,
-            rc == -2 ? "not a regular file" : strerror(errno));
+    exh_error err;
+    if (!exh_read_file(e->file, EXH_READ_REGULAR, EXH_TEXT_FILE_MAX, NULL, &e->old, &e->oldlen,
+                       &err))
+        return 0;
+    print_error(&err);
     return EXIT_USAGE;
 }
 
@@ -278,12 +281,7 @@ static int add_args(cli *c, int argc, char **argv, add_opts *o)
 static int rule_text_error(const char *text, unsigned col, const char *msg)
 {
     exh_error err;
-    exh_error_clear(&err);
-    err.status = EXH_ESYNTAX;
-    snprintf(err.file, sizeof(err.file), "<rule>");
-    err.line = 1;
-    err.col = col;
-    snprintf(err.message, sizeof(err.message), "%s", msg);
+    exh_error_set(&err, EXH_ESYNTAX, "<rule>", 1, col, "%s", msg);
     snprintf(err.source, sizeof(err.source), "%s", text);
     print_error(&err);
     return EXIT_USAGE;

@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "fileio.h"
+#include "readfile.h"
 #include "exhook/eval.h"
 #include "exhook/policytest.h"
 
@@ -73,13 +74,12 @@ static int run_file(run *r, const char *path)
 {
     char *text = NULL;
     size_t n = 0;
-    int rd = read_whole(path, &text, &n); /* regular files only: a FIFO would hang */
-    if (rd != 0) {
-        fprintf(stderr, "%s: error: cannot read: %s\n", path,
-                rd == -2 ? "not a regular file" : strerror(errno));
+    exh_error err;
+    /* Regular files only: a FIFO would hang. */
+    if (exh_read_file(path, EXH_READ_REGULAR, EXH_TEXT_FILE_MAX, NULL, &text, &n, &err)) {
+        print_error(&err);
         return -1;
     }
-    exh_error err;
     exh_status st = exh_testfile_parse(path, text, n, one, r, &err);
     free(text);
     if (st) {

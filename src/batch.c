@@ -4,13 +4,12 @@
  * Two steps: the JSON object is checked where jansson put it (the
  * messages name the first bad field in the object's order), and only a
  * request that passed is copied out into one allocation of its own, so
- * the caller never holds a jansson tree and clearing has one block to
+ * the caller never holds a jansson tree and freeing has one block to
  * wipe.
  */
 #include "exhook/batch.h"
 
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,41 +17,11 @@
 #include <openssl/crypto.h>
 
 #include "exhook/addr.h"
+#include "error_int.h"
 
 /* jansson is told to keep NULs inside strings (the evaluator, not the
  * reader, judges a topic) and to refuse a key given twice. */
 #define LOAD_FLAGS (JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES)
-
-static exh_status set_error(exh_error *err, exh_status st, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static exh_status set_error(exh_error *err, exh_status st, const char *fmt, ...)
-{
-    if (!err) return st;
-    exh_error_clear(err);
-    err->status = st;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err->message, sizeof(err->message), fmt, ap);
-    va_end(ap);
-    return st;
-}
-
-/* Compared with its length: a string may hold NUL ("publish\u0000x" is
- * not "publish"). */
-bool exh_action_parse(const char *s, size_t n, exh_action *a)
-{
-    if (strlen(s) != n) return false;
-    if (!strcmp(s, "publish"))
-        *a = EXH_PUBLISH;
-    else if (!strcmp(s, "subscribe"))
-        *a = EXH_SUBSCRIBE;
-    else if (!strcmp(s, "connect"))
-        *a = EXH_CONNECT;
-    else
-        return false;
-    return true;
-}
 
 /* A request whose strings still point into jansson's tree. */
 typedef struct draft {
@@ -159,48 +128,56 @@ static const char *put(char **cur, const char *s, size_t n)
     return p;
 }
 
+/* A request as allocated: the public part first (the caller's pointer
+ * is this block's), then the groups array, then every string. */
+typedef struct owned_req {
+    exh_batch_req pub;
+    size_t size;      /* bytes in the whole block, all wiped when freed */
+    exh_str groups[]; /* ngroups entries, then the strings */
+} owned_req;
+
 /*
- * Move a checked draft into out: the groups array first (malloc's
- * alignment suits it), then every string NUL-terminated.  The decoded
- * strings are no longer than the JSON text they came from, so the sum
- * cannot overflow.
+ * Copy a checked draft into one new block: the groups array first (a
+ * flexible array member, so aligned for it), then every string
+ * NUL-terminated.  The decoded strings are no longer than the JSON text
+ * they came from, so the sum cannot overflow.
  */
-static exh_status own(const draft *d, exh_batch_req *out)
+static exh_status own(const draft *d, exh_batch_req **out)
 {
     size_t ngroups = d->groups ? json_array_size(d->groups) : 0;
-    size_t size = ngroups * sizeof(exh_str);
+    size_t size = sizeof(owned_req) + ngroups * sizeof(exh_str);
     if (d->rq.username) size += d->rq.username_len + 1;
     if (d->rq.clientid) size += d->rq.clientid_len + 1;
     if (d->rq.topic) size += d->rq.topic_len + 1;
     if (d->password) size += d->password_len + 1;
     for (size_t i = 0; i < ngroups; i++)
         size += json_string_length(json_array_get(d->groups, i)) + 1;
-    /* Never zero bytes: req.groups is then a valid (empty) array, as the
-     * evaluator and the credential check expect of a pointer. */
-    char *mem = malloc(size ? size : 1);
-    if (!mem) return EXH_ENOMEM;
+    owned_req *o = calloc(1, size);
+    if (!o) return EXH_ENOMEM;
+    o->size = size;
 
-    exh_str *groups = (exh_str *)(void *)mem;
-    char *cur = mem + ngroups * sizeof(exh_str);
-    out->req = d->rq;
-    if (d->rq.username) out->req.username = put(&cur, d->rq.username, d->rq.username_len);
-    if (d->rq.clientid) out->req.clientid = put(&cur, d->rq.clientid, d->rq.clientid_len);
-    if (d->rq.topic) out->req.topic = put(&cur, d->rq.topic, d->rq.topic_len);
+    exh_batch_req *b = &o->pub;
+    char *cur = (char *)(o->groups + ngroups);
+    b->req = d->rq;
+    if (d->rq.username) b->req.username = put(&cur, d->rq.username, d->rq.username_len);
+    if (d->rq.clientid) b->req.clientid = put(&cur, d->rq.clientid, d->rq.clientid_len);
+    if (d->rq.topic) b->req.topic = put(&cur, d->rq.topic, d->rq.topic_len);
     for (size_t i = 0; i < ngroups; i++) {
         json_t *g = json_array_get(d->groups, i);
-        groups[i].len = json_string_length(g);
-        groups[i].ptr = put(&cur, json_string_value(g), groups[i].len);
+        o->groups[i].len = json_string_length(g);
+        o->groups[i].ptr = put(&cur, json_string_value(g), o->groups[i].len);
     }
-    out->req.groups = groups;
-    out->req.ngroups = ngroups;
+    /* Never NULL, even with no groups: the evaluator and the credential
+     * check expect a valid (empty) array of a pointer. */
+    b->req.groups = o->groups;
+    b->req.ngroups = ngroups;
     if (d->password) {
-        out->password = put(&cur, d->password, d->password_len);
-        out->password_len = d->password_len;
+        b->password = put(&cur, d->password, d->password_len);
+        b->password_len = d->password_len;
     }
-    out->groups_given = d->groups != NULL;
-    out->superuser_given = d->superuser_given;
-    out->mem_ = mem;
-    out->mem_size_ = size ? size : 1;
+    b->groups_given = d->groups != NULL;
+    b->superuser_given = d->superuser_given;
+    *out = b;
     return EXH_OK;
 }
 
@@ -216,9 +193,9 @@ static void wipe_tree_password(json_t *o)
     if (json_is_string(pw)) OPENSSL_cleanse((char *)json_string_value(pw), json_string_length(pw));
 }
 
-exh_status exh_batch_parse(const char *text, size_t len, exh_batch_req *out, exh_error *err)
+exh_status exh_batch_parse(const char *text, size_t len, exh_batch_req **out, exh_error *err)
 {
-    memset(out, 0, sizeof(*out));
+    *out = NULL;
     if (err) exh_error_clear(err);
     json_error_t jerr;
     json_t *o = json_loadb(text ? text : "", text ? len : 0, LOAD_FLAGS, &jerr);
@@ -226,14 +203,14 @@ exh_status exh_batch_parse(const char *text, size_t len, exh_batch_req *out, exh
         exh_status st =
             json_error_code(&jerr) == json_error_out_of_memory ? EXH_ENOMEM : EXH_ESYNTAX;
         if (st == EXH_ENOMEM) {
-            set_error(err, st, "out of memory");
+            exh_error_set(err, st, NULL, 0, 0, "out of memory");
         } else {
             /* jansson quotes the input near the error ("... near
              * '\"s3cret'"), which may be part of a password: drop it,
              * except for a duplicate key, where the quote is the key. */
             char *near = strstr(jerr.text, " near '");
             if (near && strncmp(jerr.text, "duplicate object key", 20) != 0) *near = '\0';
-            set_error(err, st, "%s", jerr.text);
+            exh_error_set(err, st, NULL, 0, 0, "%s", jerr.text);
             if (err) {
                 err->line = jerr.line > 0 ? (unsigned)jerr.line : 0;
                 err->col = jerr.column > 0 ? (unsigned)jerr.column : 0;
@@ -249,20 +226,18 @@ exh_status exh_batch_parse(const char *text, size_t len, exh_batch_req *out, exh
     exh_status st = EXH_OK;
     const char *bad = check_request(o, &d, why, sizeof(why));
     if (bad)
-        st = set_error(err, EXH_EINVAL, "%s", bad);
+        st = exh_error_set(err, EXH_EINVAL, NULL, 0, 0, "%s", bad);
     else if ((st = own(&d, out)) != EXH_OK)
-        set_error(err, st, "out of memory");
+        exh_error_set(err, st, NULL, 0, 0, "out of memory");
     wipe_tree_password(o);
     json_decref(o);
     return st;
 }
 
-void exh_batch_req_clear(exh_batch_req *b)
+void exh_batch_req_free(exh_batch_req *b)
 {
     if (!b) return;
-    if (b->mem_) {
-        OPENSSL_cleanse(b->mem_, b->mem_size_);
-        free(b->mem_);
-    }
-    memset(b, 0, sizeof(*b));
+    owned_req *o = (owned_req *)(void *)b; /* pub is its first member */
+    OPENSSL_cleanse(o, o->size);
+    free(o);
 }

@@ -12,18 +12,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "error_int.h"
+
 static exh_status at_value(const lexer *L, exh_error *err, const token *t, size_t off,
                            const char *msg, const char *arg)
 {
     lex_error_at(L, err, t->line, tok_value_col(t, off), msg, arg);
     return EXH_ESYNTAX;
-}
-
-static exh_status no_memory(exh_error *err)
-{
-    err->status = EXH_ENOMEM;
-    snprintf(err->message, sizeof(err->message), "out of memory");
-    return EXH_ENOMEM;
 }
 
 static int find_slot(const exh_rule *r, const char *name, size_t len)
@@ -219,7 +214,7 @@ static exh_status compile_regex(const lexer *L, exh_rule *r, exh_cond *c, char *
     simple_re sre;
     if (c->len < 255 && simple_form(c->str, c->len, c->prefix_len, &sre)) {
         c->sre = malloc(sizeof(sre));
-        if (!c->sre) return no_memory(err);
+        if (!c->sre) return exh_error_nomem(err);
         *c->sre = sre;
         return EXH_OK;
     }
@@ -245,7 +240,7 @@ static exh_status compile_regex(const lexer *L, exh_rule *r, exh_cond *c, char *
     pcre2_pattern_info(c->re, PCRE2_INFO_NAMETABLE, &table);
     if (!count) return EXH_OK;
     c->map = calloc(count, sizeof(*c->map));
-    if (!c->map) return no_memory(err);
+    if (!c->map) return exh_error_nomem(err);
     for (uint32_t k = 0; k < count; k++) {
         PCRE2_SPTR e = table + (size_t)k * esize;
         uint16_t group = (uint16_t)((e[0] << 8) | e[1]);
@@ -270,9 +265,9 @@ static exh_status compile_regex(const lexer *L, exh_rule *r, exh_cond *c, char *
             return EXH_ESYNTAX;
         }
         if (!r->slot_names && !(r->slot_names = calloc(EXH_MAX_SLOTS, sizeof(char *))))
-            return no_memory(err);
+            return exh_error_nomem(err);
         r->slot_names[r->nslots] = strdup(name);
-        if (!r->slot_names[r->nslots]) return no_memory(err);
+        if (!r->slot_names[r->nslots]) return exh_error_nomem(err);
         c->map[c->nmap].group = group;
         c->map[c->nmap].slot = r->nslots++;
         c->nmap++;
@@ -285,7 +280,7 @@ static exh_status push_part(exh_part **parts, uint32_t *n, exh_part p, exh_error
 {
     if ((*n & (*n - 1)) == 0) { /* room doubles at powers of two */
         exh_part *np = realloc(*parts, (*n ? 2 * (size_t)*n : 1) * sizeof(*np));
-        if (!np) return no_memory(err);
+        if (!np) return exh_error_nomem(err);
         *parts = np;
     }
     (*parts)[(*n)++] = p;
@@ -444,7 +439,7 @@ static exh_status compile_spec(const lexer *L, exh_rule *r, exh_spec *s, char **
         if ((s->nlevels & (s->nlevels - 1)) == 0) { /* room doubles at powers of two */
             exh_level *nl =
                 realloc(s->levels, (s->nlevels ? 2 * (size_t)s->nlevels : 1) * sizeof(*nl));
-            if (!nl) return no_memory(err);
+            if (!nl) return exh_error_nomem(err);
             s->levels = nl;
         }
         s->levels[s->nlevels++] = lv;

@@ -3,14 +3,46 @@
  */
 #include "exhook/error.h"
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "error_int.h"
+#include "invariant.h"
 
 void exh_error_clear(exh_error *err)
 {
     if (!err) return;
     memset(err, 0, sizeof(*err));
+}
+
+exh_status exh_error_vset(exh_error *err, exh_status st, const char *file, unsigned line,
+                          unsigned col, const char *fmt, va_list ap)
+{
+    if (!err) return st;
+    exh_error_clear(err);
+    err->status = st;
+    if (file) snprintf(err->file, sizeof(err->file), "%s", file);
+    err->line = line;
+    err->col = col;
+    vsnprintf(err->message, sizeof(err->message), fmt, ap);
+    return st;
+}
+
+exh_status exh_error_set(exh_error *err, exh_status st, const char *file, unsigned line,
+                         unsigned col, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    exh_error_vset(err, st, file, line, col, fmt, ap);
+    va_end(ap);
+    return st;
+}
+
+exh_status exh_error_nomem(exh_error *err)
+{
+    return exh_error_set(err, EXH_ENOMEM, NULL, 0, 0, "out of memory");
 }
 
 const char *exh_status_str(exh_status status)
@@ -80,4 +112,18 @@ size_t exh_error_format(const exh_error *err, char *buf, size_t size)
     }
 #undef EMIT
     return n;
+}
+
+/* Out of line and cold, so a check costs its test and a never-taken
+ * branch.  The volatile copies keep the arguments in the core even when
+ * the caller's frame is optimized. */
+static const char *volatile failed_expr, *volatile failed_file;
+static volatile int failed_line;
+
+void exh_assert_fail(const char *expr, const char *file, int line)
+{
+    failed_expr = expr;
+    failed_file = file;
+    failed_line = line;
+    abort();
 }

@@ -15,10 +15,12 @@
  */
 #include "exhook/eval.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "exhook/topic.h"
+#include "invariant.h"
 #include "rule.h"
 #include "utf8.h"
 
@@ -574,72 +576,101 @@ static exh_decision decide(exh_result *res, exh_decision d, exh_basis b, const c
     return d;
 }
 
-static exh_decision eval(const exh_policy *p, const exh_request *req, exh_evalctx *ctx,
-                         exh_result *res, int use_index)
+/* What validation leaves for the rule search: the action's index and the
+ * topic the rules see (a shared subscription's filter without its
+ * $share/<group>/ prefix; NULL for connect). */
+typedef struct checked_req {
+    int ai; /* EXH_IDX_PUB, EXH_IDX_SUB or EXH_IDX_CONN */
+    const char *topic;
+    size_t tlen;
+} checked_req;
+
+/*
+ * Step 1: is the request well-formed, and is it decided before any rule?
+ * Checks the action, the names' UTF-8 and the topic (scanning it into ctx
+ * on the way: level offsets and trie hashes), and lets a superuser publish
+ * and subscribe.  Returns true when res holds the decision already.
+ */
+static inline bool check_request(const exh_policy *p, const exh_request *req, exh_evalctx *ctx,
+                                 exh_result *res, checked_req *c)
 {
-    res->rule = 0;
-    const char *topic = NULL;
-    size_t tlen = 0;
-    int ai;
     switch (req->action) {
     case EXH_PUBLISH:
-        ai = EXH_IDX_PUB;
+        c->ai = EXH_IDX_PUB;
         break;
     case EXH_SUBSCRIBE:
-        ai = EXH_IDX_SUB;
+        c->ai = EXH_IDX_SUB;
         break;
     case EXH_CONNECT:
-        ai = EXH_IDX_CONN;
+        c->ai = EXH_IDX_CONN;
         break;
     default:
-        return decide(res, EXH_DENY, EXH_BY_INVALID, "invalid action");
+        decide(res, EXH_DENY, EXH_BY_INVALID, "invalid action");
+        return true;
     }
+    c->topic = NULL;
+    c->tlen = 0;
     const char *bad = bad_name(req);
-    if (bad) return decide(res, EXH_DENY, EXH_BY_INVALID, bad);
-    const action_index *ix = &p->idx[ai];
-    if (ai != EXH_IDX_CONN) {
-        topic = req->topic;
-        tlen = req->topic_len;
-        if (ai == EXH_IDX_SUB && topic && tlen <= EXH_TOPIC_MAX) {
-            topic = exh_topic_strip_prefix(req->topic, req->topic_len, !req->queue_is_topic, &tlen);
-            if (!topic)
-                return decide(res, EXH_DENY, EXH_BY_INVALID,
-                              "invalid shared subscription (needs $share/<group>/<filter>)");
-        }
-        /* The whole subscription, $share prefix included, is bounded. */
-        exh_topic_status ts = !topic                           ? EXH_TOPIC_EMPTY
-                              : req->topic_len > EXH_TOPIC_MAX ? EXH_TOPIC_TOO_LONG
-                              : tlen == 0                      ? EXH_TOPIC_EMPTY
-                                                               : EXH_TOPIC_OK;
-        if (ts == EXH_TOPIC_OK && scan_topic(topic, tlen, ctx, ix->depth))
-            ts = ai == EXH_IDX_SUB ? exh_topic_check_filter(topic, tlen)
-                                   : exh_topic_check_name(topic, tlen);
-        if (ts != EXH_TOPIC_OK)
-            return decide(res, EXH_DENY, EXH_BY_INVALID, exh_topic_status_str(ts));
-        if (req->superuser) return decide(res, EXH_ALLOW, EXH_BY_SUPERUSER, NULL);
+    if (bad) {
+        decide(res, EXH_DENY, EXH_BY_INVALID, bad);
+        return true;
     }
+    if (c->ai == EXH_IDX_CONN) return false;
 
-    if (!use_index) {
-        static const unsigned bits[3] = {EXH_PUBLISH, EXH_SUBSCRIBE, EXH_CONNECT};
-        for (uint32_t ri = 0; ri < p->nrules; ri++) {
-            const rule_head *r = exh_blob(p, p->rules[ri].blob);
-            if ((r->actions & bits[ai]) && rule_matches(r, req, topic, tlen, ctx)) {
-                res->rule = ri;
-                return decide(res, (exh_decision)r->effect, EXH_BY_RULE, NULL);
-            }
+    const char *topic = req->topic;
+    size_t tlen = req->topic_len;
+    if (c->ai == EXH_IDX_SUB && topic && tlen <= EXH_TOPIC_MAX) {
+        topic = exh_topic_strip_prefix(req->topic, req->topic_len, !req->queue_is_topic, &tlen);
+        if (!topic) {
+            decide(res, EXH_DENY, EXH_BY_INVALID,
+                   "invalid shared subscription (needs $share/<group>/<filter>)");
+            return true;
         }
-        goto nomatch;
     }
+    /* The whole subscription, $share prefix included, is bounded. */
+    exh_topic_status ts = !topic                           ? EXH_TOPIC_EMPTY
+                          : req->topic_len > EXH_TOPIC_MAX ? EXH_TOPIC_TOO_LONG
+                          : tlen == 0                      ? EXH_TOPIC_EMPTY
+                                                           : EXH_TOPIC_OK;
+    if (ts == EXH_TOPIC_OK && scan_topic(topic, tlen, ctx, p->idx[c->ai].depth))
+        ts = c->ai == EXH_IDX_SUB ? exh_topic_check_filter(topic, tlen)
+                                  : exh_topic_check_name(topic, tlen);
+    if (ts != EXH_TOPIC_OK) {
+        decide(res, EXH_DENY, EXH_BY_INVALID, exh_topic_status_str(ts));
+        return true;
+    }
+    /* ctx->lvl holds a start offset per level and a sentinel. */
+    EXH_ASSERT(ctx->nlevels >= 1 && ctx->nlevels <= EXH_TOPIC_MAX + 1);
+    if (req->superuser) {
+        decide(res, EXH_ALLOW, EXH_BY_SUPERUSER, NULL);
+        return true;
+    }
+    c->topic = topic;
+    c->tlen = tlen;
+    return false;
+}
 
-    /*
-     * Gather the candidates.  Every hash is computed first and its slot
-     * prefetched, so the few cache misses a cold request costs overlap
-     * instead of queueing one behind the other.
-     */
+/*
+ * Step 2: the candidate lists for a checked request, from the index: its
+ * username's, its clientid's, the trie root's and those of the trie nodes
+ * along its topic's literal leading levels (and, at a subscription
+ * wildcard, the deny rules filed below it).  Every hash is computed first
+ * and its slot prefetched, so the few cache misses a cold request costs
+ * overlap instead of queueing one behind the other.  Returns the number
+ * of ranges written to src (at most MAX_LISTS), each ascending.
+ */
+static inline int gather_candidates(const exh_policy *p, const exh_request *req,
+                                    const checked_req *c, const exh_evalctx *ctx,
+                                    cand_range src[MAX_LISTS])
+{
+    const action_index *ix = &p->idx[c->ai];
+    const char *topic = c->topic;
     const strmap_slot *slot_user = NULL, *slot_cid = NULL, *nodes[EXH_INDEX_DEPTH + 1];
     uint64_t hu = 0, hc = 0;
     const uint64_t *hn = ctx->hn;
     uint32_t depth = 0, wild = UINT32_MAX;
+    /* The walk below indexes hn[] and nodes[] up to ix->depth. */
+    EXH_ASSERT(ix->depth <= EXH_INDEX_DEPTH);
     if (req->username && ix->users.count) {
         hu = strmap_hash(0, req->username, req->username_len);
         __builtin_prefetch(strmap_home(&ix->users, hu));
@@ -648,7 +679,7 @@ static exh_decision eval(const exh_policy *p, const exh_request *req, exh_evalct
         hc = strmap_hash(0, req->clientid ? req->clientid : "", req->clientid_len);
         __builtin_prefetch(strmap_home(&ix->clients, hc));
     }
-    if (ai != EXH_IDX_CONN && ix->trie.count) {
+    if (c->ai != EXH_IDX_CONN && ix->trie.count) {
         for (uint32_t k = 0; k < ctx->nlevels && k < ix->depth; k++) {
             const char *lp = topic + ctx->lvl[k];
             if (ctx->lvl[k + 1] - ctx->lvl[k] - 1 == 1 && (lp[0] == '+' || lp[0] == '#')) {
@@ -658,12 +689,11 @@ static exh_decision eval(const exh_policy *p, const exh_request *req, exh_evalct
             depth++;
             __builtin_prefetch(strmap_home(&ix->trie, hn[depth]));
         }
-    } else if (ai != EXH_IDX_CONN && ctx->nlevels && ctx->lvl[1] == 2 &&
+    } else if (c->ai != EXH_IDX_CONN && ctx->nlevels && ctx->lvl[1] == 2 &&
                (topic[0] == '+' || topic[0] == '#')) {
         wild = 0;
     }
 
-    cand_range src[MAX_LISTS];
     int nl = 0;
     if (hu && (slot_user = strmap_find(&ix->users, hu)))
         nl += exh_ref_range(p, &slot_user->v[0], &src[nl]);
@@ -683,31 +713,86 @@ static exh_decision eval(const exh_policy *p, const exh_request *req, exh_evalct
     /* At a subscription wildcard, deny rules filed below it overlap it. */
     if (wild != UINT32_MAX && found == wild)
         nl += exh_ref_range(p, wild ? &nodes[wild]->v[1] : &ix->root[1], &src[nl]);
+    /* username, clientid, root, a node per level, the wildcard's list. */
+    EXH_ASSERT(nl <= 4 + (int)depth);
     for (int i = 0; i < nl; i++)
         exh_blob_prefetch(p, *src[i].p);
+    return nl;
+}
 
-    /* k-way merge in policy order; a rule filed twice is tested once. */
+/*
+ * Step 3: merge the candidate lists in policy order (blob offsets order
+ * like rule numbers) and test each rule once, the first match deciding.
+ * A rule filed in two lists comes out of the merge twice in a row: the
+ * lists being ascending is what makes skipping the repeat enough.
+ */
+static inline const rule_head *first_match(const exh_policy *p, cand_range *src, int nl,
+                                           const exh_request *req, const checked_req *c,
+                                           exh_evalctx *ctx)
+{
     uint32_t last = UINT32_MAX;
     for (;;) {
         int best = -1;
         for (int i = 0; i < nl; i++)
             if (src[i].p < src[i].end && (best < 0 || *src[i].p < *src[best].p)) best = i;
-        if (best < 0) break;
+        if (best < 0) return NULL;
         uint32_t off = *src[best].p++;
-        if (src[best].p < src[best].end) exh_blob_prefetch(p, *src[best].p);
+        if (src[best].p < src[best].end) {
+            assert(*src[best].p > off); /* each list strictly ascending */
+            exh_blob_prefetch(p, *src[best].p);
+        }
+        assert(last == UINT32_MAX || off >= last); /* the merge never goes back */
         if (off == last) continue;
         last = off;
         const rule_head *r = exh_blob(p, off);
-        if (rule_matches(r, req, topic, tlen, ctx)) {
-            res->rule = r->index;
-            return decide(res, (exh_decision)r->effect, EXH_BY_RULE, NULL);
-        }
+        if (rule_matches(r, req, c->topic, c->tlen, ctx)) return r;
     }
-nomatch:
-    if (ai == EXH_IDX_CONN)
+}
+
+/* The reference search, without the index: every rule in order. */
+static const rule_head *first_match_linear(const exh_policy *p, const exh_request *req,
+                                           const checked_req *c, exh_evalctx *ctx)
+{
+    static const unsigned bits[3] = {EXH_PUBLISH, EXH_SUBSCRIBE, EXH_CONNECT};
+    for (uint32_t ri = 0; ri < p->nrules; ri++) {
+        const rule_head *r = exh_blob(p, p->rules[ri].blob);
+        if ((r->actions & bits[c->ai]) && rule_matches(r, req, c->topic, c->tlen, ctx)) return r;
+    }
+    return NULL;
+}
+
+/* Step 4: the decision -- the first matching rule's effect, or, with no
+ * rule, the policy's default (a connect: whether the client gave a
+ * username, its credentials having been checked already). */
+static inline exh_decision conclude(const exh_policy *p, const exh_request *req,
+                                    const checked_req *c, const rule_head *r, exh_result *res)
+{
+    if (r) {
+        EXH_ASSERT(r->index < p->nrules);
+        res->rule = r->index;
+        return decide(res, (exh_decision)r->effect, EXH_BY_RULE, NULL);
+    }
+    if (c->ai == EXH_IDX_CONN)
         return req->username ? decide(res, EXH_ALLOW, EXH_BY_CREDENTIALS, NULL)
                              : decide(res, EXH_DENY, EXH_BY_ANONYMOUS, NULL);
     return decide(res, p->def, EXH_BY_DEFAULT, NULL);
+}
+
+static exh_decision eval(const exh_policy *p, const exh_request *req, exh_evalctx *ctx,
+                         exh_result *res, int use_index)
+{
+    res->rule = 0;
+    checked_req c;
+    if (check_request(p, req, ctx, res, &c)) return res->decision;
+    const rule_head *r;
+    if (use_index) {
+        cand_range src[MAX_LISTS];
+        int nl = gather_candidates(p, req, &c, ctx, src);
+        r = first_match(p, src, nl, req, &c, ctx);
+    } else {
+        r = first_match_linear(p, req, &c, ctx);
+    }
+    return conclude(p, req, &c, r, res);
 }
 
 exh_decision exh_eval(const exh_policy *p, const exh_request *req, exh_evalctx *ctx,

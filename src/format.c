@@ -13,6 +13,7 @@
 #include "exhook/policy.h"
 #include "lexer.h"
 #include "utf8.h"
+#include "error_int.h"
 
 typedef struct buf {
     char *p;
@@ -334,11 +335,7 @@ exh_status exh_format(const char *name, const char *text, size_t len, char **out
     goto out;
 oom:
     st = EXH_ENOMEM;
-    if (err) {
-        exh_error_clear(err);
-        err->status = EXH_ENOMEM;
-        snprintf(err->message, sizeof(err->message), "out of memory");
-    }
+    exh_error_nomem(err);
 out:
     lex_free(&L);
     for (size_t k = 0; k < nv; k++)

@@ -21,11 +21,12 @@
 #include <openssl/rand.h>
 
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <string.h>
+
+#include "error_int.h"
 
 /* New argon2id hashes: 16-byte salt, 32-byte tag (RFC 9106 §4). */
 #define NEW_SALT_BYTES 16
@@ -65,22 +66,6 @@ typedef struct {
     unsigned char salt[EXH_HASH_MAX];
     unsigned char hash[MAX_TAG];
 } parsed;
-
-static exh_status fail(exh_error *err, exh_status st, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static exh_status fail(exh_error *err, exh_status st, const char *fmt, ...)
-{
-    if (err) {
-        exh_error_clear(err);
-        err->status = st;
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->message, sizeof(err->message), fmt, ap);
-        va_end(ap);
-    }
-    return st;
-}
 
 /* ---- strict decoding ---------------------------------------------------- */
 
@@ -248,29 +233,33 @@ static bool argon2_costs_ok(uint32_t m_kib, uint32_t t_cost, uint32_t lanes, exh
 {
     uint32_t max_m = MAX_ARGON2_M_KIB < ARGON2_MAX_MEMORY ? MAX_ARGON2_M_KIB : ARGON2_MAX_MEMORY;
     if (lanes < ARGON2_MIN_LANES || lanes > MAX_ARGON2_LANES) {
-        fail(err, EXH_EINVAL, "argon2id lanes (parallelism) must be 1..%u, not %u",
-             MAX_ARGON2_LANES, lanes);
+        exh_error_set(err, EXH_EINVAL, NULL, 0, 0,
+                      "argon2id lanes (parallelism) must be 1..%u, not %u", MAX_ARGON2_LANES,
+                      lanes);
         return false;
     }
     if (t_cost < ARGON2_MIN_TIME) {
-        fail(err, EXH_EINVAL, "argon2id passes (t_cost) must be at least 1");
+        exh_error_set(err, EXH_EINVAL, NULL, 0, 0, "argon2id passes (t_cost) must be at least 1");
         return false;
     }
     if (m_kib < 2 * ARGON2_SYNC_POINTS * lanes) {
-        fail(err, EXH_EINVAL,
-             "argon2id memory must be at least 8 KiB per lane (%u KiB for %u lanes), not %u KiB",
-             2 * ARGON2_SYNC_POINTS * lanes, lanes, m_kib);
+        exh_error_set(
+            err, EXH_EINVAL, NULL, 0, 0,
+            "argon2id memory must be at least 8 KiB per lane (%u KiB for %u lanes), not %u KiB",
+            2 * ARGON2_SYNC_POINTS * lanes, lanes, m_kib);
         return false;
     }
     if (m_kib > max_m) {
-        fail(err, EXH_EINVAL, "argon2id memory must be at most %u KiB, not %u KiB", max_m, m_kib);
+        exh_error_set(err, EXH_EINVAL, NULL, 0, 0,
+                      "argon2id memory must be at most %u KiB, not %u KiB", max_m, m_kib);
         return false;
     }
     if ((uint64_t)m_kib * t_cost > MAX_ARGON2_WORK) {
-        fail(err, EXH_EINVAL,
-             "argon2id memory x passes must be at most %llu KiB (%u KiB x %u passes is too slow "
-             "to verify)",
-             (unsigned long long)MAX_ARGON2_WORK, m_kib, t_cost);
+        exh_error_set(
+            err, EXH_EINVAL, NULL, 0, 0,
+            "argon2id memory x passes must be at most %llu KiB (%u KiB x %u passes is too slow "
+            "to verify)",
+            (unsigned long long)MAX_ARGON2_WORK, m_kib, t_cost);
         return false;
     }
     return true;
@@ -665,29 +654,33 @@ exh_status exh_hash_password(const char *pw, size_t pwlen, const exh_hash_params
         exh_hash_params_default(&def);
         params = &def;
     }
-    if (!out || outsize == 0) return fail(err, EXH_EINVAL, "no output buffer for the hash");
+    if (!out || outsize == 0)
+        return exh_error_set(err, EXH_EINVAL, NULL, 0, 0, "no output buffer for the hash");
     out[0] = '\0';
-    if (!pw && pwlen) return fail(err, EXH_EINVAL, "password is NULL but its length is not 0");
+    if (!pw && pwlen)
+        return exh_error_set(err, EXH_EINVAL, NULL, 0, 0,
+                             "password is NULL but its length is not 0");
     if (!pw) pw = "";
     if (pwlen > ARGON2_MAX_PWD_LENGTH)
-        return fail(err, EXH_EINVAL, "password too long for argon2id (%zu bytes)", pwlen);
+        return exh_error_set(err, EXH_EINVAL, NULL, 0, 0,
+                             "password too long for argon2id (%zu bytes)", pwlen);
     if (!argon2_costs_ok(params->m_kib, params->t_cost, params->lanes, err)) return EXH_EINVAL;
 
     size_t need = argon2_encodedlen(params->t_cost, params->m_kib, params->lanes, NEW_SALT_BYTES,
                                     NEW_TAG_BYTES, Argon2_id);
     if (outsize < need)
-        return fail(err, EXH_EINVAL, "output buffer holds %zu bytes; the hash needs %zu", outsize,
-                    need);
+        return exh_error_set(err, EXH_EINVAL, NULL, 0, 0,
+                             "output buffer holds %zu bytes; the hash needs %zu", outsize, need);
     unsigned char salt[NEW_SALT_BYTES];
     if (RAND_bytes(salt, sizeof(salt)) != 1)
-        return fail(err, EXH_EIO, "no random salt: OpenSSL RAND_bytes failed");
+        return exh_error_set(err, EXH_EIO, NULL, 0, 0, "no random salt: OpenSSL RAND_bytes failed");
     int rc = argon2id_hash_encoded(params->t_cost, params->m_kib, params->lanes, pw, pwlen, salt,
                                    sizeof(salt), NEW_TAG_BYTES, out, outsize);
     if (rc != ARGON2_OK) {
         OPENSSL_cleanse(out, outsize);
         out[0] = '\0';
-        return fail(err, rc == ARGON2_MEMORY_ALLOCATION_ERROR ? EXH_ENOMEM : EXH_EINVAL,
-                    "argon2id: %s", argon2_error_message(rc));
+        return exh_error_set(err, rc == ARGON2_MEMORY_ALLOCATION_ERROR ? EXH_ENOMEM : EXH_EINVAL,
+                             NULL, 0, 0, "argon2id: %s", argon2_error_message(rc));
     }
     return EXH_OK;
 }
@@ -716,29 +709,34 @@ exh_status exh_hash_emqx(exh_hash_alg alg, bool salt_prefix, const unsigned char
 {
     if (out && outsize) out[0] = '\0';
     if (alg != EXH_HASH_EMQX_SHA256 && alg != EXH_HASH_EMQX_SHA512)
-        return fail(err, EXH_EINVAL, "EMQX hashes are sha256 or sha512, not %s",
-                    exh_hash_alg_name(alg));
-    if (!salt && saltlen) return fail(err, EXH_EINVAL, "EMQX hash: no salt given");
-    if (!hexhash) return fail(err, EXH_EINVAL, "EMQX hash: no hash given");
+        return exh_error_set(err, EXH_EINVAL, NULL, 0, 0,
+                             "EMQX hashes are sha256 or sha512, not %s", exh_hash_alg_name(alg));
+    if (!salt && saltlen)
+        return exh_error_set(err, EXH_EINVAL, NULL, 0, 0, "EMQX hash: no salt given");
+    if (!hexhash) return exh_error_set(err, EXH_EINVAL, NULL, 0, 0, "EMQX hash: no hash given");
     size_t want = alg == EXH_HASH_EMQX_SHA256 ? 64 : 128;
     size_t hexlen = strnlen(hexhash, want + 1);
     if (hexlen != want)
-        return fail(err, EXH_EINVAL, "EMQX %s hash must be %zu hex digits, not %s%zu",
-                    alg == EXH_HASH_EMQX_SHA256 ? "sha256" : "sha512", want,
-                    hexlen > want ? "more than " : "", hexlen > want ? want : hexlen);
+        return exh_error_set(err, EXH_EINVAL, NULL, 0, 0,
+                             "EMQX %s hash must be %zu hex digits, not %s%zu",
+                             alg == EXH_HASH_EMQX_SHA256 ? "sha256" : "sha512", want,
+                             hexlen > want ? "more than " : "", hexlen > want ? want : hexlen);
     for (size_t i = 0; i < want; i++)
         if (hex_value((unsigned char)hexhash[i]) < 0)
-            return fail(err, EXH_EINVAL, "EMQX hash: character %zu is not a hex digit", i + 1);
+            return exh_error_set(err, EXH_EINVAL, NULL, 0, 0,
+                                 "EMQX hash: character %zu is not a hex digit", i + 1);
 
     /* "$emqx-sha256$" "prefix$" <salt, unpadded base64> "$" <hex> NUL */
     size_t b64len = saltlen / 3 * 4 + (saltlen % 3 ? saltlen % 3 + 1 : 0);
     size_t need = saltlen > EXH_HASH_MAX ? SIZE_MAX : 13 + 7 + b64len + 1 + want + 1;
     if (need > EXH_HASH_MAX)
-        return fail(err, EXH_EINVAL, "EMQX hash: a %zu-byte salt does not fit in %d bytes", saltlen,
-                    EXH_HASH_MAX);
+        return exh_error_set(err, EXH_EINVAL, NULL, 0, 0,
+                             "EMQX hash: a %zu-byte salt does not fit in %d bytes", saltlen,
+                             EXH_HASH_MAX);
     if (!out || outsize < need)
-        return fail(err, EXH_EINVAL, "output buffer holds %zu bytes; the hash needs %zu",
-                    out ? outsize : 0, need);
+        return exh_error_set(err, EXH_EINVAL, NULL, 0, 0,
+                             "output buffer holds %zu bytes; the hash needs %zu", out ? outsize : 0,
+                             need);
     size_t n = (size_t)snprintf(out, outsize, "$%s$%s$", exh_hash_alg_name(alg),
                                 salt_prefix ? "prefix" : "suffix");
     n += b64_encode(salt, saltlen, out + n);

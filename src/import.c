@@ -29,6 +29,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "error_int.h"
+#include "readfile.h"
+
 /* An import file larger than this is refused before it is read: every
  * format is parsed from memory, and a bigger file is more likely a mistake
  * (the wrong file) than a user base. */
@@ -158,15 +161,9 @@ static exh_status perr(parser *p, exh_status st, unsigned line, unsigned col, co
 
 static exh_status perr(parser *p, exh_status st, unsigned line, unsigned col, const char *fmt, ...)
 {
-    if (!p->err) return st;
-    exh_error_clear(p->err);
-    p->err->status = st;
-    snprintf(p->err->file, sizeof(p->err->file), "%s", p->name);
-    p->err->line = line;
-    p->err->col = col;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(p->err->message, sizeof(p->err->message), fmt, ap);
+    exh_error_vset(p->err, st, p->name, line, col, fmt, ap);
     va_end(ap);
     return st;
 }
@@ -766,96 +763,6 @@ exh_status exh_import_parse(exh_import_format fmt, const char *name, const char 
     return st;
 }
 
-/* Read a whole file (or pipe) into memory, NUL-terminated, up to the cap. */
-static exh_status read_all(const char *path, char **out, size_t *outlen, exh_error *err)
-{
-    *out = NULL;
-    *outlen = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat sb;
-    const char *why = NULL;
-    exh_status st = EXH_EIO;
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
-    if (fd < 0 || fstat(fd, &sb) != 0) {
-        why = strerror(errno);
-        goto fail;
-    }
-    if (S_ISDIR(sb.st_mode)) {
-        why = "it is a directory";
-        goto fail;
-    }
-    if (S_ISREG(sb.st_mode) && (uintmax_t)sb.st_size > IMPORT_MAX_BYTES) {
-        why = "larger than 1 GiB, the most an import reads";
-        st = EXH_EINVAL;
-        goto fail;
-    }
-    /* A regular file's size is known: read it into a buffer of that size,
-     * growing only if it grew meanwhile (or is a pipe). */
-    cap = S_ISREG(sb.st_mode) ? (size_t)sb.st_size + 1 : 65536;
-    if (!(buf = malloc(cap))) {
-        st = EXH_ENOMEM;
-        why = "out of memory";
-        goto fail;
-    }
-    for (;;) {
-        if (len + 1 == cap) {
-            /* Full: look for EOF before doubling the buffer. */
-            char probe;
-            ssize_t r = read(fd, &probe, 1);
-            if (r < 0 && errno == EINTR) continue;
-            if (r < 0) {
-                why = strerror(errno);
-                goto fail;
-            }
-            if (r == 0) break;
-            if (len + 1 > IMPORT_MAX_BYTES) {
-                why = "larger than 1 GiB, the most an import reads";
-                st = EXH_EINVAL;
-                goto fail;
-            }
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                st = EXH_ENOMEM;
-                why = "out of memory";
-                goto fail;
-            }
-            buf = nb;
-            cap *= 2;
-            buf[len++] = probe;
-            continue;
-        }
-        ssize_t r = read(fd, buf + len, cap - len - 1);
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) {
-            why = strerror(errno);
-            goto fail;
-        }
-        if (r == 0) break;
-        len += (size_t)r;
-        if (len > IMPORT_MAX_BYTES) {
-            why = "larger than 1 GiB, the most an import reads";
-            st = EXH_EINVAL;
-            goto fail;
-        }
-    }
-    close(fd);
-    buf[len] = '\0';
-    *out = buf;
-    *outlen = len;
-    return EXH_OK;
-fail:
-    if (fd >= 0) close(fd);
-    free(buf);
-    if (err) {
-        exh_error_clear(err);
-        err->status = st;
-        snprintf(err->file, sizeof(err->file), "%s", path);
-        snprintf(err->message, sizeof(err->message), "cannot import: %s", why);
-    }
-    return st;
-}
-
 typedef struct import_ctx {
     exh_store *s;
     const char *path;
@@ -884,20 +791,14 @@ static int import_one(const exh_import_record *rec, void *vctx)
     }
     if (st) {
         c->st = st;
-        if (c->err) {
-            exh_error_clear(c->err);
-            c->err->status = st;
-            snprintf(c->err->file, sizeof(c->err->file), "%s", c->path);
-            c->err->line = rec->line;
-            if (st == EXH_EEXIST)
-                snprintf(c->err->message, sizeof(c->err->message),
-                         "user '%s' already exists in the store (replace existing users to "
-                         "overwrite it)",
-                         rec->name);
-            else
-                snprintf(c->err->message, sizeof(c->err->message), "storing user '%.200s': %.280s",
-                         rec->name, e.message[0] ? e.message : exh_status_str(st));
-        }
+        if (st == EXH_EEXIST)
+            exh_error_set(c->err, st, c->path, rec->line, 0,
+                          "user '%s' already exists in the store (replace existing users to "
+                          "overwrite it)",
+                          rec->name);
+        else
+            exh_error_set(c->err, st, c->path, rec->line, 0, "storing user '%.200s': %.280s",
+                          rec->name, e.message[0] ? e.message : exh_status_str(st));
         return 1;
     }
     if (++c->done % PROGRESS_EVERY == 0 && c->progress) c->progress(c->done, c->user);
@@ -911,7 +812,10 @@ exh_status exh_import_file(exh_store *s, exh_import_format fmt, const char *path
     if (imported) *imported = 0;
     char *text;
     size_t len;
-    exh_status st = read_all(path, &text, &len, err);
+    /* Any file but a directory: an import may come through a pipe
+     * (/dev/stdin), and the cap bounds one that never ends. */
+    exh_status st =
+        exh_read_file(path, EXH_READ_ANY, IMPORT_MAX_BYTES, "cannot import", &text, &len, err);
     if (st) return st;
     exh_import_opts o;
     if (opts)

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "invariant.h"
 #include "rule.h"
 
 typedef struct vec {
@@ -35,7 +36,7 @@ typedef struct builder {
     vec *lists;
     uint32_t nlists, cap;
     uint32_t *out; /* the flattened lists being written (exh_policy.lists) */
-    size_t out_n;
+    size_t out_n, out_cap;
 } builder;
 
 static int new_list(builder *b, uint32_t *id)
@@ -58,6 +59,10 @@ static int list_add(builder *b, uint32_t *id, uint32_t blob)
     if (*id == EXH_NO_REF && new_list(b, id) < 0) return -1;
     vec *l = &b->lists[*id];
     if (l->n && l->v[l->n - 1] == blob) return 0; /* two filters of one rule under one node */
+    /* Rules are filed in policy order and blobs are laid out in it, so
+     * every list is strictly ascending: the evaluator's merge relies on it
+     * to test a rule filed in two lists once, and in policy order. */
+    EXH_ASSERT(l->n == 0 || l->v[l->n - 1] < blob);
     if (l->n == l->cap) {
         uint32_t cap = l->cap ? l->cap * 2 : 2;
         uint32_t *nv = realloc(l->v, cap * sizeof(*nv));
@@ -113,6 +118,8 @@ static const exh_cond *index_cond(const exh_rule *r, int kind)
 static strmap_slot *node(action_index *ix, const exh_spec *s, uint32_t k)
 {
     int inserted;
+    /* The evaluator hashes at most EXH_INDEX_DEPTH levels (ctx->hn). */
+    EXH_ASSERT(k >= 1 && k <= EXH_INDEX_DEPTH);
     uint64_t h = strmap_hash(k, s->text, exh_spec_prefix_len(s, k));
     strmap_slot *slot = strmap_put(&ix->trie, h, EXH_NO_REF, EXH_NO_REF, &inserted);
     if (slot && k > ix->depth) ix->depth = k;
@@ -121,6 +128,7 @@ static strmap_slot *node(action_index *ix, const exh_spec *s, uint32_t k)
 
 static int add_rule(builder *b, action_index *ix, const exh_rule *r, int a)
 {
+    EXH_ASSERT(r->packed); /* r->blob is its place in the arena only once packed */
     const exh_cond *c = index_cond(r, COND_USERNAME);
     if (!c) c = index_cond(r, COND_CLIENTID);
     if (c) {
@@ -163,6 +171,8 @@ static void finish_ref(builder *b, uint32_t *ref, uint32_t *spare)
         if (l->n == 2) *spare = l->v[1];
         return;
     }
+    /* The flattened lists were sized from the same lists. */
+    EXH_ASSERT(b->out_n + 1 + l->n <= b->out_cap);
     *ref = EXH_REF_LIST | (uint32_t)b->out_n;
     b->out[b->out_n++] = l->n;
     memcpy(b->out + b->out_n, l->v, l->n * sizeof(uint32_t));
@@ -201,6 +211,7 @@ exh_status exh_index_build(exh_policy *p)
     if (total >= EXH_REF_LIST) goto out;
     b.out = p->lists = malloc((total ? total : 1) * sizeof(*p->lists));
     b.out_n = 0;
+    b.out_cap = total;
     if (!p->lists) goto out;
     for (int a = 0; a < 3; a++) {
         action_index *ix = &p->idx[a];
@@ -209,6 +220,7 @@ exh_status exh_index_build(exh_policy *p)
         finish_map(&b, &ix->trie, 1);
         finish_ref(&b, &ix->root[0], NULL);
         finish_ref(&b, &ix->root[1], NULL);
+        EXH_ASSERT(ix->depth <= EXH_INDEX_DEPTH);
     }
     st = EXH_OK;
 out:

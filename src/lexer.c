@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "error_int.h"
+
 void lex_init(lexer *L, const char *name, const char *text, size_t len)
 {
     memset(L, 0, sizeof(*L));
@@ -61,13 +63,9 @@ static void copy_line(const lexer *L, uint32_t line, char *out, size_t size)
 void lex_error_at(const lexer *L, exh_error *err, uint32_t line, uint32_t col, const char *fmt, ...)
 {
     if (!err) return;
-    err->status = EXH_ESYNTAX;
-    snprintf(err->file, sizeof(err->file), "%s", L->name);
-    err->line = line;
-    err->col = col;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err->message, sizeof(err->message), fmt, ap);
+    exh_error_vset(err, EXH_ESYNTAX, L->name, line, col, fmt, ap);
     va_end(ap);
     copy_line(L, line, err->source, sizeof(err->source));
 }
@@ -78,8 +76,7 @@ static int push_tok(lexer *L, exh_error *err, token *t)
         size_t cap = L->captoks ? L->captoks * 2 : 16;
         token *nt = realloc(L->toks, cap * sizeof(*nt));
         if (!nt) {
-            err->status = EXH_ENOMEM;
-            snprintf(err->message, sizeof(err->message), "out of memory");
+            exh_error_nomem(err);
             return -1;
         }
         L->toks = nt;
@@ -95,8 +92,7 @@ static int push_byte(lexer *L, exh_error *err, char c)
         size_t cap = L->scap ? L->scap * 2 : 256;
         char *nb = realloc(L->sbuf, cap);
         if (!nb) {
-            err->status = EXH_ENOMEM;
-            snprintf(err->message, sizeof(err->message), "out of memory");
+            exh_error_nomem(err);
             return -1;
         }
         L->sbuf = nb;

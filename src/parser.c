@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "utf8.h"
+#include "error_int.h"
 
 typedef struct parser {
     const lexer *L;
@@ -39,13 +40,6 @@ static exh_status error_at(parser *P, const token *t, const char *msg)
 {
     lex_error_at(P->L, P->err, t->line, t->col, "%s", msg);
     return EXH_ESYNTAX;
-}
-
-static exh_status no_memory(parser *P)
-{
-    P->err->status = EXH_ENOMEM;
-    snprintf(P->err->message, sizeof(P->err->message), "out of memory");
-    return EXH_ENOMEM;
 }
 
 static char *dup_value(const lexer *L, const token *t)
@@ -110,7 +104,7 @@ static exh_status add_cond(parser *P, exh_rule *r, exh_cond **out)
         return error_at(P, t, "more than 1024 conditions in one rule");
     }
     exh_cond *c = realloc(r->conds, (r->nconds + 1u) * sizeof(*c));
-    if (!c) return no_memory(P);
+    if (!c) return exh_error_nomem(P->err);
     r->conds = c;
     *out = &c[r->nconds++];
     memset(*out, 0, sizeof(**out));
@@ -134,7 +128,7 @@ static exh_status parse_identity(parser *P, exh_rule *r, const token *kw, int ne
     c->str = dup_value(P->L, s);
     c->len = (uint32_t)s->slen;
     c->str_tok = s;
-    if (!c->str) return no_memory(P);
+    if (!c->str) return exh_error_nomem(P->err);
     /* `${` starts a placeholder in an exact name, as in a topic filter
      * (compile.c resolves it); `%u`/`%c` stay literal text here, since a
      * `%` is an ordinary character of MQTT names. */
@@ -174,7 +168,7 @@ static exh_status parse_condition(parser *P, exh_rule *r, int negated, const tok
         c->kind = COND_GROUP;
         c->str = dup_value(P->L, s);
         c->len = s->slen;
-        if (!c->str) return no_memory(P);
+        if (!c->str) return exh_error_nomem(P->err);
     } else { /* peerhost */
         const token *a = peek(P);
         if (!a) return expected(P, "an address or CIDR block after 'peerhost'");
@@ -208,7 +202,7 @@ static exh_status parse_spec(parser *P, exh_rule *r)
      * spec would copy the array 65535 times for the longest rule. */
     if ((r->nspecs & (r->nspecs - 1u)) == 0) {
         exh_spec *grown = realloc(r->specs, (r->nspecs ? 2u * r->nspecs : 1u) * sizeof(*grown));
-        if (!grown) return no_memory(P);
+        if (!grown) return exh_error_nomem(P->err);
         r->specs = grown;
     }
     exh_spec *sp = &r->specs[r->nspecs++];
@@ -219,7 +213,7 @@ static exh_status parse_spec(parser *P, exh_rule *r)
     sp->line = (eq ? eq : s)->line;
     sp->col = (eq ? eq : s)->col;
     sp->tok = s;
-    return sp->text ? EXH_OK : no_memory(P);
+    return sp->text ? EXH_OK : exh_error_nomem(P->err);
 }
 
 /* qos N or qos N-M, N and M in 0..2. */
@@ -345,7 +339,7 @@ static exh_status parse_rule(parser *P, exh_rule *r, const char *file)
     r->info.effect = (exh_decision)r->effect;
     r->info.actions = r->actions;
     r->info.text = rule_text(P->L);
-    return r->info.text ? EXH_OK : no_memory(P);
+    return r->info.text ? EXH_OK : exh_error_nomem(P->err);
 }
 
 static exh_status parse_default(parser *P, policy_builder *b, const token *kw, const char *file)
@@ -386,7 +380,7 @@ static exh_status parse_statement(parser *P, policy_builder *b, const char *file
     if (b->nrules == b->cap) {
         uint32_t cap = b->cap ? b->cap * 2 : 64;
         exh_rule *nr = realloc(b->rules, cap * sizeof(*nr));
-        if (!nr) return no_memory(P);
+        if (!nr) return exh_error_nomem(P->err);
         b->rules = nr;
         b->cap = cap;
     }

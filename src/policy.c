@@ -12,18 +12,8 @@
 #include <sys/stat.h>
 
 #include "parser.h"
-
-static exh_status fail(exh_error *err, exh_status st, const char *file, const char *fmt,
-                       const char *arg)
-{
-    if (err) {
-        exh_error_clear(err);
-        err->status = st;
-        snprintf(err->file, sizeof(err->file), "%s", file ? file : "");
-        snprintf(err->message, sizeof(err->message), fmt, arg);
-    }
-    return st;
-}
+#include "error_int.h"
+#include "readfile.h"
 
 void exh_policy_free(exh_policy *p)
 {
@@ -54,7 +44,8 @@ static exh_status parse_into(exh_policy *p, policy_builder *b, const char *name,
                              size_t len, exh_error *err)
 {
     char *stored;
-    if (add_file_name(p, name, &stored)) return fail(err, EXH_ENOMEM, name, "%s", "out of memory");
+    if (add_file_name(p, name, &stored))
+        return exh_error_set(err, EXH_ENOMEM, name, 0, 0, "%s", "out of memory");
     return parse_policy_text(b, stored, text, len, err);
 }
 
@@ -70,7 +61,8 @@ static exh_status finish(exh_policy *p, policy_builder *b, exh_error *err)
     p->def_line = b->def_line;
     p->def_col = b->def_col;
     if (exh_rules_pack(p) || exh_index_build(p))
-        return fail(err, EXH_ENOMEM, NULL, "%s", "out of memory building the rule index");
+        return exh_error_set(err, EXH_ENOMEM, NULL, 0, 0, "%s",
+                             "out of memory building the rule index");
     return EXH_OK;
 }
 
@@ -90,7 +82,7 @@ exh_status exh_policy_parse(const char *name, const char *text, size_t len, exh_
     *out = NULL;
     exh_policy *p = calloc(1, sizeof(*p));
     policy_builder b = {0};
-    if (!p) return fail(err, EXH_ENOMEM, name, "%s", "out of memory");
+    if (!p) return exh_error_set(err, EXH_ENOMEM, name, 0, 0, "%s", "out of memory");
     exh_status st = parse_into(p, &b, name, text, len, err);
     if (!st) st = finish(p, &b, err);
     if (st) {
@@ -99,50 +91,6 @@ exh_status exh_policy_parse(const char *name, const char *text, size_t len, exh_
         return st;
     }
     *out = p;
-    return EXH_OK;
-}
-
-/* A policy file is a regular file; a pipe only when it was named itself
- * (--policy <(...)).  Anything else would never end (/dev/zero) or would
- * wait forever for a writer (a FIFO among the *.policy files), stalling
- * every command and a driver's reloads. */
-static exh_status read_file(const char *path, bool pipe_ok, char **text, size_t *len,
-                            exh_error *err)
-{
-    struct stat sb;
-    if (stat(path, &sb) != 0) return fail(err, EXH_EIO, path, "cannot open: %s", strerror(errno));
-    if (S_ISDIR(sb.st_mode))
-        return fail(err, EXH_EIO, path, "%s", "is a directory, not a policy file");
-    if (!S_ISREG(sb.st_mode) && !(pipe_ok && S_ISFIFO(sb.st_mode)))
-        return fail(err, EXH_EIO, path, "%s", "not a regular file");
-    FILE *f = fopen(path, "rb");
-    if (!f) return fail(err, EXH_EIO, path, "cannot open: %s", strerror(errno));
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        if (n == cap) {
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0) break;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (!buf) return fail(err, EXH_ENOMEM, path, "%s", "out of memory");
-    if (bad) {
-        free(buf);
-        return fail(err, EXH_EIO, path, "%s", "read error");
-    }
-    *text = buf;
-    *len = n;
     return EXH_OK;
 }
 
@@ -155,7 +103,8 @@ static int cmp_names(const void *a, const void *b)
 static exh_status list_dir(const char *dir, char ***names, size_t *count, exh_error *err)
 {
     DIR *d = opendir(dir);
-    if (!d) return fail(err, EXH_EIO, dir, "cannot open directory: %s", strerror(errno));
+    if (!d)
+        return exh_error_set(err, EXH_EIO, dir, 0, 0, "cannot open directory: %s", strerror(errno));
     char **v = NULL;
     size_t n = 0;
     struct dirent *e;
@@ -166,7 +115,7 @@ static exh_status list_dir(const char *dir, char ***names, size_t *count, exh_er
         char **nv = realloc(v, (n + 1) * sizeof(*nv));
         if (!nv || !(nv[n] = malloc(strlen(dir) + l + 2))) {
             v = nv ? nv : v;
-            st = fail(err, EXH_ENOMEM, dir, "%s", "out of memory");
+            st = exh_error_set(err, EXH_ENOMEM, dir, 0, 0, "%s", "out of memory");
             break;
         }
         v = nv;
@@ -219,7 +168,7 @@ static exh_status load(const char *path, const char *ofile, const char *otext, s
     *out = NULL;
     struct stat sb;
     if (stat(path, &sb) != 0)
-        return fail(err, EXH_EIO, path, "cannot read policy: %s", strerror(errno));
+        return exh_error_set(err, EXH_EIO, path, 0, 0, "cannot read policy: %s", strerror(errno));
     char **names = NULL;
     size_t n = 0;
     char *dirbuf = NULL;
@@ -227,7 +176,7 @@ static exh_status load(const char *path, const char *ofile, const char *otext, s
     if (S_ISDIR(sb.st_mode)) {
         /* Drop trailing slashes so file names read "policies/10-x.policy". */
         dirbuf = strdup(path);
-        if (!dirbuf) return fail(err, EXH_ENOMEM, path, "%s", "out of memory");
+        if (!dirbuf) return exh_error_set(err, EXH_ENOMEM, path, 0, 0, "%s", "out of memory");
         size_t l = strlen(dirbuf);
         while (l > 1 && dirbuf[l - 1] == '/')
             dirbuf[--l] = '\0';
@@ -236,19 +185,20 @@ static exh_status load(const char *path, const char *ofile, const char *otext, s
         if (st) return st;
         if (n == 0) {
             free(names);
-            return fail(err, EXH_EIO, path, "%s", "no *.policy files in this directory");
+            return exh_error_set(err, EXH_EIO, path, 0, 0, "%s",
+                                 "no *.policy files in this directory");
         }
     } else {
         names = malloc(sizeof(*names));
         if (!names || !(names[0] = strdup(path))) {
             free(names);
-            return fail(err, EXH_ENOMEM, path, "%s", "out of memory");
+            return exh_error_set(err, EXH_ENOMEM, path, 0, 0, "%s", "out of memory");
         }
         n = 1;
     }
     exh_policy *p = calloc(1, sizeof(*p));
     policy_builder b = {0};
-    st = p ? EXH_OK : fail(err, EXH_ENOMEM, path, "%s", "out of memory");
+    st = p ? EXH_OK : exh_error_set(err, EXH_ENOMEM, path, 0, 0, "%s", "out of memory");
     int used = 0;
     for (size_t i = 0; i < n && !st; i++) {
         char *text = NULL;
@@ -258,12 +208,17 @@ static exh_status load(const char *path, const char *ofile, const char *otext, s
             st = parse_into(p, &b, names[i], otext, olen, err);
             continue;
         }
-        st = read_file(names[i], !S_ISDIR(sb.st_mode), &text, &len, err);
+        /* A pipe only when it was named itself (--policy <(...)).  A FIFO
+         * among the *.policy files would wait forever for a writer,
+         * stalling every command and a driver's reloads. */
+        exh_read_kind kind = S_ISDIR(sb.st_mode) ? EXH_READ_REGULAR : EXH_READ_OR_FIFO;
+        st = exh_read_file(names[i], kind, EXH_TEXT_FILE_MAX, "cannot read policy", &text, &len,
+                           err);
         if (!st) st = parse_into(p, &b, names[i], text, len, err);
         free(text);
     }
     if (!st && ofile && !used)
-        st = fail(err, EXH_EINVAL, ofile, "%s", "not one of the policy's files");
+        st = exh_error_set(err, EXH_EINVAL, ofile, 0, 0, "%s", "not one of the policy's files");
     if (!st) st = finish(p, &b, err);
     for (size_t i = 0; i < n; i++)
         free(names[i]);
@@ -332,4 +287,20 @@ const char *exh_action_str(unsigned actions)
         return "connect";
     }
     return "?";
+}
+
+/* Compared with its length: a string may hold NUL ("publish\u0000x" from
+ * JSON is not "publish"). */
+bool exh_action_parse(const char *s, size_t n, exh_action *a)
+{
+    if (strnlen(s, n + 1) != n) return false;
+    if (!strcmp(s, "publish"))
+        *a = EXH_PUBLISH;
+    else if (!strcmp(s, "subscribe"))
+        *a = EXH_SUBSCRIBE;
+    else if (!strcmp(s, "connect"))
+        *a = EXH_CONNECT;
+    else
+        return false;
+    return true;
 }

@@ -26,6 +26,8 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include "error_int.h"
+
 enum {
     ST_GET_USER,
     ST_GET_GROUPS,
@@ -138,13 +140,9 @@ static exh_status fail(exh_store *s, exh_error *err, exh_status st, const char *
 
 static exh_status fail(exh_store *s, exh_error *err, exh_status st, const char *fmt, ...)
 {
-    if (!err) return st;
-    exh_error_clear(err);
-    err->status = st;
-    if (s && s->path) snprintf(err->file, sizeof(err->file), "%s", s->path);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err->message, sizeof(err->message), fmt, ap);
+    exh_error_vset(err, st, s ? s->path : NULL, 0, 0, fmt, ap);
     va_end(ap);
     return st;
 }

@@ -1,7 +1,7 @@
 /*
  * test_batch.c -- reading `check --batch` request lines: a valid request
  * of each action with every field, defaults and nulls, exact bytes (NUL
- * included) kept, the request owning its strings, clearing, and a table
+ * included) kept, the request owning its strings, freeing, and a table
  * of malformed lines each checked for its status, column and exact text
  * (the texts are what `check --batch` prints, so they are contract; the
  * JSON syntax ones are jansson's own, pinned to the version built
@@ -46,130 +46,128 @@ static void assert_bytes(const char *got, size_t gotlen, const char *want, size_
 static void test_publish_every_field(void **state)
 {
     (void)state;
-    exh_batch_req b;
+    exh_batch_req *b = NULL;
     PARSE_OK("{\"action\":\"publish\",\"username\":\"u\",\"clientid\":\"c\","
              "\"peerhost\":\"1.2.3.4\",\"topic\":\"t/x\",\"qos\":1,\"retain\":true,"
              "\"groups\":[\"g1\",\"g2\"],\"superuser\":false}",
              &b);
-    assert_int_equal(b.req.action, EXH_PUBLISH);
-    assert_bytes(b.req.username, b.req.username_len, S("u"));
-    assert_bytes(b.req.clientid, b.req.clientid_len, S("c"));
-    assert_bytes(b.req.topic, b.req.topic_len, S("t/x"));
-    assert_int_equal(b.req.peerhost.family, 4);
-    assert_memory_equal(b.req.peerhost.bytes, "\x01\x02\x03\x04", 4);
-    assert_int_equal(b.req.qos, 1);
-    assert_int_equal(b.req.retain, 1);
-    assert_int_equal(b.req.ngroups, 2);
-    assert_bytes(b.req.groups[0].ptr, b.req.groups[0].len, S("g1"));
-    assert_bytes(b.req.groups[1].ptr, b.req.groups[1].len, S("g2"));
-    assert_false(b.req.superuser);
-    assert_true(b.groups_given);
-    assert_true(b.superuser_given);
-    assert_null(b.password);
-    exh_batch_req_clear(&b);
+    assert_int_equal(b->req.action, EXH_PUBLISH);
+    assert_bytes(b->req.username, b->req.username_len, S("u"));
+    assert_bytes(b->req.clientid, b->req.clientid_len, S("c"));
+    assert_bytes(b->req.topic, b->req.topic_len, S("t/x"));
+    assert_int_equal(b->req.peerhost.family, 4);
+    assert_memory_equal(b->req.peerhost.bytes, "\x01\x02\x03\x04", 4);
+    assert_int_equal(b->req.qos, 1);
+    assert_int_equal(b->req.retain, 1);
+    assert_int_equal(b->req.ngroups, 2);
+    assert_bytes(b->req.groups[0].ptr, b->req.groups[0].len, S("g1"));
+    assert_bytes(b->req.groups[1].ptr, b->req.groups[1].len, S("g2"));
+    assert_false(b->req.superuser);
+    assert_true(b->groups_given);
+    assert_true(b->superuser_given);
+    assert_null(b->password);
+    exh_batch_req_free(b);
 }
 
 static void test_subscribe(void **state)
 {
     (void)state;
-    exh_batch_req b;
+    exh_batch_req *b = NULL;
     PARSE_OK("{\"topic\":\"$share/g/a/#\",\"qos\":2,\"superuser\":true,\"action\":\"subscribe\","
              "\"peerhost\":\"::1\"}",
              &b);
-    assert_int_equal(b.req.action, EXH_SUBSCRIBE);
-    assert_bytes(b.req.topic, b.req.topic_len, S("$share/g/a/#"));
-    assert_int_equal(b.req.qos, 2);
-    assert_int_equal(b.req.retain, 0);
-    assert_true(b.req.superuser);
-    assert_true(b.superuser_given);
-    assert_false(b.groups_given);
-    assert_int_equal(b.req.ngroups, 0);
-    assert_non_null(b.req.groups); /* an empty array, never a NULL pointer */
-    assert_int_equal(b.req.peerhost.family, 6);
-    assert_null(b.req.username); /* anonymous */
-    assert_null(b.req.clientid);
-    exh_batch_req_clear(&b);
+    assert_int_equal(b->req.action, EXH_SUBSCRIBE);
+    assert_bytes(b->req.topic, b->req.topic_len, S("$share/g/a/#"));
+    assert_int_equal(b->req.qos, 2);
+    assert_int_equal(b->req.retain, 0);
+    assert_true(b->req.superuser);
+    assert_true(b->superuser_given);
+    assert_false(b->groups_given);
+    assert_int_equal(b->req.ngroups, 0);
+    assert_non_null(b->req.groups); /* an empty array, never a NULL pointer */
+    assert_int_equal(b->req.peerhost.family, 6);
+    assert_null(b->req.username); /* anonymous */
+    assert_null(b->req.clientid);
+    exh_batch_req_free(b);
 }
 
 static void test_connect_with_password(void **state)
 {
     (void)state;
-    exh_batch_req b;
+    exh_batch_req *b = NULL;
     PARSE_OK("{\"action\":\"connect\",\"username\":\"alice\",\"clientid\":\"dev-7\","
              "\"password\":\"s3cr\\u0000t\\u00e9\"}",
              &b);
-    assert_int_equal(b.req.action, EXH_CONNECT);
-    assert_bytes(b.req.username, b.req.username_len, S("alice"));
-    assert_bytes(b.req.clientid, b.req.clientid_len, S("dev-7"));
-    assert_bytes(b.password, b.password_len, S("s3cr\0t\xc3\xa9"));
-    assert_null(b.req.topic);
-    exh_batch_req_clear(&b);
-    assert_null(b.password);
-    assert_null(b.req.username);
+    assert_int_equal(b->req.action, EXH_CONNECT);
+    assert_bytes(b->req.username, b->req.username_len, S("alice"));
+    assert_bytes(b->req.clientid, b->req.clientid_len, S("dev-7"));
+    assert_bytes(b->password, b->password_len, S("s3cr\0t\xc3\xa9"));
+    assert_null(b->req.topic);
+    exh_batch_req_free(b); /* wipes the block, password included, then frees it */
 }
 
 static void test_connect_minimal_and_nulls(void **state)
 {
     (void)state;
-    exh_batch_req b;
+    exh_batch_req *b = NULL;
     PARSE_OK("{\"action\":\"connect\"}", &b);
-    assert_int_equal(b.req.action, EXH_CONNECT);
-    assert_null(b.req.username);
-    assert_int_equal(b.req.peerhost.family, 0);
+    assert_int_equal(b->req.action, EXH_CONNECT);
+    assert_null(b->req.username);
+    assert_int_equal(b->req.peerhost.family, 0);
     /* DESIGN §2: in check an absent qos is 0 and an absent retain false. */
-    assert_int_equal(b.req.qos, 0);
-    assert_int_equal(b.req.retain, 0);
-    assert_false(b.groups_given);
-    assert_false(b.superuser_given);
-    exh_batch_req_clear(&b);
+    assert_int_equal(b->req.qos, 0);
+    assert_int_equal(b->req.retain, 0);
+    assert_false(b->groups_given);
+    assert_false(b->superuser_given);
+    exh_batch_req_free(b);
 
     PARSE_OK("{\"action\":\"connect\",\"username\":null,\"clientid\":null,\"peerhost\":null}", &b);
-    assert_null(b.req.username);
-    assert_null(b.req.clientid);
-    assert_int_equal(b.req.peerhost.family, 0);
-    exh_batch_req_clear(&b);
+    assert_null(b->req.username);
+    assert_null(b->req.clientid);
+    assert_int_equal(b->req.peerhost.family, 0);
+    exh_batch_req_free(b);
 
     /* An IPv4-mapped address is IPv4, as everywhere else. */
     PARSE_OK("{\"action\":\"connect\",\"peerhost\":\"::ffff:127.0.0.1\"}", &b);
-    assert_int_equal(b.req.peerhost.family, 4);
-    exh_batch_req_clear(&b);
+    assert_int_equal(b->req.peerhost.family, 4);
+    exh_batch_req_free(b);
 
     /* Whitespace around the object, a carriage return included, is JSON's. */
     PARSE_OK(" \t{\"action\":\"connect\"}\r ", &b);
-    exh_batch_req_clear(&b);
+    exh_batch_req_free(b);
 }
 
 static void test_exact_bytes_kept(void **state)
 {
     (void)state;
-    exh_batch_req b;
+    exh_batch_req *b = NULL;
     /* NUL and odd bytes reach the evaluator, which judges them. */
     PARSE_OK("{\"action\":\"publish\",\"topic\":\"a\\u0000b\",\"username\":\"x\\u0000\","
              "\"groups\":[\"\",\"g\\u0000h\"],\"clientid\":\"\"}",
              &b);
-    assert_bytes(b.req.topic, b.req.topic_len, S("a\0b"));
-    assert_bytes(b.req.username, b.req.username_len, S("x\0"));
-    assert_bytes(b.req.clientid, b.req.clientid_len, S(""));
-    assert_int_equal(b.req.ngroups, 2);
-    assert_bytes(b.req.groups[0].ptr, b.req.groups[0].len, S(""));
-    assert_bytes(b.req.groups[1].ptr, b.req.groups[1].len, S("g\0h"));
-    exh_batch_req_clear(&b);
+    assert_bytes(b->req.topic, b->req.topic_len, S("a\0b"));
+    assert_bytes(b->req.username, b->req.username_len, S("x\0"));
+    assert_bytes(b->req.clientid, b->req.clientid_len, S(""));
+    assert_int_equal(b->req.ngroups, 2);
+    assert_bytes(b->req.groups[0].ptr, b->req.groups[0].len, S(""));
+    assert_bytes(b->req.groups[1].ptr, b->req.groups[1].len, S("g\0h"));
+    exh_batch_req_free(b);
 
     /* Escapes decode; a topic with wildcards is a publish the evaluator denies. */
     PARSE_OK("{\"action\":\"publish\",\"topic\":\"\\u00e9/\\\"/\\\\/#\"}", &b);
-    assert_bytes(b.req.topic, b.req.topic_len, S("\xc3\xa9/\"/\\/#"));
-    exh_batch_req_clear(&b);
+    assert_bytes(b->req.topic, b->req.topic_len, S("\xc3\xa9/\"/\\/#"));
+    exh_batch_req_free(b);
 }
 
 static void test_groups_edges(void **state)
 {
     (void)state;
-    exh_batch_req b;
+    exh_batch_req *b = NULL;
     PARSE_OK("{\"action\":\"subscribe\",\"topic\":\"a\",\"groups\":[]}", &b);
-    assert_true(b.groups_given); /* [] says "no groups", overriding the store */
-    assert_int_equal(b.req.ngroups, 0);
-    assert_non_null(b.req.groups);
-    exh_batch_req_clear(&b);
+    assert_true(b->groups_given); /* [] says "no groups", overriding the store */
+    assert_int_equal(b->req.ngroups, 0);
+    assert_non_null(b->req.groups);
+    exh_batch_req_free(b);
 
     /* Exactly the limit is fine. */
     char text[8192];
@@ -181,9 +179,9 @@ static void test_groups_edges(void **state)
     n += (size_t)snprintf(text + n, sizeof(text) - n, "]}");
     exh_error err;
     assert_int_equal(exh_batch_parse(text, n, &b, &err), EXH_OK);
-    assert_int_equal(b.req.ngroups, EXH_BATCH_MAX_GROUPS);
-    assert_bytes(b.req.groups[255].ptr, b.req.groups[255].len, S("g255"));
-    exh_batch_req_clear(&b);
+    assert_int_equal(b->req.ngroups, EXH_BATCH_MAX_GROUPS);
+    assert_bytes(b->req.groups[255].ptr, b->req.groups[255].len, S("g255"));
+    exh_batch_req_free(b);
 }
 
 /* The request owns its strings: the line it came from can be wiped. */
@@ -195,19 +193,19 @@ static void test_owns_strings(void **state)
     char *text = malloc(sizeof(src));
     assert_non_null(text);
     memcpy(text, src, sizeof(src));
-    exh_batch_req b;
+    exh_batch_req *b = NULL;
     exh_error err;
     assert_int_equal(exh_batch_parse(text, sizeof(src) - 1, &b, &err), EXH_OK);
     memset(text, 'X', sizeof(src));
     free(text);
-    assert_bytes(b.req.username, b.req.username_len, S("bob"));
-    assert_bytes(b.password, b.password_len, S("pw"));
-    assert_bytes(b.req.groups[0].ptr, b.req.groups[0].len, S("ops"));
-    /* A caller may repoint groups (to the store's); clearing frees what
+    assert_bytes(b->req.username, b->req.username_len, S("bob"));
+    assert_bytes(b->password, b->password_len, S("pw"));
+    assert_bytes(b->req.groups[0].ptr, b->req.groups[0].len, S("ops"));
+    /* A caller may repoint groups (to the store's); freeing frees what
      * the reader allocated all the same (ASan would see a leak). */
     static const exh_str other[] = {{"x", 1}};
-    b.req.groups = other;
-    exh_batch_req_clear(&b);
+    b->req.groups = other;
+    exh_batch_req_free(b);
 }
 
 /* Only len bytes are read: what follows them is not the request's. */
@@ -215,10 +213,10 @@ static void test_len_respected(void **state)
 {
     (void)state;
     static const char text[] = "{\"action\":\"connect\"} garbage";
-    exh_batch_req b;
+    exh_batch_req *b = NULL;
     exh_error err;
     assert_int_equal(exh_batch_parse(text, 20, &b, &err), EXH_OK);
-    exh_batch_req_clear(&b);
+    exh_batch_req_free(b);
     /* ...and the same bytes cut one short are not JSON. */
     assert_int_equal(exh_batch_parse(text, 19, &b, &err), EXH_ESYNTAX);
     assert_string_equal(err.message, "'}' expected near end of file");
@@ -227,35 +225,32 @@ static void test_len_respected(void **state)
     assert_string_equal(err.message, "'[' or '{' expected near end of file");
 }
 
-static void test_clear_and_null_error(void **state)
+static void test_free_and_null_error(void **state)
 {
     (void)state;
-    exh_batch_req b;
-    exh_batch_req_clear(NULL);
-    memset(&b, 0, sizeof(b));
-    exh_batch_req_clear(&b);
+    exh_batch_req *b = NULL;
+    exh_batch_req_free(NULL);
     /* err may be NULL. */
     assert_int_equal(exh_batch_parse(S("{\"action\":\"connect\"}"), &b, NULL), EXH_OK);
-    exh_batch_req_clear(&b);
-    exh_batch_req_clear(&b); /* twice is harmless */
-    assert_null(b.mem_);
+    assert_non_null(b);
+    exh_batch_req_free(b);
     assert_int_equal(exh_batch_parse(S("{\"action\":\"x\"}"), &b, NULL), EXH_EINVAL);
+    assert_null(b);
     assert_int_equal(exh_batch_parse(S("{"), &b, NULL), EXH_ESYNTAX);
-    /* A failure leaves the request cleared, whatever it held before. */
-    memset(&b, 0x5a, sizeof(b));
+    assert_null(b);
+    /* A failure leaves *out NULL, whatever it held before. */
+    b = (exh_batch_req *)(uintptr_t)0x5a5a5a5a;
     exh_error err;
     assert_int_equal(exh_batch_parse(S("{\"action\":\"publish\"}"), &b, &err), EXH_EINVAL);
-    assert_null(b.mem_);
-    assert_null(b.req.topic);
-    assert_null(b.password);
-    exh_batch_req_clear(&b);
+    assert_null(b);
+    exh_batch_req_free(b);
 }
 
 /* Errors name the first bad field in the order the object gives them. */
 static void test_first_bad_field_in_order(void **state)
 {
     (void)state;
-    exh_batch_req b;
+    exh_batch_req *b = NULL;
     exh_error err;
     assert_int_equal(
         exh_batch_parse(S("{\"action\":\"publish\",\"qos\":9,\"retain\":1,\"topic\":\"t\"}"), &b,
@@ -434,12 +429,12 @@ static void test_malformed(void **state)
     /* Every case is tried and every mismatch shown, not just the first. */
     for (size_t i = 0; i < n; i++) {
         const bad_case *c = &bad_cases[i];
-        exh_batch_req b;
+        exh_batch_req *b = NULL;
         exh_error err;
         memset(&err, 0xA5, sizeof(err)); /* every field read must be written */
         exh_status st = exh_batch_parse(c->text, c->len, &b, &err);
         bool ok = st == c->status && err.status == c->status && !strcmp(err.message, c->message) &&
-                  err.file[0] == '\0' && b.mem_ == NULL &&
+                  err.file[0] == '\0' && b == NULL &&
                   (st == EXH_ESYNTAX ? err.line == 1 && err.col == c->col
                                      : err.line == 0 && err.col == 0);
         if (!ok) {
@@ -449,7 +444,7 @@ static void test_malformed(void **state)
                         err.message, (int)c->status, c->col, c->message);
             failed++;
         }
-        exh_batch_req_clear(&b);
+        exh_batch_req_free(b);
     }
     assert_int_equal(failed, 0);
 }
@@ -459,7 +454,7 @@ static void test_malformed_generated(void **state)
 {
     (void)state;
     static char text[65536];
-    exh_batch_req b;
+    exh_batch_req *b = NULL;
     exh_error err;
     size_t n;
 
@@ -521,8 +516,8 @@ static void test_malformed_generated(void **state)
     n += 60000;
     n += (size_t)snprintf(text + n, sizeof(text) - n, "\"}");
     assert_int_equal(exh_batch_parse(text, n, &b, &err), EXH_OK);
-    assert_int_equal(b.req.topic_len, 60000);
-    exh_batch_req_clear(&b);
+    assert_int_equal(b->req.topic_len, 60000);
+    exh_batch_req_free(b);
 }
 
 /* ---- through the evaluator --------------------------------------------- */
@@ -559,14 +554,14 @@ static void test_evaluate_parsed(void **state)
         {"{\"action\":\"connect\"}", EXH_DENY, EXH_BY_ANONYMOUS},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        exh_batch_req b;
+        exh_batch_req *b = NULL;
         assert_int_equal(exh_batch_parse(cases[i].line, strlen(cases[i].line), &b, &err), EXH_OK);
         exh_result res;
-        exh_eval(p, &b.req, ctx, &res);
+        exh_eval(p, &b->req, ctx, &res);
         if (res.decision != cases[i].want || res.basis != cases[i].basis)
             fail_msg("%s: got %s by %s", cases[i].line, exh_decision_str(res.decision),
                      exh_basis_str(res.basis));
-        exh_batch_req_clear(&b);
+        exh_batch_req_free(b);
     }
     exh_evalctx_free(ctx);
     exh_policy_free(p);
@@ -583,7 +578,7 @@ int main(void)
         cmocka_unit_test(test_groups_edges),
         cmocka_unit_test(test_owns_strings),
         cmocka_unit_test(test_len_respected),
-        cmocka_unit_test(test_clear_and_null_error),
+        cmocka_unit_test(test_free_and_null_error),
         cmocka_unit_test(test_first_bad_field_in_order),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_malformed_generated),

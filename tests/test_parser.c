@@ -323,6 +323,42 @@ static void test_rule_size_limits(void **state)
     free(text);
 }
 
+/* exh_action_parse: the three request actions by exact name, nothing else;
+ * exh_action_str names them back. */
+static void test_action_parse(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *s;
+        size_t n;
+        int ok;
+        exh_action want;
+    } cases[] = {
+        {"publish", 7, 1, EXH_PUBLISH},
+        {"subscribe", 9, 1, EXH_SUBSCRIBE},
+        {"connect", 7, 1, EXH_CONNECT},
+        {"pubsub", 6, 0, 0},
+        {"all", 3, 0, 0},
+        {"Publish", 7, 0, 0},
+        {"publis", 6, 0, 0},
+        {"publishx", 8, 0, 0},
+        {"", 0, 0, 0},
+        {"publish\0x", 9, 0, 0}, /* a NUL inside: not "publish" */
+        {"publish\0", 8, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        exh_action a = (exh_action)0x55;
+        bool ok = exh_action_parse(cases[i].s, cases[i].n, &a);
+        if (ok != cases[i].ok) fail_msg("case %zu (%s): got %d", i, cases[i].s, ok);
+        if (ok) {
+            assert_int_equal(a, cases[i].want);
+            assert_string_equal(exh_action_str(a), cases[i].s);
+        } else {
+            assert_int_equal(a, 0x55); /* untouched */
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -333,6 +369,7 @@ int main(void)
         cmocka_unit_test(test_directory_order_and_all_or_nothing),
         cmocka_unit_test(test_missing_and_empty),
         cmocka_unit_test(test_rule_size_limits),
+        cmocka_unit_test(test_action_parse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,6 +17,8 @@
 extern "C" {
 #endif
 
+#pragma GCC visibility push(default)
+
 typedef struct exh_addr {
     uint8_t family;    /* 0 = unknown/absent, 4 = IPv4, 6 = IPv6 */
     uint8_t bytes[16]; /* IPv4 uses bytes[0..3] */
@@ -42,6 +44,8 @@ bool exh_cidr_contains(const exh_cidr *block, const exh_addr *addr);
 
 /* Format an address into buf (at least 46 bytes). */
 void exh_addr_format(const exh_addr *addr, char *buf, size_t size);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

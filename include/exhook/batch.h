@@ -16,7 +16,7 @@
  * counts would be a guess.
  *
  * Passwords.  The parsed request owns copies of its strings and wipes them
- * all when cleared, and the reader wipes the password inside jansson's
+ * all when freed, and the reader wipes the password inside jansson's
  * tree before freeing it.  jansson also copies every string through
  * short-lived buffers of its own while it parses; a caller that handles
  * real passwords should install wiping allocators with
@@ -38,34 +38,32 @@
 extern "C" {
 #endif
 
+#pragma GCC visibility push(default)
+
 /* A request may name at most this many groups. */
 #define EXH_BATCH_MAX_GROUPS 256
 
+/*
+ * A parsed request.  The library allocates it (exh_batch_parse) and frees
+ * it (exh_batch_req_free); its strings and groups live in the same
+ * allocation, with whatever bookkeeping that needs kept out of sight.  A
+ * caller may read every field and repoint req.groups (to the store's
+ * groups, say): freeing releases what the reader allocated, not whatever
+ * req points at.
+ */
 typedef struct exh_batch_req {
-    /* The request to evaluate.  Its strings and groups point into memory
-     * this struct owns: they live until exh_batch_req_clear.  A caller may
-     * repoint req.groups (to the store's groups, say); clearing frees the
-     * memory the reader allocated, not whatever req points at. */
-    exh_request req;
+    exh_request req;      /* the request to evaluate */
     const char *password; /* connect only; NULL when none was given */
     size_t password_len;
     bool groups_given;    /* "groups" was present: it replaces the store's groups */
     bool superuser_given; /* "superuser" was present: it replaces the store's flag */
-
-    /* Private: the one allocation everything above points into. */
-    char *mem_;
-    size_t mem_size_;
 } exh_batch_req;
-
-/* "publish", "subscribe" or "connect" (n bytes, exactly) as an action. */
-bool exh_action_parse(const char *s, size_t n, exh_action *a);
 
 /*
  * Parse one request: len bytes of JSON text (need not be NUL-terminated;
- * the caller strips the line ending and skips blank lines).  *out is
- * overwritten, not cleared first.
+ * the caller strips the line ending and skips blank lines).
  *
- * EXH_OK: *out holds the request; clear it with exh_batch_req_clear.
+ * EXH_OK: *out is the request; free it with exh_batch_req_free.
  * EXH_ESYNTAX: not JSON.  err->message is jansson's explanation, err->line
  * and err->col its 1-based position (line 1 unless text holds a newline);
  * a caller reading a stream adds its own line number.  The explanation
@@ -73,13 +71,14 @@ bool exh_action_parse(const char *s, size_t n, exh_action *a);
  * err once it has been shown.
  * EXH_EINVAL: JSON, but not a valid request; err->message says why.
  * EXH_ENOMEM: out of memory.
- * On failure *out is left cleared (clearing it again is harmless).
+ * On failure *out is NULL.
  */
-exh_status exh_batch_parse(const char *text, size_t len, exh_batch_req *out, exh_error *err);
+exh_status exh_batch_parse(const char *text, size_t len, exh_batch_req **out, exh_error *err);
 
-/* Wipe and free what a parsed request owns; leaves it zeroed.  NULL and a
- * zeroed or already-cleared request are fine. */
-void exh_batch_req_clear(exh_batch_req *b);
+/* Wipe and free a parsed request and everything it owns.  NULL is fine. */
+void exh_batch_req_free(exh_batch_req *b);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

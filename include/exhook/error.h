@@ -15,6 +15,8 @@
 extern "C" {
 #endif
 
+#pragma GCC visibility push(default)
+
 typedef enum exh_status {
     EXH_OK = 0,
     EXH_ENOMEM,    /* out of memory */
@@ -47,6 +49,8 @@ size_t exh_error_format(const exh_error *err, char *buf, size_t size);
 
 /* A short name for a status ("syntax error", "out of memory", ...). */
 const char *exh_status_str(exh_status status);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

@@ -27,6 +27,8 @@
 extern "C" {
 #endif
 
+#pragma GCC visibility push(default)
+
 typedef struct exh_str {
     const char *ptr;
     size_t len;
@@ -91,6 +93,8 @@ void exh_request_init(exh_request *req, exh_action action);
 
 /* A short text for a basis: "rule", "default", "superuser", ... */
 const char *exh_basis_str(exh_basis b);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

@@ -22,10 +22,14 @@
 extern "C" {
 #endif
 
+#pragma GCC visibility push(default)
+
 /* Format policy text.  The text must compile (its error is returned if
  * not).  *out is malloc'd and NUL-terminated; free it. */
 exh_status exh_format(const char *name, const char *text, size_t len, char **out, size_t *outlen,
                       exh_error *err);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

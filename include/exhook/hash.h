@@ -30,6 +30,8 @@
 extern "C" {
 #endif
 
+#pragma GCC visibility push(default)
+
 /* Longest hash string any format here produces, plus the NUL. */
 #define EXH_HASH_MAX 512
 
@@ -84,13 +86,15 @@ exh_status exh_hash_emqx(exh_hash_alg alg, bool salt_prefix, const unsigned char
                          size_t saltlen, const char *hexhash, char *out, size_t outsize,
                          exh_error *err);
 
-#ifdef __cplusplus
-}
-#endif
 /* argon2id's working memory (m_kib, 19 MiB at the default cost) is kept
  * by each thread between verifications, so a burst of logins does not
  * fault it in again for each one.  This gives the calling thread's back
  * (a worker with nothing queued calls it). */
 void exh_hash_thread_release(void);
 
+#pragma GCC visibility pop
+
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -31,6 +31,8 @@
 extern "C" {
 #endif
 
+#pragma GCC visibility push(default)
+
 typedef enum exh_import_format {
     EXH_IMPORT_MOSQUITTO,
     EXH_IMPORT_EMQX_CSV,
@@ -71,6 +73,8 @@ typedef void (*exh_import_progress_fn)(size_t done, void *user);
 exh_status exh_import_file(exh_store *s, exh_import_format fmt, const char *path,
                            const exh_import_opts *opts, exh_import_progress_fn progress, void *user,
                            size_t *imported, exh_error *err);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

@@ -12,6 +12,8 @@
 extern "C" {
 #endif
 
+#pragma GCC visibility push(default)
+
 typedef enum exh_lint_kind {
     EXH_LINT_SHADOWED, /* an earlier rule already decides every request this one could match */
     EXH_LINT_UNUSED_CAPTURE, /* a named group no placeholder of the rule uses */
@@ -46,6 +48,8 @@ typedef void (*exh_lint_fn)(const exh_lint_diag *diag, void *user);
  * statement first, then the rules' in rule order.  Returns the number of
  * warnings (notes not counted). */
 uint32_t exh_lint(const exh_policy *p, exh_lint_fn fn, void *user);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

@@ -9,6 +9,7 @@
 #ifndef EXHOOK_POLICY_H
 #define EXHOOK_POLICY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -17,6 +18,8 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+#pragma GCC visibility push(default)
 
 typedef struct exh_policy exh_policy;
 
@@ -82,6 +85,14 @@ const char *exh_policy_default_file(const exh_policy *p, uint32_t *line);
 
 const char *exh_decision_str(exh_decision d); /* "allow" | "deny" | "ignore" */
 const char *exh_action_str(unsigned actions); /* "publish", "pubsub", ... */
+
+/* The action of one request, by name: "publish", "subscribe" or "connect",
+ * exactly n bytes from s (s NUL-terminated at n).  False for anything else,
+ * including the rule-only names "pubsub" and "all" and a name with a NUL
+ * inside.  *a is set only on success. */
+bool exh_action_parse(const char *s, size_t n, exh_action *a);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

@@ -25,6 +25,8 @@
 extern "C" {
 #endif
 
+#pragma GCC visibility push(default)
+
 #define EXH_TEST_MAX_GROUPS 64
 
 typedef struct exh_expectation {
@@ -44,6 +46,8 @@ typedef int (*exh_expectation_fn)(const exh_expectation *e, void *user);
  * expectations before it have been delivered). */
 exh_status exh_testfile_parse(const char *name, const char *text, size_t len, exh_expectation_fn fn,
                               void *user, exh_error *err);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

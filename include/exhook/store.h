@@ -22,6 +22,8 @@
 extern "C" {
 #endif
 
+#pragma GCC visibility push(default)
+
 #define EXH_STORE_SCHEMA_VERSION 1
 
 typedef struct exh_store exh_store;
@@ -128,6 +130,8 @@ typedef int (*exh_session_fn)(const exh_session_event *ev, void *user);
 /* online: the clients currently connected; else the history, newest first. */
 exh_status exh_store_list_sessions(exh_store *s, bool online, exh_session_fn fn, void *user,
                                    exh_error *err);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

@@ -17,6 +17,8 @@
 extern "C" {
 #endif
 
+#pragma GCC visibility push(default)
+
 #define EXH_TOPIC_MAX 65535
 
 typedef enum exh_topic_status {
@@ -66,6 +68,8 @@ bool exh_topic_subset(const char *s, size_t slen, const char *f, size_t flen);
  * of a subscription, so `deny subscribe topic "a/private/#"` must refuse
  * `a/#` as well as `a/private/x`. */
 bool exh_topic_overlap(const char *s, size_t slen, const char *f, size_t flen);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }
