@@ -5,6 +5,7 @@
  */
 #include "exhook/auth.h"
 #include "auth_int.h"
+#include "error_int.h"
 #include "store_int.h"
 
 #include <openssl/crypto.h>
@@ -428,14 +429,6 @@ static bool deny(exh_auth_result *res, exh_auth_reason why)
     return false;
 }
 
-static void set_error(exh_error *err, exh_status st, const char *message)
-{
-    if (!err) return;
-    exh_error_clear(err);
-    err->status = st;
-    snprintf(err->message, sizeof(err->message), "%s", message);
-}
-
 /*
  * The user record the request names, into *u -- left empty when there is
  * none to consult (anonymous; unchecked and not in the store).  Returns
@@ -453,7 +446,8 @@ static bool find_user(exh_store *store, const exh_auth_request *req, exh_user *u
         return deny(res, EXH_AUTH_UNKNOWN_USER); /* no stored name holds a NUL */
     if (!store) {
         if (req->check_password) {
-            set_error(err, *st = EXH_EINVAL, "a password check needs a credential store");
+            *st = exh_error_set(err, EXH_EINVAL, NULL, 0, 0,
+                                "a password check needs a credential store");
             return deny(res, EXH_AUTH_NO_STORE);
         }
         res->reason = EXH_AUTH_UNCHECKED;
@@ -463,7 +457,7 @@ static bool find_user(exh_store *store, const exh_auth_request *req, exh_user *u
      * the tests can make fail (test_auth wraps malloc). */
     char *name = malloc(req->username_len + 1);
     if (!name) {
-        set_error(err, *st = EXH_ENOMEM, "out of memory");
+        *st = exh_error_nomem(err);
         return deny(res, EXH_AUTH_NO_MEMORY);
     }
     memcpy(name, req->username, req->username_len);
@@ -604,7 +598,7 @@ static exh_status connect_rules(const exh_policy *policy, exh_evalctx *ctx,
         if (!(groups = malloc(res->ngroups * sizeof(*groups)))) {
             exh_auth_result_clear(res);
             deny(res, EXH_AUTH_NO_MEMORY);
-            set_error(err, EXH_ENOMEM, "out of memory");
+            exh_error_nomem(err);
             return EXH_ENOMEM;
         }
         for (size_t i = 0; i < res->ngroups; i++)
