@@ -88,11 +88,47 @@ static size_t slen(const char *s)
     return s ? strlen(s) : 0;
 }
 
-/* The service's log lines, in the broker's log. */
+/* The service's log lines, in the broker's log -- but never written while
+ * the service is inside a call: with `log_dest topic` Mosquitto publishes
+ * each line at once, which runs an ACL check of every subscriber to
+ * $SYS/broker/log/#, back into this plugin, while the service may hold a
+ * lock of its own (the client table's, the incidents').  Lines are queued
+ * and written at the end of each callback, outside the service. */
+enum { LOG_QUEUE = 64, LOG_LINE = 1024 };
+static struct {
+    int level;
+    char line[LOG_LINE];
+} log_queue[LOG_QUEUE];
+static int log_queued;
+static long log_lost;
+static bool log_flushing;
+
 static void to_broker_log(int level, const char *line)
 {
+    if (log_queued == LOG_QUEUE) {
+        log_lost++;
+        return;
+    }
+    log_queue[log_queued].level = level;
+    snprintf(log_queue[log_queued].line, LOG_LINE, "%s", line);
+    log_queued++;
+}
+
+static void flush_log(void)
+{
     static const int mosq[] = {MOSQ_LOG_ERR, MOSQ_LOG_WARNING, MOSQ_LOG_NOTICE, MOSQ_LOG_DEBUG};
-    mosquitto_log_printf(mosq[level < 0 ? 0 : level > 3 ? 3 : level], "exhook: %s", line);
+    if (log_flushing) return; /* a callback run by our own log line: the outer flush goes on */
+    log_flushing = true;
+    for (int i = 0; i < log_queued; i++) { /* lines a nested callback adds are written too */
+        int l = log_queue[i].level;
+        mosquitto_log_printf(mosq[l < 0 ? 0 : l > 3 ? 3 : l], "exhook: %s", log_queue[i].line);
+    }
+    log_queued = 0;
+    if (log_lost)
+        mosquitto_log_printf(MOSQ_LOG_WARNING, "exhook: %ld log lines dropped (too many at once)",
+                             log_lost);
+    log_lost = 0;
+    log_flushing = false;
 }
 
 /* Session history is best effort: a failed write drops the event, never a
@@ -195,7 +231,7 @@ static void say_throttled(plugin *p, uint64_t now)
     p->throttle_said_ms = now;
 }
 
-static int on_basic_auth(int event, void *data, void *user)
+static int on_basic_auth_(int event, void *data, void *user)
 {
     (void)event;
     plugin *p = user;
@@ -258,7 +294,7 @@ static int on_basic_auth(int event, void *data, void *user)
     return rc;
 }
 
-static int on_acl_check(int event, void *data, void *user)
+static int on_acl_check_(int event, void *data, void *user)
 {
     (void)event;
     plugin *p = user;
@@ -310,7 +346,7 @@ static void kick(const char *cid, void *arg)
  * another process (exhookctl, a second broker) changed the store, every
  * verified connection is checked against it, and those that may no longer
  * log in are disconnected (svc_revalidate). */
-static int on_tick(int event, void *data, void *user)
+static int on_tick_(int event, void *data, void *user)
 {
     (void)event;
     (void)data;
@@ -331,7 +367,7 @@ static int on_tick(int event, void *data, void *user)
     return MOSQ_ERR_SUCCESS;
 }
 
-static int on_reload(int event, void *data, void *user)
+static int on_reload_(int event, void *data, void *user)
 {
     (void)event;
     (void)data;
@@ -346,13 +382,15 @@ static int on_reload(int event, void *data, void *user)
     return MOSQ_ERR_PLUGIN_DEFER;
 }
 
-static int state_of(const svc_client_view *v, void *arg)
+/* Was the connection's connect recorded (a verified login, revoked since
+ * or not)? */
+static int was_verified(const svc_client_view *v, void *arg)
 {
     (void)arg;
-    return (int)v->state;
+    return v->state == SVC_CLIENT_KNOWN || v->revoked;
 }
 
-static int on_disconnect(int event, void *data, void *user)
+static int on_disconnect_(int event, void *data, void *user)
 {
     (void)event;
     plugin *p = user;
@@ -360,8 +398,9 @@ static int on_disconnect(int event, void *data, void *user)
     conn_key k = {ev->client};
     const char *username = mosquitto_client_username(ev->client);
     svc_clients *t = svc_client_table(p->s);
-    /* Only a login allowed here was recorded as connected. */
-    if (svc_clients_with(t, KEY(k), username, slen(username), state_of, NULL) == SVC_CLIENT_KNOWN) {
+    /* Only a login allowed here was recorded as connected (a user
+     * changed by another plugin since finds no record: not recorded). */
+    if (svc_clients_with(t, KEY(k), username, slen(username), was_verified, NULL)) {
         char reason[32];
         /* Mosquitto 2.0 passes -1 when it has no reason to give. */
         if (ev->reason >= 0) snprintf(reason, sizeof(reason), "reason %d", ev->reason);
@@ -370,6 +409,20 @@ static int on_disconnect(int event, void *data, void *user)
     svc_clients_disconnected(t, KEY(k), username, slen(username));
     return MOSQ_ERR_SUCCESS;
 }
+
+/* Each callback, then the log lines it queued (to_broker_log). */
+#define WITH_LOG_FLUSH(name)                                                                       \
+    static int name(int event, void *data, void *user)                                             \
+    {                                                                                              \
+        int rc = name##_(event, data, user);                                                       \
+        if (log_queued) flush_log();                                                               \
+        return rc;                                                                                 \
+    }
+WITH_LOG_FLUSH(on_basic_auth)
+WITH_LOG_FLUSH(on_acl_check)
+WITH_LOG_FLUSH(on_tick)
+WITH_LOG_FLUSH(on_reload)
+WITH_LOG_FLUSH(on_disconnect)
 
 EXPORT int mosquitto_plugin_version(int count, const int *versions)
 {
@@ -437,6 +490,7 @@ EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *pid, void **userdata,
     /* Without a policy the broker must not start open: svc_new says why. */
     if (!(p->s = svc_new(&cfg))) {
         free(p);
+        flush_log();
         return MOSQ_ERR_INVAL;
     }
     /* The store is opened now: a fault is said at start-up, not at the
@@ -444,8 +498,10 @@ EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *pid, void **userdata,
     if (!(p->conn = svc_conn_new(p->s))) {
         svc_free(p->s);
         free(p);
+        flush_log();
         return MOSQ_ERR_NOMEM;
     }
+    flush_log();
     say_risks(p);
     *userdata = p;
     if (mosquitto_callback_register(pid, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL, p) ||
@@ -483,6 +539,7 @@ EXPORT int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *opts, 
     svc_clients_each_online(svc_client_table(p->s), shutdown_event, p);
     svc_conn_free(p->conn);
     svc_free(p->s);
+    flush_log();
     svc_log_sink(NULL);
     free(p);
     return MOSQ_ERR_SUCCESS;

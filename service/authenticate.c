@@ -23,7 +23,8 @@ void svc_login_end(svc *s, const char *key, size_t klen, const exh_auth_request 
         svc_grant_clear(g);
         return;
     }
-    svc_clients_end(s->clients, key, klen, gen, rq->username, rq->username_len, g);
+    svc_clients_end(s->clients, key, klen, gen, rq->clientid, rq->clientid_len,
+                    rq->peerhost.family ? &rq->peerhost : NULL, rq->username, rq->username_len, g);
 }
 
 void svc_login_unreadable(svc *s, const char *key, size_t len)
@@ -77,7 +78,10 @@ svc_answer svc_login_check(svc_conn *c, const exh_auth_request *rq, svc_grant *g
     svc *s = c->s;
     *g = (svc_grant){.state = SVC_CLIENT_REFUSED};
     exh_store *store = svc_conn_store(c);
-    if (!store) return failed_login(s, g);
+    if (!store) {
+        g->reason = EXH_AUTH_STORE_ERROR; /* not "verified": no caller may take it as a success */
+        return failed_login(s, g);
+    }
     exh_error err;
     exh_error_clear(&err);
     exh_auth_result r;

@@ -30,10 +30,12 @@ typedef struct client {
     exh_auth_digest digest;
     exh_addr peer;    /* the login's address (family 0: unknown) */
     int64_t rev;      /* svc_clients_each_known's; -1: never looked at */
+    bool revoked;     /* a verified login revoked since (REFUSED, never evicted) */
+    bool listed;      /* on the refused list */
     svc_decision *dc; /* SVC_DC_WAYS, or NULL */
     uint8_t dc_next;
     struct client *next;          /* in its bucket */
-    struct client *rprev, *rnext; /* on the refused list (state REFUSED only) */
+    struct client *rprev, *rnext; /* on the refused list (REFUSED and not revoked) */
 } client;
 
 enum { BUCKETS = 65536 };
@@ -141,6 +143,7 @@ static void refused_link(svc_clients *t, client *c)
         t->refused_head = c;
     t->refused_tail = c;
     t->refused_count++;
+    c->listed = true;
 }
 
 static void refused_unlink(svc_clients *t, client *c)
@@ -154,6 +157,7 @@ static void refused_unlink(svc_clients *t, client *c)
     else
         t->refused_tail = c->rprev;
     c->rprev = c->rnext = NULL;
+    c->listed = false;
     assert(t->refused_count > 0);
     t->refused_count--;
 }
@@ -163,7 +167,7 @@ static void unlink_client(svc_clients *t, client **pp)
 {
     client *c = *pp;
     *pp = c->next;
-    if (c->state == SVC_CLIENT_REFUSED) refused_unlink(t, c);
+    if (c->listed) refused_unlink(t, c);
 }
 
 /* Put c in the table, replacing the record of its key and user; the old
@@ -288,29 +292,21 @@ void svc_grant_clear(svc_grant *g)
     g->ngroups = 0;
 }
 
-void svc_clients_end(svc_clients *t, const char *key, size_t klen, uint64_t gen, const char *user,
-                     size_t ulen, svc_grant *g)
+void svc_clients_end(svc_clients *t, const char *key, size_t klen, uint64_t gen, const char *cid,
+                     size_t cidlen, const exh_addr *peer, const char *user, size_t ulen,
+                     svc_grant *g)
 {
     client *c = NULL, *old = NULL, *evicted = NULL;
-    pthread_rwlock_rdlock(&t->lock);
-    /* The client id the login gave, copied from the record begin made. */
-    client *cur = *slot(t, key, klen, user, ulen);
-    char *cid = cur ? dup_bytes(cur->cid, cur->cidlen) : NULL;
-    size_t cidlen = cur ? cur->cidlen : 0;
-    exh_addr peer = cur ? cur->peer : (exh_addr){0};
-    pthread_rwlock_unlock(&t->lock);
-    if (cur && cid)
-        c = make(t, key, klen, cid, cidlen, &peer, user, ulen, g->state, g->superuser, g->groups,
-                 g->ngroups);
-    else
-        free_groups(g->groups, g->ngroups);
-    free(cid);
+    /* The client id and address are this login's: the record begin left
+     * may be an earlier verified login's (a takeover from elsewhere). */
+    c = make(t, key, klen, cid, cidlen, peer, user, ulen, g->state, g->superuser, g->groups,
+             g->ngroups);
     g->groups = NULL; /* the record's now, or freed */
     g->ngroups = 0;
     if (c) c->digest = g->digest;
     pthread_rwlock_wrlock(&t->lock);
     client **pp = slot(t, key, klen, user, ulen);
-    cur = *pp;
+    client *cur = *pp;
     if (!cur || cur->gen != gen) {
         old = c; /* a later login (or a disconnect) owns the key now */
     } else if (g->state == SVC_CLIENT_REFUSED &&
@@ -414,6 +410,7 @@ int svc_clients_with(svc_clients *t, const char *key, size_t klen, const char *u
             v.ngroups = found->ngroups;
         }
         if (found->peer.family) v.peer = &found->peer;
+        v.revoked = found->revoked;
         if (found->state == SVC_CLIENT_KNOWN || found->state == SVC_CLIENT_NOOPINION) {
             v.dc = found->dc;
             v.dc_next = &found->dc_next;
@@ -488,7 +485,10 @@ void svc_clients_each_known(svc_clients *t,
                 c->superuser = false;
                 c->digest.set = false;
                 c->state = SVC_CLIENT_REFUSED;
-                refused_link(t, c);
+                /* Not on the refused list: evicting it would leave its
+                 * connection without a record, and a store lookup (no
+                 * connect rules) could give it rights again. */
+                c->revoked = true;
             }
         }
     pthread_rwlock_unlock(&t->lock);

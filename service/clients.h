@@ -106,12 +106,14 @@ typedef struct svc_grant {
 } svc_grant;
 void svc_grant_clear(svc_grant *g);
 
-/* The login of generation gen ended as *g says.  Applied only if the
+/* The login of generation gen (on client id cid, from peer: NULL unknown)
+ * ended as *g says.  Applied only if the
  * record is still that login's (a later login on the key wins); REFUSED
  * keeps a verified login of the same user (see above).  Takes the groups
  * whatever happens (g's are then empty). */
-void svc_clients_end(svc_clients *t, const char *key, size_t klen, uint64_t gen, const char *user,
-                     size_t ulen, svc_grant *g);
+void svc_clients_end(svc_clients *t, const char *key, size_t klen, uint64_t gen, const char *cid,
+                     size_t cidlen, const exh_addr *peer, const char *user, size_t ulen,
+                     svc_grant *g);
 
 /* A client with no record was found in the store: remember its rights,
  * unless a record appeared meanwhile (not with per_connection keys).
@@ -132,6 +134,7 @@ typedef struct svc_client_view {
     const exh_str *groups;
     size_t ngroups;
     const exh_addr *peer; /* the login's address, or NULL */
+    bool revoked;         /* REFUSED because svc_clients_each_known revoked a verified login */
     svc_decision *dc;     /* SVC_DC_WAYS entries, or NULL (no decision cache) */
     uint8_t *dc_next;     /* the way the next miss replaces */
 } svc_client_view;

@@ -30,6 +30,7 @@ svc_conn *svc_conn_new(svc *s)
     }
     exh_error err;
     if (!(c->store = svc_open_store(s, &err))) svc_store_failed(s, &err); /* said at start-up */
+    c->fresh = true;
     return c;
 }
 
@@ -51,7 +52,10 @@ exh_store *svc_conn_store(svc_conn *c)
     if (c->store) return c->store;
     exh_error err;
     exh_error_clear(&err);
-    if (!(c->store = svc_open_store(c->s, &err))) svc_store_failed(c->s, &err);
+    if (!(c->store = svc_open_store(c->s, &err)))
+        svc_store_failed(c->s, &err);
+    else
+        c->fresh = true;
     return c->store;
 }
 

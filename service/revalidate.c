@@ -16,6 +16,7 @@ typedef struct pass {
     const exh_policy *pol;
     long checked;
     bool fault;
+    exh_error err; /* the fault's, said after the walk (never under the table's lock) */
     char **kick;
     size_t nkick, cap;
 } pass;
@@ -50,7 +51,7 @@ static svc_visit visit(const svc_client_info *ci, svc_refresh *out, void *arg)
     }
     if (st != EXH_OK) {
         p->fault = true;
-        svc_store_failed(p->c->s, &err);
+        p->err = err;
         return SVC_VISIT_KEEP;
     }
     bool gone =
@@ -65,7 +66,10 @@ static svc_visit visit(const svc_client_info *ci, svc_refresh *out, void *arg)
                                .check_password = false};
         exh_auth_result r;
         if (exh_authenticate(p->store, NULL, p->pol, p->c->ctx, &rq, &r, &err) != EXH_OK) {
+            exh_auth_result_clear(&r);
             exh_user_clear(&u);
+            p->fault = true; /* looked at again at the next walk */
+            p->err = err;
             return SVC_VISIT_KEEP;
         }
         if (r.decision != EXH_ALLOW) {
@@ -101,15 +105,19 @@ long svc_revalidate(svc_conn *c, void (*kick)(const char *cid, void *arg), void 
         return -1;
     }
     svc_store_ok(s);
-    if (s->have_version && v == s->data_version) return 0;
-    bool first = !s->have_version;
+    /* A value from another connection (the store reopened) means nothing
+     * here, and a walk a fault cut short must run again. */
+    bool changed = !s->have_version || v != s->data_version || s->revalidate_again || c->fresh;
     s->data_version = v;
     s->have_version = true;
-    if (first) return 0;
+    c->fresh = false;
+    if (!changed) return 0;
     svc_policy *hp = svc_policy_get(s->policy);
     pass p = {.c = c, .store = store, .pol = svc_policy_of(hp)};
     svc_clients_each_known(s->clients, visit, &p);
     svc_policy_put(hp);
+    s->revalidate_again = p.fault;
+    if (p.fault) svc_conn_drop_store(c, &p.err);
     /* Kicking may call back into the table (a disconnect): after the walk. */
     for (size_t i = 0; i < p.nkick; i++) {
         svc_log(LOG_INFO,

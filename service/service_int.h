@@ -33,11 +33,13 @@ struct svc {
     /* svc_revalidate: the store's data_version when last looked at */
     int64_t data_version;
     bool have_version;
+    bool revalidate_again; /* the last walk hit a fault: walk again */
 };
 
 struct svc_conn {
     svc *s;
     exh_store *store;
+    bool fresh; /* store (re)opened since svc_revalidate last looked */
     exh_evalctx *ctx;
 };
 

@@ -41,7 +41,7 @@ static void login(svc_clients *t, const char *key, const char *user, svc_client_
         g.ngroups = 1;
         g.digest.set = true;
     }
-    svc_clients_end(t, key, strlen(key), gen, user, strlen(user), &g);
+    svc_clients_end(t, key, strlen(key), gen, "cid", 3, NULL, user, strlen(user), &g);
     assert_null(g.groups); /* taken, whatever happened */
 }
 
@@ -116,12 +116,41 @@ static void test_revoke_and_lock(void **state)
     svc_clients_free(t);
 }
 
+static int peer_family_and_byte(const svc_client_view *v, void *arg)
+{
+    (void)arg;
+    return v->peer ? v->peer->family * 1000 + v->peer->bytes[3] : 0;
+}
+
+/* A takeover from another address by the same user: the record keeps the
+ * verified login's rights while the new login runs, and when it ends the
+ * record holds the new login's address, not the old one's (a rule on the
+ * address must see where the client is now). */
+static void test_takeover_address(void **state)
+{
+    (void)state;
+    svc_clients *t = svc_clients_new(false, false);
+    exh_addr a, b;
+    assert_true(exh_addr_parse("10.0.0.1", 8, &a));
+    assert_true(exh_addr_parse("10.0.0.2", 8, &b));
+    for (int i = 0; i < 2; i++) {
+        const exh_addr *peer = i ? &b : &a;
+        uint64_t gen = svc_clients_begin(t, "c1", 2, "c1", 2, peer, "alice", 5);
+        svc_grant g = {.state = SVC_CLIENT_KNOWN};
+        svc_clients_end(t, "c1", 2, gen, "c1", 2, peer, "alice", 5, &g);
+    }
+    assert_int_equal(svc_clients_with(t, "c1", 2, "alice", 5, peer_family_and_byte, NULL),
+                     4 * 1000 + 2);
+    svc_clients_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_by_client_id),
         cmocka_unit_test(test_by_connection),
         cmocka_unit_test(test_revoke_and_lock),
+        cmocka_unit_test(test_takeover_address),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
