@@ -1,128 +1,30 @@
 /*
- * store.c -- the credential store in SQLite (DESIGN §4).
+ * store.c -- the credential store's public API (DESIGN §4), over two
+ * backends: SQLite (store_sqlite.c) and PostgreSQL (store_pg.c).
  *
- * Every statement is prepared once per connection and reused; every write
- * that touches more than one row runs in a transaction; a change to a user
- * (password, flags, pattern, groups) bumps its `rev`, which the auth cache
- * compares so it never serves a stale user.
+ * The location picks the backend: a postgresql:// or postgres:// URI is a
+ * PostgreSQL database, anything else an SQLite file.  Everything that
+ * must behave the same whichever holds the rows lives here, once: input
+ * validation, hashing, the transaction around a multi-statement write,
+ * history trimming, the auth check's helpers (store_int.h).
  */
 #include "exhook/store.h"
 #include "exhook/topic.h"
+#include "store_backend.h"
 #include "store_int.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
-#include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
 #include "error_int.h"
-
-enum {
-    ST_GET_USER,
-    ST_GET_GROUPS,
-    ST_INSERT_USER,
-    ST_ADD_MEMBER,
-    ST_DEL_MEMBER,
-    ST_SET_HASH,
-    ST_DEL_USER,
-    ST_SET_FLAGS,
-    ST_SET_PATTERN,
-    ST_BUMP,
-    ST_LIST_USERS,
-    ST_LIST_GROUPS,
-    ST_SESSION_ON,
-    ST_SESSION_OFF,
-    ST_HISTORY_ADD,
-    ST_HISTORY_TRIM,
-    ST_LIST_ONLINE,
-    ST_LIST_HISTORY,
-    ST_SET_HASH_IF,
-    ST_COUNT
-};
-
-static const char *const sql_text[ST_COUNT] = {
-    [ST_GET_USER] = "SELECT id, rev, name, hash, superuser, disabled, clientid_pattern, created, "
-                    "updated FROM users WHERE name = ?1",
-    [ST_GET_GROUPS] = "SELECT grp FROM memberships WHERE user_id = ?1 ORDER BY grp",
-    [ST_INSERT_USER] = "INSERT INTO users(name, hash, superuser, disabled, clientid_pattern, rev, "
-                       "created, updated) VALUES (?1, ?2, ?3, 0, ?4, 1, ?5, ?5)",
-    [ST_ADD_MEMBER] = "INSERT OR IGNORE INTO memberships(user_id, grp) "
-                      "SELECT id, ?2 FROM users WHERE name = ?1",
-    [ST_DEL_MEMBER] = "DELETE FROM memberships WHERE grp = ?2 AND user_id = "
-                      "(SELECT id FROM users WHERE name = ?1)",
-    [ST_SET_HASH] = "UPDATE users SET hash = ?2, rev = rev + 1, updated = ?3 WHERE name = ?1",
-    [ST_DEL_USER] = "DELETE FROM users WHERE name = ?1",
-    [ST_SET_FLAGS] = "UPDATE users SET superuser = coalesce(?2, superuser), disabled = "
-                     "coalesce(?3, disabled), rev = rev + 1, updated = ?4 WHERE name = ?1",
-    [ST_SET_PATTERN] = "UPDATE users SET clientid_pattern = ?2, rev = rev + 1, updated = ?3 "
-                       "WHERE name = ?1",
-    [ST_BUMP] = "UPDATE users SET rev = rev + 1, updated = ?2 WHERE name = ?1",
-    [ST_LIST_USERS] = "SELECT name FROM users ORDER BY name",
-    [ST_LIST_GROUPS] = "SELECT grp, count(*) FROM memberships GROUP BY grp ORDER BY grp",
-    [ST_SESSION_ON] = "INSERT OR REPLACE INTO sessions(clientid, username, peerhost, node, "
-                      "connected_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-    [ST_SESSION_OFF] = "DELETE FROM sessions WHERE clientid = ?1",
-    [ST_HISTORY_ADD] = "INSERT INTO history(at, event, clientid, username, peerhost, node, "
-                       "reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    [ST_HISTORY_TRIM] = "DELETE FROM history WHERE id <= (SELECT max(id) FROM history) - ?1",
-    [ST_LIST_ONLINE] = "SELECT clientid, username, peerhost, node, connected_at FROM sessions "
-                       "ORDER BY connected_at DESC, clientid",
-    [ST_SET_HASH_IF] = "UPDATE users SET hash = ?3, rev = rev + 1, updated = ?4 "
-                       "WHERE id = ?1 AND rev = ?2",
-    [ST_LIST_HISTORY] = "SELECT clientid, username, peerhost, node, reason, at, event FROM "
-                        "history ORDER BY id DESC",
-};
-
-/* Schema migrations: entry k takes the schema from version k to k + 1. */
-static const char *const migrations[] = {
-    /* 0 -> 1 */
-    "CREATE TABLE users ("
-    "  id INTEGER PRIMARY KEY,"
-    "  name TEXT NOT NULL UNIQUE,"
-    "  hash TEXT NOT NULL,"
-    "  superuser INTEGER NOT NULL DEFAULT 0,"
-    "  disabled INTEGER NOT NULL DEFAULT 0,"
-    "  clientid_pattern TEXT,"
-    "  rev INTEGER NOT NULL DEFAULT 1,"
-    "  created INTEGER NOT NULL,"
-    "  updated INTEGER NOT NULL);"
-    "CREATE TABLE memberships ("
-    "  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
-    "  grp TEXT NOT NULL,"
-    "  PRIMARY KEY (user_id, grp)) WITHOUT ROWID;"
-    "CREATE INDEX memberships_grp ON memberships(grp);"
-    "CREATE TABLE sessions ("
-    "  clientid TEXT PRIMARY KEY,"
-    "  username TEXT, peerhost TEXT, node TEXT,"
-    "  connected_at INTEGER NOT NULL);"
-    "CREATE TABLE history ("
-    "  id INTEGER PRIMARY KEY,"
-    "  at INTEGER NOT NULL,"
-    "  event TEXT NOT NULL CHECK (event IN ('connect', 'disconnect')),"
-    "  clientid TEXT NOT NULL,"
-    "  username TEXT, peerhost TEXT, node TEXT, reason TEXT);",
-};
-
-struct exh_store {
-    sqlite3 *db;
-    char *path;
-    exh_store_opts opts;
-    sqlite3_stmt *st[ST_COUNT];
-    int in_tx;
-    uint64_t history_adds;
-    char dummy_hash[EXH_HASH_MAX]; /* see store_dummy_hash */
-};
 
 void exh_store_opts_default(exh_store_opts *o)
 {
@@ -135,216 +37,65 @@ void exh_store_opts_default(exh_store_opts *o)
     o->cache_kib = 2048;
 }
 
-static exh_status fail(exh_store *s, exh_error *err, exh_status st, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static exh_status fail(exh_store *s, exh_error *err, exh_status st, const char *fmt, ...)
+exh_status store_fail(const exh_store *s, exh_error *err, exh_status st, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    exh_error_vset(err, st, s ? s->path : NULL, 0, 0, fmt, ap);
+    exh_error_vset(err, st, s ? s->name : NULL, 0, 0, fmt, ap);
     va_end(ap);
     return st;
 }
 
-/* The operating system's reason behind an I/O failure, where SQLite says
- * only "unable to open database file".  SQLite's own last errno is often
- * that of a later fallback attempt (ENOENT for a -wal file), so for an
- * open failure the directory is asked directly: a WAL store must create
- * its -shm and -wal files beside the database, even just to be read. */
-static const char *os_reason(exh_store *s, char *buf, size_t n)
+exh_status store_base_init(exh_store *s, const store_backend *be, const char *name,
+                           const exh_store_opts *o, exh_error *err)
 {
-    int code = sqlite3_errcode(s->db) & 0xff;
-    if (code == SQLITE_CANTOPEN || code == SQLITE_READONLY) {
-        char dir[4096];
-        snprintf(dir, sizeof(dir), "%s", s->path ? s->path : ".");
-        char *slash = strrchr(dir, '/');
-        if (slash)
-            slash == dir ? (void)(dir[1] = '\0') : (void)(*slash = '\0');
-        else
-            snprintf(dir, sizeof(dir), ".");
-        if (access(dir, W_OK) != 0) {
-            snprintf(buf, n, "directory %s is not writable: %s", dir, strerror(errno));
-            return buf;
-        }
-    }
-    int e = sqlite3_system_errno(s->db);
-    if (e && (code == SQLITE_IOERR || code == SQLITE_FULL)) return strerror(e);
-    return NULL;
+    s->be = be;
+    if (o)
+        s->opts = *o;
+    else
+        exh_store_opts_default(&s->opts);
+    if (!(s->name = strdup(name))) return exh_error_nomem(err);
+    return EXH_OK;
 }
 
-/* An SQLite failure as an error value: what we were doing and SQLite's
- * own message (which names the constraint, the lock, the corruption). */
-static exh_status db_fail(exh_store *s, exh_error *err, const char *doing)
+void store_base_free(exh_store *s)
 {
-    char buf[4200];
-    const char *os = os_reason(s, buf, sizeof(buf));
-    return fail(s, err, EXH_ESTORE, "%s: %s%s%s%s", doing, sqlite3_errmsg(s->db), os ? " (" : "",
-                os ? os : "", os ? ")" : "");
+    free(s->name);
+    s->name = NULL;
 }
 
-static sqlite3_stmt *stmt(exh_store *s, int which, exh_error *err)
-{
-    if (!s->st[which] && sqlite3_prepare_v3(s->db, sql_text[which], -1, SQLITE_PREPARE_PERSISTENT,
-                                            &s->st[which], NULL) != SQLITE_OK) {
-        db_fail(s, err, "preparing a statement");
-        return NULL;
-    }
-    sqlite3_reset(s->st[which]);
-    sqlite3_clear_bindings(s->st[which]);
-    return s->st[which];
-}
-
-static int64_t now_s(void)
+int64_t store_now(void)
 {
     return (int64_t)time(NULL);
 }
 
-static exh_status exec(exh_store *s, const char *sql, exh_error *err, const char *doing)
+bool store_is_pg_uri(const char *location)
 {
-    char *msg = NULL;
-    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        char buf[4200];
-        const char *os = os_reason(s, buf, sizeof(buf));
-        exh_status st = fail(s, err, EXH_ESTORE, "%s: %s%s%s%s", doing, msg ? msg : "unknown error",
-                             os ? " (" : "", os ? os : "", os ? ")" : "");
-        sqlite3_free(msg);
-        return st;
-    }
-    return EXH_OK;
-}
-
-static int pragma_int(exh_store *s, const char *sql, int *out)
-{
-    sqlite3_stmt *q;
-    if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK) return -1;
-    int rc = sqlite3_step(q);
-    if (rc == SQLITE_ROW) *out = sqlite3_column_int(q, 0);
-    sqlite3_finalize(q);
-    return rc == SQLITE_ROW ? 0 : -1;
-}
-
-int exh_store_schema_version(exh_store *s)
-{
-    int v = -1;
-    pragma_int(s, "PRAGMA user_version", &v);
-    return v;
-}
-
-exh_status exh_store_data_version(exh_store *s, int64_t *out, exh_error *err)
-{
-    /* SQLite's own counter: it changes when another connection commits,
-     * and costs no read of the database. */
-    int v = 0;
-    if (pragma_int(s, "PRAGMA data_version", &v)) return db_fail(s, err, "reading data_version");
-    *out = v;
-    return EXH_OK;
-}
-
-/* Bring the schema to EXH_STORE_SCHEMA_VERSION, one step per transaction. */
-static exh_status migrate(exh_store *s, exh_error *err)
-{
-    int v = exh_store_schema_version(s);
-    if (v < 0) return db_fail(s, err, "reading the schema version");
-    if (v > EXH_STORE_SCHEMA_VERSION)
-        return fail(s, err, EXH_ESTORE,
-                    "database schema version %d is newer than this exhook understands (%d)", v,
-                    EXH_STORE_SCHEMA_VERSION);
-    if (v == 0) {
-        int tables = 0;
-        if (pragma_int(s, "SELECT count(*) FROM sqlite_master WHERE type = 'table'", &tables))
-            return db_fail(s, err, "reading the schema");
-        if (tables)
-            return fail(s, err, EXH_ESTORE,
-                        "not an exhook database (it has tables but no exhook schema version)");
-    }
-    if (v < EXH_STORE_SCHEMA_VERSION && s->opts.readonly)
-        return fail(s, err, EXH_ESTORE,
-                    "database schema version %d needs migrating; run 'exhookctl init'", v);
-    for (; v < EXH_STORE_SCHEMA_VERSION; v++) {
-        char bump[64];
-        snprintf(bump, sizeof(bump), "PRAGMA user_version = %d", v + 1);
-        exh_status st = exec(s, "BEGIN IMMEDIATE", err, "starting the migration");
-        if (!st) st = exec(s, migrations[v], err, "migrating the schema");
-        if (!st) st = exec(s, bump, err, "recording the schema version");
-        if (!st) st = exec(s, "COMMIT", err, "committing the migration");
-        if (st) {
-            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-            return st;
-        }
-    }
-    return EXH_OK;
+    return location &&
+           (!strncmp(location, "postgresql://", 13) || !strncmp(location, "postgres://", 11));
 }
 
 exh_status exh_store_open(const char *path, const exh_store_opts *opts, exh_store **out,
                           exh_error *err)
 {
     *out = NULL;
-    exh_store *s = calloc(1, sizeof(*s));
-    if (!s || !(s->path = strdup(path))) {
-        free(s);
-        return fail(NULL, err, EXH_ENOMEM, "out of memory");
-    }
-    if (opts)
-        s->opts = *opts;
-    else
-        exh_store_opts_default(&s->opts);
-    exh_status st = EXH_OK;
-    /* Create the file ourselves so it is born 0600 (SQLite would use the
-     * umask); its -wal and -shm files inherit the database's mode. */
-    struct stat sb;
-    if (stat(path, &sb) != 0) {
-        if (errno != ENOENT || !s->opts.create || s->opts.readonly) {
-            st = fail(s, err, EXH_EIO, "cannot open the credential store: %s", strerror(errno));
-            goto out;
-        }
-        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        if (fd < 0 && errno != EEXIST) {
-            st = fail(s, err, EXH_EIO, "cannot create the credential store: %s", strerror(errno));
-            goto out;
-        }
-        if (fd >= 0) close(fd);
-    }
-    int flags =
-        (s->opts.readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) | SQLITE_OPEN_NOMUTEX;
-    if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {
-        st = s->db ? db_fail(s, err, "cannot open the credential store")
-                   : fail(s, err, EXH_ENOMEM, "out of memory");
-        goto out;
-    }
-    sqlite3_extended_result_codes(s->db, 1);
-    sqlite3_busy_timeout(s->db, s->opts.busy_timeout_ms);
-    /* WAL: readers never wait for the writer; NORMAL sync is durable
-     * across process crashes, which is what a killed import needs. */
-    if (!s->opts.readonly &&
-        ((st = exec(s, "PRAGMA journal_mode = WAL", err, "enabling WAL")) ||
-         (st = exec(s, "PRAGMA synchronous = NORMAL", err, "setting synchronous"))))
-        goto out;
-    if ((st = exec(s, "PRAGMA foreign_keys = ON", err, "enabling foreign keys"))) goto out;
-    if (s->opts.cache_kib) {
-        char pragma[64];
-        snprintf(pragma, sizeof(pragma), "PRAGMA cache_size = -%u", s->opts.cache_kib);
-        if ((st = exec(s, pragma, err, "sizing the page cache"))) goto out;
-    }
-    /* Corruption shows here as "file is not a database". */
-    if ((st = migrate(s, err))) goto out;
-out:
-    if (st) {
-        exh_store_close(s);
-        return st;
-    }
-    *out = s;
-    return EXH_OK;
+    const store_backend *be = store_is_pg_uri(path) ? &store_pg : &store_sqlite;
+    return be->open(path, opts, out, err);
 }
 
 void exh_store_close(exh_store *s)
 {
-    if (!s) return;
-    for (int i = 0; i < ST_COUNT; i++)
-        sqlite3_finalize(s->st[i]);
-    sqlite3_close(s->db);
-    free(s->path);
-    free(s);
+    if (s) s->be->close(s);
+}
+
+int exh_store_schema_version(exh_store *s)
+{
+    return s->be->schema_version(s);
+}
+
+exh_status exh_store_data_version(exh_store *s, int64_t *out, exh_error *err)
+{
+    return s->be->data_version(s, out, err);
 }
 
 void exh_user_clear(exh_user *u)
@@ -359,97 +110,24 @@ void exh_user_clear(exh_user *u)
     memset(u, 0, sizeof(*u));
 }
 
-static char *col_dup(sqlite3_stmt *q, int i)
-{
-    const unsigned char *t = sqlite3_column_text(q, i);
-    return t ? strdup((const char *)t) : NULL;
-}
-
-static exh_status load_groups(exh_store *s, exh_user *u, exh_error *err)
-{
-    sqlite3_stmt *q = stmt(s, ST_GET_GROUPS, err);
-    if (!q) return EXH_ESTORE;
-    sqlite3_bind_int64(q, 1, u->id);
-    int rc;
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-        char **ng = realloc(u->groups, (u->ngroups + 1) * sizeof(*ng));
-        if (!ng || !(ng[u->ngroups] = col_dup(q, 0))) {
-            if (ng) u->groups = ng;
-            sqlite3_reset(q);
-            return fail(s, err, EXH_ENOMEM, "out of memory");
-        }
-        u->groups = ng;
-        u->ngroups++;
-    }
-    sqlite3_reset(q);
-    return rc == SQLITE_DONE ? EXH_OK : db_fail(s, err, "reading group memberships");
-}
-
 exh_status exh_store_get_user(exh_store *s, const char *name, exh_user *out, exh_error *err)
 {
-    memset(out, 0, sizeof(*out));
-    sqlite3_stmt *q = stmt(s, ST_GET_USER, err);
-    if (!q) return EXH_ESTORE;
-    sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(q);
-    if (rc == SQLITE_DONE) {
-        sqlite3_reset(q);
-        return fail(s, err, EXH_ENOTFOUND, "no user '%s'", name);
-    }
-    if (rc != SQLITE_ROW) {
-        exh_status st = db_fail(s, err, "reading a user");
-        sqlite3_reset(q);
-        return st;
-    }
-    out->id = sqlite3_column_int64(q, 0);
-    out->rev = sqlite3_column_int64(q, 1);
-    out->name = col_dup(q, 2);
-    out->hash = col_dup(q, 3);
-    out->superuser = sqlite3_column_int(q, 4) != 0;
-    out->disabled = sqlite3_column_int(q, 5) != 0;
-    out->clientid_pattern = col_dup(q, 6);
-    out->created = sqlite3_column_int64(q, 7);
-    out->updated = sqlite3_column_int64(q, 8);
-    int pattern_null = sqlite3_column_type(q, 6) == SQLITE_NULL;
-    sqlite3_reset(q);
-    if (!out->name || !out->hash || (!pattern_null && !out->clientid_pattern)) {
-        exh_user_clear(out);
-        return fail(s, err, EXH_ENOMEM, "out of memory");
-    }
-    exh_status st = load_groups(s, out, err);
-    if (st) exh_user_clear(out);
-    return st;
-}
-
-/* Run a prepared write; SQLITE_CONSTRAINT_UNIQUE becomes EXH_EEXIST. */
-static exh_status step_write(exh_store *s, sqlite3_stmt *q, exh_error *err, const char *doing)
-{
-    int rc = sqlite3_step(q);
-    sqlite3_reset(q);
-    if (rc == SQLITE_DONE) return EXH_OK;
-    if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY)
-        return fail(s, err, EXH_EEXIST, "%s: already exists", doing);
-    return db_fail(s, err, doing);
-}
-
-/* Did the last write change a row?  (No row: no such user.) */
-static exh_status changed(exh_store *s, const char *name, exh_error *err)
-{
-    return sqlite3_changes(s->db) ? EXH_OK : fail(s, err, EXH_ENOTFOUND, "no user '%s'", name);
+    return s->be->get_user(s, name, out, err);
 }
 
 static exh_status check_name(exh_store *s, const char *what, const char *v, exh_error *err)
 {
     size_t n = v ? strlen(v) : 0;
-    if (n == 0 || n > 65535) return fail(s, err, EXH_EINVAL, "%s must be 1 to 65535 bytes", what);
+    if (n == 0 || n > 65535)
+        return store_fail(s, err, EXH_EINVAL, "%s must be 1 to 65535 bytes", what);
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f)
-            return fail(s, err, EXH_EINVAL, "%s holds a control character", what);
+            return store_fail(s, err, EXH_EINVAL, "%s holds a control character", what);
     /* MQTT sends names as UTF-8 strings: another name could never log in,
      * and would make list-users --json invalid JSON.  The topic checker
      * tests the encoding before anything topic-specific. */
     if (exh_topic_check_name(v, n) == EXH_TOPIC_BAD_UTF8)
-        return fail(s, err, EXH_EINVAL, "%s is not valid UTF-8", what);
+        return store_fail(s, err, EXH_EINVAL, "%s is not valid UTF-8", what);
     return EXH_OK;
 }
 
@@ -465,8 +143,8 @@ static exh_status check_pattern(exh_store *s, const char *re, exh_error *err)
     if (!c) {
         PCRE2_UCHAR msg[256];
         pcre2_get_error_message(code, msg, sizeof(msg));
-        return fail(s, err, EXH_EINVAL, "bad clientid pattern at offset %zu: %s", (size_t)off,
-                    (const char *)msg);
+        return store_fail(s, err, EXH_EINVAL, "bad clientid pattern at offset %zu: %s", (size_t)off,
+                          (const char *)msg);
     }
     pcre2_code_free(c);
     return EXH_OK;
@@ -474,21 +152,21 @@ static exh_status check_pattern(exh_store *s, const char *re, exh_error *err)
 
 exh_status exh_store_begin(exh_store *s, exh_error *err)
 {
-    exh_status st = exec(s, "BEGIN IMMEDIATE", err, "starting a transaction");
+    exh_status st = s->be->begin(s, err);
     if (!st) s->in_tx = 1;
     return st;
 }
 
 exh_status exh_store_commit(exh_store *s, exh_error *err)
 {
-    exh_status st = exec(s, "COMMIT", err, "committing");
+    exh_status st = s->be->commit(s, err);
     if (!st) s->in_tx = 0;
     return st;
 }
 
 void exh_store_rollback(exh_store *s)
 {
-    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    s->be->rollback(s);
     s->in_tx = 0;
 }
 
@@ -503,61 +181,36 @@ void exh_store_rollback(exh_store *s)
         return st_;                                                                                \
     } while (0)
 
-static exh_status add_user_body(exh_store *s, const exh_new_user *u, const char *hash,
-                                exh_error *err)
-{
-    sqlite3_stmt *q = stmt(s, ST_INSERT_USER, err);
-    if (!q) return EXH_ESTORE;
-    sqlite3_bind_text(q, 1, u->name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 2, hash, -1, SQLITE_STATIC);
-    sqlite3_bind_int(q, 3, u->superuser);
-    if (u->clientid_pattern) sqlite3_bind_text(q, 4, u->clientid_pattern, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 5, now_s());
-    exh_status st = step_write(s, q, err, "adding the user");
-    if (st == EXH_EEXIST) return fail(s, err, EXH_EEXIST, "user '%s' already exists", u->name);
-    for (size_t i = 0; !st && i < u->ngroups; i++) {
-        if ((st = check_name(s, "a group name", u->groups[i], err))) break;
-        if (!(q = stmt(s, ST_ADD_MEMBER, err))) return EXH_ESTORE;
-        sqlite3_bind_text(q, 1, u->name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(q, 2, u->groups[i], -1, SQLITE_STATIC);
-        st = step_write(s, q, err, "adding a group membership");
-    }
-    return st;
-}
-
 exh_status exh_store_add_user(exh_store *s, const exh_new_user *u, exh_error *err)
 {
     exh_status st;
     if ((st = check_name(s, "a user name", u->name, err)) ||
         (st = check_pattern(s, u->clientid_pattern, err)))
         return st;
+    /* Every group before any row: a bad one then changes nothing. */
+    for (size_t i = 0; i < u->ngroups; i++)
+        if ((st = check_name(s, "a group name", u->groups[i], err))) return st;
     char hash[EXH_HASH_MAX];
     if (u->hash) {
         if (exh_hash_identify(u->hash) == EXH_HASH_UNKNOWN)
-            return fail(s, err, EXH_EINVAL, "user '%s': not a password hash this store can verify",
-                        u->name);
+            return store_fail(s, err, EXH_EINVAL,
+                              "user '%s': not a password hash this store can verify", u->name);
         if (strlen(u->hash) >= sizeof(hash))
-            return fail(s, err, EXH_EINVAL, "user '%s': hash too long", u->name);
+            return store_fail(s, err, EXH_EINVAL, "user '%s': hash too long", u->name);
         strcpy(hash, u->hash);
     } else if ((st = exh_hash_password(u->password ? u->password : "", u->password_len,
                                        &s->opts.hash, hash, sizeof(hash), err))) {
         return st;
     }
-    IN_TX(s, err, add_user_body(s, u, hash, err));
+    IN_TX(s, err, s->be->insert_user(s, u, hash, err));
 }
 
 exh_status exh_store_set_hash(exh_store *s, const char *name, const char *hash, exh_error *err)
 {
     if (exh_hash_identify(hash) == EXH_HASH_UNKNOWN)
-        return fail(s, err, EXH_EINVAL, "user '%s': not a password hash this store can verify",
-                    name);
-    sqlite3_stmt *q = stmt(s, ST_SET_HASH, err);
-    if (!q) return EXH_ESTORE;
-    sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 2, hash, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 3, now_s());
-    exh_status st = step_write(s, q, err, "changing the password");
-    return st ? st : changed(s, name, err);
+        return store_fail(s, err, EXH_EINVAL,
+                          "user '%s': not a password hash this store can verify", name);
+    return s->be->set_hash(s, name, hash, err);
 }
 
 exh_status exh_store_set_password(exh_store *s, const char *name, const char *pw, size_t pwlen,
@@ -570,95 +223,42 @@ exh_status exh_store_set_password(exh_store *s, const char *name, const char *pw
 
 exh_status exh_store_del_user(exh_store *s, const char *name, exh_error *err)
 {
-    sqlite3_stmt *q = stmt(s, ST_DEL_USER, err);
-    if (!q) return EXH_ESTORE;
-    sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
-    exh_status st = step_write(s, q, err, "deleting the user");
-    return st ? st : changed(s, name, err);
+    return s->be->del_user(s, name, err);
 }
 
 exh_status exh_store_set_flags(exh_store *s, const char *name, int superuser, int disabled,
                                exh_error *err)
 {
-    sqlite3_stmt *q = stmt(s, ST_SET_FLAGS, err);
-    if (!q) return EXH_ESTORE;
-    sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
-    if (superuser >= 0) sqlite3_bind_int(q, 2, superuser != 0);
-    if (disabled >= 0) sqlite3_bind_int(q, 3, disabled != 0);
-    sqlite3_bind_int64(q, 4, now_s());
-    exh_status st = step_write(s, q, err, "changing the user");
-    return st ? st : changed(s, name, err);
+    return s->be->set_flags(s, name, superuser, disabled, err);
 }
 
 exh_status exh_store_set_clientid_pattern(exh_store *s, const char *name, const char *pattern,
                                           exh_error *err)
 {
     exh_status st = check_pattern(s, pattern, err);
-    if (st) return st;
-    sqlite3_stmt *q = stmt(s, ST_SET_PATTERN, err);
-    if (!q) return EXH_ESTORE;
-    sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
-    if (pattern) sqlite3_bind_text(q, 2, pattern, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 3, now_s());
-    st = step_write(s, q, err, "changing the clientid pattern");
-    return st ? st : changed(s, name, err);
-}
-
-static exh_status membership_body(exh_store *s, const char *name, const char *group, int add,
-                                  exh_error *err)
-{
-    sqlite3_stmt *q = stmt(s, add ? ST_ADD_MEMBER : ST_DEL_MEMBER, err);
-    if (!q) return EXH_ESTORE;
-    sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 2, group, -1, SQLITE_STATIC);
-    exh_status st = step_write(s, q, err, add ? "adding to a group" : "removing from a group");
-    if (st) return st;
-    int n = sqlite3_changes(s->db);
-    if (!(q = stmt(s, ST_BUMP, err))) return EXH_ESTORE;
-    sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 2, now_s());
-    if ((st = step_write(s, q, err, "changing the user"))) return st;
-    if (!sqlite3_changes(s->db)) return fail(s, err, EXH_ENOTFOUND, "no user '%s'", name);
-    if (!n && !add)
-        return fail(s, err, EXH_ENOTFOUND, "user '%s' is not in group '%s'", name, group);
-    return EXH_OK;
+    return st ? st : s->be->set_pattern(s, name, pattern, err);
 }
 
 exh_status exh_store_add_to_group(exh_store *s, const char *name, const char *group, exh_error *err)
 {
     exh_status st = check_name(s, "a group name", group, err);
     if (st) return st;
-    IN_TX(s, err, membership_body(s, name, group, 1, err));
+    IN_TX(s, err, s->be->membership(s, name, group, true, err));
 }
 
 exh_status exh_store_del_from_group(exh_store *s, const char *name, const char *group,
                                     exh_error *err)
 {
-    IN_TX(s, err, membership_body(s, name, group, 0, err));
+    IN_TX(s, err, s->be->membership(s, name, group, false, err));
 }
 
 exh_status exh_store_list_users(exh_store *s, exh_user_fn fn, void *user, exh_error *err)
 {
-    /* Names first, then each user: a user's fetch reuses ST_GET_USER, so
-     * the listing statement must not be left mid-step. */
-    sqlite3_stmt *q = stmt(s, ST_LIST_USERS, err);
-    if (!q) return EXH_ESTORE;
+    /* Names first, then each user: a user's fetch reuses the backend's
+     * get statement, so the listing must not be left mid-step. */
     char **names = NULL;
     size_t n = 0;
-    int rc;
-    exh_status st = EXH_OK;
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-        char **nn = realloc(names, (n + 1) * sizeof(*nn));
-        if (!nn || !(nn[n] = col_dup(q, 0))) {
-            names = nn ? nn : names;
-            st = fail(s, err, EXH_ENOMEM, "out of memory");
-            break;
-        }
-        names = nn;
-        n++;
-    }
-    sqlite3_reset(q);
-    if (!st && rc != SQLITE_DONE) st = db_fail(s, err, "listing users");
+    exh_status st = s->be->user_names(s, &names, &n, err);
     for (size_t i = 0; !st && i < n; i++) {
         exh_user u;
         st = exh_store_get_user(s, names[i], &u, err);
@@ -677,81 +277,21 @@ exh_status exh_store_list_users(exh_store *s, exh_user_fn fn, void *user, exh_er
 
 exh_status exh_store_list_groups(exh_store *s, exh_group_fn fn, void *user, exh_error *err)
 {
-    sqlite3_stmt *q = stmt(s, ST_LIST_GROUPS, err);
-    if (!q) return EXH_ESTORE;
-    int rc;
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW)
-        if (fn((const char *)sqlite3_column_text(q, 0), sqlite3_column_int64(q, 1), user)) break;
-    sqlite3_reset(q);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? EXH_OK : db_fail(s, err, "listing groups");
-}
-
-static void bind_opt(sqlite3_stmt *q, int i, const char *v)
-{
-    if (v) sqlite3_bind_text(q, i, v, -1, SQLITE_STATIC);
-}
-
-static exh_status session_body(exh_store *s, const exh_session_event *ev, exh_error *err)
-{
-    sqlite3_stmt *q = stmt(s, ev->connected ? ST_SESSION_ON : ST_SESSION_OFF, err);
-    if (!q) return EXH_ESTORE;
-    sqlite3_bind_text(q, 1, ev->clientid, -1, SQLITE_STATIC);
-    if (ev->connected) {
-        bind_opt(q, 2, ev->username);
-        bind_opt(q, 3, ev->peerhost);
-        bind_opt(q, 4, ev->node);
-        sqlite3_bind_int64(q, 5, ev->at);
-    }
-    exh_status st = step_write(s, q, err, "recording the session");
-    if (st || !(q = stmt(s, ST_HISTORY_ADD, err))) return st ? st : EXH_ESTORE;
-    sqlite3_bind_int64(q, 1, ev->at);
-    sqlite3_bind_text(q, 2, ev->connected ? "connect" : "disconnect", -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 3, ev->clientid, -1, SQLITE_STATIC);
-    bind_opt(q, 4, ev->username);
-    bind_opt(q, 5, ev->peerhost);
-    bind_opt(q, 6, ev->node);
-    bind_opt(q, 7, ev->reason);
-    if ((st = step_write(s, q, err, "recording history"))) return st;
-    /* Keep the history bounded; trimming every 256 events is cheap. */
-    if (++s->history_adds % 256 == 0 || s->opts.history_max < 256) {
-        if (!(q = stmt(s, ST_HISTORY_TRIM, err))) return EXH_ESTORE;
-        sqlite3_bind_int64(q, 1, s->opts.history_max);
-        st = step_write(s, q, err, "trimming history");
-    }
-    return st;
+    return s->be->list_groups(s, fn, user, err);
 }
 
 exh_status exh_store_record_session(exh_store *s, const exh_session_event *ev, exh_error *err)
 {
-    if (!ev->clientid) return fail(s, err, EXH_EINVAL, "a session needs a client id");
-    IN_TX(s, err, session_body(s, ev, err));
+    if (!ev->clientid) return store_fail(s, err, EXH_EINVAL, "a session needs a client id");
+    /* Keep the history bounded; trimming every 256 events is cheap. */
+    bool trim = ++s->history_adds % 256 == 0 || s->opts.history_max < 256;
+    IN_TX(s, err, s->be->record_session(s, ev, trim, err));
 }
 
 exh_status exh_store_list_sessions(exh_store *s, bool online, exh_session_fn fn, void *user,
                                    exh_error *err)
 {
-    sqlite3_stmt *q = stmt(s, online ? ST_LIST_ONLINE : ST_LIST_HISTORY, err);
-    if (!q) return EXH_ESTORE;
-    int rc;
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-        exh_session_event ev = {
-            .clientid = (const char *)sqlite3_column_text(q, 0),
-            .username = (const char *)sqlite3_column_text(q, 1),
-            .peerhost = (const char *)sqlite3_column_text(q, 2),
-            .node = (const char *)sqlite3_column_text(q, 3),
-        };
-        if (online) {
-            ev.at = sqlite3_column_int64(q, 4);
-            ev.connected = true;
-        } else {
-            ev.reason = (const char *)sqlite3_column_text(q, 4);
-            ev.at = sqlite3_column_int64(q, 5);
-            ev.connected = !strcmp((const char *)sqlite3_column_text(q, 6), "connect");
-        }
-        if (fn(&ev, user)) break;
-    }
-    sqlite3_reset(q);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? EXH_OK : db_fail(s, err, "listing sessions");
+    return s->be->list_sessions(s, online, fn, user, err);
 }
 
 bool store_upgrade_wanted(const exh_store *s, const char *hash)
@@ -780,12 +320,5 @@ const char *store_dummy_hash(exh_store *s)
 
 exh_status store_set_hash_if(exh_store *s, int64_t id, int64_t rev, const char *hash)
 {
-    sqlite3_stmt *q = stmt(s, ST_SET_HASH_IF, NULL);
-    if (!q) return EXH_ESTORE;
-    sqlite3_bind_int64(q, 1, id);
-    sqlite3_bind_int64(q, 2, rev);
-    sqlite3_bind_text(q, 3, hash, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 4, now_s());
-    exh_status st = step_write(s, q, NULL, "upgrading a hash");
-    return st ? st : (sqlite3_changes(s->db) ? EXH_OK : EXH_ENOTFOUND);
+    return s->be->set_hash_if(s, id, rev, hash);
 }

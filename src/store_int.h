@@ -29,4 +29,9 @@ const char *store_dummy_hash(exh_store *s);
  * password changed meanwhile by exhookctl is never overwritten). */
 exh_status store_set_hash_if(exh_store *s, int64_t id, int64_t rev, const char *hash);
 
+/* Does location name a PostgreSQL database (a postgresql:// or
+ * postgres:// URI) rather than an SQLite file?  Front ends ask, to skip
+ * what only a file has (its existence, its mode). */
+bool store_is_pg_uri(const char *location);
+
 #endif
