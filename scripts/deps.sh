@@ -9,6 +9,8 @@ EXH_PACKAGES=(
   libjansson-dev    # JSON for `check --batch`
   libcmocka-dev     # unit tests
   libsqlite3-dev    # credential store
+  libpq-dev         # credential store on PostgreSQL (clusters): libpq
+  postgresql        # a throwaway PostgreSQL 15 server for the store's tests (tests/lib/pg.sh)
   libargon2-dev     # argon2id password hashes
   libssl-dev        # libcrypto: PBKDF2, SHA-2, HMAC, random bytes
   libcrypt-dev      # bcrypt ($2b$) verification

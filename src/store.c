@@ -75,6 +75,19 @@ bool store_is_pg_uri(const char *location)
            (!strncmp(location, "postgresql://", 13) || !strncmp(location, "postgres://", 11));
 }
 
+void store_display_name(const char *location, char *out, size_t n)
+{
+    if (store_is_pg_uri(location))
+        store_pg_display_name(location, out, n);
+    else
+        snprintf(out, n, "%s", location ? location : "");
+}
+
+bool store_location_has_password(const char *location)
+{
+    return store_is_pg_uri(location) && store_pg_has_password(location);
+}
+
 exh_status exh_store_open(const char *path, const exh_store_opts *opts, exh_store **out,
                           exh_error *err)
 {

@@ -1,18 +1,752 @@
 /*
- * store_pg.c -- the credential store's PostgreSQL backend (placeholder
- * until the libpq implementation lands).
+ * store_pg.c -- the credential store's PostgreSQL backend (libpq), for
+ * clusters: every broker node and exhookctl share one database.
+ *
+ * One exh_store is one connection, used by one thread at a time (as with
+ * SQLite).  The tables and their meaning are SQLite's (store_sqlite.c):
+ * a user's `rev` is bumped by every change to it or its groups, sessions
+ * hold the online clients and history a bounded log.  Text columns that
+ * are sorted or compared use COLLATE "C", so listings come out in byte
+ * order exactly as SQLite's BINARY collation gives them, whatever the
+ * database's locale.
+ *
+ * The schema version is the `schema_version` row of exhook_meta (SQLite
+ * keeps it in PRAGMA user_version).  Its `data_version` row is bumped by
+ * statement triggers on users and memberships: exh_store_data_version
+ * reads it (see pg_data_version for how that differs from SQLite's).
+ *
+ * Every call is bounded by opts.busy_timeout_ms: it is the connect
+ * timeout (rounded up to whole seconds, as libpq counts them) and the
+ * server's statement_timeout and lock_timeout, so a lock held by another
+ * node makes a call fail with EXH_ESTORE instead of waiting for ever.
+ *
+ * The store is named in errors as postgresql://user@host:port/db, never
+ * with the URI's password.
  */
+#include "exhook/store.h"
 #include "store_backend.h"
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "error_int.h"
 
-static exh_status pg_open(const char *location, const exh_store_opts *o, exh_store **out,
-                          exh_error *err)
+enum {
+    ST_GET_USER,
+    ST_INSERT_USER,
+    ST_ADD_MEMBER,
+    ST_DEL_MEMBER,
+    ST_SET_HASH,
+    ST_DEL_USER,
+    ST_SET_FLAGS,
+    ST_SET_PATTERN,
+    ST_BUMP,
+    ST_LIST_USERS,
+    ST_LIST_GROUPS,
+    ST_SESSION_ON,
+    ST_SESSION_OFF,
+    ST_HISTORY_ADD,
+    ST_HISTORY_TRIM,
+    ST_LIST_ONLINE,
+    ST_LIST_HISTORY,
+    ST_SET_HASH_IF,
+    ST_DATA_VERSION,
+    ST_COUNT
+};
+
+static const char *const sql_text[ST_COUNT] = {
+    /* The user and its groups in one round trip and one snapshot: a row
+     * per group (grp NULL for a user in none), in group order. */
+    [ST_GET_USER] = "SELECT u.id, u.rev, u.name, u.hash, u.superuser, u.disabled, "
+                    "u.clientid_pattern, u.created, u.updated, m.grp FROM users u "
+                    "LEFT JOIN memberships m ON m.user_id = u.id WHERE u.name = $1 ORDER BY m.grp",
+    /* ON CONFLICT instead of a unique violation: an error would abort the
+     * caller's transaction (an import), where SQLite's leaves it usable. */
+    [ST_INSERT_USER] = "INSERT INTO users(name, hash, superuser, disabled, clientid_pattern, rev, "
+                       "created, updated) VALUES ($1, $2, $3::boolean, false, $4, 1, $5::bigint, "
+                       "$5::bigint) ON CONFLICT (name) DO NOTHING",
+    [ST_ADD_MEMBER] = "INSERT INTO memberships(user_id, grp) SELECT id, $2 FROM users "
+                      "WHERE name = $1 ON CONFLICT DO NOTHING",
+    [ST_DEL_MEMBER] = "DELETE FROM memberships WHERE grp = $2 AND user_id = "
+                      "(SELECT id FROM users WHERE name = $1)",
+    [ST_SET_HASH] = "UPDATE users SET hash = $2, rev = rev + 1, updated = $3 WHERE name = $1",
+    [ST_DEL_USER] = "DELETE FROM users WHERE name = $1",
+    [ST_SET_FLAGS] = "UPDATE users SET superuser = coalesce($2::boolean, superuser), disabled = "
+                     "coalesce($3::boolean, disabled), rev = rev + 1, updated = $4 WHERE name = $1",
+    [ST_SET_PATTERN] = "UPDATE users SET clientid_pattern = $2, rev = rev + 1, updated = $3 "
+                       "WHERE name = $1",
+    [ST_BUMP] = "UPDATE users SET rev = rev + 1, updated = $2 WHERE name = $1",
+    [ST_LIST_USERS] = "SELECT name FROM users ORDER BY name",
+    [ST_LIST_GROUPS] = "SELECT grp, count(*) FROM memberships GROUP BY grp ORDER BY grp",
+    [ST_SESSION_ON] = "INSERT INTO sessions(clientid, username, peerhost, node, connected_at) "
+                      "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (clientid) DO UPDATE SET "
+                      "username = excluded.username, peerhost = excluded.peerhost, "
+                      "node = excluded.node, connected_at = excluded.connected_at",
+    [ST_SESSION_OFF] = "DELETE FROM sessions WHERE clientid = $1",
+    [ST_HISTORY_ADD] = "INSERT INTO history(at, event, clientid, username, peerhost, node, "
+                       "reason) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    [ST_HISTORY_TRIM] = "DELETE FROM history WHERE id <= (SELECT max(id) FROM history) - "
+                        "$1::bigint",
+    [ST_LIST_ONLINE] = "SELECT clientid, username, peerhost, node, connected_at FROM sessions "
+                       "ORDER BY connected_at DESC, clientid",
+    [ST_LIST_HISTORY] = "SELECT clientid, username, peerhost, node, reason, at, event FROM "
+                        "history ORDER BY id DESC",
+    [ST_SET_HASH_IF] = "UPDATE users SET hash = $3, rev = rev + 1, updated = $4 "
+                       "WHERE id = $1 AND rev = $2",
+    [ST_DATA_VERSION] = "SELECT value FROM exhook_meta WHERE key = 'data_version'",
+};
+
+/* Schema migrations: entry k takes the schema from version k to k + 1.
+ * The same tables as SQLite's; the data_version trigger fires BEFORE each
+ * statement, so every writer locks the meta row before any user row and
+ * two writers can never wait for each other in a cycle. */
+static const char *const migrations[] = {
+    /* 0 -> 1 */
+    "CREATE TABLE exhook_meta ("
+    "  key text COLLATE \"C\" PRIMARY KEY,"
+    "  value bigint NOT NULL);"
+    "INSERT INTO exhook_meta VALUES ('data_version', 0);"
+    "CREATE TABLE users ("
+    "  id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,"
+    "  name text COLLATE \"C\" NOT NULL UNIQUE,"
+    "  hash text NOT NULL,"
+    "  superuser boolean NOT NULL DEFAULT false,"
+    "  disabled boolean NOT NULL DEFAULT false,"
+    "  clientid_pattern text,"
+    "  rev bigint NOT NULL DEFAULT 1,"
+    "  created bigint NOT NULL,"
+    "  updated bigint NOT NULL);"
+    "CREATE TABLE memberships ("
+    "  user_id bigint NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  grp text COLLATE \"C\" NOT NULL,"
+    "  PRIMARY KEY (user_id, grp));"
+    "CREATE INDEX memberships_grp ON memberships(grp);"
+    "CREATE TABLE sessions ("
+    "  clientid text COLLATE \"C\" PRIMARY KEY,"
+    "  username text, peerhost text, node text,"
+    "  connected_at bigint NOT NULL);"
+    "CREATE TABLE history ("
+    "  id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,"
+    "  at bigint NOT NULL,"
+    "  event text NOT NULL CHECK (event IN ('connect', 'disconnect')),"
+    "  clientid text NOT NULL,"
+    "  username text, peerhost text, node text, reason text);"
+    /* search_path fixed at creation: the trigger finds exhook_meta in
+     * this schema whatever a writer's own search_path is. */
+    "CREATE FUNCTION exhook_data_changed() RETURNS trigger LANGUAGE plpgsql "
+    "  SET search_path FROM CURRENT AS $$ BEGIN"
+    "  UPDATE exhook_meta SET value = value + 1 WHERE key = 'data_version';"
+    "  RETURN NULL; END $$;"
+    "CREATE TRIGGER users_changed BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON users"
+    "  FOR EACH STATEMENT EXECUTE FUNCTION exhook_data_changed();"
+    "CREATE TRIGGER memberships_changed BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE"
+    "  ON memberships FOR EACH STATEMENT EXECUTE FUNCTION exhook_data_changed();",
+};
+
+/* Held for the migration's transaction: two nodes opening a new database
+ * at once create the schema once ("exhook" in ASCII). */
+#define MIGRATION_LOCK "111567822614379"
+
+typedef struct pg_store {
+    exh_store base; /* first: an exh_store * is a pg_store * */
+    PGconn *conn;
+    bool prepared[ST_COUNT];
+} pg_store;
+
+static pg_store *PG(exh_store *b)
 {
-    (void)location;
-    (void)o;
-    *out = NULL;
-    return exh_error_set(err, EXH_EINVAL, NULL, 0, 0, "PostgreSQL stores are not supported yet");
+    return (pg_store *)b;
 }
 
-const store_backend store_pg = {.kind = "PostgreSQL", .open = pg_open};
+/* libpq's default notice processor prints to stderr; the library never
+ * prints (and client_min_messages keeps the server's notices away). */
+static void no_notices(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
+/* A libpq message on one line: connection errors come as several lines
+ * ("connection to server ... failed: ...\n\tIs the server running ..."). */
+static void one_line(char *dst, size_t n, const char *msg)
+{
+    size_t j = 0;
+    bool space = false;
+    for (const char *p = msg ? msg : ""; *p && j + 1 < n; p++) {
+        if (isspace((unsigned char)*p)) {
+            space = j > 0;
+            continue;
+        }
+        if (space && j + 2 < n) dst[j++] = ' ';
+        space = false;
+        dst[j++] = *p;
+    }
+    dst[j] = '\0';
+}
+
+/* A failed command as an error value: what we were doing and the
+ * server's own primary message.  A unique violation is EXH_EEXIST, as
+ * SQLite's constraint error is. */
+static exh_status res_fail(pg_store *s, const PGresult *r, exh_error *err, const char *doing)
+{
+    char msg[400];
+    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    if (state && !strcmp(state, "23505"))
+        return store_fail(&s->base, err, EXH_EEXIST, "%s: already exists", doing);
+    const char *primary = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    one_line(msg, sizeof(msg), primary ? primary : PQerrorMessage(s->conn));
+    return store_fail(&s->base, err, EXH_ESTORE, "%s: %s", doing, msg[0] ? msg : "unknown error");
+}
+
+/* Run SQL text (one or more statements, no parameters); EXH_OK or the
+ * error.  For the few statements run once: session setup, migrations. */
+static exh_status exec(pg_store *s, const char *sql, exh_error *err, const char *doing)
+{
+    PGresult *r = PQexec(s->conn, sql);
+    ExecStatusType rs = PQresultStatus(r);
+    exh_status st =
+        rs == PGRES_COMMAND_OK || rs == PGRES_TUPLES_OK ? EXH_OK : res_fail(s, r, err, doing);
+    PQclear(r);
+    return st;
+}
+
+/* Run prepared statement `which` (prepared on first use) with n text
+ * parameters (NULL: SQL NULL).  Returns the result, or NULL with err set. */
+static PGresult *run(pg_store *s, int which, int n, const char *const *vals, exh_error *err,
+                     const char *doing, exh_status *st)
+{
+    char name[16];
+    snprintf(name, sizeof(name), "exh_%d", which);
+    if (!s->prepared[which]) {
+        PGresult *r = PQprepare(s->conn, name, sql_text[which], 0, NULL);
+        bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+        if (!ok) *st = res_fail(s, r, err, "preparing a statement");
+        PQclear(r);
+        if (!ok) return NULL;
+        s->prepared[which] = true;
+    }
+    PGresult *r = PQexecPrepared(s->conn, name, n, vals, NULL, NULL, 0);
+    ExecStatusType rs = PQresultStatus(r);
+    if (rs == PGRES_COMMAND_OK || rs == PGRES_TUPLES_OK) return r;
+    *st = res_fail(s, r, err, doing);
+    PQclear(r);
+    return NULL;
+}
+
+/* A write: EXH_OK and the number of rows it changed, or the error. */
+static exh_status write_n(pg_store *s, int which, int n, const char *const *vals, exh_error *err,
+                          const char *doing, long *changed)
+{
+    exh_status st = EXH_OK;
+    PGresult *r = run(s, which, n, vals, err, doing, &st);
+    if (!r) return st;
+    if (changed) *changed = strtol(PQcmdTuples(r), NULL, 10);
+    PQclear(r);
+    return EXH_OK;
+}
+
+/* One write to a user by name: no row changed means no such user. */
+static exh_status write_user(pg_store *s, int which, int n, const char *const *vals,
+                             const char *name, exh_error *err, const char *doing)
+{
+    long changed = 0;
+    exh_status st = write_n(s, which, n, vals, err, doing, &changed);
+    if (!st && !changed) st = store_fail(&s->base, err, EXH_ENOTFOUND, "no user '%s'", name);
+    return st;
+}
+
+static int64_t col_i64(const PGresult *r, int row, int col)
+{
+    return strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+static bool col_bool(const PGresult *r, int row, int col)
+{
+    return PQgetvalue(r, row, col)[0] == 't';
+}
+
+/* A column as C text; NULL for SQL NULL. */
+static const char *col_text(const PGresult *r, int row, int col)
+{
+    return PQgetisnull(r, row, col) ? NULL : PQgetvalue(r, row, col);
+}
+
+static char *col_dup(const PGresult *r, int row, int col)
+{
+    const char *t = col_text(r, row, col);
+    return t ? strdup(t) : NULL;
+}
+
+/* The integer in the first column of the first row of sql's result;
+ * *found false if there is no row. */
+static exh_status query_i64(pg_store *s, const char *sql, int64_t *out, bool *found, exh_error *err,
+                            const char *doing)
+{
+    PGresult *r = PQexec(s->conn, sql);
+    exh_status st = EXH_OK;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        st = res_fail(s, r, err, doing);
+    else if ((*found = PQntuples(r) > 0 && !PQgetisnull(r, 0, 0)))
+        *out = col_i64(r, 0, 0);
+    PQclear(r);
+    return st;
+}
+
+/* The schema version: 0 where this schema holds no exhook_meta. */
+static exh_status read_version(pg_store *s, int64_t *v, exh_error *err)
+{
+    int64_t has = 0;
+    bool found = false;
+    exh_status st = query_i64(s,
+                              "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() "
+                              "AND tablename = 'exhook_meta'",
+                              &has, &found, err, "reading the schema");
+    *v = 0;
+    if (st || !has) return st;
+    st = query_i64(s, "SELECT value FROM exhook_meta WHERE key = 'schema_version'", v, &found, err,
+                   "reading the schema version");
+    if (!st && !found) *v = 0;
+    return st;
+}
+
+static int pg_schema_version(exh_store *b)
+{
+    int64_t v;
+    return read_version(PG(b), &v, NULL) ? -1 : (int)v;
+}
+
+/*
+ * A counter in exhook_meta that triggers bump on every statement that
+ * writes users or memberships, by any connection -- this one included
+ * (unlike SQLite's PRAGMA data_version): after this connection's own
+ * change to a user, the caller looks once more for nothing, which is
+ * correct and cheap.  Session records do not move it: nothing a caller
+ * revalidates depends on them.  One indexed read of one row.
+ */
+static exh_status pg_data_version(exh_store *b, int64_t *out, exh_error *err)
+{
+    pg_store *s = PG(b);
+    exh_status st = EXH_OK;
+    PGresult *r = run(s, ST_DATA_VERSION, 0, NULL, err, "reading data_version", &st);
+    if (!r) return st;
+    if (PQntuples(r) != 1)
+        st = store_fail(b, err, EXH_ESTORE, "reading data_version: no data_version row");
+    else
+        *out = col_i64(r, 0, 0);
+    PQclear(r);
+    return st;
+}
+
+/* Bring the schema to EXH_STORE_SCHEMA_VERSION, in one transaction under
+ * an advisory lock (nodes starting together migrate once). */
+static exh_status migrate_locked(pg_store *s, exh_error *err)
+{
+    exh_status st = exec(s, "SELECT pg_advisory_xact_lock(" MIGRATION_LOCK ")", err,
+                         "locking for the migration");
+    int64_t v;
+    if (st || (st = read_version(s, &v, err))) return st;
+    if (v > EXH_STORE_SCHEMA_VERSION)
+        return store_fail(&s->base, err, EXH_ESTORE,
+                          "database schema version %" PRId64
+                          " is newer than this exhook understands (%d)",
+                          v, EXH_STORE_SCHEMA_VERSION);
+    if (v == 0) {
+        /* Unlike an SQLite file, a database may well hold other tables;
+         * only tables of ours without our meta table mean trouble. */
+        int64_t tables = 0;
+        bool found;
+        if ((st = query_i64(s,
+                            "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() "
+                            "AND tablename IN ('users', 'memberships', 'sessions', 'history')",
+                            &tables, &found, err, "reading the schema")))
+            return st;
+        if (tables)
+            return store_fail(&s->base, err, EXH_ESTORE,
+                              "not an exhook database (it has tables but no exhook schema "
+                              "version)");
+        if (!s->base.opts.create || s->base.opts.readonly)
+            return store_fail(&s->base, err, EXH_EIO,
+                              "cannot open the credential store: no exhook schema in this "
+                              "database (create it with 'exhookctl init')");
+    }
+    if (v < EXH_STORE_SCHEMA_VERSION && s->base.opts.readonly)
+        return store_fail(
+            &s->base, err, EXH_ESTORE,
+            "database schema version %" PRId64 " needs migrating; run 'exhookctl init'", v);
+    for (; !st && v < EXH_STORE_SCHEMA_VERSION; v++)
+        st = exec(s, migrations[v], err, "migrating the schema");
+    if (st) return st;
+    char bump[160];
+    snprintf(bump, sizeof(bump),
+             "INSERT INTO exhook_meta VALUES ('schema_version', %d) "
+             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+             EXH_STORE_SCHEMA_VERSION);
+    return exec(s, bump, err, "recording the schema version");
+}
+
+static exh_status migrate(pg_store *s, exh_error *err)
+{
+    exh_status st = exec(s, "BEGIN", err, "starting the migration");
+    if (st) return st;
+    if (!(st = migrate_locked(s, err))) return exec(s, "COMMIT", err, "committing the migration");
+    PQclear(PQexec(s->conn, "ROLLBACK"));
+    return st;
+}
+
+/* The store's name for errors: postgresql://user@host:port/db from the
+ * URI's parts, without its password (or anything else it carries). */
+bool store_pg_display_name(const char *uri, char *out, size_t n)
+{
+    char *msg = NULL;
+    PQconninfoOption *opts = PQconninfoParse(uri, &msg);
+    PQfreemem(msg);
+    if (!opts) {
+        snprintf(out, n, "postgresql://(unparsable URI)");
+        return false;
+    }
+    const char *user = NULL, *host = NULL, *port = NULL, *db = NULL;
+    for (PQconninfoOption *o = opts; o->keyword; o++) {
+        if (!o->val || !*o->val) continue;
+        if (!strcmp(o->keyword, "user")) user = o->val;
+        if (!strcmp(o->keyword, "host")) host = o->val;
+        if (!strcmp(o->keyword, "port")) port = o->val;
+        if (!strcmp(o->keyword, "dbname")) db = o->val;
+    }
+    snprintf(out, n, "postgresql://%s%s%s%s%s/%s", user ? user : "", user ? "@" : "",
+             host ? host : "", port ? ":" : "", port ? port : "", db ? db : "");
+    PQconninfoFree(opts);
+    return true;
+}
+
+bool store_pg_has_password(const char *uri)
+{
+    char *msg = NULL;
+    PQconninfoOption *opts = PQconninfoParse(uri, &msg);
+    PQfreemem(msg);
+    bool has = false;
+    for (PQconninfoOption *o = opts; o && o->keyword; o++)
+        if (!strcmp(o->keyword, "password") && o->val && *o->val) has = true;
+    PQconninfoFree(opts);
+    return has;
+}
+
+static void pg_close(exh_store *b);
+
+static exh_status pg_open(const char *uri, const exh_store_opts *o, exh_store **out, exh_error *err)
+{
+    pg_store *s = calloc(1, sizeof(*s));
+    if (!s) return exh_error_nomem(err);
+    char name[512];
+    bool parsed = store_pg_display_name(uri, name, sizeof(name));
+    exh_status st = store_base_init(&s->base, &store_pg, name, o, err);
+    if (st) {
+        free(s);
+        return st;
+    }
+    if (!parsed) {
+        /* libpq's reason quotes the part it could not read, which may be
+         * the password: not shown. */
+        st = store_fail(&s->base, err, EXH_EINVAL,
+                        "not a valid PostgreSQL URI (its text is not shown: it may hold a "
+                        "password)");
+        goto out;
+    }
+    int ms = s->base.opts.busy_timeout_ms > 0 ? s->base.opts.busy_timeout_ms : 1;
+    char secs[24], user_timeout[24];
+    snprintf(secs, sizeof(secs), "%d", (ms + 999) / 1000);
+    /* A server that stops acknowledging what we send (gone, cut off) is
+     * given up on by the kernel too, not only a slow statement. */
+    snprintf(user_timeout, sizeof(user_timeout), "%d", ms);
+    /* The URI first (expanded), then what must win over it. */
+    const char *const keys[] = {"dbname",          "connect_timeout",           "tcp_user_timeout",
+                                "client_encoding", "fallback_application_name", NULL};
+    const char *const vals[] = {uri, secs, user_timeout, "UTF8", "exhook", NULL};
+    s->conn = PQconnectdbParams(keys, vals, 1);
+    if (!s->conn) {
+        st = exh_error_nomem(err);
+        goto out;
+    }
+    PQsetNoticeProcessor(s->conn, no_notices, NULL);
+    if (PQstatus(s->conn) != CONNECTION_OK) {
+        char msg[400];
+        one_line(msg, sizeof(msg), PQerrorMessage(s->conn));
+        st = store_fail(&s->base, err, EXH_ESTORE, "cannot connect to the credential store: %s",
+                        msg);
+        goto out;
+    }
+    char setup[256];
+    snprintf(setup, sizeof(setup),
+             "SET statement_timeout = %d; SET lock_timeout = %d; "
+             "SET client_min_messages = warning%s",
+             ms, ms, s->base.opts.readonly ? "; SET default_transaction_read_only = on" : "");
+    if ((st = exec(s, setup, err, "setting up the session"))) goto out;
+    st = migrate(s, err);
+out:
+    if (st) {
+        pg_close(&s->base);
+        return st;
+    }
+    *out = &s->base;
+    return EXH_OK;
+}
+
+static void pg_close(exh_store *b)
+{
+    pg_store *s = PG(b);
+    PQfinish(s->conn);
+    store_base_free(&s->base);
+    free(s);
+}
+
+static exh_status pg_begin(exh_store *b, exh_error *err)
+{
+    return exec(PG(b), "BEGIN", err, "starting a transaction");
+}
+
+static exh_status pg_commit(exh_store *b, exh_error *err)
+{
+    return exec(PG(b), "COMMIT", err, "committing");
+}
+
+static void pg_rollback(exh_store *b)
+{
+    PQclear(PQexec(PG(b)->conn, "ROLLBACK"));
+}
+
+static exh_status pg_get_user(exh_store *b, const char *name, exh_user *out, exh_error *err)
+{
+    pg_store *s = PG(b);
+    memset(out, 0, sizeof(*out));
+    exh_status st = EXH_OK;
+    const char *v[] = {name};
+    PGresult *r = run(s, ST_GET_USER, 1, v, err, "reading a user", &st);
+    if (!r) return st;
+    int rows = PQntuples(r);
+    if (rows == 0) {
+        PQclear(r);
+        return store_fail(b, err, EXH_ENOTFOUND, "no user '%s'", name);
+    }
+    out->id = col_i64(r, 0, 0);
+    out->rev = col_i64(r, 0, 1);
+    out->name = col_dup(r, 0, 2);
+    out->hash = col_dup(r, 0, 3);
+    out->superuser = col_bool(r, 0, 4);
+    out->disabled = col_bool(r, 0, 5);
+    out->clientid_pattern = col_dup(r, 0, 6);
+    out->created = col_i64(r, 0, 7);
+    out->updated = col_i64(r, 0, 8);
+    bool oom = !out->name || !out->hash || (!PQgetisnull(r, 0, 6) && !out->clientid_pattern);
+    if (!oom && !PQgetisnull(r, 0, 9)) {
+        if (!(out->groups = calloc((size_t)rows, sizeof(*out->groups)))) oom = true;
+        for (int i = 0; !oom && i < rows; i++, out->ngroups++)
+            if (!(out->groups[i] = col_dup(r, i, 9))) oom = true;
+    }
+    PQclear(r);
+    if (oom) {
+        exh_user_clear(out);
+        return exh_error_nomem(err);
+    }
+    return EXH_OK;
+}
+
+static exh_status pg_user_names(exh_store *b, char ***out, size_t *nout, exh_error *err)
+{
+    pg_store *s = PG(b);
+    *out = NULL;
+    *nout = 0;
+    exh_status st = EXH_OK;
+    PGresult *r = run(s, ST_LIST_USERS, 0, NULL, err, "listing users", &st);
+    if (!r) return st;
+    size_t n = (size_t)PQntuples(r);
+    char **names = n ? calloc(n, sizeof(*names)) : NULL;
+    if (n && !names) st = exh_error_nomem(err);
+    for (size_t i = 0; !st && i < n; i++)
+        if (!(names[i] = col_dup(r, (int)i, 0))) st = exh_error_nomem(err);
+    PQclear(r);
+    *out = names;
+    *nout = names ? n : 0; /* the caller frees every slot; calloc made them NULL */
+    return st;
+}
+
+static exh_status pg_insert_user(exh_store *b, const exh_new_user *u, const char *hash,
+                                 exh_error *err)
+{
+    pg_store *s = PG(b);
+    char now[24];
+    snprintf(now, sizeof(now), "%" PRId64, store_now());
+    const char *v[] = {u->name, hash, u->superuser ? "true" : "false", u->clientid_pattern, now};
+    long changed = 0;
+    exh_status st = write_n(s, ST_INSERT_USER, 5, v, err, "adding the user", &changed);
+    if (!st && !changed) st = EXH_EEXIST;
+    if (st == EXH_EEXIST)
+        return store_fail(b, err, EXH_EEXIST, "user '%s' already exists", u->name);
+    for (size_t i = 0; !st && i < u->ngroups; i++) {
+        const char *m[] = {u->name, u->groups[i]};
+        st = write_n(s, ST_ADD_MEMBER, 2, m, err, "adding a group membership", NULL);
+    }
+    return st;
+}
+
+static exh_status pg_set_hash(exh_store *b, const char *name, const char *hash, exh_error *err)
+{
+    char now[24];
+    snprintf(now, sizeof(now), "%" PRId64, store_now());
+    const char *v[] = {name, hash, now};
+    return write_user(PG(b), ST_SET_HASH, 3, v, name, err, "changing the password");
+}
+
+static exh_status pg_del_user(exh_store *b, const char *name, exh_error *err)
+{
+    const char *v[] = {name};
+    return write_user(PG(b), ST_DEL_USER, 1, v, name, err, "deleting the user");
+}
+
+static exh_status pg_set_flags(exh_store *b, const char *name, int superuser, int disabled,
+                               exh_error *err)
+{
+    char now[24];
+    snprintf(now, sizeof(now), "%" PRId64, store_now());
+    const char *v[] = {name,
+                       superuser < 0 ? NULL
+                       : superuser   ? "true"
+                                     : "false",
+                       disabled < 0 ? NULL
+                       : disabled   ? "true"
+                                    : "false",
+                       now};
+    return write_user(PG(b), ST_SET_FLAGS, 4, v, name, err, "changing the user");
+}
+
+static exh_status pg_set_pattern(exh_store *b, const char *name, const char *pattern,
+                                 exh_error *err)
+{
+    char now[24];
+    snprintf(now, sizeof(now), "%" PRId64, store_now());
+    const char *v[] = {name, pattern, now};
+    return write_user(PG(b), ST_SET_PATTERN, 3, v, name, err, "changing the clientid pattern");
+}
+
+static exh_status pg_membership(exh_store *b, const char *name, const char *group, bool add,
+                                exh_error *err)
+{
+    pg_store *s = PG(b);
+    const char *m[] = {name, group};
+    long n = 0;
+    exh_status st = write_n(s, add ? ST_ADD_MEMBER : ST_DEL_MEMBER, 2, m, err,
+                            add ? "adding to a group" : "removing from a group", &n);
+    if (st) return st;
+    char now[24];
+    snprintf(now, sizeof(now), "%" PRId64, store_now());
+    const char *v[] = {name, now};
+    if ((st = write_user(s, ST_BUMP, 2, v, name, err, "changing the user"))) return st;
+    if (!n && !add)
+        return store_fail(b, err, EXH_ENOTFOUND, "user '%s' is not in group '%s'", name, group);
+    return EXH_OK;
+}
+
+static exh_status pg_list_groups(exh_store *b, exh_group_fn fn, void *user, exh_error *err)
+{
+    exh_status st = EXH_OK;
+    PGresult *r = run(PG(b), ST_LIST_GROUPS, 0, NULL, err, "listing groups", &st);
+    if (!r) return st;
+    for (int i = 0, n = PQntuples(r); i < n; i++)
+        if (fn(PQgetvalue(r, i, 0), col_i64(r, i, 1), user)) break;
+    PQclear(r);
+    return EXH_OK;
+}
+
+static exh_status pg_record_session(exh_store *b, const exh_session_event *ev, bool trim,
+                                    exh_error *err)
+{
+    pg_store *s = PG(b);
+    char at[24];
+    snprintf(at, sizeof(at), "%" PRId64, ev->at);
+    exh_status st;
+    if (ev->connected) {
+        const char *v[] = {ev->clientid, ev->username, ev->peerhost, ev->node, at};
+        st = write_n(s, ST_SESSION_ON, 5, v, err, "recording the session", NULL);
+    } else {
+        const char *v[] = {ev->clientid};
+        st = write_n(s, ST_SESSION_OFF, 1, v, err, "recording the session", NULL);
+    }
+    if (st) return st;
+    const char *h[] = {at,           ev->connected ? "connect" : "disconnect",
+                       ev->clientid, ev->username,
+                       ev->peerhost, ev->node,
+                       ev->reason};
+    if ((st = write_n(s, ST_HISTORY_ADD, 7, h, err, "recording history", NULL))) return st;
+    if (trim) {
+        char max[24];
+        snprintf(max, sizeof(max), "%" PRIu32, b->opts.history_max);
+        const char *t[] = {max};
+        st = write_n(s, ST_HISTORY_TRIM, 1, t, err, "trimming history", NULL);
+    }
+    return st;
+}
+
+static exh_status pg_list_sessions(exh_store *b, bool online, exh_session_fn fn, void *user,
+                                   exh_error *err)
+{
+    exh_status st = EXH_OK;
+    PGresult *r = run(PG(b), online ? ST_LIST_ONLINE : ST_LIST_HISTORY, 0, NULL, err,
+                      "listing sessions", &st);
+    if (!r) return st;
+    for (int i = 0, n = PQntuples(r); i < n; i++) {
+        exh_session_event ev = {
+            .clientid = col_text(r, i, 0),
+            .username = col_text(r, i, 1),
+            .peerhost = col_text(r, i, 2),
+            .node = col_text(r, i, 3),
+        };
+        if (online) {
+            ev.at = col_i64(r, i, 4);
+            ev.connected = true;
+        } else {
+            ev.reason = col_text(r, i, 4);
+            ev.at = col_i64(r, i, 5);
+            ev.connected = !strcmp(PQgetvalue(r, i, 6), "connect");
+        }
+        if (fn(&ev, user)) break;
+    }
+    PQclear(r);
+    return EXH_OK;
+}
+
+static exh_status pg_set_hash_if(exh_store *b, int64_t id, int64_t rev, const char *hash)
+{
+    char sid[24], srev[24], now[24];
+    snprintf(sid, sizeof(sid), "%" PRId64, id);
+    snprintf(srev, sizeof(srev), "%" PRId64, rev);
+    snprintf(now, sizeof(now), "%" PRId64, store_now());
+    const char *v[] = {sid, srev, hash, now};
+    long changed = 0;
+    exh_status st = write_n(PG(b), ST_SET_HASH_IF, 4, v, NULL, "upgrading a hash", &changed);
+    return st ? st : changed ? EXH_OK : EXH_ENOTFOUND;
+}
+
+const store_backend store_pg = {
+    .kind = "PostgreSQL",
+    .open = pg_open,
+    .close = pg_close,
+    .schema_version = pg_schema_version,
+    .data_version = pg_data_version,
+    .begin = pg_begin,
+    .commit = pg_commit,
+    .rollback = pg_rollback,
+    .get_user = pg_get_user,
+    .user_names = pg_user_names,
+    .insert_user = pg_insert_user,
+    .set_hash = pg_set_hash,
+    .del_user = pg_del_user,
+    .set_flags = pg_set_flags,
+    .set_pattern = pg_set_pattern,
+    .membership = pg_membership,
+    .list_groups = pg_list_groups,
+    .record_session = pg_record_session,
+    .list_sessions = pg_list_sessions,
+    .set_hash_if = pg_set_hash_if,
+};
