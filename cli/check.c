@@ -446,7 +446,7 @@ static int check_one(cli *c, const check_opts *o, const exh_policy *p, exh_store
             fprintf(stderr,
                     "%s check: --password-stdin needs the credential store, and %s does not "
                     "exist\n",
-                    c->prog, c->db);
+                    c->prog, c->db_shown);
             return EXIT_USAGE;
         }
         if ((rc = read_password(c, "check", o->username, true, pw, &x->password_len))) {

@@ -20,7 +20,8 @@
 
 typedef struct cli {
     const char *prog;
-    const char *db;       /* --db, $EXHOOK_DB, ./exhook.db */
+    const char *db;       /* --db, $EXHOOK_DB, ./exhook.db: a path or a PostgreSQL URI */
+    char db_shown[512];   /* db as messages show it: a URI without its password */
     const char *policy;   /* --policy, $EXHOOK_POLICY, ./policies */
     bool policy_given;    /* from --policy or $EXHOOK_POLICY rather than the default */
     exh_hash_params hash; /* --argon2: the cost of the hashes this run writes */

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "store_int.h"
 
 static exh_store *open_with(const cli *c, const exh_store_opts *o)
 {
@@ -19,39 +20,69 @@ static exh_store *open_with(const cli *c, const exh_store_opts *o)
     return s;
 }
 
+/* A PostgreSQL store without its schema opens as EXH_EIO, as a missing
+ * SQLite file does (store_pg.c); any other failure is a real one. */
+static exh_store *open_uri(const cli *c, const exh_store_opts *o, bool *absent)
+{
+    exh_store *s = NULL;
+    exh_error err;
+    exh_status st = exh_store_open(c->db, o, &s, &err);
+    *absent = st == EXH_EIO;
+    if (st && !*absent) print_error(&err);
+    return s;
+}
+
+static void say_absent(const cli *c, const char *cmd)
+{
+    /* The --db shown is the location without a password: the operator
+     * retypes theirs. */
+    fprintf(stderr, "%s %s: no credential store at %s (create it with '%s --db %s init')\n",
+            c->prog, cmd, c->db_shown, c->prog, c->db_shown);
+}
+
 exh_store *open_store(const cli *c, const char *cmd)
 {
-    struct stat sb;
-    if (stat(c->db, &sb) != 0) {
-        if (errno == ENOENT)
-            fprintf(stderr, "%s %s: no credential store at %s (create it with '%s --db %s init')\n",
-                    c->prog, cmd, c->db, c->prog, c->db);
-        else
-            fprintf(stderr, "%s: error: %s\n", c->db, strerror(errno));
-        return NULL;
-    }
     exh_store_opts o;
     exh_store_opts_default(&o);
     o.create = false;
     o.hash = c->hash; /* add-user, passwd and imports write at this cost */
+    if (store_is_pg_uri(c->db)) {
+        bool absent;
+        exh_store *s = open_uri(c, &o, &absent);
+        if (absent) say_absent(c, cmd);
+        return s;
+    }
+    struct stat sb;
+    if (stat(c->db, &sb) != 0) {
+        if (errno == ENOENT)
+            say_absent(c, cmd);
+        else
+            fprintf(stderr, "%s: error: %s\n", c->db, strerror(errno));
+        return NULL;
+    }
     return open_with(c, &o);
 }
 
 int open_store_if_exists(const cli *c, exh_store **out)
 {
     *out = NULL;
-    struct stat sb;
-    if (stat(c->db, &sb) != 0) {
-        if (errno == ENOENT) return 0;
-        fprintf(stderr, "%s: error: %s\n", c->db, strerror(errno));
-        return EXIT_USAGE;
-    }
     exh_store_opts o;
     exh_store_opts_default(&o);
     o.create = false;
     /* A check is a question, not a login: it must not rewrite the hash it
      * was asked about. */
     o.upgrade_on_login = false;
+    if (store_is_pg_uri(c->db)) {
+        bool absent;
+        *out = open_uri(c, &o, &absent);
+        return *out || absent ? 0 : EXIT_USAGE;
+    }
+    struct stat sb;
+    if (stat(c->db, &sb) != 0) {
+        if (errno == ENOENT) return 0;
+        fprintf(stderr, "%s: error: %s\n", c->db, strerror(errno));
+        return EXIT_USAGE;
+    }
     *out = open_with(c, &o);
     return *out ? 0 : EXIT_USAGE;
 }

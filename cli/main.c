@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "exhook/eval.h"
+#include "store_int.h"
 
 static const char usage_text[] =
     "usage: exhookctl [--db PATH] [--policy PATH] COMMAND [ARGS...]\n"
@@ -36,7 +37,9 @@ static const char usage_text[] =
     "  fmt           rewrite policy files in the canonical layout (--check for CI)\n"
     "\n"
     "Options:\n"
-    "  --db PATH      credential store (default $EXHOOK_DB, then ./exhook.db)\n"
+    "  --db PATH      credential store (default $EXHOOK_DB, then ./exhook.db): an\n"
+    "                 SQLite file, or a postgresql:// URI (its password, if any,\n"
+    "                 in PGPASSFILE, never on the command line)\n"
     "  --policy PATH  policy file or directory of *.policy files\n"
     "                 (default $EXHOOK_POLICY, then ./policies)\n"
     "  --argon2 m=KIB,t=N,p=N\n"
@@ -190,6 +193,14 @@ int main(int argc, char **argv)
         }
         if (arg_value(&a, "--db", &bad)) {
             c.db = a.val;
+            /* Said every time, not refused: the operator may have no
+             * other way today, and must know what it costs. */
+            if (store_location_has_password(c.db))
+                fprintf(stderr,
+                        "%s: warning: the --db URI holds a password, which every local user can "
+                        "read in the process list; put it in PGPASSFILE (~/.pgpass) or use "
+                        "$EXHOOK_DB\n",
+                        c.prog);
         } else if (arg_value(&a, "--argon2", &bad)) {
             if (!parse_argon2(a.val, &c.hash))
                 return usage_error(&c, NULL,
@@ -210,6 +221,7 @@ int main(int argc, char **argv)
         fputs(usage_text, stderr);
         return EXIT_USAGE;
     }
+    store_display_name(c.db, c.db_shown, sizeof(c.db_shown));
     const char *cmd = argv[a.i];
     int sub_argc = argc - a.i;
     char **sub_argv = argv + a.i;

@@ -8,13 +8,16 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "store_int.h"
 
 static const char init_help[] =
     "usage: exhookctl [--db PATH] init\n"
     "\n"
     "Create the credential store at --db ($EXHOOK_DB, else ./exhook.db), mode\n"
     "0600, or migrate an existing one to this version's schema.  Prints the path\n"
-    "and the schema version.  Running it again is harmless.\n"
+    "and the schema version.  Running it again is harmless.  With a PostgreSQL\n"
+    "URI (postgresql://USER@HOST:PORT/DB) the store is the database's tables:\n"
+    "init creates or migrates them there (the database must exist).\n"
     "\n"
     "Exit status: 0 done, 2 the file cannot be created or is not an exhook\n"
     "database.\n";
@@ -167,18 +170,29 @@ int cmd_init(cli *c, int argc, char **argv)
     if (rc) return rc < 0 ? 0 : rc;
     if ((rc = only_flags(c, "init", &u, false, false, false))) return rc;
     struct stat sb;
-    bool existed = stat(c->db, &sb) == 0;
+    bool pg = store_is_pg_uri(c->db);
+    bool existed = !pg && stat(c->db, &sb) == 0;
     exh_store_opts o;
     exh_store_opts_default(&o);
-    o.create = true;
     exh_store *s = NULL;
     exh_error err;
-    if (exh_store_open(c->db, &o, &s, &err) != EXH_OK) return store_failed(&err);
-    printf("%s: schema version %d%s\n", c->db, exh_store_schema_version(s),
+    if (pg) {
+        /* A database always exists; the store is its schema.  Without
+         * one, this open fails with EXH_EIO (store_pg.c), and the next
+         * creates it. */
+        o.create = false;
+        exh_status st = exh_store_open(c->db, &o, &s, &err);
+        if (st && st != EXH_EIO) return store_failed(&err);
+        existed = !st;
+    }
+    o.create = true;
+    if (!s && exh_store_open(c->db, &o, &s, &err) != EXH_OK) return store_failed(&err);
+    printf("%s: schema version %d%s\n", c->db_shown, exh_store_schema_version(s),
            existed ? "" : " (created)");
     exh_store_close(s);
-    /* The store creates files 0600; one made by other means may not be. */
-    if (existed && (sb.st_mode & 077))
+    /* The store creates files 0600; one made by other means may not be.
+     * (A PostgreSQL store has no file: its access is the server's roles.) */
+    if (!pg && existed && (sb.st_mode & 077))
         fprintf(stderr, "%s: warning: readable by other users (mode %04o); chmod 600 it\n", c->db,
                 (unsigned)(sb.st_mode & 07777));
     return 0;
