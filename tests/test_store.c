@@ -2,12 +2,19 @@
  * test_store.c -- the credential store: creation mode and WAL, schema
  * migration from version 0 and refusal of foreign or newer schemas, users,
  * groups, revisions, sessions with bounded history, corruption reported.
+ *
+ * The cases about behaviour run on both backends: SQLite (a temporary
+ * file) and, when EXH_TEST_PG_URI names a PostgreSQL database (the
+ * store_pg_test suite starts one: tests/lib/pg.sh), PostgreSQL, each case
+ * in a fresh schema of its own.  The cases about files or URIs run on
+ * theirs only.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <libpq-fe.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,7 +30,7 @@
     "jEA5K/r+NgcVAcGJ3cGw=="
 
 static char dir[64];
-static char path[128];
+static char path[1024]; /* the case's store: an SQLite file or a PostgreSQL URI */
 
 static int setup(void **state)
 {
@@ -40,6 +47,50 @@ static int teardown(void **state)
     char cmd[160];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     return system(cmd);
+}
+
+/* PostgreSQL: the database EXH_TEST_PG_URI names; each case gets a schema
+ * of its own, made the store's by search_path in the URI's options. */
+static const char *pg_base;
+static char pg_schema[64];
+static int pg_cases;
+
+static void pg_exec_on(const char *uri, const char *q)
+{
+    PGconn *c = PQconnectdb(uri);
+    if (PQstatus(c) != CONNECTION_OK) fail_msg("connect %s: %s", uri, PQerrorMessage(c));
+    PGresult *r = PQexec(c, q);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+        fail_msg("%s: %s", q, PQresultErrorMessage(r));
+    PQclear(r);
+    PQfinish(c);
+}
+
+static int setup_pg(void **state)
+{
+    (void)state;
+    char q[128];
+    snprintf(pg_schema, sizeof(pg_schema), "exh_t%d_%d", (int)getpid(), ++pg_cases);
+    snprintf(q, sizeof(q), "CREATE SCHEMA %s", pg_schema);
+    pg_exec_on(pg_base, q);
+    snprintf(path, sizeof(path), "%s%coptions=-csearch_path%%3D%s", pg_base,
+             strchr(pg_base, '?') ? '&' : '?', pg_schema);
+    return 0;
+}
+
+static int teardown_pg(void **state)
+{
+    (void)state;
+    char q[128];
+    snprintf(q, sizeof(q), "SET client_min_messages = warning; DROP SCHEMA %s CASCADE", pg_schema);
+    pg_exec_on(pg_base, q);
+    return 0;
+}
+
+/* SQL on the case's own PostgreSQL schema, behind the store's back. */
+static void pg_sql(const char *q)
+{
+    pg_exec_on(path, q);
 }
 
 static exh_store *open_store(void)
@@ -282,15 +333,135 @@ static void test_sessions_bounded_history(void **state)
     exh_store_close(s);
 }
 
+static int collect_name(const exh_user *u, void *acc)
+{
+    strcat(acc, u->name);
+    strcat(acc, ",");
+    return 0;
+}
+
+/* Byte order whatever the backend or the database's locale: SQLite's
+ * BINARY collation is what both must give. */
+static void test_listing_byte_order(void **state)
+{
+    (void)state;
+    exh_store *s = open_store();
+    exh_error err;
+    const char *names[] = {"\xc3\xa9t\xc3\xa9", "a", "B", "_x", "a b", "ab"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(*names); i++) {
+        exh_new_user nu = {.name = names[i], .hash = MOSQ6};
+        assert_int_equal(exh_store_add_user(s, &nu, &err), EXH_OK);
+    }
+    char got[128] = "";
+    assert_int_equal(exh_store_list_users(s, collect_name, got, &err), EXH_OK);
+    assert_string_equal(got, "B,_x,a,a b,ab,\xc3\xa9t\xc3\xa9,");
+    exh_store_close(s);
+}
+
+/* Another connection's change moves data_version; reading it changes
+ * nothing. */
+static void test_data_version(void **state)
+{
+    (void)state;
+    exh_store *a = open_store(), *b = open_store();
+    exh_error err;
+    int64_t v1, v2, v3;
+    assert_int_equal(exh_store_data_version(b, &v1, &err), EXH_OK);
+    assert_int_equal(exh_store_data_version(b, &v2, &err), EXH_OK);
+    assert_true(v1 == v2);
+    exh_new_user nu = {.name = "carol", .hash = MOSQ6};
+    assert_int_equal(exh_store_add_user(a, &nu, &err), EXH_OK);
+    assert_int_equal(exh_store_data_version(b, &v3, &err), EXH_OK);
+    assert_true(v3 != v2);
+    assert_int_equal(exh_store_add_to_group(a, "carol", "g", &err), EXH_OK);
+    assert_int_equal(exh_store_data_version(b, &v1, &err), EXH_OK);
+    assert_true(v1 != v3);
+    exh_store_close(a);
+    exh_store_close(b);
+}
+
+/* Only a URI's schema holds the store: without one and without create,
+ * EXH_EIO as for a missing file, and nothing is made. */
+static void test_pg_create_and_refusals(void **state)
+{
+    (void)state;
+    exh_store *s;
+    exh_error err;
+    exh_store_opts o;
+    exh_store_opts_default(&o);
+    o.create = false;
+    assert_int_equal(exh_store_open(path, &o, &s, &err), EXH_EIO);
+    assert_null(s);
+    assert_non_null(strstr(err.message, "exhookctl init"));
+    assert_non_null(strstr(err.file, "postgresql://"));
+    o.readonly = true;
+    o.create = true;
+    assert_int_equal(exh_store_open(path, &o, &s, &err), EXH_EIO);
+    s = open_store(); /* creates */
+    assert_int_equal(exh_store_schema_version(s), EXH_STORE_SCHEMA_VERSION);
+    exh_store_close(s);
+    o.create = false;
+    o.readonly = false;
+    assert_int_equal(exh_store_open(path, &o, &s, &err), EXH_OK);
+    exh_store_close(s);
+    /* a newer schema than we know */
+    pg_sql("UPDATE exhook_meta SET value = 99 WHERE key = 'schema_version'");
+    assert_int_equal(exh_store_open(path, NULL, &s, &err), EXH_ESTORE);
+    assert_null(s);
+    assert_non_null(strstr(err.message, "newer"));
+    /* somebody else's tables by our names */
+    pg_sql("DROP TABLE exhook_meta; DROP TABLE memberships; DROP TABLE users CASCADE;"
+           "DROP TABLE sessions; DROP TABLE history; CREATE TABLE users (x int)");
+    assert_int_equal(exh_store_open(path, NULL, &s, &err), EXH_ESTORE);
+    assert_non_null(strstr(err.message, "not an exhook database"));
+}
+
+/* The password of a URI is never in an error, nor the name shown. */
+static void test_pg_no_password_in_errors(void **state)
+{
+    (void)state;
+    exh_store *s;
+    exh_error err;
+    exh_store_opts o;
+    exh_store_opts_default(&o);
+    o.busy_timeout_ms = 2000;
+    assert_int_equal(
+        exh_store_open("postgresql://exhook:hunter2-secret@127.0.0.1:1/nodb", &o, &s, &err),
+        EXH_ESTORE);
+    assert_null(strstr(err.message, "hunter2"));
+    assert_string_equal(err.file, "postgresql://exhook@127.0.0.1:1/nodb");
+    assert_non_null(strstr(err.message, "cannot connect"));
+    assert_int_equal(exh_store_open("postgresql://exhook:hunter2%zz@127.0.0.1:1/x", &o, &s, &err),
+                     EXH_EINVAL);
+    assert_null(strstr(err.message, "hunter2"));
+    assert_null(strstr(err.file, "hunter2"));
+}
+
+/* The cases every backend must pass alike. */
+#define BOTH(setup, teardown)                                                                      \
+    cmocka_unit_test_setup_teardown(test_users_groups_revisions, setup, teardown),                 \
+        cmocka_unit_test_setup_teardown(test_listing_and_transactions, setup, teardown),           \
+        cmocka_unit_test_setup_teardown(test_sessions_bounded_history, setup, teardown),           \
+        cmocka_unit_test_setup_teardown(test_listing_byte_order, setup, teardown),                 \
+        cmocka_unit_test_setup_teardown(test_data_version, setup, teardown)
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
+    const struct CMUnitTest sqlite_tests[] = {
         cmocka_unit_test_setup_teardown(test_create_mode_wal_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_from_zero_and_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupted_file, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_users_groups_revisions, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_listing_and_transactions, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sessions_bounded_history, setup, teardown),
+        BOTH(setup, teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    const struct CMUnitTest pg_tests[] = {
+        cmocka_unit_test_setup_teardown(test_pg_create_and_refusals, setup_pg, teardown_pg),
+        cmocka_unit_test_setup_teardown(test_pg_no_password_in_errors, setup_pg, teardown_pg),
+        BOTH(setup_pg, teardown_pg),
+    };
+    int failed = cmocka_run_group_tests_name("store on SQLite", sqlite_tests, NULL, NULL);
+    /* Without a server (the plain test_store run) PostgreSQL is not
+     * tried; store_pg_test provides one and fails if it cannot. */
+    if ((pg_base = getenv("EXH_TEST_PG_URI")) && *pg_base)
+        failed += cmocka_run_group_tests_name("store on PostgreSQL", pg_tests, NULL, NULL);
+    return failed;
 }

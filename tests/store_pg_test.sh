@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# The credential store on PostgreSQL: a throwaway server of our own
+# (tests/lib/pg.sh), then the store's unit tests on it (test_store, beside
+# exhookctl in the build directory), cli_test.sh against a database of its
+# own, and exhookctl's store commands on a URI.  No PostgreSQL installed
+# fails this suite: scripts/deps.sh installs it.
+# Usage: store_pg_test.sh PATH-TO-EXHOOKCTL.  Last line: "N passed, N failed".
+set -u
+ctl=${1:?usage: store_pg_test.sh exhookctl}
+case $ctl in /*) ;; *) ctl=$PWD/$ctl ;; esac
+cd "$(dirname "$0")/.."
+pass=0 fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+
+. tests/lib/pg.sh
+if ! pg_start; then
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+tmp=$(mktemp -d)
+# pg.sh's EXIT trap stops the server; this one also removes our files.
+trap 'rm -rf "$tmp"; pg_stop' EXIT
+
+# ---- the unit tests, on SQLite and on PostgreSQL ----
+unit=$(dirname "$ctl")/test_store
+if [ -x "$unit" ]; then
+  if "$unit" >"$tmp/unit" 2>&1 && grep -q 'test_pg_create_and_refusals' "$tmp/unit"; then ok; else
+    bad "test_store on PostgreSQL:"$'\n'"$(cat "$tmp/unit")"; fi
+else
+  bad "no $unit: build the test_store target"
+fi
+
+# ---- cli_test.sh with a URI as the (absent) store ----
+cli_db=$(pg_createdb exhook_cli)
+if EXH_TEST_STORE=$cli_db bash tests/cli_test.sh "$ctl" >"$tmp/cli" 2>&1; then ok; else
+  bad "cli_test.sh on $cli_db:"$'\n'"$(cat "$tmp/cli")"; fi
+
+# ---- exhookctl's store commands on a URI ----
+DB=$EXH_TEST_PG_URI
+X="$ctl --db $DB --policy tests/data/users-groups.policy"
+PW="Sesame-$$-open-Ω"
+: >"$tmp/all.log"
+run() {
+  local in=$1
+  shift
+  [ "$in" = - ] && in=/dev/null
+  "$@" <"$in" >"$tmp/out" 2>"$tmp/err"
+  st=$?
+  out=$(cat "$tmp/out")
+  err=$(cat "$tmp/err")
+  cat "$tmp/out" "$tmp/err" >>"$tmp/all.log"
+}
+line() { printf '%s\n' "$1" >"$tmp/in"; echo "$tmp/in"; }
+is() {
+  if [ "$st" != "$2" ]; then bad "$1: status $st, want $2; stdout: $out; stderr: $err"; return; fi
+  if [ "$3" != "*" ] && [ "$out" != "$3" ]; then
+    bad "$1: stdout was:"$'\n'"$out"$'\n'"want:"$'\n'"$3"; return; fi
+  ok
+}
+has() {
+  if [ "$st" != "$2" ]; then bad "$1: status $st, want $2; stdout: $out; stderr: $err"; return; fi
+  if ! printf '%s\n%s\n' "$out" "$err" | grep -qF -- "$3"; then
+    bad "$1: output lacks '$3'; stdout: $out; stderr: $err"; return; fi
+  ok
+}
+
+run "$(line "$PW")" $X add-user alice --password-stdin
+has "add-user before init" 2 "no credential store at $DB"
+run "$(line "$PW")" $X check --action connect --username alice --password-stdin
+has "check --password-stdin before init" 2 "does not exist"
+[ "$(pg_psql exhook_test -c "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")" = 0 ] &&
+  ok || bad "a command before init created tables"
+run - $X init
+is "init creates the schema" 0 "$DB: schema version 1 (created)"
+run - $X init
+is "init again" 0 "$DB: schema version 1"
+run - $ctl --db "$EXH_TEST_PG_SOCKET_URI" init
+has "init over the Unix socket" 0 "schema version 1"
+run - env EXHOOK_DB="$DB" $ctl init
+is "init from EXHOOK_DB" 0 "$DB: schema version 1"
+
+run "$(line "$PW")" $X add-user alice --password-stdin --group ops --group dev --clientid-pattern 'dev-[0-9]+'
+is "add-user" 0 "added user 'alice'"
+run "$(line "$PW")" $X add-user alice --password-stdin
+has "add-user existing" 1 "user 'alice' already exists"
+run "$(line "$PW")" $X add-user bob --password-stdin --superuser
+is "add-user superuser" 0 "added user 'bob'"
+run - $X list-users --json
+if [ "$st" = 0 ] && printf '%s' "$out" | python3 -c '
+import json, sys
+j = json.load(sys.stdin)
+assert [u["name"] for u in j] == ["alice", "bob"], j
+assert j[0]["groups"] == ["dev", "ops"], j
+assert j[1]["superuser"] is True, j
+' 2>"$tmp/py"; then ok; else bad "list-users --json: $out $(cat "$tmp/py")"; fi
+run - $X show-user alice
+has "show-user" 0 "groups:            dev, ops"
+run - $X set-user alice --del-group ops --add-group banned
+is "set-user groups" 0 "updated user 'alice'"
+run - $X list-groups
+has "list-groups" 0 "banned"
+run "$(line "$PW")" $X check --action connect --username alice --clientid dev-1 --password-stdin
+has "check: banned group refused at connect" 1 "deny"
+run - $X set-user alice --del-group banned
+run "$(line "$PW")" $X check --action connect --username alice --clientid dev-1 --password-stdin
+is "check --password-stdin right" 0 "allow
+credentials"
+run "$(line "wrong")" $X check --action connect --username alice --clientid dev-1 --password-stdin
+is "check --password-stdin wrong" 1 "deny
+credentials: wrong password"
+run "$(line "new-$PW")" $X passwd alice --password-stdin
+has "passwd" 0 "alice"
+run "$(line "new-$PW")" $X check --action connect --username alice --clientid dev-1 --password-stdin
+is "check after passwd" 0 "allow
+credentials"
+run - $X del-user bob
+has "del-user" 0 "deleted user 'bob'"
+run - $X del-user bob
+has "del-user again" 1 "no user 'bob'"
+
+# import: one transaction; a bad line changes nothing
+if [ -x /usr/bin/mosquitto_passwd ]; then
+  printf 'mq1:mq1-pass\nmq2:mq2-pass\n' >"$tmp/mq.pw"
+  /usr/bin/mosquitto_passwd -U "$tmp/mq.pw"
+  run - $X import mosquitto-passwd "$tmp/mq.pw"
+  is "import mosquitto-passwd" 0 "imported 2 users from $tmp/mq.pw"
+  run "$(line mq2-pass)" $X check --action connect --username mq2 --password-stdin
+  is "imported user connects" 0 "allow
+credentials"
+  run - $X import mosquitto-passwd "$tmp/mq.pw"
+  has "import over existing users" 1 "mq.pw:1"
+  run - $X import mosquitto-passwd "$tmp/mq.pw" --replace
+  is "import --replace" 0 "imported 2 users from $tmp/mq.pw"
+else
+  bad "/usr/bin/mosquitto_passwd not found (bash scripts/deps.sh installs mosquitto)"
+fi
+printf 'new1:$6$c2FsdA==$x\nnew2:not-a-hash\n' >"$tmp/bad.pw"
+run - $X import mosquitto-passwd "$tmp/bad.pw"
+has "malformed import names file:line" 2 "bad.pw:"
+run - $X show-user new1
+is "nothing of the bad file stored" 1 ""
+
+run - $X sessions --json
+is "sessions --json empty" 0 "[]"
+
+# a password in --db: warned about, and never shown back
+run - $ctl --db "postgresql://exhook:${PG_PASSWORD}@127.0.0.1:$PG_PORT/exhook_test" list-users
+has "a password in --db is warned about" 0 "holds a password"
+run - $ctl --db "postgresql://exhook:not-it-$$@127.0.0.1:$PG_PORT/exhook_test" list-users
+has "a wrong password fails with the server's reason" 2 "password authentication failed"
+run - env PGPASSFILE=/dev/null $ctl --db "$DB" list-users
+has "no password at all fails" 2 "cannot connect"
+
+# the secrets never show: neither the user's password nor the server's
+if grep -qF -- "$PW" "$tmp/all.log"; then bad "a user's password appeared in some output"; else ok; fi
+if grep -qF -- "$PG_PASSWORD" "$tmp/all.log"; then bad "the database password appeared in some output"; else ok; fi
+
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]
