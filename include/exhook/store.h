@@ -1,12 +1,27 @@
 /*
- * store.h -- the credential store: users, groups, sessions, in SQLite.
+ * store.h -- the credential store: users, groups, sessions, in SQLite or,
+ * for clusters, in PostgreSQL.
  *
- * One exh_store is one SQLite connection: use one per thread (the driver
- * gives each worker its own).  The file is opened in WAL mode with a busy
- * timeout, so the CLI and a running driver share it safely: readers are
- * never blocked and writers wait their turn instead of failing.  The
+ * The location given to exh_store_open picks the backend: a libpq URI
+ * (postgresql://... or postgres://...) is a PostgreSQL database, anything
+ * else an SQLite file.  Both behave the same through this API: same
+ * schema version, same statuses and error reasons, same listing order
+ * (byte order of names).
+ *
+ * One exh_store is one connection: use one per thread (the driver gives
+ * each worker its own).  SQLite: the file is opened in WAL mode with a
+ * busy timeout, so the CLI and a running driver share it safely: readers
+ * are never blocked and writers wait their turn instead of failing.  The
  * schema version lives in PRAGMA user_version and is migrated forward on
  * open.  A database file the store creates is mode 0600.
+ *
+ * PostgreSQL: the database must exist; the store is its tables in the
+ * connection's current schema (search_path), created or migrated on open
+ * when opts.create allows (without them, and without create, the open
+ * fails with EXH_EIO, as for a missing file).  busy_timeout_ms bounds the
+ * connection and every statement.  Errors name the store as
+ * postgresql://user@host:port/db, never with a password; give one in
+ * PGPASSFILE rather than in the URI.
  */
 #ifndef EXHOOK_STORE_H
 #define EXHOOK_STORE_H
@@ -51,7 +66,12 @@ int exh_store_schema_version(exh_store *s);
 /* A number that changes whenever another connection (exhookctl, another
  * front end) has committed a change to the store since this one last
  * looked: a cheap way to know when to look again.  Its value means nothing
- * else; this connection's own writes do not change it. */
+ * else, and is only comparable between calls on one exh_store.
+ * SQLite: PRAGMA data_version; this connection's own writes do not change
+ * it.  PostgreSQL: a counter the schema keeps (triggers bump it on every
+ * write to users or memberships, by any node); this connection's own
+ * writes to users and groups change it too (one needless look), session
+ * records do not. */
 exh_status exh_store_data_version(exh_store *s, int64_t *out, exh_error *err);
 
 /* A user as stored.  Strings are owned by the struct: exh_user_clear. */
