@@ -221,7 +221,7 @@ int main(int argc, char **argv)
         fputs(usage_text, stderr);
         return EXIT_USAGE;
     }
-    store_display_name(c.db, c.db_shown, sizeof(c.db_shown));
+    exh_store_display_name(c.db, c.db_shown, sizeof(c.db_shown));
     const char *cmd = argv[a.i];
     int sub_argc = argc - a.i;
     char **sub_argv = argv + a.i;

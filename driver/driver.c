@@ -572,9 +572,11 @@ int main(int argc, char **argv)
         free(workers);
         return 1;
     }
+    char shown[4096]; /* a PostgreSQL URI without its password */
+    exh_store_display_name(cfg.db, shown, sizeof(shown));
     svc_policy *hp = svc_policy_get(svc_live(service));
     svc_log(LOG_INFO, "serving: policy %s (%u rules), store %s, %d workers", cfg.policy,
-            exh_policy_rule_count(svc_policy_of(hp)), cfg.db, cfg.workers);
+            exh_policy_rule_count(svc_policy_of(hp)), shown, cfg.workers);
     svc_policy_put(hp);
 
     svc_conn *conn = svc_conn_new(service); /* NULL (out of memory): every ACL check is denied */

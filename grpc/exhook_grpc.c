@@ -638,6 +638,8 @@ static int start_serving(server_parts *p)
  * thread by load_settings, so only this sigwait takes them). */
 static void serve_until_signal(void)
 {
+    char shown[4096]; /* a PostgreSQL URI without its password */
+    exh_store_display_name(cfg.db, shown, sizeof(shown));
     svc_policy *hp = svc_policy_get(svc_live(service));
     svc_log(LOG_INFO,
             "serving emqx.exhook.v1, v2, v3 on %s (%s): policy %s (%u rules), store %s, "
@@ -647,7 +649,7 @@ static void serve_until_signal(void)
             : cfg.tls_client == SVC_TLS_CLIENT_REQUIRED ? "TLS, client certificate required"
             : cfg.tls_client == SVC_TLS_CLIENT_OPTIONAL ? "TLS, client certificate optional"
                                                         : "TLS",
-            cfg.policy, exh_policy_rule_count(svc_policy_of(hp)), cfg.db, cfg.threads, cfg.workers);
+            cfg.policy, exh_policy_rule_count(svc_policy_of(hp)), shown, cfg.threads, cfg.workers);
     svc_policy_put(hp);
 
     sigset_t stop;

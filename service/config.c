@@ -312,8 +312,10 @@ static int check(const svc_config *c)
             if (f) fclose(f);
         }
     }
+    char shown[4096]; /* a PostgreSQL URI without its password */
+    exh_store_display_name(c->db, shown, sizeof(shown));
     fprintf(stderr, "%s: configuration ok: policy %s (%u rules), store %s\n", prog->name, c->policy,
-            rules, c->db);
+            rules, shown);
     return 0;
 }
 

@@ -105,8 +105,10 @@ long svc_revalidate(svc_conn *c, void (*kick)(const char *cid, void *arg), void 
         return -1;
     }
     svc_store_ok(s);
-    /* A value from another connection (the store reopened) means nothing
-     * here, and a walk a fault cut short must run again. */
+    /* A SQLite data_version from another connection (the store reopened)
+     * means nothing here (PostgreSQL's is one counter for all: a reopen
+     * costs one walk too many), and a walk a fault cut short must run
+     * again. */
     bool changed = !s->have_version || v != s->data_version || s->revalidate_again || c->fresh;
     s->data_version = v;
     s->have_version = true;

@@ -75,7 +75,7 @@ bool store_is_pg_uri(const char *location)
            (!strncmp(location, "postgresql://", 13) || !strncmp(location, "postgres://", 11));
 }
 
-void store_display_name(const char *location, char *out, size_t n)
+void exh_store_display_name(const char *location, char *out, size_t n)
 {
     if (store_is_pg_uri(location))
         store_pg_display_name(location, out, n);

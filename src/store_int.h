@@ -34,11 +34,6 @@ exh_status store_set_hash_if(exh_store *s, int64_t id, int64_t rev, const char *
  * what only a file has (its existence, its mode). */
 bool store_is_pg_uri(const char *location);
 
-/* How front ends should show a store location: an SQLite path as it is; a
- * PostgreSQL URI as postgresql://user@host:port/db, without the password
- * or anything else it carries. */
-void store_display_name(const char *location, char *out, size_t n);
-
 /* Does location carry a password (a PostgreSQL URI's user:password@)?
  * One given on a command line is visible to every local user in ps. */
 bool store_location_has_password(const char *location);

@@ -60,6 +60,11 @@ exh_status exh_store_open(const char *path, const exh_store_opts *opts, exh_stor
                           exh_error *err);
 void exh_store_close(exh_store *s);
 
+/* The store's location as it may be shown (logs, messages): a PostgreSQL
+ * URI without its password (postgresql://user@host:port/db), a SQLite
+ * path as it is. */
+void exh_store_display_name(const char *location, char *out, size_t n);
+
 /* The schema version of the open database. */
 int exh_store_schema_version(exh_store *s);
 
