@@ -94,6 +94,7 @@
 #   CG_MSGS=2000 USERS=1000 STORM=500 STORM_PAR=100 INTERVAL_MS=2
 #   RELOAD_NOCACHE=0 TOPICS=1 CG_TOPICS="1 16" PACE=20000 PACE_MSGS=25000 WARM=1
 #   SKIP=pub,conn,reload,storm (leave parts out; pub also leaves out 2)
+#   CG_KEEP=DIR (keep the callgrind output files there, for callgrind_annotate)
 #   ALT="NAME=PATH.so ..." (more set-ups exhook-NAME: another build of the
 #   plugin with the same options, in parts 1 to 3)
 #   PERF=PREFIX (at the end, one more throughput run per set-up in
@@ -111,7 +112,7 @@ CLIENTS=${CLIENTS:-4} MSGS=${MSGS:-100000} REPS=${REPS:-3} CONNECTS=${CONNECTS:-
 USERS=${USERS:-1000} STORM=${STORM:-500} STORM_PAR=${STORM_PAR:-100} INTERVAL_MS=${INTERVAL_MS:-2}
 RELOAD_NOCACHE=${RELOAD_NOCACHE:-0} PERF=${PERF:-} PERF_SETUPS=${PERF_SETUPS:-exhook acl_file} SKIP=${SKIP:-}
 ALT=${ALT:-} CG_MSGS=${CG_MSGS:-2000} TOPICS=${TOPICS:-1} CG_TOPICS=${CG_TOPICS:-1 16}
-PACE=${PACE:-20000} PACE_MSGS=${PACE_MSGS:-25000} WARM=${WARM:-1}
+PACE=${PACE:-20000} PACE_MSGS=${PACE_MSGS:-25000} WARM=${WARM:-1} CG_KEEP=${CG_KEEP:-}
 if command -v valgrind >/dev/null && command -v callgrind_annotate >/dev/null; then
   CALLGRIND=${CALLGRIND:-1}
 elif [ "${CALLGRIND:-0}" = 1 ]; then
@@ -675,6 +676,7 @@ if [ "$CALLGRIND" = 1 ] && ! skip pub; then
       cgacl[$k]=$(callgrind_annotate --inclusive=yes "$tmp/cg.$k" 2>/dev/null |
         awk -v n="$n" '!done && /:mosquitto_acl_check / {gsub(",", "", $1); printf "%.0f", $1 / n; done = 1}')
       echo "callgrind $setup, $nt topics per publisher: ${cg[$k]} instructions/msg, ${cgacl[$k]:-0} in mosquitto_acl_check" >&2
+      [ -n "$CG_KEEP" ] && cp "$tmp/cg.$k" "$CG_KEEP/"
     done
   done
 fi

@@ -294,6 +294,13 @@ static int on_basic_auth_(int event, void *data, void *user)
     return rc;
 }
 
+static int answer_rc(int a)
+{
+    return a == SVC_ALLOW    ? MOSQ_ERR_SUCCESS
+           : a == SVC_IGNORE ? MOSQ_ERR_PLUGIN_DEFER
+                             : MOSQ_ERR_ACL_DENIED;
+}
+
 static int on_acl_check_(int event, void *data, void *user)
 {
     (void)event;
@@ -308,29 +315,27 @@ static int on_acl_check_(int event, void *data, void *user)
     else
         return MOSQ_ERR_SUCCESS; /* READ (subscription already checked), UNSUBSCRIBE */
     const char *username = mosquitto_client_username(ev->client);
+    conn_key k = {ev->client};
+    /* What the decision cache compares, first: a hit builds nothing else. */
+    exh_request r = {.action = action,
+                     .username = username,
+                     .username_len = slen(username), /* another plugin may have set a new one */
+                     .topic = ev->topic,
+                     .topic_len = slen(ev->topic),
+                     .qos = ev->qos,
+                     .retain = action == EXH_PUBLISH ? ev->retain : -1,
+                     /* ev->qos is then the message's, not the subscription's */
+                     .delivery = ev->access == MOSQ_ACL_READ};
+    int hit = svc_authorize_cached(p->s, KEY(k), &r);
+    if (hit >= 0) return answer_rc(hit);
     const char *cid = mosquitto_client_id(ev->client);
-    exh_request r;
-    exh_request_init(&r, action);
     r.queue_is_topic = true; /* Mosquitto has $share/ only: `$queue/x` is a topic */
-    if (username) {
-        r.username = username;
-        r.username_len = strlen(username); /* another plugin may have set a new one */
-    }
     r.clientid = cid ? cid : "";
     r.clientid_len = slen(cid);
     /* The address comes from the connection's record (parsed once, at
      * login); a connection without one (gone: a will, a queued message)
      * has its text parsed. */
-    conn_key k = {ev->client};
-    r.topic = ev->topic;
-    r.topic_len = slen(ev->topic);
-    r.qos = ev->qos;
-    r.retain = action == EXH_PUBLISH ? ev->retain : -1;
-    r.delivery = ev->access == MOSQ_ACL_READ; /* ev->qos is the message's, not the subscription's */
-    svc_answer a = svc_authorize_key(p->conn, KEY(k), &r, mosquitto_client_address(ev->client));
-    return a == SVC_ALLOW    ? MOSQ_ERR_SUCCESS
-           : a == SVC_IGNORE ? MOSQ_ERR_PLUGIN_DEFER
-                             : MOSQ_ERR_ACL_DENIED;
+    return answer_rc(svc_authorize_key(p->conn, KEY(k), &r, mosquitto_client_address(ev->client)));
 }
 
 /* ---- live store changes ---- */

@@ -185,6 +185,12 @@ svc_answer svc_authorize_key(svc_conn *c, const char *key, size_t klen, exh_requ
     return from_store(c, key, klen, r);
 }
 
+int svc_authorize_cached(svc *s, const char *key, size_t klen, const exh_request *r)
+{
+    return svc_clients_cached(s->clients, key, klen, r->username, r->username_len,
+                              svc_live_policy_gen(s->policy), r);
+}
+
 svc_answer svc_authorize(svc_conn *c, exh_request *r)
 {
     return svc_authorize_key(c, NULL, 0, r, NULL);

@@ -42,7 +42,7 @@ enum { BUCKETS = 65536 };
 
 struct svc_clients {
     pthread_rwlock_t lock;
-    bool per_connection, decision_cache;
+    bool per_connection, one_thread, decision_cache;
     client *refused_head, *refused_tail; /* oldest first */
     size_t refused_count;
     bool refused_full_said;
@@ -50,7 +50,7 @@ struct svc_clients {
     client *buckets[BUCKETS];
 };
 
-svc_clients *svc_clients_new(bool per_connection, bool decision_cache)
+svc_clients *svc_clients_new(bool per_connection, bool one_thread, bool decision_cache)
 {
     svc_clients *t = calloc(1, sizeof(*t));
     if (!t) return NULL;
@@ -59,13 +59,36 @@ svc_clients *svc_clients_new(bool per_connection, bool decision_cache)
         return NULL;
     }
     t->per_connection = per_connection;
-    t->decision_cache = decision_cache;
+    t->one_thread = one_thread;
+    t->decision_cache = one_thread && decision_cache; /* written under the read lock */
     t->next_gen = 1;
     return t;
 }
 
+/* The lock, unless one thread is all there is (the Mosquitto plugin: an
+ * uncontended lock still costs two atomic operations a check). */
+static void rdlock(svc_clients *t)
+{
+    if (!t->one_thread) pthread_rwlock_rdlock(&t->lock);
+}
+
+static void wrlock(svc_clients *t)
+{
+    if (!t->one_thread) pthread_rwlock_wrlock(&t->lock);
+}
+
+static void unlock(svc_clients *t)
+{
+    if (!t->one_thread) pthread_rwlock_unlock(&t->lock);
+}
+
 static size_t key_hash(const char *s, size_t n)
 {
+    if (n == sizeof(uint64_t)) { /* a connection's pointer: one multiply */
+        uint64_t k;
+        memcpy(&k, s, sizeof(k));
+        return (size_t)((k * 0x9e3779b97f4a7c15ULL) >> 48) & (BUCKETS - 1);
+    }
     uint64_t h = 0xcbf29ce484222325ULL;
     for (size_t i = 0; i < n; i++)
         h = (h ^ (unsigned char)s[i]) * 0x100000001b3ULL;
@@ -106,7 +129,14 @@ void svc_clients_free(svc_clients *t)
 
 static bool same_key(const client *c, const char *key, size_t klen)
 {
-    return c->klen == klen && memcmp(c->key, key, klen) == 0;
+    if (c->klen != klen) return false;
+    if (klen == sizeof(uint64_t)) { /* a connection's pointer: one compare, no call */
+        uint64_t a, b;
+        memcpy(&a, c->key, sizeof(a));
+        memcpy(&b, key, sizeof(b));
+        return a == b;
+    }
+    return memcmp(c->key, key, klen) == 0;
 }
 
 static bool same_user(const client *c, const char *user, size_t ulen)
@@ -262,7 +292,7 @@ uint64_t svc_clients_begin(svc_clients *t, const char *key, size_t klen, const c
     client *c =
         make(t, key, klen, cid, cidlen, peer, user, ulen, SVC_CLIENT_REFUSED, false, NULL, 0);
     client *old = NULL, *evicted = NULL;
-    pthread_rwlock_wrlock(&t->lock);
+    wrlock(t);
     uint64_t gen = t->next_gen++;
     client **pp = slot(t, key, klen, user, ulen);
     if (*pp && (*pp)->state == SVC_CLIENT_KNOWN) {
@@ -278,7 +308,7 @@ uint64_t svc_clients_begin(svc_clients *t, const char *key, size_t klen, const c
         old = *pp;
         unlink_client(t, pp);
     }
-    pthread_rwlock_unlock(&t->lock);
+    unlock(t);
     say_full(t, evicted != NULL);
     client_free(old);
     client_free(evicted);
@@ -304,7 +334,7 @@ void svc_clients_end(svc_clients *t, const char *key, size_t klen, uint64_t gen,
     g->groups = NULL; /* the record's now, or freed */
     g->ngroups = 0;
     if (c) c->digest = g->digest;
-    pthread_rwlock_wrlock(&t->lock);
+    wrlock(t);
     client **pp = slot(t, key, klen, user, ulen);
     client *cur = *pp;
     if (!cur || cur->gen != gen) {
@@ -328,7 +358,7 @@ void svc_clients_end(svc_clients *t, const char *key, size_t klen, uint64_t gen,
         old = cur;
         unlink_client(t, pp);
     }
-    pthread_rwlock_unlock(&t->lock);
+    unlock(t);
     say_full(t, evicted != NULL);
     client_free(old);
     client_free(evicted);
@@ -344,13 +374,13 @@ void svc_clients_remember(svc_clients *t, const char *key, size_t klen, const ch
     client *c = make(t, key, klen, key, klen, NULL, user, ulen, SVC_CLIENT_KNOWN, superuser, groups,
                      ngroups);
     if (!c) return;
-    pthread_rwlock_wrlock(&t->lock);
+    wrlock(t);
     if (!seen(t, key, klen)) { /* one lookup record a key: memory stays bounded */
         c->gen = 0;
         install(t, c);
         c = NULL;
     }
-    pthread_rwlock_unlock(&t->lock);
+    unlock(t);
     client_free(c);
 }
 
@@ -358,7 +388,7 @@ void svc_clients_disconnected(svc_clients *t, const char *key, size_t klen, cons
                               size_t ulen)
 {
     client *gone = NULL;
-    pthread_rwlock_wrlock(&t->lock);
+    wrlock(t);
     if (t->per_connection) {
         for (client **pp = &t->buckets[key_hash(key, klen)]; *pp;) {
             if (!same_key(*pp, key, klen)) {
@@ -378,7 +408,7 @@ void svc_clients_disconnected(svc_clients *t, const char *key, size_t klen, cons
             gone->next = NULL;
         }
     }
-    pthread_rwlock_unlock(&t->lock);
+    unlock(t);
     while (gone) {
         client *n = gone->next;
         client_free(gone);
@@ -390,7 +420,7 @@ int svc_clients_with(svc_clients *t, const char *key, size_t klen, const char *u
                      int (*fn)(const svc_client_view *v, void *arg), void *arg)
 {
     svc_client_view v = {.state = SVC_CLIENT_NONE};
-    pthread_rwlock_rdlock(&t->lock);
+    rdlock(t);
     bool other = false;
     client *found = NULL;
     for (client *c = t->buckets[key_hash(key, klen)]; c; c = c->next) {
@@ -419,26 +449,50 @@ int svc_clients_with(svc_clients *t, const char *key, size_t klen, const char *u
         v.state = SVC_CLIENT_OTHER_USER;
     }
     int a = fn(&v, arg);
-    pthread_rwlock_unlock(&t->lock);
+    unlock(t);
     return a;
+}
+
+int svc_clients_cached(svc_clients *t, const char *key, size_t klen, const char *user, size_t ulen,
+                       uint32_t gen, const exh_request *r)
+{
+    if (!t->decision_cache || !r->topic || r->topic_len > SVC_DC_TOPIC) return -1;
+    int qos = r->delivery ? -1 : r->qos, answer = -1;
+    rdlock(t);
+    for (client *c = t->buckets[key_hash(key, klen)]; c; c = c->next) {
+        if (!same_key(c, key, klen) || !same_user(c, user, ulen)) continue;
+        if (c->dc && (c->state == SVC_CLIENT_KNOWN || c->state == SVC_CLIENT_NOOPINION))
+            for (int i = 0; i < SVC_DC_WAYS; i++) {
+                const svc_decision *d = &c->dc[i];
+                if (d->gen == gen && d->len == r->topic_len && d->action == r->action &&
+                    d->delivery == r->delivery && d->qos == qos && d->retain == r->retain &&
+                    memcmp(d->topic, r->topic, r->topic_len) == 0) {
+                    answer = d->answer;
+                    break;
+                }
+            }
+        break;
+    }
+    unlock(t);
+    return answer;
 }
 
 bool svc_clients_seen(svc_clients *t, const char *key, size_t klen)
 {
-    pthread_rwlock_rdlock(&t->lock);
+    rdlock(t);
     bool s = seen(t, key, klen);
-    pthread_rwlock_unlock(&t->lock);
+    unlock(t);
     return s;
 }
 
 bool svc_clients_digest(svc_clients *t, const char *key, size_t klen, const char *user, size_t ulen,
                         exh_auth_digest *out)
 {
-    pthread_rwlock_rdlock(&t->lock);
+    rdlock(t);
     client *c = *slot(t, key, klen, user, ulen);
     bool ok = c && c->state == SVC_CLIENT_KNOWN && c->digest.set;
     if (ok) *out = c->digest;
-    pthread_rwlock_unlock(&t->lock);
+    unlock(t);
     return ok;
 }
 
@@ -446,7 +500,7 @@ void svc_clients_each_known(svc_clients *t,
                             svc_visit (*fn)(const svc_client_info *c, svc_refresh *out, void *arg),
                             void *arg)
 {
-    pthread_rwlock_wrlock(&t->lock);
+    wrlock(t);
     for (size_t b = 0; b < BUCKETS; b++)
         for (client *c = t->buckets[b]; c; c = c->next) {
             if (c->state != SVC_CLIENT_KNOWN || !c->username || c->gen == 0) continue;
@@ -491,15 +545,15 @@ void svc_clients_each_known(svc_clients *t,
                 c->revoked = true;
             }
         }
-    pthread_rwlock_unlock(&t->lock);
+    unlock(t);
 }
 
 void svc_clients_each_online(svc_clients *t,
                              void (*fn)(const char *cid, const char *user, void *arg), void *arg)
 {
-    pthread_rwlock_rdlock(&t->lock);
+    rdlock(t);
     for (size_t b = 0; b < BUCKETS; b++)
         for (client *c = t->buckets[b]; c; c = c->next)
             if (c->state == SVC_CLIENT_KNOWN && c->gen != 0) fn(c->cid, c->username, arg);
-    pthread_rwlock_unlock(&t->lock);
+    unlock(t);
 }

@@ -75,14 +75,16 @@ typedef struct svc_decision {
 
 _Static_assert(sizeof(svc_decision) == 64, "a decision is one cache line");
 
-/* per_connection: keys are connections, not client ids: a disconnect
+/* one_thread: only one thread ever uses the table (the Mosquitto plugin):
+ * no locking.
+ * per_connection: keys are connections, not client ids: a disconnect
  * forgets every record of its key (a connection never comes back, and its
  * identity may be reused by the next one), and a store lookup is never
  * remembered (a connection the broker checks after it has gone -- a will,
  * a queued message -- would never be forgotten).  decision_cache: keep
- * each record's last decisions; the caller must then be the only thread
- * that looks records up (the cache is written under the read lock). */
-svc_clients *svc_clients_new(bool per_connection, bool decision_cache);
+ * each record's last decisions; only with one_thread (the cache is
+ * written under the read lock). */
+svc_clients *svc_clients_new(bool per_connection, bool one_thread, bool decision_cache);
 void svc_clients_free(svc_clients *t);
 
 /* A login starts on key for user (NULL: anonymous); cid is the client id
@@ -144,6 +146,14 @@ typedef struct svc_client_view {
  * answer with the lock released.  fn must not call back into the table. */
 int svc_clients_with(svc_clients *t, const char *key, size_t klen, const char *user, size_t ulen,
                      int (*fn)(const svc_client_view *v, void *arg), void *arg);
+
+/* The answer the record of (key, user) keeps for a check like r (its
+ * action, topic, QoS, retain flag and delivery flag) under the policy of
+ * generation gen, or -1 (none kept, or no decision cache).  Reads only
+ * those fields of r: the caller need not build the rest (the plugin's hot
+ * path). */
+int svc_clients_cached(svc_clients *t, const char *key, size_t klen, const char *user, size_t ulen,
+                       uint32_t gen, const exh_request *r);
 
 /* Has any login been seen on key? */
 bool svc_clients_seen(svc_clients *t, const char *key, size_t klen);

@@ -25,11 +25,13 @@
 struct svc_policy {
     exh_policy *p;
     uint32_t gen;
+    bool one_thread; /* not counted: nobody holds it across a reload */
     atomic_int refs;
 };
 
 struct svc_live_policy {
     pthread_mutex_t lock;
+    bool one_thread;
     svc_policy *current;
     uint32_t gen;
     atomic_uint current_gen; /* current->gen, readable without the lock */
@@ -43,6 +45,7 @@ struct svc_live_policy {
 
 svc_policy *svc_policy_get(svc_live_policy *lp)
 {
+    if (lp->one_thread) return lp->current; /* a reload only happens between calls */
     pthread_mutex_lock(&lp->lock);
     svc_policy *h = lp->current;
     atomic_fetch_add(&h->refs, 1);
@@ -67,9 +70,20 @@ uint32_t svc_live_policy_gen(svc_live_policy *lp)
 
 void svc_policy_put(svc_policy *h)
 {
-    if (h && atomic_fetch_sub(&h->refs, 1) == 1) {
+    if (h && !h->one_thread && atomic_fetch_sub(&h->refs, 1) == 1) {
         exh_policy_free(h->p);
         free(h);
+    }
+}
+
+/* The live policy's own reference. */
+static void release(svc_policy *h)
+{
+    if (h && h->one_thread) {
+        exh_policy_free(h->p);
+        free(h);
+    } else {
+        svc_policy_put(h);
     }
 }
 
@@ -85,6 +99,7 @@ static exh_status load(svc_live_policy *lp, exh_error *err)
         return EXH_ENOMEM;
     }
     h->p = p;
+    h->one_thread = lp->one_thread;
     atomic_init(&h->refs, 1);
     pthread_mutex_lock(&lp->lock);
     if (++lp->gen == 0) lp->gen = 1;
@@ -93,18 +108,20 @@ static exh_status load(svc_live_policy *lp, exh_error *err)
     lp->current = h;
     atomic_store_explicit(&lp->current_gen, h->gen, memory_order_release);
     pthread_mutex_unlock(&lp->lock);
-    svc_policy_put(old);
+    release(old);
     malloc_trim(0); /* compiling leaves many small freed blocks: give them back */
     return EXH_OK;
 }
 
-exh_status svc_live_policy_new(const char *path, svc_live_policy **out, exh_error *err)
+exh_status svc_live_policy_new(const char *path, bool one_thread, svc_live_policy **out,
+                               exh_error *err)
 {
     *out = NULL;
     svc_live_policy *lp = calloc(1, sizeof(*lp));
     if (!lp) return EXH_ENOMEM;
     pthread_mutex_init(&lp->lock, NULL);
     lp->stop_pipe[0] = lp->stop_pipe[1] = lp->sig_fd = -1;
+    lp->one_thread = one_thread;
     snprintf(lp->path, sizeof(lp->path), "%s", path);
     exh_status st = load(lp, err);
     if (st != EXH_OK) {
@@ -241,7 +258,7 @@ void svc_live_policy_free(svc_live_policy *lp)
     if (lp->stop_pipe[0] >= 0) close(lp->stop_pipe[0]);
     if (lp->stop_pipe[1] >= 0) close(lp->stop_pipe[1]);
     if (lp->sig_fd >= 0) close(lp->sig_fd);
-    svc_policy_put(lp->current);
+    release(lp->current);
     pthread_mutex_destroy(&lp->lock);
     free(lp);
 }

@@ -17,9 +17,11 @@ typedef struct svc_live_policy svc_live_policy;
 typedef struct svc_policy svc_policy;
 
 /* Compile PATH (a file or a directory of *.policy) and make it current,
- * without its rule texts (a server never shows them).  EXH_OK, or the
- * compile error in *err (and *out NULL). */
-exh_status svc_live_policy_new(const char *path, svc_live_policy **out, exh_error *err);
+ * without its rule texts (a server never shows them).  one_thread: one
+ * thread gets, puts and reloads (the Mosquitto plugin): no lock, no
+ * reference counts.  EXH_OK, or the compile error in *err (and *out NULL). */
+exh_status svc_live_policy_new(const char *path, bool one_thread, svc_live_policy **out,
+                               exh_error *err);
 /* Stops the watcher, drops the current policy (requests holding it keep
  * it until they let go). */
 void svc_live_policy_free(svc_live_policy *lp);

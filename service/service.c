@@ -21,7 +21,10 @@ svc *svc_new(const svc_config *cfg)
     s->per_connection = cfg->kind == SVC_FOR_PLUGIN;
     pthread_mutex_init(&s->incident_lock, NULL);
     exh_error err;
-    exh_status st = svc_live_policy_new(cfg->policy, &s->policy, &err);
+    /* The plugin's service runs on the broker's one thread and starts none:
+     * its tables take no locks. */
+    bool one_thread = cfg->kind == SVC_FOR_PLUGIN;
+    exh_status st = svc_live_policy_new(cfg->policy, one_thread, &s->policy, &err);
     if (st != EXH_OK) {
         if (st == EXH_ENOMEM)
             svc_log(LOG_ERROR, "cannot load the policy: out of memory");
@@ -34,8 +37,8 @@ svc *svc_new(const svc_config *cfg)
      * only a front end with one thread may have it (config.c refuses it
      * elsewhere). */
     if (!(s->cache = exh_auth_cache_new(cfg->cache_ttl, cfg->cache_max)) ||
-        !(s->clients = svc_clients_new(s->per_connection,
-                                       cfg->kind == SVC_FOR_PLUGIN && cfg->decision_cache)) ||
+        !(s->clients =
+              svc_clients_new(s->per_connection, one_thread, one_thread && cfg->decision_cache)) ||
         !(s->history = svc_history_new())) {
         svc_log(LOG_ERROR, "out of memory");
         svc_free(s);

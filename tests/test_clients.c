@@ -50,7 +50,7 @@ static void login(svc_clients *t, const char *key, const char *user, svc_client_
 static void test_by_client_id(void **state)
 {
     (void)state;
-    svc_clients *t = svc_clients_new(false, false);
+    svc_clients *t = svc_clients_new(false, false, false);
     assert_int_equal(lookup(t, "c1", "alice"), SVC_CLIENT_NONE);
     login(t, "c1", "alice", SVC_CLIENT_KNOWN);
     assert_int_equal(lookup(t, "c1", "alice"), SVC_CLIENT_KNOWN);
@@ -74,7 +74,7 @@ static void test_by_client_id(void **state)
 static void test_by_connection(void **state)
 {
     (void)state;
-    svc_clients *t = svc_clients_new(true, true);
+    svc_clients *t = svc_clients_new(true, true, true);
     login(t, "conn", "alice", SVC_CLIENT_KNOWN);
     exh_auth_digest d;
     assert_true(svc_clients_digest(t, "conn", 4, "alice", 5, &d));
@@ -102,7 +102,7 @@ static svc_visit revoke_bob(const svc_client_info *c, svc_refresh *out, void *ar
 static void test_revoke_and_lock(void **state)
 {
     (void)state;
-    svc_clients *t = svc_clients_new(true, false);
+    svc_clients *t = svc_clients_new(true, false, false);
     login(t, "k1", "alice", SVC_CLIENT_KNOWN);
     login(t, "k2", "bob", SVC_CLIENT_KNOWN);
     int visited = 0;
@@ -129,7 +129,7 @@ static int peer_family_and_byte(const svc_client_view *v, void *arg)
 static void test_takeover_address(void **state)
 {
     (void)state;
-    svc_clients *t = svc_clients_new(false, false);
+    svc_clients *t = svc_clients_new(false, false, false);
     exh_addr a, b;
     assert_true(exh_addr_parse("10.0.0.1", 8, &a));
     assert_true(exh_addr_parse("10.0.0.2", 8, &b));
