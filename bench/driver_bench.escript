@@ -11,7 +11,9 @@
 %% exhook-driver in the same run, and the ratio driver/echo (DESIGN §6:
 %% >= 0.8 at 64 deep).  With --auth-load N it also measures one-deep ACL
 %% latency while N password checks are kept in flight (DESIGN §6: p99 <= 1 ms
-%% with 200).
+%% with 200; the driver then runs with a call_timeout long enough to admit
+%% them all), and again with the default call_timeout, where most of them
+%% are refused at admission and resent at once (a login flood).
 %%
 %% usage: bench/driver_bench.escript [--seconds S] [--rounds R] [--depth 1,64]
 %%            [--echo ECHO-PORT] [--driver EXHOOK-DRIVER] [--exhookctl EXHOOKCTL]
@@ -67,7 +69,17 @@ main(Argv) ->
                 lists:member(driver, Targets)],
         case {maps:get(auth_load, Opts), lists:member(driver, Targets)} of
             {N, true} when N > 0 ->
-                auth_load(proplists:get_value(driver, Cmds), N, maps:get(seconds, Opts));
+                Cmd = proplists:get_value(driver, Cmds),
+                %% DESIGN's case: N logins really in flight, each hashed.  With
+                %% the default call_timeout (5 s) the driver refuses at once what
+                %% its workers cannot check in time, and this closed loop then
+                %% resends as fast as refusals come back: a flood of logins, not
+                %% N in flight.  Both are printed.
+                auth_load(Cmd ++ " --call-timeout 600s", N, maps:get(seconds, Opts),
+                          "in flight (call_timeout 600 s: every login admitted and hashed)"),
+                auth_load(Cmd, N, maps:get(seconds, Opts),
+                          "sent at once, each refusal resent at once (call_timeout 5 s: "
+                          "most refused at admission, a flood of logins)");
             _ -> ok
         end
     after
@@ -228,7 +240,7 @@ print_row(Name, Depth, {Rate, P50, P99, Answers}) ->
 
 %% ---- ACL latency while password checks are in flight -----------------------
 
-auth_load(Cmd, N, Seconds) ->
+auth_load(Cmd, N, Seconds, What) ->
     {Port, State} = open(Cmd),
     %% a wrong password is never cached: every one of these is a real hash
     Auth = fun(Id) ->
@@ -249,9 +261,9 @@ auth_load(Cmd, N, Seconds) ->
     drain(Port, N),
     port_close(Port),
     Sorted = lists:sort(Lat),
-    io:format("ACL latency, 1 deep, with ~b password checks in flight: p50 ~b us, p99 ~b us "
-              "(~b ACL calls, ~b password checks answered; DESIGN §6 target p99 <= 1000 us: ~ts)~n",
-              [N, pct(Sorted, 0.5), pct(Sorted, 0.99), length(Lat), Auths,
+    io:format("ACL latency, 1 deep, with ~b password checks ~ts: p50 ~b us, p99 ~b us "
+              "(~b ACL calls, ~b logins answered; DESIGN §6 target p99 <= 1000 us: ~ts)~n",
+              [N, What, pct(Sorted, 0.5), pct(Sorted, 0.99), length(Lat), Auths,
                verdict(pct(Sorted, 0.99) =< 1000)]).
 
 auth_spin(Port, Auth, Pre, Post, End, AclId, NextAuth, Lat, Auths) ->

@@ -72,12 +72,12 @@ static int from_record(const svc_client_view *v, void *arg)
     exh_request *r = k->r;
     switch (v->state) {
     case SVC_CLIENT_KNOWN:
-    case SVC_CLIENT_NOOPINION: { /* NOOPINION: the policy alone, no groups, not a superuser */
-        svc_decision *slot = NULL;
+    case SVC_CLIENT_NOOPINION: {      /* NOOPINION: the policy alone, no groups, not a superuser */
+        svc_decision *slot = v->slot; /* a miss of svc_authorize_cached's: no second search */
         uint32_t gen = 0;
         if (v->dc) {
             gen = svc_live_policy_gen(k->c->s->policy);
-            int hit = dc_find(v, r, gen, &slot);
+            int hit = slot ? -1 : dc_find(v, r, gen, &slot);
             if (hit >= 0) return hit; /* a compare, no policy reference taken */
         }
         if (!r->peerhost.family && v->peer) r->peerhost = *v->peer;

@@ -43,6 +43,11 @@ enum { BUCKETS = 65536 };
 struct svc_clients {
     pthread_rwlock_t lock;
     bool per_connection, one_thread, decision_cache;
+    /* One thread only: the record svc_clients_cached just missed in, and
+     * the way it reserved there, for the svc_clients_with that follows
+     * (no second search).  Any change to the table forgets it. */
+    client *hint;
+    svc_decision *hint_slot;
     client *refused_head, *refused_tail; /* oldest first */
     size_t refused_count;
     bool refused_full_said;
@@ -75,6 +80,8 @@ static void rdlock(svc_clients *t)
 static void wrlock(svc_clients *t)
 {
     if (!t->one_thread) pthread_rwlock_wrlock(&t->lock);
+    t->hint = NULL;
+    t->hint_slot = NULL;
 }
 
 static void unlock(svc_clients *t)
@@ -423,7 +430,15 @@ int svc_clients_with(svc_clients *t, const char *key, size_t klen, const char *u
     rdlock(t);
     bool other = false;
     client *found = NULL;
-    for (client *c = t->buckets[key_hash(key, klen)]; c; c = c->next) {
+    if (t->hint) { /* set on one-thread tables only: never read concurrently with a write */
+        if (same_key(t->hint, key, klen) && same_user(t->hint, user, ulen)) {
+            found = t->hint; /* svc_clients_cached's miss, just before */
+            v.slot = t->hint_slot;
+        }
+        t->hint = NULL;
+        t->hint_slot = NULL;
+    }
+    for (client *c = found ? NULL : t->buckets[key_hash(key, klen)]; c; c = c->next) {
         if (!same_key(c, key, klen)) continue;
         if (!same_user(c, user, ulen)) {
             other = other || c->gen != 0; /* a login, not a store lookup */
@@ -457,24 +472,41 @@ int svc_clients_cached(svc_clients *t, const char *key, size_t klen, const char 
                        uint32_t gen, const exh_request *r)
 {
     if (!t->decision_cache || !r->topic || r->topic_len > SVC_DC_TOPIC) return -1;
-    int qos = r->delivery ? -1 : r->qos, answer = -1;
+    int qos = r->delivery ? -1 : r->qos;
     rdlock(t);
-    for (client *c = t->buckets[key_hash(key, klen)]; c; c = c->next) {
-        if (!same_key(c, key, klen) || !same_user(c, user, ulen)) continue;
-        if (c->dc && (c->state == SVC_CLIENT_KNOWN || c->state == SVC_CLIENT_NOOPINION))
-            for (int i = 0; i < SVC_DC_WAYS; i++) {
-                const svc_decision *d = &c->dc[i];
-                if (d->gen == gen && d->len == r->topic_len && d->action == r->action &&
-                    d->delivery == r->delivery && d->qos == qos && d->retain == r->retain &&
-                    memcmp(d->topic, r->topic, r->topic_len) == 0) {
-                    answer = d->answer;
-                    break;
-                }
-            }
-        break;
+    client *c = t->buckets[key_hash(key, klen)];
+    while (c && (!same_key(c, key, klen) || !same_user(c, user, ulen)))
+        c = c->next;
+    if (!c || !c->dc || (c->state != SVC_CLIENT_KNOWN && c->state != SVC_CLIENT_NOOPINION)) {
+        unlock(t);
+        return -1;
     }
+    for (int i = 0; i < SVC_DC_WAYS; i++) {
+        const svc_decision *d = &c->dc[i];
+        if (d->gen == gen && d->len == r->topic_len && d->action == r->action &&
+            d->delivery == r->delivery && d->qos == qos && d->retain == r->retain &&
+            memcmp(d->topic, r->topic, r->topic_len) == 0) {
+            int answer = d->answer;
+            unlock(t);
+            return answer;
+        }
+    }
+    /* A miss: the way the answer will go is taken now, and the record
+     * remembered for the evaluation that follows (the decision cache is
+     * one thread's: nothing runs in between). */
+    svc_decision *d = &c->dc[c->dc_next];
+    c->dc_next = (uint8_t)((c->dc_next + 1) % SVC_DC_WAYS);
+    d->gen = 0; /* empty until it is filled */
+    d->action = (uint8_t)r->action;
+    d->delivery = r->delivery;
+    d->qos = (int8_t)qos;
+    d->retain = (int8_t)r->retain;
+    d->len = (uint8_t)r->topic_len;
+    memcpy(d->topic, r->topic, r->topic_len);
+    t->hint = c;
+    t->hint_slot = d;
     unlock(t);
-    return answer;
+    return -1;
 }
 
 bool svc_clients_seen(svc_clients *t, const char *key, size_t klen)

@@ -139,6 +139,7 @@ typedef struct svc_client_view {
     bool revoked;         /* REFUSED because svc_clients_each_known revoked a verified login */
     svc_decision *dc;     /* SVC_DC_WAYS entries, or NULL (no decision cache) */
     uint8_t *dc_next;     /* the way the next miss replaces */
+    svc_decision *slot;   /* the way svc_clients_cached's miss just took for this check */
 } svc_client_view;
 
 /* Calls fn with the record of (key, user) -- or SVC_CLIENT_NONE or

@@ -109,7 +109,10 @@ static exh_status load(svc_live_policy *lp, exh_error *err)
     atomic_store_explicit(&lp->current_gen, h->gen, memory_order_release);
     pthread_mutex_unlock(&lp->lock);
     release(old);
-    malloc_trim(0); /* compiling leaves many small freed blocks: give them back */
+    /* Compiling leaves many small freed blocks: give them back -- but not
+     * from a broker's heap (the plugin), where trimming walks every arena
+     * of the broker's and stalls its one thread. */
+    if (!lp->one_thread) malloc_trim(0);
     return EXH_OK;
 }
 
@@ -145,7 +148,7 @@ int svc_live_policy_reload(svc_live_policy *lp, const char *why)
         char what[128];
         snprintf(what, sizeof(what), "policy reload failed (%s), keeping the old one", why);
         svc_log_error(LOG_ERROR, what, &err);
-        malloc_trim(0); /* the failed compile's freed blocks go back too */
+        if (!lp->one_thread) malloc_trim(0); /* the failed compile's blocks go back too */
         return -1;
     }
     svc_policy *h = svc_policy_get(lp);
