@@ -90,9 +90,10 @@ static size_t slen(const char *s)
 
 /* The service's log lines, in the broker's log -- but never written while
  * the service is inside a call: with `log_dest topic` Mosquitto publishes
- * each line at once, which runs an ACL check of every subscriber to
- * $SYS/broker/log/#, back into this plugin, while the service may hold a
- * lock of its own (the client table's, the incidents').  Lines are queued
+ * each line at once (2.0.11 src/logging.c:329, db__messages_easy_queue),
+ * which runs an ACL check of every subscriber to $SYS/broker/log/#
+ * (src/subs.c:72, MOSQ_ACL_READ), back into this plugin, while the service
+ * may hold a lock of its own (the client table's, the incidents').  Lines are queued
  * and written at the end of each callback, outside the service. */
 enum { LOG_QUEUE = 64, LOG_LINE = 1024 };
 static struct {

@@ -129,6 +129,7 @@ long svc_revalidate(svc_conn *c, void (*kick)(const char *cid, void *arg), void 
         free(p.kick[i]);
     }
     free(p.kick);
-    svc_log(LOG_DEBUG, "store changed: %ld clients checked, %zu kicked", p.checked, p.nkick);
+    if (p.checked) /* the first walk, at start, has nobody to check: nothing to say */
+        svc_log(LOG_DEBUG, "store changed: %ld clients checked, %zu kicked", p.checked, p.nkick);
     return p.fault ? -1 : p.checked ? p.checked : 1;
 }
