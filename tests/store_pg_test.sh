@@ -152,6 +152,124 @@ has "a wrong password fails with the server's reason" 2 "password authentication
 run - env PGPASSFILE=/dev/null $ctl --db "$DB" list-users
 has "no password at all fails" 2 "cannot connect"
 
+# ---- migrate: an SQLite store made with exhookctl, into PostgreSQL ----
+SQ=$tmp/src.db
+S="$ctl --db $SQ --policy tests/data/users-groups.policy"
+run - $S init
+run "$(line "$PW")" $S add-user alice --password-stdin --group ops --group dev --clientid-pattern 'dev-[0-9]+'
+run "$(line "root-$PW")" $S add-user root --password-stdin --superuser --group ops
+run "$(line "gone-$PW")" $S add-user gone --password-stdin
+run - $S set-user gone --disabled true
+if [ -x /usr/bin/mosquitto_passwd ]; then
+  printf 'mq:mq-pass\n' >"$tmp/mig.pw"
+  /usr/bin/mosquitto_passwd -U "$tmp/mig.pw"
+  run - $S import mosquitto-passwd "$tmp/mig.pw"
+fi
+# zed sorts last: the forced failure below stops the copy on it
+run "$(line "zed-$PW")" $S add-user zed --password-stdin --group dev
+is "source store made" 0 "added user 'zed'"
+# Stand in for the driver, which records sessions through the library.
+python3 - "$SQ" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+db.execute("INSERT INTO sessions(clientid, username, peerhost, node, connected_at) VALUES ('dev-1', 'alice', '10.0.0.5', 'emqx@n1', 1700000000)")
+db.execute("INSERT INTO history(at, event, clientid, username, peerhost, node, reason) VALUES (1699990000, 'connect', 'old', NULL, '10.0.0.9', 'emqx@n1', NULL)")
+db.execute("INSERT INTO history(at, event, clientid, username, peerhost, node, reason) VALUES (1699990100, 'disconnect', 'old', NULL, '10.0.0.9', 'emqx@n1', 'normal')")
+db.execute("INSERT INTO history(at, event, clientid, username, peerhost, node, reason) VALUES (1700000000, 'connect', 'dev-1', 'alice', '10.0.0.5', 'emqx@n1', NULL)")
+db.commit()
+PY
+MDB=$(pg_createdb exhook_mig)
+M="$ctl --db $MDB --policy tests/data/users-groups.policy"
+run - $S migrate --to "$MDB"
+has "migrate before init says how" 2 "init"
+run - $ctl --db "$MDB" migrate --to "$MDB"
+has "migrate from a URI refused" 2 "--db must be an SQLite store"
+run - $S migrate --to "$tmp/other.db"
+has "migrate to a file refused" 2 "--to must be a PostgreSQL URI"
+run - $M init
+# a forced error part-way (on the last user): the target stays empty
+pg_psql exhook_mig -c "ALTER TABLE users ADD CONSTRAINT no_zed CHECK (name <> 'zed')"
+run - $S migrate --to "$MDB"
+has "a failure part-way names the user" 2 "copying user 'zed'"
+has "a failure part-way says nothing was written" 2 "nothing was written"
+[ "$(pg_psql exhook_mig -c "SELECT (SELECT count(*) FROM users) + (SELECT count(*) FROM memberships) + (SELECT count(*) FROM history) + (SELECT count(*) FROM sessions)")" = 0 ] &&
+  ok || bad "a failed migrate left rows behind"
+pg_psql exhook_mig -c "ALTER TABLE users DROP CONSTRAINT no_zed"
+nusers=5; nmem=4
+[ -x /usr/bin/mosquitto_passwd ] || nusers=4
+run - $S migrate --to "$MDB"
+is "migrate" 0 "migrated $nusers users, $nmem group memberships, 3 session events (1 clients online) to $MDB"
+for cmd in "list-users --json" "list-groups --json" "sessions --json" "sessions --history --json"; do
+  run - $S $cmd
+  a=$out
+  run - $M $cmd
+  [ "$st" = 0 ] && [ -n "$out" ] && [ "$out" = "$a" ] && ok || bad "after migrate, $cmd differs:"$'\n'"$a"$'\n'"$out"
+done
+for u in alice root gone mq zed; do
+  run - $S show-user "$u" --json --show-hash
+  a=$out
+  run - $M show-user "$u" --json --show-hash
+  if [ "$u" = mq ] && [ ! -x /usr/bin/mosquitto_passwd ]; then continue; fi
+  [ "$st" = 0 ] && [ "$out" = "$a" ] && ok || bad "after migrate, show-user $u differs:"$'\n'"$a"$'\n'"$out"
+done
+[ "$(pg_psql exhook_mig -c "SELECT string_agg(name || ':' || rev, ',' ORDER BY name) FROM users WHERE name IN ('alice', 'gone')")" = \
+  "$(python3 -c 'import sqlite3,sys; print(",".join("%s:%d" % r for r in sqlite3.connect(sys.argv[1]).execute("SELECT name, rev FROM users WHERE name IN (\"alice\", \"gone\") ORDER BY name")))' "$SQ")" ] &&
+  ok || bad "revisions not kept"
+run "$(line "$PW")" $M check --action connect --username alice --clientid dev-1 --password-stdin
+is "migrated user logs in" 0 "allow
+credentials"
+run "$(line "$PW")" $M check --action connect --username alice --clientid other --password-stdin
+has "migrated clientid pattern holds" 1 "deny"
+run "$(line "root-$PW")" $M check --action publish --username root --topic any/thing
+is "migrated superuser" 0 "allow
+superuser"
+run "$(line "gone-$PW")" $M check --action connect --username gone --password-stdin
+has "migrated disabled user refused" 1 "deny"
+if [ -x /usr/bin/mosquitto_passwd ]; then
+  run "$(line mq-pass)" $M check --action connect --username mq --password-stdin
+  is "migrated mosquitto hash verifies" 0 "allow
+credentials"
+fi
+before=$(pg_psql exhook_mig -c "SELECT count(*), max(updated), sum(rev) FROM users")
+run - $S migrate --to "$MDB"
+has "a second migrate is refused" 2 "not empty"
+[ "$(pg_psql exhook_mig -c "SELECT count(*), max(updated), sum(rev) FROM users")" = "$before" ] &&
+  [ "$(pg_psql exhook_mig -c "SELECT count(*) FROM history")" = 3 ] &&
+  ok || bad "a refused migrate wrote something"
+
+# ---- the runtime role: reads users, writes sessions, nothing else ----
+RPW=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
+# the password goes to psql on stdin and to libpq in PGPASSFILE, never argv
+printf "CREATE ROLE exhook_rt LOGIN PASSWORD '%s';\n" "$RPW" | pg_psql exhook_mig -f -
+(umask 077 && printf '127.0.0.1:%s:*:exhook_rt:%s\n' "$PG_PORT" "$RPW" >>"$PGPASSFILE")
+run - $M init --runtime-role exhook_rt
+is "init --runtime-role" 0 "$MDB: schema version 1
+granted role 'exhook_rt': read users, groups and meta; write sessions and history"
+run - $M init --runtime-role no_such_role
+has "init --runtime-role for a missing role" 2 "does not exist"
+run - $S init --runtime-role exhook_rt
+has "--runtime-role on SQLite refused" 2 "for a PostgreSQL store"
+RDB="postgresql://exhook_rt@127.0.0.1:$PG_PORT/exhook_mig"
+R="$ctl --db $RDB --policy tests/data/users-groups.policy"
+run "$(line "$PW")" $R check --action connect --username alice --clientid dev-1 --password-stdin
+is "login as the runtime role" 0 "allow
+credentials"
+run - $R list-users
+has "listing as the runtime role" 0 "alice"
+run "$(line "x-$PW")" $R add-user mallory --password-stdin
+has "add-user as the runtime role refused" 2 "permission denied for table users"
+run - $R set-user alice --superuser true
+has "set-user as the runtime role refused" 2 "permission denied"
+run - $R del-user alice
+has "del-user as the runtime role refused" 2 "permission denied"
+# what the front ends write, as the role (psql over TCP, PGPASSFILE)
+rt_sql() { "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U exhook_rt -d exhook_mig -At -c "$1" 2>&1; }
+if rt_sql "INSERT INTO sessions(clientid, connected_at) VALUES ('rt-1', 1) ON CONFLICT (clientid) DO UPDATE SET connected_at = excluded.connected_at; DELETE FROM sessions WHERE clientid = 'rt-1'; INSERT INTO history(at, event, clientid) VALUES (1, 'connect', 'rt-1'); DELETE FROM history WHERE id <= (SELECT max(id) FROM history) - 100000" >"$tmp/rt" ; then
+  ok; else bad "runtime role cannot record sessions: $(cat "$tmp/rt")"; fi
+if rt_sql "UPDATE users SET superuser = true" >"$tmp/rt"; then bad "runtime role updated users"; else
+  grep -q "permission denied" "$tmp/rt" && ok || bad "runtime role update: $(cat "$tmp/rt")"; fi
+if rt_sql "UPDATE exhook_meta SET value = 0" >"$tmp/rt"; then bad "runtime role updated meta"; else ok; fi
+
 # the secrets never show: neither the user's password nor the server's
 if grep -qF -- "$PW" "$tmp/all.log"; then bad "a user's password appeared in some output"; else ok; fi
 if grep -qF -- "$PG_PASSWORD" "$tmp/all.log"; then bad "the database password appeared in some output"; else ok; fi
