@@ -204,6 +204,12 @@ static exh_status res_fail(pg_store *s, const PGresult *r, exh_error *err, const
         return store_fail(&s->base, err, EXH_EEXIST, "%s: already exists", doing);
     const char *primary = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
     one_line(msg, sizeof(msg), primary ? primary : PQerrorMessage(s->conn));
+    /* insufficient_privilege: most likely a front end's runtime role
+     * (exhookctl init --runtime-role) used for what only the owner may do. */
+    if (state && !strcmp(state, "42501"))
+        return store_fail(&s->base, err, EXH_ESTORE,
+                          "%s: %s (this role may not; manage users as the tables' owner)", doing,
+                          msg);
     return store_fail(&s->base, err, EXH_ESTORE, "%s: %s", doing, msg[0] ? msg : "unknown error");
 }
 
