@@ -237,6 +237,32 @@ has "a second migrate is refused" 2 "not empty"
   [ "$(pg_psql exhook_mig -c "SELECT count(*) FROM history")" = 3 ] &&
   ok || bad "a refused migrate wrote something"
 
+# a killed migrate: held up on the history table (locked by another
+# session) after its users are in, then SIGKILLed; the target stays empty
+KDB=$(pg_createdb exhook_kill)
+run - $ctl --db "$KDB" init
+pg_psql exhook_kill -c "BEGIN; LOCK TABLE history IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(60); COMMIT" >/dev/null 2>&1 &
+holder=$!
+for _ in $(seq 50); do
+  [ "$(pg_psql exhook_kill -c "SELECT count(*) FROM pg_locks WHERE relation = 'history'::regclass AND granted")" != 0 ] && break
+  sleep 0.1
+done
+$S migrate --to "$KDB" >/dev/null 2>&1 &
+mig=$!
+waited=no
+for _ in $(seq 40); do
+  if [ "$(pg_psql exhook_kill -c "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'exhook' AND wait_event_type = 'Lock'")" != 0 ]; then
+    waited=yes; break; fi
+  sleep 0.1
+done
+kill -KILL "$mig" 2>/dev/null
+wait "$mig" 2>/dev/null
+pg_psql exhook_kill -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'exhook_kill' AND pid <> pg_backend_pid()" >/dev/null 2>&1
+wait "$holder" 2>/dev/null
+if [ "$waited" = yes ] &&
+  [ "$(pg_psql exhook_kill -c "SELECT (SELECT count(*) FROM users) + (SELECT count(*) FROM memberships) + (SELECT count(*) FROM history)")" = 0 ]; then
+  ok; else bad "a killed migrate (held up: $waited) left rows behind, or was never held up"; fi
+
 # ---- the runtime role: reads users, writes sessions, nothing else ----
 RPW=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
 # the password goes to psql on stdin and to libpq in PGPASSFILE, never argv
