@@ -18,7 +18,7 @@ static const char migrate_help[] =
     "pattern, created and updated times and revision, its groups; the online\n"
     "clients and the connect/disconnect history, in order.  All of it lands in\n"
     "one transaction on URI: a failure (or a kill) part-way leaves URI as it\n"
-    "was.  The SQLite file is only read.\n"
+    "was.  Nothing is written to the SQLite file.\n"
     "\n"
     "URI must already hold the schema: create it first with\n"
     "'exhookctl --db URI init' (as the role that is to own the tables).  It\n"
