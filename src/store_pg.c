@@ -208,8 +208,8 @@ static exh_status res_fail(pg_store *s, const PGresult *r, exh_error *err, const
      * (exhookctl init --runtime-role) used for what only the owner may do. */
     if (state && !strcmp(state, "42501"))
         return store_fail(&s->base, err, EXH_ESTORE,
-                          "%s: %s (this role may not; manage users as the tables' owner)", doing,
-                          msg);
+                          "%s: %s (not granted to this role; change users as the tables' owner)",
+                          doing, msg);
     return store_fail(&s->base, err, EXH_ESTORE, "%s: %s", doing, msg[0] ? msg : "unknown error");
 }
 
