@@ -25,6 +25,7 @@ static const char usage_text[] =
     "  list-groups   list the groups and their member counts\n"
     "  import        import users from mosquitto_passwd or EMQX exports\n"
     "  sessions      online clients, or the connect/disconnect history\n"
+    "  migrate       copy an SQLite store into PostgreSQL (--to URI)\n"
     "\n"
     "Policies:\n"
     "  check         decide one request (or --batch: JSON lines on stdin)\n"
@@ -242,6 +243,7 @@ int main(int argc, char **argv)
         {"list-groups", cmd_list_groups},
         {"import", cmd_import},
         {"sessions", cmd_sessions},
+        {"migrate", cmd_migrate},
         {"list-rules", cmd_list_rules},
         {"add-rule", cmd_add_rule},
         {"del-rule", cmd_del_rule},

@@ -11,13 +11,20 @@
 #include "store_int.h"
 
 static const char init_help[] =
-    "usage: exhookctl [--db PATH] init\n"
+    "usage: exhookctl [--db PATH] init [--runtime-role ROLE]\n"
     "\n"
     "Create the credential store at --db ($EXHOOK_DB, else ./exhook.db), mode\n"
     "0600, or migrate an existing one to this version's schema.  Prints the path\n"
     "and the schema version.  Running it again is harmless.  With a PostgreSQL\n"
     "URI (postgresql://USER@HOST:PORT/DB) the store is the database's tables:\n"
     "init creates or migrates them there (the database must exist).\n"
+    "\n"
+    "  --runtime-role ROLE  PostgreSQL only: grant the existing role ROLE what\n"
+    "                       a front end needs and nothing more: read users,\n"
+    "                       groups and the schema version; record sessions and\n"
+    "                       history.  It cannot add, change or delete users (nor\n"
+    "                       upgrade a hash at login).  Run init as the tables'\n"
+    "                       owner; give the role its password with CREATE ROLE.\n"
     "\n"
     "Exit status: 0 done, 2 the file cannot be created or is not an exhook\n"
     "database.\n";
@@ -165,12 +172,28 @@ static int store_failed(const exh_error *err)
 
 int cmd_init(cli *c, int argc, char **argv)
 {
-    user_args u = {0};
-    int rc = scan_simple(c, "init", init_help, argc, argv, false, &u);
-    if (rc) return rc < 0 ? 0 : rc;
-    if ((rc = only_flags(c, "init", &u, false, false, false))) return rc;
+    const char *role = NULL;
+    args a = {.argc = argc, .argv = argv, .i = 1};
+    bool bad = false;
+    for (; a.i < argc; a.i++) {
+        if (arg_flag(&a, "--help") || arg_flag(&a, "-h")) {
+            fputs(init_help, stdout);
+            return 0;
+        }
+        if (arg_value(&a, "--runtime-role", &bad)) {
+            if (bad) return EXIT_USAGE;
+            role = a.val;
+        } else {
+            return usage_error(c, "init", "unexpected argument '%s'", argv[a.i]);
+        }
+    }
     struct stat sb;
     bool pg = store_is_pg_uri(c->db);
+    if (role && !pg)
+        return usage_error(c, "init",
+                           "--runtime-role is for a PostgreSQL store (an SQLite file's access "
+                           "is its mode)");
+    if (role && !*role) return usage_error(c, "init", "--runtime-role needs a role name");
     bool existed = !pg && stat(c->db, &sb) == 0;
     exh_store_opts o;
     exh_store_opts_default(&o);
@@ -189,6 +212,14 @@ int cmd_init(cli *c, int argc, char **argv)
     if (!s && exh_store_open(c->db, &o, &s, &err) != EXH_OK) return store_failed(&err);
     printf("%s: schema version %d%s\n", c->db_shown, exh_store_schema_version(s),
            existed ? "" : " (created)");
+    if (role) {
+        if (store_pg_grant_runtime(s, role, &err) != EXH_OK) {
+            exh_store_close(s);
+            return store_failed(&err);
+        }
+        printf("granted role '%s': read users, groups and meta; write sessions and history\n",
+               role);
+    }
     exh_store_close(s);
     /* The store creates files 0600; one made by other means may not be.
      * (A PostgreSQL store has no file: its access is the server's roles.) */

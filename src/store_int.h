@@ -38,4 +38,26 @@ bool store_is_pg_uri(const char *location);
  * One given on a command line is visible to every local user in ps. */
 bool store_location_has_password(const char *location);
 
+/* ---- exhookctl migrate and init --runtime-role (PostgreSQL only; any
+ * other store is EXH_EINVAL) ---- */
+
+bool store_is_pg(const exh_store *s);
+
+/* How many users, and session rows (history and online), the store holds:
+ * migrate copies only into an empty one. */
+exh_status store_pg_count(exh_store *s, int64_t *users, int64_t *events, exh_error *err);
+
+/* Insert u as it is: the same hash, flags, pattern, rev, created and
+ * updated times, groups (its id is the new store's own).  Nothing is
+ * checked or rehashed: u comes from another exhook store. */
+exh_status store_pg_put_user(exh_store *s, const exh_user *u, exh_error *err);
+
+/* Insert one history row, or (online) one online client. */
+exh_status store_pg_put_session(exh_store *s, const exh_session_event *ev, bool online,
+                                exh_error *err);
+
+/* Grant role (which must exist) exactly what a front end needs: read
+ * users, memberships and exhook_meta; write sessions and history. */
+exh_status store_pg_grant_runtime(exh_store *s, const char *role, exh_error *err);
+
 #endif

@@ -55,6 +55,7 @@ enum {
     ST_LIST_HISTORY,
     ST_SET_HASH_IF,
     ST_DATA_VERSION,
+    ST_PUT_USER,
     ST_COUNT
 };
 
@@ -98,6 +99,10 @@ static const char *const sql_text[ST_COUNT] = {
     [ST_SET_HASH_IF] = "UPDATE users SET hash = $3, rev = rev + 1, updated = $4 "
                        "WHERE id = $1 AND rev = $2",
     [ST_DATA_VERSION] = "SELECT value FROM exhook_meta WHERE key = 'data_version'",
+    /* A user exactly as another store holds it (exhookctl migrate). */
+    [ST_PUT_USER] = "INSERT INTO users(name, hash, superuser, disabled, clientid_pattern, rev, "
+                    "created, updated) VALUES ($1, $2, $3::boolean, $4::boolean, $5, $6::bigint, "
+                    "$7::bigint, $8::bigint)",
 };
 
 /* Schema migrations: entry k takes the schema from version k to k + 1.
@@ -199,6 +204,12 @@ static exh_status res_fail(pg_store *s, const PGresult *r, exh_error *err, const
         return store_fail(&s->base, err, EXH_EEXIST, "%s: already exists", doing);
     const char *primary = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
     one_line(msg, sizeof(msg), primary ? primary : PQerrorMessage(s->conn));
+    /* insufficient_privilege: most likely a front end's runtime role
+     * (exhookctl init --runtime-role) used for what only the owner may do. */
+    if (state && !strcmp(state, "42501"))
+        return store_fail(&s->base, err, EXH_ESTORE,
+                          "%s: %s (not granted to this role; change users as the tables' owner)",
+                          doing, msg);
     return store_fail(&s->base, err, EXH_ESTORE, "%s: %s", doing, msg[0] ? msg : "unknown error");
 }
 
@@ -377,6 +388,9 @@ static exh_status migrate_locked(pg_store *s, exh_error *err)
         return store_fail(
             &s->base, err, EXH_ESTORE,
             "database schema version %" PRId64 " needs migrating; run 'exhookctl init'", v);
+    /* Nothing to do is nothing written: a role that may only read the
+     * meta table (the runtime role, store_pg_grant_runtime) opens too. */
+    if (v == EXH_STORE_SCHEMA_VERSION) return EXH_OK;
     for (; !st && v < EXH_STORE_SCHEMA_VERSION; v++)
         st = exec(s, migrations[v], err, "migrating the schema");
     if (st) return st;
@@ -726,6 +740,141 @@ static exh_status pg_set_hash_if(exh_store *b, int64_t id, int64_t rev, const ch
     long changed = 0;
     exh_status st = write_n(PG(b), ST_SET_HASH_IF, 4, v, NULL, "upgrading a hash", &changed);
     return st ? st : changed ? EXH_OK : EXH_ENOTFOUND;
+}
+
+/* ---- migration into this store and its runtime role (store_int.h) ---- */
+
+bool store_is_pg(const exh_store *s)
+{
+    return s->be == &store_pg;
+}
+
+static exh_status not_pg(exh_store *s, exh_error *err)
+{
+    return store_fail(s, err, EXH_EINVAL, "not a PostgreSQL store");
+}
+
+exh_status store_pg_count(exh_store *b, int64_t *users, int64_t *events, exh_error *err)
+{
+    if (!store_is_pg(b)) return not_pg(b, err);
+    bool found;
+    exh_status st =
+        query_i64(PG(b), "SELECT count(*) FROM users", users, &found, err, "counting users");
+    if (!st)
+        st = query_i64(PG(b),
+                       "SELECT (SELECT count(*) FROM history) + (SELECT count(*) FROM sessions)",
+                       events, &found, err, "counting sessions");
+    return st;
+}
+
+exh_status store_pg_put_user(exh_store *b, const exh_user *u, exh_error *err)
+{
+    if (!store_is_pg(b)) return not_pg(b, err);
+    pg_store *s = PG(b);
+    char rev[24], created[24], updated[24];
+    snprintf(rev, sizeof(rev), "%" PRId64, u->rev);
+    snprintf(created, sizeof(created), "%" PRId64, u->created);
+    snprintf(updated, sizeof(updated), "%" PRId64, u->updated);
+    const char *v[] = {u->name,
+                       u->hash,
+                       u->superuser ? "true" : "false",
+                       u->disabled ? "true" : "false",
+                       u->clientid_pattern,
+                       rev,
+                       created,
+                       updated};
+    char doing[200];
+    snprintf(doing, sizeof(doing), "copying user '%.120s'", u->name);
+    exh_status st = write_n(s, ST_PUT_USER, 8, v, err, doing, NULL);
+    for (size_t i = 0; !st && i < u->ngroups; i++) {
+        const char *m[] = {u->name, u->groups[i]};
+        st = write_n(s, ST_ADD_MEMBER, 2, m, err, doing, NULL);
+    }
+    return st;
+}
+
+exh_status store_pg_put_session(exh_store *b, const exh_session_event *ev, bool online,
+                                exh_error *err)
+{
+    if (!store_is_pg(b)) return not_pg(b, err);
+    pg_store *s = PG(b);
+    char at[24];
+    snprintf(at, sizeof(at), "%" PRId64, ev->at);
+    if (online) {
+        const char *v[] = {ev->clientid, ev->username, ev->peerhost, ev->node, at};
+        return write_n(s, ST_SESSION_ON, 5, v, err, "copying an online session", NULL);
+    }
+    const char *h[] = {at,           ev->connected ? "connect" : "disconnect",
+                       ev->clientid, ev->username,
+                       ev->peerhost, ev->node,
+                       ev->reason};
+    return write_n(s, ST_HISTORY_ADD, 7, h, err, "copying session history", NULL);
+}
+
+/* An identifier quoted for SQL text, or NULL (err set). */
+static char *quote_ident(pg_store *s, const char *id, exh_error *err)
+{
+    char *q = PQescapeIdentifier(s->conn, id, strlen(id));
+    if (!q) {
+        char msg[300];
+        one_line(msg, sizeof(msg), PQerrorMessage(s->conn));
+        store_fail(&s->base, err, EXH_EINVAL, "bad role name: %s", msg);
+    }
+    return q;
+}
+
+/*
+ * What a front end needs and no more: read users, memberships and the
+ * meta row (schema and data version), write sessions and history.  It
+ * cannot add, change or delete a user -- not even to upgrade a hash at
+ * login, which then fails quietly and the login stands (auth.c).
+ */
+exh_status store_pg_grant_runtime(exh_store *b, const char *role, exh_error *err)
+{
+    if (!store_is_pg(b)) return not_pg(b, err);
+    pg_store *s = PG(b);
+    /* Both names come back quoted as SQL needs them (the sequence's
+     * schema-qualified), ready to go into the GRANTs' text. */
+    PGresult *r = PQexec(s->conn, "SELECT quote_ident(current_schema()), "
+                                  "pg_get_serial_sequence('history', 'id')");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1 || PQgetisnull(r, 0, 0) ||
+        PQgetisnull(r, 0, 1)) {
+        exh_status st = res_fail(s, r, err, "finding the schema");
+        PQclear(r);
+        return st;
+    }
+    char *who = quote_ident(s, role, err);
+    if (!who) {
+        PQclear(r);
+        return EXH_EINVAL;
+    }
+    const char *schema = PQgetvalue(r, 0, 0), *seq = PQgetvalue(r, 0, 1);
+    size_t n = strlen(schema) + strlen(seq) + 8 * strlen(who) + 1024;
+    char *sql = malloc(n);
+    exh_status st = EXH_OK;
+    if (!sql) {
+        st = exh_error_nomem(err);
+    } else {
+        /* REVOKE first: running it again on a role granted more by hand
+         * leaves it with exactly this.  The history id's sequence is
+         * granted too, for the identity column's inserts. */
+        snprintf(sql, n,
+                 "BEGIN;"
+                 "REVOKE ALL ON exhook_meta, users, memberships, sessions, history FROM %s;"
+                 "GRANT USAGE ON SCHEMA %s TO %s;"
+                 "GRANT SELECT ON exhook_meta, users, memberships TO %s;"
+                 "GRANT SELECT, INSERT, UPDATE, DELETE ON sessions TO %s;"
+                 "GRANT SELECT, INSERT, DELETE ON history TO %s;"
+                 "GRANT USAGE ON SEQUENCE %s TO %s;"
+                 "COMMIT",
+                 who, schema, who, who, who, who, seq, who);
+        st = exec(s, sql, err, "granting the runtime role");
+        if (st) PQclear(PQexec(s->conn, "ROLLBACK"));
+        free(sql);
+    }
+    PQclear(r);
+    PQfreemem(who);
+    return st;
 }
 
 const store_backend store_pg = {

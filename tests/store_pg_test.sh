@@ -152,6 +152,176 @@ has "a wrong password fails with the server's reason" 2 "password authentication
 run - env PGPASSFILE=/dev/null $ctl --db "$DB" list-users
 has "no password at all fails" 2 "cannot connect"
 
+# ---- migrate: an SQLite store made with exhookctl, into PostgreSQL ----
+SQ=$tmp/src.db
+S="$ctl --db $SQ --policy tests/data/users-groups.policy"
+run - $S init
+run "$(line "$PW")" $S add-user alice --password-stdin --group ops --group dev --clientid-pattern 'dev-[0-9]+'
+run "$(line "root-$PW")" $S add-user root --password-stdin --superuser --group ops
+run "$(line "gone-$PW")" $S add-user gone --password-stdin
+run - $S set-user gone --disabled true
+if [ -x /usr/bin/mosquitto_passwd ]; then
+  printf 'mq:mq-pass\n' >"$tmp/mig.pw"
+  /usr/bin/mosquitto_passwd -U "$tmp/mig.pw"
+  run - $S import mosquitto-passwd "$tmp/mig.pw"
+fi
+# zed sorts last: the forced failure below stops the copy on it
+run "$(line "zed-$PW")" $S add-user zed --password-stdin --group dev
+is "source store made" 0 "added user 'zed'"
+# Stand in for the driver, which records sessions through the library.
+python3 - "$SQ" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+db.execute("INSERT INTO sessions(clientid, username, peerhost, node, connected_at) VALUES ('dev-1', 'alice', '10.0.0.5', 'emqx@n1', 1700000000)")
+db.execute("INSERT INTO history(at, event, clientid, username, peerhost, node, reason) VALUES (1699990000, 'connect', 'old', NULL, '10.0.0.9', 'emqx@n1', NULL)")
+db.execute("INSERT INTO history(at, event, clientid, username, peerhost, node, reason) VALUES (1699990100, 'disconnect', 'old', NULL, '10.0.0.9', 'emqx@n1', 'normal')")
+db.execute("INSERT INTO history(at, event, clientid, username, peerhost, node, reason) VALUES (1700000000, 'connect', 'dev-1', 'alice', '10.0.0.5', 'emqx@n1', NULL)")
+db.commit()
+PY
+MDB=$(pg_createdb exhook_mig)
+M="$ctl --db $MDB --policy tests/data/users-groups.policy"
+run - $S migrate --to "$MDB"
+has "migrate before init says how" 2 "init"
+run - $ctl --db "$MDB" migrate --to "$MDB"
+has "migrate from a URI refused" 2 "--db must be an SQLite store"
+run - $S migrate --to "$tmp/other.db"
+has "migrate to a file refused" 2 "--to must be a PostgreSQL URI"
+run - $M init
+# a forced error part-way (on the last user): the target stays empty
+pg_psql exhook_mig -c "ALTER TABLE users ADD CONSTRAINT no_zed CHECK (name <> 'zed')"
+run - $S migrate --to "$MDB"
+has "a failure part-way names the user" 2 "copying user 'zed'"
+has "a failure part-way says nothing was written" 2 "nothing was written"
+[ "$(pg_psql exhook_mig -c "SELECT (SELECT count(*) FROM users) + (SELECT count(*) FROM memberships) + (SELECT count(*) FROM history) + (SELECT count(*) FROM sessions)")" = 0 ] &&
+  ok || bad "a failed migrate left rows behind"
+pg_psql exhook_mig -c "ALTER TABLE users DROP CONSTRAINT no_zed"
+nusers=5; nmem=4
+[ -x /usr/bin/mosquitto_passwd ] || nusers=4
+run - $S migrate --to "$MDB"
+is "migrate" 0 "migrated $nusers users, $nmem group memberships, 3 session events (1 clients online) to $MDB"
+for cmd in "list-users --json" "list-groups --json" "sessions --json" "sessions --history --json"; do
+  run - $S $cmd
+  a=$out
+  run - $M $cmd
+  [ "$st" = 0 ] && [ -n "$out" ] && [ "$out" = "$a" ] && ok || bad "after migrate, $cmd differs:"$'\n'"$a"$'\n'"$out"
+done
+for u in alice root gone mq zed; do
+  run - $S show-user "$u" --json --show-hash
+  a=$out
+  run - $M show-user "$u" --json --show-hash
+  if [ "$u" = mq ] && [ ! -x /usr/bin/mosquitto_passwd ]; then continue; fi
+  [ "$st" = 0 ] && [ "$out" = "$a" ] && ok || bad "after migrate, show-user $u differs:"$'\n'"$a"$'\n'"$out"
+done
+[ "$(pg_psql exhook_mig -c "SELECT string_agg(name || ':' || rev, ',' ORDER BY name) FROM users WHERE name IN ('alice', 'gone')")" = \
+  "$(python3 -c 'import sqlite3,sys; print(",".join("%s:%d" % r for r in sqlite3.connect(sys.argv[1]).execute("SELECT name, rev FROM users WHERE name IN (\"alice\", \"gone\") ORDER BY name")))' "$SQ")" ] &&
+  ok || bad "revisions not kept"
+run "$(line "$PW")" $M check --action connect --username alice --clientid dev-1 --password-stdin
+is "migrated user logs in" 0 "allow
+credentials"
+run "$(line "$PW")" $M check --action connect --username alice --clientid other --password-stdin
+has "migrated clientid pattern holds" 1 "deny"
+run "$(line "root-$PW")" $M check --action publish --username root --topic any/thing
+is "migrated superuser" 0 "allow
+superuser"
+run "$(line "gone-$PW")" $M check --action connect --username gone --password-stdin
+has "migrated disabled user refused" 1 "deny"
+if [ -x /usr/bin/mosquitto_passwd ]; then
+  run "$(line mq-pass)" $M check --action connect --username mq --password-stdin
+  is "migrated mosquitto hash verifies" 0 "allow
+credentials"
+fi
+before=$(pg_psql exhook_mig -c "SELECT count(*), max(updated), sum(rev) FROM users")
+run - $S migrate --to "$MDB"
+has "a second migrate is refused" 2 "not empty"
+[ "$(pg_psql exhook_mig -c "SELECT count(*), max(updated), sum(rev) FROM users")" = "$before" ] &&
+  [ "$(pg_psql exhook_mig -c "SELECT count(*) FROM history")" = 3 ] &&
+  ok || bad "a refused migrate wrote something"
+
+# a killed migrate: held up on the history table (locked by another
+# session) after its users are in, then SIGKILLed; the target stays empty
+KDB=$(pg_createdb exhook_kill)
+run - $ctl --db "$KDB" init
+pg_psql exhook_kill -c "BEGIN; LOCK TABLE history IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(60); COMMIT" >/dev/null 2>&1 &
+holder=$!
+for _ in $(seq 50); do
+  [ "$(pg_psql exhook_kill -c "SELECT count(*) FROM pg_locks WHERE relation = 'history'::regclass AND granted")" != 0 ] && break
+  sleep 0.1
+done
+$S migrate --to "$KDB" >/dev/null 2>&1 &
+mig=$!
+waited=no
+for _ in $(seq 40); do
+  if [ "$(pg_psql exhook_kill -c "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'exhook' AND wait_event_type = 'Lock'")" != 0 ]; then
+    waited=yes; break; fi
+  sleep 0.1
+done
+{ kill -KILL "$mig" && wait "$mig"; } 2>/dev/null
+pg_psql exhook_kill -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'exhook_kill' AND pid <> pg_backend_pid()" >/dev/null 2>&1
+wait "$holder" 2>/dev/null
+if [ "$waited" = yes ] &&
+  [ "$(pg_psql exhook_kill -c "SELECT (SELECT count(*) FROM users) + (SELECT count(*) FROM memberships) + (SELECT count(*) FROM history)")" = 0 ]; then
+  ok; else bad "a killed migrate (held up: $waited) left rows behind, or was never held up"; fi
+
+# ---- the runtime role: reads users, writes sessions, nothing else ----
+RPW=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
+# the password goes to psql on stdin and to libpq in PGPASSFILE, never argv
+printf "CREATE ROLE exhook_rt LOGIN PASSWORD '%s';\n" "$RPW" | pg_psql exhook_mig -f -
+(umask 077 && printf '127.0.0.1:%s:*:exhook_rt:%s\n' "$PG_PORT" "$RPW" >>"$PGPASSFILE")
+run - $M init --runtime-role exhook_rt
+is "init --runtime-role" 0 "$MDB: schema version 1
+granted role 'exhook_rt': read users, groups and meta; write sessions and history"
+run - $M init --runtime-role no_such_role
+has "init --runtime-role for a missing role" 2 "does not exist"
+run - $S init --runtime-role exhook_rt
+has "--runtime-role on SQLite refused" 2 "for a PostgreSQL store"
+RDB="postgresql://exhook_rt@127.0.0.1:$PG_PORT/exhook_mig"
+R="$ctl --db $RDB --policy tests/data/users-groups.policy"
+run "$(line "$PW")" $R check --action connect --username alice --clientid dev-1 --password-stdin
+is "login as the runtime role" 0 "allow
+credentials"
+run - $R list-users
+has "listing as the runtime role" 0 "alice"
+run "$(line "x-$PW")" $R add-user mallory --password-stdin
+has "add-user as the runtime role refused" 2 "permission denied for table users"
+run - $R set-user alice --superuser true
+has "set-user as the runtime role refused" 2 "permission denied"
+run - $R del-user alice
+has "del-user as the runtime role refused" 2 "permission denied"
+# what a front end records, through the library, as the role: 300
+# events (the history is trimmed every 256), rt-0 online at the end
+lib=$(dirname "$ctl")/libexhook.so
+if [ -f "$lib" ] && python3 - "$lib" "$RDB" >"$tmp/rec" 2>&1 <<'PY'
+import ctypes, sys
+lib = ctypes.CDLL(sys.argv[1])
+class Ev(ctypes.Structure):
+    _fields_ = [("clientid", ctypes.c_char_p), ("username", ctypes.c_char_p),
+                ("peerhost", ctypes.c_char_p), ("node", ctypes.c_char_p),
+                ("reason", ctypes.c_char_p), ("at", ctypes.c_int64), ("connected", ctypes.c_bool)]
+err = ctypes.create_string_buffer(4096)
+s = ctypes.c_void_p()
+if lib.exh_store_open(sys.argv[2].encode(), None, ctypes.byref(s), err):
+    sys.exit("open: " + err.raw[4:600].split(b"\0\0")[0].decode(errors="replace"))
+for i in range(301):
+    ev = Ev(b"rt-%d" % (i % 2), b"alice", b"10.0.0.7", b"emqx@rt", b"normal" if i % 4 == 2 else None,
+            1800000000 + i, i % 4 < 2)
+    if lib.exh_store_record_session(s, ctypes.byref(ev), err):
+        sys.exit("record %d: %s" % (i, err.raw[4:1100].replace(b"\0", b" ").decode(errors="replace")))
+lib.exh_store_close(s)
+PY
+then
+  run - $M sessions --json
+  case $out in *'"clientid":"rt-'*) ok ;; *) bad "sessions recorded as the runtime role not listed: $out" ;; esac
+else
+  bad "runtime role cannot record sessions through the library: $(cat "$tmp/rec")"
+fi
+# what the front ends write, as the role (psql over TCP, PGPASSFILE)
+rt_sql() { "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U exhook_rt -d exhook_mig -At -c "$1" 2>&1; }
+if rt_sql "INSERT INTO sessions(clientid, connected_at) VALUES ('rt-1', 1) ON CONFLICT (clientid) DO UPDATE SET connected_at = excluded.connected_at; DELETE FROM sessions WHERE clientid = 'rt-1'; INSERT INTO history(at, event, clientid) VALUES (1, 'connect', 'rt-1'); DELETE FROM history WHERE id <= (SELECT max(id) FROM history) - 100000" >"$tmp/rt" ; then
+  ok; else bad "runtime role cannot record sessions: $(cat "$tmp/rt")"; fi
+if rt_sql "UPDATE users SET superuser = true" >"$tmp/rt"; then bad "runtime role updated users"; else
+  grep -q "permission denied" "$tmp/rt" && ok || bad "runtime role update: $(cat "$tmp/rt")"; fi
+if rt_sql "UPDATE exhook_meta SET value = 0" >"$tmp/rt"; then bad "runtime role updated meta"; else ok; fi
+
 # the secrets never show: neither the user's password nor the server's
 if grep -qF -- "$PW" "$tmp/all.log"; then bad "a user's password appeared in some output"; else ok; fi
 if grep -qF -- "$PG_PASSWORD" "$tmp/all.log"; then bad "the database password appeared in some output"; else ok; fi

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "exhook/store.h"
+#include "store_int.h"
 
 /* Real mosquitto_passwd -H sha512 output (password "secret"). */
 #define MOSQ6                                                                                      \
@@ -416,6 +417,51 @@ static void test_pg_create_and_refusals(void **state)
     assert_non_null(strstr(err.message, "not an exhook database"));
 }
 
+/* exhookctl migrate's inserts keep what the source had: rev, times,
+ * flags, pattern, hash, groups; session rows as given. */
+static void test_pg_migration_inserts(void **state)
+{
+    (void)state;
+    exh_store *s = open_store();
+    exh_error err;
+    int64_t users = -1, events = -1;
+    assert_int_equal(store_pg_count(s, &users, &events, &err), EXH_OK);
+    assert_int_equal(users, 0);
+    assert_int_equal(events, 0);
+    char *groups[] = {"a", "b"};
+    exh_user u = {.rev = 7,
+                  .name = "m",
+                  .hash = "$6$c2FsdA==$x",
+                  .disabled = true,
+                  .clientid_pattern = "c-.*",
+                  .created = 100,
+                  .updated = 200,
+                  .groups = groups,
+                  .ngroups = 2};
+    assert_int_equal(store_pg_put_user(s, &u, &err), EXH_OK);
+    exh_user got;
+    assert_int_equal(exh_store_get_user(s, "m", &got, &err), EXH_OK);
+    assert_int_equal(got.rev, 7);
+    assert_int_equal(got.created, 100);
+    assert_int_equal(got.updated, 200);
+    assert_true(got.disabled);
+    assert_false(got.superuser);
+    assert_string_equal(got.hash, u.hash);
+    assert_string_equal(got.clientid_pattern, "c-.*");
+    assert_int_equal(got.ngroups, 2);
+    assert_string_equal(got.groups[1], "b");
+    exh_user_clear(&got);
+    /* a second copy of a user is an error, never a merge */
+    assert_int_not_equal(store_pg_put_user(s, &u, &err), EXH_OK);
+    exh_session_event ev = {.clientid = "c-1", .username = "m", .at = 5, .connected = true};
+    assert_int_equal(store_pg_put_session(s, &ev, false, &err), EXH_OK);
+    assert_int_equal(store_pg_put_session(s, &ev, true, &err), EXH_OK);
+    assert_int_equal(store_pg_count(s, &users, &events, &err), EXH_OK);
+    assert_int_equal(users, 1);
+    assert_int_equal(events, 2);
+    exh_store_close(s);
+}
+
 /* The password of a URI is never in an error, nor the name shown. */
 static void test_pg_no_password_in_errors(void **state)
 {
@@ -456,6 +502,7 @@ int main(void)
     const struct CMUnitTest pg_tests[] = {
         cmocka_unit_test_setup_teardown(test_pg_create_and_refusals, setup_pg, teardown_pg),
         cmocka_unit_test_setup_teardown(test_pg_no_password_in_errors, setup_pg, teardown_pg),
+        cmocka_unit_test_setup_teardown(test_pg_migration_inserts, setup_pg, teardown_pg),
         BOTH(setup_pg, teardown_pg),
     };
     int failed = cmocka_run_group_tests_name("store on SQLite", sqlite_tests, NULL, NULL);
