@@ -123,25 +123,38 @@ void exh_user_clear(exh_user *u)
     memset(u, 0, sizeof(*u));
 }
 
+/* Why v can never be a stored name (NULL: it can): 1 to 65535 bytes, no
+ * control character, valid UTF-8. */
+static const char *unstorable(const char *v)
+{
+    size_t n = v ? strlen(v) : 0;
+    if (n == 0 || n > 65535) return "must be 1 to 65535 bytes";
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f) return "holds a control character";
+    /* MQTT sends names as UTF-8 strings: another name could never log in,
+     * and would make list-users --json invalid JSON.  The topic checker
+     * tests the encoding before anything topic-specific. */
+    if (exh_topic_check_name(v, n) == EXH_TOPIC_BAD_UTF8) return "is not valid UTF-8";
+    return NULL;
+}
+
 exh_status exh_store_get_user(exh_store *s, const char *name, exh_user *out, exh_error *err)
 {
+    /* A name no user can have is not looked up: it is unknown, whatever
+     * the backend would say -- PostgreSQL refuses invalid UTF-8 as an error,
+     * which would turn any client's login into a "store fault" (excused by
+     * failed_action = ignore) at will. */
+    if (unstorable(name)) {
+        memset(out, 0, sizeof(*out));
+        return store_fail(s, err, EXH_ENOTFOUND, "no such user (not a name a user can have)");
+    }
     return s->be->get_user(s, name, out, err);
 }
 
 static exh_status check_name(exh_store *s, const char *what, const char *v, exh_error *err)
 {
-    size_t n = v ? strlen(v) : 0;
-    if (n == 0 || n > 65535)
-        return store_fail(s, err, EXH_EINVAL, "%s must be 1 to 65535 bytes", what);
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f)
-            return store_fail(s, err, EXH_EINVAL, "%s holds a control character", what);
-    /* MQTT sends names as UTF-8 strings: another name could never log in,
-     * and would make list-users --json invalid JSON.  The topic checker
-     * tests the encoding before anything topic-specific. */
-    if (exh_topic_check_name(v, n) == EXH_TOPIC_BAD_UTF8)
-        return store_fail(s, err, EXH_EINVAL, "%s is not valid UTF-8", what);
-    return EXH_OK;
+    const char *why = unstorable(v);
+    return why ? store_fail(s, err, EXH_EINVAL, "%s %s", what, why) : EXH_OK;
 }
 
 /* A clientid pattern must compile, whole-string, as the auth check will

@@ -413,13 +413,42 @@ static exh_status migrate(pg_store *s, exh_error *err)
 
 /* The store's name for errors: postgresql://user@host:port/db from the
  * URI's parts, without its password (or anything else it carries). */
+/* A URI whose user or password holds an unencoded '@' or '/':
+ * libpq ends the user info at the first '@' or '/', so the rest of the
+ * password becomes the host, port or database -- and would be shown as
+ * such.  Refused, and never shown. */
+static bool uri_ambiguous(const char *uri)
+{
+    const char *p = strstr(uri, "://");
+    if (!p) return false;
+    p += 3;
+    /* Any second '@' (one in a query value must be written %40 too). */
+    size_t slash = strcspn(p, "/");
+    const char *last_at = NULL;
+    int ats = 0;
+    for (const char *q = p; *q; q++)
+        if (*q == '@') {
+            ats++;
+            last_at = q;
+        }
+    return ats > 1 || (last_at && p + slash < last_at);
+}
+
 bool store_pg_display_name(const char *uri, char *out, size_t n)
 {
     char *msg = NULL;
-    PQconninfoOption *opts = PQconninfoParse(uri, &msg);
+    PQconninfoOption *opts = uri_ambiguous(uri) ? NULL : PQconninfoParse(uri, &msg);
     PQfreemem(msg);
+    for (PQconninfoOption *o = opts; o && o->keyword; o++)
+        if (!strcmp(o->keyword, "port") && o->val && o->val[strspn(o->val, "0123456789,")]) {
+            PQconninfoFree(opts); /* a port that is not a number: a password cut short */
+            opts = NULL;
+            break;
+        }
     if (!opts) {
-        snprintf(out, n, "postgresql://(unparsable URI)");
+        snprintf(out, n,
+                 "postgresql://(not shown: unparsable, or a user or password with "
+                 "reserved characters not percent-encoded)");
         return false;
     }
     const char *user = NULL, *host = NULL, *port = NULL, *db = NULL;
@@ -438,6 +467,7 @@ bool store_pg_display_name(const char *uri, char *out, size_t n)
 
 bool store_pg_has_password(const char *uri)
 {
+    if (uri_ambiguous(uri)) return true; /* say so: it may well be one */
     char *msg = NULL;
     PQconninfoOption *opts = PQconninfoParse(uri, &msg);
     PQfreemem(msg);

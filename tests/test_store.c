@@ -249,6 +249,15 @@ static void test_users_groups_revisions(void **state)
     assert_int_equal(exh_store_add_to_group(s, "nobody", "g", &err), EXH_ENOTFOUND);
     assert_int_equal(exh_store_set_password(s, "nobody", "x", 1, &err), EXH_ENOTFOUND);
 
+    /* A name no user can have is unknown, not a store fault: PostgreSQL
+     * refuses invalid UTF-8 as an error, which failed_action = ignore
+     * would excuse for any client that sent one. */
+    assert_int_equal(exh_store_get_user(s, "bad\xff\xfename", &u, &err), EXH_ENOTFOUND);
+    assert_int_equal(exh_store_get_user(s, "ctl\x01name", &u, &err), EXH_ENOTFOUND);
+    assert_int_equal(exh_store_get_user(s, "", &u, &err), EXH_ENOTFOUND);
+    assert_int_equal(exh_store_get_user(s, "alice", &u, &err), EXH_OK); /* the store still works */
+    exh_user_clear(&u);
+
     /* delete removes memberships too */
     assert_int_equal(exh_store_del_user(s, "alice", &err), EXH_OK);
     assert_int_equal(exh_store_get_user(s, "alice", &u, &err), EXH_ENOTFOUND);
@@ -481,6 +490,21 @@ static void test_pg_no_password_in_errors(void **state)
                      EXH_EINVAL);
     assert_null(strstr(err.message, "hunter2"));
     assert_null(strstr(err.file, "hunter2"));
+    /* Reserved characters not percent-encoded in the password: libpq would
+     * read part of it as the host, port or database, which would be shown. */
+    static const char *const cut[] = {"postgresql://exhook:hun/ter2@127.0.0.1:1/x",
+                                      "postgresql://exhook:hun@ter2@127.0.0.1:1/x",
+                                      "postgresql://exhook:hun?ter2@127.0.0.1:1/x"};
+    for (size_t i = 0; i < sizeof(cut) / sizeof(*cut); i++) {
+        /* libpq reads the '?' one right (it fails to connect); the others
+         * are refused before libpq sees them */
+        assert_int_equal(exh_store_open(cut[i], &o, &s, &err), i == 2 ? EXH_ESTORE : EXH_EINVAL);
+        assert_null(strstr(err.message, "ter2"));
+        assert_null(strstr(err.file, "ter2"));
+        char shown[256];
+        exh_store_display_name(cut[i], shown, sizeof(shown));
+        assert_null(strstr(shown, "ter2"));
+    }
 }
 
 /* The cases every backend must pass alike. */
