@@ -290,7 +290,13 @@ has "del-user as the runtime role refused" 2 "permission denied"
 # what a front end records, through the library, as the role: 300
 # events (the history is trimmed every 256), rt-0 online at the end
 lib=$(dirname "$ctl")/libexhook.so
-if [ -f "$lib" ] && python3 - "$lib" "$RDB" >"$tmp/rec" 2>&1 <<'PY'
+# A sanitizer build's library needs its runtime loaded first into python:
+# preloaded, leaks not reported (python's own are not ours).
+py_env=()
+asan=$(ldd "$lib" 2>/dev/null | awk '/libasan/ {print $3; exit}')
+ubsan=$(ldd "$lib" 2>/dev/null | awk '/libubsan/ {print $3; exit}')
+[ -n "$asan" ] && py_env=(env LD_PRELOAD="$asan${ubsan:+:$ubsan}" ASAN_OPTIONS=detect_leaks=0)
+if [ -f "$lib" ] && "${py_env[@]}" python3 - "$lib" "$RDB" >"$tmp/rec" 2>&1 <<'PY'
 import ctypes, sys
 lib = ctypes.CDLL(sys.argv[1])
 class Ev(ctypes.Structure):
