@@ -22,34 +22,6 @@ static svc_answer eval(svc_conn *c, exh_request *r)
     return answer_of(res.decision);
 }
 
-/* The record's cached answer to r (returned), or -1 with *slot the way a
- * fresh one may be kept in (NULL: not cacheable). */
-static int dc_find(const svc_client_view *v, const exh_request *r, uint32_t gen,
-                   svc_decision **slot)
-{
-    *slot = NULL;
-    if (!v->dc || !r->topic || r->topic_len > SVC_DC_TOPIC) return -1;
-    int qos = r->delivery ? -1 : r->qos; /* a delivery's QoS is the message's: not decided on */
-    for (int i = 0; i < SVC_DC_WAYS; i++) {
-        const svc_decision *d = &v->dc[i];
-        if (d->gen == gen && d->len == r->topic_len && d->action == r->action &&
-            d->delivery == r->delivery && d->qos == qos && d->retain == r->retain &&
-            memcmp(d->topic, r->topic, r->topic_len) == 0)
-            return d->answer;
-    }
-    svc_decision *d = &v->dc[*v->dc_next];
-    *v->dc_next = (uint8_t)((*v->dc_next + 1) % SVC_DC_WAYS);
-    d->gen = 0; /* empty until it is filled */
-    d->action = (uint8_t)r->action;
-    d->delivery = r->delivery;
-    d->qos = (int8_t)qos;
-    d->retain = (int8_t)r->retain;
-    d->len = (uint8_t)r->topic_len;
-    memcpy(d->topic, r->topic, r->topic_len);
-    *slot = d;
-    return -1;
-}
-
 enum { ASK_STORE = -1 };
 
 typedef struct check {
@@ -72,14 +44,11 @@ static int from_record(const svc_client_view *v, void *arg)
     exh_request *r = k->r;
     switch (v->state) {
     case SVC_CLIENT_KNOWN:
-    case SVC_CLIENT_NOOPINION: {      /* NOOPINION: the policy alone, no groups, not a superuser */
-        svc_decision *slot = v->slot; /* a miss of svc_authorize_cached's: no second search */
-        uint32_t gen = 0;
-        if (v->dc) {
-            gen = svc_live_policy_gen(k->c->s->policy);
-            int hit = slot ? -1 : dc_find(v, r, gen, &slot);
-            if (hit >= 0) return hit; /* a compare, no policy reference taken */
-        }
+    case SVC_CLIENT_NOOPINION: { /* NOOPINION: the policy alone, no groups, not a superuser */
+        /* The way svc_authorize_cached's miss took for this check, if it
+         * did (the decision cache is looked up there only). */
+        svc_decision *slot = v->slot;
+        uint32_t gen = slot ? svc_live_policy_gen(k->c->s->policy) : 0;
         if (!r->peerhost.family && v->peer) r->peerhost = *v->peer;
         peer_from_text(k);
         r->superuser = v->superuser;

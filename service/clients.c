@@ -456,10 +456,6 @@ int svc_clients_with(svc_clients *t, const char *key, size_t klen, const char *u
         }
         if (found->peer.family) v.peer = &found->peer;
         v.revoked = found->revoked;
-        if (found->state == SVC_CLIENT_KNOWN || found->state == SVC_CLIENT_NOOPINION) {
-            v.dc = found->dc;
-            v.dc_next = &found->dc_next;
-        }
     } else if (other) {
         v.state = SVC_CLIENT_OTHER_USER;
     }

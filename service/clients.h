@@ -137,8 +137,6 @@ typedef struct svc_client_view {
     size_t ngroups;
     const exh_addr *peer; /* the login's address, or NULL */
     bool revoked;         /* REFUSED because svc_clients_each_known revoked a verified login */
-    svc_decision *dc;     /* SVC_DC_WAYS entries, or NULL (no decision cache) */
-    uint8_t *dc_next;     /* the way the next miss replaces */
     svc_decision *slot;   /* the way svc_clients_cached's miss just took for this check */
 } svc_client_view;
 
