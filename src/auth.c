@@ -24,13 +24,83 @@
 
 /* ---- the verified-credential cache ---- */
 
-typedef struct centry {
+/*
+ * Both of the cache's tables -- verified passwords and compiled clientid
+ * patterns -- are keyed by user name and evict oldest first: one table
+ * code serves both, with a named_entry as the first member of each kind.
+ */
+typedef struct named_entry {
     char *name;
-    int64_t id, rev;              /* the user row this was verified against */
-    unsigned char mac[32];        /* HMAC-SHA256(key, id | rev | password) */
-    uint64_t expires;             /* cache clock, seconds */
-    struct centry *next;          /* hash chain */
-    struct centry *older, *newer; /* insertion order, for eviction */
+    struct named_entry *next;          /* hash chain */
+    struct named_entry *older, *newer; /* insertion order, for eviction */
+} named_entry;
+
+typedef struct named_table {
+    named_entry **buckets; /* nbuckets, a power of two */
+    size_t nbuckets, count;
+    named_entry *oldest, *newest;
+} named_table;
+
+static size_t name_hash(const char *s, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 0x100000001b3ULL;
+    return (size_t)(h ^ (h >> 29));
+}
+
+static named_entry **bucket_of(const named_table *t, const char *name)
+{
+    return &t->buckets[name_hash(name, strlen(name)) & (t->nbuckets - 1)];
+}
+
+static named_entry *table_find(const named_table *t, const char *name)
+{
+    named_entry *e = *bucket_of(t, name);
+    while (e && strcmp(e->name, name))
+        e = e->next;
+    return e;
+}
+
+/* e becomes the newest entry. */
+static void table_add(named_table *t, named_entry *e)
+{
+    named_entry **b = bucket_of(t, e->name);
+    e->next = *b;
+    *b = e;
+    e->older = t->newest;
+    e->newer = NULL;
+    if (t->newest)
+        t->newest->newer = e;
+    else
+        t->oldest = e;
+    t->newest = e;
+    t->count++;
+}
+
+/* Out of the table (not freed). */
+static void table_remove(named_table *t, named_entry *e)
+{
+    named_entry **pp = bucket_of(t, e->name);
+    while (*pp && *pp != e)
+        pp = &(*pp)->next;
+    if (*pp) *pp = e->next;
+    if (e->older)
+        e->older->newer = e->newer;
+    else
+        t->oldest = e->newer;
+    if (e->newer)
+        e->newer->older = e->older;
+    else
+        t->newest = e->older;
+    t->count--;
+}
+
+typedef struct centry {
+    named_entry n;         /* first: a named_entry * is a centry * */
+    int64_t id, rev;       /* the user row this was verified against */
+    unsigned char mac[32]; /* HMAC-SHA256(key, id | rev | password) */
+    uint64_t expires;      /* cache clock, seconds */
 } centry;
 
 /*
@@ -41,28 +111,23 @@ typedef struct centry {
  * last of them.
  */
 typedef struct rentry {
-    char *name;
+    named_entry n; /* first: a named_entry * is an rentry * */
     int64_t id, rev;
     char *pattern; /* what code was compiled from */
     pcre2_code *code;
-    unsigned refs;                /* matches in progress; under the cache's lock */
-    bool linked;                  /* still in the table */
-    struct rentry *next;          /* hash chain */
-    struct rentry *older, *newer; /* insertion order, for eviction */
+    unsigned refs; /* matches in progress; under the cache's lock */
+    bool linked;   /* still in the table */
 } rentry;
 
 struct exh_auth_cache {
     pthread_mutex_t lock;
     unsigned char key[32];
     uint32_t ttl;
-    size_t max, count, nbuckets;
-    centry **buckets;
-    centry *oldest, *newest;
-    uint64_t skew; /* test hook: seconds added to the clock */
-    /* Compiled clientid patterns: as many as max, same buckets count. */
-    size_t rcount;
-    rentry **rbuckets;
-    rentry *roldest, *rnewest;
+    size_t max;
+    named_table creds; /* centry */
+    uint64_t skew;     /* test hook: seconds added to the clock */
+    /* Compiled clientid patterns (rentry): as many as max. */
+    named_table patterns;
 };
 
 static uint64_t mono_s(void)
@@ -72,31 +137,23 @@ static uint64_t mono_s(void)
     return (uint64_t)ts.tv_sec;
 }
 
-static size_t name_hash(const char *s, size_t n)
-{
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)s[i]) * 0x100000001b3ULL;
-    return (size_t)(h ^ (h >> 29));
-}
-
 exh_auth_cache *exh_auth_cache_new(uint32_t ttl_seconds, size_t max_entries)
 {
     exh_auth_cache *c = calloc(1, sizeof(*c));
     if (!c) return NULL;
     c->ttl = ttl_seconds;
     c->max = max_entries ? max_entries : 1;
-    c->nbuckets = 64;
-    while (c->nbuckets < c->max && c->nbuckets < ((size_t)1 << 24))
-        c->nbuckets *= 2;
-    c->buckets = calloc(c->nbuckets, sizeof(*c->buckets));
-    c->rbuckets = calloc(c->nbuckets, sizeof(*c->rbuckets));
+    size_t nb = 64;
+    while (nb < c->max && nb < ((size_t)1 << 24))
+        nb *= 2;
+    c->creds = (named_table){.buckets = calloc(nb, sizeof(named_entry *)), .nbuckets = nb};
+    c->patterns = (named_table){.buckets = calloc(nb, sizeof(named_entry *)), .nbuckets = nb};
     /* A per-process random key: what the cache holds is worthless outside
      * this process and cannot be checked against a password offline. */
-    if (!c->buckets || !c->rbuckets || RAND_bytes(c->key, sizeof(c->key)) != 1 ||
+    if (!c->creds.buckets || !c->patterns.buckets || RAND_bytes(c->key, sizeof(c->key)) != 1 ||
         pthread_mutex_init(&c->lock, NULL) != 0) {
-        free(c->buckets);
-        free(c->rbuckets);
+        free(c->creds.buckets);
+        free(c->patterns.buckets);
         free(c);
         return NULL;
     }
@@ -105,21 +162,9 @@ exh_auth_cache *exh_auth_cache_new(uint32_t ttl_seconds, size_t max_entries)
 
 static void unlink_entry(exh_auth_cache *c, centry *e)
 {
-    centry **pp = &c->buckets[name_hash(e->name, strlen(e->name)) & (c->nbuckets - 1)];
-    while (*pp && *pp != e)
-        pp = &(*pp)->next;
-    if (*pp) *pp = e->next;
-    if (e->older)
-        e->older->newer = e->newer;
-    else
-        c->oldest = e->newer;
-    if (e->newer)
-        e->newer->older = e->older;
-    else
-        c->newest = e->older;
-    c->count--;
+    table_remove(&c->creds, &e->n);
     OPENSSL_cleanse(e->mac, sizeof(e->mac));
-    free(e->name);
+    free(e->n.name);
     free(e);
 }
 
@@ -127,7 +172,7 @@ static void rentry_free(rentry *e)
 {
     pcre2_code_free(e->code);
     free(e->pattern);
-    free(e->name);
+    free(e->n.name);
     free(e);
 }
 
@@ -135,19 +180,7 @@ static void rentry_free(rentry *e)
  * last match still using it.  Under the lock. */
 static void unlink_pattern(exh_auth_cache *c, rentry *e)
 {
-    rentry **pp = &c->rbuckets[name_hash(e->name, strlen(e->name)) & (c->nbuckets - 1)];
-    while (*pp && *pp != e)
-        pp = &(*pp)->next;
-    if (*pp) *pp = e->next;
-    if (e->older)
-        e->older->newer = e->newer;
-    else
-        c->roldest = e->newer;
-    if (e->newer)
-        e->newer->older = e->older;
-    else
-        c->rnewest = e->older;
-    c->rcount--;
+    table_remove(&c->patterns, &e->n);
     e->linked = false;
     if (!e->refs) rentry_free(e);
 }
@@ -155,14 +188,14 @@ static void unlink_pattern(exh_auth_cache *c, rentry *e)
 void exh_auth_cache_free(exh_auth_cache *c)
 {
     if (!c) return;
-    while (c->oldest)
-        unlink_entry(c, c->oldest);
-    while (c->roldest)
-        unlink_pattern(c, c->roldest);
+    while (c->creds.oldest)
+        unlink_entry(c, (centry *)c->creds.oldest);
+    while (c->patterns.oldest)
+        unlink_pattern(c, (rentry *)c->patterns.oldest);
     OPENSSL_cleanse(c->key, sizeof(c->key));
     pthread_mutex_destroy(&c->lock);
-    free(c->buckets);
-    free(c->rbuckets);
+    free(c->creds.buckets);
+    free(c->patterns.buckets);
     free(c);
 }
 
@@ -199,10 +232,7 @@ static int cache_mac(const exh_auth_cache *c, const exh_user *u, const char *pw,
 
 static centry *find(exh_auth_cache *c, const char *name)
 {
-    centry *e = c->buckets[name_hash(name, strlen(name)) & (c->nbuckets - 1)];
-    while (e && strcmp(e->name, name))
-        e = e->next;
-    return e;
+    return (centry *)table_find(&c->creds, name);
 }
 
 /* Was this password verified for this exact revision of the user within
@@ -230,8 +260,8 @@ static void cache_put(exh_auth_cache *c, const exh_user *u, const char *pw, size
 {
     if (!c || !c->ttl) return;
     centry *n = calloc(1, sizeof(*n));
-    if (!n || !(n->name = strdup(u->name)) || cache_mac(c, u, pw, pwlen, n->mac)) {
-        if (n) free(n->name);
+    if (!n || !(n->n.name = strdup(u->name)) || cache_mac(c, u, pw, pwlen, n->mac)) {
+        if (n) free(n->n.name);
         free(n);
         return; /* a cache that cannot grow just verifies again next time */
     }
@@ -241,18 +271,9 @@ static void cache_put(exh_auth_cache *c, const exh_user *u, const char *pw, size
     n->expires = mono_s() + c->skew + c->ttl;
     centry *old = find(c, u->name);
     if (old) unlink_entry(c, old);
-    while (c->count >= c->max && c->oldest)
-        unlink_entry(c, c->oldest);
-    size_t b = name_hash(n->name, strlen(n->name)) & (c->nbuckets - 1);
-    n->next = c->buckets[b];
-    c->buckets[b] = n;
-    n->older = c->newest;
-    if (c->newest)
-        c->newest->newer = n;
-    else
-        c->oldest = n;
-    c->newest = n;
-    c->count++;
+    while (c->creds.count >= c->max && c->creds.oldest)
+        unlink_entry(c, (centry *)c->creds.oldest);
+    table_add(&c->creds, &n->n);
     pthread_mutex_unlock(&c->lock);
 }
 
@@ -344,10 +365,7 @@ static bool clientid_matches(const char *pattern, const char *cid, size_t len)
 /* The named user's entry, of whatever revision.  Under the lock. */
 static rentry *pattern_of(exh_auth_cache *c, const char *name)
 {
-    rentry *e = c->rbuckets[name_hash(name, strlen(name)) & (c->nbuckets - 1)];
-    while (e && strcmp(e->name, name))
-        e = e->next;
-    return e;
+    return (rentry *)table_find(&c->patterns, name);
 }
 
 /* The user's pattern as compiled for this revision, with a reference
@@ -369,7 +387,7 @@ static rentry *find_pattern(exh_auth_cache *c, const exh_user *u)
 static rentry *add_pattern(exh_auth_cache *c, const exh_user *u)
 {
     rentry *n = calloc(1, sizeof(*n));
-    if (!n || !(n->name = strdup(u->name)) || !(n->pattern = strdup(u->clientid_pattern)) ||
+    if (!n || !(n->n.name = strdup(u->name)) || !(n->pattern = strdup(u->clientid_pattern)) ||
         !(n->code = compile_clientid(u->clientid_pattern))) {
         if (n) rentry_free(n);
         return NULL;
@@ -381,18 +399,9 @@ static rentry *add_pattern(exh_auth_cache *c, const exh_user *u)
     pthread_mutex_lock(&c->lock);
     rentry *old = pattern_of(c, u->name);
     if (old) unlink_pattern(c, old);
-    while (c->rcount >= c->max && c->roldest)
-        unlink_pattern(c, c->roldest);
-    size_t b = name_hash(n->name, strlen(n->name)) & (c->nbuckets - 1);
-    n->next = c->rbuckets[b];
-    c->rbuckets[b] = n;
-    n->older = c->rnewest;
-    if (c->rnewest)
-        c->rnewest->newer = n;
-    else
-        c->roldest = n;
-    c->rnewest = n;
-    c->rcount++;
+    while (c->patterns.count >= c->max && c->patterns.oldest)
+        unlink_pattern(c, (rentry *)c->patterns.oldest);
+    table_add(&c->patterns, &n->n);
     pthread_mutex_unlock(&c->lock);
     return n;
 }
