@@ -41,29 +41,7 @@ DB=$EXH_TEST_PG_URI
 X="$ctl --db $DB --policy tests/data/users-groups.policy"
 PW="Sesame-$$-open-Ω"
 : >"$tmp/all.log"
-run() {
-  local in=$1
-  shift
-  [ "$in" = - ] && in=/dev/null
-  "$@" <"$in" >"$tmp/out" 2>"$tmp/err"
-  st=$?
-  out=$(cat "$tmp/out")
-  err=$(cat "$tmp/err")
-  cat "$tmp/out" "$tmp/err" >>"$tmp/all.log"
-}
-line() { printf '%s\n' "$1" >"$tmp/in"; echo "$tmp/in"; }
-is() {
-  if [ "$st" != "$2" ]; then bad "$1: status $st, want $2; stdout: $out; stderr: $err"; return; fi
-  if [ "$3" != "*" ] && [ "$out" != "$3" ]; then
-    bad "$1: stdout was:"$'\n'"$out"$'\n'"want:"$'\n'"$3"; return; fi
-  ok
-}
-has() {
-  if [ "$st" != "$2" ]; then bad "$1: status $st, want $2; stdout: $out; stderr: $err"; return; fi
-  if ! printf '%s\n%s\n' "$out" "$err" | grep -qF -- "$3"; then
-    bad "$1: output lacks '$3'; stdout: $out; stderr: $err"; return; fi
-  ok
-}
+. tests/lib/cli.sh # run, line, is, has
 
 run "$(line "$PW")" $X add-user alice --password-stdin
 has "add-user before init" 2 "no credential store at $DB"
