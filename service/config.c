@@ -301,7 +301,7 @@ static int check(const svc_config *c)
         return 2;
     }
     exh_store_close(s);
-    if (prog->kind == SVC_FOR_GRPC) {
+    if (c->kind == SVC_FOR_GRPC) {
         const char *files[] = {c->tls_cert, c->tls_key, c->tls_ca};
         for (int i = 0; i < 3; i++) {
             FILE *f = *files[i] ? fopen(files[i], "r") : NULL;
@@ -322,7 +322,7 @@ static int check(const svc_config *c)
 /* Settings that only make sense together. */
 static int consistent(const svc_config *c)
 {
-    if (prog->kind != SVC_FOR_GRPC) return 0;
+    if (c->kind != SVC_FOR_GRPC) return 0;
     if (!*c->tls_cert != !*c->tls_key) {
         fprintf(stderr, "%s: tls_cert and tls_key go together\n", prog->name);
         return 2;
@@ -361,7 +361,7 @@ int svc_config_load(int argc, char **argv, const svc_program *program, svc_confi
         }
         if (!strcmp(a, "--check-config")) {
             check_only = 1;
-        } else if (prog->kind == SVC_FOR_DRIVER && !strcmp(a, "--nouse_stdio")) {
+        } else if (c->kind == SVC_FOR_DRIVER && !strcmp(a, "--nouse_stdio")) {
             c->nouse_stdio = true;
         } else if (!strncmp(a, "--", 2) && i + 1 < argc) {
             char msg[512];
