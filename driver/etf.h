@@ -92,7 +92,12 @@ int etf_find_clientid(const char *buf, int index, const char **cid, size_t *len)
 /* Decode a binary, charlist (STRING_EXT, or [] for "") or the atom
  * `undefined` (*out = NULL) in place: *out points into buf, not
  * NUL-terminated.  A charlist's bytes are stored as they are (each
- * element is one byte), so no form needs converting. */
+ * element is one byte), so no form needs converting.  EMQX 4.x sends
+ * binaries (emqx-extension-hook's src/emqx_extension_hook_handler.erl:
+ * clientinfo/1 passes clientid and the topic as the broker has them,
+ * username, password and mountpoint through maybe/1, <<"">> for
+ * undefined, peerhost through inet_parse:ntoa then list_to_binary); the
+ * other forms are accepted as the same text, never as something else. */
 int etf_decode_text(const char *buf, int *index, const char **out, size_t *len);
 
 /* Replies.  Each builds a whole term in x (initialised by the call). */
