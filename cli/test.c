@@ -8,7 +8,6 @@
 #include <sys/stat.h>
 
 #include "cli.h"
-#include "fileio.h"
 #include "readfile.h"
 #include "exhook/eval.h"
 #include "exhook/policytest.h"

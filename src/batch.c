@@ -203,7 +203,7 @@ exh_status exh_batch_parse(const char *text, size_t len, exh_batch_req **out, ex
         exh_status st =
             json_error_code(&jerr) == json_error_out_of_memory ? EXH_ENOMEM : EXH_ESYNTAX;
         if (st == EXH_ENOMEM) {
-            exh_error_set(err, st, NULL, 0, 0, "out of memory");
+            exh_error_nomem(err);
         } else {
             /* jansson quotes the input near the error ("... near
              * '\"s3cret'"), which may be part of a password: drop it,
@@ -228,7 +228,7 @@ exh_status exh_batch_parse(const char *text, size_t len, exh_batch_req **out, ex
     if (bad)
         st = exh_error_set(err, EXH_EINVAL, NULL, 0, 0, "%s", bad);
     else if ((st = own(&d, out)) != EXH_OK)
-        exh_error_set(err, st, NULL, 0, 0, "out of memory");
+        exh_error_nomem(err);
     wipe_tree_password(o);
     json_decref(o);
     return st;

@@ -411,8 +411,6 @@ static exh_status migrate(pg_store *s, exh_error *err)
     return st;
 }
 
-/* The store's name for errors: postgresql://user@host:port/db from the
- * URI's parts, without its password (or anything else it carries). */
 /* A URI whose user or password holds an unencoded '@' or '/':
  * libpq ends the user info at the first '@' or '/', so the rest of the
  * password becomes the host, port or database -- and would be shown as
@@ -434,6 +432,8 @@ static bool uri_ambiguous(const char *uri)
     return ats > 1 || (last_at && p + slash < last_at);
 }
 
+/* The store's name for errors: postgresql://user@host:port/db from the
+ * URI's parts, without its password (or anything else it carries). */
 bool store_pg_display_name(const char *uri, char *out, size_t n)
 {
     char *msg = NULL;
@@ -616,6 +616,41 @@ static exh_status pg_user_names(exh_store *b, char ***out, size_t *nout, exh_err
     return st;
 }
 
+/* The rows a session event writes, in the statements' column order: one
+ * place for the live store and for migrate. */
+static exh_status session_online(pg_store *s, const exh_session_event *ev, exh_error *err,
+                                 const char *doing)
+{
+    char at[24];
+    snprintf(at, sizeof(at), "%" PRId64, ev->at);
+    const char *v[] = {ev->clientid, ev->username, ev->peerhost, ev->node, at};
+    return write_n(s, ST_SESSION_ON, 5, v, err, doing, NULL);
+}
+
+static exh_status history_row(pg_store *s, const exh_session_event *ev, exh_error *err,
+                              const char *doing)
+{
+    char at[24];
+    snprintf(at, sizeof(at), "%" PRId64, ev->at);
+    const char *h[] = {at,           ev->connected ? "connect" : "disconnect",
+                       ev->clientid, ev->username,
+                       ev->peerhost, ev->node,
+                       ev->reason};
+    return write_n(s, ST_HISTORY_ADD, 7, h, err, doing, NULL);
+}
+
+/* A user's memberships, one row each. */
+static exh_status add_members(pg_store *s, const char *name, const char *const *groups, size_t n,
+                              exh_error *err, const char *doing)
+{
+    exh_status st = EXH_OK;
+    for (size_t i = 0; !st && i < n; i++) {
+        const char *m[] = {name, groups[i]};
+        st = write_n(s, ST_ADD_MEMBER, 2, m, err, doing, NULL);
+    }
+    return st;
+}
+
 static exh_status pg_insert_user(exh_store *b, const exh_new_user *u, const char *hash,
                                  exh_error *err)
 {
@@ -628,11 +663,8 @@ static exh_status pg_insert_user(exh_store *b, const exh_new_user *u, const char
     if (!st && !changed) st = EXH_EEXIST;
     if (st == EXH_EEXIST)
         return store_fail(b, err, EXH_EEXIST, "user '%s' already exists", u->name);
-    for (size_t i = 0; !st && i < u->ngroups; i++) {
-        const char *m[] = {u->name, u->groups[i]};
-        st = write_n(s, ST_ADD_MEMBER, 2, m, err, "adding a group membership", NULL);
-    }
-    return st;
+    return st ? st
+              : add_members(s, u->name, u->groups, u->ngroups, err, "adding a group membership");
 }
 
 static exh_status pg_set_hash(exh_store *b, const char *name, const char *hash, exh_error *err)
@@ -707,22 +739,14 @@ static exh_status pg_record_session(exh_store *b, const exh_session_event *ev, b
                                     exh_error *err)
 {
     pg_store *s = PG(b);
-    char at[24];
-    snprintf(at, sizeof(at), "%" PRId64, ev->at);
     exh_status st;
     if (ev->connected) {
-        const char *v[] = {ev->clientid, ev->username, ev->peerhost, ev->node, at};
-        st = write_n(s, ST_SESSION_ON, 5, v, err, "recording the session", NULL);
+        st = session_online(s, ev, err, "recording the session");
     } else {
         const char *v[] = {ev->clientid};
         st = write_n(s, ST_SESSION_OFF, 1, v, err, "recording the session", NULL);
     }
-    if (st) return st;
-    const char *h[] = {at,           ev->connected ? "connect" : "disconnect",
-                       ev->clientid, ev->username,
-                       ev->peerhost, ev->node,
-                       ev->reason};
-    if ((st = write_n(s, ST_HISTORY_ADD, 7, h, err, "recording history", NULL))) return st;
+    if (st || (st = history_row(s, ev, err, "recording history"))) return st;
     if (trim) {
         char max[24];
         snprintf(max, sizeof(max), "%" PRIu32, b->opts.history_max);
@@ -816,11 +840,8 @@ exh_status store_pg_put_user(exh_store *b, const exh_user *u, exh_error *err)
     char doing[200];
     snprintf(doing, sizeof(doing), "copying user '%.120s'", u->name);
     exh_status st = write_n(s, ST_PUT_USER, 8, v, err, doing, NULL);
-    for (size_t i = 0; !st && i < u->ngroups; i++) {
-        const char *m[] = {u->name, u->groups[i]};
-        st = write_n(s, ST_ADD_MEMBER, 2, m, err, doing, NULL);
-    }
-    return st;
+    return st ? st
+              : add_members(s, u->name, (const char *const *)u->groups, u->ngroups, err, doing);
 }
 
 exh_status store_pg_put_session(exh_store *b, const exh_session_event *ev, bool online,
@@ -828,17 +849,8 @@ exh_status store_pg_put_session(exh_store *b, const exh_session_event *ev, bool 
 {
     if (!store_is_pg(b)) return not_pg(b, err);
     pg_store *s = PG(b);
-    char at[24];
-    snprintf(at, sizeof(at), "%" PRId64, ev->at);
-    if (online) {
-        const char *v[] = {ev->clientid, ev->username, ev->peerhost, ev->node, at};
-        return write_n(s, ST_SESSION_ON, 5, v, err, "copying an online session", NULL);
-    }
-    const char *h[] = {at,           ev->connected ? "connect" : "disconnect",
-                       ev->clientid, ev->username,
-                       ev->peerhost, ev->node,
-                       ev->reason};
-    return write_n(s, ST_HISTORY_ADD, 7, h, err, "copying session history", NULL);
+    return online ? session_online(s, ev, err, "copying an online session")
+                  : history_row(s, ev, err, "copying session history");
 }
 
 /* An identifier quoted for SQL text, or NULL (err set). */

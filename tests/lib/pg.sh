@@ -89,6 +89,14 @@ pg_psql() {
   "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$PG_DIR" -p "$PG_PORT" -U exhook -d "$db" -At "$@"
 }
 
+# pg_psql_as ROLE DB ARGS...: psql as ROLE over TCP (its password from
+# PGPASSFILE, as a front end would connect).
+pg_psql_as() {
+  local role=$1 db=$2
+  shift 2
+  "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U "$role" -d "$db" -At "$@"
+}
+
 pg_stop() {
   local st=$?
   if [ -n "${PG_DIR:-}" ] && [ -d "$PG_DIR" ]; then
