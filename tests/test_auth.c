@@ -108,15 +108,21 @@ static int teardown(void **state)
     return system(cmd);
 }
 
+/* A login with a password check, from C strings (user, pw NULL: none). */
+static exh_auth_request request(const char *user, const char *cid, const char *pw)
+{
+    return (exh_auth_request){.username = user,
+                              .username_len = user ? strlen(user) : 0,
+                              .clientid = cid,
+                              .clientid_len = strlen(cid),
+                              .password = pw,
+                              .password_len = pw ? strlen(pw) : 0,
+                              .check_password = true};
+}
+
 static exh_auth_result login(exh_auth_cache *c, const char *user, const char *cid, const char *pw)
 {
-    exh_auth_request rq = {.username = user,
-                           .username_len = user ? strlen(user) : 0,
-                           .clientid = cid,
-                           .clientid_len = strlen(cid),
-                           .password = pw,
-                           .password_len = pw ? strlen(pw) : 0,
-                           .check_password = true};
+    exh_auth_request rq = request(user, cid, pw);
     exh_auth_result res;
     exh_error err;
     assert_int_equal(exh_authenticate(store, c, policy, ctx, &rq, &res, &err), EXH_OK);
@@ -214,13 +220,7 @@ static void test_store_fault(void **state)
     assert_int_equal(sqlite3_exec(db, "ALTER TABLE users RENAME TO gone", NULL, NULL, NULL),
                      SQLITE_OK);
     sqlite3_close(db);
-    exh_auth_request rq = {.username = "bob",
-                           .username_len = 3,
-                           .clientid = "b",
-                           .clientid_len = 1,
-                           .password = "builder",
-                           .password_len = 7,
-                           .check_password = true};
+    exh_auth_request rq = request("bob", "b", "builder");
     exh_auth_result r;
     exh_error err;
     assert_int_equal(exh_authenticate(store, NULL, policy, ctx, &rq, &r, &err), EXH_ESTORE);
@@ -232,13 +232,7 @@ static void test_store_fault(void **state)
 static void test_no_store(void **state)
 {
     (void)state;
-    exh_auth_request rq = {.username = "bob",
-                           .username_len = 3,
-                           .clientid = "b",
-                           .clientid_len = 1,
-                           .password = "builder",
-                           .password_len = 7,
-                           .check_password = true};
+    exh_auth_request rq = request("bob", "b", "builder");
     exh_auth_result r;
     exh_error err;
     assert_int_equal(exh_authenticate(NULL, NULL, policy, ctx, &rq, &r, &err), EXH_EINVAL);
