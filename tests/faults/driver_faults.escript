@@ -117,7 +117,9 @@ start(Tag, Db, Extra, Wrap) ->
     Cmd = "echo $$ >" ++ q(PidF) ++ "; exec " ++ Wrap ++ " " ++ q(env(driver)) ++ " --db " ++ q(Db)
         ++ " --policy " ++ q(tmp("f.policy")) ++ " " ++ Extra ++ " 2>>" ++ q(Log),
     Port = open_port({spawn, "/bin/sh -c " ++ q(Cmd)}, [{packet, 4}, binary, exit_status]),
-    true = poll(fun() -> filelib:is_regular(PidF) end, 5000),
+    %% The shell creates the file before echo writes the pid into it: wait
+    %% for the whole line, or an empty pid would make /proc//stat (= /proc/stat).
+    true = poll(fun() -> pid_written(PidF) end, 5000),
     {ok, B} = file:read_file(PidF),
     D = #{port => Port, tag => Tag, log => Log, pid => string:trim(binary_to_list(B))},
     {r, {0, {_, State}}} = call(D, init, []),
@@ -135,6 +137,12 @@ close(#{port := Port, pid := Pid} = D) ->
                   [element(2, sh("cat /proc/" ++ Pid ++ "/stat")),
                    element(2, sh("cat /proc/" ++ Pid ++ "/task/*/wchan | tr '\\0' ' '")),
                    log_text(D)]).
+
+pid_written(F) ->
+    case file:read_file(F) of
+        {ok, B} -> byte_size(B) > 1 andalso binary:last(B) =:= $\n;
+        _ -> false
+    end.
 
 %% Gone, or a zombie its parent has not reaped yet: it has exited either way.
 exited(Pid) ->
