@@ -64,8 +64,7 @@ static int from_record(const svc_client_view *v, void *arg)
         r->ngroups = 0;
         int a = (int)answer_of(res.decision);
         if (slot && used == gen) { /* not if a reload came in between */
-            slot->answer = (int8_t)a;
-            slot->gen = gen;
+            svc_decision_fill(slot, gen, a);
         }
         return a;
     }
@@ -154,10 +153,9 @@ svc_answer svc_authorize_key(svc_conn *c, const char *key, size_t klen, exh_requ
     return from_store(c, key, klen, r);
 }
 
-int svc_authorize_cached(svc *s, const char *key, size_t klen, const exh_request *r)
+int svc_authorize_cached(svc *s, const char *key, size_t klen, const svc_probe *q)
 {
-    return svc_clients_cached(s->clients, key, klen, r->username, r->username_len,
-                              svc_live_policy_gen(s->policy), r);
+    return svc_clients_cached(s->clients, key, klen, svc_live_policy_gen(s->policy), q);
 }
 
 svc_answer svc_authorize(svc_conn *c, exh_request *r)

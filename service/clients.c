@@ -21,6 +21,7 @@ typedef struct client {
     size_t cidlen;
     char *username; /* who logged in (NULL: anonymous); a check by anyone else is denied */
     size_t username_len;
+    bool username_cstr; /* no NUL inside: svc_clients_cached may strcmp it */
     svc_client_state state;
     uint64_t gen; /* the login that made it; 0: a store lookup */
     bool superuser;
@@ -263,6 +264,7 @@ static client *make(svc_clients *t, const char *key, size_t klen, const char *ci
     c->cidlen = own_cid ? cidlen : klen;
     c->username = user ? dup_bytes(user, ulen) : NULL;
     c->username_len = user ? ulen : 0;
+    c->username_cstr = !user || !memchr(user, '\0', ulen);
     c->state = state;
     c->superuser = superuser;
     c->rev = -1;
@@ -464,24 +466,38 @@ int svc_clients_with(svc_clients *t, const char *key, size_t klen, const char *u
     return a;
 }
 
-int svc_clients_cached(svc_clients *t, const char *key, size_t klen, const char *user, size_t ulen,
-                       uint32_t gen, const exh_request *r)
+/* The user of a probe: a C string, so a record whose name holds a NUL
+ * (which strcmp would cut) is never the same. */
+static bool same_user_cstr(const client *c, const char *user)
 {
-    if (!t->decision_cache || !r->topic || r->topic_len > SVC_DC_TOPIC) return -1;
-    int qos = r->delivery ? -1 : r->qos;
+    if (!c->username || !user) return !c->username && !user;
+    return c->username_cstr && strcmp(c->username, user) == 0;
+}
+
+int svc_clients_cached(svc_clients *t, const char *key, size_t klen, uint32_t gen,
+                       const svc_probe *q)
+{
+    /* Generation 0 (no policy yet) would find the ways reserved and not
+     * yet decided; QoS and retain are one byte each, and anything outside
+     * their range is never kept (it would alias a valid one). */
+    if (!t->decision_cache || gen == 0 || !q->topic || q->qos < -1 || q->qos > 2 ||
+        q->retain < -1 || q->retain > 1)
+        return -1;
+    uint64_t what =
+        svc_decision_what(gen, q->action, q->delivery, q->delivery ? -1 : q->qos, q->retain);
     rdlock(t);
     client *c = t->buckets[key_hash(key, klen)];
-    while (c && (!same_key(c, key, klen) || !same_user(c, user, ulen)))
+    while (c && (!same_key(c, key, klen) || !same_user_cstr(c, q->username)))
         c = c->next;
     if (!c || !c->dc || (c->state != SVC_CLIENT_KNOWN && c->state != SVC_CLIENT_NOOPINION)) {
         unlock(t);
         return -1;
     }
+    /* A kept topic is at most SVC_DC_TOPIC bytes and NUL-terminated: a
+     * longer one never compares equal. */
     for (int i = 0; i < SVC_DC_WAYS; i++) {
         const svc_decision *d = &c->dc[i];
-        if (d->gen == gen && d->len == r->topic_len && d->action == r->action &&
-            d->delivery == r->delivery && d->qos == qos && d->retain == r->retain &&
-            memcmp(d->topic, r->topic, r->topic_len) == 0) {
+        if (d->what == what && strcmp(d->topic, q->topic) == 0) {
             int answer = d->answer;
             unlock(t);
             return answer;
@@ -489,16 +505,16 @@ int svc_clients_cached(svc_clients *t, const char *key, size_t klen, const char 
     }
     /* A miss: the way the answer will go is taken now, and the record
      * remembered for the evaluation that follows (the decision cache is
-     * one thread's: nothing runs in between). */
+     * one thread's: nothing runs in between).  Longer topics are not kept. */
+    size_t tlen = strnlen(q->topic, SVC_DC_TOPIC + 1);
+    if (tlen > SVC_DC_TOPIC) {
+        unlock(t);
+        return -1;
+    }
     svc_decision *d = &c->dc[c->dc_next];
     c->dc_next = (uint8_t)((c->dc_next + 1) % SVC_DC_WAYS);
-    d->gen = 0; /* empty until it is filled */
-    d->action = (uint8_t)r->action;
-    d->delivery = r->delivery;
-    d->qos = (int8_t)qos;
-    d->retain = (int8_t)r->retain;
-    d->len = (uint8_t)r->topic_len;
-    memcpy(d->topic, r->topic, r->topic_len);
+    d->what = what & ~(uint64_t)UINT32_MAX; /* empty until svc_decision_fill */
+    memcpy(d->topic, q->topic, tlen + 1);
     t->hint = c;
     t->hint_slot = d;
     unlock(t);

@@ -63,17 +63,33 @@ enum { SVC_CLIENTS_REFUSED_MAX = 262144 };
  * generation it was decided under) and for the request (the topic, compared
  * whole, the action, the QoS and retain flag).  Longer topics are evaluated
  * every time. */
-enum { SVC_DC_WAYS = 4, SVC_DC_TOPIC = 54 };
+enum { SVC_DC_WAYS = 4, SVC_DC_TOPIC = 53 };
 
 typedef struct svc_decision {
-    uint32_t gen; /* the policy's generation it was decided under; 0 = empty */
-    uint8_t action, delivery;
-    int8_t qos, retain, answer;
-    uint8_t len;
-    char topic[SVC_DC_TOPIC];
+    /* What it answers, one word compared at once: the policy's generation
+     * it was decided under (low 32 bits; 0 = empty or not yet decided),
+     * the action, the delivery flag, the QoS and the retain flag. */
+    uint64_t what;
+    int8_t answer;
+    char topic[SVC_DC_TOPIC + 1]; /* NUL-terminated: a hit is one strcmp, nothing measured */
 } svc_decision;
 
-_Static_assert(sizeof(svc_decision) == 64, "a decision is one cache line");
+static inline uint64_t svc_decision_what(uint32_t gen, exh_action action, bool delivery, int qos,
+                                         int retain)
+{
+    return (uint64_t)gen | (uint64_t)(uint8_t)action << 32 | (uint64_t)delivery << 40 |
+           (uint64_t)(uint8_t)qos << 48 | (uint64_t)(uint8_t)retain << 56;
+}
+
+/* Keep the answer decided under generation gen in the way a miss reserved
+ * (svc_client_view.slot): from now on it is found. */
+static inline void svc_decision_fill(svc_decision *d, uint32_t gen, int answer)
+{
+    d->answer = (int8_t)answer;
+    d->what |= gen;
+}
+
+_Static_assert(sizeof(svc_decision) <= 64, "a decision is one cache line");
 
 /* one_thread: only one thread ever uses the table (the Mosquitto plugin):
  * no locking.
@@ -146,13 +162,23 @@ typedef struct svc_client_view {
 int svc_clients_with(svc_clients *t, const char *key, size_t klen, const char *user, size_t ulen,
                      int (*fn)(const svc_client_view *v, void *arg), void *arg);
 
-/* The answer the record of (key, user) keeps for a check like r (its
- * action, topic, QoS, retain flag and delivery flag) under the policy of
- * generation gen, or -1 (none kept, or no decision cache).  Reads only
- * those fields of r: the caller need not build the rest (the plugin's hot
- * path). */
-int svc_clients_cached(svc_clients *t, const char *key, size_t klen, const char *user, size_t ulen,
-                       uint32_t gen, const exh_request *r);
+/* A check as the decision cache compares it, all the plugin's hot path
+ * builds.  The broker's strings as it holds them, NUL-terminated: a hit
+ * compares them with strcmp and measures nothing (strlen then memcmp cost
+ * twice the calls on the path every message takes, twice). */
+typedef struct svc_probe {
+    const char *username; /* NULL: anonymous */
+    const char *topic;
+    exh_action action;
+    int qos, retain; /* as in exh_request */
+    bool delivery;
+} svc_probe;
+
+/* The answer the record of (key, q->username) keeps for the check q
+ * describes under the policy of generation gen, or -1 (none kept, or no
+ * decision cache). */
+int svc_clients_cached(svc_clients *t, const char *key, size_t klen, uint32_t gen,
+                       const svc_probe *q);
 
 /* Has any login been seen on key? */
 bool svc_clients_seen(svc_clients *t, const char *key, size_t klen);

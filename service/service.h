@@ -104,13 +104,13 @@ svc_answer svc_authenticate(svc_conn *c, const exh_auth_request *rq);
 svc_answer svc_authorize_key(svc_conn *c, const char *key, size_t klen, exh_request *r,
                              const char *peer_text);
 svc_answer svc_authorize(svc_conn *c, exh_request *r);
-/* The decision cache's answer (an svc_answer) to the check r describes --
- * its action, username, topic, QoS, retain and delivery flags, the only
- * fields read -- or -1: then svc_authorize_key, called next for the same
- * check, decides and keeps the answer in the way this miss reserved (the
- * cache is read and filled only through this pair).  For a front end on
- * one thread with decision_cache on. */
-int svc_authorize_cached(svc *s, const char *key, size_t klen, const exh_request *r);
+/* The decision cache's answer (an svc_answer) to the check q describes,
+ * or -1: then svc_authorize_key, called next for the same check (the
+ * request built in full, the same username, action, topic, QoS, retain and
+ * delivery flags), decides and keeps the answer in the way this miss
+ * reserved (the cache is read and filled only through this pair).  For a
+ * front end on one thread with decision_cache on. */
+int svc_authorize_cached(svc *s, const char *key, size_t klen, const svc_probe *q);
 
 /* A connect or disconnect for the history (copied; best effort).  A
  * disconnect also forgets the client's record if it holds a finished

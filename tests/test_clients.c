@@ -144,13 +144,95 @@ static void test_takeover_address(void **state)
     svc_clients_free(t);
 }
 
+/* The decision cache (the plugin's hot path): a miss reserves a way that
+ * the lookup after it fills; a hit needs the same user (a C string: a
+ * record whose name holds a NUL is never one), the same generation, action,
+ * delivery flag, QoS, retain flag and topic; what cannot be kept exactly
+ * (topics over SVC_DC_TOPIC bytes, QoS or retain out of range, no policy
+ * yet) is never kept. */
+static int fill_allow(const svc_client_view *v, void *arg)
+{
+    if (!v->slot) return 0;
+    svc_decision_fill(v->slot, *(uint32_t *)arg, 1);
+    return 1;
+}
+
+static int probe(svc_clients *t, const char *key, const char *user, const char *user_rec,
+                 size_t user_rec_len, uint32_t gen, svc_probe q)
+{
+    q.username = user;
+    int a = svc_clients_cached(t, key, 8, gen, &q);
+    if (a >= 0) return a;
+    /* the evaluation that follows a miss: it finds the way reserved */
+    return svc_clients_with(t, key, 8, user_rec, user_rec_len, fill_allow, &gen) ? -1 : -2;
+}
+
+static void test_decision_cache(void **state)
+{
+    (void)state;
+    svc_clients *t = svc_clients_new(true, true, true);
+    const char key[8] = "conn-001";
+    uint64_t g = svc_clients_begin(t, key, 8, "cid", 3, NULL, "alice", 5);
+    svc_grant gr = {.state = SVC_CLIENT_KNOWN};
+    svc_clients_end(t, key, 8, g, "cid", 3, NULL, "alice", 5, &gr);
+    svc_probe pub = {.topic = "a/b", .action = EXH_PUBLISH, .qos = 1, .retain = 0};
+    assert_int_equal(probe(t, key, "alice", "alice", 5, 1, pub), -1); /* miss, filled */
+    assert_int_equal(probe(t, key, "alice", "alice", 5, 1, pub), 1);  /* hit */
+    assert_int_equal(probe(t, key, NULL, NULL, 0, 1, pub), -2);       /* another user: no record */
+    assert_int_equal(probe(t, key, "alicex", "alicex", 6, 1, pub), -2);
+    assert_int_equal(probe(t, key, "alice", "alice", 5, 2, pub), -1); /* a reload */
+    assert_int_equal(probe(t, key, "alice", "alice", 5, 0, pub), -2); /* no policy: not kept */
+    svc_probe q = pub;
+    q.qos = 2;
+    assert_int_equal(probe(t, key, "alice", "alice", 5, 2, q), -1);
+    q = pub;
+    q.retain = 1;
+    assert_int_equal(probe(t, key, "alice", "alice", 5, 2, q), -1);
+    q = pub;
+    q.action = EXH_SUBSCRIBE;
+    q.delivery = true;
+    assert_int_equal(probe(t, key, "alice", "alice", 5, 2, q), -1);
+    assert_int_equal(probe(t, key, "alice", "alice", 5, 2, q), 1);
+    q.qos = 0; /* a delivery's QoS is the message's: not part of it */
+    assert_int_equal(probe(t, key, "alice", "alice", 5, 2, q), 1);
+    q = pub;
+    q.qos = 3;
+    assert_int_equal(probe(t, key, "alice", "alice", 5, 2, q), -2);
+    q.qos = 1;
+    q.retain = 2;
+    assert_int_equal(probe(t, key, "alice", "alice", 5, 2, q), -2);
+    /* The longest topic kept, and one byte more. */
+    char topic[SVC_DC_TOPIC + 2];
+    memset(topic, 'x', sizeof(topic) - 1);
+    topic[SVC_DC_TOPIC] = '\0';
+    q = pub;
+    q.topic = topic;
+    assert_int_equal(probe(t, key, "alice", "alice", 5, 2, q), -1);
+    assert_int_equal(probe(t, key, "alice", "alice", 5, 2, q), 1);
+    topic[SVC_DC_TOPIC] = 'x';
+    topic[SVC_DC_TOPIC + 1] = '\0';
+    assert_int_equal(probe(t, key, "alice", "alice", 5, 2, q), -2);
+    assert_int_equal(probe(t, key, "alice", "alice", 5, 2, q), -2);
+    topic[SVC_DC_TOPIC] = '\0'; /* the kept one is still there */
+    assert_int_equal(probe(t, key, "alice", "alice", 5, 2, q), 1);
+    svc_clients_disconnected(t, key, 8, "alice", 5);
+    assert_int_equal(probe(t, key, "alice", "alice", 5, 2, pub), -2);
+
+    /* A name with a NUL inside: "al" is not "al\0ice". */
+    g = svc_clients_begin(t, key, 8, "cid", 3, NULL, "al\0ice", 6);
+    gr = (svc_grant){.state = SVC_CLIENT_KNOWN};
+    svc_clients_end(t, key, 8, g, "cid", 3, NULL, "al\0ice", 6, &gr);
+    assert_int_equal(probe(t, key, "al", "al\0ice", 6, 2, pub), -2);
+    assert_int_equal(probe(t, key, "al", "al\0ice", 6, 2, pub), -2);
+    svc_clients_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_by_client_id),
-        cmocka_unit_test(test_by_connection),
-        cmocka_unit_test(test_revoke_and_lock),
-        cmocka_unit_test(test_takeover_address),
+        cmocka_unit_test(test_by_client_id),    cmocka_unit_test(test_by_connection),
+        cmocka_unit_test(test_revoke_and_lock), cmocka_unit_test(test_takeover_address),
+        cmocka_unit_test(test_decision_cache),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
