@@ -378,7 +378,7 @@ static int on_tick_(int event, void *data, void *user)
                              p->rechecked, p->rehashed);
         p->rechecked = p->rehashed = 0;
     }
-    svc_revalidate(p->conn, kick, p);
+    svc_watch_step(p->conn, kick, p);
     return MOSQ_ERR_SUCCESS;
 }
 

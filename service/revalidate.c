@@ -12,6 +12,8 @@
 
 typedef struct pass {
     svc_conn *c;
+    const char *const *only; /* sorted: the users to check; NULL: everyone */
+    size_t nonly;
     exh_store *store;
     const exh_policy *pol;
     long checked;
@@ -33,6 +35,14 @@ static void to_kick(pass *p, const svc_client_info *ci)
     if ((p->kick[p->nkick] = strndup(ci->cid, ci->cidlen))) p->nkick++;
 }
 
+/* ci->user is not NUL-terminated in general, but a record's name is a
+ * copy ending in one (clients.c dup_bytes); a name with a NUL inside is
+ * never in a notice. */
+static int cmp_name(const void *key, const void *elem)
+{
+    return strcmp(*(const char *const *)key, *(const char *const *)elem);
+}
+
 /* One verified login against the store as it is now: revoked if its user
  * is gone, disabled, bound to other client ids or refused by the connect
  * rules; else its groups and superuser flag are refreshed, so the next
@@ -41,6 +51,8 @@ static svc_visit visit(const svc_client_info *ci, svc_refresh *out, void *arg)
 {
     pass *p = arg;
     if (p->fault) return SVC_VISIT_KEEP; /* decided at the next change */
+    if (p->only && !bsearch(&ci->user, p->only, p->nonly, sizeof(*p->only), cmp_name))
+        return SVC_VISIT_KEEP;
     p->checked++;
     exh_user u;
     exh_error err;
@@ -93,6 +105,44 @@ static svc_visit visit(const svc_client_info *ci, svc_refresh *out, void *arg)
     return what;
 }
 
+static long walk(svc_conn *c, const char *const *only, size_t nonly,
+                 void (*kick)(const char *cid, void *arg), void *arg)
+{
+    svc *s = c->s;
+    exh_store *store = svc_conn_store(c);
+    if (!store) return -1;
+    svc_policy *hp = svc_policy_get(s->policy);
+    pass p = {.c = c, .only = only, .nonly = nonly, .store = store, .pol = svc_policy_of(hp)};
+    svc_clients_each_known(s->clients, visit, &p);
+    svc_policy_put(hp);
+    if (p.fault) svc_conn_drop_store(c, &p.err);
+    /* Kicking may call back into the table (a disconnect): after the walk. */
+    for (size_t i = 0; i < p.nkick; i++) {
+        if (kick)
+            svc_log(LOG_INFO,
+                    "client %s disconnected: its user changed in the store and may no longer "
+                    "log in",
+                    p.kick[i]);
+        else
+            svc_log(LOG_INFO,
+                    "client %s: its user changed in the store and may no longer log in: its "
+                    "checks are denied from now on",
+                    p.kick[i]);
+        if (kick) kick(p.kick[i], arg);
+        free(p.kick[i]);
+    }
+    free(p.kick);
+    if (p.checked) /* the first walk, at start, has nobody to check: nothing to say */
+        svc_log(LOG_DEBUG, "store changed: %ld clients checked, %zu kicked", p.checked, p.nkick);
+    return p.fault ? -1 : p.checked ? p.checked : 1;
+}
+
+long svc_revalidate_users(svc_conn *c, const char *const *names, size_t n,
+                          void (*kick)(const char *cid, void *arg), void *arg)
+{
+    return walk(c, names, names ? n : 0, kick, arg);
+}
+
 long svc_revalidate(svc_conn *c, void (*kick)(const char *cid, void *arg), void *arg)
 {
     svc *s = c->s;
@@ -114,22 +164,7 @@ long svc_revalidate(svc_conn *c, void (*kick)(const char *cid, void *arg), void 
     s->have_version = true;
     c->fresh = false;
     if (!changed) return 0;
-    svc_policy *hp = svc_policy_get(s->policy);
-    pass p = {.c = c, .store = store, .pol = svc_policy_of(hp)};
-    svc_clients_each_known(s->clients, visit, &p);
-    svc_policy_put(hp);
-    s->revalidate_again = p.fault;
-    if (p.fault) svc_conn_drop_store(c, &p.err);
-    /* Kicking may call back into the table (a disconnect): after the walk. */
-    for (size_t i = 0; i < p.nkick; i++) {
-        svc_log(LOG_INFO,
-                "client %s disconnected: its user changed in the store and may no longer log in",
-                p.kick[i]);
-        if (kick) kick(p.kick[i], arg);
-        free(p.kick[i]);
-    }
-    free(p.kick);
-    if (p.checked) /* the first walk, at start, has nobody to check: nothing to say */
-        svc_log(LOG_DEBUG, "store changed: %ld clients checked, %zu kicked", p.checked, p.nkick);
-    return p.fault ? -1 : p.checked ? p.checked : 1;
+    long r = walk(c, NULL, 0, kick, arg);
+    s->revalidate_again = r < 0;
+    return r;
 }

@@ -39,7 +39,7 @@ svc *svc_new(const svc_config *cfg)
     if (!(s->cache = exh_auth_cache_new(cfg->cache_ttl, cfg->cache_max)) ||
         !(s->clients =
               svc_clients_new(s->per_connection, one_thread, one_thread && cfg->decision_cache)) ||
-        !(s->history = svc_history_new())) {
+        !(s->history = svc_history_new()) || !(s->watch = svc_watch_new())) {
         svc_log(LOG_ERROR, "out of memory");
         svc_free(s);
         return NULL;
@@ -51,12 +51,14 @@ int svc_start(svc *s, unsigned threads)
 {
     if ((threads & SVC_THREAD_RELOAD) && svc_live_policy_watch(s->policy) < 0) return -1;
     if ((threads & SVC_THREAD_HISTORY) && svc_history_start(s) < 0) return -1;
+    if ((threads & SVC_THREAD_WATCH) && svc_watch_start(s) < 0) return -1;
     return 0;
 }
 
 void svc_free(svc *s)
 {
     if (!s) return;
+    svc_watch_free(s); /* its thread walks the client table: first */
     if (s->history) svc_history_free(s);
     svc_live_policy_free(s->policy);
     exh_auth_cache_free(s->cache);
@@ -121,7 +123,7 @@ int svc_run_start(const svc_config *cfg_in, const int *also, int nalso, svc **ou
     signal(SIGPIPE, SIG_IGN);
     signal(SIGXFSZ, SIG_IGN);
     say_risks(s);
-    if (svc_start(s, SVC_THREAD_HISTORY | SVC_THREAD_RELOAD) < 0 ||
+    if (svc_start(s, SVC_THREAD_HISTORY | SVC_THREAD_RELOAD | SVC_THREAD_WATCH) < 0 ||
         svc_deadline_start(cfg.call_timeout_ms) < 0) {
         svc_free(s);
         return 1;

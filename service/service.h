@@ -42,6 +42,7 @@ typedef enum svc_answer { SVC_DENY, SVC_ALLOW, SVC_IGNORE } svc_answer;
 enum {
     SVC_THREAD_HISTORY = 1, /* writes session history in batches */
     SVC_THREAD_RELOAD = 2,  /* reloads the policy on SIGHUP and file changes */
+    SVC_THREAD_WATCH = 4,   /* keeps verified logins current: store change notices (watch.c) */
 };
 
 /* A service for cfg (copied): the policy compiled, the credential cache
@@ -131,5 +132,19 @@ void svc_history_write(svc_conn *c, const exh_session_event *ev);
  * flag refreshed.  Returns the number of logins checked (0: nothing
  * changed), or -1 on a store fault (logged as an incident). */
 long svc_revalidate(svc_conn *c, void (*kick)(const char *cid, void *arg), void *arg);
+/* The same check, now, of the verified logins of the users named (sorted
+ * in strcmp order; NULL: every user), whatever the data version says. */
+long svc_revalidate_users(svc_conn *c, const char *const *names, size_t n,
+                          void (*kick)(const char *cid, void *arg), void *arg);
+
+/* One step of keeping verified logins current, never waiting: with a
+ * store that sends change notices (PostgreSQL), the users named since the
+ * last step are checked (svc_revalidate_users; everyone after the
+ * listener was (re)opened); without (SQLite), svc_revalidate -- for the
+ * Mosquitto plugin only.  Returns as svc_revalidate.  The plugin calls it
+ * from its tick; SVC_THREAD_WATCH calls it for the other front ends. */
+long svc_watch_step(svc_conn *c, void (*kick)(const char *cid, void *arg), void *arg);
+/* The listener's socket (readable: a step has notices to read), or -1. */
+int svc_watch_fd(const svc *s);
 
 #endif

@@ -17,6 +17,7 @@ typedef struct svc_incident {
 } svc_incident;
 
 typedef struct svc_history svc_history;
+typedef struct svc_watch svc_watch;
 
 struct svc {
     svc_config cfg;
@@ -25,6 +26,7 @@ struct svc {
     svc_clients *clients;
     svc_live_policy *policy;
     svc_history *history;
+    svc_watch *watch; /* change notices (watch.c) */
     /* Reads (credentials, groups) and history writes are separate
      * incidents: a full disk stops the history but not the logins, and
      * one must not announce the other's recovery. */
@@ -61,6 +63,10 @@ void svc_conn_drop_store(svc_conn *c, const exh_error *err);
 svc_answer svc_failed(const svc *s);
 
 /* history.c */
+svc_watch *svc_watch_new(void);
+int svc_watch_start(svc *s);
+void svc_watch_free(svc *s); /* stops its thread first */
+
 svc_history *svc_history_new(void);
 int svc_history_start(svc *s);
 void svc_history_free(svc *s); /* writes what is queued first */

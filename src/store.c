@@ -111,6 +111,37 @@ exh_status exh_store_data_version(exh_store *s, int64_t *out, exh_error *err)
     return s->be->data_version(s, out, err);
 }
 
+bool exh_store_has_notices(const exh_store *s)
+{
+    return s->be->listen != NULL;
+}
+
+bool exh_store_location_has_notices(const char *location)
+{
+    return store_is_pg_uri(location) && store_pg.listen != NULL;
+}
+
+exh_status exh_store_listen(exh_store *s, exh_error *err)
+{
+    if (!s->be->listen)
+        return store_fail(s, err, EXH_EINVAL,
+                          "an %s store sends no change notices (poll its data version)",
+                          s->be->kind);
+    return s->be->listen(s, err);
+}
+
+int exh_store_notice_fd(const exh_store *s)
+{
+    return s->be->notice_fd ? s->be->notice_fd(s) : -1;
+}
+
+exh_status exh_store_notices(exh_store *s, exh_notice_fn fn, void *arg, exh_error *err)
+{
+    if (!s->be->notices)
+        return store_fail(s, err, EXH_EINVAL, "an %s store sends no change notices", s->be->kind);
+    return s->be->notices(s, fn, arg, err);
+}
+
 void exh_user_clear(exh_user *u)
 {
     if (!u) return;

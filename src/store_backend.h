@@ -69,6 +69,11 @@ struct store_backend {
                                 exh_error *err);
     /* store_int.h's store_set_hash_if. */
     exh_status (*set_hash_if)(exh_store *s, int64_t id, int64_t rev, const char *hash);
+    /* Change notices (store.h: exh_store_listen); NULL: the backend has
+     * none (SQLite). */
+    exh_status (*listen)(exh_store *s, exh_error *err);
+    int (*notice_fd)(const exh_store *s);
+    exh_status (*notices)(exh_store *s, exh_notice_fn fn, void *arg, exh_error *err);
 };
 
 extern const store_backend store_sqlite;

@@ -105,6 +105,10 @@ static const char *const sql_text[ST_COUNT] = {
                     "$7::bigint, $8::bigint)",
 };
 
+/* Notices are per database, not per schema: two stores in one database
+ * hear each other's (a needless check of a name, never a missed one). */
+#define PG_NOTICE_CHANNEL "exhook_users"
+
 /* Schema migrations: entry k takes the schema from version k to k + 1.
  * The same tables as SQLite's; the data_version trigger fires BEFORE each
  * statement, so every writer locks the meta row before any user row and
@@ -149,7 +153,24 @@ static const char *const migrations[] = {
     "CREATE TRIGGER users_changed BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON users"
     "  FOR EACH STATEMENT EXECUTE FUNCTION exhook_data_changed();"
     "CREATE TRIGGER memberships_changed BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE"
-    "  ON memberships FOR EACH STATEMENT EXECUTE FUNCTION exhook_data_changed();",
+    "  ON memberships FOR EACH STATEMENT EXECUTE FUNCTION exhook_data_changed();"
+    /* Change notices (exh_store_listen): a user's name on channel
+     * exhook_users for each row written -- every change to a user or its
+     * groups updates its row (rev) -- sent when the transaction commits,
+     * and "" (everyone) for a TRUNCATE or a name too long for a notice's
+     * 8000-byte payload. */
+    "CREATE FUNCTION exhook_user_notice() RETURNS trigger LANGUAGE plpgsql"
+    "  SET search_path FROM CURRENT AS $$ DECLARE n text; BEGIN"
+    "  IF TG_LEVEL = 'STATEMENT' THEN n := '';"
+    "  ELSIF TG_OP = 'DELETE' THEN n := OLD.name;"
+    "  ELSE n := NEW.name; END IF;"
+    "  IF octet_length(n) > 7000 THEN n := ''; END IF;"
+    "  PERFORM pg_notify('" PG_NOTICE_CHANNEL "', n);"
+    "  RETURN NULL; END $$;"
+    "CREATE TRIGGER users_notice AFTER INSERT OR UPDATE OR DELETE ON users"
+    "  FOR EACH ROW EXECUTE FUNCTION exhook_user_notice();"
+    "CREATE TRIGGER users_truncated AFTER TRUNCATE ON users"
+    "  FOR EACH STATEMENT EXECUTE FUNCTION exhook_user_notice();",
 };
 
 /* Held for the migration's transaction: two nodes opening a new database
@@ -919,6 +940,36 @@ exh_status store_pg_grant_runtime(exh_store *b, const char *role, exh_error *err
     return st;
 }
 
+/* ---- change notices (store.h: exh_store_listen) ---- */
+
+static exh_status pg_listen(exh_store *b, exh_error *err)
+{
+    return exec(PG(b), "LISTEN " PG_NOTICE_CHANNEL, err, "listening for change notices");
+}
+
+static int pg_notice_fd(const exh_store *b)
+{
+    return PQsocket(((const pg_store *)b)->conn);
+}
+
+static exh_status pg_notices(exh_store *b, exh_notice_fn fn, void *arg, exh_error *err)
+{
+    pg_store *s = PG(b);
+    /* Reads what the socket holds, never waits; 0 is a lost connection. */
+    if (!PQconsumeInput(s->conn) || PQstatus(s->conn) != CONNECTION_OK) {
+        char msg[256];
+        one_line(msg, sizeof(msg), PQerrorMessage(s->conn));
+        return store_fail(b, err, EXH_ESTORE, "reading change notices: %s",
+                          msg[0] ? msg : "connection lost");
+    }
+    PGnotify *n;
+    while ((n = PQnotifies(s->conn))) {
+        if (strcmp(n->relname, PG_NOTICE_CHANNEL) == 0) fn(n->extra ? n->extra : "", arg);
+        PQfreemem(n);
+    }
+    return EXH_OK;
+}
+
 const store_backend store_pg = {
     .kind = "PostgreSQL",
     .open = pg_open,
@@ -940,4 +991,7 @@ const store_backend store_pg = {
     .record_session = pg_record_session,
     .list_sessions = pg_list_sessions,
     .set_hash_if = pg_set_hash_if,
+    .listen = pg_listen,
+    .notice_fd = pg_notice_fd,
+    .notices = pg_notices,
 };

@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <libpq-fe.h>
+#include <poll.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -507,6 +508,102 @@ static void test_pg_no_password_in_errors(void **state)
     }
 }
 
+/* Change notices: an SQLite store has none (and says so); on
+ * PostgreSQL a listener hears the name of every user another connection
+ * adds, changes (flags, password, groups) or deletes, once its
+ * transaction commits, and "" for an emptied table. */
+static void test_sqlite_no_notices(void **state)
+{
+    (void)state;
+    exh_store *s = open_store();
+    assert_false(exh_store_has_notices(s));
+    assert_false(exh_store_location_has_notices(path));
+    exh_error err;
+    assert_int_equal(exh_store_listen(s, &err), EXH_EINVAL);
+    assert_non_null(strstr(err.message, "no change notices"));
+    assert_int_equal(exh_store_notice_fd(s), -1);
+    exh_store_close(s);
+}
+
+typedef struct heard {
+    char names[16][64];
+    int n;
+} heard;
+
+static void hear(const char *name, void *arg)
+{
+    heard *h = arg;
+    if (h->n < 16) snprintf(h->names[h->n++], sizeof(h->names[0]), "%s", name);
+}
+
+/* What the listener has heard, waiting up to 2 s for want notices. */
+static heard *listen_for(exh_store *l, int want, heard *h)
+{
+    memset(h, 0, sizeof(*h));
+    exh_error err;
+    for (int i = 0; i < 40 && h->n < want; i++) {
+        struct pollfd p = {.fd = exh_store_notice_fd(l), .events = POLLIN};
+        poll(&p, 1, 50);
+        assert_int_equal(exh_store_notices(l, hear, h, &err), EXH_OK);
+    }
+    return h;
+}
+
+static void test_pg_notices(void **state)
+{
+    (void)state;
+    exh_store *w = open_store();
+    exh_store *l = open_store();
+    exh_error err;
+    assert_true(exh_store_has_notices(l));
+    assert_true(exh_store_location_has_notices(path));
+    assert_int_equal(exh_store_listen(l, &err), EXH_OK);
+    assert_true(exh_store_notice_fd(l) >= 0);
+    heard h;
+    assert_int_equal(listen_for(l, 1, &h)->n, 0); /* nothing yet */
+
+    exh_new_user u = {.name = "alice", .password = "pw", .password_len = 2};
+    assert_int_equal(exh_store_add_user(w, &u, &err), EXH_OK);
+    assert_int_equal(listen_for(l, 1, &h)->n, 1);
+    assert_string_equal(h.names[0], "alice");
+    assert_int_equal(exh_store_set_flags(w, "alice", -1, 1, &err), EXH_OK);
+    assert_string_equal(listen_for(l, 1, &h)->names[0], "alice");
+    assert_int_equal(exh_store_add_to_group(w, "alice", "ops", &err), EXH_OK);
+    assert_string_equal(listen_for(l, 1, &h)->names[0], "alice");
+    assert_int_equal(exh_store_set_password(w, "alice", "pw2", 3, &err), EXH_OK);
+    assert_string_equal(listen_for(l, 1, &h)->names[0], "alice");
+    /* Nothing until the transaction commits, then each name. */
+    u.name = "bob";
+    assert_int_equal(exh_store_begin(w, &err), EXH_OK);
+    assert_int_equal(exh_store_add_user(w, &u, &err), EXH_OK);
+    assert_int_equal(exh_store_del_user(w, "alice", &err), EXH_OK);
+    assert_int_equal(listen_for(l, 1, &h)->n, 0);
+    assert_int_equal(exh_store_commit(w, &err), EXH_OK);
+    listen_for(l, 2, &h);
+    assert_int_equal(h.n, 2);
+    assert_true((!strcmp(h.names[0], "bob") && !strcmp(h.names[1], "alice")) ||
+                (!strcmp(h.names[0], "alice") && !strcmp(h.names[1], "bob")));
+    /* Session records are no user's change. */
+    exh_session_event ev = {.clientid = "c1", .username = "bob", .at = 1, .connected = true};
+    assert_int_equal(exh_store_record_session(w, &ev, &err), EXH_OK);
+    assert_int_equal(listen_for(l, 1, &h)->n, 0);
+    pg_sql("TRUNCATE users CASCADE");
+    assert_int_equal(listen_for(l, 1, &h)->n, 1);
+    assert_string_equal(h.names[0], "");
+    /* A lost connection is a fault, not silence. */
+    pg_sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+           "query = 'LISTEN exhook_users' AND pid <> pg_backend_pid()");
+    exh_status st = EXH_OK;
+    for (int i = 0; i < 40 && st == EXH_OK; i++) {
+        struct pollfd p = {.fd = exh_store_notice_fd(l), .events = POLLIN};
+        poll(&p, 1, 50);
+        st = exh_store_notices(l, hear, &h, &err);
+    }
+    assert_int_equal(st, EXH_ESTORE);
+    exh_store_close(l);
+    exh_store_close(w);
+}
+
 /* The cases every backend must pass alike. */
 #define BOTH(setup, teardown)                                                                      \
     cmocka_unit_test_setup_teardown(test_users_groups_revisions, setup, teardown),                 \
@@ -521,12 +618,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_create_mode_wal_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_from_zero_and_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupted_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sqlite_no_notices, setup, teardown),
         BOTH(setup, teardown),
     };
     const struct CMUnitTest pg_tests[] = {
         cmocka_unit_test_setup_teardown(test_pg_create_and_refusals, setup_pg, teardown_pg),
         cmocka_unit_test_setup_teardown(test_pg_no_password_in_errors, setup_pg, teardown_pg),
         cmocka_unit_test_setup_teardown(test_pg_migration_inserts, setup_pg, teardown_pg),
+        cmocka_unit_test_setup_teardown(test_pg_notices, setup_pg, teardown_pg),
         BOTH(setup_pg, teardown_pg),
     };
     int failed = cmocka_run_group_tests_name("store on SQLite", sqlite_tests, NULL, NULL);

@@ -79,6 +79,28 @@ int exh_store_schema_version(exh_store *s);
  * records do not. */
 exh_status exh_store_data_version(exh_store *s, int64_t *out, exh_error *err);
 
+/* Change notices, for a front end that keeps its verified logins current
+ * across a cluster.  exh_store_listen makes this connection a listener:
+ * from then on the name of every user added, changed (password, flags,
+ * clientid pattern, groups) or deleted -- by any process on any node --
+ * arrives as its transaction commits.  Keep the connection for that alone.
+ * PostgreSQL only (LISTEN/NOTIFY); an SQLite store has no such channel
+ * (exh_store_has_notices false; exh_store_listen answers EXH_EINVAL):
+ * poll exh_store_data_version there.
+ * exh_store_notice_fd: the socket to wait on; when it is readable, call
+ * exh_store_notices, which calls fn once per notice that has arrived
+ * (a name "" means every user: the table was emptied, or a name too long
+ * for a notice) and never waits.  EXH_ESTORE when the connection is lost:
+ * notices sent while it is down are lost, so after listening again treat
+ * every user as changed. */
+typedef void (*exh_notice_fn)(const char *name, void *arg);
+bool exh_store_has_notices(const exh_store *s);
+/* The same, before opening: does the store at location send notices? */
+bool exh_store_location_has_notices(const char *location);
+exh_status exh_store_listen(exh_store *s, exh_error *err);
+int exh_store_notice_fd(const exh_store *s);
+exh_status exh_store_notices(exh_store *s, exh_notice_fn fn, void *arg, exh_error *err);
+
 /* A user as stored.  Strings are owned by the struct: exh_user_clear. */
 typedef struct exh_user {
     int64_t id;
