@@ -1,0 +1,175 @@
+"""cluster_suite.py -- two exhook-grpc servers (two EMQX nodes' front ends)
+on one PostgreSQL store, played against by a real gRPC client.
+
+Usage (tests/cluster_test.sh): cluster_suite.py GRPC CTL STUBS TMP POLICY
+with EXH_TEST_PG_URI naming the database and PGPASSFILE its password.
+
+A user added through exhookctl is accepted by both; a user disabled,
+deleted or taken out of a group with exhookctl loses its rights on both
+nodes within one second (the store's change notices, service/watch.c);
+a listener the server lost is reopened by itself and catches up;
+sessions from both nodes land in one history, each with its node.
+"""
+import json
+import os
+import subprocess
+import sys
+import time
+
+import grpc_suite as G  # the same bookkeeping, server and wire helpers
+
+URI = os.environ.get('EXH_TEST_PG_URI', '')
+PW = {u: f'{u}-pw-{os.getpid()}' for u in ('alice', 'bob', 'carol')}
+WITHIN = 1.0  # s: the issue's bound for a change to hold on every node
+
+
+def ctl(*args, stdin=None):
+    r = G.ctl(*args, stdin=stdin)
+    if r.returncode != 0:
+        raise RuntimeError(f'exhookctl {" ".join(args)}: {r.stderr}')
+    return r
+
+
+def psql(sql):
+    return subprocess.run(['psql', '-X', '-q', '-t', '-A', '-d', URI, '-c', sql],
+                          capture_output=True, text=True, timeout=30)
+
+
+def until(fn, timeout):
+    """Seconds until fn() is true (polled every 10 ms), or None."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if fn():
+            return time.monotonic() - t0
+        time.sleep(0.01)
+    return None
+
+
+def on_both(nodes, what, want, timeout=WITHIN, slack=0.0):
+    """Every node's answer to what(name, ver) becomes want within timeout."""
+    took = until(lambda: all(what(n, v) == want for n, v in nodes.items()), timeout + slack)
+    if took is not None and took <= timeout:
+        G.ok(f'{want} on both nodes after {took * 1000:.0f} ms')
+    else:
+        got = {n: what(n, v) for n, v in nodes.items()}
+        G.bad(f'{want} on both nodes within {timeout:.1f} s', f'after {took} s: {got}')
+
+
+def main():
+    if not URI:
+        G.bad('EXH_TEST_PG_URI names the database')
+        return
+    G.DB = URI  # G.ctl and G.Server use it
+    t0 = time.monotonic()
+    try:
+        G.section('set-up')
+        ctl('init')
+        ctl('add-user', 'alice', '--password-stdin', stdin=PW['alice'] + '\n')
+        ctl('add-user', 'carol', '--password-stdin', '--group', 'ops', stdin=PW['carol'] + '\n')
+        srv = {n: G.Server(f'node-{n}', db=URI).start() for n in ('a', 'b')}
+        chans = {n: G.grpc.insecure_channel(s.addr, options=G.CHANNEL_OPTS)
+                 for n, s in srv.items()}
+        nodes = {n: G.Ver(3, ch) for n, ch in chans.items()}
+        ci = {n: dict(node=f'emqx@{n}') for n in nodes}
+        G.ok('two exhook-grpc servers on one PostgreSQL store')
+
+        G.section('logins on both nodes')
+        for n, v in nodes.items():
+            G.check(f'{n}: alice logs in', v.authn(clientid=f'alice-{n}', username='alice',
+                                                   password=PW['alice'], **ci[n]), 'allow')
+            G.check(f'{n}: alice publishes users/alice/x',
+                    v.authz('publish', 'users/alice/x', clientid=f'alice-{n}', username='alice',
+                            **ci[n]), 'allow')
+            G.check(f'{n}: carol logs in', v.authn(clientid=f'carol-{n}', username='carol',
+                                                   password=PW['carol'], **ci[n]), 'allow')
+            G.check(f'{n}: carol (ops) subscribes alerts/x',
+                    v.authz('subscribe', 'alerts/x', clientid=f'carol-{n}', username='carol',
+                            **ci[n]), 'allow')
+
+        G.section('a user added with exhookctl')
+        ctl('add-user', 'bob', '--password-stdin', stdin=PW['bob'] + '\n')
+        for n, v in nodes.items():
+            G.check(f'{n}: bob logs in', v.authn(clientid=f'bob-{n}', username='bob',
+                                                 password=PW['bob'], **ci[n]), 'allow')
+            G.check(f'{n}: bob publishes users/bob/x',
+                    v.authz('publish', 'users/bob/x', clientid=f'bob-{n}', username='bob',
+                            **ci[n]), 'allow')
+
+        G.section('a user disabled with exhookctl')
+        ctl('set-user', 'alice', '--disabled', 'true')
+        on_both(nodes, lambda n, v: v.authz('publish', 'users/alice/x', username='alice',
+                                            clientid=f'alice-{n}'), 'deny')
+        for n, v in nodes.items():
+            G.check(f'{n}: alice logs in again: refused',
+                    v.authn(clientid=f'alice-{n}', username='alice', password=PW['alice'],
+                            **ci[n]), 'deny')
+        for n in nodes:
+            G.check(f'{n}: says why', 'client alice-' + n in srv[n].log() and
+                    'may no longer log in' in srv[n].log(), True)
+
+        G.section('a group membership removed with exhookctl')
+        ctl('set-user', 'carol', '--del-group', 'ops')
+        on_both(nodes, lambda n, v: v.authz('subscribe', 'alerts/x', username='carol',
+                                            clientid=f'carol-{n}'),
+                'deny')
+        for n, v in nodes.items():  # refreshed, not revoked
+            G.check(f'{n}: carol still publishes users/carol/x',
+                    v.authz('publish', 'users/carol/x', clientid=f'carol-{n}', username='carol',
+                            **ci[n]), 'allow')
+
+        G.section('a user deleted with exhookctl')
+        ctl('del-user', 'bob')
+        on_both(nodes, lambda n, v: v.authz('publish', 'users/bob/x', username='bob',
+                                            clientid=f'bob-{n}'),
+                'deny')
+
+        G.section('the listener lost and back')
+        r = psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                 "WHERE query = 'LISTEN exhook_users'")
+        G.check('both servers\' listeners terminated', r.stdout.strip(), '2')
+        ctl('set-user', 'carol', '--disabled', 'true')  # maybe while they are down
+        # reopened after a back-off of 250 ms, then everyone checked
+        on_both(nodes, lambda n, v: v.authz('publish', 'users/carol/x', username='carol',
+                                            clientid=f'carol-{n}'),
+                'deny', timeout=3.0)
+        for n in nodes:
+            log = srv[n].log()
+            G.check(f'{n}: said once that notices were lost',
+                    log.count('change notices lost'), 1)
+            G.check(f'{n}: said once that they resumed',
+                    G.poll(lambda: srv[n].log().count('change notices from the store resumed'),
+                           timeout=3), 1)
+
+        G.section('sessions from both nodes in one history')
+        for n, v in nodes.items():
+            v.connected(clientid=f'sess-{n}', username='alice', peerhost='192.0.2.9', **ci[n])
+        def both():
+            r = G.ctl('sessions', '--history', '--json')
+            h = json.loads(r.stdout) if r.returncode == 0 else []
+            got = {e['clientid']: e.get('node') for e in h if e['clientid'].startswith('sess-')}
+            return got if len(got) == 2 else None
+        G.check('each connect with its node', G.poll(both, timeout=5),
+                {'sess-a': 'emqx@a', 'sess-b': 'emqx@b'})
+        r = G.ctl('sessions')
+        G.check('`sessions` (text) shows the node', 'emqx@a' in r.stdout and 'emqx@b' in r.stdout,
+                True)
+
+        G.section('stop')
+        for ch in chans.values():
+            ch.close()
+        for s in srv.values():
+            s.stop_checked()
+    except Exception:  # an abort is a failure, with what the suite got to
+        import traceback
+        G.bad('the suite ran to its end', traceback.format_exc())
+    finally:
+        for s in G.servers:
+            if s.proc and s.proc.poll() is None:
+                s.stop(G.signal.SIGKILL)
+    G.note(f'{time.monotonic() - t0:.1f} s')
+    print(f'{G.passed} passed, {G.failed} failed', flush=True)
+    sys.exit(1 if G.failed else 0)
+
+
+if __name__ == '__main__':
+    main()
