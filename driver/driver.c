@@ -514,6 +514,7 @@ static const char usage[] =
     "usage: exhook-driver [--config FILE] [--db PATH] [--policy PATH] [--workers N]\n"
     "                     [--cache-ttl SECONDS] [--cache-max N] [--unknown-user deny|ignore]\n"
     "                     [--failed-action deny|ignore] [--busy-timeout MS]\n"
+    "                     [--upgrade-hashes true|false]\n"
     "                     [--call-timeout MS|Ns]\n"
     "                     [--log-level error|warn|info|debug]\n"
     "                     [--nouse_stdio] [--check-config]\n"

@@ -43,7 +43,7 @@ static const char usage[] =
     "usage: exhook-grpc [--config FILE] [--listen HOST:PORT] [--db PATH] [--policy PATH]\n"
     "                   [--threads N] [--workers N] [--cache-ttl SECONDS] [--cache-max N]\n"
     "                   [--unknown-user deny|ignore] [--failed-action deny|ignore]\n"
-    "                   [--busy-timeout MS] [--call-timeout MS|Ns]\n"
+    "                   [--busy-timeout MS] [--call-timeout MS|Ns] [--upgrade-hashes true|false]\n"
     "                   [--log-level error|warn|info|debug]\n"
     "                   [--tls-cert PEM --tls-key PEM [--tls-ca PEM]\n"
     "                    [--tls-client none|optional|required]] [--check-config]\n"

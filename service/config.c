@@ -16,6 +16,7 @@
  *   argon2_m_kib = 19456       # cost of rehashed passwords
  *   argon2_t = 2
  *   argon2_p = 1
+ *   upgrade_hashes = true      # false for a runtime role that may not write users
  *   # exhook-grpc only
  *   listen = 127.0.0.1:9000
  *   threads = 2                # for authorize, sessions and the rest
@@ -141,6 +142,10 @@ static int set(svc_config *c, const char *key_in, const char *v, why *w)
             c->hash.t_cost = (uint32_t)n;
         else
             c->hash.lanes = (uint32_t)n;
+    } else if (!strcmp(key, "upgrade_hashes")) {
+        if (strcmp(v, "true") && strcmp(v, "false"))
+            return bad(w, "upgrade_hashes (true|false)", v);
+        c->upgrade_hashes = !strcmp(v, "true");
     } else if (grpc && !strcmp(key, "listen")) {
         if (!*v || !strchr(v, ':')) return bad(w, "listen (host:port)", v);
         return path(w, c->listen, sizeof(c->listen), "listen", v);
@@ -196,6 +201,7 @@ void svc_config_defaults(svc_config *c, int kind)
     snprintf(c->listen, sizeof(c->listen), "127.0.0.1:9000");
     c->threads = 2;
     exh_hash_params_default(&c->hash);
+    c->upgrade_hashes = true;
     /* Delivery checks on: a subscription granted earlier (a session taken
      * over, a policy or group changed since) never delivers what the
      * policy refuses now, as Mosquitto's own acl_file behaves. */

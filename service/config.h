@@ -30,6 +30,11 @@ typedef struct svc_config {
     bool failed_ignore;  /* store unavailable: `ok` instead of deny */
     int log_level;
     exh_hash_params hash;
+    /* Rehash a weaker stored hash after a good login (the store's
+     * upgrade_on_login).  Off for a runtime role that may not write users
+     * (exhookctl init --runtime-role): each try would cost a hash and a
+     * refused write. */
+    bool upgrade_hashes;
     /* exhook-driver */
     bool nouse_stdio; /* frames on fds 3/4 */
     /* exhook-grpc */

@@ -14,6 +14,7 @@ exh_store *svc_open_store(svc *s, exh_error *err)
     o.hash = s->cfg.hash;
     o.cache_kib = 512; /* one connection per thread: keep their caches small */
     o.busy_timeout_ms = s->cfg.busy_timeout_ms;
+    o.upgrade_on_login = s->cfg.upgrade_hashes;
     exh_store *st = NULL;
     if (exh_store_open(s->cfg.db, &o, &st, err) != EXH_OK) return NULL;
     return st;

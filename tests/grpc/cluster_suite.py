@@ -140,6 +140,28 @@ def main():
                     G.poll(lambda: srv[n].log().count('change notices from the store resumed'),
                            timeout=3), 1)
 
+        G.section('hash upgrades: off on node a (upgrade_hashes = false), on on node b')
+        pwfile = os.path.join(G.TMP, 'old.pw')
+        with open(pwfile, 'w') as f:
+            f.write('olduser:old-pw\n')
+        r = subprocess.run(['mosquitto_passwd', '-U', pwfile], capture_output=True, text=True)
+        G.check('mosquitto_passwd hashed the file', r.returncode, 0)
+        ctl('import', 'mosquitto-passwd', pwfile)
+        fmt = lambda: [l.split()[-1] for l in ctl('show-user', 'olduser').stdout.splitlines()
+                       if l.startswith('hash-format:')]
+        G.check('imported with its Mosquitto hash', fmt(), ['mosquitto-sha512-pbkdf2'])
+        a2 = G.Server('node-a-noupgrade', '--upgrade-hashes', 'false', db=URI).start()
+        ch2 = G.grpc.insecure_channel(a2.addr, options=G.CHANNEL_OPTS)
+        v2 = G.Ver(3, ch2)
+        G.check('node a logs olduser in', v2.authn(clientid='old-a', username='olduser',
+                                                   password='old-pw'), 'allow')
+        G.check('... and leaves its hash as it was', fmt(), ['mosquitto-sha512-pbkdf2'])
+        G.check('node b logs olduser in', nodes['b'].authn(clientid='old-b', username='olduser',
+                                                          password='old-pw'), 'allow')
+        G.check('... and upgrades its hash', fmt(), ['argon2id'])
+        ch2.close()
+        a2.stop_checked()
+
         G.section('sessions from both nodes in one history')
         for n, v in nodes.items():
             v.connected(clientid=f'sess-{n}', username='alice', peerhost='192.0.2.9', **ci[n])
