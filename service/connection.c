@@ -2,9 +2,27 @@
  * connection.c -- a thread's store connection and evaluation context
  * (service.h: svc_conn).
  */
+#include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "service_int.h"
+
+/* Reopening a store that failed (one back-off for all of a service's
+ * connections): a failure that was quick to come (a
+ * missing file, a refused connection) is tried again at the next call, so
+ * recovery is seen at once; one that took a while (a host that does not
+ * answer: the connect waits out busy_timeout) is tried again only after
+ * 250 ms doubling to 4 s while it keeps failing, and each call in between
+ * fails closed at once instead of waiting that long too. */
+enum { BACKOFF_MIN_MS = 250, BACKOFF_MAX_MS = 4000, SLOW_OPEN_MS = 50 };
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
 
 exh_store *svc_open_store(svc *s, exh_error *err)
 {
@@ -51,12 +69,25 @@ svc *svc_conn_service(const svc_conn *c)
 exh_store *svc_conn_store(svc_conn *c)
 {
     if (c->store) return c->store;
+    svc *s = c->s;
+    uint64_t now = mono_ms();
+    if (now < atomic_load(&s->reopen_ms)) return NULL; /* the incident is already said */
     exh_error err;
     exh_error_clear(&err);
-    if (!(c->store = svc_open_store(c->s, &err)))
-        svc_store_failed(c->s, &err);
-    else
+    if (!(c->store = svc_open_store(s, &err))) {
+        svc_store_failed(s, &err);
+        uint64_t done = mono_ms();
+        if (done - now >= SLOW_OPEN_MS) {
+            unsigned b = atomic_load(&s->reopen_backoff_ms);
+            if (b < BACKOFF_MIN_MS) b = BACKOFF_MIN_MS;
+            atomic_store(&s->reopen_ms, done + b);
+            atomic_store(&s->reopen_backoff_ms, b * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : b * 2);
+        }
+    } else {
         c->fresh = true;
+        atomic_store(&s->reopen_ms, 0);
+        atomic_store(&s->reopen_backoff_ms, 0);
+    }
     return c->store;
 }
 

@@ -36,6 +36,10 @@ struct svc {
     int64_t data_version;
     bool have_version;
     bool revalidate_again; /* the last walk hit a fault: walk again */
+    /* After a slow failed open, no connection tries again before
+     * reopen_ms (connection.c): calls in between fail closed at once. */
+    atomic_ullong reopen_ms;
+    atomic_uint reopen_backoff_ms;
 };
 
 struct svc_conn {

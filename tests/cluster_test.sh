@@ -39,6 +39,21 @@ chmod 700 "$work"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 unset EXHOOK_DB EXHOOK_POLICY
 
+# pgctl stop|start: the suite's server killed (immediate shutdown: every
+# backend dropped at once, no checkpoint -- what a crash leaves) and started
+# again on the same port and data directory.
+{
+  echo '#!/bin/sh'
+  echo 'case "$1" in'
+  echo "stop) exec ${PG_AS[*]} '$PG_BIN/pg_ctl' -D '$PG_DIR/data' -m immediate -w stop ;;"
+  echo "start) exec ${PG_AS[*]} '$PG_BIN/pg_ctl' -D '$PG_DIR/data' -l '$PG_DIR/server.log' -w -t 30" \
+    "-o '-c listen_addresses=127.0.0.1 -c port=$PG_PORT -c unix_socket_directories=$PG_DIR" \
+    "-c fsync=off -c full_page_writes=off -c synchronous_commit=off' start ;;"
+  echo 'esac'
+} >"$work/pgctl"
+chmod +x "$work/pgctl"
+export EXH_TEST_PGCTL=$work/pgctl EXH_TEST_PG_PORT=$PG_PORT
+
 mkdir "$work/stubs" "$work/run"
 if "$py" -m grpc_tools.protoc -I proto --python_out="$work/stubs" --grpc_python_out="$work/stubs" \
   proto/exhook_v1.proto proto/exhook_v2.proto proto/exhook_v3.proto 2>"$work/protoc.err"; then

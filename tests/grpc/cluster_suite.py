@@ -55,6 +55,137 @@ def on_both(nodes, what, want, timeout=WITHIN, slack=0.0):
         G.bad(f'{want} on both nodes within {timeout:.1f} s', f'after {took} s: {got}')
 
 
+def pgctl(what):
+    r = subprocess.run([os.environ['EXH_TEST_PGCTL'], what], capture_output=True, text=True,
+                       timeout=60)
+    G.check(f'the PostgreSQL server {what}s', r.returncode, 0)
+
+
+def timed(fn):
+    t0 = time.monotonic()
+    v = fn()
+    return v, time.monotonic() - t0
+
+
+def t_faults(nodes, srv):
+    """The server killed under load, restarted, a table locked longer than
+    busy_timeout, a wrong password in the URI, a host that never answers:
+    every login fails closed within busy_timeout, the servers keep serving,
+    each incident is said once when it starts and once when it ends, and
+    recovery needs no restart."""
+    ctl('add-user', 'fred', '--password-stdin', '--group', 'ops', stdin='fred-pw\n')
+    a = nodes['a']
+    login = lambda cid='fred-a': a.authn(clientid=cid, username='fred', password='fred-pw')
+    G.section('faults: the server killed under load')
+    G.check('fred logs in on a', login(), 'allow')
+    stop = []
+    answers = []
+
+    def load():  # logins and unseen-client lookups while the server dies
+        i = 0
+        while not stop:
+            i += 1
+            try:
+                answers.append(a.authn(clientid=f'load-{i}', username='fred', password='fred-pw',
+                                       timeout=20))
+                answers.append(a.authz('subscribe', 'alerts/x', username='fred',
+                                       clientid=f'unseen-{i}', timeout=20))
+            except Exception as e:  # an error is not an answer
+                answers.append(f'error {e}')
+    import threading
+    th = threading.Thread(target=load)
+    th.start()
+    time.sleep(0.5)
+    pgctl('stop')
+    time.sleep(1.5)
+    during = len(answers)
+    v, took = timed(login)
+    G.check('while it is down: a login with the right password is refused (fails closed)', v,
+            'deny')
+    G.check(f'... at once, not after a timeout ({took * 1000:.0f} ms)', took < 1.0, True)
+    v, took = timed(lambda: a.authz('subscribe', 'alerts/x', username='fred', clientid='unseen-x'))
+    G.check('an unseen client\'s lookup is refused', v, 'deny')
+    G.check('fred\'s verified connection keeps its rights (no store needed)',
+            a.authz('subscribe', 'alerts/x', username='fred', clientid='fred-a'), 'allow')
+    pgctl('start')
+    took = until(lambda: login() == 'allow', 10)
+    G.check('back up: fred logs in again, no restart', took is not None, True)
+    if took is not None:
+        G.note(f'logins allowed again {took * 1000:.0f} ms after the server was up')
+    stop.append(1)
+    th.join(30)
+    odd = [x for x in answers if x not in ('allow', 'deny')]
+    G.check('under load: every call answered allow or deny, no errors', odd[:3], [])
+    G.check('under load: calls were answered while it was down', len(answers) > during, True)
+    log = srv['a'].log()
+    G.check('said once that the store failed', log.count('credential store unavailable'), 1)
+    G.check('said once that it is back', log.count('credential store available again'), 1)
+    G.check('change notices resumed after the restart',
+            G.poll(lambda: srv['a'].log().count('change notices from the store resumed') >= 2,
+                   timeout=10), True)
+
+    G.section('faults: a table locked longer than busy_timeout')
+    slow = G.Server('node-c', '--busy-timeout', '500', db=URI).start()
+    ch = G.grpc.insecure_channel(slow.addr, options=G.CHANNEL_OPTS)
+    c = G.Ver(3, ch)
+    G.check('fred logs in on c', c.authn(clientid='fred-c', username='fred', password='fred-pw'),
+            'allow')
+    locker = subprocess.Popen(['psql', '-X', '-q', '-d', URI, '-c',
+                               'BEGIN; LOCK TABLE users IN ACCESS EXCLUSIVE MODE; '
+                               'SELECT pg_sleep(4); COMMIT;'],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    v, took = timed(lambda: c.authn(clientid='fred-c2', username='fred', password='fred-pw'))
+    G.check('a login while users is locked: refused', v, 'deny')
+    G.check(f'... after busy_timeout, not the lock\'s 4 s ({took * 1000:.0f} ms)', took < 2.0, True)
+    locker.wait(30)
+    G.check('the lock gone: fred logs in',
+            until(lambda: c.authn(clientid='fred-c3', username='fred', password='fred-pw')
+                  == 'allow', 10) is not None, True)
+    ch.close()
+    slow.stop_checked()
+
+    G.section('faults: a wrong password in the URI')
+    port = os.environ['EXH_TEST_PG_PORT']
+    wrong = URI.replace('postgresql://exhook@', 'postgresql://exhook:not-the-password@')
+    env_keep = dict(G.SERVER_ENV)
+    G.SERVER_ENV['PGPASSFILE'] = '/dev/null'
+    try:
+        w = G.Server('node-wrongpw', db=wrong).start()
+    finally:
+        G.SERVER_ENV.clear()
+        G.SERVER_ENV.update(env_keep)
+    ch = G.grpc.insecure_channel(w.addr, options=G.CHANNEL_OPTS)
+    wv = G.Ver(3, ch)
+    G.check('it serves, and refuses fred', wv.authn(clientid='w', username='fred',
+                                                   password='fred-pw'), 'deny')
+    log = w.log()
+    G.check('says the server refused the password', 'password authentication failed' in log, True)
+    G.check('never shows the password', 'not-the-password' in log, False)
+    ch.close()
+    w.stop_checked()
+
+    G.section('faults: a host that never answers')
+    import socket
+    hole = socket.socket()
+    hole.bind(('127.0.0.1', 0))
+    hole.listen(0)  # accepts nothing: a connect hangs in the backlog, no server ever speaks
+    dead = f'postgresql://exhook@127.0.0.1:{hole.getsockname()[1]}/exhook_test'
+    d = G.Server('node-dead', '--busy-timeout', '1000', db=dead).start()
+    ch = G.grpc.insecure_channel(d.addr, options=G.CHANNEL_OPTS)
+    dv = G.Ver(3, ch)
+    v, took = timed(lambda: dv.authn(clientid='d1', username='fred', password='fred-pw'))
+    G.check('a login: refused', v, 'deny')
+    G.check(f'... within about busy_timeout ({took * 1000:.0f} ms)', took < 3.0, True)
+    v, took = timed(lambda: dv.authn(clientid='d2', username='fred', password='fred-pw'))
+    G.check(f'the next one at once, during the back-off ({took * 1000:.0f} ms)',
+            v == 'deny' and took < 0.5, True)
+    ch.close()
+    d.stop_checked()
+    hole.close()
+    del port
+
+
 def main():
     if not URI:
         G.bad('EXH_TEST_PG_URI names the database')
@@ -175,6 +306,8 @@ def main():
         r = G.ctl('sessions')
         G.check('`sessions` (text) shows the node', 'emqx@a' in r.stdout and 'emqx@b' in r.stdout,
                 True)
+
+        t_faults(nodes, srv)
 
         G.section('stop')
         for ch in chans.values():
