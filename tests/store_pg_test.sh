@@ -307,6 +307,90 @@ if rt_sql "UPDATE users SET superuser = true" >"$tmp/rt"; then bad "runtime role
 if rt_sql "UPDATE exhook_meta SET value = 0" >"$tmp/rt"; then bad "runtime role updated meta"; else
   grep -q "permission denied" "$tmp/rt" && ok || bad "runtime role meta update: $(cat "$tmp/rt")"; fi
 
+# ---- the runtime role is never a superuser nor the tables' owner ----
+printf 'CREATE ROLE exhook_su LOGIN SUPERUSER;\n' | pg_psql exhook_mig -f -
+run - $M init --runtime-role exhook_su
+has "init --runtime-role refuses a superuser" 2 "role 'exhook_su' is a superuser"
+# an owner that is not a superuser: its own database, over the socket (trust)
+printf 'CREATE ROLE exhook_own LOGIN; CREATE ROLE exhook_own_m LOGIN IN ROLE exhook_own;\n' |
+  pg_psql exhook_mig -f -
+"$PG_BIN/createdb" -h "$PG_DIR" -p "$PG_PORT" -U exhook -O exhook_own exhook_own
+O="$ctl --db postgresql://exhook_own@/exhook_own?host=$PG_DIR&port=$PG_PORT"
+run - $O init
+has "init as a non-superuser owner" 0 "schema version 1"
+run - $O init --runtime-role exhook_own
+has "init --runtime-role refuses the tables' owner" 2 "role 'exhook_own' owns the store's tables"
+run - $O init --runtime-role exhook_own_m
+has "init --runtime-role refuses a member of the owner" 2 "role 'exhook_own_m' is a member of 'exhook_own'"
+[ "$(pg_psql exhook_own -c "SELECT count(*) FROM information_schema.role_table_grants WHERE grantee IN ('exhook_own_m')")" = 0 ] &&
+  ok || bad "a refused --runtime-role granted something"
+
+# ---- front ends warn about a password in their --db URI ----
+pwuri="postgresql://exhook:${PG_PASSWORD}@127.0.0.1:$PG_PORT/exhook_mig"
+bindir=$(dirname "$ctl")
+timeout 20 "$bindir/exhook-driver" --db "$pwuri" --policy tests/data/users-groups.policy \
+  </dev/null >/dev/null 2>"$tmp/drv.log"
+if [ "$(grep -c 'holds a password' "$tmp/drv.log")" = 1 ] && grep -q PGPASSFILE "$tmp/drv.log" &&
+  ! grep -qF -- "$PG_PASSWORD" "$tmp/drv.log"; then ok; else
+  bad "exhook-driver does not warn once of the password in --db: $(cat "$tmp/drv.log")"; fi
+gport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$bindir/exhook-grpc" --db "$pwuri" --policy tests/data/users-groups.policy \
+  --listen "127.0.0.1:$gport" </dev/null >/dev/null 2>"$tmp/grpc.log" &
+gpid=$!
+for _ in $(seq 100); do grep -q 'serving' "$tmp/grpc.log" && break; sleep 0.1; done
+kill -TERM "$gpid" 2>/dev/null; wait "$gpid" 2>/dev/null
+if [ "$(grep -c 'holds a password' "$tmp/grpc.log")" = 1 ] && grep -q PGPASSFILE "$tmp/grpc.log" &&
+  ! grep -qF -- "$PG_PASSWORD" "$tmp/grpc.log"; then ok; else
+  bad "exhook-grpc does not warn once of the password in --db: $(cat "$tmp/grpc.log")"; fi
+
+# ---- a stalled server: every call bounded by busy_timeout ----
+# The postmaster and every backend SIGSTOPped while a store connection is
+# open: the next call must fail within about busy_timeout (500 ms), never
+# hang; after SIGCONT a fresh open works.
+if [ -f "$lib" ]; then
+  cat >"$tmp/stall.py" <<'PY'
+import ctypes, os, sys, time
+lib = ctypes.CDLL(sys.argv[1])
+uri, d = sys.argv[2].encode(), sys.argv[3]
+err = ctypes.create_string_buffer(4096)
+opts = ctypes.create_string_buffer(256)
+lib.exh_store_opts_default(opts)
+ctypes.c_int.from_buffer(opts, 0).value = 500  # busy_timeout_ms, the first field
+s = ctypes.c_void_p()
+def msg():
+    return err.raw[4:1100].replace(b"\0", b" ").strip().decode(errors="replace")
+if lib.exh_store_open(uri, opts, ctypes.byref(s), err):
+    sys.exit("open: " + msg())
+v = ctypes.c_int64()
+if lib.exh_store_data_version(s, ctypes.byref(v), err):
+    sys.exit("data_version: " + msg())
+if sys.argv[4] == "stall":
+    open(os.path.join(d, "ready"), "w").close()
+    while not os.path.exists(os.path.join(d, "stopped")):
+        time.sleep(0.01)
+    t = time.monotonic()
+    st = lib.exh_store_data_version(s, ctypes.byref(v), err)
+    ms = int((time.monotonic() - t) * 1000)
+    print("status %d after %d ms: %s" % (st, ms, msg() if st else ""))
+    sys.exit(0 if st and ms < 1500 else 1)
+print("ok")
+PY
+  rm -f "$tmp/ready" "$tmp/stopped"
+  "${py_env[@]}" timeout 20 python3 "$tmp/stall.py" "$lib" "$MDB" "$tmp" stall >"$tmp/stall" 2>&1 &
+  sp=$!
+  for _ in $(seq 100); do [ -f "$tmp/ready" ] && break; sleep 0.05; done
+  pm=$(head -n1 "$PG_DIR/data/postmaster.pid")
+  pids="$pm $(pgrep -P "$pm" | tr '\n' ' ')"
+  kill -STOP $pids
+  touch "$tmp/stopped"
+  wait "$sp"; sst=$?
+  kill -CONT $pids
+  if [ "$sst" = 0 ] && [ -f "$tmp/ready" ]; then ok; else
+    bad "a call to a stopped server was not bounded by busy_timeout: $(cat "$tmp/stall")"; fi
+  if "${py_env[@]}" timeout 20 python3 "$tmp/stall.py" "$lib" "$MDB" "$tmp" after >"$tmp/after" 2>&1; then
+    ok; else bad "the store does not work again after SIGCONT: $(cat "$tmp/after")"; fi
+fi
+
 # the secrets never show: neither the user's password nor the server's
 if grep -qF -- "$PW" "$tmp/all.log"; then bad "a user's password appeared in some output"; else ok; fi
 if grep -qF -- "$PG_PASSWORD" "$tmp/all.log"; then bad "the database password appeared in some output"; else ok; fi
