@@ -391,6 +391,48 @@ PY
     ok; else bad "the store does not work again after SIGCONT: $(cat "$tmp/after")"; fi
 fi
 
+# ---- the history writer survives a server restart ----
+# exhook-grpc writes session history to PostgreSQL; the server restarts
+# (every session ended); sessions after it land in the history without
+# restarting the front end.
+py=/usr/bin/python3
+if "$py" -c 'import grpc, grpc_tools.protoc' 2>/dev/null; then
+  mkdir -p "$tmp/stubs"
+  "$py" -m grpc_tools.protoc -I proto --python_out="$tmp/stubs" --grpc_python_out="$tmp/stubs" \
+    proto/exhook_v3.proto 2>"$tmp/protoc.err" || bad "protoc: $(cat "$tmp/protoc.err")"
+  cat >"$tmp/connect.py" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[1])
+import grpc, exhook_v3_pb2 as pb, exhook_v3_pb2_grpc as pbg
+stub = pbg.HookProviderStub(grpc.insecure_channel(sys.argv[2]))
+ci = pb.ClientInfo(node="emqx@n1", clientid=sys.argv[3], username="alice", peerhost="10.0.0.1",
+                   sockport=1883, protocol="mqtt")
+stub.OnClientConnected(pb.ClientConnectedRequest(clientinfo=ci, meta=pb.RequestMeta(node="emqx@n1")),
+                       timeout=10)
+PY
+  hport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  "$bindir/exhook-grpc" --db "$MDB" --policy tests/data/users-groups.policy --busy-timeout 500 \
+    --listen "127.0.0.1:$hport" </dev/null >/dev/null 2>"$tmp/hist.log" &
+  hpid=$!
+  for _ in $(seq 100); do grep -q 'serving' "$tmp/hist.log" && break; sleep 0.1; done
+  in_history() { [ "$(pg_psql exhook_mig -c "SELECT count(*) FROM history WHERE clientid LIKE '$1'")" != 0 ]; }
+  "$py" "$tmp/connect.py" "$tmp/stubs" "127.0.0.1:$hport" before-restart
+  landed=no
+  for _ in $(seq 50); do in_history before-restart && { landed=yes; break; }; sleep 0.1; done
+  pg_restart fast || bad "pg_restart failed: $(tail -n 5 "$PG_DIR/server.log")"
+  after=no
+  for i in $(seq 40); do
+    "$py" "$tmp/connect.py" "$tmp/stubs" "127.0.0.1:$hport" "after-restart-$i"
+    sleep 0.5
+    in_history 'after-restart-%' && { after=yes; break; }
+  done
+  kill -TERM "$hpid" 2>/dev/null; wait "$hpid" 2>/dev/null
+  if [ "$landed" = yes ] && [ "$after" = yes ] && grep -q 'session history written again' "$tmp/hist.log"; then
+    ok; else bad "history after a server restart (before: $landed, after: $after): $(cat "$tmp/hist.log")"; fi
+else
+  bad "$py with grpc and grpc_tools needed (apt-get install python3-grpcio python3-grpc-tools)"
+fi
+
 # the secrets never show: neither the user's password nor the server's
 if grep -qF -- "$PW" "$tmp/all.log"; then bad "a user's password appeared in some output"; else ok; fi
 if grep -qF -- "$PG_PASSWORD" "$tmp/all.log"; then bad "the database password appeared in some output"; else ok; fi
