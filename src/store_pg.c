@@ -15,10 +15,14 @@
  * statement triggers on users and memberships: exh_store_data_version
  * reads it (see pg_data_version for how that differs from SQLite's).
  *
- * Every call is bounded by opts.busy_timeout_ms: it is the connect
- * timeout (rounded up to whole seconds, as libpq counts them) and the
- * server's statement_timeout and lock_timeout, so a lock held by another
- * node makes a call fail with EXH_ESTORE instead of waiting for ever.
+ * Every call is bounded by opts.busy_timeout_ms (at least
+ * PG_MIN_TIMEOUT_MS): it is the connect timeout (rounded up to whole
+ * seconds, as libpq counts them), the server's statement_timeout and
+ * lock_timeout, and -- for a server that says nothing at all -- the
+ * client's own deadline on every command (await), so a lock held by
+ * another node, a stalled or vanished server makes a call fail with
+ * EXH_ESTORE instead of waiting for ever.  After a deadline or a broken
+ * connection the handle's connection is closed: the caller reopens.
  *
  * The store is named in errors as postgresql://user@host:port/db, never
  * with the URI's password.
