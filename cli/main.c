@@ -196,7 +196,7 @@ int main(int argc, char **argv)
             c.db = a.val;
             /* Said every time, not refused: the operator may have no
              * other way today, and must know what it costs. */
-            if (store_location_has_password(c.db))
+            if (exh_store_location_has_password(c.db))
                 fprintf(stderr,
                         "%s: warning: the --db URI holds a password, which every local user can "
                         "read in the process list; put it in PGPASSFILE (~/.pgpass) or use "

@@ -151,7 +151,7 @@ int cmd_migrate(cli *c, int argc, char **argv)
                            "--to must be a PostgreSQL URI (postgresql://USER@HOST:PORT/DB)");
     char to_shown[512];
     exh_store_display_name(to_uri, to_shown, sizeof(to_shown));
-    if (store_location_has_password(to_uri))
+    if (exh_store_location_has_password(to_uri))
         fprintf(stderr,
                 "%s: warning: the --to URI holds a password, which every local user can read in "
                 "the process list; put it in PGPASSFILE (~/.pgpass)\n",

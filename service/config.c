@@ -273,6 +273,11 @@ int svc_config_risks(const svc_config *c, const exh_policy *p, const char **out,
                    "4.x (allow_anonymous = true, acl_nomatch = allow by default) and 5.9+ "
                    "without a built-in authenticator everyone then gets in, wrong passwords "
                    "included";
+    if (exh_store_location_has_password(c->db) && n < max)
+        out[n++] = "the db URI holds a password, which every local user can read in the "
+                   "process list (and anyone who can read the configuration): put it in a "
+                   "password file (PGPASSFILE, ~/.pgpass) or connect over the Unix socket with "
+                   "peer authentication";
     if (p && exh_policy_default(p) == EXH_IGNORE && n < max)
         out[n++] = "the policy's `default ignore`: a publish or subscribe no rule decides gets "
                    "no answer, and EMQX's own defaults (4.x acl_nomatch = allow, 5.x "

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "deadline.h"
 #include "log.h"
 #include "service_int.h"
 
@@ -135,33 +136,71 @@ static event *pop(svc_history *h, int timeout_ms)
     return e;
 }
 
-static bool write_batch(svc *s, exh_store **store, const exh_session_event *const *batch, size_t n)
+/* The history thread's attempts to open its store: after a failed open
+ * the next waits REOPEN_FIRST_MS, doubling up to REOPEN_MAX_MS, and the
+ * batches in between are dropped (counted, said once) without trying:
+ * a server that is down is not asked again for every batch, and a batch
+ * does not wait a connect timeout each. */
+enum { REOPEN_FIRST_MS = 250, REOPEN_MAX_MS = 4000 };
+
+typedef struct reopen {
+    int64_t next_ns; /* svc_now_ns: no attempt before */
+    int delay_ms;    /* 0: the last open worked */
+    exh_error err;   /* why the last open failed */
+} reopen;
+
+/* The store to write to, opened if it is not; NULL: the batch of n is
+ * dropped (counted and said). */
+static exh_store *store_for(svc *s, exh_store **store, reopen *r, size_t n)
+{
+    if (*store) return *store;
+    if (r && r->delay_ms && svc_now_ns() < r->next_ns) {
+        svc_history_failed(s, &r->err, n);
+        return NULL;
+    }
+    exh_error err;
+    if ((*store = svc_open_store(s, &err))) {
+        if (r) r->delay_ms = 0;
+        return *store;
+    }
+    svc_history_failed(s, &err, n); /* dropped: history is best effort, decisions are not */
+    if (r) {
+        r->err = err;
+        r->delay_ms = r->delay_ms ? r->delay_ms * 2 : REOPEN_FIRST_MS;
+        if (r->delay_ms > REOPEN_MAX_MS) r->delay_ms = REOPEN_MAX_MS;
+        r->next_ns = svc_now_ns() + (int64_t)r->delay_ms * 1000000;
+    }
+    return NULL;
+}
+
+/* A failed write: counted and said; a PostgreSQL store is closed, so the
+ * next batch opens it again (its connection may be gone: the server
+ * restarted, the network cut, a call's deadline passed).  An SQLite
+ * store keeps its connection: SQLite recovers from a full disk or a lock
+ * at the next transaction, while closing it would checkpoint and
+ * truncate the WAL, free a little space and make the history flap
+ * between written and not written. */
+static bool write_failed(svc *s, exh_store **store, const exh_error *err, size_t n, bool began)
+{
+    svc_history_failed(s, err, n);
+    if (began) exh_store_rollback(*store);
+    if (exh_store_location_is_pg(s->cfg.db)) {
+        exh_store_close(*store);
+        *store = NULL;
+    }
+    return false;
+}
+
+static bool write_batch(svc *s, exh_store **store, reopen *r, const exh_session_event *const *batch,
+                        size_t n)
 {
     exh_error err;
-    if (!*store && !(*store = svc_open_store(s, &err))) {
-        svc_history_failed(s, &err, n); /* dropped: history is best effort, decisions are not */
-        return false;
-    }
-    /* On a failed write the connection stays open: SQLite recovers from a
-     * full disk or a lock at the next transaction, while closing it would
-     * checkpoint and truncate the WAL, free a little space and make the
-     * history flap between written and not written. */
-    if (exh_store_begin(*store, &err) != EXH_OK) {
-        svc_history_failed(s, &err, n);
-        return false;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (exh_store_record_session(*store, batch[i], &err) != EXH_OK) {
-            svc_history_failed(s, &err, n);
-            exh_store_rollback(*store);
-            return false;
-        }
-    }
-    if (exh_store_commit(*store, &err) != EXH_OK) {
-        svc_history_failed(s, &err, n);
-        exh_store_rollback(*store);
-        return false;
-    }
+    if (!store_for(s, store, r, n)) return false;
+    if (exh_store_begin(*store, &err) != EXH_OK) return write_failed(s, store, &err, n, false);
+    for (size_t i = 0; i < n; i++)
+        if (exh_store_record_session(*store, batch[i], &err) != EXH_OK)
+            return write_failed(s, store, &err, n, true);
+    if (exh_store_commit(*store, &err) != EXH_OK) return write_failed(s, store, &err, n, true);
     svc_history_ok(s);
     return true;
 }
@@ -171,6 +210,7 @@ static void *history_main(void *arg)
     svc *s = arg;
     svc_history *h = s->history;
     exh_store *store = NULL;
+    reopen r = {0};
     event *batch[BATCH];
     exh_session_event evs[BATCH];
     const exh_session_event *pevs[BATCH];
@@ -192,7 +232,7 @@ static void *history_main(void *arg)
                                          .connected = batch[i]->connected};
             pevs[i] = &evs[i];
         }
-        bool written = write_batch(s, &store, pevs, n);
+        bool written = write_batch(s, &store, &r, pevs, n);
         for (size_t i = 0; i < n; i++)
             event_free(batch[i]);
         /* Stopping, and the store refuses writes: drop what is left rather
@@ -221,7 +261,9 @@ void svc_history_write(svc_conn *c, const exh_session_event *ev)
     exh_session_event e = *ev;
     if (!e.at) e.at = (int64_t)time(NULL);
     const exh_session_event *one = &e;
-    write_batch(c->s, &c->store, &one, 1);
+    bool had = c->store != NULL;
+    write_batch(c->s, &c->store, NULL, &one, 1);
+    if (!had && c->store) c->fresh = true; /* as svc_conn_store would say */
 }
 
 int svc_history_start(svc *s)

@@ -83,7 +83,12 @@ void exh_store_display_name(const char *location, char *out, size_t n)
         snprintf(out, n, "%s", location ? location : "");
 }
 
-bool store_location_has_password(const char *location)
+bool exh_store_location_is_pg(const char *location)
+{
+    return store_is_pg_uri(location);
+}
+
+bool exh_store_location_has_password(const char *location)
 {
     return store_is_pg_uri(location) && store_pg_has_password(location);
 }

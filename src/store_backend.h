@@ -91,7 +91,7 @@ exh_status store_fail(const exh_store *s, exh_error *err, exh_status st, const c
 
 int64_t store_now(void);
 
-/* store_pg.c's part of exh_store_display_name and store_location_has_password. */
+/* store_pg.c's part of exh_store_display_name and exh_store_location_has_password. */
 bool store_pg_display_name(const char *uri, char *out, size_t n);
 bool store_pg_has_password(const char *uri);
 

@@ -34,10 +34,6 @@ exh_status store_set_hash_if(exh_store *s, int64_t id, int64_t rev, const char *
  * what only a file has (its existence, its mode). */
 bool store_is_pg_uri(const char *location);
 
-/* Does location carry a password (a PostgreSQL URI's user:password@)?
- * One given on a command line is visible to every local user in ps. */
-bool store_location_has_password(const char *location);
-
 /* ---- exhookctl migrate and init --runtime-role (PostgreSQL only; any
  * other store is EXH_EINVAL) ---- */
 

@@ -15,10 +15,14 @@
  * statement triggers on users and memberships: exh_store_data_version
  * reads it (see pg_data_version for how that differs from SQLite's).
  *
- * Every call is bounded by opts.busy_timeout_ms: it is the connect
- * timeout (rounded up to whole seconds, as libpq counts them) and the
- * server's statement_timeout and lock_timeout, so a lock held by another
- * node makes a call fail with EXH_ESTORE instead of waiting for ever.
+ * Every call is bounded by opts.busy_timeout_ms (at least
+ * PG_MIN_TIMEOUT_MS): it is the connect timeout (rounded up to whole
+ * seconds, as libpq counts them), the server's statement_timeout and
+ * lock_timeout, and -- for a server that says nothing at all -- the
+ * client's own deadline on every command (await), so a lock held by
+ * another node, a stalled or vanished server makes a call fail with
+ * EXH_ESTORE instead of waiting for ever.  After a deadline or a broken
+ * connection the handle's connection is closed: the caller reopens.
  *
  * The store is named in errors as postgresql://user@host:port/db, never
  * with the URI's password.
@@ -30,10 +34,14 @@
 #include <inttypes.h>
 #include <libpq-fe.h>
 #include <stdio.h>
+#include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "error_int.h"
+#include "utf8.h"
 
 enum {
     ST_GET_USER,
@@ -177,9 +185,15 @@ static const char *const migrations[] = {
  * at once create the schema once ("exhook" in ASCII). */
 #define MIGRATION_LOCK "111567822614379"
 
+/* The least a PostgreSQL call is given, whatever busy_timeout says (see
+ * pg_open): a network round trip and a small statement fit in it. */
+enum { PG_MIN_TIMEOUT_MS = 100 };
+
 typedef struct pg_store {
-    exh_store base; /* first: an exh_store * is a pg_store * */
-    PGconn *conn;
+    exh_store base;  /* first: an exh_store * is a pg_store * */
+    PGconn *conn;    /* NULL once given up (await) */
+    int timeout_ms;  /* busy_timeout, at least PG_MIN_TIMEOUT_MS */
+    int deadline_ms; /* what a call waits for the server at most (pg_open) */
     bool prepared[ST_COUNT];
 } pg_store;
 
@@ -234,15 +248,136 @@ static exh_status res_fail(pg_store *s, const PGresult *r, exh_error *err, const
     return store_fail(&s->base, err, EXH_ESTORE, "%s: %s", doing, msg[0] ? msg : "unknown error");
 }
 
-/* Run SQL text (one or more statements, no parameters); EXH_OK or the
- * error.  For the few statements run once: session setup, migrations. */
+/* Milliseconds on a clock that never jumps. */
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The connection is given up (no answer in time, or broken): closed, so
+ * every later call on this handle fails at once and the caller reopens
+ * the store (service/: svc_conn_drop_store, the history writer).  The
+ * server ends its side by itself: its statement_timeout stops whatever
+ * it ran.  No PQcancel: it connects to the postmaster and waits for its
+ * answer without a timeout, which a stalled server never gives. */
+static void drop_conn(pg_store *s)
+{
+    PQfinish(s->conn);
+    s->conn = NULL;
+    memset(s->prepared, 0, sizeof(s->prepared));
+}
+
+/* Until the socket is ready for ev: 1, or 0 at the deadline, -1 on error. */
+static int wait_socket(pg_store *s, short ev, int64_t deadline)
+{
+    for (;;) {
+        int64_t left = deadline - now_ms();
+        if (left <= 0) return 0;
+        struct pollfd p = {.fd = PQsocket(s->conn), .events = ev};
+        int n = poll(&p, 1, (int)left);
+        if (n > 0) return 1;
+        if (n < 0 && errno != EINTR) return -1;
+    }
+}
+
+/*
+ * After a PQsend* (sent: its return): the command's result, waited for
+ * no longer than the store's deadline (see pg_open).  libpq's blocking
+ * calls wait for ever on a server that is alive but stalled (stopped, or
+ * wedged without a lock) or gone without a word: statement_timeout runs
+ * on that server, and the kernel's keepalives take minutes -- the broker
+ * thread a plugin runs on would stall with it.  Several statements in
+ * one text give the first failed result, else the last.  NULL with *st
+ * and err set when the command could not be sent or got no answer in
+ * time (the connection is then closed).
+ */
+static PGresult *await(pg_store *s, int sent, exh_error *err, const char *doing, exh_status *st)
+{
+    char msg[400];
+    if (!sent) {
+        one_line(msg, sizeof(msg), PQerrorMessage(s->conn));
+        drop_conn(s);
+        *st = store_fail(&s->base, err, EXH_ESTORE, "%s: %s", doing,
+                         msg[0] ? msg : "cannot send to the server");
+        return NULL;
+    }
+    int64_t deadline = now_ms() + s->deadline_ms;
+    PGresult *keep = NULL;
+    int f;
+    while ((f = PQflush(s->conn)) == 1) {
+        int w = wait_socket(s, POLLIN | POLLOUT, deadline);
+        if (w <= 0) goto gone;
+        if (!PQconsumeInput(s->conn)) goto broken;
+    }
+    if (f < 0) goto broken;
+    for (;;) {
+        if (!PQconsumeInput(s->conn)) goto broken;
+        while (!PQisBusy(s->conn)) {
+            PGresult *r = PQgetResult(s->conn);
+            if (!r) {
+                if (keep) return keep;
+                goto broken;
+            }
+            ExecStatusType rs = PQresultStatus(keep);
+            if (!keep || rs == PGRES_COMMAND_OK || rs == PGRES_TUPLES_OK) {
+                PQclear(keep);
+                keep = r;
+            } else {
+                PQclear(r); /* the first error is the one to say */
+            }
+        }
+        int w = wait_socket(s, POLLIN, deadline);
+        if (w <= 0) goto gone;
+    }
+gone:
+    PQclear(keep);
+    drop_conn(s);
+    *st = store_fail(&s->base, err, EXH_ESTORE,
+                     "%s: no answer from the server within %d ms (busy_timeout %d ms and a "
+                     "margin); connection closed",
+                     doing, s->deadline_ms, s->timeout_ms);
+    return NULL;
+broken:
+    PQclear(keep);
+    one_line(msg, sizeof(msg), PQerrorMessage(s->conn));
+    drop_conn(s);
+    *st = store_fail(&s->base, err, EXH_ESTORE, "%s: %s", doing,
+                     msg[0] ? msg : "connection to the server lost");
+    return NULL;
+}
+
+/* A connection closed by an earlier fault: said at once, not tried. */
+static bool no_conn(pg_store *s, exh_error *err, const char *doing, exh_status *st)
+{
+    if (s->conn && PQstatus(s->conn) == CONNECTION_OK) return false;
+    if (s->conn) drop_conn(s);
+    *st = store_fail(&s->base, err, EXH_ESTORE,
+                     "%s: the connection to the server was lost; reopen the store", doing);
+    return true;
+}
+
+/* SQL text (one or more statements, no parameters): its result, or NULL
+ * with err set.  For what runs rarely: session setup, migrations, grants. */
+static PGresult *query(pg_store *s, const char *sql, exh_error *err, const char *doing,
+                       exh_status *st)
+{
+    if (no_conn(s, err, doing, st)) return NULL;
+    PGresult *r = await(s, PQsendQuery(s->conn, sql), err, doing, st);
+    if (!r) return NULL;
+    ExecStatusType rs = PQresultStatus(r);
+    if (rs == PGRES_COMMAND_OK || rs == PGRES_TUPLES_OK) return r;
+    *st = res_fail(s, r, err, doing);
+    PQclear(r);
+    return NULL;
+}
+
+/* Run SQL text; EXH_OK or the error. */
 static exh_status exec(pg_store *s, const char *sql, exh_error *err, const char *doing)
 {
-    PGresult *r = PQexec(s->conn, sql);
-    ExecStatusType rs = PQresultStatus(r);
-    exh_status st =
-        rs == PGRES_COMMAND_OK || rs == PGRES_TUPLES_OK ? EXH_OK : res_fail(s, r, err, doing);
-    PQclear(r);
+    exh_status st = EXH_OK;
+    PQclear(query(s, sql, err, doing, &st));
     return st;
 }
 
@@ -253,15 +388,20 @@ static PGresult *run(pg_store *s, int which, int n, const char *const *vals, exh
 {
     char name[16];
     snprintf(name, sizeof(name), "exh_%d", which);
+    if (no_conn(s, err, doing, st)) return NULL;
     if (!s->prepared[which]) {
-        PGresult *r = PQprepare(s->conn, name, sql_text[which], 0, NULL);
+        PGresult *r = await(s, PQsendPrepare(s->conn, name, sql_text[which], 0, NULL), err,
+                            "preparing a statement", st);
+        if (!r) return NULL;
         bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
         if (!ok) *st = res_fail(s, r, err, "preparing a statement");
         PQclear(r);
         if (!ok) return NULL;
         s->prepared[which] = true;
     }
-    PGresult *r = PQexecPrepared(s->conn, name, n, vals, NULL, NULL, 0);
+    PGresult *r =
+        await(s, PQsendQueryPrepared(s->conn, name, n, vals, NULL, NULL, 0), err, doing, st);
+    if (!r) return NULL;
     ExecStatusType rs = PQresultStatus(r);
     if (rs == PGRES_COMMAND_OK || rs == PGRES_TUPLES_OK) return r;
     *st = res_fail(s, r, err, doing);
@@ -318,12 +458,9 @@ static char *col_dup(const PGresult *r, int row, int col)
 static exh_status query_i64(pg_store *s, const char *sql, int64_t *out, bool *found, exh_error *err,
                             const char *doing)
 {
-    PGresult *r = PQexec(s->conn, sql);
     exh_status st = EXH_OK;
-    if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        st = res_fail(s, r, err, doing);
-    else if ((*found = PQntuples(r) > 0 && !PQgetisnull(r, 0, 0)))
-        *out = col_i64(r, 0, 0);
+    PGresult *r = query(s, sql, err, doing, &st);
+    if (r && (*found = PQntuples(r) > 0 && !PQgetisnull(r, 0, 0))) *out = col_i64(r, 0, 0);
     PQclear(r);
     return st;
 }
@@ -428,7 +565,7 @@ static exh_status migrate(pg_store *s, exh_error *err)
     exh_status st = exec(s, "BEGIN", err, "starting the migration");
     if (st) return st;
     if (!(st = migrate_locked(s, err))) return exec(s, "COMMIT", err, "committing the migration");
-    PQclear(PQexec(s->conn, "ROLLBACK"));
+    exec(s, "ROLLBACK", NULL, "rolling back");
     return st;
 }
 
@@ -520,16 +657,40 @@ static exh_status pg_open(const char *uri, const exh_store_opts *o, exh_store **
                         "password)");
         goto out;
     }
-    int ms = s->base.opts.busy_timeout_ms > 0 ? s->base.opts.busy_timeout_ms : 1;
-    char secs[24], user_timeout[24];
+    /* busy_timeout 0 (SQLite: never wait for a lock) or anything below
+     * the floor would fail every call here: a round trip to a server
+     * takes time that a local file does not.  PG_MIN_TIMEOUT_MS is still
+     * well under the half of a broker's shortest call budget that
+     * service/ allows busy_timeout (README: "PostgreSQL store"). */
+    int ms = s->base.opts.busy_timeout_ms;
+    if (ms < PG_MIN_TIMEOUT_MS) ms = PG_MIN_TIMEOUT_MS;
+    s->timeout_ms = ms;
+    /* The server's own statement and lock timeouts come first, with its
+     * message; the client's deadline (await) only for a server that says
+     * nothing: half as long again, at most a second more. */
+    s->deadline_ms = ms + (ms / 2 < 1000 ? ms / 2 : 1000);
+    char secs[24], user_timeout[24], idle[24];
     snprintf(secs, sizeof(secs), "%d", (ms + 999) / 1000);
     /* A server that stops acknowledging what we send (gone, cut off) is
-     * given up on by the kernel too, not only a slow statement. */
+     * given up on by the kernel too, not only a slow statement; and an
+     * idle connection to a vanished server is found by keepalives (probes
+     * after busy_timeout's seconds of silence, one a second, three lost)
+     * before the next call has to wait for its deadline. */
     snprintf(user_timeout, sizeof(user_timeout), "%d", ms);
+    snprintf(idle, sizeof(idle), "%d", (ms + 999) / 1000);
     /* The URI first (expanded), then what must win over it. */
-    const char *const keys[] = {"dbname",          "connect_timeout",           "tcp_user_timeout",
-                                "client_encoding", "fallback_application_name", NULL};
-    const char *const vals[] = {uri, secs, user_timeout, "UTF8", "exhook", NULL};
+    const char *const keys[] = {"dbname",
+                                "connect_timeout",
+                                "tcp_user_timeout",
+                                "keepalives",
+                                "keepalives_idle",
+                                "keepalives_interval",
+                                "keepalives_count",
+                                "client_encoding",
+                                "fallback_application_name",
+                                NULL};
+    const char *const vals[] = {uri, secs, user_timeout, "1",      idle,
+                                "1", "3",  "UTF8",       "exhook", NULL};
     s->conn = PQconnectdbParams(keys, vals, 1);
     if (!s->conn) {
         st = exh_error_nomem(err);
@@ -541,6 +702,11 @@ static exh_status pg_open(const char *uri, const exh_store_opts *o, exh_store **
         one_line(msg, sizeof(msg), PQerrorMessage(s->conn));
         st = store_fail(&s->base, err, EXH_ESTORE, "cannot connect to the credential store: %s",
                         msg);
+        goto out;
+    }
+    /* Sends never block either: await waits, with the deadline. */
+    if (PQsetnonblocking(s->conn, 1) != 0) {
+        st = store_fail(&s->base, err, EXH_ESTORE, "cannot make the connection non-blocking");
         goto out;
     }
     char setup[256];
@@ -579,7 +745,7 @@ static exh_status pg_commit(exh_store *b, exh_error *err)
 
 static void pg_rollback(exh_store *b)
 {
-    PQclear(PQexec(PG(b)->conn, "ROLLBACK"));
+    exec(PG(b), "ROLLBACK", NULL, "rolling back");
 }
 
 static exh_status pg_get_user(exh_store *b, const char *name, exh_user *out, exh_error *err)
@@ -637,8 +803,72 @@ static exh_status pg_user_names(exh_store *b, char ***out, size_t *nout, exh_err
     return st;
 }
 
-/* The rows a session event writes, in the statements' column order: one
- * place for the live store and for migrate. */
+/*
+ * A session event's text as PostgreSQL will take it.  Client ids, user
+ * names, peers and reasons come from the broker as bytes, and PostgreSQL
+ * refuses invalid UTF-8 in a text column: one client sending such an id
+ * would roll back its whole history batch, every other client's events
+ * with it.  So each byte of an ill-formed sequence is written \xNN (the
+ * event is kept: who connected with such an id is worth knowing, and it
+ * costs no SAVEPOINT round trip per event); valid text is stored as it
+ * is.  Not reversible for a valid id that itself reads "\xNN", which
+ * only makes the two look alike in the history.  SQLite stores the bytes
+ * as they are.
+ */
+typedef struct pg_event {
+    exh_session_event ev;
+    char *owned[5];
+} pg_event;
+
+static const char *utf8_text(const char *v, char **owned)
+{
+    *owned = NULL;
+    if (!v) return NULL;
+    size_t n = strlen(v), i = exh_utf8_bad(v, n);
+    if (i == n) return v;
+    char *o = malloc(4 * n + 1), *w = o;
+    if (!o) return NULL;
+    for (size_t from = 0; from < n;) {
+        memcpy(w, v + from, i - from);
+        w += i - from;
+        if (i == n) break;
+        w += sprintf(w, "\\x%02x", (unsigned char)v[i]);
+        from = ++i;
+        i += exh_utf8_bad(v + i, n - i);
+    }
+    *w = '\0';
+    return *owned = o;
+}
+
+static void pg_event_free(pg_event *p)
+{
+    for (int i = 0; i < 5; i++)
+        free(p->owned[i]);
+}
+
+static exh_status pg_event_of(pg_event *p, const exh_session_event *ev, exh_error *err)
+{
+    const char *in[5] = {ev->clientid, ev->username, ev->peerhost, ev->node, ev->reason};
+    const char *out[5];
+    bool oom = false;
+    for (int i = 0; i < 5; i++)
+        if (!(out[i] = utf8_text(in[i], &p->owned[i])) && in[i]) oom = true;
+    p->ev = *ev;
+    p->ev.clientid = out[0];
+    p->ev.username = out[1];
+    p->ev.peerhost = out[2];
+    p->ev.node = out[3];
+    p->ev.reason = out[4];
+    if (oom) {
+        pg_event_free(p);
+        return exh_error_nomem(err);
+    }
+    return EXH_OK;
+}
+
+/* The rows a session event writes (its text made UTF-8 first), in the
+ * statements' column order: one place for the live store and for
+ * migrate. */
 static exh_status session_online(pg_store *s, const exh_session_event *ev, exh_error *err,
                                  const char *doing)
 {
@@ -756,19 +986,23 @@ static exh_status pg_list_groups(exh_store *b, exh_group_fn fn, void *user, exh_
     return EXH_OK;
 }
 
-static exh_status pg_record_session(exh_store *b, const exh_session_event *ev, bool trim,
+static exh_status pg_record_session(exh_store *b, const exh_session_event *in, bool trim,
                                     exh_error *err)
 {
     pg_store *s = PG(b);
-    exh_status st;
+    pg_event p = {0};
+    exh_status st = pg_event_of(&p, in, err);
+    if (st) return st;
+    const exh_session_event *ev = &p.ev;
     if (ev->connected) {
         st = session_online(s, ev, err, "recording the session");
     } else {
         const char *v[] = {ev->clientid};
         st = write_n(s, ST_SESSION_OFF, 1, v, err, "recording the session", NULL);
     }
-    if (st || (st = history_row(s, ev, err, "recording history"))) return st;
-    if (trim) {
+    if (!st) st = history_row(s, ev, err, "recording history");
+    pg_event_free(&p);
+    if (!st && trim) {
         char max[24];
         snprintf(max, sizeof(max), "%" PRIu32, b->opts.history_max);
         const char *t[] = {max};
@@ -870,8 +1104,13 @@ exh_status store_pg_put_session(exh_store *b, const exh_session_event *ev, bool 
 {
     if (!store_is_pg(b)) return not_pg(b, err);
     pg_store *s = PG(b);
-    return online ? session_online(s, ev, err, "copying an online session")
-                  : history_row(s, ev, err, "copying session history");
+    pg_event p = {0};
+    exh_status st = pg_event_of(&p, ev, err);
+    if (st) return st;
+    st = online ? session_online(s, &p.ev, err, "copying an online session")
+                : history_row(s, &p.ev, err, "copying session history");
+    pg_event_free(&p);
+    return st;
 }
 
 /* An identifier quoted for SQL text, or NULL (err set). */
@@ -887,6 +1126,52 @@ static char *quote_ident(pg_store *s, const char *id, exh_error *err)
 }
 
 /*
+ * A runtime role that would make "least privilege" a lie: a superuser
+ * (every privilege, whatever is granted), the role owning the store's
+ * tables (it may change users), or a member of that owner (it inherits,
+ * or may SET ROLE to, the owner's rights).  A role that does not exist is
+ * left to the GRANT, which says so.
+ */
+static exh_status runtime_role_refused(pg_store *s, const char *role, exh_error *err)
+{
+    const char *v[] = {role};
+    exh_status st = EXH_OK;
+    if (no_conn(s, err, "checking the runtime role", &st)) return st;
+    PGresult *r = await(s,
+                        PQsendQueryParams(s->conn,
+                                          "SELECT r.rolsuper, t.tableowner, r.rolname = "
+                                          "t.tableowner, pg_has_role(r.oid, t.tableowner, "
+                                          "'MEMBER') FROM pg_roles r, pg_tables t WHERE "
+                                          "r.rolname = $1 AND t.schemaname = current_schema() "
+                                          "AND t.tablename = 'users'",
+                                          1, NULL, v, NULL, NULL, 0),
+                        err, "checking the runtime role", &st);
+    if (!r) return st;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        st = res_fail(s, r, err, "checking the runtime role");
+    } else if (PQntuples(r) == 1) {
+        const char *owner = PQgetvalue(r, 0, 1);
+        if (col_bool(r, 0, 0))
+            st = store_fail(&s->base, err, EXH_EINVAL,
+                            "role '%s' is a superuser: as the runtime role it could do anything "
+                            "whatever is granted; name a role made without SUPERUSER",
+                            role);
+        else if (col_bool(r, 0, 2))
+            st = store_fail(&s->base, err, EXH_EINVAL,
+                            "role '%s' owns the store's tables: as the runtime role it could "
+                            "change users; name a separate role for the front ends",
+                            role);
+        else if (col_bool(r, 0, 3))
+            st = store_fail(&s->base, err, EXH_EINVAL,
+                            "role '%s' is a member of '%s', which owns the store's tables: as the "
+                            "runtime role it could change users; name a role outside it",
+                            role, owner);
+    }
+    PQclear(r);
+    return st;
+}
+
+/*
  * What a front end needs and no more: read users, memberships and the
  * meta row (schema and data version), write sessions and history.  It
  * cannot add, change or delete a user -- not even to upgrade a hash at
@@ -896,15 +1181,18 @@ exh_status store_pg_grant_runtime(exh_store *b, const char *role, exh_error *err
 {
     if (!store_is_pg(b)) return not_pg(b, err);
     pg_store *s = PG(b);
+    exh_status st = runtime_role_refused(s, role, err);
+    if (st) return st;
     /* Both names come back quoted as SQL needs them (the sequence's
      * schema-qualified), ready to go into the GRANTs' text. */
-    PGresult *r = PQexec(s->conn, "SELECT quote_ident(current_schema()), "
-                                  "pg_get_serial_sequence('history', 'id')");
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1 || PQgetisnull(r, 0, 0) ||
-        PQgetisnull(r, 0, 1)) {
-        exh_status st = res_fail(s, r, err, "finding the schema");
+    PGresult *r = query(s,
+                        "SELECT quote_ident(current_schema()), "
+                        "pg_get_serial_sequence('history', 'id')",
+                        err, "finding the schema", &st);
+    if (!r) return st;
+    if (PQntuples(r) != 1 || PQgetisnull(r, 0, 0) || PQgetisnull(r, 0, 1)) {
         PQclear(r);
-        return st;
+        return store_fail(b, err, EXH_ESTORE, "finding the schema: no exhook tables here");
     }
     char *who = quote_ident(s, role, err);
     if (!who) {
@@ -914,7 +1202,6 @@ exh_status store_pg_grant_runtime(exh_store *b, const char *role, exh_error *err
     const char *schema = PQgetvalue(r, 0, 0), *seq = PQgetvalue(r, 0, 1);
     size_t n = strlen(schema) + strlen(seq) + 8 * strlen(who) + 1024;
     char *sql = malloc(n);
-    exh_status st = EXH_OK;
     if (!sql) {
         st = exh_error_nomem(err);
     } else {
@@ -932,7 +1219,7 @@ exh_status store_pg_grant_runtime(exh_store *b, const char *role, exh_error *err
                  "COMMIT",
                  who, schema, who, who, who, who, seq, who);
         st = exec(s, sql, err, "granting the runtime role");
-        if (st) PQclear(PQexec(s->conn, "ROLLBACK"));
+        if (st) exec(s, "ROLLBACK", NULL, "rolling back");
         free(sql);
     }
     PQclear(r);

@@ -307,6 +307,132 @@ if rt_sql "UPDATE users SET superuser = true" >"$tmp/rt"; then bad "runtime role
 if rt_sql "UPDATE exhook_meta SET value = 0" >"$tmp/rt"; then bad "runtime role updated meta"; else
   grep -q "permission denied" "$tmp/rt" && ok || bad "runtime role meta update: $(cat "$tmp/rt")"; fi
 
+# ---- the runtime role is never a superuser nor the tables' owner ----
+printf 'CREATE ROLE exhook_su LOGIN SUPERUSER;\n' | pg_psql exhook_mig -f -
+run - $M init --runtime-role exhook_su
+has "init --runtime-role refuses a superuser" 2 "role 'exhook_su' is a superuser"
+# an owner that is not a superuser: its own database, over the socket (trust)
+printf 'CREATE ROLE exhook_own LOGIN; CREATE ROLE exhook_own_m LOGIN IN ROLE exhook_own;\n' |
+  pg_psql exhook_mig -f -
+"$PG_BIN/createdb" -h "$PG_DIR" -p "$PG_PORT" -U exhook -O exhook_own exhook_own
+O="$ctl --db postgresql://exhook_own@/exhook_own?host=$PG_DIR&port=$PG_PORT"
+run - $O init
+has "init as a non-superuser owner" 0 "schema version 1"
+run - $O init --runtime-role exhook_own
+has "init --runtime-role refuses the tables' owner" 2 "role 'exhook_own' owns the store's tables"
+run - $O init --runtime-role exhook_own_m
+has "init --runtime-role refuses a member of the owner" 2 "role 'exhook_own_m' is a member of 'exhook_own'"
+[ "$(pg_psql exhook_own -c "SELECT count(*) FROM information_schema.role_table_grants WHERE grantee IN ('exhook_own_m')")" = 0 ] &&
+  ok || bad "a refused --runtime-role granted something"
+
+# ---- front ends warn about a password in their --db URI ----
+pwuri="postgresql://exhook:${PG_PASSWORD}@127.0.0.1:$PG_PORT/exhook_mig"
+bindir=$(dirname "$ctl")
+timeout 20 "$bindir/exhook-driver" --db "$pwuri" --policy tests/data/users-groups.policy \
+  </dev/null >/dev/null 2>"$tmp/drv.log"
+if [ "$(grep -c 'holds a password' "$tmp/drv.log")" = 1 ] && grep -q PGPASSFILE "$tmp/drv.log" &&
+  ! grep -qF -- "$PG_PASSWORD" "$tmp/drv.log"; then ok; else
+  bad "exhook-driver does not warn once of the password in --db: $(cat "$tmp/drv.log")"; fi
+gport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$bindir/exhook-grpc" --db "$pwuri" --policy tests/data/users-groups.policy \
+  --listen "127.0.0.1:$gport" </dev/null >/dev/null 2>"$tmp/grpc.log" &
+gpid=$!
+for _ in $(seq 100); do grep -q 'serving' "$tmp/grpc.log" && break; sleep 0.1; done
+kill -TERM "$gpid" 2>/dev/null; wait "$gpid" 2>/dev/null
+if [ "$(grep -c 'holds a password' "$tmp/grpc.log")" = 1 ] && grep -q PGPASSFILE "$tmp/grpc.log" &&
+  ! grep -qF -- "$PG_PASSWORD" "$tmp/grpc.log"; then ok; else
+  bad "exhook-grpc does not warn once of the password in --db: $(cat "$tmp/grpc.log")"; fi
+
+# ---- a stalled server: every call bounded by busy_timeout ----
+# The postmaster and every backend SIGSTOPped while a store connection is
+# open: the next call must fail within about busy_timeout (500 ms), never
+# hang; after SIGCONT a fresh open works.
+if [ -f "$lib" ]; then
+  cat >"$tmp/stall.py" <<'PY'
+import ctypes, os, sys, time
+lib = ctypes.CDLL(sys.argv[1])
+uri, d = sys.argv[2].encode(), sys.argv[3]
+err = ctypes.create_string_buffer(4096)
+opts = ctypes.create_string_buffer(256)
+lib.exh_store_opts_default(opts)
+ctypes.c_int.from_buffer(opts, 0).value = 500  # busy_timeout_ms, the first field
+s = ctypes.c_void_p()
+def msg():
+    return err.raw[4:1100].replace(b"\0", b" ").strip().decode(errors="replace")
+if lib.exh_store_open(uri, opts, ctypes.byref(s), err):
+    sys.exit("open: " + msg())
+v = ctypes.c_int64()
+if lib.exh_store_data_version(s, ctypes.byref(v), err):
+    sys.exit("data_version: " + msg())
+if sys.argv[4] == "stall":
+    open(os.path.join(d, "ready"), "w").close()
+    while not os.path.exists(os.path.join(d, "stopped")):
+        time.sleep(0.01)
+    t = time.monotonic()
+    st = lib.exh_store_data_version(s, ctypes.byref(v), err)
+    ms = int((time.monotonic() - t) * 1000)
+    print("status %d after %d ms: %s" % (st, ms, msg() if st else ""))
+    sys.exit(0 if st and ms < 1500 else 1)
+print("ok")
+PY
+  rm -f "$tmp/ready" "$tmp/stopped"
+  "${py_env[@]}" timeout 20 python3 "$tmp/stall.py" "$lib" "$MDB" "$tmp" stall >"$tmp/stall" 2>&1 &
+  sp=$!
+  for _ in $(seq 100); do [ -f "$tmp/ready" ] && break; sleep 0.05; done
+  pm=$(head -n1 "$PG_DIR/data/postmaster.pid")
+  pids="$pm $(pgrep -P "$pm" | tr '\n' ' ')"
+  kill -STOP $pids
+  touch "$tmp/stopped"
+  wait "$sp"; sst=$?
+  kill -CONT $pids
+  if [ "$sst" = 0 ] && [ -f "$tmp/ready" ]; then ok; else
+    bad "a call to a stopped server was not bounded by busy_timeout: $(cat "$tmp/stall")"; fi
+  if "${py_env[@]}" timeout 20 python3 "$tmp/stall.py" "$lib" "$MDB" "$tmp" after >"$tmp/after" 2>&1; then
+    ok; else bad "the store does not work again after SIGCONT: $(cat "$tmp/after")"; fi
+fi
+
+# ---- the history writer survives a server restart ----
+# exhook-grpc writes session history to PostgreSQL; the server restarts
+# (every session ended); sessions after it land in the history without
+# restarting the front end.
+py=/usr/bin/python3
+if "$py" -c 'import grpc, grpc_tools.protoc' 2>/dev/null; then
+  mkdir -p "$tmp/stubs"
+  "$py" -m grpc_tools.protoc -I proto --python_out="$tmp/stubs" --grpc_python_out="$tmp/stubs" \
+    proto/exhook_v3.proto 2>"$tmp/protoc.err" || bad "protoc: $(cat "$tmp/protoc.err")"
+  cat >"$tmp/connect.py" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[1])
+import grpc, exhook_v3_pb2 as pb, exhook_v3_pb2_grpc as pbg
+stub = pbg.HookProviderStub(grpc.insecure_channel(sys.argv[2]))
+ci = pb.ClientInfo(node="emqx@n1", clientid=sys.argv[3], username="alice", peerhost="10.0.0.1",
+                   sockport=1883, protocol="mqtt")
+stub.OnClientConnected(pb.ClientConnectedRequest(clientinfo=ci, meta=pb.RequestMeta(node="emqx@n1")),
+                       timeout=10)
+PY
+  hport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  "$bindir/exhook-grpc" --db "$MDB" --policy tests/data/users-groups.policy --busy-timeout 500 \
+    --listen "127.0.0.1:$hport" </dev/null >/dev/null 2>"$tmp/hist.log" &
+  hpid=$!
+  for _ in $(seq 100); do grep -q 'serving' "$tmp/hist.log" && break; sleep 0.1; done
+  in_history() { [ "$(pg_psql exhook_mig -c "SELECT count(*) FROM history WHERE clientid LIKE '$1'")" != 0 ]; }
+  "$py" "$tmp/connect.py" "$tmp/stubs" "127.0.0.1:$hport" before-restart
+  landed=no
+  for _ in $(seq 50); do in_history before-restart && { landed=yes; break; }; sleep 0.1; done
+  pg_restart fast || bad "pg_restart failed: $(tail -n 5 "$PG_DIR/server.log")"
+  after=no
+  for i in $(seq 40); do
+    "$py" "$tmp/connect.py" "$tmp/stubs" "127.0.0.1:$hport" "after-restart-$i"
+    sleep 0.5
+    in_history 'after-restart-%' && { after=yes; break; }
+  done
+  kill -TERM "$hpid" 2>/dev/null; wait "$hpid" 2>/dev/null
+  if [ "$landed" = yes ] && [ "$after" = yes ] && grep -q 'session history written again' "$tmp/hist.log"; then
+    ok; else bad "history after a server restart (before: $landed, after: $after): $(cat "$tmp/hist.log")"; fi
+else
+  bad "$py with grpc and grpc_tools needed (apt-get install python3-grpcio python3-grpc-tools)"
+fi
+
 # the secrets never show: neither the user's password nor the server's
 if grep -qF -- "$PW" "$tmp/all.log"; then bad "a user's password appeared in some output"; else ok; fi
 if grep -qF -- "$PG_PASSWORD" "$tmp/all.log"; then bad "the database password appeared in some output"; else ok; fi

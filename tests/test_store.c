@@ -9,6 +9,7 @@
  * in a fresh schema of its own.  The cases about files or URIs run on
  * theirs only.
  */
+#define _DEFAULT_SOURCE /* usleep */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -604,6 +605,105 @@ static void test_pg_notices(void **state)
     exh_store_close(w);
 }
 
+/* An integer SQL answers on the case's schema (pg_locks and the like). */
+static long pg_long(const char *q)
+{
+    PGconn *c = PQconnectdb(path);
+    if (PQstatus(c) != CONNECTION_OK) fail_msg("connect %s: %s", path, PQerrorMessage(c));
+    PGresult *r = PQexec(c, q);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) fail_msg("%s: %s", q, PQresultErrorMessage(r));
+    long v = strtol(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    PQfinish(c);
+    return v;
+}
+
+/* busy_timeout 0 is an allowed setting (SQLite: never wait for a lock).
+ * On PostgreSQL it is raised to a floor (store_pg.c): every call works,
+ * and a lock held for a few tens of milliseconds is waited for instead
+ * of failing the call at once. */
+static void test_pg_busy_timeout_zero(void **state)
+{
+    (void)state;
+    exh_store *s = open_store(); /* the schema, made with the default timeout */
+    exh_store_close(s);
+    exh_store_opts o;
+    exh_store_opts_default(&o);
+    o.hash.m_kib = 64;
+    o.hash.t_cost = 1;
+    o.busy_timeout_ms = 0;
+    exh_error err;
+    assert_int_equal(exh_store_open(path, &o, &s, &err), EXH_OK);
+    exh_new_user nu = {.name = "zero", .hash = MOSQ6};
+    assert_int_equal(exh_store_add_user(s, &nu, &err), EXH_OK);
+    /* Another session holds the users table for 50 ms (sent without
+     * waiting for its answer: the server runs it while we go on). */
+    PGconn *holder = PQconnectdb(path);
+    assert_int_equal(PQstatus(holder), CONNECTION_OK);
+    assert_int_equal(PQsendQuery(holder, "BEGIN; LOCK TABLE users IN ACCESS EXCLUSIVE MODE; "
+                                         "SELECT pg_sleep(0.05); COMMIT"),
+                     1);
+    for (int i = 0; i < 500 && !pg_long("SELECT count(*) FROM pg_locks WHERE granted AND "
+                                        "mode = 'AccessExclusiveLock' AND relation = "
+                                        "'users'::regclass");
+         i++)
+        usleep(1000);
+    exh_user u;
+    exh_status st = exh_store_get_user(s, "zero", &u, &err);
+    if (st) fail_msg("get_user with busy_timeout 0: %s", err.message);
+    exh_user_clear(&u);
+    PGresult *r;
+    while ((r = PQgetResult(holder)))
+        PQclear(r);
+    PQfinish(holder);
+    exh_session_event ev = {.clientid = "z-1", .at = 1, .connected = true};
+    assert_int_equal(exh_store_record_session(s, &ev, &err), EXH_OK);
+    exh_store_close(s);
+}
+
+static int count_event(const exh_session_event *ev, void *user)
+{
+    (void)ev;
+    ++*(int *)user;
+    return 0;
+}
+
+static int find_event(const exh_session_event *ev, void *user)
+{
+    const char **want = user;
+    if (!strcmp(ev->clientid, want[0])) want[1] = "found";
+    return 0;
+}
+
+/* PostgreSQL refuses invalid UTF-8 in text: a client id or peer that is
+ * not UTF-8 must not roll back the other events of its batch (one client
+ * could make every other client's history vanish).  It is stored with
+ * its bad bytes written \xNN. */
+static void test_pg_bad_utf8_event(void **state)
+{
+    (void)state;
+    exh_store *s = open_store();
+    exh_error err;
+    exh_session_event evs[] = {
+        {.clientid = "good-1", .peerhost = "10.0.0.1", .at = 1, .connected = true},
+        {.clientid = "bad-\xff\xfe", .username = "u\xc3", .at = 2, .connected = true},
+        {.clientid = "good-2", .peerhost = "10.0.0.2\x80", .reason = "r\xe2\x82", .at = 3},
+    };
+    assert_int_equal(exh_store_begin(s, &err), EXH_OK);
+    for (size_t i = 0; i < sizeof(evs) / sizeof(*evs); i++) {
+        exh_status st = exh_store_record_session(s, &evs[i], &err);
+        if (st) fail_msg("event %zu: %s", i, err.message);
+    }
+    assert_int_equal(exh_store_commit(s, &err), EXH_OK);
+    int n = 0;
+    assert_int_equal(exh_store_list_sessions(s, false, count_event, &n, &err), EXH_OK);
+    assert_int_equal(n, 3);
+    const char *want[2] = {"bad-\\xff\\xfe", NULL};
+    assert_int_equal(exh_store_list_sessions(s, true, find_event, want, &err), EXH_OK);
+    assert_non_null(want[1]);
+    exh_store_close(s);
+}
+
 /* The cases every backend must pass alike. */
 #define BOTH(setup, teardown)                                                                      \
     cmocka_unit_test_setup_teardown(test_users_groups_revisions, setup, teardown),                 \
@@ -626,6 +726,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pg_no_password_in_errors, setup_pg, teardown_pg),
         cmocka_unit_test_setup_teardown(test_pg_migration_inserts, setup_pg, teardown_pg),
         cmocka_unit_test_setup_teardown(test_pg_notices, setup_pg, teardown_pg),
+        cmocka_unit_test_setup_teardown(test_pg_busy_timeout_zero, setup_pg, teardown_pg),
+        cmocka_unit_test_setup_teardown(test_pg_bad_utf8_event, setup_pg, teardown_pg),
         BOTH(setup_pg, teardown_pg),
     };
     int failed = cmocka_run_group_tests_name("store on SQLite", sqlite_tests, NULL, NULL);

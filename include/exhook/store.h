@@ -65,6 +65,17 @@ void exh_store_close(exh_store *s);
  * path as it is. */
 void exh_store_display_name(const char *location, char *out, size_t n);
 
+/* Whether location is a PostgreSQL URI holding a password (or one that
+ * cannot be read well enough to tell): a front end warns, since every
+ * local user can read a command line. */
+bool exh_store_location_has_password(const char *location);
+
+/* Whether location names a PostgreSQL database (a postgresql:// or
+ * postgres:// URI) rather than an SQLite file.  A PostgreSQL store whose
+ * call failed may have lost its connection (the server restarted, the
+ * network cut, no answer in busy_timeout): close it and open it again. */
+bool exh_store_location_is_pg(const char *location);
+
 /* The schema version of the open database. */
 int exh_store_schema_version(exh_store *s);
 

@@ -13,10 +13,55 @@
 # also when the script fails; pg_createdb NAME makes another database and
 # prints its URI.
 #
+# pg_restart [MODE] stops the server (MODE fast by default: every session
+# is ended, as when a database server restarts) and starts it again on
+# the same port and directory.
+#
+# No orphans: a test killed with SIGKILL never runs its EXIT trap, so the
+# server would outlive it.  Each run writes the owning script's pid and
+# start time into its directory (owner); a watchdog started beside the
+# server stops it and removes the directory within a second of that
+# process's end, and every pg_start also stops and removes what earlier
+# runs left whose owner is gone (a watchdog killed too, a reboot).
+#
 # PostgreSQL refuses to run as root: as root the server runs as the system
 # user exhook-pgtest (made with useradd if missing, else nobody).
 # No PostgreSQL installed is a failure, never a skip: scripts/deps.sh
 # installs it.
+
+# The start time of process $1 (field 22 of /proc/PID/stat, after the
+# command's parenthesis), empty when there is no such process: a pid with
+# its start time names one process, never a later one given the same pid.
+pg_proc_start() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+  stat=${stat##*) }
+  set -- $stat
+  echo "${20}"
+}
+
+# pg_reap DIR: stop the server of a pg.sh directory and remove it.
+pg_reap() {
+  local dir=$1 pm
+  if [ -f "$dir/data/postmaster.pid" ]; then
+    "${PG_AS[@]}" "$PG_BIN/pg_ctl" -D "$dir/data" -m immediate -w -t 10 stop >/dev/null 2>&1
+    # a server the stop could not reach (pg_ctl ran as another user)
+    pm=$(head -n1 "$dir/data/postmaster.pid" 2>/dev/null)
+    [ -n "$pm" ] && [ -d "/proc/$pm" ] && grep -qs postgres "/proc/$pm/comm" && kill -KILL "$pm" 2>/dev/null
+  fi
+  rm -rf "$dir"
+}
+
+# Stop and remove the servers of earlier runs whose owner is gone.
+pg_reap_orphans() {
+  local d pid start
+  for d in /tmp/exh-pg.*; do
+    [ -f "$d/owner" ] || continue
+    read -r pid start <"$d/owner" || continue
+    [ -n "$pid" ] && [ "$(pg_proc_start "$pid")" = "$start" ] && continue
+    pg_reap "$d"
+  done
+}
 
 pg_start() {
   local initdb
@@ -27,18 +72,15 @@ pg_start() {
     return 1
   fi
   PG_BIN=$(dirname "$initdb")
+  PG_AS=()
+  pg_as_root
+  pg_reap_orphans
   PG_DIR=$(mktemp -d /tmp/exh-pg.XXXXXX) || return 1
+  echo "$$ $(pg_proc_start $$)" >"$PG_DIR/owner"
   trap pg_stop EXIT
   trap 'exit 130' INT TERM
-  PG_AS=()
-  if [ "$(id -u)" = 0 ]; then
-    local u=exhook-pgtest
-    if ! id "$u" >/dev/null 2>&1; then
-      useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$u" \
-        2>/dev/null || u=nobody
-    fi
-    chown "$u" "$PG_DIR"
-    PG_AS=(runuser -u "$u" --)
+  if [ ${#PG_AS[@]} != 0 ]; then
+    chown "${PG_AS[2]}" "$PG_DIR"
   fi
   chmod 700 "$PG_DIR"
   PG_PASSWORD=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
@@ -69,11 +111,52 @@ pg_start() {
     cat "$PG_DIR/server.log" >&2
     return 1
   fi
+  pg_watchdog
   (umask 077 && printf '127.0.0.1:%s:*:exhook:%s\n' "$PG_PORT" "$PG_PASSWORD" >"$PG_DIR/pgpass")
   export PGPASSFILE=$PG_DIR/pgpass
   pg_createdb exhook_test >/dev/null || return 1
   export EXH_TEST_PG_URI="postgresql://exhook@127.0.0.1:$PG_PORT/exhook_test"
   export EXH_TEST_PG_SOCKET_URI="postgresql://exhook@/exhook_test?host=$PG_DIR&port=$PG_PORT"
+}
+
+# As root, the server runs as exhook-pgtest (made if missing) or nobody.
+pg_as_root() {
+  [ "$(id -u)" = 0 ] || return 0
+  local u=exhook-pgtest
+  if ! id "$u" >/dev/null 2>&1; then
+    useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$u" \
+      2>/dev/null || u=nobody
+  fi
+  PG_AS=(runuser -u "$u" --)
+}
+
+# Reap this run's server once the owning script is gone, however it
+# ended (checked each second; it stops by itself when pg_stop removed
+# the directory).  A session of its own and no inherited descriptors: a
+# signal to the test's process group does not end it, and a test runner
+# waiting for the script's output is not kept waiting by it.
+pg_watchdog() {
+  setsid -f bash -c '
+    owner=$1 start=$2 dir=$3 bin=$4
+    shift 4
+    alive() {
+      local s
+      s=$(cat "/proc/$owner/stat" 2>/dev/null) || return 1
+      s=${s##*) }
+      set -- $s
+      [ "${20}" = "$start" ]
+    }
+    while alive && [ -d "$dir" ]; do sleep 1; done
+    [ -d "$dir" ] || exit 0
+    "$@" "$bin/pg_ctl" -D "$dir/data" -m immediate -w -t 10 stop
+    rm -rf "$dir"' pg-watchdog "$$" "$(pg_proc_start $$)" "$PG_DIR" "$PG_BIN" "${PG_AS[@]}" \
+    </dev/null >/dev/null 2>&1
+}
+
+# pg_restart [MODE]: see the top.
+pg_restart() {
+  "${PG_AS[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -m "${1:-fast}" \
+    -w -t 30 restart >/dev/null 2>&1
 }
 
 # pg_createdb NAME: a new database; prints its URI (TCP).
