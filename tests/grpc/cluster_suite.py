@@ -307,6 +307,45 @@ def main():
         G.check('`sessions` (text) shows the node', 'emqx@a' in r.stdout and 'emqx@b' in r.stdout,
                 True)
 
+        G.section('a front end as the runtime role')
+        r = psql("CREATE ROLE exhook_rt LOGIN PASSWORD 'rt-pw-1'")
+        G.check('role made', r.returncode, 0)
+        ctl('init', '--runtime-role', 'exhook_rt')
+        pgpass = os.path.join(G.TMP, 'pgpass')
+        with open(os.environ['PGPASSFILE']) as f:
+            lines = f.read()
+        port = os.environ['EXH_TEST_PG_PORT']
+        with open(pgpass, 'w') as f:
+            f.write(lines + f'127.0.0.1:{port}:*:exhook_rt:rt-pw-1\n')
+        os.chmod(pgpass, 0o600)
+        env_keep = dict(G.SERVER_ENV)
+        G.SERVER_ENV['PGPASSFILE'] = pgpass
+        try:
+            rt = G.Server('node-rt', '--upgrade-hashes', 'false',
+                          db=URI.replace('postgresql://exhook@', 'postgresql://exhook_rt@')).start()
+        finally:
+            G.SERVER_ENV.clear()
+            G.SERVER_ENV.update(env_keep)
+        ch = G.grpc.insecure_channel(rt.addr, options=G.CHANNEL_OPTS)
+        rv = G.Ver(3, ch)
+        ctl('add-user', 'rtuser', '--password-stdin', stdin='rt-user-pw\n')
+        G.check('a login through it', rv.authn(clientid='rt-1', username='rtuser',
+                                               password='rt-user-pw', node='emqx@rt'), 'allow')
+        rv.connected(clientid='rt-1', username='rtuser', node='emqx@rt')
+        def rt_session():
+            r = G.ctl('sessions', '--json')
+            return r.returncode == 0 and any(e.get('node') == 'emqx@rt'
+                                             for e in json.loads(r.stdout))
+        G.check('its session recorded', G.poll(rt_session, timeout=5), True)
+        ctl('set-user', 'rtuser', '--disabled', 'true')
+        took = until(lambda: rv.authz('publish', 'users/rtuser/x', username='rtuser',
+                                      clientid='rt-1') == 'deny', WITHIN)
+        G.check('its notices work too: the user disabled is denied within a second',
+                took is not None, True)
+        G.check('no permission error in its log', 'permission denied' in rt.log(), False)
+        ch.close()
+        rt.stop_checked()
+
         t_faults(nodes, srv)
 
         G.section('stop')
