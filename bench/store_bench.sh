@@ -18,4 +18,9 @@ trap 'rm -rf "$tmp"; pg_stop' EXIT
 echo "$(nproc) cores; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
 "$bin" "$tmp/bench.db" "${args[@]}"
 "$bin" "$EXH_TEST_PG_URI" "${args[@]}"
-"$bin" "$EXH_TEST_PG_SOCKET_URI" "${args[@]}"
+# what the users take on the server: rows, TOAST and indexes
+bytes=$(pg_psql exhook_test -c "SELECT pg_total_relation_size('users') + pg_total_relation_size('memberships')")
+echo "PostgreSQL: users and memberships take $bytes bytes for ${USERS:-1000} users (2 groups each): $((bytes / ${USERS:-1000})) bytes a user"
+# the same server over its Unix socket, on a database of its own
+pg_createdb exhook_sock >/dev/null
+"$bin" "postgresql://exhook@/exhook_sock?host=$PG_DIR&port=$PG_PORT" "${args[@]}"

@@ -43,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "exhook/auth.h"
 #include "exhook/eval.h"
@@ -65,6 +66,7 @@ typedef struct plugin {
     uint64_t throttle_said_ms;
     long rechecked, rehashed; /* logins of connected clients (a reload), and hashes for them */
     bool reloading;           /* between MOSQ_EVT_RELOAD and the next tick */
+    char node[256];           /* plugin_opt_node, or the host name: sessions name it */
 } plugin;
 
 /* Live store changes are looked for every WATCH_MS (svc_revalidate). */
@@ -139,6 +141,7 @@ static void record(plugin *p, struct mosquitto *cl, bool connected, const char *
     exh_session_event ev = {.clientid = mosquitto_client_id(cl),
                             .username = mosquitto_client_username(cl),
                             .peerhost = mosquitto_client_address(cl),
+                            .node = p->node[0] ? p->node : NULL,
                             .reason = reason,
                             .at = (int64_t)time(NULL),
                             .connected = connected};
@@ -502,6 +505,11 @@ EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *pid, void **userdata,
     plugin *p = calloc(1, sizeof(*p));
     if (!p) return MOSQ_ERR_NOMEM;
     p->pid = pid;
+    /* Sessions name their node: brokers sharing one store are told apart. */
+    if (cfg.node[0])
+        snprintf(p->node, sizeof(p->node), "%s", cfg.node);
+    else if (gethostname(p->node, sizeof(p->node) - 1) != 0)
+        p->node[0] = '\0';
     /* Without a policy the broker must not start open: svc_new says why. */
     if (!(p->s = svc_new(&cfg))) {
         free(p);

@@ -170,6 +170,10 @@ static int set(svc_config *c, const char *key_in, const char *v, why *w)
     } else if (plugin && (!strcmp(key, "read_check") || !strcmp(key, "decision_cache"))) {
         if (strcmp(v, "true") && strcmp(v, "false")) return bad(w, key, v);
         *(key[0] == 'r' ? &c->read_check : &c->decision_cache) = !strcmp(v, "true");
+    } else if (plugin && !strcmp(key, "node")) {
+        /* EMQX names its node in every session event; Mosquitto has no
+         * such name, and brokers sharing one store need one apart. */
+        return path(w, c->node, sizeof(c->node), "node", v);
     } else if (plugin && !strcmp(key, "max_hashes_per_second")) {
         if (number(v, 0, 10000, &n)) return bad(w, "max_hashes_per_second (0..10000)", v);
         c->max_hashes = (uint32_t)n;

@@ -48,6 +48,7 @@ typedef struct svc_config {
     bool read_check;     /* check deliveries (MOSQ_ACL_READ) against the policy */
     bool decision_cache; /* keep each connection's last decisions (clients.h) */
     uint32_t max_hashes; /* password hashes a second on the broker's thread; 0: no limit */
+    char node[256];      /* the node named in its session history ("": the host name) */
 } svc_config;
 
 enum { SVC_FOR_DRIVER = 1, SVC_FOR_GRPC = 2, SVC_FOR_PLUGIN = 3 };

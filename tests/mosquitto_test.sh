@@ -72,6 +72,7 @@ log_type all
 plugin $plugin
 plugin_opt_database $db
 plugin_opt_policy $policy
+plugin_opt_node mosq-test-1
 EOF
   "${broker_env[@]}" mosquitto -c "$tmp/$name.conf" >"$log" 2>&1 &
   bpid=$!
@@ -320,6 +321,10 @@ grep -qE '\bconnect +history-probe-1 +alice +127\.0\.0\.1' <<<"$hist" &&
   grep -qE '\bdisconnect +history-probe-1 +alice +127\.0\.0\.1' <<<"$hist" && ok ||
   bad "sessions --history lacks history-probe-1's connect and disconnect:"$'\n'"$hist"
 grep -qE 'connect +(laptop-1|dev-xyz)\b' <<<"$hist" && bad "a refused connect is in the history" || ok
+# Each event names its broker (plugin_opt_node): brokers sharing a store apart.
+hj=$($C "$DB" sessions --history --json 2>&1)
+python3 -c 'import json,sys; h=[e for e in json.load(sys.stdin) if e["clientid"]=="history-probe-1"]; sys.exit(not h or any(e.get("node")!="mosq-test-1" for e in h))' <<<"$hj" && ok ||
+  bad "history-probe-1's events do not name node mosq-test-1: $hj"
 # While connected, a client is online.
 bg_sub "$tmp/online.sub" -u acme:alice -P tenantpw -i online-probe-1 -t 'tenants/acme/shared/#' -W 20
 onlinesub=$subpid
