@@ -38,6 +38,28 @@ exh_store *svc_open_store(svc *s, exh_error *err)
     return st;
 }
 
+/* Opens c's store now; a slow failure starts (or lengthens) the back-off. */
+static void open_now(svc_conn *c, uint64_t now)
+{
+    svc *s = c->s;
+    exh_error err;
+    exh_error_clear(&err);
+    if (!(c->store = svc_open_store(s, &err))) {
+        svc_store_failed(s, &err);
+        uint64_t done = mono_ms();
+        if (done - now >= SLOW_OPEN_MS) {
+            unsigned b = atomic_load(&s->reopen_backoff_ms);
+            if (b < BACKOFF_MIN_MS) b = BACKOFF_MIN_MS;
+            atomic_store(&s->reopen_ms, done + b);
+            atomic_store(&s->reopen_backoff_ms, b * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : b * 2);
+        }
+    } else {
+        atomic_store(&s->reopen_ms, 0);
+        atomic_store(&s->reopen_backoff_ms, 0);
+    }
+    c->fresh = true;
+}
+
 svc_conn *svc_conn_new(svc *s)
 {
     svc_conn *c = calloc(1, sizeof(*c));
@@ -47,9 +69,7 @@ svc_conn *svc_conn_new(svc *s)
         free(c);
         return NULL;
     }
-    exh_error err;
-    if (!(c->store = svc_open_store(s, &err))) svc_store_failed(s, &err); /* said at start-up */
-    c->fresh = true;
+    open_now(c, mono_ms()); /* a fault is said at start-up */
     return c;
 }
 
@@ -69,25 +89,9 @@ svc *svc_conn_service(const svc_conn *c)
 exh_store *svc_conn_store(svc_conn *c)
 {
     if (c->store) return c->store;
-    svc *s = c->s;
     uint64_t now = mono_ms();
-    if (now < atomic_load(&s->reopen_ms)) return NULL; /* the incident is already said */
-    exh_error err;
-    exh_error_clear(&err);
-    if (!(c->store = svc_open_store(s, &err))) {
-        svc_store_failed(s, &err);
-        uint64_t done = mono_ms();
-        if (done - now >= SLOW_OPEN_MS) {
-            unsigned b = atomic_load(&s->reopen_backoff_ms);
-            if (b < BACKOFF_MIN_MS) b = BACKOFF_MIN_MS;
-            atomic_store(&s->reopen_ms, done + b);
-            atomic_store(&s->reopen_backoff_ms, b * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : b * 2);
-        }
-    } else {
-        c->fresh = true;
-        atomic_store(&s->reopen_ms, 0);
-        atomic_store(&s->reopen_backoff_ms, 0);
-    }
+    if (now < atomic_load(&c->s->reopen_ms)) return NULL; /* the incident is already said */
+    open_now(c, now);
     return c->store;
 }
 

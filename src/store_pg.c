@@ -15,13 +15,12 @@
  * statement triggers on users and memberships: exh_store_data_version
  * reads it (see pg_data_version for how that differs from SQLite's).
  *
- * Every call is bounded by opts.busy_timeout_ms (at least
- * PG_MIN_TIMEOUT_MS): it is the connect timeout (rounded up to whole
- * seconds, as libpq counts them), the server's statement_timeout and
- * lock_timeout, and -- for a server that says nothing at all -- the
- * client's own deadline on every command (await), so a lock held by
- * another node, a stalled or vanished server makes a call fail with
- * EXH_ESTORE instead of waiting for ever.  After a deadline or a broken
+ * Every call waits for the server at most opts.busy_timeout_ms (at least
+ * PG_MIN_TIMEOUT_MS): the client's own deadline on connecting and on
+ * every command (await), with the server's statement_timeout and
+ * lock_timeout a fifth shorter so that its message comes first, so a lock
+ * held by another node, a stalled or vanished server makes a call fail
+ * with EXH_ESTORE instead of waiting for ever.  After a deadline or a broken
  * connection the handle's connection is closed: the caller reopens.
  *
  * The store is named in errors as postgresql://user@host:port/db, never
@@ -192,7 +191,6 @@ enum { PG_MIN_TIMEOUT_MS = 100 };
 typedef struct pg_store {
     exh_store base;  /* first: an exh_store * is a pg_store * */
     PGconn *conn;    /* NULL once given up (await) */
-    int timeout_ms;  /* busy_timeout, at least PG_MIN_TIMEOUT_MS */
     int deadline_ms; /* what a call waits for the server at most (pg_open) */
     bool prepared[ST_COUNT];
 } pg_store;
@@ -335,9 +333,9 @@ gone:
     PQclear(keep);
     drop_conn(s);
     *st = store_fail(&s->base, err, EXH_ESTORE,
-                     "%s: no answer from the server within %d ms (busy_timeout %d ms and a "
-                     "margin); connection closed",
-                     doing, s->deadline_ms, s->timeout_ms);
+                     "%s: no answer from the server within %d ms (busy_timeout); connection "
+                     "closed",
+                     doing, s->deadline_ms);
     return NULL;
 broken:
     PQclear(keep);
@@ -664,11 +662,13 @@ static exh_status pg_open(const char *uri, const exh_store_opts *o, exh_store **
      * service/ allows busy_timeout (README: "PostgreSQL store"). */
     int ms = s->base.opts.busy_timeout_ms;
     if (ms < PG_MIN_TIMEOUT_MS) ms = PG_MIN_TIMEOUT_MS;
-    s->timeout_ms = ms;
-    /* The server's own statement and lock timeouts come first, with its
-     * message; the client's deadline (await) only for a server that says
-     * nothing: half as long again, at most a second more. */
-    s->deadline_ms = ms + (ms / 2 < 1000 ? ms / 2 : 1000);
+    /* No call waits for the server longer than busy_timeout: that is the
+     * client's deadline (await, and connecting below).  The server's own
+     * statement and lock timeouts are set a fifth shorter (at most a
+     * second), so a held lock or a slow statement ends with its message
+     * first, and the deadline is left for a server that says nothing. */
+    s->deadline_ms = ms;
+    int server_ms = ms - (ms / 5 < 1000 ? ms / 5 : 1000);
     char secs[24], user_timeout[24], idle[24];
     snprintf(secs, sizeof(secs), "%d", (ms + 999) / 1000);
     /* A server that stops acknowledging what we send (gone, cut off) is
@@ -691,12 +691,28 @@ static exh_status pg_open(const char *uri, const exh_store_opts *o, exh_store **
                                 NULL};
     const char *const vals[] = {uri, secs, user_timeout, "1",      idle,
                                 "1", "3",  "UTF8",       "exhook", NULL};
-    s->conn = PQconnectdbParams(keys, vals, 1);
+    /* Connecting without blocking, to the same deadline: libpq's own
+     * connect_timeout counts whole seconds, at least two. */
+    s->conn = PQconnectStartParams(keys, vals, 1);
     if (!s->conn) {
         st = exh_error_nomem(err);
         goto out;
     }
     PQsetNoticeProcessor(s->conn, no_notices, NULL);
+    int64_t deadline = now_ms() + s->deadline_ms;
+    PostgresPollingStatusType ps = PGRES_POLLING_WRITING;
+    while (PQstatus(s->conn) != CONNECTION_BAD && ps != PGRES_POLLING_OK &&
+           ps != PGRES_POLLING_FAILED) {
+        int w = wait_socket(s, ps == PGRES_POLLING_READING ? POLLIN : POLLOUT, deadline);
+        if (w == 0) {
+            st = store_fail(&s->base, err, EXH_ESTORE,
+                            "cannot connect to the credential store: no answer within %d ms "
+                            "(busy_timeout)",
+                            s->deadline_ms);
+            goto out;
+        }
+        ps = PQconnectPoll(s->conn);
+    }
     if (PQstatus(s->conn) != CONNECTION_OK) {
         char msg[400];
         one_line(msg, sizeof(msg), PQerrorMessage(s->conn));
@@ -713,7 +729,8 @@ static exh_status pg_open(const char *uri, const exh_store_opts *o, exh_store **
     snprintf(setup, sizeof(setup),
              "SET statement_timeout = %d; SET lock_timeout = %d; "
              "SET client_min_messages = warning%s",
-             ms, ms, s->base.opts.readonly ? "; SET default_transaction_read_only = on" : "");
+             server_ms, server_ms,
+             s->base.opts.readonly ? "; SET default_transaction_read_only = on" : "");
     if ((st = exec(s, setup, err, "setting up the session"))) goto out;
     st = migrate(s, err);
 out:
