@@ -54,6 +54,16 @@ unset EXHOOK_DB EXHOOK_POLICY
 chmod +x "$work/pgctl"
 export EXH_TEST_PGCTL=$work/pgctl EXH_TEST_PG_PORT=$PG_PORT
 
+# The plugin, if built with AddressSanitizer, needs its runtime preloaded
+# into the broker (tests/lib/broker.sh).
+. tests/lib/broker.sh
+broker_env "$(dirname "$ctl")/exhook_mosquitto.so"
+for a in "${broker_env[@]}"; do
+  case $a in LD_PRELOAD=*) export EXH_TEST_BROKER_PRELOAD=${a#LD_PRELOAD=} ;; esac
+done
+command -v mosquitto >/dev/null && command -v mosquitto_sub >/dev/null ||
+  { bad "mosquitto and mosquitto-clients needed"; finish; }
+
 mkdir "$work/stubs" "$work/run"
 if "$py" -m grpc_tools.protoc -I proto --python_out="$work/stubs" --grpc_python_out="$work/stubs" \
   proto/exhook_v1.proto proto/exhook_v2.proto proto/exhook_v3.proto 2>"$work/protoc.err"; then

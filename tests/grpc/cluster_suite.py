@@ -35,6 +35,14 @@ def psql(sql):
                           capture_output=True, text=True, timeout=30)
 
 
+def chan(server):
+    """A channel to server, connected: a call on a channel still
+    connecting can fail with UNAVAILABLE on a loaded machine."""
+    ch = G.grpc.insecure_channel(server.addr, options=G.CHANNEL_OPTS)
+    G.grpc.channel_ready_future(ch).result(timeout=30)
+    return ch
+
+
 def until(fn, timeout):
     """Seconds until fn() is true (polled every 10 ms), or None."""
     t0 = time.monotonic()
@@ -53,6 +61,81 @@ def on_both(nodes, what, want, timeout=WITHIN, slack=0.0):
     else:
         got = {n: what(n, v) for n, v in nodes.items()}
         G.bad(f'{want} on both nodes within {timeout:.1f} s', f'after {took} s: {got}')
+
+
+def t_mosquitto(nodes):
+    """A real Mosquitto with the plugin on the same store, beside the gRPC
+    nodes: a user added with exhookctl connects through it; disabled, its
+    connection is kicked by the broker within a second (the plugin's tick
+    reads the change notices) and its reconnect refused, while the gRPC
+    nodes deny it too; its sessions land in the one history, named by
+    plugin_opt_node."""
+    G.section('a Mosquitto broker on the same store')
+    plugin = os.path.join(os.path.dirname(G.CTL), 'exhook_mosquitto.so')
+    ctl('add-user', 'mq', '--password-stdin', stdin='mq-pw\n')
+    port = G.free_port()
+    conf = os.path.join(G.TMP, 'mosquitto.conf')
+    log_path = os.path.join(G.TMP, 'mosquitto.log')
+    with open(conf, 'w') as f:
+        f.write(f'user {os.environ.get("USER") or "root"}\nlistener {port} 127.0.0.1\n'
+                f'persistence false\nlog_dest stderr\nlog_type all\nplugin {plugin}\n'
+                f'plugin_opt_database {URI}\nplugin_opt_policy {G.POLICY}\n'
+                f'plugin_opt_node mqtt-1\n')
+    env = dict(G.SERVER_ENV)
+    pre = os.environ.get('EXH_TEST_BROKER_PRELOAD', '')
+    if pre:
+        env['LD_PRELOAD'] = pre
+        env['ASAN_OPTIONS'] = 'detect_leaks=0:abort_on_error=0'
+    log = open(log_path, 'wb')
+    broker = subprocess.Popen(['mosquitto', '-c', conf], stdout=log, stderr=log, env=env)
+    try:
+        up = G.poll(lambda: b'running' in open(log_path, 'rb').read() or broker.poll() is not None,
+                    timeout=20)
+        if not up or broker.poll() is not None:
+            G.bad('the broker started', open(log_path, 'rb').read().decode()[-1500:])
+            return
+        G.ok('the broker started with the plugin on the PostgreSQL store')
+        sub = subprocess.Popen(['mosquitto_sub', '-p', str(port), '-u', 'mq', '-P', 'mq-pw',
+                                '-i', 'mq-sub', '-t', 'users/mq/#', '-q', '1'],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        pub = lambda: subprocess.run(['mosquitto_pub', '-p', str(port), '-u', 'mq', '-P', 'mq-pw',
+                                      '-i', 'mq-pub', '-t', 'users/mq/x', '-m', 'hello', '-q', '1'],
+                                     capture_output=True, text=True, timeout=20)
+        G.check('mq publishes through it', G.poll(lambda: pub().returncode == 0, timeout=5), True)
+        G.check('... and its subscriber connected (the plugin recorded it online)',
+                G.poll(lambda: any(e.get('clientid') == 'mq-sub' and e.get('node') == 'mqtt-1'
+                                   for e in json.loads(G.ctl('sessions', '--json').stdout or '[]')),
+                       timeout=5), True)
+        grpc_a = nodes['a']
+        G.check('node a lets mq log in too', grpc_a.authn(clientid='mq-a', username='mq',
+                                                         password='mq-pw'), 'allow')
+        ctl('set-user', 'mq', '--disabled', 'true')
+        # The plugin says it, then kicks (mosquitto_sub itself exits only
+        # after its reconnect, a second later, is refused).
+        kicked = 'client mq-sub disconnected: its user changed'
+        took = until(lambda: kicked in open(log_path, 'rb').read().decode('utf-8', 'replace'), 3.0)
+        G.check(f'disabled: the plugin drops mq\'s subscriber within a second '
+                f'({"never" if took is None else f"{took * 1000:.0f} ms"})',
+                took is not None and took <= WITHIN, True)
+        G.check('the subscriber is gone', until(lambda: sub.poll() is not None, 5.0) is not None,
+                True)
+        G.check('mq\'s reconnect is refused', pub().returncode != 0, True)
+        G.check('node a denies mq\'s connection too',
+                until(lambda: grpc_a.authz('publish', 'users/mq/x', username='mq',
+                                           clientid='mq-a') == 'deny', WITHIN) is not None, True)
+        if sub.poll() is None:
+            sub.kill()
+        sub.wait()
+    finally:
+        broker.terminate()
+        try:
+            broker.wait(20)
+        except subprocess.TimeoutExpired:
+            broker.kill()
+        log.close()
+    text = open(log_path, 'rb').read().decode('utf-8', 'replace')
+    m = G.re.search(r'Sanitizer|runtime error:', text)
+    G.check('no sanitizer report in the broker\'s log', m is None, True)
 
 
 def pgctl(what):
@@ -126,7 +209,7 @@ def t_faults(nodes, srv):
 
     G.section('faults: a table locked longer than busy_timeout')
     slow = G.Server('node-c', '--busy-timeout', '500', db=URI).start()
-    ch = G.grpc.insecure_channel(slow.addr, options=G.CHANNEL_OPTS)
+    ch = chan(slow)
     c = G.Ver(3, ch)
     G.check('fred logs in on c', c.authn(clientid='fred-c', username='fred', password='fred-pw'),
             'allow')
@@ -155,7 +238,7 @@ def t_faults(nodes, srv):
     finally:
         G.SERVER_ENV.clear()
         G.SERVER_ENV.update(env_keep)
-    ch = G.grpc.insecure_channel(w.addr, options=G.CHANNEL_OPTS)
+    ch = chan(w)
     wv = G.Ver(3, ch)
     G.check('it serves, and refuses fred', wv.authn(clientid='w', username='fred',
                                                    password='fred-pw'), 'deny')
@@ -172,7 +255,7 @@ def t_faults(nodes, srv):
     hole.listen(0)  # accepts nothing: a connect hangs in the backlog, no server ever speaks
     dead = f'postgresql://exhook@127.0.0.1:{hole.getsockname()[1]}/exhook_test'
     d = G.Server('node-dead', '--busy-timeout', '1000', db=dead).start()
-    ch = G.grpc.insecure_channel(d.addr, options=G.CHANNEL_OPTS)
+    ch = chan(d)
     dv = G.Ver(3, ch)
     v, took = timed(lambda: dv.authn(clientid='d1', username='fred', password='fred-pw'))
     G.check('a login: refused', v, 'deny')
@@ -198,8 +281,7 @@ def main():
         ctl('add-user', 'alice', '--password-stdin', stdin=PW['alice'] + '\n')
         ctl('add-user', 'carol', '--password-stdin', '--group', 'ops', stdin=PW['carol'] + '\n')
         srv = {n: G.Server(f'node-{n}', db=URI).start() for n in ('a', 'b')}
-        chans = {n: G.grpc.insecure_channel(s.addr, options=G.CHANNEL_OPTS)
-                 for n, s in srv.items()}
+        chans = {n: chan(s) for n, s in srv.items()}
         nodes = {n: G.Ver(3, ch) for n, ch in chans.items()}
         ci = {n: dict(node=f'emqx@{n}') for n in nodes}
         G.ok('two exhook-grpc servers on one PostgreSQL store')
@@ -282,7 +364,7 @@ def main():
                        if l.startswith('hash-format:')]
         G.check('imported with its Mosquitto hash', fmt(), ['mosquitto-sha512-pbkdf2'])
         a2 = G.Server('node-a-noupgrade', '--upgrade-hashes', 'false', db=URI).start()
-        ch2 = G.grpc.insecure_channel(a2.addr, options=G.CHANNEL_OPTS)
+        ch2 = chan(a2)
         v2 = G.Ver(3, ch2)
         G.check('node a logs olduser in', v2.authn(clientid='old-a', username='olduser',
                                                    password='old-pw'), 'allow')
@@ -326,7 +408,7 @@ def main():
         finally:
             G.SERVER_ENV.clear()
             G.SERVER_ENV.update(env_keep)
-        ch = G.grpc.insecure_channel(rt.addr, options=G.CHANNEL_OPTS)
+        ch = chan(rt)
         rv = G.Ver(3, ch)
         ctl('add-user', 'rtuser', '--password-stdin', stdin='rt-user-pw\n')
         G.check('a login through it', rv.authn(clientid='rt-1', username='rtuser',
@@ -346,6 +428,7 @@ def main():
         ch.close()
         rt.stop_checked()
 
+        t_mosquitto(nodes)
         t_faults(nodes, srv)
 
         G.section('stop')
