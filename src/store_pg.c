@@ -160,24 +160,46 @@ static const char *const migrations[] = {
     "CREATE TRIGGER users_changed BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON users"
     "  FOR EACH STATEMENT EXECUTE FUNCTION exhook_data_changed();"
     "CREATE TRIGGER memberships_changed BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE"
-    "  ON memberships FOR EACH STATEMENT EXECUTE FUNCTION exhook_data_changed();"
-    /* Change notices (exh_store_listen): a user's name on channel
-     * exhook_users for each row written -- every change to a user or its
-     * groups updates its row (rev) -- sent when the transaction commits,
-     * and "" (everyone) for a TRUNCATE or a name too long for a notice's
+    "  ON memberships FOR EACH STATEMENT EXECUTE FUNCTION exhook_data_changed();",
+    /* 1 -> 2: change notices (exh_store_listen).  A user's name on channel
+     * exhook_users for each row of users written -- both names if a row is
+     * renamed behind exhookctl's back -- and for each membership row
+     * written (exhookctl bumps the user's row too; SQL typed by hand may
+     * not), sent when the transaction commits (PostgreSQL folds repeats);
+     * "" (everyone) for a TRUNCATE or a name too long for a notice's
      * 8000-byte payload. */
-    "CREATE FUNCTION exhook_user_notice() RETURNS trigger LANGUAGE plpgsql"
-    "  SET search_path FROM CURRENT AS $$ DECLARE n text; BEGIN"
-    "  IF TG_LEVEL = 'STATEMENT' THEN n := '';"
-    "  ELSIF TG_OP = 'DELETE' THEN n := OLD.name;"
-    "  ELSE n := NEW.name; END IF;"
+    "CREATE FUNCTION exhook_notice(n text) RETURNS void LANGUAGE plpgsql"
+    "  SET search_path FROM CURRENT AS $$ BEGIN"
+    "  IF n IS NULL THEN RETURN; END IF;" /* a membership whose user is being deleted */
     "  IF octet_length(n) > 7000 THEN n := ''; END IF;"
-    "  PERFORM pg_notify('" PG_NOTICE_CHANNEL "', n);"
+    "  PERFORM pg_notify('" PG_NOTICE_CHANNEL "', n); END $$;"
+    "CREATE FUNCTION exhook_user_notice() RETURNS trigger LANGUAGE plpgsql"
+    "  SET search_path FROM CURRENT AS $$ BEGIN"
+    "  IF TG_LEVEL = 'STATEMENT' THEN PERFORM exhook_notice('');"
+    "  ELSE"
+    "    IF TG_OP <> 'INSERT' THEN PERFORM exhook_notice(OLD.name); END IF;"
+    "    IF TG_OP <> 'DELETE' AND (TG_OP = 'INSERT' OR NEW.name IS DISTINCT FROM OLD.name)"
+    "      THEN PERFORM exhook_notice(NEW.name); END IF;"
+    "  END IF;"
+    "  RETURN NULL; END $$;"
+    "CREATE FUNCTION exhook_member_notice() RETURNS trigger LANGUAGE plpgsql"
+    "  SET search_path FROM CURRENT AS $$ BEGIN"
+    "  IF TG_LEVEL = 'STATEMENT' THEN PERFORM exhook_notice('');"
+    "  ELSE"
+    "    IF TG_OP <> 'INSERT' THEN"
+    "      PERFORM exhook_notice((SELECT name FROM users WHERE id = OLD.user_id)); END IF;"
+    "    IF TG_OP <> 'DELETE' THEN"
+    "      PERFORM exhook_notice((SELECT name FROM users WHERE id = NEW.user_id)); END IF;"
+    "  END IF;"
     "  RETURN NULL; END $$;"
     "CREATE TRIGGER users_notice AFTER INSERT OR UPDATE OR DELETE ON users"
     "  FOR EACH ROW EXECUTE FUNCTION exhook_user_notice();"
     "CREATE TRIGGER users_truncated AFTER TRUNCATE ON users"
-    "  FOR EACH STATEMENT EXECUTE FUNCTION exhook_user_notice();",
+    "  FOR EACH STATEMENT EXECUTE FUNCTION exhook_user_notice();"
+    "CREATE TRIGGER memberships_notice AFTER INSERT OR UPDATE OR DELETE ON memberships"
+    "  FOR EACH ROW EXECUTE FUNCTION exhook_member_notice();"
+    "CREATE TRIGGER memberships_truncated AFTER TRUNCATE ON memberships"
+    "  FOR EACH STATEMENT EXECUTE FUNCTION exhook_member_notice();",
 };
 
 /* Held for the migration's transaction: two nodes opening a new database

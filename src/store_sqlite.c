@@ -104,6 +104,9 @@ static const char *const migrations[] = {
     "  event TEXT NOT NULL CHECK (event IN ('connect', 'disconnect')),"
     "  clientid TEXT NOT NULL,"
     "  username TEXT, peerhost TEXT, node TEXT, reason TEXT);",
+    /* 1 -> 2: PostgreSQL's change notices; an SQLite file has none (the
+     * version is one number for both backends). */
+    "SELECT 1;",
 };
 
 typedef struct sq_store {

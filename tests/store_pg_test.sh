@@ -50,13 +50,13 @@ has "check --password-stdin before init" 2 "does not exist"
 [ "$(pg_psql exhook_test -c "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")" = 0 ] &&
   ok || bad "a command before init created tables"
 run - $X init
-is "init creates the schema" 0 "$DB: schema version 1 (created)"
+is "init creates the schema" 0 "$DB: schema version 2 (created)"
 run - $X init
-is "init again" 0 "$DB: schema version 1"
+is "init again" 0 "$DB: schema version 2"
 run - $ctl --db "$EXH_TEST_PG_SOCKET_URI" init
-has "init over the Unix socket" 0 "schema version 1"
+has "init over the Unix socket" 0 "schema version 2"
 run - env EXHOOK_DB="$DB" $ctl init
-is "init from EXHOOK_DB" 0 "$DB: schema version 1"
+is "init from EXHOOK_DB" 0 "$DB: schema version 2"
 
 run "$(line "$PW")" $X add-user alice --password-stdin --group ops --group dev --clientid-pattern 'dev-[0-9]+'
 is "add-user" 0 "added user 'alice'"
@@ -246,7 +246,7 @@ RPW=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
 printf "CREATE ROLE exhook_rt LOGIN PASSWORD '%s';\n" "$RPW" | pg_psql exhook_mig -f -
 (umask 077 && printf '127.0.0.1:%s:*:exhook_rt:%s\n' "$PG_PORT" "$RPW" >>"$PGPASSFILE")
 run - $M init --runtime-role exhook_rt
-is "init --runtime-role" 0 "$MDB: schema version 1
+is "init --runtime-role" 0 "$MDB: schema version 2
 granted role 'exhook_rt': read users, groups and meta; write sessions and history"
 run - $M init --runtime-role no_such_role
 has "init --runtime-role for a missing role" 2 "does not exist"
@@ -317,7 +317,7 @@ printf 'CREATE ROLE exhook_own LOGIN; CREATE ROLE exhook_own_m LOGIN IN ROLE exh
 "$PG_BIN/createdb" -h "$PG_DIR" -p "$PG_PORT" -U exhook -O exhook_own exhook_own
 O="$ctl --db postgresql://exhook_own@/exhook_own?host=$PG_DIR&port=$PG_PORT"
 run - $O init
-has "init as a non-superuser owner" 0 "schema version 1"
+has "init as a non-superuser owner" 0 "schema version 2"
 run - $O init --runtime-role exhook_own
 has "init --runtime-role refuses the tables' owner" 2 "role 'exhook_own' owns the store's tables"
 run - $O init --runtime-role exhook_own_m

@@ -146,7 +146,7 @@ static void test_migration_from_zero_and_refusals(void **state)
     /* version 0: an empty database file made by someone else */
     sql("PRAGMA user_version = 0");
     s = open_store();
-    assert_int_equal(exh_store_schema_version(s), 1);
+    assert_int_equal(exh_store_schema_version(s), EXH_STORE_SCHEMA_VERSION);
     exh_store_close(s);
     /* a newer schema than we know */
     sql("PRAGMA user_version = 99");
@@ -584,6 +584,26 @@ static void test_pg_notices(void **state)
     assert_int_equal(h.n, 2);
     assert_true((!strcmp(h.names[0], "bob") && !strcmp(h.names[1], "alice")) ||
                 (!strcmp(h.names[0], "alice") && !strcmp(h.names[1], "bob")));
+    /* Behind exhookctl's back: a membership written by hand, a rename
+     * (both names), a user with groups deleted (its name only, not
+     * "everyone" for the memberships cascading away). */
+    pg_sql("INSERT INTO memberships(user_id, grp) SELECT id, 'ops' FROM users WHERE name = 'bob'");
+    assert_int_equal(listen_for(l, 1, &h)->n, 1);
+    assert_string_equal(h.names[0], "bob");
+    pg_sql("UPDATE users SET name = 'bobby' WHERE name = 'bob'");
+    listen_for(l, 2, &h);
+    assert_int_equal(h.n, 2);
+    assert_true((!strcmp(h.names[0], "bob") && !strcmp(h.names[1], "bobby")) ||
+                (!strcmp(h.names[0], "bobby") && !strcmp(h.names[1], "bob")));
+    pg_sql("UPDATE users SET name = 'bob' WHERE name = 'bobby'");
+    listen_for(l, 2, &h);
+    assert_int_equal(exh_store_del_user(w, "bob", &err), EXH_OK);
+    listen_for(l, 2, &h);
+    assert_int_equal(h.n, 1);
+    assert_string_equal(h.names[0], "bob");
+    u.name = "bob";
+    assert_int_equal(exh_store_add_user(w, &u, &err), EXH_OK);
+    listen_for(l, 1, &h);
     /* Session records are no user's change. */
     exh_session_event ev = {.clientid = "c1", .username = "bob", .at = 1, .connected = true};
     assert_int_equal(exh_store_record_session(w, &ev, &err), EXH_OK);
@@ -601,6 +621,33 @@ static void test_pg_notices(void **state)
         st = exh_store_notices(l, hear, &h, &err);
     }
     assert_int_equal(st, EXH_ESTORE);
+    exh_store_close(l);
+    exh_store_close(w);
+}
+
+/* A store made at schema version 1 (before change notices) is migrated to
+ * 2 when opened, and then sends them. */
+static void test_pg_migration_to_notices(void **state)
+{
+    (void)state;
+    exh_store *w = open_store();
+    exh_store_close(w);
+    pg_sql("DROP TRIGGER users_notice ON users; DROP TRIGGER users_truncated ON users; "
+           "DROP TRIGGER memberships_notice ON memberships; "
+           "DROP TRIGGER memberships_truncated ON memberships; "
+           "DROP FUNCTION exhook_user_notice(); DROP FUNCTION exhook_member_notice(); "
+           "DROP FUNCTION exhook_notice(text); "
+           "UPDATE exhook_meta SET value = 1 WHERE key = 'schema_version'");
+    w = open_store();
+    assert_int_equal(exh_store_schema_version(w), 2);
+    exh_store *l = open_store();
+    exh_error err;
+    assert_int_equal(exh_store_listen(l, &err), EXH_OK);
+    exh_new_user u = {.name = "carol", .password = "pw", .password_len = 2};
+    assert_int_equal(exh_store_add_user(w, &u, &err), EXH_OK);
+    heard h;
+    assert_int_equal(listen_for(l, 1, &h)->n, 1);
+    assert_string_equal(h.names[0], "carol");
     exh_store_close(l);
     exh_store_close(w);
 }
@@ -726,6 +773,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pg_no_password_in_errors, setup_pg, teardown_pg),
         cmocka_unit_test_setup_teardown(test_pg_migration_inserts, setup_pg, teardown_pg),
         cmocka_unit_test_setup_teardown(test_pg_notices, setup_pg, teardown_pg),
+        cmocka_unit_test_setup_teardown(test_pg_migration_to_notices, setup_pg, teardown_pg),
         cmocka_unit_test_setup_teardown(test_pg_busy_timeout_zero, setup_pg, teardown_pg),
         cmocka_unit_test_setup_teardown(test_pg_bad_utf8_event, setup_pg, teardown_pg),
         BOTH(setup_pg, teardown_pg),

@@ -62,12 +62,12 @@ is "lint without a db" 0 "*"
 
 # ---- init ----
 run - $X init
-is "init creates" 0 "$DB: schema version 1 (created)"
+is "init creates" 0 "$DB: schema version 2 (created)"
 [ "$(stat -c %a "$DB")" = 600 ] && ok || bad "db mode is $(stat -c %a "$DB"), want 600"
 run - $X init
-is "init again" 0 "$DB: schema version 1"
+is "init again" 0 "$DB: schema version 2"
 run - env EXHOOK_DB="$tmp/env.db" $ctl init
-is "init from EXHOOK_DB" 0 "$tmp/env.db: schema version 1 (created)"
+is "init from EXHOOK_DB" 0 "$tmp/env.db: schema version 2 (created)"
 chmod 644 "$tmp/env.db"
 run - $ctl --db "$tmp/env.db" init
 has "init warns about a readable db" 0 "readable by other users (mode 0644)"

@@ -39,7 +39,7 @@ extern "C" {
 
 #pragma GCC visibility push(default)
 
-#define EXH_STORE_SCHEMA_VERSION 1
+#define EXH_STORE_SCHEMA_VERSION 2
 
 typedef struct exh_store exh_store;
 
