@@ -23,8 +23,15 @@ void svc_login_end(svc *s, const char *key, size_t klen, const exh_auth_request 
         svc_grant_clear(g);
         return;
     }
+    bool known = g->state == SVC_CLIENT_KNOWN;
+    uint64_t seq = g->notice_seq;
     svc_clients_end(s->clients, key, klen, gen, rq->clientid, rq->clientid_len,
                     rq->peerhost.family ? &rq->peerhost : NULL, rq->username, rq->username_len, g);
+    /* A notice heard while this login was being checked (its store read,
+     * its hash) found no finished login to check: its user is checked
+     * again at the next step, so what it read cannot outlive the change. */
+    if (known && rq->username && atomic_load(&s->notice_seq) != seq)
+        svc_watch_recheck(s, rq->username, rq->username_len);
 }
 
 void svc_login_unreadable(svc *s, const char *key, size_t len)
@@ -76,7 +83,7 @@ static svc_answer not_checked(svc_conn *c, const exh_auth_request *rq, exh_auth_
 svc_answer svc_login_check(svc_conn *c, const exh_auth_request *rq, svc_grant *g)
 {
     svc *s = c->s;
-    *g = (svc_grant){.state = SVC_CLIENT_REFUSED};
+    *g = (svc_grant){.state = SVC_CLIENT_REFUSED, .notice_seq = atomic_load(&s->notice_seq)};
     exh_store *store = svc_conn_store(c);
     if (!store) {
         g->reason = EXH_AUTH_STORE_ERROR; /* not "verified": no caller may take it as a success */

@@ -547,7 +547,9 @@ void svc_clients_each_known(svc_clients *t,
     wrlock(t);
     for (size_t b = 0; b < BUCKETS; b++)
         for (client *c = t->buckets[b]; c; c = c->next) {
-            if (c->state != SVC_CLIENT_KNOWN || !c->username || c->gen == 0) continue;
+            /* Store lookups (gen 0: a client never seen logging in here)
+             * too: they hold the user's groups just the same. */
+            if (c->state != SVC_CLIENT_KNOWN || !c->username) continue;
             svc_client_info info = {.cid = c->cid,
                                     .cidlen = c->cidlen,
                                     .user = c->username,

@@ -121,6 +121,7 @@ typedef struct svc_grant {
     exh_auth_reason reason; /* how the credential check ended */
     bool hashed;            /* a password hash was computed */
     bool from_digest;       /* the record's digest stood for the password */
+    uint64_t notice_seq;    /* the service's change-notice count before the store was read */
 } svc_grant;
 void svc_grant_clear(svc_grant *g);
 

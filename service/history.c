@@ -5,6 +5,7 @@
  */
 #define _GNU_SOURCE /* strdup */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -261,9 +262,18 @@ void svc_history_write(svc_conn *c, const exh_session_event *ev)
     exh_session_event e = *ev;
     if (!e.at) e.at = (int64_t)time(NULL);
     const exh_session_event *one = &e;
-    bool had = c->store != NULL;
+    /* Opened as the logins open it (svc_conn_store): after a slow failed
+     * open, not again before the back-off -- the plugin writes on the
+     * broker's thread, which must not wait out a connect per event. */
+    if (!svc_conn_store(c)) {
+        exh_error err;
+        exh_error_clear(&err);
+        err.status = EXH_ESTORE;
+        snprintf(err.message, sizeof(err.message), "the credential store could not be opened");
+        svc_history_failed(c->s, &err, 1);
+        return;
+    }
     write_batch(c->s, &c->store, NULL, &one, 1);
-    if (!had && c->store) c->fresh = true; /* as svc_conn_store would say */
 }
 
 int svc_history_start(svc *s)

@@ -40,6 +40,9 @@ struct svc {
      * reopen_ms (connection.c): calls in between fail closed at once. */
     atomic_ullong reopen_ms;
     atomic_uint reopen_backoff_ms;
+    /* Steps that heard change notices (watch.c): a login that read the
+     * store before one and ends after it has its user checked again. */
+    atomic_ullong notice_seq;
 };
 
 struct svc_conn {
@@ -68,6 +71,9 @@ svc_answer svc_failed(const svc *s);
 
 /* history.c */
 svc_watch *svc_watch_new(void);
+/* Check the verified logins of this user at the next step (a login that
+ * may have read the store before a notice about it was heard). */
+void svc_watch_recheck(svc *s, const char *name, size_t len);
 int svc_watch_start(svc *s);
 void svc_watch_free(svc *s); /* stops its thread first */
 

@@ -20,6 +20,7 @@
  * exhook-grpc check a client's user at its next login; their history
  * thread's writes would move the data version on every batch).
  */
+#define _GNU_SOURCE /* strndup */
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -48,6 +49,11 @@ struct svc_watch {
     unsigned backoff_ms;
     char **names;
     size_t n;
+    /* svc_watch_recheck's, from the threads that end logins */
+    pthread_mutex_t lock;
+    char **again;
+    size_t nagain;
+    bool again_everyone;
     /* SVC_THREAD_WATCH */
     pthread_t thread;
     bool running;
@@ -66,6 +72,7 @@ svc_watch *svc_watch_new(void)
     svc_watch *w = calloc(1, sizeof(*w));
     if (!w) return NULL;
     w->stop_pipe[0] = w->stop_pipe[1] = -1;
+    pthread_mutex_init(&w->lock, NULL);
     w->everyone = true; /* the first listen: nothing heard before it */
     w->backoff_ms = BACKOFF_MIN_MS;
     return w;
@@ -122,7 +129,10 @@ static bool listening(svc *s, svc_watch *w)
         w->no_notices = true;
         return false;
     }
-    if (now_ms() < w->retry_ms) return false;
+    /* Nor while the service's connections are backing off a store that
+     * does not answer (connection.c): the plugin's tick would wait out a
+     * connect on the broker's thread each time. */
+    if (now_ms() < w->retry_ms || now_ms() < atomic_load(&s->reopen_ms)) return false;
     exh_error err;
     exh_error_clear(&err);
     exh_store *st = svc_open_store(s, &err);
@@ -141,6 +151,37 @@ static bool listening(svc *s, svc_watch *w)
     return true;
 }
 
+void svc_watch_recheck(svc *s, const char *name, size_t len)
+{
+    svc_watch *w = s->watch;
+    if (!w || memchr(name, '\0', len)) return; /* no stored name holds a NUL */
+    pthread_mutex_lock(&w->lock);
+    if (!w->again_everyone) {
+        char **na = w->nagain < NAMES_MAX ? realloc(w->again, (w->nagain + 1) * sizeof(*na)) : NULL;
+        char *copy = na ? strndup(name, len) : NULL;
+        if (na) w->again = na;
+        if (copy)
+            w->again[w->nagain++] = copy;
+        else
+            w->again_everyone = true; /* too many, or out of memory: everyone */
+    }
+    pthread_mutex_unlock(&w->lock);
+}
+
+/* The rechecks asked for since the last step, as if they were notices. */
+static void take_rechecks(svc_watch *w)
+{
+    pthread_mutex_lock(&w->lock);
+    if (w->again_everyone) w->everyone = true;
+    for (size_t i = 0; i < w->nagain; i++) {
+        on_notice(w->again[i], w);
+        free(w->again[i]);
+    }
+    w->nagain = 0;
+    w->again_everyone = false;
+    pthread_mutex_unlock(&w->lock);
+}
+
 static int cmp_names(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -156,11 +197,19 @@ long svc_watch_step(svc_conn *c, void (*kick)(const char *cid, void *arg), void 
         return s->cfg.kind == SVC_FOR_PLUGIN ? svc_revalidate(c, kick, arg) : 0;
     exh_error err;
     exh_error_clear(&err);
+    size_t before = w->n;
     if (exh_store_notices(w->listener, on_notice, w, &err) != EXH_OK) {
         lost(s, w, &err);
         forget_names(w);
         return -1;
     }
+    /* Counted before the walk -- for notices heard and for the walk of
+     * everyone after a (re)open, not for rechecks (which would feed
+     * themselves under a steady flow of logins): a login that read the
+     * store before this and ends after the walk sees it moved
+     * (svc_login_end). */
+    if (w->n != before || w->everyone) atomic_fetch_add(&s->notice_seq, 1);
+    take_rechecks(w);
     if (!w->everyone && !w->n) return 0;
     long r;
     if (w->everyone) {
@@ -237,6 +286,10 @@ void svc_watch_free(svc *s)
     exh_store_close(w->listener);
     forget_names(w);
     free(w->names);
+    for (size_t i = 0; i < w->nagain; i++)
+        free(w->again[i]);
+    free(w->again);
+    pthread_mutex_destroy(&w->lock);
     free(w);
     s->watch = NULL;
 }

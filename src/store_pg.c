@@ -649,6 +649,7 @@ bool store_pg_has_password(const char *uri)
     char *msg = NULL;
     PQconninfoOption *opts = PQconninfoParse(uri, &msg);
     PQfreemem(msg);
+    if (!opts) return true; /* cannot be read well enough to tell (store.h) */
     bool has = false;
     for (PQconninfoOption *o = opts; o && o->keyword; o++)
         if (!strcmp(o->keyword, "password") && o->val && *o->val) has = true;

@@ -217,7 +217,10 @@ def t_faults(nodes, srv):
                                'BEGIN; LOCK TABLE users IN ACCESS EXCLUSIVE MODE; '
                                'SELECT pg_sleep(4); COMMIT;'],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(0.5)
+    held = lambda: psql("SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                        "WHERE c.relname = 'users' AND l.mode = 'AccessExclusiveLock' "
+                        "AND l.granted").stdout.strip() == '1'
+    G.check('the lock is held', G.poll(held, timeout=10), True)
     v, took = timed(lambda: c.authn(clientid='fred-c2', username='fred', password='fred-pw'))
     G.check('a login while users is locked: refused', v, 'deny')
     G.check(f'... after busy_timeout, not the lock\'s 4 s ({took * 1000:.0f} ms)', took < 2.0, True)
@@ -335,6 +338,41 @@ def main():
         on_both(nodes, lambda n, v: v.authz('publish', 'users/bob/x', username='bob',
                                             clientid=f'bob-{n}'),
                 'deny')
+
+        G.section('a client never seen logging in (its groups looked up in the store)')
+        ctl('add-user', 'erin', '--password-stdin', '--group', 'ops', stdin='erin-pw\n')
+        for n, v in nodes.items():
+            G.check(f'{n}: erin (ops, looked up) subscribes alerts/x',
+                    v.authz('subscribe', 'alerts/x', username='erin', clientid=f'erin-{n}'), 'allow')
+        ctl('set-user', 'erin', '--del-group', 'ops')
+        on_both(nodes, lambda n, v: v.authz('subscribe', 'alerts/x', username='erin',
+                                            clientid=f'erin-{n}'), 'deny')
+
+        G.section('a user disabled while its login is being checked')
+        # A slow hash (argon2id t=40): the notice arrives while node a's
+        # worker hashes the password it read before the change.
+        ctl('--argon2', 'm=19456,t=40,p=1', 'add-user', 'slow', '--password-stdin',
+            stdin='slow-pw\n')
+        import threading
+        got = []
+        th = threading.Thread(target=lambda: got.append(nodes['a'].authn(
+            clientid='slow-a', username='slow', password='slow-pw')))
+        t0 = time.monotonic()
+        th.start()
+        time.sleep(0.05)
+        ctl('set-user', 'slow', '--disabled', 'true')
+        disabled_at = time.monotonic() - t0
+        th.join(30)
+        login_took = time.monotonic() - t0
+        G.note(f'login took {login_took * 1000:.0f} ms; disabled {disabled_at * 1000:.0f} ms in')
+        if got == ['allow'] and disabled_at < login_took:
+            took = until(lambda: nodes['a'].authz('publish', 'users/slow/x', username='slow',
+                                                  clientid='slow-a') == 'deny', WITHIN)
+            G.check('the login that read the store before the change ended allowed, and its '
+                    'rights are gone within a second', took is not None, True)
+        else:
+            G.check('the login ended after the change was committed (else nothing to test)',
+                    got, ['allow'])
 
         G.section('the listener lost and back')
         r = psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
