@@ -540,58 +540,135 @@ bool svc_clients_digest(svc_clients *t, const char *key, size_t klen, const char
     return ok;
 }
 
-void svc_clients_each_known(svc_clients *t,
+/* What svc_clients_each_known found under the read lock: a copy, so fn
+ * (which reads the store) runs with no lock held. */
+typedef struct known {
+    char *key, *cid, *user;
+    size_t klen, cidlen, ulen;
+    uint64_t gen;
+    int64_t rev;
+    svc_visit what;
+    svc_refresh r;
+} known;
+
+static void apply(client *c, svc_visit what, svc_refresh *r)
+{
+    if (what == SVC_VISIT_REFRESH) {
+        exh_str *gs = r->ngroups ? malloc(r->ngroups * sizeof(*gs)) : NULL;
+        if (r->ngroups && !gs) {
+            what = SVC_VISIT_REVOKE; /* out of memory: no stale rights */
+        } else {
+            free_groups(c->groups, c->ngroups);
+            free(c->gstr);
+            for (size_t i = 0; i < r->ngroups; i++)
+                gs[i] = (exh_str){r->groups[i], strlen(r->groups[i])};
+            c->groups = r->groups;
+            c->gstr = gs;
+            c->ngroups = r->ngroups;
+            c->superuser = r->superuser;
+            c->rev = r->rev;
+            r->groups = NULL;
+            r->ngroups = 0;
+            if (c->dc) memset(c->dc, 0, SVC_DC_WAYS * sizeof(*c->dc));
+        }
+    }
+    if (what == SVC_VISIT_REVOKE) {
+        /* Kept, granting nothing, until its connection goes. */
+        free_groups(c->groups, c->ngroups);
+        free(c->gstr);
+        c->groups = NULL;
+        c->gstr = NULL;
+        c->ngroups = 0;
+        c->superuser = false;
+        c->digest.set = false;
+        c->state = SVC_CLIENT_REFUSED;
+        /* Not on the refused list: evicting it would leave its
+         * connection without a record, and a store lookup (no connect
+         * rules) could give it rights again. */
+        c->revoked = true;
+    }
+}
+
+void svc_clients_each_known(svc_clients *t, bool (*want)(const char *user, size_t ulen, void *arg),
                             svc_visit (*fn)(const svc_client_info *c, svc_refresh *out, void *arg),
                             void *arg)
 {
-    wrlock(t);
+    /* 1. The records to visit, copied under the read lock (ACL checks go
+     * on beside it). */
+    known *v = NULL;
+    size_t n = 0, cap = 0;
+    bool short_of_memory = false;
+    rdlock(t);
     for (size_t b = 0; b < BUCKETS; b++)
         for (client *c = t->buckets[b]; c; c = c->next) {
             /* Store lookups (gen 0: a client never seen logging in here)
              * too: they hold the user's groups just the same. */
             if (c->state != SVC_CLIENT_KNOWN || !c->username) continue;
-            svc_client_info info = {.cid = c->cid,
-                                    .cidlen = c->cidlen,
-                                    .user = c->username,
-                                    .ulen = c->username_len,
-                                    .rev = c->rev};
-            svc_refresh r = {0};
-            svc_visit what = fn(&info, &r, arg);
-            if (what == SVC_VISIT_REFRESH) {
-                exh_str *gs = r.ngroups ? malloc(r.ngroups * sizeof(*gs)) : NULL;
-                if (r.ngroups && !gs) {
-                    free_groups(r.groups, r.ngroups);
-                    what = SVC_VISIT_REVOKE; /* out of memory: no stale rights */
-                } else {
-                    free_groups(c->groups, c->ngroups);
-                    free(c->gstr);
-                    for (size_t i = 0; i < r.ngroups; i++)
-                        gs[i] = (exh_str){r.groups[i], strlen(r.groups[i])};
-                    c->groups = r.groups;
-                    c->gstr = gs;
-                    c->ngroups = r.ngroups;
-                    c->superuser = r.superuser;
-                    c->rev = r.rev;
-                    if (c->dc) memset(c->dc, 0, SVC_DC_WAYS * sizeof(*c->dc));
+            if (want && !want(c->username, c->username_len, arg)) continue;
+            if (n == cap) {
+                size_t nc = cap ? cap * 2 : 64;
+                known *nv = realloc(v, nc * sizeof(*nv));
+                if (!nv) {
+                    short_of_memory = true;
+                    continue;
                 }
+                v = nv;
+                cap = nc;
             }
-            if (what == SVC_VISIT_REVOKE) {
-                /* Kept, granting nothing, until its connection goes. */
-                free_groups(c->groups, c->ngroups);
-                free(c->gstr);
-                c->groups = NULL;
-                c->gstr = NULL;
-                c->ngroups = 0;
-                c->superuser = false;
-                c->digest.set = false;
-                c->state = SVC_CLIENT_REFUSED;
-                /* Not on the refused list: evicting it would leave its
-                 * connection without a record, and a store lookup (no
-                 * connect rules) could give it rights again. */
-                c->revoked = true;
+            known *k = &v[n];
+            *k = (known){.klen = c->klen,
+                         .cidlen = c->cidlen,
+                         .ulen = c->username_len,
+                         .gen = c->gen,
+                         .rev = c->rev};
+            k->key = dup_bytes(c->key, c->klen);
+            k->cid = dup_bytes(c->cid, c->cidlen);
+            k->user = dup_bytes(c->username, c->username_len);
+            if (!k->key || !k->cid || !k->user) {
+                free(k->key);
+                free(k->cid);
+                free(k->user);
+                short_of_memory = true;
+                continue;
             }
+            n++;
         }
     unlock(t);
+    /* 2. The store asked with no lock held: a round trip per login does
+     * not stop every check and login of the process meanwhile. */
+    for (size_t i = 0; i < n; i++) {
+        svc_client_info info = {.cid = v[i].cid,
+                                .cidlen = v[i].cidlen,
+                                .user = v[i].user,
+                                .ulen = v[i].ulen,
+                                .rev = v[i].rev};
+        v[i].what = fn(&info, &v[i].r, arg);
+    }
+    /* 3. Applied to the records that are still those logins (a login that
+     * ended since carries what it read itself), under the write lock.  A
+     * record that could not be copied (out of memory) is revoked: no
+     * stale rights. */
+    wrlock(t);
+    for (size_t i = 0; i < n; i++) {
+        if (v[i].what == SVC_VISIT_KEEP) continue;
+        client *c = *slot(t, v[i].key, v[i].klen, v[i].user, v[i].ulen);
+        if (c && c->state == SVC_CLIENT_KNOWN && c->gen == v[i].gen && c->rev == v[i].rev)
+            apply(c, v[i].what, &v[i].r);
+    }
+    if (short_of_memory)
+        for (size_t b = 0; b < BUCKETS; b++)
+            for (client *c = t->buckets[b]; c; c = c->next)
+                if (c->state == SVC_CLIENT_KNOWN && c->username &&
+                    (!want || want(c->username, c->username_len, arg)))
+                    apply(c, SVC_VISIT_REVOKE, NULL);
+    unlock(t);
+    for (size_t i = 0; i < n; i++) {
+        free_groups(v[i].r.groups, v[i].r.ngroups);
+        free(v[i].key);
+        free(v[i].cid);
+        free(v[i].user);
+    }
+    free(v);
 }
 
 void svc_clients_each_online(svc_clients *t,

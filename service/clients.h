@@ -190,8 +190,12 @@ bool svc_clients_seen(svc_clients *t, const char *key, size_t klen);
 bool svc_clients_digest(svc_clients *t, const char *key, size_t klen, const char *user, size_t ulen,
                         exh_auth_digest *out);
 
-/* Every verified login, under the write lock: fn says what becomes of it.
- * rev is what fn last stored (-1: never). */
+/* Every verified login (and store lookup) whose user want accepts (NULL:
+ * all; called under the read lock, so cheap): fn says what becomes of it,
+ * called with no lock held -- it may read the store -- on a copy; what it
+ * says is applied under the write lock to the records still holding that
+ * login (a login that ended meanwhile keeps what it read itself).  rev is
+ * what fn last stored (-1: never). */
 typedef enum svc_visit {
     SVC_VISIT_KEEP,    /* unchanged */
     SVC_VISIT_REFRESH, /* new rights: *superuser, *groups (taken), *ngroups, *rev */
@@ -208,7 +212,7 @@ typedef struct svc_refresh {
     size_t ngroups;
     int64_t rev;
 } svc_refresh;
-void svc_clients_each_known(svc_clients *t,
+void svc_clients_each_known(svc_clients *t, bool (*want)(const char *user, size_t ulen, void *arg),
                             svc_visit (*fn)(const svc_client_info *c, svc_refresh *out, void *arg),
                             void *arg);
 

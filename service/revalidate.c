@@ -43,6 +43,14 @@ static int cmp_name(const void *key, const void *elem)
     return strcmp(*(const char *const *)key, *(const char *const *)elem);
 }
 
+/* Is user one of the names to check?  (Under the table's read lock.) */
+static bool wanted(const char *user, size_t ulen, void *arg)
+{
+    (void)ulen;
+    const pass *p = arg;
+    return !p->only || bsearch(&user, p->only, p->nonly, sizeof(*p->only), cmp_name);
+}
+
 /* One verified login against the store as it is now: revoked if its user
  * is gone, disabled, bound to other client ids or refused by the connect
  * rules; else its groups and superuser flag are refreshed, so the next
@@ -51,8 +59,6 @@ static svc_visit visit(const svc_client_info *ci, svc_refresh *out, void *arg)
 {
     pass *p = arg;
     if (p->fault) return SVC_VISIT_KEEP; /* decided at the next change */
-    if (p->only && !bsearch(&ci->user, p->only, p->nonly, sizeof(*p->only), cmp_name))
-        return SVC_VISIT_KEEP;
     p->checked++;
     exh_user u;
     exh_error err;
@@ -113,7 +119,7 @@ static long walk(svc_conn *c, const char *const *only, size_t nonly,
     if (!store) return -1;
     svc_policy *hp = svc_policy_get(s->policy);
     pass p = {.c = c, .only = only, .nonly = nonly, .store = store, .pol = svc_policy_of(hp)};
-    svc_clients_each_known(s->clients, visit, &p);
+    svc_clients_each_known(s->clients, wanted, visit, &p);
     svc_policy_put(hp);
     if (p.fault) svc_conn_drop_store(c, &p.err);
     /* Kicking may call back into the table (a disconnect): after the walk. */

@@ -106,13 +106,38 @@ static void test_revoke_and_lock(void **state)
     login(t, "k1", "alice", SVC_CLIENT_KNOWN);
     login(t, "k2", "bob", SVC_CLIENT_KNOWN);
     int visited = 0;
-    svc_clients_each_known(t, revoke_bob, &visited);
+    svc_clients_each_known(t, NULL, revoke_bob, &visited);
     assert_int_equal(visited, 2);
     assert_int_equal(lookup(t, "k2", "bob"), SVC_CLIENT_REFUSED);
     assert_int_equal(lookup(t, "k1", "alice"), SVC_CLIENT_KNOWN);
     visited = 0;
-    svc_clients_each_known(t, revoke_bob, &visited); /* write lock: free again */
-    assert_int_equal(visited, 1);                    /* the revoked one is not known */
+    svc_clients_each_known(t, NULL, revoke_bob, &visited); /* write lock: free again */
+    assert_int_equal(visited, 1);                          /* the revoked one is not known */
+    svc_clients_free(t);
+}
+
+/* fn runs with no lock held (it reads the store): a login may even end
+ * meanwhile, and then keeps what it read itself -- the walk's verdict,
+ * made from an older read, does not overwrite it. */
+static svc_visit relogin_bob(const svc_client_info *c, svc_refresh *out, void *arg)
+{
+    (void)out;
+    if (c->ulen != 3 || memcmp(c->user, "bob", 3)) return SVC_VISIT_KEEP;
+    login(arg, "k2", "bob", SVC_CLIENT_KNOWN); /* takes the write lock */
+    return SVC_VISIT_REVOKE;
+}
+
+static void test_walk_without_lock(void **state)
+{
+    (void)state;
+    svc_clients *t = svc_clients_new(false, false, false);
+    login(t, "k1", "alice", SVC_CLIENT_KNOWN);
+    login(t, "k2", "bob", SVC_CLIENT_KNOWN);
+    svc_clients_each_known(t, NULL, relogin_bob, t);
+    assert_int_equal(lookup(t, "k2", "bob"), SVC_CLIENT_KNOWN);
+    int visited = 0;
+    svc_clients_each_known(t, NULL, revoke_bob, &visited);
+    assert_int_equal(lookup(t, "k2", "bob"), SVC_CLIENT_REFUSED);
     svc_clients_free(t);
 }
 
@@ -233,6 +258,7 @@ int main(void)
         cmocka_unit_test(test_by_client_id),    cmocka_unit_test(test_by_connection),
         cmocka_unit_test(test_revoke_and_lock), cmocka_unit_test(test_takeover_address),
         cmocka_unit_test(test_decision_cache),
+        cmocka_unit_test(test_walk_without_lock),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
