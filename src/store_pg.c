@@ -15,10 +15,10 @@
  * statement triggers on users and memberships: exh_store_data_version
  * reads it (see pg_data_version for how that differs from SQLite's).
  *
- * Every call waits for the server at most opts.busy_timeout_ms (at least
- * PG_MIN_TIMEOUT_MS): the client's own deadline on connecting and on
- * every command (await), with the server's statement_timeout and
- * lock_timeout a fifth shorter so that its message comes first, so a lock
+ * Every round trip waits for the server at most opts.busy_timeout_ms (at
+ * least PG_MIN_TIMEOUT_MS; connecting, at least PG_MIN_CONNECT_MS): the
+ * client's own deadline on connecting and on every command (await), with the server's
+ * statement_timeout and lock_timeout a fifth shorter so that its message comes first, so a lock
  * held by another node, a stalled or vanished server makes a call fail
  * with EXH_ESTORE instead of waiting for ever.  After a deadline or a broken
  * connection the handle's connection is closed: the caller reopens.
@@ -208,7 +208,7 @@ static const char *const migrations[] = {
 
 /* The least a PostgreSQL call is given, whatever busy_timeout says (see
  * pg_open): a network round trip and a small statement fit in it. */
-enum { PG_MIN_TIMEOUT_MS = 100 };
+enum { PG_MIN_TIMEOUT_MS = 250, PG_MIN_CONNECT_MS = 2000 };
 
 typedef struct pg_store {
     exh_store base;  /* first: an exh_store * is a pg_store * */
@@ -722,16 +722,19 @@ static exh_status pg_open(const char *uri, const exh_store_opts *o, exh_store **
         goto out;
     }
     PQsetNoticeProcessor(s->conn, no_notices, NULL);
-    int64_t deadline = now_ms() + s->deadline_ms;
+    /* A connection costs more round trips than a statement (TCP, TLS,
+     * the password exchange): it is given at least PG_MIN_CONNECT_MS, as
+     * libpq's own connect_timeout gives at least two seconds. */
+    int connect_ms = s->deadline_ms > PG_MIN_CONNECT_MS ? s->deadline_ms : PG_MIN_CONNECT_MS;
+    int64_t deadline = now_ms() + connect_ms;
     PostgresPollingStatusType ps = PGRES_POLLING_WRITING;
     while (PQstatus(s->conn) != CONNECTION_BAD && ps != PGRES_POLLING_OK &&
            ps != PGRES_POLLING_FAILED) {
         int w = wait_socket(s, ps == PGRES_POLLING_READING ? POLLIN : POLLOUT, deadline);
         if (w == 0) {
             st = store_fail(&s->base, err, EXH_ESTORE,
-                            "cannot connect to the credential store: no answer within %d ms "
-                            "(busy_timeout)",
-                            s->deadline_ms);
+                            "cannot connect to the credential store: no answer within %d ms",
+                            connect_ms);
             goto out;
         }
         ps = PQconnectPoll(s->conn);
