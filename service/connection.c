@@ -8,13 +8,14 @@
 
 #include "service_int.h"
 
-/* Reopening a store that failed (one back-off for all of a service's
- * connections): a failure that was quick to come (a
- * missing file, a refused connection) is tried again at the next call, so
- * recovery is seen at once; one that took a while (a host that does not
- * answer: the connect waits out busy_timeout) is tried again only after
- * 250 ms doubling to 4 s while it keeps failing, and each call in between
- * fails closed at once instead of waiting that long too. */
+/* Reopening a PostgreSQL store that failed (one back-off for all of a
+ * service's connections): a failure that was quick to come (a refused
+ * connection) is tried again at the next call, so recovery is seen at
+ * once; one that took a while (a host that does not answer: the connect
+ * waits out its deadline) is tried again only after 250 ms doubling to
+ * 4 s while it keeps failing, and each call in between fails closed at
+ * once instead of waiting that long too.  An SQLite file is simply opened
+ * again at the next call: a lock held on it is short and local. */
 enum { BACKOFF_MIN_MS = 250, BACKOFF_MAX_MS = 4000, SLOW_OPEN_MS = 50 };
 
 static uint64_t mono_ms(void)
@@ -47,7 +48,7 @@ static void open_now(svc_conn *c, uint64_t now)
     if (!(c->store = svc_open_store(s, &err))) {
         svc_store_failed(s, &err);
         uint64_t done = mono_ms();
-        if (done - now >= SLOW_OPEN_MS) {
+        if (done - now >= SLOW_OPEN_MS && exh_store_location_is_pg(s->cfg.db)) {
             unsigned b = atomic_load(&s->reopen_backoff_ms);
             if (b < BACKOFF_MIN_MS) b = BACKOFF_MIN_MS;
             atomic_store(&s->reopen_ms, done + b);
