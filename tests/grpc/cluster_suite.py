@@ -82,10 +82,14 @@ def t_mosquitto(nodes):
                 f'plugin_opt_database {URI}\nplugin_opt_policy {G.POLICY}\n'
                 f'plugin_opt_node mqtt-1\n')
     env = dict(G.SERVER_ENV)
-    pre = os.environ.get('EXH_TEST_BROKER_PRELOAD', '')
-    if pre:
-        env['LD_PRELOAD'] = pre
-        env['ASAN_OPTIONS'] = 'detect_leaks=0:abort_on_error=0'
+    if os.environ.get('EXH_TEST_BROKER_PRELOAD'):
+        # A broker with the ASan runtime preloaded deadlocks inside libpq's
+        # first connect (glibc's _nl_state_lock taken again in
+        # bindtextdomain under PQconnectPoll; gdb backtrace, 2026-12-02):
+        # this section runs in the ordinary build's stage only.
+        G.note('the Mosquitto section is not run with an AddressSanitizer plugin '
+               '(libpq deadlocks in an ASan-preloaded broker); the ordinary build runs it')
+        return
     log = open(log_path, 'wb')
     broker = subprocess.Popen(['mosquitto', '-c', conf], stdout=log, stderr=log, env=env)
     try:
