@@ -178,10 +178,14 @@ int main(int argc, char **argv)
     loc = argv[1];
     for (int i = 2; i + 1 < argc; i += 2) {
         int v = atoi(argv[i + 1]);
-        if (!strcmp(argv[i], "--threads")) nthreads = v;
-        else if (!strcmp(argv[i], "--users")) nusers = v;
-        else if (!strcmp(argv[i], "--seconds")) seconds = v;
-        else if (!strcmp(argv[i], "--cold")) ncold = v;
+        if (!strcmp(argv[i], "--threads"))
+            nthreads = v;
+        else if (!strcmp(argv[i], "--users"))
+            nusers = v;
+        else if (!strcmp(argv[i], "--seconds"))
+            seconds = v;
+        else if (!strcmp(argv[i], "--cold"))
+            ncold = v;
     }
     if (nthreads < 1 || nthreads > 64 || nusers < 1 || seconds < 1 || ncold < 1) {
         fprintf(stderr, "bench_store: bad arguments\n");

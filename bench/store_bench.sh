@@ -4,7 +4,7 @@
 # PostgreSQL 15 of its own (tests/lib/pg.sh: local, Unix socket and TCP on
 # 127.0.0.1; the numbers are this machine's, a server across a network
 # adds its round trip to every read).
-#   bench/store_bench.sh [BUILD-DIR]   env: THREADS=4 USERS=1000 SECONDS=3 COLD=40
+#   bench/store_bench.sh [BUILD-DIR]   env: THREADS=4 USERS=1000 SECONDS_EACH=3 (seconds per measure) COLD=40
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}

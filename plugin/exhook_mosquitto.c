@@ -318,29 +318,26 @@ static int on_acl_check_(int event, void *data, void *user)
         action = EXH_SUBSCRIBE; /* READ: the topic name as a subscription it must fit */
     else
         return MOSQ_ERR_SUCCESS; /* READ (subscription already checked), UNSUBSCRIBE */
-    const char *username = mosquitto_client_username(ev->client);
     conn_key k = {ev->client};
     /* What the decision cache compares, first: a hit builds and measures
-     * nothing else. */
-    int retain = action == EXH_PUBLISH ? ev->retain : -1;
-    bool delivery =
-        ev->access == MOSQ_ACL_READ; /* ev->qos is then the message's, not the subscription's */
-    svc_probe q = {.username = username,
+     * nothing else.  A delivery's (READ) ev->qos is the message's, not the
+     * subscription's. */
+    svc_probe q = {.username = mosquitto_client_username(ev->client),
                    .topic = ev->topic,
                    .action = action,
                    .qos = ev->qos,
-                   .retain = retain,
-                   .delivery = delivery};
+                   .retain = action == EXH_PUBLISH ? ev->retain : -1,
+                   .delivery = ev->access == MOSQ_ACL_READ};
     int hit = svc_authorize_cached(p->s, KEY(k), &q);
     if (hit >= 0) return answer_rc(hit);
-    exh_request r = {.action = action,
-                     .username = username,
-                     .username_len = slen(username), /* another plugin may have set a new one */
-                     .topic = ev->topic,
-                     .topic_len = slen(ev->topic),
-                     .qos = ev->qos,
-                     .retain = retain,
-                     .delivery = delivery};
+    exh_request r = {.action = q.action,
+                     .username = q.username,
+                     .username_len = slen(q.username), /* another plugin may have set a new one */
+                     .topic = q.topic,
+                     .topic_len = slen(q.topic),
+                     .qos = q.qos,
+                     .retain = q.retain,
+                     .delivery = q.delivery};
     const char *cid = mosquitto_client_id(ev->client);
     r.queue_is_topic = true; /* Mosquitto has $share/ only: `$queue/x` is a topic */
     r.clientid = cid ? cid : "";

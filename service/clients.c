@@ -21,7 +21,10 @@ typedef struct client {
     size_t cidlen;
     char *username; /* who logged in (NULL: anonymous); a check by anyone else is denied */
     size_t username_len;
-    bool username_cstr; /* no NUL inside: svc_clients_cached may strcmp it */
+    /* No NUL inside: svc_clients_cached may strcmp it.  Defensive: the
+     * plugin (the one decision-cache user) takes names from Mosquitto as
+     * C strings; another front end's names could hold one. */
+    bool username_cstr;
     svc_client_state state;
     uint64_t gen; /* the login that made it; 0: a store lookup */
     bool superuser;

@@ -4,8 +4,8 @@
  */
 #include <stdint.h>
 #include <stdlib.h>
-#include <time.h>
 
+#include "deadline.h"
 #include "service_int.h"
 
 /* Reopening a PostgreSQL store that failed (one back-off for all of a
@@ -17,13 +17,6 @@
  * once instead of waiting that long too.  An SQLite file is simply opened
  * again at the next call: a lock held on it is short and local. */
 enum { BACKOFF_MIN_MS = 250, BACKOFF_MAX_MS = 4000, SLOW_OPEN_MS = 50 };
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 exh_store *svc_open_store(svc *s, exh_error *err)
 {
@@ -47,16 +40,11 @@ static void open_now(svc_conn *c, uint64_t now)
     exh_error_clear(&err);
     if (!(c->store = svc_open_store(s, &err))) {
         svc_store_failed(s, &err);
-        uint64_t done = mono_ms();
-        if (done - now >= SLOW_OPEN_MS && exh_store_location_is_pg(s->cfg.db)) {
-            unsigned b = atomic_load(&s->reopen_backoff_ms);
-            if (b < BACKOFF_MIN_MS) b = BACKOFF_MIN_MS;
-            atomic_store(&s->reopen_ms, done + b);
-            atomic_store(&s->reopen_backoff_ms, b * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : b * 2);
-        }
+        uint64_t done = svc_now_ms();
+        if (done - now >= SLOW_OPEN_MS && exh_store_location_is_pg(s->cfg.db))
+            svc_backoff_failed(&s->reopen, done, BACKOFF_MIN_MS, BACKOFF_MAX_MS);
     } else {
-        atomic_store(&s->reopen_ms, 0);
-        atomic_store(&s->reopen_backoff_ms, 0);
+        svc_backoff_ok(&s->reopen);
     }
     c->fresh = true;
 }
@@ -70,7 +58,7 @@ svc_conn *svc_conn_new(svc *s)
         free(c);
         return NULL;
     }
-    open_now(c, mono_ms()); /* a fault is said at start-up */
+    open_now(c, svc_now_ms()); /* a fault is said at start-up */
     return c;
 }
 
@@ -90,8 +78,8 @@ svc *svc_conn_service(const svc_conn *c)
 exh_store *svc_conn_store(svc_conn *c)
 {
     if (c->store) return c->store;
-    uint64_t now = mono_ms();
-    if (now < atomic_load(&c->s->reopen_ms)) return NULL; /* the incident is already said */
+    uint64_t now = svc_now_ms();
+    if (svc_backoff_waiting(&c->s->reopen, now)) return NULL; /* the incident is already said */
     open_now(c, now);
     return c->store;
 }

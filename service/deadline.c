@@ -34,6 +34,11 @@ int64_t svc_now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+uint64_t svc_now_ms(void)
+{
+    return (uint64_t)(svc_now_ns() / 1000000);
+}
+
 int svc_deadline_margin_ms(int t)
 {
     int m = t / 4;

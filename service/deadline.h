@@ -38,8 +38,9 @@ struct svc_pending {
     void (*destroy)(svc_pending *p); /* the last reference went */
 };
 
-/* Monotonic now, ns. */
+/* Monotonic now, ns; and ms. */
 int64_t svc_now_ns(void);
+uint64_t svc_now_ms(void);
 
 /* Start the watcher for a broker timeout of call_timeout_ms (> 0).
  * 0, or -1 (logged). */

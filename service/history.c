@@ -145,9 +145,8 @@ static event *pop(svc_history *h, int timeout_ms)
 enum { REOPEN_FIRST_MS = 250, REOPEN_MAX_MS = 4000 };
 
 typedef struct reopen {
-    int64_t next_ns; /* svc_now_ns: no attempt before */
-    int delay_ms;    /* 0: the last open worked */
-    exh_error err;   /* why the last open failed */
+    svc_backoff wait;
+    exh_error err; /* why the last open failed */
 } reopen;
 
 /* The store to write to, opened if it is not; NULL: the batch of n is
@@ -155,21 +154,19 @@ typedef struct reopen {
 static exh_store *store_for(svc *s, exh_store **store, reopen *r, size_t n)
 {
     if (*store) return *store;
-    if (r && r->delay_ms && svc_now_ns() < r->next_ns) {
+    if (r && svc_backoff_waiting(&r->wait, svc_now_ms())) {
         svc_history_failed(s, &r->err, n);
         return NULL;
     }
     exh_error err;
     if ((*store = svc_open_store(s, &err))) {
-        if (r) r->delay_ms = 0;
+        if (r) svc_backoff_ok(&r->wait);
         return *store;
     }
     svc_history_failed(s, &err, n); /* dropped: history is best effort, decisions are not */
     if (r) {
         r->err = err;
-        r->delay_ms = r->delay_ms ? r->delay_ms * 2 : REOPEN_FIRST_MS;
-        if (r->delay_ms > REOPEN_MAX_MS) r->delay_ms = REOPEN_MAX_MS;
-        r->next_ns = svc_now_ns() + (int64_t)r->delay_ms * 1000000;
+        svc_backoff_failed(&r->wait, svc_now_ms(), REOPEN_FIRST_MS, REOPEN_MAX_MS);
     }
     return NULL;
 }

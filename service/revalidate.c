@@ -111,42 +111,38 @@ static svc_visit visit(const svc_client_info *ci, svc_refresh *out, void *arg)
     return what;
 }
 
-static long walk(svc_conn *c, const char *const *only, size_t nonly,
-                 void (*kick)(const char *cid, void *arg), void *arg)
+long svc_revalidate_users(svc_conn *c, const char *const *only, size_t nonly,
+                          void (*kick)(const char *cid, void *arg), void *arg)
 {
     svc *s = c->s;
     exh_store *store = svc_conn_store(c);
     if (!store) return -1;
     svc_policy *hp = svc_policy_get(s->policy);
-    pass p = {.c = c, .only = only, .nonly = nonly, .store = store, .pol = svc_policy_of(hp)};
+    pass p = {
+        .c = c, .only = only, .nonly = only ? nonly : 0, .store = store, .pol = svc_policy_of(hp)};
     svc_clients_each_known(s->clients, wanted, visit, &p);
     svc_policy_put(hp);
     if (p.fault) svc_conn_drop_store(c, &p.err);
     /* Kicking may call back into the table (a disconnect): after the walk. */
     for (size_t i = 0; i < p.nkick; i++) {
-        if (kick)
+        if (kick) {
             svc_log(LOG_INFO,
                     "client %s disconnected: its user changed in the store and may no longer "
                     "log in",
                     p.kick[i]);
-        else
+            kick(p.kick[i], arg);
+        } else {
             svc_log(LOG_INFO,
                     "client %s: its user changed in the store and may no longer log in: its "
                     "checks are denied from now on",
                     p.kick[i]);
-        if (kick) kick(p.kick[i], arg);
+        }
         free(p.kick[i]);
     }
     free(p.kick);
     if (p.checked) /* the first walk, at start, has nobody to check: nothing to say */
         svc_log(LOG_DEBUG, "store changed: %ld clients checked, %zu kicked", p.checked, p.nkick);
     return p.fault ? -1 : p.checked ? p.checked : 1;
-}
-
-long svc_revalidate_users(svc_conn *c, const char *const *names, size_t n,
-                          void (*kick)(const char *cid, void *arg), void *arg)
-{
-    return walk(c, names, names ? n : 0, kick, arg);
 }
 
 long svc_revalidate(svc_conn *c, void (*kick)(const char *cid, void *arg), void *arg)
@@ -170,7 +166,7 @@ long svc_revalidate(svc_conn *c, void (*kick)(const char *cid, void *arg), void 
     s->have_version = true;
     c->fresh = false;
     if (!changed) return 0;
-    long r = walk(c, NULL, 0, kick, arg);
+    long r = svc_revalidate_users(c, NULL, 0, kick, arg);
     s->revalidate_again = r < 0;
     return r;
 }

@@ -39,7 +39,8 @@ svc *svc_new(const svc_config *cfg)
     if (!(s->cache = exh_auth_cache_new(cfg->cache_ttl, cfg->cache_max)) ||
         !(s->clients =
               svc_clients_new(s->per_connection, one_thread, one_thread && cfg->decision_cache)) ||
-        !(s->history = svc_history_new()) || !(s->watch = svc_watch_new())) {
+        !(s->history = svc_history_new()) ||
+        !(s->watch = svc_watch_new(exh_store_location_is_pg(cfg->db)))) {
         svc_log(LOG_ERROR, "out of memory");
         svc_free(s);
         return NULL;

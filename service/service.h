@@ -144,7 +144,5 @@ long svc_revalidate_users(svc_conn *c, const char *const *names, size_t n,
  * Mosquitto plugin only.  Returns as svc_revalidate.  The plugin calls it
  * from its tick; SVC_THREAD_WATCH calls it for the other front ends. */
 long svc_watch_step(svc_conn *c, void (*kick)(const char *cid, void *arg), void *arg);
-/* The listener's socket (readable: a step has notices to read), or -1. */
-int svc_watch_fd(const svc *s);
 
 #endif

@@ -16,6 +16,35 @@ typedef struct svc_incident {
     atomic_long dropped; /* history events lost during the incident */
 } svc_incident;
 
+/* A back-off after failures: no new attempt before next_ms (svc_now_ms);
+ * the wait starts at min_ms and doubles up to max_ms while attempts keep
+ * failing; a success clears it.  Atomic: a service's connections share
+ * one (connection.c). */
+typedef struct svc_backoff {
+    atomic_ullong next_ms;
+    atomic_uint delay_ms; /* the next wait; 0: min_ms */
+} svc_backoff;
+
+static inline bool svc_backoff_waiting(svc_backoff *b, uint64_t now_ms)
+{
+    return now_ms < atomic_load(&b->next_ms);
+}
+
+static inline void svc_backoff_failed(svc_backoff *b, uint64_t now_ms, unsigned min_ms,
+                                      unsigned max_ms)
+{
+    unsigned d = atomic_load(&b->delay_ms);
+    if (d < min_ms) d = min_ms;
+    atomic_store(&b->next_ms, now_ms + d);
+    atomic_store(&b->delay_ms, d * 2 > max_ms ? max_ms : d * 2);
+}
+
+static inline void svc_backoff_ok(svc_backoff *b)
+{
+    atomic_store(&b->next_ms, 0);
+    atomic_store(&b->delay_ms, 0);
+}
+
 typedef struct svc_history svc_history;
 typedef struct svc_watch svc_watch;
 
@@ -36,10 +65,10 @@ struct svc {
     int64_t data_version;
     bool have_version;
     bool revalidate_again; /* the last walk hit a fault: walk again */
-    /* After a slow failed open, no connection tries again before
-     * reopen_ms (connection.c): calls in between fail closed at once. */
-    atomic_ullong reopen_ms;
-    atomic_uint reopen_backoff_ms;
+    /* After a slow failed open of a PostgreSQL store, no connection
+     * tries again before its time (connection.c): calls in between fail
+     * closed at once. */
+    svc_backoff reopen;
     /* Steps that heard change notices (watch.c): a login that read the
      * store before one and ends after it has its user checked again. */
     atomic_ullong notice_seq;
@@ -69,14 +98,15 @@ void svc_conn_drop_store(svc_conn *c, const exh_error *err);
 /* SVC_IGNORE with failed_action = ignore, else SVC_DENY. */
 svc_answer svc_failed(const svc *s);
 
-/* history.c */
-svc_watch *svc_watch_new(void);
+/* watch.c */
+svc_watch *svc_watch_new(bool notices); /* notices: the store sends them (PostgreSQL) */
 /* Check the verified logins of this user at the next step (a login that
  * may have read the store before a notice about it was heard). */
 void svc_watch_recheck(svc *s, const char *name, size_t len);
 int svc_watch_start(svc *s);
 void svc_watch_free(svc *s); /* stops its thread first */
 
+/* history.c */
 svc_history *svc_history_new(void);
 int svc_history_start(svc *s);
 void svc_history_free(svc *s); /* writes what is queued first */

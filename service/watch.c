@@ -17,18 +17,20 @@
  *
  * An SQLite store has no notices: the step is svc_revalidate (its data
  * version), which only the Mosquitto plugin takes (exhook-driver and
- * exhook-grpc check a client's user at its next login; their history
- * thread's writes would move the data version on every batch).
+ * exhook-grpc check a client's user at its next login -- their history
+ * thread's writes would move the data version on every batch -- and start
+ * no watch thread).
  */
 #define _GNU_SOURCE /* strndup */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "deadline.h"
 #include "log.h"
 #include "service_int.h"
 
@@ -45,9 +47,8 @@ struct svc_watch {
     bool no_notices;     /* the store has none (SQLite): svc_revalidate */
     bool everyone;       /* check every login at the next walk */
     bool lost_said;
-    uint64_t retry_ms;
-    unsigned backoff_ms;
-    char **names;
+    svc_backoff reopen; /* the listener's */
+    char **names;       /* NAMES_MAX, allocated with the first */
     size_t n;
     /* svc_watch_recheck's, from the threads that end logins */
     pthread_mutex_t lock;
@@ -60,21 +61,14 @@ struct svc_watch {
     int stop_pipe[2];
 };
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-svc_watch *svc_watch_new(void)
+svc_watch *svc_watch_new(bool notices)
 {
     svc_watch *w = calloc(1, sizeof(*w));
     if (!w) return NULL;
     w->stop_pipe[0] = w->stop_pipe[1] = -1;
     pthread_mutex_init(&w->lock, NULL);
+    w->no_notices = !notices;
     w->everyone = true; /* the first listen: nothing heard before it */
-    w->backoff_ms = BACKOFF_MIN_MS;
     return w;
 }
 
@@ -85,22 +79,23 @@ static void forget_names(svc_watch *w)
     w->n = 0;
 }
 
+/* Takes name (malloc'd; NULL: out of memory) into the names to check;
+ * "" (everyone), too many or no memory make it a walk of everyone. */
+static void keep_name(svc_watch *w, char *name)
+{
+    if (!w->everyone && name && name[0] && w->n < NAMES_MAX &&
+        (w->names || (w->names = malloc(NAMES_MAX * sizeof(*w->names))))) {
+        w->names[w->n++] = name;
+        return;
+    }
+    w->everyone = true;
+    free(name);
+}
+
 static void on_notice(const char *name, void *arg)
 {
     svc_watch *w = arg;
-    if (w->everyone) return;
-    if (!name[0] || w->n == NAMES_MAX) {
-        w->everyone = true;
-        return;
-    }
-    if (!w->names && !(w->names = malloc(NAMES_MAX * sizeof(*w->names)))) {
-        w->everyone = true; /* out of memory: the walk that needs none */
-        return;
-    }
-    if (!(w->names[w->n] = strdup(name)))
-        w->everyone = true;
-    else
-        w->n++;
+    if (!w->everyone) keep_name(w, strdup(name));
 }
 
 static void lost(svc *s, svc_watch *w, const exh_error *err)
@@ -108,8 +103,7 @@ static void lost(svc *s, svc_watch *w, const exh_error *err)
     exh_store_close(w->listener);
     w->listener = NULL;
     w->everyone = true;
-    w->retry_ms = now_ms() + w->backoff_ms;
-    w->backoff_ms = w->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : w->backoff_ms * 2;
+    svc_backoff_failed(&w->reopen, svc_now_ms(), BACKOFF_MIN_MS, BACKOFF_MAX_MS);
     if (!w->lost_said) {
         char where[256];
         exh_store_display_name(s->cfg.db, where, sizeof(where));
@@ -125,14 +119,11 @@ static void lost(svc *s, svc_watch *w, const exh_error *err)
 static bool listening(svc *s, svc_watch *w)
 {
     if (w->listener) return true;
-    if (!exh_store_location_has_notices(s->cfg.db)) {
-        w->no_notices = true;
-        return false;
-    }
     /* Nor while the service's connections are backing off a store that
      * does not answer (connection.c): the plugin's tick would wait out a
      * connect on the broker's thread each time. */
-    if (now_ms() < w->retry_ms || now_ms() < atomic_load(&s->reopen_ms)) return false;
+    uint64_t now = svc_now_ms();
+    if (svc_backoff_waiting(&w->reopen, now) || svc_backoff_waiting(&s->reopen, now)) return false;
     exh_error err;
     exh_error_clear(&err);
     exh_store *st = svc_open_store(s, &err);
@@ -143,7 +134,7 @@ static bool listening(svc *s, svc_watch *w)
     }
     w->listener = st;
     w->everyone = true; /* what was sent before now was not heard */
-    w->backoff_ms = BACKOFF_MIN_MS;
+    svc_backoff_ok(&w->reopen);
     if (w->lost_said) {
         svc_log(LOG_WARN, "change notices from the store resumed: every login checked again");
         w->lost_said = false;
@@ -173,10 +164,8 @@ static void take_rechecks(svc_watch *w)
 {
     pthread_mutex_lock(&w->lock);
     if (w->again_everyone) w->everyone = true;
-    for (size_t i = 0; i < w->nagain; i++) {
-        on_notice(w->again[i], w);
-        free(w->again[i]);
-    }
+    for (size_t i = 0; i < w->nagain; i++)
+        keep_name(w, w->again[i]); /* taken as it is: no second copy */
     w->nagain = 0;
     w->again_everyone = false;
     pthread_mutex_unlock(&w->lock);
@@ -192,9 +181,9 @@ long svc_watch_step(svc_conn *c, void (*kick)(const char *cid, void *arg), void 
     svc *s = c->s;
     svc_watch *w = s->watch;
     if (!w) return -1;
-    if (!w->no_notices && !listening(s, w) && !w->no_notices) return 0; /* not yet */
     if (w->no_notices) /* the plugin's alone: see the top of this file */
         return s->cfg.kind == SVC_FOR_PLUGIN ? svc_revalidate(c, kick, arg) : 0;
+    if (!listening(s, w)) return 0; /* not yet */
     exh_error err;
     exh_error_clear(&err);
     size_t before = w->n;
@@ -224,7 +213,8 @@ long svc_watch_step(svc_conn *c, void (*kick)(const char *cid, void *arg), void 
     return r;
 }
 
-int svc_watch_fd(const svc *s)
+/* The listener's socket (readable: a step has notices to read), or -1. */
+static int watch_fd(const svc *s)
 {
     return s->watch && s->watch->listener ? exh_store_notice_fd(s->watch->listener) : -1;
 }
@@ -243,12 +233,8 @@ static void *watch_main(void *arg)
     }
     for (;;) {
         svc_watch_step(c, NULL, NULL);
-        if (w->no_notices) {
-            svc_log(LOG_DEBUG, "the store sends no change notices: no watch");
-            break;
-        }
         struct pollfd fds[2] = {{.fd = w->stop_pipe[0], .events = POLLIN},
-                                {.fd = svc_watch_fd(s), .events = POLLIN}};
+                                {.fd = watch_fd(s), .events = POLLIN}};
         int r = poll(fds, fds[1].fd >= 0 ? 2 : 1, STEP_MS);
         if (r < 0 && errno != EINTR) break;
         if (r > 0 && fds[0].revents) break;
@@ -260,7 +246,8 @@ static void *watch_main(void *arg)
 int svc_watch_start(svc *s)
 {
     svc_watch *w = s->watch;
-    if (pipe(w->stop_pipe) != 0) {
+    if (w->no_notices) return 0; /* SQLite: nothing to listen to (see the top) */
+    if (pipe2(w->stop_pipe, O_CLOEXEC) != 0) {
         svc_log(LOG_ERROR, "cannot start the store watch: %s", strerror(errno));
         return -1;
     }

@@ -121,10 +121,6 @@ bool exh_store_has_notices(const exh_store *s)
     return s->be->listen != NULL;
 }
 
-bool exh_store_location_has_notices(const char *location)
-{
-    return store_is_pg_uri(location) && store_pg.listen != NULL;
-}
 
 exh_status exh_store_listen(exh_store *s, exh_error *err)
 {

@@ -692,8 +692,7 @@ static exh_status pg_open(const char *uri, const exh_store_opts *o, exh_store **
      * first, and the deadline is left for a server that says nothing. */
     s->deadline_ms = ms;
     int server_ms = ms - (ms / 5 < 1000 ? ms / 5 : 1000);
-    char secs[24], user_timeout[24], idle[24];
-    snprintf(secs, sizeof(secs), "%d", (ms + 999) / 1000);
+    char user_timeout[24], idle[24];
     /* A server that stops acknowledging what we send (gone, cut off) is
      * given up on by the kernel too, not only a slow statement; and an
      * idle connection to a vanished server is found by keepalives (probes
@@ -701,21 +700,13 @@ static exh_status pg_open(const char *uri, const exh_store_opts *o, exh_store **
      * before the next call has to wait for its deadline. */
     snprintf(user_timeout, sizeof(user_timeout), "%d", ms);
     snprintf(idle, sizeof(idle), "%d", (ms + 999) / 1000);
-    /* The URI first (expanded), then what must win over it. */
-    const char *const keys[] = {"dbname",
-                                "connect_timeout",
-                                "tcp_user_timeout",
-                                "keepalives",
-                                "keepalives_idle",
-                                "keepalives_interval",
-                                "keepalives_count",
-                                "client_encoding",
-                                "fallback_application_name",
-                                NULL};
-    const char *const vals[] = {uri, secs, user_timeout, "1",      idle,
-                                "1", "3",  "UTF8",       "exhook", NULL};
-    /* Connecting without blocking, to the same deadline: libpq's own
-     * connect_timeout counts whole seconds, at least two. */
+    /* The URI first (expanded), then what must win over it.  No
+     * connect_timeout: libpq applies it only in its blocking connect;
+     * connecting here is polled against a deadline of our own (below). */
+    const char *const keys[] = {"dbname",          "tcp_user_timeout",          "keepalives",
+                                "keepalives_idle", "keepalives_interval",       "keepalives_count",
+                                "client_encoding", "fallback_application_name", NULL};
+    const char *const vals[] = {uri, user_timeout, "1", idle, "1", "3", "UTF8", "exhook", NULL};
     s->conn = PQconnectStartParams(keys, vals, 1);
     if (!s->conn) {
         st = exh_error_nomem(err);

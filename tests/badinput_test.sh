@@ -84,29 +84,8 @@ if ! setup 2>"$work/setup.err"; then
   finish
 fi
 
-# run_part NAME COMMAND...: a part that prints ok/FAIL lines and "N passed,
-# N failed" last; its failures are shown, its counts added.
-run_part() {
-  local name=$1 out=$work/$1.out st last p f
-  shift
-  timeout -k 10 600 "$@" >"$out" 2>"$work/$name.stderr"
-  st=$?
-  last=$(tail -n 1 "$out")
-  head -n -1 "$out"
-  if [[ $last =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
-    p=${BASH_REMATCH[1]} f=${BASH_REMATCH[2]}
-    pass=$((pass + p)) fail=$((fail + f))
-    [ "$f" = 0 ] && [ "$st" != 0 ] && bad "$name: exit status $st with no failure counted"
-  else
-    bad "$name did not finish (exit status $st); last lines:"$'\n'"$(tail -n 5 "$out")"
-  fi
-  if [ -s "$work/$name.stderr" ]; then
-    echo "# $name stderr:"
-    head -n 20 "$work/$name.stderr" | sed 's/^/#   /'
-    grep -qE 'Sanitizer|runtime error:' "$work/$name.stderr" && bad "$name: a sanitizer report"
-  fi
-  return 0
-}
+. tests/lib/suite.sh # run_suite
+run_part() { run_suite "$1" 600 "$work" "${@:2}"; }
 
 dump() { python3 "$here/tables.py" --dump "$db"; }
 

@@ -23,11 +23,6 @@ finish() {
   exit
 }
 
-py=/usr/bin/python3
-if ! "$py" -c 'import grpc, grpc_tools.protoc' 2>/dev/null; then
-  bad "$py with grpc and grpc_tools needed (apt-get install python3-grpcio python3-grpc-tools)"
-  finish
-fi
 command -v psql >/dev/null || { bad "psql not installed (postgresql-client)"; finish; }
 [ -x "$grpcd" ] || { bad "no exhook-grpc at $grpcd"; finish; }
 
@@ -41,15 +36,12 @@ unset EXHOOK_DB EXHOOK_POLICY
 
 # pgctl stop|start: the suite's server killed (immediate shutdown: every
 # backend dropped at once, no checkpoint -- what a crash leaves) and started
-# again on the same port and data directory.
+# again on the same port and data directory (tests/lib/pg.sh).
 {
-  echo '#!/bin/sh'
-  echo 'case "$1" in'
-  echo "stop) exec ${PG_AS[*]} '$PG_BIN/pg_ctl' -D '$PG_DIR/data' -m immediate -w stop ;;"
-  echo "start) exec ${PG_AS[*]} '$PG_BIN/pg_ctl' -D '$PG_DIR/data' -l '$PG_DIR/server.log' -w -t 30" \
-    "-o '-c listen_addresses=127.0.0.1 -c port=$PG_PORT -c unix_socket_directories=$PG_DIR" \
-    "-c fsync=off -c full_page_writes=off -c synchronous_commit=off' start ;;"
-  echo 'esac'
+  echo '#!/usr/bin/env bash'
+  declare -p PG_DIR PG_BIN PG_PORT PG_AS
+  echo ". '$PWD/tests/lib/pg.sh'"
+  echo 'case "$1" in stop) pg_server_stop immediate ;; start) pg_server_start ;; *) exit 2 ;; esac'
 } >"$work/pgctl"
 chmod +x "$work/pgctl"
 export EXH_TEST_PGCTL=$work/pgctl EXH_TEST_PG_PORT=$PG_PORT
@@ -64,32 +56,11 @@ done
 command -v mosquitto >/dev/null && command -v mosquitto_sub >/dev/null ||
   { bad "mosquitto and mosquitto-clients needed"; finish; }
 
-mkdir "$work/stubs" "$work/run"
-if "$py" -m grpc_tools.protoc -I proto --python_out="$work/stubs" --grpc_python_out="$work/stubs" \
-  proto/exhook_v1.proto proto/exhook_v2.proto proto/exhook_v3.proto 2>"$work/protoc.err"; then
-  ok
-else
-  bad "grpc_tools.protoc on proto/: $(cat "$work/protoc.err")"
-  finish
-fi
-
-PYTHONPATH=tests/grpc timeout -k 10 180 "$py" -u tests/grpc/cluster_suite.py "$grpcd" "$ctl" \
-  "$work/stubs" "$work/run" tests/grpc/suite.policy >"$work/suite.out" 2>"$work/suite.err"
-st=$?
-last=$(tail -n 1 "$work/suite.out")
-head -n -1 "$work/suite.out"
-if [[ $last =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
-  pass=$((pass + BASH_REMATCH[1]))
-  fail=$((fail + BASH_REMATCH[2]))
-  [ "${BASH_REMATCH[2]}" = 0 ] && [ "$st" != 0 ] && bad "the suite exited $st with no failure counted"
-else
-  echo "$last"
-  bad "the suite did not finish (exit status $st)"
-fi
-if [ -s "$work/suite.err" ]; then
-  echo "# the suite's stderr:"
-  head -n 30 "$work/suite.err" | sed 's/^/#   /'
-fi
+. tests/lib/suite.sh # run_suite, grpc_python
+grpc_python "$work/stubs" || finish
+mkdir "$work/run"
+PYTHONPATH=tests/grpc run_suite cluster_suite 180 "$work" "$py" -u tests/grpc/cluster_suite.py \
+  "$grpcd" "$ctl" "$work/stubs" "$work/run" tests/grpc/suite.policy
 reports=$(grep -lE 'Sanitizer|runtime error:' "$work"/run/*.log 2>/dev/null)
 if [ -z "$reports" ]; then ok; else
   bad "sanitizer reports in: $reports"

@@ -65,19 +65,9 @@ fi
 echo "# faults made with: $([ $can_mount = mount ] && echo 'mounts (bind ro, tmpfs)' || echo 'permissions (no mount rights: disk full skipped)')"
 
 # ---- the driver ---------------------------------------------------------------
-timeout -k 5 300 escript tests/faults/driver_faults.escript "$bin/exhook-driver" "$ctl" "$tmp" \
-  "$can_mount" >"$tmp/driver.out" 2>&1
-st=$?
-last=$(tail -n 1 "$tmp/driver.out")
-head -n -1 "$tmp/driver.out"
-if [[ $last =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
-  pass=$((pass + BASH_REMATCH[1]))
-  fail=$((fail + BASH_REMATCH[2]))
-else
-  echo "$last"
-  bad "the driver's fault suite did not finish (exit status $st)"
-fi
-[ "$st" = 0 ] || [ "$fail" -gt 0 ] || bad "driver fault suite exit status $st"
+. tests/lib/suite.sh # run_suite
+run_suite driver_faults 300 "$tmp" escript tests/faults/driver_faults.escript "$bin/exhook-driver" \
+  "$ctl" "$tmp" "$can_mount"
 if grep -lqE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$tmp"/*.log 2>/dev/null; then
   bad "sanitizer report in a driver log: $(grep -lE 'Sanitizer|runtime error:' "$tmp"/*.log)"
 fi

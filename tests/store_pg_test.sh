@@ -395,11 +395,8 @@ fi
 # exhook-grpc writes session history to PostgreSQL; the server restarts
 # (every session ended); sessions after it land in the history without
 # restarting the front end.
-py=/usr/bin/python3
-if "$py" -c 'import grpc, grpc_tools.protoc' 2>/dev/null; then
-  mkdir -p "$tmp/stubs"
-  "$py" -m grpc_tools.protoc -I proto --python_out="$tmp/stubs" --grpc_python_out="$tmp/stubs" \
-    proto/exhook_v3.proto 2>"$tmp/protoc.err" || bad "protoc: $(cat "$tmp/protoc.err")"
+. tests/lib/suite.sh # grpc_python
+if grpc_python "$tmp/stubs"; then
   cat >"$tmp/connect.py" <<'PY'
 import sys
 sys.path.insert(0, sys.argv[1])
@@ -429,8 +426,6 @@ PY
   kill -TERM "$hpid" 2>/dev/null; wait "$hpid" 2>/dev/null
   if [ "$landed" = yes ] && [ "$after" = yes ] && grep -q 'session history written again' "$tmp/hist.log"; then
     ok; else bad "history after a server restart (before: $landed, after: $after): $(cat "$tmp/hist.log")"; fi
-else
-  bad "$py with grpc and grpc_tools needed (apt-get install python3-grpcio python3-grpc-tools)"
 fi
 
 # the secrets never show: neither the user's password nor the server's

@@ -257,8 +257,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_by_client_id),    cmocka_unit_test(test_by_connection),
         cmocka_unit_test(test_revoke_and_lock), cmocka_unit_test(test_takeover_address),
-        cmocka_unit_test(test_decision_cache),
-        cmocka_unit_test(test_walk_without_lock),
+        cmocka_unit_test(test_decision_cache),  cmocka_unit_test(test_walk_without_lock),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -106,8 +106,6 @@ exh_status exh_store_data_version(exh_store *s, int64_t *out, exh_error *err);
  * every user as changed. */
 typedef void (*exh_notice_fn)(const char *name, void *arg);
 bool exh_store_has_notices(const exh_store *s);
-/* The same, before opening: does the store at location send notices? */
-bool exh_store_location_has_notices(const char *location);
 exh_status exh_store_listen(exh_store *s, exh_error *err);
 int exh_store_notice_fd(const exh_store *s);
 exh_status exh_store_notices(exh_store *s, exh_notice_fn fn, void *arg, exh_error *err);

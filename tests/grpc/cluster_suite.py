@@ -12,8 +12,10 @@ sessions from both nodes land in one history, each with its node.
 """
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
 import time
 
 import grpc_suite as G  # the same bookkeeping, server and wire helpers
@@ -179,7 +181,6 @@ def t_faults(nodes, srv):
                                        clientid=f'unseen-{i}', timeout=20))
             except Exception as e:  # an error is not an answer
                 answers.append(f'error {e}')
-    import threading
     th = threading.Thread(target=load)
     th.start()
     time.sleep(0.5)
@@ -236,15 +237,8 @@ def t_faults(nodes, srv):
     slow.stop_checked()
 
     G.section('faults: a wrong password in the URI')
-    port = os.environ['EXH_TEST_PG_PORT']
     wrong = URI.replace('postgresql://exhook@', 'postgresql://exhook:not-the-password@')
-    env_keep = dict(G.SERVER_ENV)
-    G.SERVER_ENV['PGPASSFILE'] = '/dev/null'
-    try:
-        w = G.Server('node-wrongpw', db=wrong).start()
-    finally:
-        G.SERVER_ENV.clear()
-        G.SERVER_ENV.update(env_keep)
+    w = G.Server('node-wrongpw', db=wrong, env={'PGPASSFILE': '/dev/null'}).start()
     ch = chan(w)
     wv = G.Ver(3, ch)
     G.check('it serves, and refuses fred', wv.authn(clientid='w', username='fred',
@@ -256,7 +250,6 @@ def t_faults(nodes, srv):
     w.stop_checked()
 
     G.section('faults: a host that never answers')
-    import socket
     hole = socket.socket()
     hole.bind(('127.0.0.1', 0))
     hole.listen(0)  # accepts nothing: a connect hangs in the backlog, no server ever speaks
@@ -274,7 +267,6 @@ def t_faults(nodes, srv):
     ch.close()
     d.stop_checked()
     hole.close()
-    del port
 
 
 def main():
@@ -358,26 +350,24 @@ def main():
         # worker hashes the password it read before the change.
         ctl('--argon2', 'm=19456,t=40,p=1', 'add-user', 'slow', '--password-stdin',
             stdin='slow-pw\n')
-        import threading
         got = []
-        th = threading.Thread(target=lambda: got.append(nodes['a'].authn(
-            clientid='slow-a', username='slow', password='slow-pw')))
-        t0 = time.monotonic()
+
+        def slow_login():
+            got.append(nodes['a'].authn(clientid='slow-a', username='slow', password='slow-pw'))
+            got.append(time.monotonic())
+
+        th = threading.Thread(target=slow_login)
         th.start()
         time.sleep(0.05)
         ctl('set-user', 'slow', '--disabled', 'true')
-        disabled_at = time.monotonic() - t0
+        committed = time.monotonic()
         th.join(30)
-        login_took = time.monotonic() - t0
-        G.note(f'login took {login_took * 1000:.0f} ms; disabled {disabled_at * 1000:.0f} ms in')
-        if got == ['allow'] and disabled_at < login_took:
+        G.check('the login ended allowed, after the change was committed (the race itself)',
+                len(got) == 2 and got[0] == 'allow' and got[1] > committed, True)
+        if len(got) == 2 and got[0] == 'allow':
             took = until(lambda: nodes['a'].authz('publish', 'users/slow/x', username='slow',
                                                   clientid='slow-a') == 'deny', WITHIN)
-            G.check('the login that read the store before the change ended allowed, and its '
-                    'rights are gone within a second', took is not None, True)
-        else:
-            G.check('the login ended after the change was committed (else nothing to test)',
-                    got, ['allow'])
+            G.check('... and its rights are gone within a second', took is not None, True)
 
         G.section('the listener lost and back')
         r = psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
@@ -443,14 +433,9 @@ def main():
         with open(pgpass, 'w') as f:
             f.write(lines + f'127.0.0.1:{port}:*:exhook_rt:rt-pw-1\n')
         os.chmod(pgpass, 0o600)
-        env_keep = dict(G.SERVER_ENV)
-        G.SERVER_ENV['PGPASSFILE'] = pgpass
-        try:
-            rt = G.Server('node-rt', '--upgrade-hashes', 'false',
-                          db=URI.replace('postgresql://exhook@', 'postgresql://exhook_rt@')).start()
-        finally:
-            G.SERVER_ENV.clear()
-            G.SERVER_ENV.update(env_keep)
+        rt = G.Server('node-rt', '--upgrade-hashes', 'false',
+                      db=URI.replace('postgresql://exhook@', 'postgresql://exhook_rt@'),
+                      env={'PGPASSFILE': pgpass}).start()
         ch = chan(rt)
         rv = G.Ver(3, ch)
         ctl('add-user', 'rtuser', '--password-stdin', stdin='rt-user-pw\n')

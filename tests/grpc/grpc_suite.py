@@ -116,8 +116,9 @@ class Server:
     """One exhook-grpc process; its stderr goes to TMP/<name>.log (appended
     across restarts)."""
 
-    def __init__(self, name, *extra, port=None, db=None, policy=None, listen=True):
+    def __init__(self, name, *extra, port=None, db=None, policy=None, listen=True, env=None):
         self.name, self.extra = name, list(extra)
+        self.env = {**SERVER_ENV, **(env or {})}  # env: what this server's differs in
         self.port = port or free_port()
         self.db = db or DB
         self.policy = policy or POLICY
@@ -144,7 +145,7 @@ class Server:
         self.logf = open(self.log_path, 'ab')
         self.start_offset = self.logf.tell()
         self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=self.logf,
-                                     stderr=self.logf, env=SERVER_ENV)
+                                     stderr=self.logf, env=self.env)
         if not expect_serving:
             return self
         up = poll(lambda: 'exhook-grpc: info: serving' in self.log(since_start=True)

@@ -99,9 +99,7 @@ pg_start() {
   local try
   for try in 1 2 3; do
     PG_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    if "${PG_AS[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 30 \
-        -o "-c listen_addresses=127.0.0.1 -c port=$PG_PORT -c unix_socket_directories=$PG_DIR -c fsync=off -c full_page_writes=off -c synchronous_commit=off" \
-        start >/dev/null 2>&1; then
+    if pg_server_start; then
       break
     fi
     PG_PORT=
@@ -151,6 +149,19 @@ pg_watchdog() {
     "$@" "$bin/pg_ctl" -D "$dir/data" -m immediate -w -t 10 stop
     rm -rf "$dir"' pg-watchdog "$$" "$(pg_proc_start $$)" "$PG_DIR" "$PG_BIN" "${PG_AS[@]}" \
     </dev/null >/dev/null 2>&1
+}
+
+# pg_server_start: the cluster's server started on $PG_PORT and its
+# socket directory.  pg_server_stop [MODE]: stopped (default fast;
+# immediate drops every backend at once, as a crash does).  The data stay.
+pg_server_start() {
+  "${PG_AS[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 30 \
+    -o "-c listen_addresses=127.0.0.1 -c port=$PG_PORT -c unix_socket_directories=$PG_DIR -c fsync=off -c full_page_writes=off -c synchronous_commit=off" \
+    start >/dev/null 2>&1
+}
+
+pg_server_stop() {
+  "${PG_AS[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m "${1:-fast}" -w -t 30 stop >/dev/null 2>&1
 }
 
 # pg_restart [MODE]: see the top.
