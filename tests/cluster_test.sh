@@ -14,14 +14,8 @@ ctl=${1:?usage: cluster_test.sh exhookctl}
 case $ctl in /*) ;; *) ctl=$PWD/$ctl ;; esac
 grpcd=$(dirname "$ctl")/exhook-grpc
 cd "$(dirname "$0")/.." || exit 2
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL - $*"; }
-finish() {
-  echo "$pass passed, $fail failed"
-  [ "$fail" = 0 ]
-  exit
-}
+. tests/lib/suite.sh # suite_counters, grpc_python, run_suite
+suite_counters
 
 command -v psql >/dev/null || { bad "psql not installed (postgresql-client)"; finish; }
 [ -x "$grpcd" ] || { bad "no exhook-grpc at $grpcd"; finish; }
@@ -56,7 +50,6 @@ done
 command -v mosquitto >/dev/null && command -v mosquitto_sub >/dev/null ||
   { bad "mosquitto and mosquitto-clients needed"; finish; }
 
-. tests/lib/suite.sh # run_suite, grpc_python
 grpc_python "$work/stubs" || finish
 mkdir "$work/run"
 PYTHONPATH=tests/grpc run_suite cluster_suite 180 "$work" "$py" -u tests/grpc/cluster_suite.py \

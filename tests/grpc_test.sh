@@ -15,14 +15,8 @@ ctl=${1:?usage: grpc_test.sh exhookctl}
 case $ctl in /*) ;; *) ctl=$PWD/$ctl ;; esac
 grpcd=$(dirname "$ctl")/exhook-grpc
 cd "$(dirname "$0")/.." || exit 2
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL - $*"; }
-finish() {
-  echo "$pass passed, $fail failed"
-  [ "$fail" = 0 ]
-  exit
-}
+. tests/lib/suite.sh # suite_counters, grpc_python, run_suite
+suite_counters
 
 command -v openssl >/dev/null || { bad "openssl not installed"; finish; }
 [ -x "$ctl" ] || { bad "no exhookctl at $ctl"; finish; }
@@ -34,7 +28,6 @@ chmod 700 "$work"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 unset EXHOOK_DB EXHOOK_POLICY
 
-. tests/lib/suite.sh # run_suite, grpc_python
 grpc_python "$work/stubs" || finish
 
 mkdir "$work/run"

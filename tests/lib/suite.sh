@@ -1,5 +1,19 @@
 # tests/lib/suite.sh -- sourced by script suites (they define pass, fail,
-# ok and bad) that run a part of their own as another program.
+# ok and bad, or take them from suite_counters) that run a part of their
+# own as another program.
+#
+# suite_counters: pass=0 fail=0, ok, bad (prints "FAIL - ..."), and finish
+# (prints "N passed, N failed", exits with 1 on any failure).
+suite_counters() {
+  pass=0 fail=0
+  ok() { pass=$((pass + 1)); }
+  bad() { fail=$((fail + 1)); echo "FAIL - $*"; }
+  finish() {
+    echo "$pass passed, $fail failed"
+    [ "$fail" = 0 ]
+    exit
+  }
+}
 #
 # run_suite NAME SECONDS DIR COMMAND...: runs a part that prints ok/FAIL
 # lines and "N passed, N failed" last, with a time limit; its lines are
