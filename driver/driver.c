@@ -225,7 +225,9 @@ static void job_destroy(svc_pending *p)
  * granting nothing (it is never ended). */
 static void job_expire(svc_pending *p)
 {
-    reply_bool(&((job *)p)->call, false);
+    job *j = (job *)p;
+    reply_bool(&j->call, false);
+    svc_login_refused_late(service, &j->rq, p->received);
 }
 
 static void reply_answer(const etf_call *c, svc_answer a)
@@ -252,6 +254,7 @@ static void authenticate(job *j, svc_conn *conn)
         if (svc_pending_claim(&j->pending)) {
             reply_bool(&j->call, false);
             svc_deadline_refused();
+            svc_login_refused_late(service, &j->rq, j->pending.received);
         }
         return;
     }
@@ -261,6 +264,7 @@ static void authenticate(job *j, svc_conn *conn)
     if (!conn) g = (svc_grant){.state = SVC_CLIENT_REFUSED};
     svc_deadline_observe(svc_now_ns() - t0);
     if (svc_pending_claim(&j->pending)) {
+        svc_login_answered(service, conn, &j->rq, &g, a, j->pending.received);
         svc_login_end(service, j->rq.clientid, j->rq.clientid_len, &j->rq, j->gen,
                       &g); /* before the reply: its ACL checks follow it */
         reply_answer(&j->call, a);
@@ -339,6 +343,7 @@ static void start_login(const etf_call *c, char *owned, int64_t received)
     if (!svc_deadline_admit(deadline, q_len(), cfg.workers)) {
         reply_bool(&j->call, false); /* it could not be checked in time */
         svc_deadline_refused();
+        svc_login_refused_late(service, &j->rq, received);
         job_destroy(&j->pending);
         return;
     }
@@ -555,6 +560,7 @@ int main(int argc, char **argv)
     /* SIGHUP goes to the reload thread; SIGPIPE must not kill us when the
      * broker goes away mid-reply (svc_run_start). */
     if ((status = svc_run_start(&cfg, NULL, 0, &service)) >= 0) return status;
+    svc_set_queue_depth(service, q_len);
 
     pthread_t *workers = calloc((size_t)cfg.workers, sizeof(*workers));
     if (!workers) {

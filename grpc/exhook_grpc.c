@@ -192,6 +192,7 @@ static void call_expire(svc_pending *p)
     size_t outlen;
     hook_status hs = hook_encode_answer(SVC_DENY, &out, &outlen);
     send_response((call *)p, hs, out, outlen);
+    hook_login_refused_late(((call *)p)->login, p->received);
 }
 
 /* ---- logins: one intake thread stamps and queues them, workers check ---- */
@@ -285,6 +286,7 @@ static void login_arrived(call *c)
         atomic_store(&c->pending.refs, 1);
         c->pending.claimed = true;
         svc_deadline_refused();
+        hook_login_refused_late(c->login, now);
         uint8_t *out = NULL;
         size_t outlen = 0;
         hs = hook_encode_answer(SVC_DENY, &out, &outlen);
@@ -307,6 +309,7 @@ static void login_check(call *c, svc_conn *conn)
         /* Waited too long: a check now would end after the broker gave up. */
         if (svc_pending_claim(&c->pending)) {
             svc_deadline_refused();
+            hook_login_refused_late(c->login, c->pending.received);
             hs = hook_encode_answer(SVC_DENY, &out, &outlen);
             send_response(c, hs, out, outlen);
         }
@@ -316,6 +319,7 @@ static void login_check(call *c, svc_conn *conn)
         svc_answer a = conn ? hook_login_check(c->login, conn, &g) : SVC_DENY;
         svc_deadline_observe(svc_now_ns() - t0);
         if (svc_pending_claim(&c->pending)) {
+            hook_login_answered(c->login, conn, &g, a, c->pending.received);
             hook_login_end(c->login, &g); /* before the reply: ACL checks follow it */
             hs = hook_encode_answer(a, &out, &outlen);
             send_response(c, hs, out, outlen);
@@ -524,7 +528,9 @@ static int load_settings(int argc, char **argv)
 
     /* SIGHUP goes to the reload thread, SIGTERM and SIGINT to main. */
     static const int stops[] = {SIGTERM, SIGINT};
-    return svc_run_start(&cfg, stops, 2, &service);
+    int rc = svc_run_start(&cfg, stops, 2, &service);
+    if (rc < 0) svc_set_queue_depth(service, jobs_len);
+    return rc;
 }
 
 /* The gRPC server with its methods, queues and listening port, not yet

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "deadline.h"
 #include "exhook_v3.pb-c.h"
 #include "log.h"
 
@@ -181,6 +182,17 @@ svc_answer hook_login_check(hook_login *l, svc_conn *conn, svc_grant *g)
     return svc_login_check(conn, &l->rq, g);
 }
 
+void hook_login_answered(hook_login *l, svc_conn *conn, const svc_grant *g, svc_answer a,
+                         int64_t started_ns)
+{
+    svc_login_answered(l->s, conn, &l->rq, g, a, started_ns);
+}
+
+void hook_login_refused_late(hook_login *l, int64_t started_ns)
+{
+    if (l) svc_login_refused_late(l->s, &l->rq, started_ns);
+}
+
 void hook_login_end(hook_login *l, svc_grant *g)
 {
     svc_login_end(l->s, l->rq.clientid, l->rq.clientid_len, &l->rq, l->gen, g);
@@ -207,7 +219,9 @@ static hook_status authenticate(svc_conn *conn, const uint8_t *in, size_t n, uin
     hook_status hs = hook_login_decode(svc_conn_service(conn), in, n, &l, why);
     if (hs != HOOK_OK) return hs;
     svc_grant g;
+    int64_t t0 = svc_now_ns();
     svc_answer ans = hook_login_check(l, conn, &g);
+    hook_login_answered(l, conn, &g, ans, t0);
     hook_login_end(l, &g);
     hook_login_free(l);
     return answer(ans, out, outlen);

@@ -54,6 +54,11 @@ typedef struct hook_login hook_login;
 hook_status hook_login_decode(svc *s, const uint8_t *in, size_t n, hook_login **out,
                               const char **why);
 svc_answer hook_login_check(hook_login *l, svc_conn *conn, svc_grant *g);
+/* The check's answer was sent (before hook_login_end) / the login was
+ * refused at its deadline: counted and audited (svc_login_answered). */
+void hook_login_answered(hook_login *l, svc_conn *conn, const svc_grant *g, svc_answer a,
+                         int64_t started_ns);
+void hook_login_refused_late(hook_login *l, int64_t started_ns);
 void hook_login_end(hook_login *l, svc_grant *g);
 void hook_login_free(hook_login *l);
 /* A ValuedResponse for a login or ACL answer. */

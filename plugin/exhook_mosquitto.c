@@ -48,6 +48,7 @@
 #include "exhook/auth.h"
 #include "exhook/eval.h"
 #include "exhook/policy.h"
+#include "deadline.h"
 #include "log.h"
 #include "service.h"
 
@@ -273,7 +274,9 @@ static int on_basic_auth_(int event, void *data, void *user)
     /* No client id, no record (Mosquitto always has one by now). */
     uint64_t gen = cid ? svc_login_begin(p->s, KEY(k), &rq) : 0;
     svc_grant g;
+    int64_t t0 = svc_now_ns();
     svc_answer a = svc_login_check(p->conn, &rq, &g);
+    svc_login_answered(p->s, p->conn, &rq, &g, a, t0);
     if (g.hashed && svc_settings(p->s)->max_hashes) p->tokens -= 1.0;
     if (prev) {
         p->rechecked++;
@@ -328,7 +331,7 @@ static int on_acl_check_(int event, void *data, void *user)
                    .qos = ev->qos,
                    .retain = action == EXH_PUBLISH ? ev->retain : -1,
                    .delivery = ev->access == MOSQ_ACL_READ};
-    int hit = svc_authorize_cached(p->s, KEY(k), &q);
+    int hit = svc_authorize_cached(p->conn, KEY(k), &q);
     if (hit >= 0) return answer_rc(hit);
     exh_request r = {.action = q.action,
                      .username = q.username,
@@ -388,6 +391,7 @@ static int on_reload_(int event, void *data, void *user)
     (void)data;
     plugin *p = user;
     svc_live_policy_reload(svc_live(p->s), "mosquitto reload");
+    svc_reopen_logs(p->s); /* logrotate's postrotate: Mosquitto keeps SIGUSR1 for itself */
     /* Mosquitto re-runs basic auth for every client and persistent session
      * next, in this loop iteration (loop.c: the RELOAD event, then
      * mosquitto_security_apply_default); the next tick ends it. */

@@ -10,6 +10,7 @@ EXH_PACKAGES=(
   libcmocka-dev     # unit tests
   libsqlite3-dev    # credential store
   libpq-dev         # credential store on PostgreSQL (clusters): libpq
+  libmicrohttpd-dev # the front ends' Prometheus /metrics endpoint
   postgresql        # a throwaway PostgreSQL 15 server for the store's tests (tests/lib/pg.sh)
   libargon2-dev     # argon2id password hashes
   libssl-dev        # libcrypto: PBKDF2, SHA-2, HMAC, random bytes
@@ -34,6 +35,8 @@ EXH_PACKAGES=(
   python3-grpc-tools # its stubs, generated from the project's own proto/
   openssl           # certificates for the TLS tests
   nghttp2-client    # h2load: the gRPC benchmark's load generator
+  curl              # the metrics tests scrape /metrics
+  python3-prometheus-client # its exposition parser checks every scrape in the tests
 )
 
 missing=()

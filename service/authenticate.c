@@ -3,8 +3,10 @@
  * (exh_authenticate), what the answer is under the settings, and what the
  * client's record keeps for its ACL checks.
  */
+#include <stdio.h>
 #include <string.h>
 
+#include "deadline.h"
 #include "log.h"
 #include "service_int.h"
 
@@ -80,6 +82,80 @@ static svc_answer not_checked(svc_conn *c, const exh_auth_request *rq, exh_auth_
     return SVC_DENY;
 }
 
+/* For the audit log: what decided, as the record names it. */
+static void note_rule(svc_grant *g, const exh_policy *p, uint32_t gen, const exh_auth_result *r)
+{
+    g->gen = gen;
+    const exh_rule_info *ri =
+        r->rules_ran && r->rule.basis == EXH_BY_RULE ? exh_policy_rule(p, r->rule.rule) : NULL;
+    if (ri)
+        snprintf(g->rule, sizeof(g->rule), "%s:%u", ri->file, ri->line);
+    else
+        snprintf(g->rule, sizeof(g->rule), "%s",
+                 r->rules_ran ? exh_basis_str(r->rule.basis) : "credentials");
+}
+
+static void count_hashing(svc *s, const svc_grant *g)
+{
+    svc_metrics *m = &s->metrics;
+    if (!m->on) return;
+    if (g->hashed) atomic_fetch_add_explicit(&m->hashes, 1, memory_order_relaxed);
+    if (g->reason == EXH_AUTH_OK_CACHED)
+        atomic_fetch_add_explicit(&m->cache_hits, 1, memory_order_relaxed);
+    else if (g->hashed && (g->reason == EXH_AUTH_OK || g->reason == EXH_AUTH_BAD_PASSWORD))
+        atomic_fetch_add_explicit(&m->cache_misses, 1, memory_order_relaxed);
+}
+
+static svc_login_why why_of(exh_auth_reason r)
+{
+    switch (r) {
+    case EXH_AUTH_OK:
+        return SVC_WHY_OK;
+    case EXH_AUTH_OK_CACHED:
+        return SVC_WHY_OK_CACHED;
+    case EXH_AUTH_ANONYMOUS:
+    case EXH_AUTH_UNCHECKED:
+        return SVC_WHY_ANONYMOUS;
+    case EXH_AUTH_UNKNOWN_USER:
+        return SVC_WHY_UNKNOWN_USER;
+    case EXH_AUTH_DISABLED:
+        return SVC_WHY_DISABLED;
+    case EXH_AUTH_CLIENTID_MISMATCH:
+        return SVC_WHY_CLIENTID_MISMATCH;
+    case EXH_AUTH_BAD_PASSWORD:
+        return SVC_WHY_WRONG_PASSWORD;
+    case EXH_AUTH_NO_PASSWORD:
+        return SVC_WHY_NO_PASSWORD;
+    case EXH_AUTH_BAD_HASH:
+        return SVC_WHY_BAD_HASH;
+    case EXH_AUTH_STORE_ERROR:
+    case EXH_AUTH_NO_STORE:
+        return SVC_WHY_STORE_FAULT;
+    case EXH_AUTH_THROTTLED:
+        return SVC_WHY_THROTTLED;
+    case EXH_AUTH_NO_MEMORY:
+        return SVC_WHY_OUT_OF_MEMORY;
+    case EXH_AUTH_HASH_ERROR:
+        return SVC_WHY_HASH_ERROR;
+    }
+    return SVC_WHY_HASH_ERROR;
+}
+
+void svc_login_answered(svc *s, svc_conn *c, const exh_auth_request *rq, const svc_grant *g,
+                        svc_answer a, int64_t started_ns)
+{
+    svc_login_why why = why_of(g->reason);
+    svc_metrics_login(&s->metrics, (int)a, why, started_ns ? svc_now_ns() - started_ns : -1);
+    if (s->audit) svc_audit_login(s, c, rq, g, (int)a, svc_login_why_str(why));
+}
+
+void svc_login_refused_late(svc *s, const exh_auth_request *rq, int64_t started_ns)
+{
+    svc_metrics_login(&s->metrics, SVC_DENY, SVC_WHY_DEADLINE,
+                      started_ns ? svc_now_ns() - started_ns : -1);
+    if (s->audit) svc_audit_login(s, NULL, rq, NULL, SVC_DENY, "deadline");
+}
+
 svc_answer svc_login_check(svc_conn *c, const exh_auth_request *rq, svc_grant *g)
 {
     svc *s = c->s;
@@ -94,10 +170,12 @@ svc_answer svc_login_check(svc_conn *c, const exh_auth_request *rq, svc_grant *g
     exh_auth_result r;
     svc_policy *hp = svc_policy_get(s->policy);
     exh_authenticate(store, s->cache, svc_policy_of(hp), c->ctx, rq, &r, &err);
+    if (s->audit) note_rule(g, svc_policy_of(hp), svc_policy_gen(hp), &r);
     svc_policy_put(hp);
     g->reason = r.reason;
     g->hashed = hashed(&r);
     g->from_digest = r.from_digest;
+    count_hashing(s, g);
     if (unchecked(r.reason)) {
         exh_auth_result_clear(&r);
         return not_checked(c, rq, r.reason, &err, g);
@@ -136,9 +214,11 @@ svc_answer svc_login_check(svc_conn *c, const exh_auth_request *rq, svc_grant *g
 svc_answer svc_authenticate(svc_conn *c, const exh_auth_request *rq)
 {
     svc *s = c->s;
+    int64_t t0 = svc_now_ns();
     uint64_t gen = svc_login_begin(s, rq->clientid, rq->clientid_len, rq);
     svc_grant g;
     svc_answer a = svc_login_check(c, rq, &g);
+    svc_login_answered(s, c, rq, &g, a, t0);
     svc_login_end(s, rq->clientid, rq->clientid_len, rq, gen, &g);
     return a;
 }

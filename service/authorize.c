@@ -1,11 +1,15 @@
 /*
  * authorize.c -- a publish or subscribe: the client's record (what its
  * login granted), or the store for a client never seen, then the policy.
+ * Each answer is counted (metrics.h) and, when it is a deny or a sampled
+ * allow, written to the audit log (audit.h) where the groups it used are
+ * still at hand.
  */
 #define _GNU_SOURCE /* strndup */
 #include <stdlib.h>
 #include <string.h>
 
+#include "deadline.h"
 #include "service_int.h"
 
 static svc_answer answer_of(exh_decision d)
@@ -13,22 +17,47 @@ static svc_answer answer_of(exh_decision d)
     return d == EXH_IGNORE ? SVC_IGNORE : d == EXH_ALLOW ? SVC_ALLOW : SVC_DENY;
 }
 
-static svc_answer eval(svc_conn *c, exh_request *r)
-{
-    exh_result res;
-    svc_policy *hp = svc_policy_get(c->s->policy);
-    exh_eval(svc_policy_of(hp), r, c->ctx, &res);
-    svc_policy_put(hp);
-    return answer_of(res.decision);
-}
-
-enum { ASK_STORE = -1 };
-
 typedef struct check {
     svc_conn *c;
     exh_request *r;
     const char *peer_text; /* parsed only if neither r nor the record has an address */
+    bool sampled;          /* an allow is written to the audit log */
+    bool invalid;          /* the request was invalid (counted apart) */
 } check;
+
+/* The policy answered: noted while r still holds the groups it used. */
+static void decided(check *k, const exh_policy *p, uint32_t gen, const exh_result *res,
+                    svc_answer a)
+{
+    k->invalid = res->basis == EXH_BY_INVALID;
+    if (k->c->s->audit && (a != SVC_ALLOW || k->sampled)) {
+        svc_audit_acl d = {.answer = a, .res = res, .policy = p, .gen = gen, .sampled = k->sampled};
+        svc_audit_acl_record(k->c, k->r, &d);
+    }
+}
+
+/* Answered without the policy (no login, a store fault): why, in words. */
+static svc_answer answered(check *k, svc_answer a, const char *why)
+{
+    if (k->c->s->audit && (a != SVC_ALLOW || k->sampled)) {
+        svc_audit_acl d = {.answer = a, .rule = why, .gen = svc_live_policy_gen(k->c->s->policy)};
+        svc_audit_acl_record(k->c, k->r, &d);
+    }
+    return a;
+}
+
+static svc_answer eval(check *k)
+{
+    exh_result res;
+    svc_policy *hp = svc_policy_get(k->c->s->policy);
+    exh_eval(svc_policy_of(hp), k->r, k->c->ctx, &res);
+    svc_answer a = answer_of(res.decision);
+    decided(k, svc_policy_of(hp), svc_policy_gen(hp), &res, a);
+    svc_policy_put(hp);
+    return a;
+}
+
+enum { ASK_STORE = -1 };
 
 static void peer_from_text(check *k)
 {
@@ -58,41 +87,47 @@ static int from_record(const svc_client_view *v, void *arg)
         svc_policy *hp = svc_policy_get(k->c->s->policy);
         exh_eval(svc_policy_of(hp), r, k->c->ctx, &res);
         uint32_t used = svc_policy_gen(hp);
+        int a = (int)answer_of(res.decision);
+        decided(k, svc_policy_of(hp), used, &res, (svc_answer)a);
         svc_policy_put(hp);
         r->superuser = false;
         r->groups = NULL; /* the record's: valid only under the lock */
         r->ngroups = 0;
-        int a = (int)answer_of(res.decision);
-        if (slot && used == gen) { /* not if a reload came in between */
+        /* Not if a reload came in between; not an invalid request (it is
+         * counted apart); with the audit log on, not a deny (each deny is
+         * written with the rule that decided it, which the cache does not
+         * keep). */
+        if (slot && used == gen && !k->invalid && !(k->c->s->audit && a == SVC_DENY))
             svc_decision_fill(slot, gen, a);
-        }
         return a;
     }
     case SVC_CLIENT_UNVERIFIED:
-        return (int)svc_failed(k->c->s);
+        return (int)answered(k, svc_failed(k->c->s), "unverified");
     case SVC_CLIENT_REFUSED:    /* refused, unfinished or revoked: the broker let it in anyway */
     case SVC_CLIENT_OTHER_USER: /* a login this process never saw for this name */
-        return (int)SVC_DENY;
+        return (int)answered(k, SVC_DENY, "no login");
     case SVC_CLIENT_NONE:
         break;
     }
     /* No stored name holds a NUL: such a user has no record and no groups
      * (looking it up would cut the name at the NUL). */
     peer_from_text(k);
-    if (!r->username || memchr(r->username, '\0', r->username_len)) return (int)eval(k->c, r);
+    if (!r->username || memchr(r->username, '\0', r->username_len)) return (int)eval(k);
     return ASK_STORE;
 }
 
 /* No record: not seen since start, or its verified login disconnected (a
  * takeover's old connection, a will, a queued message): ask the store. */
-static svc_answer from_store(svc_conn *c, const char *key, size_t klen, exh_request *r)
+static svc_answer from_store(check *k, const char *key, size_t klen)
 {
+    svc_conn *c = k->c;
+    exh_request *r = k->r;
     svc *s = c->s;
     exh_user u = {0};
     exh_error err;
     exh_error_clear(&err);
     exh_store *store = svc_conn_store(c);
-    if (!store) return svc_failed(s);
+    if (!store) return answered(k, svc_failed(s), "store fault");
     char *name = strndup(r->username, r->username_len);
     exh_status st = name ? exh_store_get_user(store, name, &u, &err) : EXH_ENOMEM;
     free(name);
@@ -115,7 +150,7 @@ static svc_answer from_store(svc_conn *c, const char *key, size_t klen, exh_requ
         r->superuser = u.superuser;
         r->groups = g;
         r->ngroups = u.ngroups;
-        a = eval(c, r);
+        a = eval(k);
         r->groups = NULL;
         r->ngroups = 0;
         r->superuser = false;
@@ -124,21 +159,35 @@ static svc_answer from_store(svc_conn *c, const char *key, size_t klen, exh_requ
         u.groups = NULL; /* now the record's */
         u.ngroups = 0;
     } else if (st == EXH_ENOTFOUND) {
-        a = eval(c, r); /* no groups, not a superuser */
+        a = eval(k); /* no groups, not a superuser */
     } else if (st == EXH_ESTORE) {
         svc_conn_drop_store(c, &err);
-        a = svc_failed(s);
+        a = answered(k, svc_failed(s), "store fault");
     } else {
-        a = SVC_DENY; /* out of memory: no store fault for failed_action to excuse */
+        a = answered(k, SVC_DENY, "out of memory"); /* no store fault for failed_action to excuse */
     }
     free(g);
     exh_user_clear(&u);
     return a;
 }
 
+static int kind_of(const exh_request *r)
+{
+    return r->delivery                ? SVC_ACL_DELIVER
+           : r->action == EXH_PUBLISH ? SVC_ACL_PUBLISH
+                                      : SVC_ACL_SUBSCRIBE;
+}
+
+static int outcome_of(int a)
+{
+    return a == SVC_ALLOW ? SVC_OUT_ALLOW : a == SVC_IGNORE ? SVC_OUT_IGNORE : SVC_OUT_DENY;
+}
+
 svc_answer svc_authorize_key(svc_conn *c, const char *key, size_t klen, exh_request *r,
                              const char *peer_text)
 {
+    svc_metrics_shard *sh = c->shard;
+    int64_t t0 = sh && svc_metrics_time_this(sh) ? svc_now_ns() : 0;
     r->superuser = false;
     r->groups = NULL;
     r->ngroups = 0;
@@ -146,16 +195,43 @@ svc_answer svc_authorize_key(svc_conn *c, const char *key, size_t klen, exh_requ
         key = r->clientid ? r->clientid : "";
         klen = r->clientid ? r->clientid_len : 0;
     }
-    check k = {c, r, peer_text};
+    check k = {c, r, peer_text, false, false};
+    if (c->s->audit) {
+        k.sampled = c->forced_draw >= 0 ? c->forced_draw == 1 : svc_audit_draw(c);
+        c->forced_draw = -1;
+    }
     int a =
         svc_clients_with(c->s->clients, key, klen, r->username, r->username_len, from_record, &k);
-    if (a != ASK_STORE) return (svc_answer)a;
-    return from_store(c, key, klen, r);
+    if (a == ASK_STORE) a = (int)from_store(&k, key, klen);
+    if (sh) {
+        svc_metrics_bump(&sh->acl[kind_of(r)][k.invalid ? SVC_OUT_INVALID : outcome_of(a)]);
+        if (t0) svc_metrics_acl_latency(sh, svc_now_ns() - t0);
+    }
+    return (svc_answer)a;
 }
 
-int svc_authorize_cached(svc *s, const char *key, size_t klen, const svc_probe *q)
+int svc_authorize_cached(svc_conn *c, const char *key, size_t klen, const svc_probe *q)
 {
-    return svc_clients_cached(s->clients, key, klen, svc_live_policy_gen(s->policy), q);
+    svc *s = c->s;
+    /* An allow drawn for the audit log is decided in full (the cache
+     * does not keep which rule decided). */
+    if (s->audit && (c->forced_draw = svc_audit_draw(c))) return -1;
+    svc_metrics_shard *sh = c->shard;
+    int64_t t0 = sh && svc_metrics_time_this(sh) ? svc_now_ns() : 0;
+    int a = svc_clients_cached(s->clients, key, klen, svc_live_policy_gen(s->policy), q);
+    if (sh) {
+        if (a >= 0) {
+            c->forced_draw = -1;
+            int kind = q->delivery                ? SVC_ACL_DELIVER
+                       : q->action == EXH_PUBLISH ? SVC_ACL_PUBLISH
+                                                  : SVC_ACL_SUBSCRIBE;
+            svc_metrics_bump(&sh->acl[kind][outcome_of(a)]);
+            if (t0) svc_metrics_acl_latency(sh, svc_now_ns() - t0);
+        } else if (t0) {
+            sh->tick = SVC_ACL_TIME_EVERY - 1; /* the full decision that follows is timed */
+        }
+    }
+    return a;
 }
 
 svc_answer svc_authorize(svc_conn *c, exh_request *r)

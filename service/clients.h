@@ -122,6 +122,11 @@ typedef struct svc_grant {
     bool hashed;            /* a password hash was computed */
     bool from_digest;       /* the record's digest stood for the password */
     uint64_t notice_seq;    /* the service's change-notice count before the store was read */
+    /* For the audit log (filled only when it is on): the connect rule
+     * that decided as FILE:LINE, or the basis ("credentials", ...), and
+     * the policy's generation. */
+    uint32_t gen;
+    char rule[512];
 } svc_grant;
 void svc_grant_clear(svc_grant *g);
 

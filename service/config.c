@@ -17,6 +17,10 @@
  *   argon2_t = 2
  *   argon2_p = 1
  *   upgrade_hashes = true      # false for a runtime role that may not write users
+ *   metrics_listen = 127.0.0.1:9100   # Prometheus /metrics (unset: off)
+ *   audit_log = /var/log/exhook/audit.jsonl   # decision audit log (unset: off)
+ *   audit_sample = 0           # share of allows written (denies and logins: all)
+ *   audit_queue_kib = 8192     # records waiting for the file; more are dropped (counted)
  *   # exhook-grpc only
  *   listen = 127.0.0.1:9000
  *   threads = 2                # for authorize, sessions and the rest
@@ -146,6 +150,21 @@ static int set(svc_config *c, const char *key_in, const char *v, why *w)
         if (strcmp(v, "true") && strcmp(v, "false"))
             return bad(w, "upgrade_hashes (true|false)", v);
         c->upgrade_hashes = !strcmp(v, "true");
+    } else if (!strcmp(key, "metrics_listen")) {
+        if (*v && !strchr(v, ':')) return bad(w, "metrics_listen (host:port, or empty: off)", v);
+        return path(w, c->metrics_listen, sizeof(c->metrics_listen), "metrics_listen", v);
+    } else if (!strcmp(key, "audit_log")) {
+        return path(w, c->audit_log, sizeof(c->audit_log), "audit_log", v);
+    } else if (!strcmp(key, "audit_sample")) {
+        char *end;
+        errno = 0;
+        double d = strtod(v, &end);
+        if (!*v || *end || errno || !(d >= 0.0 && d <= 1.0))
+            return bad(w, "audit_sample (0..1: the share of allows written)", v);
+        c->audit_sample = d;
+    } else if (!strcmp(key, "audit_queue_kib")) {
+        if (number(v, 64, 1 << 20, &n)) return bad(w, "audit_queue_kib (64..1048576)", v);
+        c->audit_queue = (size_t)n << 10;
     } else if (grpc && !strcmp(key, "listen")) {
         if (!*v || !strchr(v, ':')) return bad(w, "listen (host:port)", v);
         return path(w, c->listen, sizeof(c->listen), "listen", v);
@@ -206,6 +225,7 @@ void svc_config_defaults(svc_config *c, int kind)
     c->threads = 2;
     exh_hash_params_default(&c->hash);
     c->upgrade_hashes = true;
+    c->audit_queue = 8u << 20; /* ~20,000 records of ~400 bytes */
     /* Delivery checks on: a subscription granted earlier (a session taken
      * over, a policy or group changed since) never delivers what the
      * policy refuses now, as Mosquitto's own acl_file behaves. */

@@ -35,6 +35,11 @@ typedef struct svc_config {
      * (exhookctl init --runtime-role): each try would cost a hash and a
      * refused write. */
     bool upgrade_hashes;
+    /* observability (every front end) */
+    char metrics_listen[512]; /* host:port for GET /metrics; "": off */
+    char audit_log[4096];     /* the decision audit log; "": off */
+    double audit_sample;      /* 0..1: the share of allows written */
+    size_t audit_queue;       /* bytes of records waiting for the file */
     /* exhook-driver */
     bool nouse_stdio; /* frames on fds 3/4 */
     /* exhook-grpc */

@@ -58,6 +58,10 @@ svc_conn *svc_conn_new(svc *s)
         free(c);
         return NULL;
     }
+    c->shard = svc_metrics_shard_take(&s->metrics);
+    c->forced_draw = -1;
+    c->rng = (uint64_t)svc_now_ns() ^ ((uint64_t)(uintptr_t)c * 0x9E3779B97F4A7C15ULL);
+    if (!c->rng) c->rng = 1;
     open_now(c, svc_now_ms()); /* a fault is said at start-up */
     return c;
 }
@@ -67,6 +71,8 @@ void svc_conn_free(svc_conn *c)
     if (!c) return;
     exh_store_close(c->store);
     exh_evalctx_free(c->ctx);
+    svc_metrics_shard_give(&c->s->metrics, c->shard);
+    free(c->audit_buf);
     free(c);
 }
 

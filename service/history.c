@@ -231,6 +231,7 @@ static void *history_main(void *arg)
             pevs[i] = &evs[i];
         }
         bool written = write_batch(s, &store, &r, pevs, n);
+        if (written) atomic_fetch_add(&s->metrics.history_written, n);
         for (size_t i = 0; i < n; i++)
             event_free(batch[i]);
         /* Stopping, and the store refuses writes: drop what is left rather
@@ -238,6 +239,7 @@ static void *history_main(void *arg)
         pthread_mutex_lock(&h->lock);
         bool give_up = !written && h->closed;
         size_t left = give_up ? h->len : 0;
+        atomic_fetch_add(&s->metrics.history_dropped, left);
         while (give_up && h->head) {
             event *d = h->head;
             h->head = d->next;

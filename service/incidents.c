@@ -15,12 +15,14 @@ void svc_store_failed(svc *s, const exh_error *err)
 {
     if (atomic_load(&s->read_incident.active)) return;
     pthread_mutex_lock(&s->incident_lock);
-    if (!atomic_exchange(&s->read_incident.active, 1))
+    if (!atomic_exchange(&s->read_incident.active, 1)) {
+        atomic_fetch_add(&s->metrics.incidents_read, 1);
         svc_log_error(LOG_ERROR,
                       s->cfg.failed_ignore
                           ? "credential store unavailable (answering ok: failed_action = ignore)"
                           : "credential store unavailable (failing closed)",
                       err);
+    }
     pthread_mutex_unlock(&s->incident_lock);
 }
 
@@ -33,12 +35,19 @@ void svc_store_ok(svc *s)
     pthread_mutex_unlock(&s->incident_lock);
 }
 
+static bool history_incident_begun(svc *s)
+{
+    atomic_fetch_add(&s->metrics.incidents_history, 1);
+    return true;
+}
+
 void svc_history_failed(svc *s, const exh_error *err, size_t lost)
 {
     atomic_fetch_add(&s->history_incident.dropped, (long)lost);
+    atomic_fetch_add(&s->metrics.history_dropped, lost);
     if (atomic_load(&s->history_incident.active)) return;
     pthread_mutex_lock(&s->incident_lock);
-    if (!atomic_exchange(&s->history_incident.active, 1))
+    if (!atomic_exchange(&s->history_incident.active, 1) && history_incident_begun(s))
         svc_log_error(LOG_ERROR,
                       "session history not written (events are dropped until the store "
                       "accepts writes again)",
@@ -49,9 +58,10 @@ void svc_history_failed(svc *s, const exh_error *err, size_t lost)
 void svc_history_overflow(svc *s, int max_events, int max_mib)
 {
     atomic_fetch_add(&s->history_incident.dropped, 1);
+    atomic_fetch_add(&s->metrics.history_dropped, 1);
     if (atomic_load(&s->history_incident.active)) return;
     pthread_mutex_lock(&s->incident_lock);
-    if (!atomic_exchange(&s->history_incident.active, 1))
+    if (!atomic_exchange(&s->history_incident.active, 1) && history_incident_begun(s))
         svc_log(LOG_ERROR,
                 "session history not written: the queue for the store is full (%d events or "
                 "%d MiB; the store is too slow or locked); new events are dropped until it "

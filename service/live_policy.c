@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "deadline.h"
 #include "log.h"
 
 struct svc_policy {
@@ -41,6 +42,10 @@ struct svc_live_policy {
     int sig_fd;
     pthread_t watcher;
     bool watching;
+    /* for metrics (svc_live_policy_stats) */
+    atomic_ulong reloads_ok, reloads_failed;
+    atomic_llong load_ns; /* the current policy's compile time */
+    atomic_uint rules;
 };
 
 svc_policy *svc_policy_get(svc_live_policy *lp)
@@ -90,8 +95,11 @@ static void release(svc_policy *h)
 static exh_status load(svc_live_policy *lp, exh_error *err)
 {
     exh_policy *p;
+    int64_t t0 = svc_now_ns();
     exh_status st = exh_policy_load(lp->path, &p, err);
     if (st != EXH_OK) return st;
+    atomic_store(&lp->load_ns, svc_now_ns() - t0);
+    atomic_store(&lp->rules, exh_policy_rule_count(p));
     exh_policy_drop_texts(p);
     svc_policy *h = malloc(sizeof(*h));
     if (!h) {
@@ -142,6 +150,7 @@ int svc_live_policy_reload(svc_live_policy *lp, const char *why)
     exh_status st = load(lp, &err);
     if (st == EXH_ENOMEM) {
         svc_log(LOG_ERROR, "policy reload failed (%s), keeping the old one: out of memory", why);
+        atomic_fetch_add(&lp->reloads_failed, 1);
         return -1;
     }
     if (st != EXH_OK) {
@@ -149,8 +158,10 @@ int svc_live_policy_reload(svc_live_policy *lp, const char *why)
         snprintf(what, sizeof(what), "policy reload failed (%s), keeping the old one", why);
         svc_log_error(LOG_ERROR, what, &err);
         if (!lp->one_thread) malloc_trim(0); /* the failed compile's blocks go back too */
+        atomic_fetch_add(&lp->reloads_failed, 1);
         return -1;
     }
+    atomic_fetch_add(&lp->reloads_ok, 1);
     svc_policy *h = svc_policy_get(lp);
     svc_log(LOG_INFO, "policy reloaded (%s): %u rules", why, exh_policy_rule_count(h->p));
     svc_policy_put(h);
@@ -264,4 +275,13 @@ void svc_live_policy_free(svc_live_policy *lp)
     release(lp->current);
     pthread_mutex_destroy(&lp->lock);
     free(lp);
+}
+
+void svc_live_policy_stats(svc_live_policy *lp, svc_policy_stats *out)
+{
+    out->reloads_ok = atomic_load(&lp->reloads_ok);
+    out->reloads_failed = atomic_load(&lp->reloads_failed);
+    out->load_ns = atomic_load(&lp->load_ns);
+    out->rules = atomic_load(&lp->rules);
+    out->gen = svc_live_policy_gen(lp);
 }

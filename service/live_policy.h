@@ -46,4 +46,13 @@ uint32_t svc_live_policy_gen(svc_live_policy *lp);
  * before starting any).  Returns 0, or -1 (logged). */
 int svc_live_policy_watch(svc_live_policy *lp);
 
+/* For metrics: reloads since start (the first load is not one), the
+ * current policy's rule count, compile time and generation. */
+typedef struct svc_policy_stats {
+    unsigned long reloads_ok, reloads_failed;
+    int64_t load_ns;
+    uint32_t rules, gen;
+} svc_policy_stats;
+void svc_live_policy_stats(svc_live_policy *lp, svc_policy_stats *out);
+
 #endif

@@ -20,6 +20,7 @@ svc *svc_new(const svc_config *cfg)
     s->cfg = *cfg;
     s->per_connection = cfg->kind == SVC_FOR_PLUGIN;
     pthread_mutex_init(&s->incident_lock, NULL);
+    svc_metrics_init(&s->metrics, cfg->metrics_listen[0] != '\0');
     exh_error err;
     /* The plugin's service runs on the broker's one thread and starts none:
      * its tables take no locks. */
@@ -45,6 +46,11 @@ svc *svc_new(const svc_config *cfg)
         svc_free(s);
         return NULL;
     }
+    static const char *const fronts[] = {"", "driver", "grpc", "mosquitto"};
+    if (svc_audit_new(s, fronts[cfg->kind >= 1 && cfg->kind <= 3 ? cfg->kind : 0], &s->audit) < 0) {
+        svc_free(s);
+        return NULL;
+    }
     return s;
 }
 
@@ -53,17 +59,22 @@ int svc_start(svc *s, unsigned threads)
     if ((threads & SVC_THREAD_RELOAD) && svc_live_policy_watch(s->policy) < 0) return -1;
     if ((threads & SVC_THREAD_HISTORY) && svc_history_start(s) < 0) return -1;
     if ((threads & SVC_THREAD_WATCH) && svc_watch_start(s) < 0) return -1;
+    if (s->audit && svc_audit_start(s) < 0) return -1;
+    if (s->cfg.metrics_listen[0] && svc_metrics_listen(s, s->cfg.metrics_listen) < 0) return -1;
     return 0;
 }
 
 void svc_free(svc *s)
 {
     if (!s) return;
-    svc_watch_free(s); /* its thread walks the client table: first */
+    svc_metrics_stop(s); /* a scrape reads everything below */
+    svc_watch_free(s);   /* its thread walks the client table: first */
     if (s->history) svc_history_free(s);
     svc_live_policy_free(s->policy);
     exh_auth_cache_free(s->cache);
     svc_clients_free(s->clients);
+    svc_audit_free(s); /* after the history: a stopping front end's last logins are in it */
+    svc_metrics_destroy(&s->metrics);
     pthread_mutex_destroy(&s->incident_lock);
     free(s);
 }
@@ -71,6 +82,16 @@ void svc_free(svc *s)
 const svc_config *svc_settings(const svc *s)
 {
     return &s->cfg;
+}
+
+void svc_reopen_logs(svc *s)
+{
+    svc_audit_reopen(s->audit);
+}
+
+void svc_set_queue_depth(svc *s, size_t (*fn)(void))
+{
+    atomic_store(&s->metrics.queue_depth, fn);
 }
 
 svc_live_policy *svc_live(svc *s)
@@ -118,6 +139,10 @@ int svc_run_start(const svc_config *cfg_in, const int *also, int nalso, svc **ou
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGHUP);
+    /* SIGUSR1 reopens the audit log (logrotate), read by its writer; it
+     * is blocked whether or not there is one: its default would end the
+     * process. */
+    sigaddset(&set, SIGUSR1);
     for (int i = 0; i < nalso; i++)
         sigaddset(&set, also[i]);
     pthread_sigmask(SIG_BLOCK, &set, NULL);

@@ -56,6 +56,10 @@ int svc_start(svc *s, unsigned threads);
 void svc_free(svc *s);
 
 const svc_config *svc_settings(const svc *s);
+/* The audit log opened again at its writer's next step (any thread). */
+void svc_reopen_logs(svc *s);
+/* The front end's login queue, shown as a metric (fn: thread-safe). */
+void svc_set_queue_depth(svc *s, size_t (*fn)(void));
 svc_live_policy *svc_live(svc *s);
 svc_clients *svc_client_table(svc *s);
 
@@ -90,6 +94,15 @@ svc_answer svc_login_check(svc_conn *c, const exh_auth_request *rq, svc_grant *g
 void svc_login_end(svc *s, const char *key, size_t klen, const exh_auth_request *rq, uint64_t gen,
                    svc_grant *g);
 
+/* The check's answer a was the one sent (call it where svc_login_end is
+ * called, before it: g still holds the groups): counted, its time since
+ * started_ns (svc_now_ns when the call arrived; 0: not timed) observed, and
+ * written to the audit log.  c: the thread's connection (NULL: none). */
+void svc_login_answered(svc *s, svc_conn *c, const exh_auth_request *rq, const svc_grant *g,
+                        svc_answer a, int64_t started_ns);
+/* Refused at its deadline, checked or not: counted and audited as such. */
+void svc_login_refused_late(svc *s, const exh_auth_request *rq, int64_t started_ns);
+
 /* A login that could not be read (refused): every name on that key
  * without a verified login of its own gets nothing (clients.h). */
 void svc_login_unreadable(svc *s, const char *key, size_t len);
@@ -111,7 +124,7 @@ svc_answer svc_authorize(svc_conn *c, exh_request *r);
  * delivery flags), decides and keeps the answer in the way this miss
  * reserved (the cache is read and filled only through this pair).  For a
  * front end on one thread with decision_cache on. */
-int svc_authorize_cached(svc *s, const char *key, size_t klen, const svc_probe *q);
+int svc_authorize_cached(svc_conn *c, const char *key, size_t klen, const svc_probe *q);
 
 /* A connect or disconnect for the history (copied; best effort).  A
  * disconnect also forgets the client's record if it holds a finished

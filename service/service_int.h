@@ -8,6 +8,8 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "audit.h"
+#include "metrics.h"
 #include "service.h"
 
 /* A store fault, reported once when it starts and once when it clears. */
@@ -72,6 +74,9 @@ struct svc {
     /* Steps that heard change notices (watch.c): a login that read the
      * store before one and ends after it has its user checked again. */
     atomic_ullong notice_seq;
+    svc_metrics metrics;
+    svc_audit *audit;     /* NULL: no audit_log */
+    void *metrics_daemon; /* struct MHD_Daemon (metrics_http.c) */
 };
 
 struct svc_conn {
@@ -79,6 +84,11 @@ struct svc_conn {
     exh_store *store;
     bool fresh; /* store (re)opened since svc_revalidate last looked */
     exh_evalctx *ctx;
+    svc_metrics_shard *shard; /* this thread's ACL counts (NULL: metrics off) */
+    uint64_t rng;             /* audit_sample's coin */
+    int forced_draw;          /* the plugin's cached path drew for the next check: 0/1; -1 none */
+    char *audit_buf;          /* where this thread formats audit records */
+    size_t audit_cap;
 };
 
 /* incidents.c */

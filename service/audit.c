@@ -1,0 +1,662 @@
+/*
+ * audit.c -- the decision audit log (audit.h).
+ *
+ * The ring holds records as [u32 length][i64 time in us][JSON members],
+ * the members being everything after "time", "front" and "node", which
+ * the writer adds: a decision pays for its own fields only, and the clock
+ * is formatted off its path.
+ */
+#define _GNU_SOURCE /* pthread_timedjoin_np */
+#include "audit.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "deadline.h"
+#include "log.h"
+#include "service_int.h"
+#include "utf8.h"
+
+enum { HDR = 12, OUTBUF = 1 << 16, SAY_EVERY_US = 10 * 1000000 };
+
+struct svc_audit {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    char *ring;
+    size_t cap, head, used;
+    bool closed;
+    /* dropped since the writer last looked, by event */
+    unsigned long drop_acl, drop_login;
+    int64_t drop_first_us, drop_last_us;
+    atomic_int reopen;
+    pthread_t thread;
+    bool running;
+    svc_metrics *m;
+    uint64_t threshold; /* audit_sample as a fraction of 2^64 */
+    bool sample_all;
+    double sample;
+    char path[4096];
+    char front[16];
+    char node[256];
+};
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int svc_audit_new(const svc *s, const char *front, svc_audit **out)
+{
+    *out = NULL;
+    const svc_config *cfg = &s->cfg;
+    if (!cfg->audit_log[0]) return 0;
+    svc_audit *a = calloc(1, sizeof(*a));
+    if (!a || !(a->ring = malloc(cfg->audit_queue))) {
+        free(a);
+        svc_log(LOG_ERROR, "audit log: out of memory");
+        return -1;
+    }
+    a->cap = cfg->audit_queue;
+    pthread_mutex_init(&a->lock, NULL);
+    pthread_cond_init(&a->cond, NULL);
+    a->m = (svc_metrics *)&s->metrics;
+    a->sample = cfg->audit_sample;
+    a->sample_all = cfg->audit_sample >= 1.0;
+    a->threshold = (uint64_t)(cfg->audit_sample * 18446744073709551616.0);
+    snprintf(a->path, sizeof(a->path), "%s", cfg->audit_log);
+    snprintf(a->front, sizeof(a->front), "%s", front);
+    if (cfg->node[0])
+        snprintf(a->node, sizeof(a->node), "%s", cfg->node);
+    else if (gethostname(a->node, sizeof(a->node) - 1) != 0)
+        snprintf(a->node, sizeof(a->node), "unknown");
+    *out = a;
+    return 0;
+}
+
+void svc_audit_reopen(svc_audit *a)
+{
+    if (a) atomic_store(&a->reopen, 1);
+}
+
+/* ---- the decision's side ---- */
+
+/* A growing buffer (the connection's, reused). */
+typedef struct jb {
+    char *p;
+    size_t len, cap;
+    bool failed, lossy;
+} jb;
+
+static void jb_need(jb *b, size_t more)
+{
+    if (b->failed || b->len + more <= b->cap) return;
+    size_t cap = b->cap ? b->cap : 1024;
+    while (cap < b->len + more)
+        cap *= 2;
+    char *p = realloc(b->p, cap);
+    if (!p) {
+        b->failed = true;
+        return;
+    }
+    b->p = p;
+    b->cap = cap;
+}
+
+static void jb_raw(jb *b, const char *s, size_t n)
+{
+    jb_need(b, n);
+    if (b->failed) return;
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+}
+
+static void jb_lit(jb *b, const char *s)
+{
+    jb_raw(b, s, strlen(s));
+}
+
+/* A JSON string.  Broker strings are bytes: control characters and NUL
+ * are escaped; a byte that is not well-formed UTF-8 becomes U+FFFD and
+ * the record says "lossy" (replay cannot re-decide what it cannot read
+ * back). */
+static void jb_str(jb *b, const char *s, size_t n)
+{
+    jb_need(b, n * 6 + 2);
+    if (b->failed) return;
+    char *o = b->p + b->len;
+    *o++ = '"';
+    size_t i = 0;
+    while (i < n) {
+        size_t good = i + exh_utf8_bad(s + i, n - i);
+        for (; i < good; i++) {
+            unsigned char ch = (unsigned char)s[i];
+            if (ch == '"' || ch == '\\') {
+                *o++ = '\\';
+                *o++ = (char)ch;
+            } else if (ch < 0x20 || ch == 0x7f) {
+                o += sprintf(o, "\\u%04x", ch);
+            } else {
+                *o++ = (char)ch;
+            }
+        }
+        if (i < n) {
+            memcpy(o, "\\ufffd", 6);
+            o += 6;
+            b->lossy = true;
+            i++;
+        }
+    }
+    *o++ = '"';
+    b->len = (size_t)(o - b->p);
+}
+
+static void jb_key(jb *b, const char *key)
+{
+    jb_raw(b, ",\"", 2);
+    jb_lit(b, key);
+    jb_raw(b, "\":", 2);
+}
+
+static void jb_kstr(jb *b, const char *key, const char *s, size_t n)
+{
+    jb_key(b, key);
+    jb_str(b, s, n);
+}
+
+static void jb_kint(jb *b, const char *key, long v)
+{
+    char t[24];
+    int n = snprintf(t, sizeof(t), "%ld", v);
+    jb_key(b, key);
+    jb_raw(b, t, (size_t)n);
+}
+
+static void jb_peer(jb *b, const exh_addr *peer)
+{
+    if (!peer->family) return;
+    char t[64];
+    exh_addr_format(peer, t, sizeof(t));
+    jb_kstr(b, "peer", t, strlen(t));
+}
+
+static void jb_groups(jb *b, const exh_str *g, size_t n)
+{
+    if (!n) return;
+    jb_key(b, "groups");
+    jb_raw(b, "[", 1);
+    for (size_t i = 0; i < n; i++) {
+        if (i) jb_raw(b, ",", 1);
+        jb_str(b, g[i].ptr, g[i].len);
+    }
+    jb_raw(b, "]", 1);
+}
+
+static const char *const answer_names[3] = {"deny", "allow", "ignore"}; /* svc_answer order */
+
+/* The rule as FILE:LINE, or the basis's word. */
+static void jb_rule(jb *b, const exh_policy *p, const exh_result *res)
+{
+    const exh_rule_info *ri = res->basis == EXH_BY_RULE && p ? exh_policy_rule(p, res->rule) : NULL;
+    if (ri) {
+        char t[32];
+        int n = snprintf(t, sizeof(t), ":%u", ri->line);
+        size_t fl = strlen(ri->file);
+        jb_key(b, "rule");
+        jb_need(b, fl * 6 + 2 + (size_t)n);
+        if (b->failed) return;
+        jb_str(b, ri->file, fl);
+        b->len--; /* the closing quote: the line goes inside */
+        jb_raw(b, t, (size_t)n);
+        jb_raw(b, "\"", 1);
+    } else {
+        jb_kstr(b, "rule", exh_basis_str(res->basis), strlen(exh_basis_str(res->basis)));
+    }
+}
+
+static void ring_put(svc_audit *a, size_t at, const void *src, size_t n)
+{
+    size_t first = a->cap - at < n ? a->cap - at : n;
+    memcpy(a->ring + at, src, first);
+    if (n > first) memcpy(a->ring, (const char *)src + first, n - first);
+}
+
+/* Queue one record; false when it was dropped (counted). */
+static bool push(svc_audit *a, bool login, int64_t t_us, const char *json, size_t len)
+{
+    uint32_t l = (uint32_t)len;
+    pthread_mutex_lock(&a->lock);
+    if (len > UINT32_MAX || a->used + HDR + len > a->cap || a->closed) {
+        if (login)
+            a->drop_login++;
+        else
+            a->drop_acl++;
+        if (!a->drop_first_us) a->drop_first_us = t_us;
+        a->drop_last_us = t_us;
+        pthread_mutex_unlock(&a->lock);
+        atomic_fetch_add_explicit(login ? &a->m->audit_dropped_login : &a->m->audit_dropped_acl, 1,
+                                  memory_order_relaxed);
+        return false;
+    }
+    size_t at = (a->head + a->used) % a->cap;
+    ring_put(a, at, &l, 4);
+    ring_put(a, (at + 4) % a->cap, &t_us, 8);
+    ring_put(a, (at + HDR) % a->cap, json, len);
+    bool was_empty = a->used == 0;
+    a->used += HDR + len;
+    pthread_mutex_unlock(&a->lock);
+    if (was_empty) pthread_cond_signal(&a->cond);
+    return true;
+}
+
+/* The connection's buffer, or a fresh one (c NULL: a deadline's refusal). */
+static jb take_buffer(svc_conn *c)
+{
+    jb b = {0};
+    if (c) {
+        b.p = c->audit_buf;
+        b.cap = c->audit_cap;
+    }
+    return b;
+}
+
+static void give_buffer(svc_conn *c, jb *b)
+{
+    if (c) {
+        c->audit_buf = b->p;
+        c->audit_cap = b->cap;
+    } else {
+        free(b->p);
+    }
+}
+
+static void finish(svc_audit *a, svc_conn *c, jb *b, bool login, int64_t t)
+{
+    if (b->lossy) jb_lit(b, ",\"lossy\":true");
+    if (b->failed)
+        push(a, login, t, NULL, (size_t)UINT32_MAX + 1); /* counted as dropped */
+    else
+        push(a, login, t, b->p + 1, b->len - 1); /* without the leading comma */
+    give_buffer(c, b);
+}
+
+bool svc_audit_draw(svc_conn *c)
+{
+    svc_audit *a = c->s->audit;
+    if (!a || !a->threshold) return false;
+    if (a->sample_all) return true;
+    /* xorshift64*: a cheap, good enough coin per connection */
+    uint64_t x = c->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    c->rng = x;
+    return x * 0x2545F4914F6CDD1DULL < a->threshold;
+}
+
+void svc_audit_acl_record(svc_conn *c, const exh_request *r, const svc_audit_acl *d)
+{
+    svc_audit *a = c->s->audit;
+    int64_t t = now_us();
+    jb b = take_buffer(c);
+    jb_lit(&b, ",\"event\":\"acl\"");
+    jb_kstr(&b, "clientid", r->clientid ? r->clientid : "", r->clientid ? r->clientid_len : 0);
+    if (r->username) jb_kstr(&b, "username", r->username, r->username_len);
+    jb_peer(&b, &r->peerhost);
+    jb_groups(&b, r->groups, r->ngroups);
+    if (r->superuser) jb_lit(&b, ",\"superuser\":true");
+    jb_lit(&b, r->action == EXH_PUBLISH ? ",\"action\":\"publish\"" : ",\"action\":\"subscribe\"");
+    if (r->delivery) jb_lit(&b, ",\"delivery\":true");
+    jb_kstr(&b, "topic", r->topic ? r->topic : "", r->topic ? r->topic_len : 0);
+    if (r->qos >= 0 && r->qos <= 2 && !r->delivery) jb_kint(&b, "qos", r->qos);
+    if (r->retain == 0 || r->retain == 1)
+        jb_lit(&b, r->retain ? ",\"retain\":true" : ",\"retain\":false");
+    jb_key(&b, "decision");
+    jb_str(&b, answer_names[d->answer], strlen(answer_names[d->answer]));
+    if (d->res) {
+        jb_rule(&b, d->policy, d->res);
+        if (d->res->basis == EXH_BY_INVALID && d->res->reason)
+            jb_kstr(&b, "reason", d->res->reason, strlen(d->res->reason));
+    } else {
+        jb_kstr(&b, "rule", d->rule, strlen(d->rule));
+    }
+    jb_kint(&b, "gen", (long)d->gen);
+    if (d->sampled && !a->sample_all) {
+        char t2[48];
+        int n = snprintf(t2, sizeof(t2), ",\"sample\":%.6g", a->sample);
+        jb_raw(&b, t2, (size_t)n);
+    }
+    finish(a, c, &b, false, t);
+}
+
+void svc_audit_login(svc *s, svc_conn *c, const exh_auth_request *rq, const svc_grant *g,
+                     int answer, const char *why)
+{
+    svc_audit *a = s->audit;
+    if (!a) return;
+    int64_t t = now_us();
+    jb b = take_buffer(c);
+    jb_lit(&b, ",\"event\":\"login\"");
+    jb_kstr(&b, "clientid", rq->clientid ? rq->clientid : "", rq->clientid ? rq->clientid_len : 0);
+    if (rq->username) jb_kstr(&b, "username", rq->username, rq->username_len);
+    jb_peer(&b, &rq->peerhost);
+    if (g && g->ngroups) {
+        jb_key(&b, "groups");
+        jb_raw(&b, "[", 1);
+        for (size_t i = 0; i < g->ngroups; i++) {
+            if (i) jb_raw(&b, ",", 1);
+            jb_str(&b, g->groups[i], strlen(g->groups[i]));
+        }
+        jb_raw(&b, "]", 1);
+    }
+    if (g && g->superuser) jb_lit(&b, ",\"superuser\":true");
+    jb_lit(&b, ",\"action\":\"connect\"");
+    jb_key(&b, "decision");
+    jb_str(&b, answer_names[answer], strlen(answer_names[answer]));
+    const char *rule = g && g->rule[0] ? g->rule : "credentials";
+    jb_kstr(&b, "rule", rule, strlen(rule));
+    jb_kstr(&b, "reason", why, strlen(why));
+    if (g && g->gen) jb_kint(&b, "gen", (long)g->gen);
+    finish(a, c, &b, true, t);
+}
+
+/* ---- the writer ---- */
+
+typedef struct writer {
+    svc_audit *a;
+    int fd;
+    dev_t dev;
+    ino_t ino;
+    bool failing; /* the file refuses writes: said once */
+    char *in;     /* records taken from the ring */
+    char out[OUTBUF];
+    size_t outlen;
+    unsigned long lost; /* records a failed write took with it */
+    int64_t said_us;    /* when drops were last said */
+    unsigned long said_acl, said_login;
+    time_t sec;
+    char stamp[32]; /* "YYYY-MM-DDTHH:MM:SS" of sec */
+} writer;
+
+static void open_file(writer *w)
+{
+    if (w->fd >= 0) close(w->fd);
+    /* 0600: the log names users, clients and addresses. */
+    w->fd = open(w->a->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
+    struct stat st;
+    if (w->fd < 0 || fstat(w->fd, &st) != 0) {
+        if (!w->failing)
+            svc_log(LOG_ERROR, "audit log %s: cannot open: %s (records are dropped until it can)",
+                    w->a->path, strerror(errno));
+        w->failing = true;
+        return;
+    }
+    w->dev = st.st_dev;
+    w->ino = st.st_ino;
+}
+
+/* The path names another file now (moved away by logrotate). */
+static bool moved(const writer *w)
+{
+    struct stat st;
+    if (w->fd < 0) return true;
+    return stat(w->a->path, &st) != 0 || st.st_dev != w->dev || st.st_ino != w->ino;
+}
+
+static bool flush_out(writer *w, unsigned long records)
+{
+    size_t off = 0;
+    while (off < w->outlen && w->fd >= 0) {
+        ssize_t n = write(w->fd, w->out + off, w->outlen - off);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        off += (size_t)n;
+    }
+    bool ok = off == w->outlen;
+    w->outlen = 0;
+    if (ok) {
+        atomic_fetch_add(&w->a->m->audit_written, records);
+        if (w->failing) svc_log(LOG_INFO, "audit log %s: written again", w->a->path);
+        w->failing = false;
+        return true;
+    }
+    /* A partial line would corrupt the next: the rest is lost, counted. */
+    atomic_fetch_add(&w->a->m->audit_dropped_acl, records);
+    if (!w->failing)
+        svc_log(LOG_ERROR, "audit log %s: write failed: %s (records are dropped until it works)",
+                w->a->path, w->fd < 0 ? "not open" : strerror(errno));
+    w->failing = true;
+    return false;
+}
+
+static void stamp(writer *w, int64_t us, char *dst)
+{
+    time_t sec = (time_t)(us / 1000000);
+    if (sec != w->sec || !w->stamp[0]) {
+        struct tm tm;
+        gmtime_r(&sec, &tm);
+        strftime(w->stamp, sizeof(w->stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+        w->sec = sec;
+    }
+    sprintf(dst, "%s.%06ldZ", w->stamp, (long)(us % 1000000));
+}
+
+static void emit(writer *w, unsigned long *pending, int64_t us, const char *members, size_t n)
+{
+    char t[48];
+    stamp(w, us, t);
+    char head[600];
+    int hl =
+        snprintf(head, sizeof(head), "{\"time\":\"%s\",\"front\":\"%s\",\"node\":", t, w->a->front);
+    jb node = {0};
+    jb_str(&node, w->a->node, strlen(w->a->node));
+    size_t need = (size_t)hl + node.len + 1 + n + 2;
+    if (w->outlen + need > OUTBUF) {
+        flush_out(w, *pending);
+        *pending = 0;
+    }
+    if (need > OUTBUF) { /* one long record: written on its own */
+        char *big = malloc(need);
+        if (big) {
+            memcpy(big, head, (size_t)hl);
+            memcpy(big + hl, node.p, node.len);
+            big[hl + node.len] = ',';
+            memcpy(big + hl + node.len + 1, members, n);
+            memcpy(big + need - 2, "}\n", 2);
+            size_t off = 0;
+            while (off < need && w->fd >= 0) {
+                ssize_t k = write(w->fd, big + off, need - off);
+                if (k < 0 && errno == EINTR) continue;
+                if (k <= 0) break;
+                off += (size_t)k;
+            }
+            free(big);
+            if (off == need) {
+                atomic_fetch_add(&w->a->m->audit_written, 1);
+                free(node.p);
+                return;
+            }
+        }
+        atomic_fetch_add(&w->a->m->audit_dropped_acl, 1);
+        free(node.p);
+        return;
+    }
+    char *o = w->out + w->outlen;
+    memcpy(o, head, (size_t)hl);
+    memcpy(o + hl, node.p, node.len);
+    o[hl + node.len] = ',';
+    memcpy(o + hl + node.len + 1, members, n);
+    memcpy(o + need - 2, "}\n", 2);
+    w->outlen += need;
+    (*pending)++;
+    free(node.p);
+}
+
+/* Drops since the last look: said in the service's log (at most every
+ * 10 s) and in the audit log itself. */
+static void say_drops(writer *w, unsigned long acl, unsigned long login, int64_t first,
+                      int64_t last, unsigned long *pending)
+{
+    if (!acl && !login) return;
+    char t1[48], t2[48], members[256];
+    stamp(w, first, t1);
+    stamp(w, last, t2);
+    int n =
+        snprintf(members, sizeof(members),
+                 "\"event\":\"dropped\",\"acl\":%lu,\"login\":%lu,\"from\":\"%s\",\"to\":\"%s\"",
+                 acl, login, t1, t2);
+    emit(w, pending, now_us(), members, (size_t)n);
+    w->said_acl += acl;
+    w->said_login += login;
+    int64_t now = now_us();
+    if (now - w->said_us >= SAY_EVERY_US) {
+        svc_log(LOG_WARN,
+                "audit log %s: queue full (the file is not keeping up): %lu ACL and %lu login "
+                "records dropped",
+                w->a->path, w->said_acl, w->said_login);
+        w->said_us = now;
+        w->said_acl = w->said_login = 0;
+    }
+}
+
+static void cleanup(void *arg)
+{
+    writer *w = arg;
+    if (w->fd >= 0) close(w->fd);
+    free(w->in);
+    free(w);
+}
+
+static int signal_fd(void)
+{
+    /* SIGUSR1 is blocked in every thread (svc_run_start) when the front
+     * end owns its signals; read here.  The plugin has none. */
+    sigset_t set, cur;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, NULL, &cur);
+    if (!sigismember(&cur, SIGUSR1)) return -1;
+    return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+}
+
+static void *writer_main(void *arg)
+{
+    writer *w = arg;
+    svc_audit *a = w->a;
+    int sfd = signal_fd();
+    pthread_cleanup_push(cleanup, w);
+    open_file(w);
+    int64_t checked = now_us();
+    pthread_mutex_lock(&a->lock);
+    for (;;) {
+        while (!a->used && !a->closed && !atomic_load(&a->reopen) && !a->drop_acl &&
+               !a->drop_login) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += 1;
+            if (pthread_cond_timedwait(&a->cond, &a->lock, &until) == ETIMEDOUT) break;
+        }
+        size_t n = a->used;
+        size_t first = a->cap - a->head < n ? a->cap - a->head : n;
+        memcpy(w->in, a->ring + a->head, first);
+        memcpy(w->in + first, a->ring, n - first);
+        a->head = 0;
+        a->used = 0;
+        unsigned long dacl = a->drop_acl, dlogin = a->drop_login;
+        int64_t d1 = a->drop_first_us, d2 = a->drop_last_us;
+        a->drop_acl = a->drop_login = 0;
+        a->drop_first_us = a->drop_last_us = 0;
+        bool closing = a->closed;
+        pthread_mutex_unlock(&a->lock);
+
+        struct signalfd_siginfo si;
+        if (sfd >= 0)
+            while (read(sfd, &si, sizeof(si)) == sizeof(si))
+                atomic_store(&a->reopen, 1);
+        int64_t now = now_us();
+        if (atomic_exchange(&a->reopen, 0)) {
+            open_file(w);
+            checked = now;
+        } else if (now - checked >= 1000000) {
+            if (moved(w)) open_file(w);
+            checked = now;
+        }
+        unsigned long pending = 0;
+        for (size_t off = 0; off + HDR <= n;) {
+            uint32_t l;
+            int64_t us;
+            memcpy(&l, w->in + off, 4);
+            memcpy(&us, w->in + off + 4, 8);
+            emit(w, &pending, us, w->in + off + HDR, l);
+            off += HDR + l;
+        }
+        say_drops(w, dacl, dlogin, d1, d2, &pending);
+        if (w->outlen) flush_out(w, pending);
+        if (closing && !n) break;
+        pthread_mutex_lock(&a->lock);
+    }
+    if (sfd >= 0) close(sfd);
+    pthread_cleanup_pop(1);
+    return NULL;
+}
+
+int svc_audit_start(svc *s)
+{
+    svc_audit *a = s->audit;
+    if (!a) return 0;
+    writer *w = calloc(1, sizeof(*w));
+    if (!w || !(w->in = malloc(a->cap))) {
+        free(w);
+        svc_log(LOG_ERROR, "audit log: out of memory");
+        return -1;
+    }
+    w->a = a;
+    w->fd = -1;
+    int e = pthread_create(&a->thread, NULL, writer_main, w);
+    if (e) {
+        free(w->in);
+        free(w);
+        svc_log(LOG_ERROR, "audit log: cannot start its thread: %s", strerror(e));
+        return -1;
+    }
+    a->running = true;
+    return 0;
+}
+
+void svc_audit_free(svc *s)
+{
+    svc_audit *a = s->audit;
+    if (!a) return;
+    if (a->running) {
+        pthread_mutex_lock(&a->lock);
+        a->closed = true;
+        pthread_mutex_unlock(&a->lock);
+        pthread_cond_signal(&a->cond);
+        /* A file that takes no writes (a full pipe, a hung NFS mount) must
+         * not hold a stopping front end forever. */
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 2;
+        if (pthread_timedjoin_np(a->thread, NULL, &until) != 0) {
+            svc_log(LOG_WARN, "audit log %s: the file takes no writes; stopping without them",
+                    a->path);
+            pthread_cancel(a->thread);
+            pthread_join(a->thread, NULL);
+        }
+    }
+    pthread_mutex_destroy(&a->lock);
+    pthread_cond_destroy(&a->cond);
+    free(a->ring);
+    free(a);
+    s->audit = NULL;
+}
