@@ -38,6 +38,7 @@ struct svc_audit {
     unsigned long drop_acl, drop_login;
     int64_t drop_first_us, drop_last_us;
     atomic_int reopen;
+    atomic_llong warned_us; /* when a decision last said the queue was full */
     pthread_t thread;
     bool running;
     svc_metrics *m;
@@ -246,6 +247,16 @@ static bool push(svc_audit *a, bool login, int64_t t_us, const char *json, size_
         pthread_mutex_unlock(&a->lock);
         atomic_fetch_add_explicit(login ? &a->m->audit_dropped_login : &a->m->audit_dropped_acl, 1,
                                   memory_order_relaxed);
+        /* Said now, by the decision that found it full (at most every
+         * 10 s): the writer may be stuck on the file and cannot say it;
+         * it gives the counts when it catches up. */
+        long long last = atomic_load(&a->warned_us);
+        if (t_us - last >= SAY_EVERY_US &&
+            atomic_compare_exchange_strong(&a->warned_us, &last, t_us))
+            svc_log(LOG_WARN,
+                    "audit log %s: queue full (the file is not taking writes fast enough): "
+                    "records are being dropped",
+                    a->path);
         return false;
     }
     size_t at = (a->head + a->used) % a->cap;
