@@ -518,8 +518,10 @@ EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *pid, void **userdata,
         return MOSQ_ERR_INVAL;
     }
     /* The store is opened now: a fault is said at start-up, not at the
-     * first login. */
-    if (!(p->conn = svc_conn_new(p->s))) {
+     * first login.  Then the audit log's writer and the metrics listener,
+     * if set (the service's only threads in the broker). */
+    if (!(p->conn = svc_conn_new(p->s)) || svc_start(p->s, 0) < 0) {
+        svc_conn_free(p->conn);
         svc_free(p->s);
         free(p);
         flush_log();

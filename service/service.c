@@ -10,6 +10,8 @@
 #include "log.h"
 #include "service_int.h"
 
+static int start_threads(svc *s, unsigned threads);
+
 svc *svc_new(const svc_config *cfg)
 {
     svc *s = calloc(1, sizeof(*s));
@@ -55,6 +57,22 @@ svc *svc_new(const svc_config *cfg)
 }
 
 int svc_start(svc *s, unsigned threads)
+{
+    /* In a broker's process (the plugin) no thread of ours may take a
+     * signal meant for the broker's own handlers: they start with all
+     * blocked. */
+    sigset_t all, old;
+    bool guest = s->cfg.kind == SVC_FOR_PLUGIN;
+    if (guest) {
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, &old);
+    }
+    int rc = start_threads(s, threads);
+    if (guest) pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}
+
+static int start_threads(svc *s, unsigned threads)
 {
     if ((threads & SVC_THREAD_RELOAD) && svc_live_policy_watch(s->policy) < 0) return -1;
     if ((threads & SVC_THREAD_HISTORY) && svc_history_start(s) < 0) return -1;
