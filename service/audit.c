@@ -26,7 +26,7 @@
 #include "service_int.h"
 #include "utf8.h"
 
-enum { HDR = 12, OUTBUF = 1 << 16, SAY_EVERY_US = 10 * 1000000 };
+enum { HDR = 12, OUTBUF = 1 << 16, SAY_EVERY_US = 10 * 1000000, WAKE_MS = 100 };
 
 struct svc_audit {
     pthread_mutex_t lock;
@@ -74,7 +74,9 @@ int svc_audit_new(const svc *s, const char *front, svc_audit **out)
     a->m = (svc_metrics *)&s->metrics;
     a->sample = cfg->audit_sample;
     a->sample_all = cfg->audit_sample >= 1.0;
-    a->threshold = (uint64_t)(cfg->audit_sample * 18446744073709551616.0);
+    /* (1.0 itself would not fit: sample_all) */
+    a->threshold = a->sample_all ? UINT64_MAX
+                                 : (uint64_t)(cfg->audit_sample * 18446744073709551616.0);
     snprintf(a->path, sizeof(a->path), "%s", cfg->audit_log);
     snprintf(a->front, sizeof(a->front), "%s", front);
     if (cfg->node[0])
@@ -263,10 +265,14 @@ static bool push(svc_audit *a, bool login, int64_t t_us, const char *json, size_
     ring_put(a, at, &l, 4);
     ring_put(a, (at + 4) % a->cap, &t_us, 8);
     ring_put(a, (at + HDR) % a->cap, json, len);
-    bool was_empty = a->used == 0;
+    /* The writer is woken only when the ring is half full: it looks every
+     * WAKE_MS anyway, and a wake per record (a futex call, the writer's
+     * own syscalls between decisions) would cost a deny more than the
+     * record does. */
+    bool wake = a->used < a->cap / 2 && a->used + HDR + len >= a->cap / 2;
     a->used += HDR + len;
     pthread_mutex_unlock(&a->lock);
-    if (was_empty) pthread_cond_signal(&a->cond);
+    if (wake) pthread_cond_signal(&a->cond);
     return true;
 }
 
@@ -304,8 +310,9 @@ static void finish(svc_audit *a, svc_conn *c, jb *b, bool login, int64_t t)
 bool svc_audit_draw(svc_conn *c)
 {
     svc_audit *a = c->s->audit;
-    if (!a || !a->threshold) return false;
+    if (!a) return false;
     if (a->sample_all) return true;
+    if (!a->threshold) return false;
     /* xorshift64*: a cheap, good enough coin per connection */
     uint64_t x = c->rng;
     x ^= x >> 12;
@@ -570,12 +577,17 @@ static void *writer_main(void *arg)
     int64_t checked = now_us();
     pthread_mutex_lock(&a->lock);
     for (;;) {
-        while (!a->used && !a->closed && !atomic_load(&a->reopen) && !a->drop_acl &&
-               !a->drop_login) {
+        /* Every WAKE_MS, or sooner when the ring is half full or the log
+         * is closing. */
+        if (!a->closed && a->used < a->cap / 2) {
             struct timespec until;
             clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_sec += 1;
-            if (pthread_cond_timedwait(&a->cond, &a->lock, &until) == ETIMEDOUT) break;
+            until.tv_nsec += WAKE_MS * 1000000L;
+            if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&a->cond, &a->lock, &until);
         }
         size_t n = a->used;
         size_t first = a->cap - a->head < n ? a->cap - a->head : n;
