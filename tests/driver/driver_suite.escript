@@ -479,6 +479,7 @@ suite() ->
                       {nouse_stdio, fun nouse_stdio/0}, {failed_store, fun failed_store/0},
                       {truncated_at_eof, fun truncated_at_eof/0},
                       {check_config, fun check_config/0},
+                      {observe, fun observe/0},
                       {sanitizer_reports, fun sanitizer_reports/0}]
                          ++ [{valgrind_reports, fun valgrind_reports/0} || under_valgrind()]
                          ++ [{launch_logs, fun launch_logs/0} || launch()]],
@@ -1588,6 +1589,61 @@ parse_frames(<<Len:32, T:Len/binary, Rest/binary>>, Acc) ->
 parse_frames(Rest, Acc) -> {lists:reverse(Acc), Rest}.
 
 %% ---- --check-config --------------------------------------------------------------
+
+%% Metrics and the audit log through the port: the counters equal the calls
+%% made, the scrape passes tests/lib/promcheck.py (the 0.0.4 grammar and
+%% prometheus_client), every deny and login is in the log, no password.
+observe() ->
+    {ok, L} = gen_tcp:listen(0, [{ip, {127, 0, 0, 1}}]),
+    {ok, MPort} = inet:port(L),
+    gen_tcp:close(L),
+    Audit = filename:join(env(tmp), "driver-audit.jsonl"),
+    Metrics = "127.0.0.1:" ++ integer_to_list(MPort),
+    D = start("observe", env(pol), "--metrics-listen " ++ Metrics ++ " --audit-log " ++ Audit),
+    case call(D, init, []) of
+        {r, {0, {_, State}}} -> put(state, State);
+        _ -> ok
+    end,
+    Alice = user(<<"acme:alice">>, <<"obs-1">>),
+    check("observe: alice logs in",
+          auth(D, user(<<"acme:alice">>, <<"obs-1">>, <<"alice-pw">>)), ?ALLOW),
+    check("observe: a wrong password",
+          auth(D, user(<<"acme:alice">>, <<"obs-2">>, <<"wrong-pw-123">>)), ?DENY),
+    N = 40,
+    Answers = [{acl(D, Alice, publish, <<"tenants/acme/users/alice/todo">>),
+                acl(D, Alice, subscribe, <<"#">>),
+                acl(D, Alice, publish, <<"a/+">>)} || _ <- lists:seq(1, N)],
+    check("observe: every answer as the policy says",
+          lists:usort(Answers), [{?ALLOW, ?DENY, ?DENY}]),
+    Q = fun(Name, Labels) -> Name ++ "{" ++ Labels ++ "}" end,
+    Acl = fun(A, O) -> Q("exhook_acl_decisions_total",
+                         "action=\"" ++ A ++ "\",outcome=\"" ++ O ++ "\"") end,
+    Login = fun(O, R) -> Q("exhook_logins_total", "outcome=\"" ++ O ++ "\",reason=\"" ++ R ++ "\"") end,
+    Scrape = filename:join(env(tmp), "driver-metrics.txt"),
+    {0, _} = run("curl -sS --max-time 10 http://" ++ Metrics ++ "/metrics -o " ++ q(Scrape)),
+    {St, Out} = run("/usr/bin/python3 " ++ q(env(repo) ++ "/tests/lib/promcheck.py") ++ " " ++
+                        q(Scrape) ++ " " ++
+                        lists:join(" ", [q(X) || X <- [Acl("publish", "allow"),
+                                                       Acl("subscribe", "deny"),
+                                                       Acl("publish", "invalid"),
+                                                       Login("allow", "ok"),
+                                                       Login("deny", "wrong password")]])),
+    check("observe: the scrape is valid 0.0.4 exposition", St, 0),
+    check("observe: counters equal the calls (publish allow, subscribe deny, invalid, "
+          "login ok, wrong password)",
+          string:lexemes(Out, "\n"), [integer_to_list(N), integer_to_list(N), integer_to_list(N),
+                                      "1", "1"]),
+    close(D),
+    {ok, Bin} = file:read_file(Audit),
+    Lines = [L2 || L2 <- binary:split(Bin, <<"\n">>, [global]), L2 =/= <<>>],
+    Has = fun(Pat) -> length([x || L2 <- Lines, binary:match(L2, Pat) =/= nomatch]) end,
+    check("observe: the audit log holds every deny and both logins",
+          {Has(<<"\"event\":\"acl\"">>), Has(<<"\"decision\":\"deny\",\"rule\":\"invalid\"">>),
+           Has(<<"\"event\":\"login\"">>), Has(<<"\"front\":\"driver\"">>)},
+          {2 * N, N, 2, 2 * N + 2}),
+    check("observe: no password in the audit log",
+          {binary:match(Bin, <<"alice-pw">>), binary:match(Bin, <<"wrong-pw-123">>)},
+          {nomatch, nomatch}).
 
 check_config() ->
     {S1, O1} = run(drv("check-config") ++ " --db " ++ q(env(db)) ++ " --policy " ++ q(env(pol)) ++
