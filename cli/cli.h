@@ -8,7 +8,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "exhook/addr.h"
 #include "exhook/error.h"
+#include "exhook/eval.h"
 #include "exhook/policy.h"
 #include "exhook/hash.h"
 #include "exhook/store.h"
@@ -57,6 +59,68 @@ void describe_result(const exh_policy *p, const struct exh_result *r, char *buf,
 
 /* Write s as a JSON string (quotes included), bytes as given. */
 void json_put_string(FILE *f, const char *s, size_t len);
+
+/* ---- the decision audit log (audit.c; format: notes/audit_format.md) ---- */
+
+/* A longer line is reported and skipped without being held: the longest a
+ * writer can make (a 65535-byte topic, client id and username, each byte
+ * escaped as \u00XX, and the groups) is well under it. */
+#define AUDIT_LINE_MAX ((size_t)8 << 20)
+
+/*
+ * One record, checked against the format.  The strings point into the
+ * parsed JSON tree (root), so they live until audit_record_clear.
+ * clientid, username and topic keep their exact bytes (NUL included: the
+ * evaluator, not the reader, judges them); every other string is free of
+ * NULs.
+ */
+typedef struct audit_record {
+    struct json_t *root;
+    const char *time;  /* "2026-12-03T07:09:43.123456Z" (checked shape) */
+    const char *front; /* "grpc", "driver" or "mosquitto" */
+    const char *node;  /* NULL when absent */
+    bool login;        /* "event": "login"; false: "acl" */
+    exh_action action; /* publish/subscribe (acl), connect (login) */
+    exh_str clientid;  /* "" when absent */
+    exh_str username;  /* ptr NULL: anonymous */
+    const char *peer;  /* NULL: unknown */
+    exh_addr peer_addr;
+    exh_str *groups; /* owned (freed by audit_record_clear); NULL when none */
+    size_t ngroups;
+    bool superuser, delivery;
+    exh_str topic; /* acl only; ptr NULL on a login */
+    int qos;       /* 0..2, -1 unknown */
+    int retain;    /* 0/1, -1 unknown */
+    exh_decision decision;
+    const char *rule;   /* FILE:LINE or a basis word (checked) */
+    const char *reason; /* NULL when absent */
+    double sample;      /* the sampling rate of an allow, 0 when not sampled */
+} audit_record;
+
+/* Reads the log a line at a time: never the whole file. */
+typedef struct audit_reader {
+    const char *path; /* as given; "-" is stdin */
+    FILE *f;
+    char *line; /* the current line, without its line ending */
+    size_t len, cap;
+    unsigned long lineno;
+    unsigned long unreadable; /* lines reported on stderr and skipped */
+} audit_reader;
+
+/* Open path ("-": stdin).  Returns 0, or EXIT_USAGE after printing why. */
+int audit_open(audit_reader *r, const cli *c, const char *cmd, const char *path);
+/* The next well-formed record into *rec (clear it with audit_record_clear).
+ * Returns 1 for a record, 0 at the end, -1 when the file could not be read
+ * (printed).  A line that is no record is reported as PATH:LINE: why on
+ * stderr, counted in r->unreadable and skipped; blank lines are skipped. */
+int audit_next(audit_reader *r, audit_record *rec);
+void audit_record_clear(audit_record *rec);
+void audit_close(audit_reader *r);
+
+/* Print s for a person: bare when it is plain text, else as a JSON string
+ * (control characters escaped, so a client id cannot drive the terminal);
+ * "-" when s is NULL. */
+void put_shown(FILE *f, const char *s, size_t len);
 
 /* ---- the credential store (db.c) ---- */
 
@@ -110,5 +174,7 @@ int cmd_list_rules(cli *c, int argc, char **argv);
 int cmd_add_rule(cli *c, int argc, char **argv);
 int cmd_del_rule(cli *c, int argc, char **argv);
 int cmd_fmt(cli *c, int argc, char **argv);
+int cmd_replay(cli *c, int argc, char **argv);
+int cmd_audit(cli *c, int argc, char **argv);
 
 #endif

@@ -36,6 +36,11 @@ static const char usage_text[] =
     "  add-rule      check a rule, then insert it into a policy file (atomic write)\n"
     "  del-rule      remove one rule (FILE:LINE or --position N)\n"
     "  fmt           rewrite policy files in the canonical layout (--check for CI)\n"
+    "  replay        re-decide a decision audit log under a candidate policy; print\n"
+    "                what would change (exit 1 on a changed decision: a CI gate)\n"
+    "\n"
+    "Decision audit log:\n"
+    "  audit         print the logged decisions that match a filter\n"
     "\n"
     "Options:\n"
     "  --db PATH      credential store (default $EXHOOK_DB, then ./exhook.db): an\n"
@@ -248,6 +253,8 @@ int main(int argc, char **argv)
         {"add-rule", cmd_add_rule},
         {"del-rule", cmd_del_rule},
         {"fmt", cmd_fmt},
+        {"replay", cmd_replay},
+        {"audit", cmd_audit},
     };
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         if (!strcmp(cmd, commands[i].name)) return commands[i].fn(&c, sub_argc, sub_argv);
