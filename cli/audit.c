@@ -404,6 +404,11 @@ static bool parse_line(audit_reader *r, audit_record *rec)
     memset(rec, 0, sizeof(*rec));
     rec->qos = -1;
     rec->retain = -1;
+    /* jansson would stop at a raw NUL and call it the end of the text */
+    if (memchr(r->line, '\0', r->len)) {
+        report(r, "holds a NUL byte: binary data, not a JSON text");
+        return false;
+    }
     json_error_t jerr;
     json_t *o = json_loadb(r->line, r->len, LOAD_FLAGS, &jerr);
     if (!o) {

@@ -434,8 +434,12 @@ static void print_summary(const replay *rp)
                rp->sampled_allows, rp->sampled_allows == 1 ? " was" : "s were");
         print_rates(rp->rate_min, rp->rate_max);
         printf(",\n      so the counts of changed allows are estimates (~N: each sampled allow "
-               "counted 1/rate);\n      about %.0f allows would change their decision in all\n",
-               rounded(rp->est_changed_allows, 1));
+               "counted 1/rate);\n      ");
+        if (rp->est_changed_allows > 0)
+            printf("about %.0f allows would change their decision in all\n",
+                   rounded(rp->est_changed_allows, 1));
+        else
+            puts("no allow in the log would change its decision");
     }
     if (!rp->acl_allows && rp->replayed)
         puts("note: the log holds no ACL allows (audit_sample is 0 by default): an allow that\n"
