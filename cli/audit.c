@@ -349,8 +349,9 @@ static const char *check_key(const char *key, json_t *v, audit_record *rec, unsi
         if (!json_is_integer(v) || json_integer_value(v) < 1)
             return "\"gen\" must be a positive integer";
     } else if (!strcmp(key, "sample")) {
-        if (!json_is_number(v) || !(json_number_value(v) > 0 && json_number_value(v) <= 1))
-            return "\"sample\" must be a number above 0 and at most 1";
+        /* A floor, so 1/rate (what a sampled allow stands for) stays finite */
+        if (!json_is_number(v) || !(json_number_value(v) >= 1e-9 && json_number_value(v) <= 1))
+            return "\"sample\" must be a number from 1e-9 to 1";
         rec->sample = json_number_value(v);
     }
     return NULL;

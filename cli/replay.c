@@ -357,6 +357,8 @@ static int by_importance(const void *a, const void *b)
 /* A whole estimate for people; to a thousandth for programs. */
 static double rounded(double x, double unit)
 {
+    /* A damaged log's sample of 1e-300 must not overflow the cast. */
+    if (!(x < 1e15)) return x;
     return (double)(long long)(x / unit + 0.5) * unit;
 }
 
@@ -414,7 +416,7 @@ static void print_summary(const replay *rp)
     unsigned long nr = 0;
     for (int i = 0; i < NR_COUNT; i++)
         nr += rp->not_replayed[i];
-    if (!rp->decision_changes && !rp->rule_changes) puts("no changes");
+    if (!rp->decision_changes && !rp->rule_changes && rp->read) puts("no changes");
     printf("\nreplay: %lu record%s read, %lu replayed, %lu changed (%lu decision change%s, %lu "
            "rule-only), %lu not replayed",
            rp->read, rp->read == 1 ? "" : "s", rp->replayed,
@@ -541,7 +543,8 @@ static int scan_replay(cli *c, int argc, char **argv, replay_args *x)
  * exit status the decisions ask for. */
 static int report_changes(replay *rp, bool json)
 {
-    qsort(rp->all, rp->ngroups, sizeof(*rp->all), by_importance);
+    if (rp->ngroups) /* qsort wants an array, even of none */
+        qsort(rp->all, rp->ngroups, sizeof(*rp->all), by_importance);
     int rc = EXIT_ALLOW;
     for (size_t i = 0; i < rp->ngroups; i++) {
         if (category(rp->all[i]->old_dec, rp->all[i]->new_dec) < 2) rc = EXIT_DENY;

@@ -364,6 +364,10 @@ got_err=$(printf '%s\n' "$err" | awk -v p="$g:" 'index($0, p) == 1')
   [ "$(printf '%s\n' "$out" | cut -c1-27 | tr '\n' ' ')" = "2026-12-03T09:01:00.000000Z 2026-12-03T09:10:00.000000Z 2026-12-03T09:16:00.000000Z " ] &&
   printf '%s\n' "$out" | grep -qF '  publish  "a\u0000b"  deny  invalid  "topic holds a NUL byte"' &&
   ok || bad "audit garbage: status $st, stdout:"$'\n'"$out"$'\n'"stderr:"$'\n'"$err"
+# a sample rate so small that 1/rate would not be finite
+good 01 | sed 's/"decision":"deny","rule":"default"/"decision":"allow","rule":"default","sample":1e-300/' >"$tmp/tiny.jsonl"
+run - "$ctl" replay --log "$tmp/tiny.jsonl" --policy "$tmp/same"
+has "replay: a sample rate below 1e-9" 2 "tiny.jsonl:1: \"sample\" must be a number from 1e-9 to 1"
 # a garbage line among good ones still fails the gate, whatever else
 cat "$log" >"$tmp/one-bad.jsonl"
 echo 'oops' >>"$tmp/one-bad.jsonl"
