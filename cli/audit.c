@@ -277,8 +277,10 @@ static const char *set_word(const char *key, const char *s, audit_record *rec)
             return "\"front\" must be \"grpc\", \"driver\" or \"mosquitto\"";
         rec->front = s;
     } else if (!strcmp(key, "event")) {
-        if (strcmp(s, "acl") && strcmp(s, "login")) return "\"event\" must be \"acl\" or \"login\"";
+        if (strcmp(s, "acl") && strcmp(s, "login") && strcmp(s, "dropped"))
+            return "\"event\" must be \"acl\", \"login\" or \"dropped\"";
         rec->login = s[0] == 'l';
+        rec->dropped = s[0] == 'd';
     } else if (!strcmp(key, "action")) {
         if (!exh_action_parse(s, strlen(s), &rec->action))
             return "\"action\" must be \"publish\", \"subscribe\" or \"connect\"";
@@ -296,10 +298,12 @@ static const char *set_word(const char *key, const char *s, audit_record *rec)
             return "\"rule\" must be FILE:LINE or default, superuser, credentials, anonymous, "
                    "invalid, no login, store fault or unverified";
         rec->rule = s;
-    } else if (!strcmp(key, "time")) {
+    } else if (!strcmp(key, "time") || !strcmp(key, "from") || !strcmp(key, "to")) {
         if (strlen(s) != TIME_LEN || !time_prefix_ok(s, TIME_LEN))
-            return "\"time\" must be UTC as 2026-12-03T07:09:43.123456Z";
-        rec->time = s;
+            return key[0] == 't' && key[1] == 'i'
+                       ? "\"time\" must be UTC as 2026-12-03T07:09:43.123456Z"
+                       : "\"from\" and \"to\" must be UTC as 2026-12-03T07:09:43.123456Z";
+        *(key[0] == 'f' ? &rec->from : key[1] == 'o' ? &rec->to : &rec->time) = s;
     } else if (!strcmp(key, "node")) {
         rec->node = s;
     } else if (!strcmp(key, "reason")) {
@@ -308,12 +312,17 @@ static const char *set_word(const char *key, const char *s, audit_record *rec)
     return NULL;
 }
 
+/* check_key's marks for the counts of a "dropped" record; bits 0..9 are
+ * its words[]. */
+#define SEEN_ACL   (1u << 10)
+#define SEEN_LOGIN (1u << 11)
+
 /* One key of a record.  Unknown keys are ignored (a newer writer's). */
 static const char *check_key(const char *key, json_t *v, audit_record *rec, unsigned *seen,
                              char *why, size_t n)
 {
-    static const char *const words[] = {"time",   "front",    "node", "event",
-                                        "action", "decision", "rule", "reason"};
+    static const char *const words[] = {"time",     "front", "node",   "event", "action",
+                                        "decision", "rule",  "reason", "from",  "to"};
     const char *bad;
     exh_str s;
     bool b;
@@ -345,6 +354,16 @@ static const char *check_key(const char *key, json_t *v, audit_record *rec, unsi
         if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 2)
             return "\"qos\" must be 0, 1 or 2";
         rec->qos = (int)json_integer_value(v);
+    } else if (!strcmp(key, "lossy")) {
+        return get_bool(v, key, &rec->lossy, why, n);
+    } else if (!strcmp(key, "acl") || !strcmp(key, "login")) {
+        if (!json_is_integer(v) || json_integer_value(v) < 0) {
+            snprintf(why, n, "\"%s\" must be a count (an integer, 0 or more)", key);
+            return why;
+        }
+        *(key[0] == 'a' ? &rec->dropped_acl : &rec->dropped_login) =
+            (unsigned long)json_integer_value(v);
+        *seen |= key[0] == 'a' ? SEEN_ACL : SEEN_LOGIN;
     } else if (!strcmp(key, "gen")) {
         if (!json_is_integer(v) || json_integer_value(v) < 1)
             return "\"gen\" must be a positive integer";
@@ -374,11 +393,20 @@ static const char *check_record(json_t *o, audit_record *rec, char *why, size_t 
     /* bit i: check_key's words[i]; node (2) and reason (7) are optional */
     static const char *const required[] = {"time",   "front",    NULL,  "event",
                                            "action", "decision", "rule"};
-    for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++)
+    size_t nreq = sizeof(required) / sizeof(required[0]);
+    /* The writer's note of records it had to drop (its queue was full):
+     * no decision, only how many and when. */
+    if ((seen & (1u << 3)) && rec->dropped) {
+        nreq = 4;
+        if (!(seen & SEEN_ACL) || !(seen & SEEN_LOGIN))
+            return "a dropped record needs \"acl\" and \"login\" (counts)";
+    }
+    for (size_t i = 0; i < nreq; i++)
         if (required[i] && !(seen & (1u << i))) {
             snprintf(why, n, "\"%s\" is missing", required[i]);
             return why;
         }
+    if (rec->dropped) return NULL;
     if (!rec->login && rec->action == EXH_CONNECT)
         return "an acl record's \"action\" must be \"publish\" or \"subscribe\"";
     if (rec->login && rec->action != EXH_CONNECT)
@@ -455,7 +483,7 @@ int audit_next(audit_reader *r, audit_record *rec)
 
 static const char audit_help[] =
     "usage: exhookctl audit --log FILE [--log FILE]... [--clientid C] [--username U]\n"
-    "                       [--decision allow|deny|ignore] [--event acl|login]\n"
+    "                       [--decision allow|deny|ignore] [--event acl|login|dropped]\n"
     "                       [--action publish|subscribe|connect] [--topic T]\n"
     "                       [--since TIME] [--until TIME] [--json]\n"
     "\n"
@@ -471,7 +499,8 @@ static const char audit_help[] =
     "                   exactly this client id, username, topic (text as the broker\n"
     "                   sent it, no wildcard matching)\n"
     "  --decision D, --event E, --action A\n"
-    "                   only these decisions, events, actions\n"
+    "                   only these decisions, events (acl, login, or dropped: the\n"
+    "                   writer's notes of records it had to drop), actions\n"
     "  --since TIME     records at or after TIME\n"
     "  --until TIME     records up to TIME, TIME's whole span included:\n"
     "                   --until 2026-12-03T07 takes everything to 07:59:59.999999\n"
@@ -484,9 +513,11 @@ static const char audit_help[] =
     "  exhookctl audit --log audit.jsonl --clientid X --decision deny \\\n"
     "      --since 2026-12-03T07:00 --until 2026-12-03T07:30\n"
     "\n"
-    "A line that is no record is reported as FILE:LINE: why on stderr and the\n"
-    "rest are still read.  Exit status: 0 something matched, 1 nothing did,\n"
-    "2 usage error, an unreadable file, or any unreadable line.\n";
+    "Where the writer dropped records (its queue full) in the time asked about,\n"
+    "a note on stderr says so.  A line that is no record is reported as\n"
+    "FILE:LINE: why on stderr and the rest are still read.  Exit status: 0\n"
+    "something matched, 1 nothing did, 2 usage error, an unreadable file, or\n"
+    "any unreadable line.\n";
 
 #define MAX_LOGS 64
 
@@ -536,7 +567,7 @@ static int scan_time(cli *c, const char *opt, const char *v, const char **out)
 static int scan_audit(cli *c, int argc, char **argv, audit_filter *f)
 {
     static const char *const decisions[] = {"deny", "allow", "ignore", NULL}; /* exh_decision */
-    static const char *const events[] = {"acl", "login", NULL};
+    static const char *const events[] = {"acl", "login", "dropped", NULL};
     static const char *const actions[] = {"publish", "subscribe", "connect", NULL};
     args a = {.argc = argc, .argv = argv, .i = 1};
     bool bad = false;
@@ -562,7 +593,8 @@ static int scan_audit(cli *c, int argc, char **argv, audit_filter *f)
                 rc = scan_word(c, "--decision", a.val, decisions, "allow, deny or ignore",
                                &f->decision);
         } else if (arg_value(&a, "--event", &bad)) {
-            if (!bad) rc = scan_word(c, "--event", a.val, events, "acl or login", &f->event);
+            if (!bad)
+                rc = scan_word(c, "--event", a.val, events, "acl, login or dropped", &f->event);
         } else if (arg_value(&a, "--action", &bad)) {
             if (!bad)
                 rc = scan_word(c, "--action", a.val, actions, "publish, subscribe or connect",
@@ -588,8 +620,26 @@ static bool text_is(const char *want, exh_str s)
     return want && s.ptr && strlen(want) == s.len && !memcmp(want, s.ptr, s.len);
 }
 
+/* Does the filter ask about decisions (a client, a topic, ...)? */
+static bool about_decisions(const audit_filter *f)
+{
+    return f->clientid || f->username || f->topic || f->decision >= 0 || f->action >= 0;
+}
+
+static bool in_window(const audit_filter *f, const char *from, const char *to)
+{
+    return (!f->since || strcmp(to, f->since) >= 0) &&
+           (!f->until || strncmp(from, f->until, f->until_len) <= 0);
+}
+
 static bool matches(const audit_filter *f, const audit_record *r)
 {
+    /* A note of dropped records: listed with the decisions unless the
+     * filter names something only a decision has. */
+    if (r->dropped)
+        return (f->event < 0 || f->event == 2) && !about_decisions(f) &&
+               in_window(f, r->time, r->time);
+    if (f->event == 2) return false;
     if (f->clientid && !text_is(f->clientid, r->clientid)) return false;
     if (f->username && !text_is(f->username, r->username)) return false;
     if (f->topic && !text_is(f->topic, r->topic)) return false;
@@ -616,6 +666,13 @@ static void put_col0(const char *s)
 static void print_record(const audit_record *r)
 {
     fputs(r->time, stdout);
+    if (r->dropped) {
+        put_col0(r->node);
+        put_col0(r->front);
+        printf("  dropped  %lu ACL and %lu login records, from %s to %s\n", r->dropped_acl,
+               r->dropped_login, r->from ? r->from : "?", r->to ? r->to : r->time);
+        return;
+    }
     put_col0(r->node);
     put_col0(r->front);
     put_col0(r->login ? "login" : "acl");
@@ -646,6 +703,15 @@ int cmd_audit(cli *c, int argc, char **argv)
         audit_record rec;
         int got;
         while ((got = audit_next(&rd, &rec)) > 0) {
+            /* Records the writer could not keep may be the ones asked for */
+            if (rec.dropped && about_decisions(&f) &&
+                in_window(&f, rec.from ? rec.from : rec.time, rec.to ? rec.to : rec.time))
+                fprintf(stderr,
+                        "%s audit: note: %s:%lu: the writer dropped %lu ACL and %lu login "
+                        "records from %s to %s (its queue was full): matching ones may be "
+                        "missing\n",
+                        c->prog, shown_path(&rd), rd.lineno, rec.dropped_acl, rec.dropped_login,
+                        rec.from ? rec.from : "?", rec.to ? rec.to : rec.time);
             if (matches(&f, &rec)) {
                 matched++;
                 if (f.json) {

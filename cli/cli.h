@@ -79,11 +79,17 @@ typedef struct audit_record {
     const char *time;  /* "2026-12-03T07:09:43.123456Z" (checked shape) */
     const char *front; /* "grpc", "driver" or "mosquitto" */
     const char *node;  /* NULL when absent */
-    bool login;        /* "event": "login"; false: "acl" */
-    exh_action action; /* publish/subscribe (acl), connect (login) */
-    exh_str clientid;  /* "" when absent */
-    exh_str username;  /* ptr NULL: anonymous */
-    const char *peer;  /* NULL: unknown */
+    bool login;        /* "event": "login"; false: "acl" (or "dropped") */
+    /* "event": "dropped": the writer's queue was full and it dropped
+     * dropped_acl and dropped_login records between from and to.  Such a
+     * record has time, front, node and these only. */
+    bool dropped;
+    unsigned long dropped_acl, dropped_login;
+    const char *from, *to; /* NULL when absent */
+    exh_action action;     /* publish/subscribe (acl), connect (login) */
+    exh_str clientid;      /* "" when absent */
+    exh_str username;      /* ptr NULL: anonymous */
+    const char *peer;      /* NULL: unknown */
     exh_addr peer_addr;
     exh_str *groups; /* owned (freed by audit_record_clear); NULL when none */
     size_t ngroups;
@@ -95,6 +101,9 @@ typedef struct audit_record {
     const char *rule;   /* FILE:LINE or a basis word (checked) */
     const char *reason; /* NULL when absent */
     double sample;      /* the sampling rate of an allow, 0 when not sampled */
+    /* The writer replaced bytes that were not UTF-8 with U+FFFD: the names
+     * and topic logged are not what the broker sent, so not replayable. */
+    bool lossy;
 } audit_record;
 
 /* Reads the log a line at a time: never the whole file. */

@@ -41,9 +41,12 @@ static const char replay_help[] =
     "anonymous): its connect rules run again as if the password were right;\n"
     "logins refused for their credentials are counted as 'the password decided'.\n"
     "Answers the policy did not give (rule 'no login', 'store fault',\n"
-    "'unverified') are counted, not compared.  A rule is compared by its file's\n"
-    "base name and line, since the log names the file as the running engine\n"
-    "loaded it: /etc/exhook/policies/10-x.policy:4 is policies/10-x.policy:4.\n"
+    "'unverified') are counted, not compared, and so are 'lossy' records (a name\n"
+    "or topic that was not UTF-8, logged with U+FFFD for the bad bytes).  Where\n"
+    "the writer had to drop records (its queue full), the summary says how many\n"
+    "and when.  A rule is compared by its file's base name and line, since the\n"
+    "log names the file as the running engine loaded it:\n"
+    "/etc/exhook/policies/10-x.policy:4 is policies/10-x.policy:4.\n"
     "\n"
     "Allows are logged only as a sample (audit_sample, 0 by default): with a\n"
     "rate below 1 the counts of changed allows are estimates, and the output\n"
@@ -62,9 +65,9 @@ static const char replay_help[] =
 #define NBUCKETS 4096
 
 /* Why a record is not replayed: the order of the summary's counts. */
-enum { NR_PASSWORD, NR_NO_LOGIN, NR_STORE_FAULT, NR_UNVERIFIED, NR_COUNT };
+enum { NR_PASSWORD, NR_NO_LOGIN, NR_STORE_FAULT, NR_UNVERIFIED, NR_LOSSY, NR_COUNT };
 static const char *const nr_names[NR_COUNT] = {"the password decided", "no login", "store fault",
-                                               "unverified"};
+                                               "unverified", "lossy"};
 
 /* A record shown as an example: copies, the record is gone by then. */
 typedef struct example {
@@ -96,6 +99,8 @@ typedef struct replay {
     unsigned long read, replayed, decision_changes, rule_changes, unreadable;
     unsigned long not_replayed[NR_COUNT];
     unsigned long acl_allows, sampled_allows;
+    unsigned long dropped_acl, dropped_login; /* the writer's notes of records it dropped */
+    char dropped_from[32], dropped_to[32];
     double rate_min, rate_max, est_changed_allows;
     bool oom;
 } replay;
@@ -219,6 +224,9 @@ static int not_replayable(const audit_record *r)
     if (!strcmp(r->rule, "no login")) return NR_NO_LOGIN;
     if (!strcmp(r->rule, "store fault")) return NR_STORE_FAULT;
     if (!strcmp(r->rule, "unverified")) return NR_UNVERIFIED;
+    /* Its names or topic were not UTF-8 and were logged with U+FFFD in
+     * place of the bad bytes: the request cannot be rebuilt. */
+    if (r->lossy) return NR_LOSSY;
     if (r->login && strcmp(r->reason, "ok") && strcmp(r->reason, "ok cached") &&
         strcmp(r->reason, "anonymous"))
         return NR_PASSWORD;
@@ -262,8 +270,24 @@ static void note_rate(double *lo, double *hi, double rate, bool first)
     if (first || rate > *hi) *hi = rate;
 }
 
+/* The writer's note that its queue was full: the earliest and latest time
+ * of all such notes (fixed-width times: text order is time order). */
+static void note_dropped(replay *rp, const audit_record *r)
+{
+    const char *from = r->from ? r->from : r->time, *to = r->to ? r->to : r->time;
+    if (!rp->dropped_from[0] || strcmp(from, rp->dropped_from) < 0)
+        snprintf(rp->dropped_from, sizeof(rp->dropped_from), "%s", from);
+    if (strcmp(to, rp->dropped_to) > 0) snprintf(rp->dropped_to, sizeof(rp->dropped_to), "%s", to);
+    rp->dropped_acl += r->dropped_acl;
+    rp->dropped_login += r->dropped_login;
+}
+
 static void replay_record(replay *rp, const audit_record *r)
 {
+    if (r->dropped) {
+        note_dropped(rp, r);
+        return;
+    }
     rp->read++;
     int why = not_replayable(r);
     if (why >= 0) {
@@ -332,7 +356,7 @@ static bool replay_log(replay *rp, cli *c, const char *path, progress *pg)
     audit_reader rd;
     if (audit_open(&rd, c, "replay", path)) return false;
     audit_record rec;
-    int got;
+    int got = 0;
     while (!rp->oom && (got = audit_next(&rd, &rec)) > 0) {
         replay_record(rp, &rec);
         audit_record_clear(&rec);
@@ -443,6 +467,10 @@ static void print_summary(const replay *rp)
         else
             puts("no allow in the log would change its decision");
     }
+    if (rp->dropped_acl || rp->dropped_login)
+        printf("note: the log is incomplete: its writer dropped %lu ACL and %lu login records "
+               "(its queue\n      was full) between %s and %s; they were not replayed\n",
+               rp->dropped_acl, rp->dropped_login, rp->dropped_from, rp->dropped_to);
     if (!rp->acl_allows && rp->replayed)
         puts("note: the log holds no ACL allows (audit_sample is 0 by default): an allow that\n"
              "      would become a deny cannot be seen here");
@@ -498,8 +526,9 @@ static void json_summary(const replay *rp)
            rp->rule_changes);
     for (int i = 0; i < NR_COUNT; i++)
         printf("%s\"%s\":%lu", i ? "," : "", nr_names[i], rp->not_replayed[i]);
-    printf("},\"unreadable\":%lu,\"acl_allows\":%lu,\"sampled_allows\":%lu", rp->unreadable,
-           rp->acl_allows, rp->sampled_allows);
+    printf("},\"unreadable\":%lu,\"dropped_acl\":%lu,\"dropped_login\":%lu", rp->unreadable,
+           rp->dropped_acl, rp->dropped_login);
+    printf(",\"acl_allows\":%lu,\"sampled_allows\":%lu", rp->acl_allows, rp->sampled_allows);
     if (rp->sampled_allows)
         printf(",\"sample_rate_min\":%.17g,\"sample_rate_max\":%.17g", rp->rate_min, rp->rate_max);
     printf(",\"estimated_changed_allows\":%.15g}\n", rounded(rp->est_changed_allows, 0.001));

@@ -197,12 +197,38 @@ assert 'estimate' not in J[0] and 'new_rule_text' not in J[0]
 assert J[3]['new_rule_text'] == 'allow subscribe topic \"jobs/#\"'
 assert J[0]['examples'][0]['event'] == 'login' and 'topic' not in J[0]['examples'][0]
 assert (S['records'], S['replayed'], S['changed'], S['decision_changes'], S['rule_changes'], S['unreadable']) == (29, 23, 13, 9, 4, 0), S
-assert S['not_replayed'] == {'the password decided':2,'no login':1,'store fault':1,'unverified':2}, S
+assert S['not_replayed'] == {'the password decided':2,'no login':1,'store fault':1,'unverified':2,'lossy':0}, S
+assert (S['dropped_acl'], S['dropped_login']) == (0, 0), S
 assert (S['acl_allows'], S['sampled_allows'], S['estimated_changed_allows']) == (10, 7, 4), S"
 run - "$ctl" replay --log "$log" --policy "$tmp/same" --json
 [ "$st" = 0 ] && ok || bad "replay --json same: status $st"
 json_check "replay --json, no changes" "
 assert J == [] and S['changed'] == 0 and S['replayed'] == 23, S"
+
+# ---- what the writer adds: a lossy record (bytes that were not UTF-8
+# logged as U+FFFD: not replayable) and a note of records it dropped ----
+cp "$log" "$tmp/extra.jsonl"
+cat >>"$tmp/extra.jsonl" <<'EOF'
+{"time":"2026-12-03T07:30:00.000000Z","front":"mosquitto","node":"mq1","event":"acl","clientid":"c-\ufffd","username":"u","action":"publish","topic":"t","qos":0,"retain":false,"decision":"deny","rule":"invalid","reason":"client id is not well-formed UTF-8","gen":1,"lossy":true}
+{"time":"2026-12-03T07:31:00.000000Z","front":"grpc","node":"emqx@n1","event":"dropped","acl":12,"login":1,"from":"2026-12-03T07:02:30.000000Z","to":"2026-12-03T07:03:30.000000Z"}
+EOF
+run - "$ctl" replay --log "$tmp/extra.jsonl" --policy "$tmp/same"
+has "replay: lossy records counted, not replayed" 0 "30 records read, 23 replayed, 0 changed (0 decision changes, 0 rule-only), 7 not replayed (2 the password decided, 1 no login, 1 store fault, 2 unverified, 1 lossy), 0 unreadable lines"
+has "replay: the writer's drops said" 0 "note: the log is incomplete: its writer dropped 12 ACL and 1 login records (its queue
+      was full) between 2026-12-03T07:02:30.000000Z and 2026-12-03T07:03:30.000000Z; they were not replayed"
+run - "$ctl" replay --log "$tmp/extra.jsonl" --policy "$tmp/same" --json
+json_check "replay --json: lossy and dropped" "
+assert S['not_replayed']['lossy'] == 1 and (S['dropped_acl'], S['dropped_login']) == (12, 1), S"
+run - "$ctl" audit --log "$tmp/extra.jsonl" --event dropped
+is "audit --event dropped" 0 "2026-12-03T07:31:00.000000Z  emqx@n1  grpc  dropped  12 ACL and 1 login records, from 2026-12-03T07:02:30.000000Z to 2026-12-03T07:03:30.000000Z"
+run - "$ctl" audit --log "$tmp/extra.jsonl"
+[ "$st" = 0 ] && [ "$(printf '%s\n' "$out" | wc -l)" = 31 ] && ok || bad "audit, no filter: every record: $st: $out"
+run - "$ctl" audit --log "$tmp/extra.jsonl" --clientid c-alice --since 2026-12-03T07:03 --until 2026-12-03T07:03
+[ "$(printf '%s\n' "$out" | cut -c1-27)" = 2026-12-03T07:03:00.000000Z ] && ok ||
+  bad "audit in a window with drops: $out"
+has "audit: drops in the window said" 0 "extra.jsonl:31: the writer dropped 12 ACL and 1 login records from 2026-12-03T07:02:30.000000Z to 2026-12-03T07:03:30.000000Z (its queue was full): matching ones may be missing"
+run - "$ctl" audit --log "$tmp/extra.jsonl" --clientid c-alice --until 2026-12-03T07:01
+[ "$st" = 0 ] && [ -z "$err" ] && ok || bad "audit: drops outside the window not said: $err"
 
 # ---- a log with no allows: the replay says what it cannot see ----
 grep -v '"decision":"allow"' "$log" >"$tmp/denies.jsonl"
@@ -286,7 +312,7 @@ is "audit: control characters escaped" 0 '2026-12-03T08:00:00.000000Z  n  grpc  
 A --decision maybe
 has "audit: bad --decision" 2 "--decision takes allow, deny or ignore, not 'maybe'"
 A --event connect
-has "audit: bad --event" 2 "--event takes acl or login"
+has "audit: bad --event" 2 "--event takes acl, login or dropped"
 A --action fly
 has "audit: bad --action" 2 "--action takes publish, subscribe or connect"
 A --since yesterday
