@@ -211,8 +211,9 @@ static int read_line(audit_reader *r, bool *too_long)
 /* Is rule a basis word the format allows, or FILE:LINE? */
 static bool rule_ok(const char *s)
 {
-    static const char *const words[] = {"default", "superuser", "credentials", "anonymous",
-                                        "invalid", "no login",  "store fault", "unverified"};
+    static const char *const words[] = {"default",     "superuser",  "credentials",
+                                        "anonymous",   "invalid",    "no login",
+                                        "store fault", "unverified", "out of memory"};
     for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
         if (!strcmp(s, words[i])) return true;
     const char *colon = strrchr(s, ':');
@@ -296,7 +297,7 @@ static const char *set_word(const char *key, const char *s, audit_record *rec)
     } else if (!strcmp(key, "rule")) {
         if (!rule_ok(s))
             return "\"rule\" must be FILE:LINE or default, superuser, credentials, anonymous, "
-                   "invalid, no login, store fault or unverified";
+                   "invalid, no login, store fault, unverified or out of memory";
         rec->rule = s;
     } else if (!strcmp(key, "time") || !strcmp(key, "from") || !strcmp(key, "to")) {
         if (strlen(s) != TIME_LEN || !time_prefix_ok(s, TIME_LEN))

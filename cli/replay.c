@@ -41,10 +41,11 @@ static const char replay_help[] =
     "anonymous): its connect rules run again as if the password were right;\n"
     "logins refused for their credentials are counted as 'the password decided'.\n"
     "Answers the policy did not give (rule 'no login', 'store fault',\n"
-    "'unverified') are counted, not compared, and so are 'lossy' records (a name\n"
-    "or topic that was not UTF-8, logged with U+FFFD for the bad bytes).  Where\n"
-    "the writer had to drop records (its queue full), the summary says how many\n"
-    "and when.  A rule is compared by its file's base name and line, since the\n"
+    "'unverified', 'out of memory') are counted, not compared, and so are\n"
+    "'lossy' records (a name or topic that was not UTF-8, logged with U+FFFD for\n"
+    "the bad bytes).  Where the writer had to drop records (its queue full), the\n"
+    "summary says how many and when.  A rule is compared by its file's base name and line, since "
+    "the\n"
     "log names the file as the running engine loaded it:\n"
     "/etc/exhook/policies/10-x.policy:4 is policies/10-x.policy:4.\n"
     "\n"
@@ -65,9 +66,17 @@ static const char replay_help[] =
 #define NBUCKETS 4096
 
 /* Why a record is not replayed: the order of the summary's counts. */
-enum { NR_PASSWORD, NR_NO_LOGIN, NR_STORE_FAULT, NR_UNVERIFIED, NR_LOSSY, NR_COUNT };
-static const char *const nr_names[NR_COUNT] = {"the password decided", "no login", "store fault",
-                                               "unverified", "lossy"};
+enum {
+    NR_PASSWORD,
+    NR_NO_LOGIN,
+    NR_STORE_FAULT,
+    NR_UNVERIFIED,
+    NR_OUT_OF_MEMORY,
+    NR_LOSSY,
+    NR_COUNT
+};
+static const char *const nr_names[NR_COUNT] = {
+    "the password decided", "no login", "store fault", "unverified", "out of memory", "lossy"};
 
 /* A record shown as an example: copies, the record is gone by then. */
 typedef struct example {
@@ -224,6 +233,7 @@ static int not_replayable(const audit_record *r)
     if (!strcmp(r->rule, "no login")) return NR_NO_LOGIN;
     if (!strcmp(r->rule, "store fault")) return NR_STORE_FAULT;
     if (!strcmp(r->rule, "unverified")) return NR_UNVERIFIED;
+    if (!strcmp(r->rule, "out of memory")) return NR_OUT_OF_MEMORY;
     /* Its names or topic were not UTF-8 and were logged with U+FFFD in
      * place of the bad bytes: the request cannot be rebuilt. */
     if (r->lossy) return NR_LOSSY;

@@ -197,7 +197,7 @@ assert 'estimate' not in J[0] and 'new_rule_text' not in J[0]
 assert J[3]['new_rule_text'] == 'allow subscribe topic \"jobs/#\"'
 assert J[0]['examples'][0]['event'] == 'login' and 'topic' not in J[0]['examples'][0]
 assert (S['records'], S['replayed'], S['changed'], S['decision_changes'], S['rule_changes'], S['unreadable']) == (29, 23, 13, 9, 4, 0), S
-assert S['not_replayed'] == {'the password decided':2,'no login':1,'store fault':1,'unverified':2,'lossy':0}, S
+assert S['not_replayed'] == {'the password decided':2,'no login':1,'store fault':1,'unverified':2,'out of memory':0,'lossy':0}, S
 assert (S['dropped_acl'], S['dropped_login']) == (0, 0), S
 assert (S['acl_allows'], S['sampled_allows'], S['estimated_changed_allows']) == (10, 7, 4), S"
 run - "$ctl" replay --log "$log" --policy "$tmp/same" --json
@@ -206,14 +206,16 @@ json_check "replay --json, no changes" "
 assert J == [] and S['changed'] == 0 and S['replayed'] == 23, S"
 
 # ---- what the writer adds: a lossy record (bytes that were not UTF-8
-# logged as U+FFFD: not replayable) and a note of records it dropped ----
+# logged as U+FFFD: not replayable), a note of records it dropped, an ACL
+# check answered "out of memory" ----
 cp "$log" "$tmp/extra.jsonl"
 cat >>"$tmp/extra.jsonl" <<'EOF'
 {"time":"2026-12-03T07:30:00.000000Z","front":"mosquitto","node":"mq1","event":"acl","clientid":"c-\ufffd","username":"u","action":"publish","topic":"t","qos":0,"retain":false,"decision":"deny","rule":"invalid","reason":"client id is not well-formed UTF-8","gen":1,"lossy":true}
 {"time":"2026-12-03T07:31:00.000000Z","front":"grpc","node":"emqx@n1","event":"dropped","acl":12,"login":1,"from":"2026-12-03T07:02:30.000000Z","to":"2026-12-03T07:03:30.000000Z"}
+{"time":"2026-12-03T07:32:00.000000Z","front":"grpc","node":"emqx@n1","event":"acl","clientid":"c-zed","username":"zed","action":"publish","topic":"x","decision":"deny","rule":"out of memory","gen":1}
 EOF
 run - "$ctl" replay --log "$tmp/extra.jsonl" --policy "$tmp/same"
-has "replay: lossy records counted, not replayed" 0 "30 records read, 23 replayed, 0 changed (0 decision changes, 0 rule-only), 7 not replayed (2 the password decided, 1 no login, 1 store fault, 2 unverified, 1 lossy), 0 unreadable lines"
+has "replay: lossy records counted, not replayed" 0 "31 records read, 23 replayed, 0 changed (0 decision changes, 0 rule-only), 8 not replayed (2 the password decided, 1 no login, 1 store fault, 2 unverified, 1 out of memory, 1 lossy), 0 unreadable lines"
 has "replay: the writer's drops said" 0 "note: the log is incomplete: its writer dropped 12 ACL and 1 login records (its queue
       was full) between 2026-12-03T07:02:30.000000Z and 2026-12-03T07:03:30.000000Z; they were not replayed"
 run - "$ctl" replay --log "$tmp/extra.jsonl" --policy "$tmp/same" --json
@@ -222,7 +224,7 @@ assert S['not_replayed']['lossy'] == 1 and (S['dropped_acl'], S['dropped_login']
 run - "$ctl" audit --log "$tmp/extra.jsonl" --event dropped
 is "audit --event dropped" 0 "2026-12-03T07:31:00.000000Z  emqx@n1  grpc  dropped  12 ACL and 1 login records, from 2026-12-03T07:02:30.000000Z to 2026-12-03T07:03:30.000000Z"
 run - "$ctl" audit --log "$tmp/extra.jsonl"
-[ "$st" = 0 ] && [ "$(printf '%s\n' "$out" | wc -l)" = 31 ] && ok || bad "audit, no filter: every record: $st: $out"
+[ "$st" = 0 ] && [ "$(printf '%s\n' "$out" | wc -l)" = 32 ] && ok || bad "audit, no filter: every record: $st: $out"
 run - "$ctl" audit --log "$tmp/extra.jsonl" --clientid c-alice --since 2026-12-03T07:03 --until 2026-12-03T07:03
 [ "$(printf '%s\n' "$out" | cut -c1-27)" = 2026-12-03T07:03:00.000000Z ] && ok ||
   bad "audit in a window with drops: $out"
@@ -374,7 +376,7 @@ $g:14: invalid JSON at column 170: duplicate object key near '\"decision\"'
 $g:15: a record must be a JSON object
 $g:18: \"time\" must be UTC as 2026-12-03T07:09:43.123456Z
 $g:19: \"sample\" is only for allows (denies are always written)
-$g:20: \"rule\" must be FILE:LINE or default, superuser, credentials, anonymous, invalid, no login, store fault or unverified
+$g:20: \"rule\" must be FILE:LINE or default, superuser, credentials, anonymous, invalid, no login, store fault, unverified or out of memory
 $g:21: a login record's \"action\" must be \"connect\"
 $g:22: \"topic\" is missing
 $g:23: invalid JSON at column 25: premature end of input near '\"2026-12-03T09:23'"
