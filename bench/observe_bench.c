@@ -6,9 +6,17 @@
  * A benchmark, not a test.
  *
  *   observe_bench [--checks N] [--rounds R] [--deny-every K] [--front grpc|plugin]
+ *                 [--topics T] [--only V]
  *
- * One client (logged in once) publishes to topics its policy allows, and
- * every K-th check to one it denies.  grpc: svc_authorize_key, the path of
+ * --only V runs variant V (0 off, 1 metrics, 2 audit denies, 3 audit all)
+ * alone, one round, for bench/observe_bench.sh: under callgrind, the
+ * instructions the deciding thread spends per check, which a busy
+ * machine does not change.
+ *
+ * One client (logged in once) publishes to T topics (default 50) its
+ * policy allows, in turn, and every K-th check to one it denies.  The
+ * plugin's decision cache keeps 4 topics a connection: T = 3 is a device
+ * with a few topics (mostly hits), 50 one that misses every time.  grpc: svc_authorize_key, the path of
  * exhook-grpc and exhook-driver (client table under its lock, no decision
  * cache).  plugin: the Mosquitto plugin's svc_authorize_cached, then
  * svc_authorize_key on a miss, with its decision cache.  The variants run
@@ -61,7 +69,7 @@ static void die(const char *what)
 int main(int argc, char **argv)
 {
     long checks = 200000;
-    int rounds = 9, deny_every = 100, plugin = 0;
+    int rounds = 9, deny_every = 100, plugin = 0, only = -1, ntopics = 50;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--checks"))
             checks = atol(argv[i + 1]);
@@ -71,11 +79,18 @@ int main(int argc, char **argv)
             deny_every = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--front"))
             plugin = !strcmp(argv[i + 1], "plugin");
+        else if (!strcmp(argv[i], "--topics"))
+            ntopics = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--only"))
+            only = atoi(argv[i + 1]);
         else
             die("usage: observe_bench [--checks N] [--rounds R (1..64)] [--deny-every K] "
                 "[--front grpc|plugin]");
     }
-    if (checks < 1000 || rounds < 1 || rounds > 64 || deny_every < 1) die("bad arguments");
+    if (checks < 1000 || rounds < 1 || rounds > 64 || deny_every < 1 || only >= VARIANTS ||
+        ntopics < 1 || ntopics > 50)
+        die("bad arguments");
+    if (only >= 0) rounds = 1;
     svc_log_init("observe_bench", LOG_WARN);
 
     char dir[] = "/tmp/exh-observe-bench-XXXXXX", path[256];
@@ -102,6 +117,7 @@ int main(int argc, char **argv)
     variant v[VARIANTS];
     memset(v, 0, sizeof(v));
     for (int k = 0; k < VARIANTS; k++) {
+        if (only >= 0 && k != only) continue;
         svc_config cfg;
         svc_config_defaults(&cfg, plugin ? SVC_FOR_PLUGIN : SVC_FOR_GRPC);
         snprintf(cfg.db, sizeof(cfg.db), "%s", db);
@@ -130,14 +146,15 @@ int main(int argc, char **argv)
 
     for (int r = 0; r < rounds; r++) {
         for (int k = 0; k < VARIANTS; k++) {
+            if (only >= 0 && k != only) continue;
             variant *x = &v[k];
             char cid[32];
             snprintf(cid, sizeof(cid), "bench-%d", k);
             size_t clen = strlen(cid);
             int64_t t0 = svc_now_ns();
             for (long i = 0; i < checks; i++) {
-                const char *t = i % deny_every == deny_every - 1 ? topics[50] : topics[i % 50];
-                int64_t a0 = svc_now_ns();
+                const char *t = i % deny_every == deny_every - 1 ? topics[50] : topics[i % ntopics];
+                int64_t a0 = only < 0 ? svc_now_ns() : 0; /* callgrind: the check alone */
                 svc_answer a;
                 if (plugin) {
                     /* the plugin's two steps, as on_acl_check takes them */
@@ -171,7 +188,7 @@ int main(int argc, char **argv)
                     rq.topic_len = strlen(t);
                     a = svc_authorize(x->c, &rq);
                 }
-                x->lat[x->nlat++] = svc_now_ns() - a0;
+                if (only < 0) x->lat[x->nlat++] = svc_now_ns() - a0;
                 if (a == SVC_ALLOW)
                     x->allows++;
                 else
@@ -182,12 +199,17 @@ int main(int argc, char **argv)
             usleep(20000);
         }
     }
-    printf("observe_bench: front %s, %ld checks x %d rounds per variant, 1 deny in %d\n",
+    if (only >= 0) {
+        printf("observe_bench: variant %s, %ld checks\n", names[only], checks);
+        rounds = 0; /* the report below is for the interleaved run */
+    }
+    if (rounds) printf("observe_bench: front %s, %ld checks x %d rounds per variant, 1 deny in %d\n",
            plugin ? "plugin (decision cache)" : "grpc/driver", checks, rounds, deny_every);
-    printf("%-22s %12s %10s %9s %9s %9s\n", "variant", "checks/s", "ns/check", "vs off",
-           "p50 ns", "p99 ns");
+    if (rounds)
+        printf("%-22s %12s %10s %9s %9s %9s\n", "variant", "checks/s", "ns/check", "vs off",
+               "p50 ns", "p99 ns");
     double base = 0;
-    for (int k = 0; k < VARIANTS; k++) {
+    for (int k = 0; k < VARIANTS && rounds; k++) {
         variant *x = &v[k];
         qsort(x->ns_per_check, (size_t)rounds, sizeof(double), cmp_d);
         double med = x->ns_per_check[rounds / 2];
@@ -200,10 +222,11 @@ int main(int argc, char **argv)
             die("an answer was not the policy's");
     }
     for (int k = 0; k < VARIANTS; k++) {
+        if (!v[k].s) continue;
         svc_conn_free(v[k].c);
         svc_free(v[k].s); /* the audit writer drains first */
         free(v[k].lat);
-        if (k < 2) continue;
+        if (k < 2 || only >= 0) continue;
         char a[300];
         snprintf(a, sizeof(a), "%s/audit-%d.jsonl", dir, k);
         FILE *af = fopen(a, "r");

@@ -75,8 +75,8 @@ int svc_audit_new(const svc *s, const char *front, svc_audit **out)
     a->sample = cfg->audit_sample;
     a->sample_all = cfg->audit_sample >= 1.0;
     /* (1.0 itself would not fit: sample_all) */
-    a->threshold = a->sample_all ? UINT64_MAX
-                                 : (uint64_t)(cfg->audit_sample * 18446744073709551616.0);
+    a->threshold =
+        a->sample_all ? UINT64_MAX : (uint64_t)(cfg->audit_sample * 18446744073709551616.0);
     snprintf(a->path, sizeof(a->path), "%s", cfg->audit_log);
     snprintf(a->front, sizeof(a->front), "%s", front);
     if (cfg->node[0])
@@ -101,9 +101,16 @@ typedef struct jb {
     bool failed, lossy;
 } jb;
 
-static void jb_need(jb *b, size_t more)
+static void jb_grow(jb *b, size_t more);
+
+static inline void jb_need(jb *b, size_t more)
 {
     if (b->failed || b->len + more <= b->cap) return;
+    jb_grow(b, more);
+}
+
+static void jb_grow(jb *b, size_t more)
+{
     size_t cap = b->cap ? b->cap : 1024;
     while (cap < b->len + more)
         cap *= 2;
@@ -116,7 +123,7 @@ static void jb_need(jb *b, size_t more)
     b->cap = cap;
 }
 
-static void jb_raw(jb *b, const char *s, size_t n)
+static inline void jb_raw(jb *b, const char *s, size_t n)
 {
     jb_need(b, n);
     if (b->failed) return;
@@ -124,17 +131,28 @@ static void jb_raw(jb *b, const char *s, size_t n)
     b->len += n;
 }
 
-static void jb_lit(jb *b, const char *s)
+static inline void jb_lit(jb *b, const char *s)
 {
     jb_raw(b, s, strlen(s));
 }
 
+/* Bytes a JSON string cannot hold as they are: '"', '\\', the C0
+ * controls and DEL (escaped \u00XX, so no terminal acts on them). */
+static const unsigned char needs_escape[256] = {
+    [0 ... 0x1f] = 1,
+    ['"'] = 1,
+    ['\\'] = 1,
+    [0x7f] = 1,
+};
+
 /* A JSON string.  Broker strings are bytes: control characters and NUL
  * are escaped; a byte that is not well-formed UTF-8 becomes U+FFFD and
  * the record says "lossy" (replay cannot re-decide what it cannot read
- * back). */
+ * back).  Runs of plain bytes are copied whole: a record is formatted on
+ * the deciding thread. */
 static void jb_str(jb *b, const char *s, size_t n)
 {
+    static const char hex[] = "0123456789abcdef";
     jb_need(b, n * 6 + 2);
     if (b->failed) return;
     char *o = b->p + b->len;
@@ -142,15 +160,23 @@ static void jb_str(jb *b, const char *s, size_t n)
     size_t i = 0;
     while (i < n) {
         size_t good = i + exh_utf8_bad(s + i, n - i);
-        for (; i < good; i++) {
-            unsigned char ch = (unsigned char)s[i];
+        while (i < good) {
+            size_t run = i;
+            while (run < good && !needs_escape[(unsigned char)s[run]])
+                run++;
+            memcpy(o, s + i, run - i);
+            o += run - i;
+            i = run;
+            if (i == good) break;
+            unsigned char ch = (unsigned char)s[i++];
             if (ch == '"' || ch == '\\') {
                 *o++ = '\\';
                 *o++ = (char)ch;
-            } else if (ch < 0x20 || ch == 0x7f) {
-                o += sprintf(o, "\\u%04x", ch);
             } else {
-                *o++ = (char)ch;
+                memcpy(o, "\\u00", 4);
+                o[4] = hex[ch >> 4];
+                o[5] = hex[ch & 15];
+                o += 6;
             }
         }
         if (i < n) {
@@ -164,7 +190,18 @@ static void jb_str(jb *b, const char *s, size_t n)
     b->len = (size_t)(o - b->p);
 }
 
-static void jb_key(jb *b, const char *key)
+/* Decimal digits without printf's machinery. */
+static void jb_uint(jb *b, unsigned long v)
+{
+    char t[24], *e = t + sizeof(t), *p = e;
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    jb_raw(b, p, (size_t)(e - p));
+}
+
+static inline void jb_key(jb *b, const char *key)
 {
     jb_raw(b, ",\"", 2);
     jb_lit(b, key);
@@ -177,12 +214,10 @@ static void jb_kstr(jb *b, const char *key, const char *s, size_t n)
     jb_str(b, s, n);
 }
 
-static void jb_kint(jb *b, const char *key, long v)
+static void jb_kint(jb *b, const char *key, unsigned long v)
 {
-    char t[24];
-    int n = snprintf(t, sizeof(t), "%ld", v);
     jb_key(b, key);
-    jb_raw(b, t, (size_t)n);
+    jb_uint(b, v);
 }
 
 static void jb_peer(jb *b, const exh_addr *peer)
@@ -212,15 +247,11 @@ static void jb_rule(jb *b, const exh_policy *p, const exh_result *res)
 {
     const exh_rule_info *ri = res->basis == EXH_BY_RULE && p ? exh_policy_rule(p, res->rule) : NULL;
     if (ri) {
-        char t[32];
-        int n = snprintf(t, sizeof(t), ":%u", ri->line);
-        size_t fl = strlen(ri->file);
-        jb_key(b, "rule");
-        jb_need(b, fl * 6 + 2 + (size_t)n);
+        jb_kstr(b, "rule", ri->file, strlen(ri->file));
         if (b->failed) return;
-        jb_str(b, ri->file, fl);
         b->len--; /* the closing quote: the line goes inside */
-        jb_raw(b, t, (size_t)n);
+        jb_raw(b, ":", 1);
+        jb_uint(b, ri->line);
         jb_raw(b, "\"", 1);
     } else {
         jb_kstr(b, "rule", exh_basis_str(res->basis), strlen(exh_basis_str(res->basis)));
@@ -307,6 +338,11 @@ static void finish(svc_audit *a, svc_conn *c, jb *b, bool login, int64_t t)
     give_buffer(c, b);
 }
 
+bool svc_audit_samples(const svc_audit *a)
+{
+    return a && a->threshold;
+}
+
 bool svc_audit_draw(svc_conn *c)
 {
     svc_audit *a = c->s->audit;
@@ -336,7 +372,7 @@ void svc_audit_acl_record(svc_conn *c, const exh_request *r, const svc_audit_acl
     jb_lit(&b, r->action == EXH_PUBLISH ? ",\"action\":\"publish\"" : ",\"action\":\"subscribe\"");
     if (r->delivery) jb_lit(&b, ",\"delivery\":true");
     jb_kstr(&b, "topic", r->topic ? r->topic : "", r->topic ? r->topic_len : 0);
-    if (r->qos >= 0 && r->qos <= 2 && !r->delivery) jb_kint(&b, "qos", r->qos);
+    if (r->qos >= 0 && r->qos <= 2 && !r->delivery) jb_kint(&b, "qos", (unsigned long)r->qos);
     if (r->retain == 0 || r->retain == 1)
         jb_lit(&b, r->retain ? ",\"retain\":true" : ",\"retain\":false");
     jb_key(&b, "decision");
@@ -348,7 +384,7 @@ void svc_audit_acl_record(svc_conn *c, const exh_request *r, const svc_audit_acl
     } else {
         jb_kstr(&b, "rule", d->rule, strlen(d->rule));
     }
-    jb_kint(&b, "gen", (long)d->gen);
+    jb_kint(&b, "gen", d->gen);
     if (d->sampled && !a->sample_all) {
         char t2[48];
         int n = snprintf(t2, sizeof(t2), ",\"sample\":%.6g", a->sample);
@@ -384,7 +420,7 @@ void svc_audit_login(svc *s, svc_conn *c, const exh_auth_request *rq, const svc_
     const char *rule = g && g->rule[0] ? g->rule : "credentials";
     jb_kstr(&b, "rule", rule, strlen(rule));
     jb_kstr(&b, "reason", why, strlen(why));
-    if (g && g->gen) jb_kint(&b, "gen", (long)g->gen);
+    if (g && g->gen) jb_kint(&b, "gen", g->gen);
     finish(a, c, &b, true, t);
 }
 

@@ -43,8 +43,10 @@ void svc_audit_free(struct svc *s);
  * safe). */
 void svc_audit_reopen(svc_audit *a);
 
-/* Draw: is this allow to be written?  (audit_sample, per connection.) */
+/* Draw: is this allow to be written?  (audit_sample, per connection.)
+ * Only called when svc_audit_samples says allows are sampled at all. */
 bool svc_audit_draw(struct svc_conn *c);
+bool svc_audit_samples(const svc_audit *a);
 
 /* What a decision's record needs beyond the request. */
 typedef struct svc_audit_acl {

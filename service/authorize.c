@@ -196,7 +196,7 @@ svc_answer svc_authorize_key(svc_conn *c, const char *key, size_t klen, exh_requ
         klen = r->clientid ? r->clientid_len : 0;
     }
     check k = {c, r, peer_text, false, false};
-    if (c->s->audit) {
+    if (c->s->audit_samples) {
         k.sampled = c->forced_draw >= 0 ? c->forced_draw == 1 : svc_audit_draw(c);
         c->forced_draw = -1;
     }
@@ -215,7 +215,7 @@ int svc_authorize_cached(svc_conn *c, const char *key, size_t klen, const svc_pr
     svc *s = c->s;
     /* An allow drawn for the audit log is decided in full (the cache
      * does not keep which rule decided). */
-    if (s->audit && (c->forced_draw = svc_audit_draw(c))) return -1;
+    if (s->audit_samples && (c->forced_draw = svc_audit_draw(c))) return -1;
     svc_metrics_shard *sh = c->shard;
     int64_t t0 = sh && svc_metrics_time_this(sh) ? svc_now_ns() : 0;
     int a = svc_clients_cached(s->clients, key, klen, svc_live_policy_gen(s->policy), q);

@@ -53,6 +53,7 @@ svc *svc_new(const svc_config *cfg)
         svc_free(s);
         return NULL;
     }
+    s->audit_samples = svc_audit_samples(s->audit);
     return s;
 }
 

@@ -76,6 +76,7 @@ struct svc {
     atomic_ullong notice_seq;
     svc_metrics metrics;
     svc_audit *audit;     /* NULL: no audit_log */
+    bool audit_samples;   /* audit_sample > 0: allows are drawn for the log */
     void *metrics_daemon; /* struct MHD_Daemon (metrics_http.c) */
 };
 
