@@ -88,18 +88,21 @@ static int clear(cli *c, exh_store *s, const char *name)
     const char *addr = canon[0] ? canon : name;
     exh_error err;
     exh_lockout_state st;
-    int64_t n = 0, more = 0;
+    int64_t n = 0, m = 0;
     if (exh_store_lockout_state(s, name, strlen(name), addr, wall_ms(), &st, &err) ||
-        exh_store_lockout_clear(s, name, &n, &err) ||
-        (strcmp(addr, name) && exh_store_lockout_clear(s, addr, &more, &err))) {
+        exh_store_lockout_clear(s, "user", name, &n, &err) ||
+        exh_store_lockout_clear(s, "addr", addr, &m, &err)) {
         print_error(&err);
         return exit_for_status(err.status);
     }
-    if (!st.user.exists && !st.addr.exists && !n && !more) {
+    if (!n && !m) {
         fprintf(stderr, "%s lockouts: nothing to clear for '%s' (no user name or address)\n",
                 c->prog, name);
         return EXIT_DENY;
     }
+    /* What was deleted; whether it was locked, as read just before. */
+    st.user.exists = n > 0;
+    st.addr.exists = m > 0;
     if (st.user.exists)
         printf("cleared user '%s'%s\n", name, st.user.locked ? " (was locked out)" : "");
     if (st.addr.exists)

@@ -466,11 +466,14 @@ exh_status exh_store_lockouts(exh_store *s, bool all, int64_t now_ms, exh_lockou
     return s->be->lockout_list(s, all, now_ms, fn, arg, err);
 }
 
-exh_status exh_store_lockout_clear(exh_store *s, const char *name, int64_t *cleared, exh_error *err)
+exh_status exh_store_lockout_clear(exh_store *s, const char *kind, const char *name,
+                                   int64_t *cleared, exh_error *err)
 {
     char b[EXH_LOCKOUT_NAME_MAX + 1];
     const char *k;
     *cleared = 0;
+    if (kind && strcmp(kind, "user") && strcmp(kind, "addr"))
+        return store_fail(s, err, EXH_EINVAL, "a lock-out's kind is 'user' or 'addr'");
     exh_status st = lockout_key(s, name, strlen(name), b, &k, err);
-    return st ? st : s->be->lockout_delete(s, NULL, k, cleared, err);
+    return st ? st : s->be->lockout_delete(s, kind, k, cleared, err);
 }

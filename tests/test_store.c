@@ -916,15 +916,23 @@ static void test_lockout_reset_clear_list(void **state)
     assert_true(o.addr.started);
     assert_false(o.user.locked);
     assert_string_equal(lk_list(s, false, t + 1), "addr 192.0.2.9 0 1 locked;");
-    assert_int_equal(exh_store_lockout_clear(s, "192.0.2.9", &n, &err), EXH_OK);
+    assert_int_equal(exh_store_lockout_clear(s, NULL, "192.0.2.9", &n, &err), EXH_OK);
     assert_int_equal(n, 1);
     assert_false(lk_state(s, "dave", "192.0.2.9", t + 2).addr.exists);
-    assert_int_equal(exh_store_lockout_clear(s, "nobody", &n, &err), EXH_OK);
+    assert_int_equal(exh_store_lockout_clear(s, NULL, "nobody", &n, &err), EXH_OK);
     assert_int_equal(n, 0);
     /* a name that is both a user and an address: both go */
     lk_fail(s, "::1", "::1", t);
-    assert_int_equal(exh_store_lockout_clear(s, "::1", &n, &err), EXH_OK);
+    lk_fail(s, "::2", "::2", t);
+    assert_int_equal(exh_store_lockout_clear(s, NULL, "::1", &n, &err), EXH_OK);
     assert_int_equal(n, 2);
+    assert_int_equal(exh_store_lockout_clear(s, "addr", "::2", &n, &err), EXH_OK);
+    assert_int_equal(n, 1);
+    o = lk_state(s, "::2", "::2", t);
+    assert_true(o.user.exists && !o.addr.exists);
+    assert_int_equal(exh_store_lockout_clear(s, "user", "::2", &n, &err), EXH_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(exh_store_lockout_clear(s, "group", "::2", &n, &err), EXH_EINVAL);
     /* a key with a NUL is refused; a long name is cut and hashed */
     assert_int_equal(exh_store_lockout_failed(s, "a\0b", 3, NULL, t, &LP, NULL, &err), EXH_EINVAL);
     char big[70000], big2[70000];

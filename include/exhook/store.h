@@ -267,9 +267,10 @@ typedef int (*exh_lockout_fn)(const exh_lockout *l, void *arg);
 exh_status exh_store_lockouts(exh_store *s, bool all, int64_t now_ms, exh_lockout_fn fn, void *arg,
                               exh_error *err);
 
-/* Delete the rows of name, user and address alike; *cleared: how many. */
-exh_status exh_store_lockout_clear(exh_store *s, const char *name, int64_t *cleared,
-                                   exh_error *err);
+/* Delete the rows of name of kind "user" or "addr" (NULL: both kinds);
+ * *cleared: how many. */
+exh_status exh_store_lockout_clear(exh_store *s, const char *kind, const char *name,
+                                   int64_t *cleared, exh_error *err);
 
 #pragma GCC visibility pop
 
