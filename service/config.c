@@ -16,11 +16,11 @@
  *   argon2_m_kib = 19456       # cost of rehashed passwords
  *   argon2_t = 2
  *   argon2_p = 1
- *   upgrade_hashes = true      # false for a runtime role that may not write users
  *   lockout_failures = 10      # failed logins that lock a user name or address (0: off)
  *   lockout_window = 300       # ... within this time (seconds, or with ms, s, m, h)
  *   lockout_backoff = 60       # the first lock-out; each next one twice as long
  *   lockout_backoff_max = 1h   # ... up to this; also the quiet time that forgets them
+ *   upgrade_hashes = true      # false for a runtime role that may not write users
  *   # exhook-grpc only
  *   listen = 127.0.0.1:9000
  *   threads = 2                # for authorize, sessions and the rest
@@ -164,10 +164,6 @@ static int set(svc_config *c, const char *key_in, const char *v, why *w)
             c->hash.t_cost = (uint32_t)n;
         else
             c->hash.lanes = (uint32_t)n;
-    } else if (!strcmp(key, "upgrade_hashes")) {
-        if (strcmp(v, "true") && strcmp(v, "false"))
-            return bad(w, "upgrade_hashes (true|false)", v);
-        c->upgrade_hashes = !strcmp(v, "true");
     } else if (!strcmp(key, "lockout_failures")) {
         if (number(v, 0, 1000000, &n))
             return bad(w, "lockout_failures (0..1000000 failed logins; 0: lock-outs off)", v);
@@ -185,6 +181,10 @@ static int set(svc_config *c, const char *key_in, const char *v, why *w)
         *(!strcmp(key, "lockout_window")    ? &c->lockout_window_ms
           : !strcmp(key, "lockout_backoff") ? &c->lockout_backoff_ms
                                             : &c->lockout_backoff_max_ms) = ms;
+    } else if (!strcmp(key, "upgrade_hashes")) {
+        if (strcmp(v, "true") && strcmp(v, "false"))
+            return bad(w, "upgrade_hashes (true|false)", v);
+        c->upgrade_hashes = !strcmp(v, "true");
     } else if (grpc && !strcmp(key, "listen")) {
         if (!*v || !strchr(v, ':')) return bad(w, "listen (host:port)", v);
         return path(w, c->listen, sizeof(c->listen), "listen", v);
@@ -243,14 +243,14 @@ void svc_config_defaults(svc_config *c, int kind)
     c->log_level = LOG_INFO;
     snprintf(c->listen, sizeof(c->listen), "127.0.0.1:9000");
     c->threads = 2;
-    exh_hash_params_default(&c->hash);
-    c->upgrade_hashes = true;
     /* Lock-outs on: 10 failures in 5 minutes lock a name or an address for
      * a minute, then 2, 4, ... up to an hour. */
     c->lockout_failures = 10;
     c->lockout_window_ms = 300000;
     c->lockout_backoff_ms = 60000;
     c->lockout_backoff_max_ms = 3600000;
+    exh_hash_params_default(&c->hash);
+    c->upgrade_hashes = true;
     /* Delivery checks on: a subscription granted earlier (a session taken
      * over, a policy or group changed since) never delivers what the
      * policy refuses now, as Mosquitto's own acl_file behaves. */
