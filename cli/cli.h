@@ -179,6 +179,7 @@ int cmd_list_groups(cli *c, int argc, char **argv);
 int cmd_import(cli *c, int argc, char **argv);
 int cmd_sessions(cli *c, int argc, char **argv);
 int cmd_migrate(cli *c, int argc, char **argv);
+int cmd_lockouts(cli *c, int argc, char **argv);
 int cmd_list_rules(cli *c, int argc, char **argv);
 int cmd_add_rule(cli *c, int argc, char **argv);
 int cmd_del_rule(cli *c, int argc, char **argv);

@@ -26,6 +26,7 @@ static const char usage_text[] =
     "  import        import users from mosquitto_passwd or EMQX exports\n"
     "  sessions      online clients, or the connect/disconnect history\n"
     "  migrate       copy an SQLite store into PostgreSQL (--to URI)\n"
+    "  lockouts      names and addresses locked out after failed logins (--clear)\n"
     "\n"
     "Policies:\n"
     "  check         decide one request (or --batch: JSON lines on stdin)\n"
@@ -249,6 +250,7 @@ int main(int argc, char **argv)
         {"import", cmd_import},
         {"sessions", cmd_sessions},
         {"migrate", cmd_migrate},
+        {"lockouts", cmd_lockouts},
         {"list-rules", cmd_list_rules},
         {"add-rule", cmd_add_rule},
         {"del-rule", cmd_del_rule},

@@ -21,10 +21,13 @@ static const char init_help[] =
     "\n"
     "  --runtime-role ROLE  PostgreSQL only: grant the existing role ROLE what\n"
     "                       a front end needs and nothing more: read users,\n"
-    "                       groups and the schema version; record sessions and\n"
-    "                       history.  It cannot add, change or delete users (nor\n"
-    "                       upgrade a hash at login).  Run init as the tables'\n"
-    "                       owner; give the role its password with CREATE ROLE.\n"
+    "                       groups and the schema version; record sessions,\n"
+    "                       history and lock-outs.  It cannot add, change or\n"
+    "                       delete users (nor upgrade a hash at login).  Run\n"
+    "                       init as the tables' owner; give the role its\n"
+    "                       password with CREATE ROLE.  A role granted so before\n"
+    "                       an upgrade keeps what it needs: the migration grants\n"
+    "                       it the new tables.\n"
     "\n"
     "Exit status: 0 done, 2 the file cannot be created or is not an exhook\n"
     "database.\n";
@@ -217,7 +220,8 @@ int cmd_init(cli *c, int argc, char **argv)
             exh_store_close(s);
             return store_failed(&err);
         }
-        printf("granted role '%s': read users, groups and meta; write sessions and history\n",
+        printf("granted role '%s': read users, groups and meta; write sessions, history and "
+               "lock-outs\n",
                role);
     }
     exh_store_close(s);

@@ -520,6 +520,8 @@ static const char usage[] =
     "                     [--cache-ttl SECONDS] [--cache-max N] [--unknown-user deny|ignore]\n"
     "                     [--failed-action deny|ignore] [--busy-timeout MS]\n"
     "                     [--upgrade-hashes true|false]\n"
+    "                     [--lockout-failures N] [--lockout-window T] [--lockout-backoff T]\n"
+    "                     [--lockout-backoff-max T]\n"
     "                     [--call-timeout MS|Ns]\n"
     "                     [--log-level error|warn|info|debug]\n"
     "                     [--nouse_stdio] [--check-config]\n"
@@ -531,7 +533,11 @@ static const char usage[] =
     "logs on stderr.  SIGHUP or a change to the policy files reloads the policy.\n"
     "--check-config validates the settings, the policy and the store, then exits.\n"
     "--call-timeout is the broker's exhook.drivers.<type>.call_timeout (default 5s):\n"
-    "a login not decided a margin before it is refused, never left to the broker.\n";
+    "a login not decided a margin before it is refused, never left to the broker.\n"
+    "--lockout-failures failed logins (default 10; 0: off) within --lockout-window\n"
+    "(default 300 s) lock the user name or address out for --lockout-backoff\n"
+    "(default 60 s), doubling up to --lockout-backoff-max (default 1h); T: seconds,\n"
+    "or a number with ms, s, m or h.\n";
 
 int main(int argc, char **argv)
 {

@@ -45,13 +45,19 @@ static const char usage[] =
     "                   [--unknown-user deny|ignore] [--failed-action deny|ignore]\n"
     "                   [--busy-timeout MS] [--call-timeout MS|Ns] [--upgrade-hashes true|false]\n"
     "                   [--log-level error|warn|info|debug]\n"
+    "                   [--lockout-failures N] [--lockout-window T] [--lockout-backoff T]\n"
+    "                   [--lockout-backoff-max T]\n"
     "                   [--tls-cert PEM --tls-key PEM [--tls-ca PEM]\n"
     "                    [--tls-client none|optional|required]] [--check-config]\n"
     "\n"
     "EMQX's gRPC ExHook server (HookProvider, packages emqx.exhook.v1, v2 and v3):\n"
     "client.authenticate, client.authorize / client.check_acl, client.connected\n"
     "and client.disconnected.  Logs on stderr.  SIGHUP or a change to the policy\n"
-    "files reloads the policy; SIGTERM stops it cleanly.\n";
+    "files reloads the policy; SIGTERM stops it cleanly.\n"
+    "--lockout-failures failed logins (default 10; 0: off) within --lockout-window\n"
+    "(default 300 s) lock the user name or address out for --lockout-backoff\n"
+    "(default 60 s), doubling up to --lockout-backoff-max (default 1h); T: seconds,\n"
+    "or a number with ms, s, m or h.\n";
 
 static svc_config cfg;
 static svc *service; /* svc_run_start */

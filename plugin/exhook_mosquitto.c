@@ -23,8 +23,9 @@
  * front ends' settings (service/config.h, same names and ranges) as
  * plugin_opt_<key>: database (or db where the broker allows a two-letter
  * name), policy, unknown_user, failed_action, cache_ttl, cache_max,
- * busy_timeout, argon2_m_kib, argon2_t, argon2_p, log_level, and the
- * plugin's own read_check, decision_cache and max_hashes_per_second.
+ * busy_timeout, argon2_m_kib, argon2_t, argon2_p, log_level, lockout_failures,
+ * lockout_window, lockout_backoff, lockout_backoff_max, and the plugin's own
+ * read_check, decision_cache and max_hashes_per_second.
  *
  * Mosquitto calls plugins on its one thread: the service starts no thread
  * here (the broker says when to reload, and the few history events are

@@ -167,6 +167,17 @@ svc_answer svc_login_check(svc_conn *c, const exh_auth_request *rq, svc_grant *g
     }
     exh_error err;
     exh_error_clear(&err);
+    /* Lock-outs (lockout.c): a locked name or address is refused before
+     * any hash is spent. */
+    svc_lockout lk;
+    if (svc_lockout_check(s, store, rq, &lk, &err) != EXH_OK) {
+        g->reason = EXH_AUTH_STORE_ERROR;
+        return not_checked(c, rq, g->reason, &err, g);
+    }
+    if (lk.locked) {
+        g->reason = EXH_AUTH_LOCKED_OUT;
+        return SVC_DENY; /* never "no opinion": that would tell the name is unknown */
+    }
     exh_auth_result r;
     svc_policy *hp = svc_policy_get(s->policy);
     exh_authenticate(store, s->cache, svc_policy_of(hp), c->ctx, rq, &r, &err);
@@ -179,6 +190,12 @@ svc_answer svc_login_check(svc_conn *c, const exh_auth_request *rq, svc_grant *g
     if (unchecked(r.reason)) {
         exh_auth_result_clear(&r);
         return not_checked(c, rq, r.reason, &err, g);
+    }
+    /* Lock-outs: a failure counted, a success resetting the user's count. */
+    if (svc_lockout_count(s, store, &lk, r.reason, &err) != EXH_OK) {
+        exh_auth_result_clear(&r);
+        g->reason = EXH_AUTH_STORE_ERROR;
+        return not_checked(c, rq, g->reason, &err, g);
     }
     svc_store_ok(s);
     if (r.reason == EXH_AUTH_BAD_HASH)

@@ -16,6 +16,10 @@
  *   argon2_m_kib = 19456       # cost of rehashed passwords
  *   argon2_t = 2
  *   argon2_p = 1
+ *   lockout_failures = 10      # failed logins that lock a user name or address (0: off)
+ *   lockout_window = 300       # ... within this time (seconds, or with ms, s, m, h)
+ *   lockout_backoff = 60       # the first lock-out; each next one twice as long
+ *   lockout_backoff_max = 1h   # ... up to this; also the quiet time that forgets them
  *   upgrade_hashes = true      # false for a runtime role that may not write users
  *   metrics_listen = 127.0.0.1:9100   # Prometheus /metrics (unset: off)
  *   audit_log = /var/log/exhook/audit.jsonl   # decision audit log (unset: off)
@@ -83,6 +87,24 @@ static int duration_ms(const char *v, long lo, long hi, long *out)
     return 0;
 }
 
+/* A duration in ms, for settings counted in seconds: "300" (seconds),
+ * or with a unit: "200ms", "30s", "5m", "1h". */
+static int seconds_ms(const char *v, int64_t lo, int64_t hi, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    if (end == v || errno || n < 0 || *v == '-' || *v == '+' || *v == ' ') return -1;
+    long long unit = !*end || !strcmp(end, "s") ? 1000
+                     : !strcmp(end, "ms")       ? 1
+                     : !strcmp(end, "m")        ? 60000
+                     : !strcmp(end, "h")        ? 3600000
+                                                : 0;
+    if (!unit || n > hi / unit || n * unit < lo) return -1;
+    *out = n * unit;
+    return 0;
+}
+
 static int path(why *w, char *dst, size_t cap, const char *key, const char *v)
 {
     if (strlen(v) >= cap) return bad(w, key, v);
@@ -146,6 +168,23 @@ static int set(svc_config *c, const char *key_in, const char *v, why *w)
             c->hash.t_cost = (uint32_t)n;
         else
             c->hash.lanes = (uint32_t)n;
+    } else if (!strcmp(key, "lockout_failures")) {
+        if (number(v, 0, 1000000, &n))
+            return bad(w, "lockout_failures (0..1000000 failed logins; 0: lock-outs off)", v);
+        c->lockout_failures = (uint32_t)n;
+    } else if (!strcmp(key, "lockout_window") || !strcmp(key, "lockout_backoff") ||
+               !strcmp(key, "lockout_backoff_max")) {
+        /* 30 days at most: lock-out lengths stay under 2^32 ms (store.h) */
+        int64_t ms;
+        if (seconds_ms(v, 1, 30 * 86400000LL, &ms)) {
+            char what[160];
+            snprintf(what, sizeof(what),
+                     "%s (1ms..30 days: seconds, or a number with ms, s, m or h)", key);
+            return bad(w, what, v);
+        }
+        *(!strcmp(key, "lockout_window")    ? &c->lockout_window_ms
+          : !strcmp(key, "lockout_backoff") ? &c->lockout_backoff_ms
+                                            : &c->lockout_backoff_max_ms) = ms;
     } else if (!strcmp(key, "upgrade_hashes")) {
         if (strcmp(v, "true") && strcmp(v, "false"))
             return bad(w, "upgrade_hashes (true|false)", v);
@@ -223,6 +262,12 @@ void svc_config_defaults(svc_config *c, int kind)
     c->log_level = LOG_INFO;
     snprintf(c->listen, sizeof(c->listen), "127.0.0.1:9000");
     c->threads = 2;
+    /* Lock-outs on: 10 failures in 5 minutes lock a name or an address for
+     * a minute, then 2, 4, ... up to an hour. */
+    c->lockout_failures = 10;
+    c->lockout_window_ms = 300000;
+    c->lockout_backoff_ms = 60000;
+    c->lockout_backoff_max_ms = 3600000;
     exh_hash_params_default(&c->hash);
     c->upgrade_hashes = true;
     c->audit_queue = 8u << 20; /* ~20,000 records of ~400 bytes */

@@ -30,6 +30,11 @@ typedef struct svc_config {
     bool failed_ignore;  /* store unavailable: `ok` instead of deny */
     int log_level;
     exh_hash_params hash;
+    /* Lock-outs (lockout.c): failures that lock a user name or peer
+     * address (0: off), the window they must fall in, the first lock-out
+     * and the longest (each next one doubles), all times in ms. */
+    uint32_t lockout_failures;
+    int64_t lockout_window_ms, lockout_backoff_ms, lockout_backoff_max_ms;
     /* Rehash a weaker stored hash after a good login (the store's
      * upgrade_on_login).  Off for a runtime role that may not write users
      * (exhookctl init --runtime-role): each try would cost a hash and a

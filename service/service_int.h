@@ -117,6 +117,28 @@ void svc_watch_recheck(svc *s, const char *name, size_t len);
 int svc_watch_start(svc *s);
 void svc_watch_free(svc *s); /* stops its thread first */
 
+/* lockout.c: a login's lock-out keys, and what the store said of them
+ * before its credential check. */
+typedef struct svc_lockout {
+    bool on;          /* lock-outs apply to this login (it has a key) */
+    bool locked;      /* refuse it: a key is locked now */
+    const char *user; /* the user name key (the request's), or NULL */
+    size_t user_len;
+    char addr[48];  /* the address key, or "" */
+    int64_t now_ms; /* wall clock, read once for the login */
+    exh_lockout_state st;
+} svc_lockout;
+/* Before the credential check: fills *lk (lk->locked: refuse at once,
+ * EXH_AUTH_LOCKED_OUT, no hash).  A status but EXH_OK is a store fault. */
+exh_status svc_lockout_check(svc *s, exh_store *store, const exh_auth_request *rq, svc_lockout *lk,
+                             exh_error *err);
+/* After it, with its reason: a failure counted, or a success resetting the
+ * user's count.  A status but EXH_OK is a store fault. */
+exh_status svc_lockout_count(svc *s, exh_store *store, svc_lockout *lk, exh_auth_reason reason,
+                             exh_error *err);
+/* Test hook: ms added to the wall clock the lock-outs read. */
+extern atomic_llong svc_lockout_skew_ms;
+
 /* history.c */
 svc_history *svc_history_new(void);
 int svc_history_start(svc *s);

@@ -312,6 +312,8 @@ const char *exh_auth_reason_str(exh_auth_reason r)
         return "refused without a password check (too many logins to check now)";
     case EXH_AUTH_UNCHECKED:
         return "credentials not checked";
+    case EXH_AUTH_LOCKED_OUT:
+        return "locked out after repeated failures";
     }
     return "?";
 }

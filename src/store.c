@@ -121,7 +121,6 @@ bool exh_store_has_notices(const exh_store *s)
     return s->be->listen != NULL;
 }
 
-
 exh_status exh_store_listen(exh_store *s, exh_error *err)
 {
     if (!s->be->listen)
@@ -379,4 +378,102 @@ const char *store_dummy_hash(exh_store *s)
 exh_status store_set_hash_if(exh_store *s, int64_t id, int64_t rev, const char *hash)
 {
     return s->be->set_hash_if(s, id, rev, hash);
+}
+
+/* ---- lock-outs (store.h) ---- */
+
+/* The key text for name (len bytes) in buf (EXH_LOCKOUT_NAME_MAX + 1
+ * bytes): *out NULL for a key not given.  A name longer than the maximum
+ * keeps its first bytes and a hash of the whole: PostgreSQL cannot index
+ * a key of many kilobytes, and an MQTT user name may have 65535 bytes.
+ * Two names sharing a key lock each other out, which a client could do
+ * anyway by trying the other name itself. */
+static exh_status lockout_key(exh_store *s, const char *name, size_t len, char *buf,
+                              const char **out, exh_error *err)
+{
+    *out = NULL;
+    if (!name) return EXH_OK;
+    if (memchr(name, '\0', len))
+        return store_fail(s, err, EXH_EINVAL, "a lock-out key cannot hold a NUL");
+    if (len <= EXH_LOCKOUT_NAME_MAX) {
+        memcpy(buf, name, len);
+        buf[len] = '\0';
+    } else {
+        uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a */
+        for (size_t i = 0; i < len; i++)
+            h = (h ^ (unsigned char)name[i]) * 0x100000001b3ULL;
+        size_t keep = EXH_LOCKOUT_NAME_MAX - 17;
+        memcpy(buf, name, keep);
+        snprintf(buf + keep, 18, "~%016llx", (unsigned long long)h);
+    }
+    *out = buf;
+    return EXH_OK;
+}
+
+exh_status exh_store_lockout_state(exh_store *s, const char *user, size_t user_len,
+                                   const char *addr, int64_t now_ms, exh_lockout_state *out,
+                                   exh_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    char ub[EXH_LOCKOUT_NAME_MAX + 1], ab[EXH_LOCKOUT_NAME_MAX + 1];
+    const char *u, *a;
+    exh_status st;
+    if ((st = lockout_key(s, user, user_len, ub, &u, err)) ||
+        (st = lockout_key(s, addr, addr ? strlen(addr) : 0, ab, &a, err)))
+        return st;
+    if (!u && !a) return EXH_OK;
+    return s->be->lockout_state(s, u, a, now_ms, out, err);
+}
+
+exh_status exh_store_lockout_failed(exh_store *s, const char *user, size_t user_len,
+                                    const char *addr, int64_t now_ms, const exh_lockout_params *p,
+                                    exh_lockout_state *out, exh_error *err)
+{
+    exh_lockout_state ignored;
+    if (!out) out = &ignored;
+    memset(out, 0, sizeof(*out));
+    /* The shift in LOCKOUT_SET stays inside 64 bits for a backoff_max
+     * under 2^32 ms (49 days). */
+    if (p->window_ms < 0 || p->backoff_ms < 0 || p->backoff_max_ms < 0 ||
+        p->backoff_max_ms >= (int64_t)1 << 32)
+        return store_fail(s, err, EXH_EINVAL, "lock-out times out of range");
+    if (!p->failures) return EXH_OK; /* lock-outs off */
+    char ub[EXH_LOCKOUT_NAME_MAX + 1], ab[EXH_LOCKOUT_NAME_MAX + 1];
+    const char *u, *a;
+    exh_status st;
+    if ((st = lockout_key(s, user, user_len, ub, &u, err)) ||
+        (st = lockout_key(s, addr, addr ? strlen(addr) : 0, ab, &a, err)))
+        return st;
+    if (!u && !a) return EXH_OK;
+    if ((st = s->be->lockout_failed(s, u, a, now_ms, p, out, err))) return st;
+    if (++s->lockout_fails % 256 == 0) st = s->be->lockout_purge(s, now_ms, p, err);
+    return st;
+}
+
+exh_status exh_store_lockout_reset_user(exh_store *s, const char *user, size_t user_len,
+                                        exh_error *err)
+{
+    char ub[EXH_LOCKOUT_NAME_MAX + 1];
+    const char *u;
+    int64_t n;
+    exh_status st = lockout_key(s, user, user_len, ub, &u, err);
+    return st || !u ? st : s->be->lockout_delete(s, "user", u, &n, err);
+}
+
+exh_status exh_store_lockouts(exh_store *s, bool all, int64_t now_ms, exh_lockout_fn fn, void *arg,
+                              exh_error *err)
+{
+    return s->be->lockout_list(s, all, now_ms, fn, arg, err);
+}
+
+exh_status exh_store_lockout_clear(exh_store *s, const char *kind, const char *name,
+                                   int64_t *cleared, exh_error *err)
+{
+    char b[EXH_LOCKOUT_NAME_MAX + 1];
+    const char *k;
+    *cleared = 0;
+    if (kind && strcmp(kind, "user") && strcmp(kind, "addr"))
+        return store_fail(s, err, EXH_EINVAL, "a lock-out's kind is 'user' or 'addr'");
+    exh_status st = lockout_key(s, name, strlen(name), b, &k, err);
+    return st ? st : s->be->lockout_delete(s, kind, k, cleared, err);
 }

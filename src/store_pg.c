@@ -63,6 +63,11 @@ enum {
     ST_SET_HASH_IF,
     ST_DATA_VERSION,
     ST_PUT_USER,
+    ST_LOCKOUT_STATE,
+    ST_LOCKOUT_FAILED,
+    ST_LOCKOUT_PURGE,
+    ST_LOCKOUT_DELETE,
+    ST_LOCKOUT_LIST,
     ST_COUNT
 };
 
@@ -110,6 +115,28 @@ static const char *const sql_text[ST_COUNT] = {
     [ST_PUT_USER] = "INSERT INTO users(name, hash, superuser, disabled, clientid_pattern, rev, "
                     "created, updated) VALUES ($1, $2, $3::boolean, $4::boolean, $5, $6::bigint, "
                     "$7::bigint, $8::bigint)",
+    [ST_LOCKOUT_STATE] = "SELECT kind, failures, strikes, locked_until FROM lockouts "
+                         "WHERE (kind = 'user' AND name = $1::text) "
+                         "OR (kind = 'addr' AND name = $2::text)",
+    /* As SQLite's (store_sqlite.c), with typed parameters.  Concurrent
+     * failures for one key on two nodes: the second INSERT waits for the
+     * first's row lock, then DO UPDATE reads the row as the first
+     * committed it (READ COMMITTED re-reads a conflicting row), so both
+     * are counted. */
+    [ST_LOCKOUT_FAILED] = "INSERT INTO lockouts(kind, name, failures, window_start, strikes, "
+                          "locked_until, last_failure) SELECT v.k, v.n, $8::integer, $3::bigint, "
+                          "$9::integer, $10::bigint, $3::bigint FROM (VALUES ('user', $1::text), "
+                          "('addr', $2::text)) v(k, n) WHERE v.n IS NOT NULL "
+                          "ON CONFLICT (kind, name) DO UPDATE SET " LOCKOUT_SET(
+                              "$3::bigint", "$4::integer", "$5::bigint", "$6::bigint",
+                              "$7::bigint") " RETURNING kind, failures, strikes, locked_until",
+    [ST_LOCKOUT_PURGE] =
+        "DELETE FROM lockouts WHERE " LOCKOUT_STALE("$1::bigint", "$2::bigint", "$3::bigint"),
+    [ST_LOCKOUT_DELETE] = "DELETE FROM lockouts WHERE name = $2::text "
+                          "AND ($1::text IS NULL OR kind = $1::text)",
+    [ST_LOCKOUT_LIST] = "SELECT kind, name, failures, strikes, window_start, locked_until, "
+                        "last_failure FROM lockouts WHERE $1::boolean OR locked_until > "
+                        "$2::bigint ORDER BY kind, name",
 };
 
 /* Notices are per database, not per schema: two stores in one database
@@ -200,6 +227,26 @@ static const char *const migrations[] = {
     "  FOR EACH ROW EXECUTE FUNCTION exhook_member_notice();"
     "CREATE TRIGGER memberships_truncated AFTER TRUNCATE ON memberships"
     "  FOR EACH STATEMENT EXECUTE FUNCTION exhook_member_notice();",
+    /* 2 -> 3: lock-outs (store.h), times in ms since the epoch.  A
+     * runtime role granted before (store_pg_grant_runtime: the role that
+     * may insert sessions) gets the table too: its front ends count
+     * failed logins there, and without the grant every login would be a
+     * store fault after the upgrade. */
+    "CREATE TABLE lockouts ("
+    "  kind text COLLATE \"C\" NOT NULL CHECK (kind IN ('user', 'addr')),"
+    "  name text COLLATE \"C\" NOT NULL,"
+    "  failures integer NOT NULL,"
+    "  window_start bigint NOT NULL,"
+    "  strikes integer NOT NULL,"
+    "  locked_until bigint NOT NULL,"
+    "  last_failure bigint NOT NULL,"
+    "  PRIMARY KEY (kind, name));"
+    "DO $$ DECLARE r record; BEGIN"
+    "  FOR r IN SELECT DISTINCT grantee FROM information_schema.role_table_grants"
+    "    WHERE table_schema = current_schema() AND table_name = 'sessions'"
+    "    AND privilege_type = 'INSERT' AND grantee <> current_user LOOP"
+    "    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON lockouts TO %I', r.grantee);"
+    "  END LOOP; END $$;",
 };
 
 /* Held for the migration's transaction: two nodes opening a new database
@@ -1207,7 +1254,8 @@ static exh_status runtime_role_refused(pg_store *s, const char *role, exh_error 
 
 /*
  * What a front end needs and no more: read users, memberships and the
- * meta row (schema and data version), write sessions and history.  It
+ * meta row (schema and data version), write sessions, history and
+ * lock-outs.  It
  * cannot add, change or delete a user -- not even to upgrade a hash at
  * login, which then fails quietly and the login stands (auth.c).
  */
@@ -1244,10 +1292,11 @@ exh_status store_pg_grant_runtime(exh_store *b, const char *role, exh_error *err
          * granted too, for the identity column's inserts. */
         snprintf(sql, n,
                  "BEGIN;"
-                 "REVOKE ALL ON exhook_meta, users, memberships, sessions, history FROM %s;"
+                 "REVOKE ALL ON exhook_meta, users, memberships, sessions, history, lockouts "
+                 "FROM %s;"
                  "GRANT USAGE ON SCHEMA %s TO %s;"
                  "GRANT SELECT ON exhook_meta, users, memberships TO %s;"
-                 "GRANT SELECT, INSERT, UPDATE, DELETE ON sessions TO %s;"
+                 "GRANT SELECT, INSERT, UPDATE, DELETE ON sessions, lockouts TO %s;"
                  "GRANT SELECT, INSERT, DELETE ON history TO %s;"
                  "GRANT USAGE ON SEQUENCE %s TO %s;"
                  "COMMIT",
@@ -1291,6 +1340,145 @@ static exh_status pg_notices(exh_store *b, exh_notice_fn fn, void *arg, exh_erro
     return EXH_OK;
 }
 
+/* ---- lock-outs ---- */
+
+/* A row of ST_LOCKOUT_STATE or ST_LOCKOUT_FAILED's RETURNING into out;
+ * the key it was. */
+static exh_lockout_key *lockout_row(const PGresult *r, int i, int64_t now, exh_lockout_state *out)
+{
+    exh_lockout_key *k = !strcmp(PQgetvalue(r, i, 0), "user") ? &out->user : &out->addr;
+    k->exists = true;
+    k->failures = (uint32_t)col_i64(r, i, 1);
+    k->strikes = (uint32_t)col_i64(r, i, 2);
+    k->locked_until = col_i64(r, i, 3);
+    k->locked = k->locked_until > now;
+    return k;
+}
+
+/* Keys as PostgreSQL's text takes them: invalid UTF-8 escaped (see
+ * pg_event); a key not given stays NULL. */
+typedef struct pg_keys {
+    const char *user, *addr;
+    char *owned[2];
+} pg_keys;
+
+static exh_status pg_keys_of(pg_keys *k, const char *user, const char *addr, exh_error *err)
+{
+    k->user = utf8_text(user, &k->owned[0]);
+    k->addr = utf8_text(addr, &k->owned[1]);
+    if ((user && !k->user) || (addr && !k->addr)) {
+        free(k->owned[0]);
+        free(k->owned[1]);
+        return exh_error_nomem(err);
+    }
+    return EXH_OK;
+}
+
+static void pg_keys_free(pg_keys *k)
+{
+    free(k->owned[0]);
+    free(k->owned[1]);
+}
+
+static exh_status pg_lockout_state(exh_store *b, const char *user, const char *addr, int64_t now,
+                                   exh_lockout_state *out, exh_error *err)
+{
+    pg_keys k;
+    exh_status st = pg_keys_of(&k, user, addr, err);
+    if (st) return st;
+    const char *v[] = {k.user, k.addr};
+    PGresult *r = run(PG(b), ST_LOCKOUT_STATE, 2, v, err, "reading lock-outs", &st);
+    pg_keys_free(&k);
+    if (!r) return st;
+    for (int i = 0, n = PQntuples(r); i < n; i++)
+        lockout_row(r, i, now, out);
+    PQclear(r);
+    return EXH_OK;
+}
+
+static exh_status pg_lockout_failed(exh_store *b, const char *user, const char *addr, int64_t now,
+                                    const exh_lockout_params *p, exh_lockout_state *out,
+                                    exh_error *err)
+{
+    pg_keys k;
+    exh_status st = pg_keys_of(&k, user, addr, err);
+    if (st) return st;
+    bool locks = p->failures <= 1; /* a new row's one failure */
+    int64_t first = p->backoff_ms < p->backoff_max_ms ? p->backoff_ms : p->backoff_max_ms;
+    char t[8][24];
+    snprintf(t[0], 24, "%" PRId64, now);
+    snprintf(t[1], 24, "%" PRIu32, p->failures);
+    snprintf(t[2], 24, "%" PRId64, p->window_ms);
+    snprintf(t[3], 24, "%" PRId64, p->backoff_ms);
+    snprintf(t[4], 24, "%" PRId64, p->backoff_max_ms);
+    snprintf(t[5], 24, "%d", locks ? 0 : 1);
+    snprintf(t[6], 24, "%d", locks ? 1 : 0);
+    snprintf(t[7], 24, "%" PRId64, locks ? now + first : 0);
+    const char *v[] = {k.user, k.addr, t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7]};
+    PGresult *r = run(PG(b), ST_LOCKOUT_FAILED, 10, v, err, "counting a failed login", &st);
+    pg_keys_free(&k);
+    if (!r) return st;
+    /* A key given and not returned was locked, and left alone. */
+    out->user.locked = out->user.exists = user != NULL;
+    out->addr.locked = out->addr.exists = addr != NULL;
+    for (int i = 0, n = PQntuples(r); i < n; i++) {
+        exh_lockout_key *key = lockout_row(r, i, now, out);
+        key->started = key->locked;
+    }
+    PQclear(r);
+    return EXH_OK;
+}
+
+static exh_status pg_lockout_purge(exh_store *b, int64_t now, const exh_lockout_params *p,
+                                   exh_error *err)
+{
+    char t[3][24];
+    snprintf(t[0], 24, "%" PRId64, now);
+    snprintf(t[1], 24, "%" PRId64, p->window_ms);
+    snprintf(t[2], 24, "%" PRId64, p->backoff_max_ms);
+    const char *v[] = {t[0], t[1], t[2]};
+    return write_n(PG(b), ST_LOCKOUT_PURGE, 3, v, err, "purging old lock-outs", NULL);
+}
+
+static exh_status pg_lockout_delete(exh_store *b, const char *kind, const char *name, int64_t *n,
+                                    exh_error *err)
+{
+    pg_keys k;
+    exh_status st = pg_keys_of(&k, name, NULL, err);
+    if (st) return st;
+    const char *v[] = {kind, k.user};
+    long changed = 0;
+    st = write_n(PG(b), ST_LOCKOUT_DELETE, 2, v, err, "clearing a lock-out", &changed);
+    pg_keys_free(&k);
+    *n = st ? 0 : changed;
+    return st;
+}
+
+static exh_status pg_lockout_list(exh_store *b, bool all, int64_t now, exh_lockout_fn fn, void *arg,
+                                  exh_error *err)
+{
+    char t[24];
+    snprintf(t, sizeof(t), "%" PRId64, now);
+    const char *v[] = {all ? "true" : "false", t};
+    exh_status st = EXH_OK;
+    PGresult *r = run(PG(b), ST_LOCKOUT_LIST, 2, v, err, "listing lock-outs", &st);
+    if (!r) return st;
+    for (int i = 0, n = PQntuples(r); i < n; i++) {
+        exh_lockout l = {
+            .kind = PQgetvalue(r, i, 0),
+            .name = PQgetvalue(r, i, 1),
+            .failures = (uint32_t)col_i64(r, i, 2),
+            .strikes = (uint32_t)col_i64(r, i, 3),
+            .window_start = col_i64(r, i, 4),
+            .locked_until = col_i64(r, i, 5),
+            .last_failure = col_i64(r, i, 6),
+        };
+        if (fn(&l, arg)) break;
+    }
+    PQclear(r);
+    return EXH_OK;
+}
+
 const store_backend store_pg = {
     .kind = "PostgreSQL",
     .open = pg_open,
@@ -1315,4 +1503,9 @@ const store_backend store_pg = {
     .listen = pg_listen,
     .notice_fd = pg_notice_fd,
     .notices = pg_notices,
+    .lockout_state = pg_lockout_state,
+    .lockout_failed = pg_lockout_failed,
+    .lockout_purge = pg_lockout_purge,
+    .lockout_delete = pg_lockout_delete,
+    .lockout_list = pg_lockout_list,
 };

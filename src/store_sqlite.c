@@ -40,6 +40,11 @@ enum {
     ST_LIST_ONLINE,
     ST_LIST_HISTORY,
     ST_SET_HASH_IF,
+    ST_LOCKOUT_STATE,
+    ST_LOCKOUT_FAILED,
+    ST_LOCKOUT_PURGE,
+    ST_LOCKOUT_DELETE,
+    ST_LOCKOUT_LIST,
     ST_COUNT
 };
 
@@ -74,6 +79,25 @@ static const char *const sql_text[ST_COUNT] = {
                        "WHERE id = ?1 AND rev = ?2",
     [ST_LIST_HISTORY] = "SELECT clientid, username, peerhost, node, reason, at, event FROM "
                         "history ORDER BY id DESC",
+    [ST_LOCKOUT_STATE] = "SELECT kind, failures, strikes, locked_until FROM lockouts "
+                         "WHERE (kind = 'user' AND name = ?1) OR (kind = 'addr' AND name = ?2)",
+    /* ?1 user, ?2 address (NULL: not given), ?3 now, ?4 N, ?5 window,
+     * ?6 backoff, ?7 backoff_max; ?8..?10 a new row's failures, strikes
+     * and locked_until (store_backend.h: LOCKOUT_SET for an old one).  The
+     * SELECT needs its WHERE: without one SQLite would read ON CONFLICT
+     * as a join's ON. */
+    [ST_LOCKOUT_FAILED] =
+        "INSERT INTO lockouts(kind, name, failures, window_start, strikes, "
+        "locked_until, last_failure) SELECT column1, column2, ?8, ?3, ?9, ?10, ?3 "
+        "FROM (VALUES ('user', ?1), ('addr', ?2)) WHERE column2 IS NOT NULL "
+        "ON CONFLICT (kind, name) DO UPDATE SET " LOCKOUT_SET(
+            "?3", "?4", "?5", "?6", "?7") " RETURNING kind, failures, strikes, "
+                                          "locked_until",
+    [ST_LOCKOUT_PURGE] = "DELETE FROM lockouts WHERE " LOCKOUT_STALE("?1", "?2", "?3"),
+    [ST_LOCKOUT_DELETE] = "DELETE FROM lockouts WHERE name = ?2 AND (?1 IS NULL OR kind = ?1)",
+    [ST_LOCKOUT_LIST] = "SELECT kind, name, failures, strikes, window_start, locked_until, "
+                        "last_failure FROM lockouts WHERE ?1 OR locked_until > ?2 "
+                        "ORDER BY kind, name",
 };
 
 /* Schema migrations: entry k takes the schema from version k to k + 1. */
@@ -107,6 +131,16 @@ static const char *const migrations[] = {
     /* 1 -> 2: PostgreSQL's change notices; an SQLite file has none (the
      * version is one number for both backends). */
     "SELECT 1;",
+    /* 2 -> 3: lock-outs (store.h), times in ms since the epoch. */
+    "CREATE TABLE lockouts ("
+    "  kind TEXT NOT NULL CHECK (kind IN ('user', 'addr')),"
+    "  name TEXT NOT NULL,"
+    "  failures INTEGER NOT NULL,"
+    "  window_start INTEGER NOT NULL,"
+    "  strikes INTEGER NOT NULL,"
+    "  locked_until INTEGER NOT NULL,"
+    "  last_failure INTEGER NOT NULL,"
+    "  PRIMARY KEY (kind, name)) WITHOUT ROWID;",
 };
 
 typedef struct sq_store {
@@ -625,6 +659,121 @@ static exh_status sq_set_hash_if(exh_store *b, int64_t id, int64_t rev, const ch
     return st ? st : (sqlite3_changes(s->db) ? EXH_OK : EXH_ENOTFOUND);
 }
 
+/* ---- lock-outs ---- */
+
+/* A row of ST_LOCKOUT_STATE or ST_LOCKOUT_FAILED's RETURNING into out. */
+static void lockout_row(sqlite3_stmt *q, int64_t now, exh_lockout_state *out)
+{
+    const char *kind = (const char *)sqlite3_column_text(q, 0);
+    exh_lockout_key *k = kind && !strcmp(kind, "user") ? &out->user : &out->addr;
+    k->exists = true;
+    k->failures = (uint32_t)sqlite3_column_int64(q, 1);
+    k->strikes = (uint32_t)sqlite3_column_int64(q, 2);
+    k->locked_until = sqlite3_column_int64(q, 3);
+    k->locked = k->locked_until > now;
+}
+
+static exh_status sq_lockout_state(exh_store *b, const char *user, const char *addr, int64_t now,
+                                   exh_lockout_state *out, exh_error *err)
+{
+    sq_store *s = SQ(b);
+    sqlite3_stmt *q = stmt(s, ST_LOCKOUT_STATE, err);
+    if (!q) return EXH_ESTORE;
+    bind_opt(q, 1, user);
+    bind_opt(q, 2, addr);
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW)
+        lockout_row(q, now, out);
+    exh_status st = rc == SQLITE_DONE ? EXH_OK : db_fail(s, err, "reading lock-outs");
+    sqlite3_reset(q);
+    return st;
+}
+
+static exh_status sq_lockout_failed(exh_store *b, const char *user, const char *addr, int64_t now,
+                                    const exh_lockout_params *p, exh_lockout_state *out,
+                                    exh_error *err)
+{
+    sq_store *s = SQ(b);
+    sqlite3_stmt *q = stmt(s, ST_LOCKOUT_FAILED, err);
+    if (!q) return EXH_ESTORE;
+    bool locks = p->failures <= 1; /* a new row's one failure */
+    bind_opt(q, 1, user);
+    bind_opt(q, 2, addr);
+    sqlite3_bind_int64(q, 3, now);
+    sqlite3_bind_int64(q, 4, p->failures);
+    sqlite3_bind_int64(q, 5, p->window_ms);
+    sqlite3_bind_int64(q, 6, p->backoff_ms);
+    sqlite3_bind_int64(q, 7, p->backoff_max_ms);
+    sqlite3_bind_int64(q, 8, locks ? 0 : 1);
+    sqlite3_bind_int64(q, 9, locks ? 1 : 0);
+    sqlite3_bind_int64(
+        q, 10,
+        locks ? now + (p->backoff_ms < p->backoff_max_ms ? p->backoff_ms : p->backoff_max_ms) : 0);
+    /* A key given and not returned was locked, and left alone. */
+    out->user.locked = out->user.exists = user != NULL;
+    out->addr.locked = out->addr.exists = addr != NULL;
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        lockout_row(q, now, out);
+        exh_lockout_key *k =
+            !strcmp((const char *)sqlite3_column_text(q, 0), "user") ? &out->user : &out->addr;
+        k->started = k->locked;
+    }
+    exh_status st = rc == SQLITE_DONE ? EXH_OK : db_fail(s, err, "counting a failed login");
+    sqlite3_reset(q);
+    return st;
+}
+
+static exh_status sq_lockout_purge(exh_store *b, int64_t now, const exh_lockout_params *p,
+                                   exh_error *err)
+{
+    sq_store *s = SQ(b);
+    sqlite3_stmt *q = stmt(s, ST_LOCKOUT_PURGE, err);
+    if (!q) return EXH_ESTORE;
+    sqlite3_bind_int64(q, 1, now);
+    sqlite3_bind_int64(q, 2, p->window_ms);
+    sqlite3_bind_int64(q, 3, p->backoff_max_ms);
+    return step_write(s, q, err, "purging old lock-outs");
+}
+
+static exh_status sq_lockout_delete(exh_store *b, const char *kind, const char *name, int64_t *n,
+                                    exh_error *err)
+{
+    sq_store *s = SQ(b);
+    sqlite3_stmt *q = stmt(s, ST_LOCKOUT_DELETE, err);
+    if (!q) return EXH_ESTORE;
+    bind_opt(q, 1, kind);
+    sqlite3_bind_text(q, 2, name, -1, SQLITE_STATIC);
+    exh_status st = step_write(s, q, err, "clearing a lock-out");
+    *n = st ? 0 : sqlite3_changes(s->db);
+    return st;
+}
+
+static exh_status sq_lockout_list(exh_store *b, bool all, int64_t now, exh_lockout_fn fn, void *arg,
+                                  exh_error *err)
+{
+    sq_store *s = SQ(b);
+    sqlite3_stmt *q = stmt(s, ST_LOCKOUT_LIST, err);
+    if (!q) return EXH_ESTORE;
+    sqlite3_bind_int(q, 1, all);
+    sqlite3_bind_int64(q, 2, now);
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        exh_lockout l = {
+            .kind = (const char *)sqlite3_column_text(q, 0),
+            .name = (const char *)sqlite3_column_text(q, 1),
+            .failures = (uint32_t)sqlite3_column_int64(q, 2),
+            .strikes = (uint32_t)sqlite3_column_int64(q, 3),
+            .window_start = sqlite3_column_int64(q, 4),
+            .locked_until = sqlite3_column_int64(q, 5),
+            .last_failure = sqlite3_column_int64(q, 6),
+        };
+        if (fn(&l, arg)) break;
+    }
+    sqlite3_reset(q);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? EXH_OK : db_fail(s, err, "listing lock-outs");
+}
+
 const store_backend store_sqlite = {
     .kind = "SQLite",
     .open = sq_open,
@@ -646,4 +795,9 @@ const store_backend store_sqlite = {
     .record_session = sq_record_session,
     .list_sessions = sq_list_sessions,
     .set_hash_if = sq_set_hash_if,
+    .lockout_state = sq_lockout_state,
+    .lockout_failed = sq_lockout_failed,
+    .lockout_purge = sq_lockout_purge,
+    .lockout_delete = sq_lockout_delete,
+    .lockout_list = sq_lockout_list,
 };

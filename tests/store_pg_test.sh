@@ -50,13 +50,13 @@ has "check --password-stdin before init" 2 "does not exist"
 [ "$(pg_psql exhook_test -c "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")" = 0 ] &&
   ok || bad "a command before init created tables"
 run - $X init
-is "init creates the schema" 0 "$DB: schema version 2 (created)"
+is "init creates the schema" 0 "$DB: schema version 3 (created)"
 run - $X init
-is "init again" 0 "$DB: schema version 2"
+is "init again" 0 "$DB: schema version 3"
 run - $ctl --db "$EXH_TEST_PG_SOCKET_URI" init
-has "init over the Unix socket" 0 "schema version 2"
+has "init over the Unix socket" 0 "schema version 3"
 run - env EXHOOK_DB="$DB" $ctl init
-is "init from EXHOOK_DB" 0 "$DB: schema version 2"
+is "init from EXHOOK_DB" 0 "$DB: schema version 3"
 
 run "$(line "$PW")" $X add-user alice --password-stdin --group ops --group dev --clientid-pattern 'dev-[0-9]+'
 is "add-user" 0 "added user 'alice'"
@@ -246,8 +246,8 @@ RPW=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
 printf "CREATE ROLE exhook_rt LOGIN PASSWORD '%s';\n" "$RPW" | pg_psql exhook_mig -f -
 (umask 077 && printf '127.0.0.1:%s:*:exhook_rt:%s\n' "$PG_PORT" "$RPW" >>"$PGPASSFILE")
 run - $M init --runtime-role exhook_rt
-is "init --runtime-role" 0 "$MDB: schema version 2
-granted role 'exhook_rt': read users, groups and meta; write sessions and history"
+is "init --runtime-role" 0 "$MDB: schema version 3
+granted role 'exhook_rt': read users, groups and meta; write sessions, history and lock-outs"
 run - $M init --runtime-role no_such_role
 has "init --runtime-role for a missing role" 2 "does not exist"
 run - $S init --runtime-role exhook_rt
@@ -307,6 +307,30 @@ if rt_sql "UPDATE users SET superuser = true" >"$tmp/rt"; then bad "runtime role
 if rt_sql "UPDATE exhook_meta SET value = 0" >"$tmp/rt"; then bad "runtime role updated meta"; else
   grep -q "permission denied" "$tmp/rt" && ok || bad "runtime role meta update: $(cat "$tmp/rt")"; fi
 
+# ---- lock-outs: the runtime role writes them (the front ends count failed
+# logins), exhookctl lists and clears them on a URI ----
+now=$(date +%s%3N)
+if rt_sql "INSERT INTO lockouts VALUES ('user', 'alice', 0, $now, 1, $((now + 60000)), $now), ('addr', '10.0.0.7', 2, $now, 0, 0, $now); UPDATE lockouts SET failures = failures + 1 WHERE kind = 'addr'; DELETE FROM lockouts WHERE name = 'nobody'" >"$tmp/rt"; then
+  ok; else bad "runtime role cannot write lock-outs: $(cat "$tmp/rt")"; fi
+run - $R lockouts
+if [ "$st" = 0 ] && [ "$(echo "$out" | wc -l)" = 2 ] && echo "$out" | grep -qE '^user  alice +0 +1  [0-9T:-]+Z  (59|60)$'; then
+  ok; else bad "lockouts as the runtime role: $st: $out $err"; fi
+run - $M lockouts --all --json
+case $out in *'"name":"10.0.0.7","failures":3,'*'"name":"alice",'*) ok ;; *) bad "lockouts --all --json on a URI: $out" ;; esac
+run - $R lockouts --clear alice
+is "lockouts --clear as the runtime role" 0 "cleared user 'alice' (was locked out)"
+run - $M lockouts --clear alice
+has "lockouts --clear again" 1 "nothing to clear"
+# a runtime role granted before schema version 3 is granted lock-outs by the
+# migration (else every login through it would be a store fault)
+pg_psql exhook_mig -c "REVOKE ALL ON lockouts FROM exhook_rt; DROP TABLE lockouts; UPDATE exhook_meta SET value = 2 WHERE key = 'schema_version'"
+run - $M init
+is "init migrates 2 to 3" 0 "$MDB: schema version 3"
+if rt_sql "INSERT INTO lockouts VALUES ('user', 'x', 1, 1, 0, 0, 1); DELETE FROM lockouts WHERE name = 'x'" >"$tmp/rt"; then
+  ok; else bad "runtime role granted at version 2 cannot write lock-outs after the migration: $(cat "$tmp/rt")"; fi
+run - $M lockouts --all
+is "lockouts after the migration (a new, empty table)" 0 "KIND  NAME                              FAILURES  STRIKES  LOCKED-UNTIL          SECONDS-LEFT"
+
 # ---- the runtime role is never a superuser nor the tables' owner ----
 printf 'CREATE ROLE exhook_su LOGIN SUPERUSER;\n' | pg_psql exhook_mig -f -
 run - $M init --runtime-role exhook_su
@@ -317,7 +341,7 @@ printf 'CREATE ROLE exhook_own LOGIN; CREATE ROLE exhook_own_m LOGIN IN ROLE exh
 "$PG_BIN/createdb" -h "$PG_DIR" -p "$PG_PORT" -U exhook -O exhook_own exhook_own
 O="$ctl --db postgresql://exhook_own@/exhook_own?host=$PG_DIR&port=$PG_PORT"
 run - $O init
-has "init as a non-superuser owner" 0 "schema version 2"
+has "init as a non-superuser owner" 0 "schema version 3"
 run - $O init --runtime-role exhook_own
 has "init --runtime-role refuses the tables' owner" 2 "role 'exhook_own' owns the store's tables"
 run - $O init --runtime-role exhook_own_m

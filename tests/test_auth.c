@@ -201,9 +201,9 @@ static void test_unreadable_hash(void **state)
 static void test_reason_texts(void **state)
 {
     (void)state;
-    for (int a = EXH_AUTH_OK; a <= EXH_AUTH_HASH_ERROR; a++) {
+    for (int a = EXH_AUTH_OK; a <= EXH_AUTH_LOCKED_OUT; a++) {
         assert_string_not_equal(exh_auth_reason_str((exh_auth_reason)a), "?");
-        for (int b = a + 1; b <= EXH_AUTH_HASH_ERROR; b++)
+        for (int b = a + 1; b <= EXH_AUTH_LOCKED_OUT; b++)
             assert_string_not_equal(exh_auth_reason_str((exh_auth_reason)a),
                                     exh_auth_reason_str((exh_auth_reason)b));
     }

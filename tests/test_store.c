@@ -636,8 +636,9 @@ static void test_pg_migration_to_notices(void **state)
            "DROP FUNCTION exhook_user_notice(); DROP FUNCTION exhook_member_notice(); "
            "DROP FUNCTION exhook_notice(text); "
            "UPDATE exhook_meta SET value = 1 WHERE key = 'schema_version'");
+    pg_sql("DROP TABLE lockouts"); /* version 3's, made again by its step */
     w = open_store();
-    assert_int_equal(exh_store_schema_version(w), 2);
+    assert_int_equal(exh_store_schema_version(w), EXH_STORE_SCHEMA_VERSION);
     exh_store *l = open_store();
     exh_error err;
     assert_int_equal(exh_store_listen(l, &err), EXH_OK);
@@ -751,13 +752,274 @@ static void test_pg_bad_utf8_event(void **state)
     exh_store_close(s);
 }
 
+/* ---- lock-outs ---- */
+
+static const exh_lockout_params LP = {
+    .failures = 3, .window_ms = 1000, .backoff_ms = 100, .backoff_max_ms = 400};
+
+/* One failure of alice from 192.0.2.1 at t; the state it left. */
+static exh_lockout_state lk_fail(exh_store *s, const char *user, const char *addr, int64_t t)
+{
+    exh_lockout_state o;
+    exh_error err;
+    if (exh_store_lockout_failed(s, user, user ? strlen(user) : 0, addr, t, &LP, &o, &err))
+        fail_msg("lockout_failed: %s", err.message);
+    return o;
+}
+
+static exh_lockout_state lk_state(exh_store *s, const char *user, const char *addr, int64_t t)
+{
+    exh_lockout_state o;
+    exh_error err;
+    if (exh_store_lockout_state(s, user, user ? strlen(user) : 0, addr, t, &o, &err))
+        fail_msg("lockout_state: %s", err.message);
+    return o;
+}
+
+/* Lock key user at t (N failures a ms apart); returns when it ends. */
+static int64_t lk_lock(exh_store *s, const char *user, int64_t t)
+{
+    exh_lockout_state o;
+    for (uint32_t i = 0; i < LP.failures; i++) {
+        assert_false(lk_state(s, user, NULL, t + i).user.locked);
+        o = lk_fail(s, user, NULL, t + i);
+        if (o.user.started != (i + 1 == LP.failures))
+            fail_msg("%s at %lld: failure %u: started %d (count %u, strikes %u)", user,
+                     (long long)(t + i), i + 1, o.user.started, o.user.failures, o.user.strikes);
+    }
+    assert_true(o.user.locked);
+    return o.user.locked_until;
+}
+
+/* N-1 failures lock nothing, the Nth locks both keys for the back-off;
+ * failures while locked are not counted; the lock ends on time. */
+static void test_lockout_counts_and_locks(void **state)
+{
+    (void)state;
+    exh_store *s = open_store();
+    int64_t t = 1700000000000;
+    exh_lockout_state o = lk_state(s, "alice", "192.0.2.1", t);
+    assert_false(o.user.exists || o.addr.exists || o.user.locked || o.addr.locked);
+    for (int i = 0; i < 2; i++) {
+        o = lk_fail(s, "alice", "192.0.2.1", t + i);
+        assert_false(o.user.locked || o.addr.locked || o.user.started);
+        assert_int_equal(o.user.failures, i + 1);
+        assert_int_equal(o.addr.failures, i + 1);
+    }
+    o = lk_state(s, "alice", "192.0.2.1", t + 2);
+    assert_true(o.user.exists && o.addr.exists);
+    assert_false(o.user.locked || o.addr.locked);
+    o = lk_fail(s, "alice", "192.0.2.1", t + 2);
+    assert_true(o.user.started && o.addr.started && o.user.locked && o.addr.locked);
+    assert_int_equal(o.user.locked_until, t + 2 + 100);
+    assert_int_equal(o.user.strikes, 1);
+    assert_int_equal(o.user.failures, 0);
+    /* locked: refused logins are not failures */
+    for (int i = 0; i < 5; i++) {
+        o = lk_fail(s, "alice", "192.0.2.1", t + 50);
+        assert_true(o.user.locked && !o.user.started);
+    }
+    o = lk_state(s, "alice", NULL, t + 101);
+    assert_true(o.user.locked);
+    assert_false(o.addr.exists); /* not asked */
+    assert_int_equal(o.user.failures, 0);
+    assert_int_equal(o.user.locked_until, t + 102);
+    o = lk_state(s, "alice", "192.0.2.1", t + 102);
+    assert_false(o.user.locked || o.addr.locked);
+    /* another name, same address: the address key alone */
+    o = lk_state(s, "bob", "192.0.2.1", t + 60);
+    assert_false(o.user.exists);
+    assert_true(o.addr.locked);
+    exh_store_close(s);
+}
+
+/* The window: failures further apart than it start the count again. */
+static void test_lockout_window(void **state)
+{
+    (void)state;
+    exh_store *s = open_store();
+    int64_t t = 1700000000000;
+    lk_fail(s, "w", NULL, t);
+    lk_fail(s, "w", NULL, t + 999);
+    exh_lockout_state o = lk_fail(s, "w", NULL, t + 1001); /* the window since t has passed */
+    assert_false(o.user.locked);
+    assert_int_equal(o.user.failures, 1);
+    lk_fail(s, "w", NULL, t + 1500);
+    o = lk_fail(s, "w", NULL, t + 1600);
+    assert_true(o.user.started);
+    exh_store_close(s);
+}
+
+/* Each lock-out twice the last, up to the cap; a quiet time (backoff_max
+ * with no failure after the lock ended) starts from the first again. */
+static void test_lockout_backoff(void **state)
+{
+    (void)state;
+    exh_store *s = open_store();
+    int64_t t = 1700000000000;
+    int64_t want[] = {100, 200, 400, 400, 400};
+    for (int i = 0; i < 5; i++) {
+        int64_t until = lk_lock(s, "b", t);
+        assert_int_equal(until - (t + 2), want[i]);
+        t = until + 10; /* soon after: strikes kept */
+    }
+    assert_int_equal(lk_state(s, "b", NULL, t).user.strikes, 5);
+    /* quiet for longer than backoff_max after the last lock ended */
+    t += 400;
+    int64_t until = lk_lock(s, "b", t);
+    assert_int_equal(until - (t + 2), 100);
+    assert_int_equal(lk_state(s, "b", NULL, t + 3).user.strikes, 1);
+    /* a failure inside the quiet time keeps the strikes */
+    t = until + 390;
+    until = lk_lock(s, "b", t);
+    assert_int_equal(until - (t + 2), 200);
+    exh_store_close(s);
+}
+
+static int lk_collect(const exh_lockout *l, void *arg)
+{
+    char *buf = arg;
+    char line[400];
+    snprintf(line, sizeof(line), "%s %s %u %u %s;", l->kind, l->name, l->failures, l->strikes,
+             l->locked_until > 1700000000000 ? "locked" : "-");
+    strcat(buf, line);
+    return 0;
+}
+
+static const char *lk_list(exh_store *s, bool all, int64_t now)
+{
+    static char buf[4096];
+    buf[0] = '\0';
+    exh_error err;
+    if (exh_store_lockouts(s, all, now, lk_collect, buf, &err))
+        fail_msg("lockouts: %s", err.message);
+    return buf;
+}
+
+/* Reset on success (the user's row only), clear (both kinds), listing. */
+static void test_lockout_reset_clear_list(void **state)
+{
+    (void)state;
+    exh_store *s = open_store();
+    exh_error err;
+    int64_t t = 1700000000000, n = -1;
+    lk_fail(s, "carol", "192.0.2.9", t);
+    lk_fail(s, "dave", "192.0.2.9", t);
+    assert_string_equal(lk_list(s, false, t), "");
+    assert_string_equal(lk_list(s, true, t),
+                        "addr 192.0.2.9 2 0 -;user carol 1 0 -;user dave 1 0 -;");
+    assert_int_equal(exh_store_lockout_reset_user(s, "carol", 5, &err), EXH_OK);
+    exh_lockout_state o = lk_state(s, "carol", "192.0.2.9", t);
+    assert_false(o.user.exists);
+    assert_int_equal(o.addr.failures, 2);
+    o = lk_fail(s, "dave", "192.0.2.9", t + 1);
+    assert_true(o.addr.started);
+    assert_false(o.user.locked);
+    assert_string_equal(lk_list(s, false, t + 1), "addr 192.0.2.9 0 1 locked;");
+    assert_int_equal(exh_store_lockout_clear(s, NULL, "192.0.2.9", &n, &err), EXH_OK);
+    assert_int_equal(n, 1);
+    assert_false(lk_state(s, "dave", "192.0.2.9", t + 2).addr.exists);
+    assert_int_equal(exh_store_lockout_clear(s, NULL, "nobody", &n, &err), EXH_OK);
+    assert_int_equal(n, 0);
+    /* a name that is both a user and an address: both go */
+    lk_fail(s, "::1", "::1", t);
+    lk_fail(s, "::2", "::2", t);
+    assert_int_equal(exh_store_lockout_clear(s, NULL, "::1", &n, &err), EXH_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(exh_store_lockout_clear(s, "addr", "::2", &n, &err), EXH_OK);
+    assert_int_equal(n, 1);
+    o = lk_state(s, "::2", "::2", t);
+    assert_true(o.user.exists && !o.addr.exists);
+    assert_int_equal(exh_store_lockout_clear(s, "user", "::2", &n, &err), EXH_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(exh_store_lockout_clear(s, "group", "::2", &n, &err), EXH_EINVAL);
+    /* a key with a NUL is refused; a long name is cut and hashed */
+    assert_int_equal(exh_store_lockout_failed(s, "a\0b", 3, NULL, t, &LP, NULL, &err), EXH_EINVAL);
+    char big[70000], big2[70000];
+    memset(big, 'x', sizeof(big));
+    memcpy(big2, big, sizeof(big2));
+    big2[sizeof(big2) - 1] = 'y';
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(exh_store_lockout_failed(s, big, sizeof(big), NULL, t + i, &LP, &o, &err),
+                         EXH_OK);
+    assert_true(o.user.started);
+    assert_false(lk_state(s, big2, NULL, t + 5).user.exists);
+    exh_lockout_state o2;
+    assert_int_equal(exh_store_lockout_state(s, big, sizeof(big), NULL, t + 5, &o2, &err), EXH_OK);
+    assert_true(o2.user.locked);
+    exh_store_close(s);
+}
+
+static int lk_count(const exh_lockout *l, void *arg)
+{
+    (void)l;
+    (*(int *)arg)++;
+    return 0;
+}
+
+/* Rows that mean nothing any more go every 256th failure on a handle. */
+static void test_lockout_purge(void **state)
+{
+    (void)state;
+    exh_store *s = open_store();
+    exh_error err;
+    int64_t t = 1700000000000;
+    char name[32];
+    for (int i = 0; i < 200; i++) {
+        snprintf(name, sizeof(name), "nobody-%d", i);
+        lk_fail(s, name, NULL, t);
+    }
+    for (int i = 0; i < 52; i++) /* 252 calls */
+        lk_fail(s, "late", NULL, t + 5000 + i * 1000);
+    int rows = 0;
+    assert_int_equal(exh_store_lockouts(s, true, t, lk_count, &rows, &err), EXH_OK);
+    assert_int_equal(rows, 201);
+    lk_lock(s, "held", t + 60000); /* 255: locked past the purge, kept */
+    /* the 256th call, later than window and backoff_max: it purges */
+    lk_fail(s, "late", NULL, t + 60010);
+    rows = 0;
+    assert_int_equal(exh_store_lockouts(s, true, t, lk_count, &rows, &err), EXH_OK);
+    assert_int_equal(rows, 2); /* held, late */
+    exh_store_close(s);
+}
+
+/* A store at schema version 2 is migrated to 3 when opened: its users
+ * stay, lock-outs work. */
+static void test_lockout_migration_keeps_data(void **state)
+{
+    (void)state;
+    exh_store *s = open_store();
+    exh_error err;
+    exh_new_user u = {.name = "erin", .password = "pw", .password_len = 2};
+    assert_int_equal(exh_store_add_user(s, &u, &err), EXH_OK);
+    exh_store_close(s);
+    if (pg_base && strstr(path, "postgres"))
+        pg_sql("DROP TABLE lockouts; UPDATE exhook_meta SET value = 2 WHERE key = "
+               "'schema_version'");
+    else
+        sql("DROP TABLE lockouts; PRAGMA user_version = 2");
+    s = open_store();
+    assert_int_equal(exh_store_schema_version(s), 3);
+    exh_user got;
+    assert_int_equal(exh_store_get_user(s, "erin", &got, &err), EXH_OK);
+    exh_user_clear(&got);
+    assert_true(lk_lock(s, "erin", 1700000000000) > 0);
+    exh_store_close(s);
+}
+
 /* The cases every backend must pass alike. */
 #define BOTH(setup, teardown)                                                                      \
     cmocka_unit_test_setup_teardown(test_users_groups_revisions, setup, teardown),                 \
         cmocka_unit_test_setup_teardown(test_listing_and_transactions, setup, teardown),           \
         cmocka_unit_test_setup_teardown(test_sessions_bounded_history, setup, teardown),           \
         cmocka_unit_test_setup_teardown(test_listing_byte_order, setup, teardown),                 \
-        cmocka_unit_test_setup_teardown(test_data_version, setup, teardown)
+        cmocka_unit_test_setup_teardown(test_data_version, setup, teardown),                       \
+        cmocka_unit_test_setup_teardown(test_lockout_counts_and_locks, setup, teardown),           \
+        cmocka_unit_test_setup_teardown(test_lockout_window, setup, teardown),                     \
+        cmocka_unit_test_setup_teardown(test_lockout_backoff, setup, teardown),                    \
+        cmocka_unit_test_setup_teardown(test_lockout_reset_clear_list, setup, teardown),           \
+        cmocka_unit_test_setup_teardown(test_lockout_purge, setup, teardown),                      \
+        cmocka_unit_test_setup_teardown(test_lockout_migration_keeps_data, setup, teardown)
 
 int main(void)
 {

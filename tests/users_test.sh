@@ -62,12 +62,12 @@ is "lint without a db" 0 "*"
 
 # ---- init ----
 run - $X init
-is "init creates" 0 "$DB: schema version 2 (created)"
+is "init creates" 0 "$DB: schema version 3 (created)"
 [ "$(stat -c %a "$DB")" = 600 ] && ok || bad "db mode is $(stat -c %a "$DB"), want 600"
 run - $X init
-is "init again" 0 "$DB: schema version 2"
+is "init again" 0 "$DB: schema version 3"
 run - env EXHOOK_DB="$tmp/env.db" $ctl init
-is "init from EXHOOK_DB" 0 "$tmp/env.db: schema version 2 (created)"
+is "init from EXHOOK_DB" 0 "$tmp/env.db: schema version 3 (created)"
 chmod 644 "$tmp/env.db"
 run - $ctl --db "$tmp/env.db" init
 has "init warns about a readable db" 0 "readable by other users (mode 0644)"
@@ -492,6 +492,47 @@ else
 fi
 run - $X sessions --frobnicate
 is "sessions usage" 2 ""
+
+# ---- lockouts: what the front ends locked out (rows as a front end writes them) ----
+run - $X lockouts
+is "lockouts, none" 0 "KIND  NAME                              FAILURES  STRIKES  LOCKED-UNTIL          SECONDS-LEFT"
+now=$(date +%s%3N)
+python3 - "$DB" "$now" <<'PY'
+import sqlite3, sys
+now = int(sys.argv[2])
+c = sqlite3.connect(sys.argv[1])
+c.executemany("INSERT INTO lockouts VALUES (?, ?, ?, ?, ?, ?, ?)", [
+    ("user", "alice", 0, now, 2, now + 120000, now),        # locked, 2 min left
+    ("addr", "2001:db8::7", 0, now, 1, now + 60000, now),    # locked
+    ("user", "carol", 4, now, 0, 0, now),                    # counting, not locked
+    ("user", "2001:db8::7", 3, now, 1, now - 1000, now)])    # a user named like the address
+c.commit()
+PY
+run - $X lockouts
+if [ "$st" = 0 ] && [ "$(echo "$out" | wc -l)" = 3 ] &&
+  echo "$out" | grep -qE '^addr  2001:db8::7 +0 +1  [0-9T:-]+Z  (59|60)$' &&
+  echo "$out" | grep -qE '^user  alice +0 +2  [0-9T:-]+Z  (119|120)$'; then ok; else bad "lockouts: $out"; fi
+run - $X lockouts --all --json
+[ "$st" = 0 ] && is_json && [ "$(json_get '[(e["kind"], e["name"], e["failures"], e["locked"], e["locked_until"] is None) for e in j]')" = "[('addr', '2001:db8::7', 0, True, False), ('user', '2001:db8::7', 3, False, True), ('user', 'alice', 0, True, False), ('user', 'carol', 4, False, True)]" ] &&
+  ok || bad "lockouts --all --json: $out"
+run - $X lockouts --clear alice
+is "lockouts --clear a user" 0 "cleared user 'alice' (was locked out)"
+run - $X lockouts --clear 2001:DB8:0::7
+is "lockouts --clear an address (written otherwise) and a user of that name" 0 "cleared address 2001:db8::7 (was locked out)"
+run - $X lockouts --clear 2001:db8::7
+is "lockouts --clear the user named like it" 0 "cleared user '2001:db8::7'"
+run - $X lockouts --clear alice
+has "lockouts --clear again: nothing" 1 "nothing to clear for 'alice'"
+run - $X lockouts --all
+if [ "$st" = 0 ] && [ "$(echo "$out" | wc -l)" = 2 ] && echo "$out" | grep -q '^user  carol  *4  *0  *-  *-$'; then ok; else bad "lockouts --all after clearing: $out"; fi
+run - $X lockouts --clear
+is "lockouts --clear without a name" 2 ""
+run - $X lockouts --clear x --json
+is "lockouts --clear with --json" 2 ""
+run - $X lockouts --help
+has "lockouts --help" 0 "usage: exhookctl lockouts"
+run - $ctl --db "$tmp/absent.db" lockouts
+has "lockouts without a store" 2 "no credential store at $tmp/absent.db"
 
 # ---- nothing ever showed the password, nor a hash without --show-hash ----
 if grep -qF -- "$PW" "$tmp/all.log"; then bad "the password appeared in some output"; else ok; fi

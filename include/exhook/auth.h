@@ -64,6 +64,8 @@ typedef enum exh_auth_reason {
     EXH_AUTH_NO_STORE,    /* check_password with store NULL (status EXH_EINVAL) */
     EXH_AUTH_HASH_ERROR,  /* the hash library failed on a well-formed hash
                            * (its own memory, a crypto error; status EXH_OK) */
+    EXH_AUTH_LOCKED_OUT,  /* refused unchecked: the name or address is locked out after
+                           * repeated failures (a front end's lock-outs; store.h) */
 } exh_auth_reason;
 
 /* May this user connect with this client id (its clientid pattern, if it

@@ -39,7 +39,7 @@ extern "C" {
 
 #pragma GCC visibility push(default)
 
-#define EXH_STORE_SCHEMA_VERSION 2
+#define EXH_STORE_SCHEMA_VERSION 3
 
 typedef struct exh_store exh_store;
 
@@ -186,6 +186,91 @@ typedef int (*exh_session_fn)(const exh_session_event *ev, void *user);
 /* online: the clients currently connected; else the history, newest first. */
 exh_status exh_store_list_sessions(exh_store *s, bool online, exh_session_fn fn, void *user,
                                    exh_error *err);
+
+/*
+ * Lock-outs: brute-force protection that every front end on the store
+ * shares (a PostgreSQL store: every node; either: across restarts).
+ * Failed logins are counted per key -- a user name ("user") and a peer
+ * address ("addr", its text) -- and a key that reaches p->failures within
+ * p->window_ms is locked: its logins are refused without a password check
+ * until locked_until.  The first lock-out lasts p->backoff_ms, each next
+ * one twice the last, at most p->backoff_max_ms; a key quiet (no failure)
+ * for backoff_max_ms after its lock ended starts again from the first.
+ *
+ * Times are wall-clock milliseconds since the epoch given by the caller
+ * (now_ms), because the rows are shared by processes and nodes: nodes
+ * whose clocks disagree by a second see a lock-out end a second apart,
+ * which NTP keeps well below the lengths that matter here.
+ *
+ * Keys are text: a user name of any bytes but NUL (len bytes; NULL: no
+ * user key) and an address as exh_addr_format writes it (NULL: no address
+ * key).  A name longer than EXH_LOCKOUT_NAME_MAX bytes is keyed by its
+ * first bytes and a hash of the whole (PostgreSQL cannot index long keys);
+ * PostgreSQL keeps a name that is not valid UTF-8 with each bad byte as
+ * \xNN (as session history does).  Listings show the keys so.
+ */
+#define EXH_LOCKOUT_NAME_MAX 200
+
+typedef struct exh_lockout_params {
+    uint32_t failures;      /* failures that lock a key; 0: lock-outs off */
+    int64_t window_ms;      /* failures further apart than this count afresh */
+    int64_t backoff_ms;     /* the first lock-out's length */
+    int64_t backoff_max_ms; /* the longest; also the quiet time that forgets strikes */
+} exh_lockout_params;
+
+/* One key's row, as a read or a failure left it. */
+typedef struct exh_lockout_key {
+    bool exists;          /* the store holds a row for the key */
+    bool locked;          /* locked at now_ms */
+    bool started;         /* exh_store_lockout_failed: this failure locked it */
+    uint32_t failures;    /* counted in the current window */
+    uint32_t strikes;     /* lock-outs in a row (the next one lasts longer) */
+    int64_t locked_until; /* ms since the epoch; <= now_ms: not locked */
+} exh_lockout_key;
+
+typedef struct exh_lockout_state {
+    exh_lockout_key user, addr;
+} exh_lockout_state;
+
+/* Both keys' rows in one read (one round trip on PostgreSQL): is either
+ * locked, and is there a user row for a success to reset? */
+exh_status exh_store_lockout_state(exh_store *s, const char *user, size_t user_len,
+                                   const char *addr, int64_t now_ms, exh_lockout_state *out,
+                                   exh_error *err);
+
+/* Count one failed login for each key given, in one statement that is
+ * atomic across processes and nodes (no count is lost to a race).  A key
+ * locked at now_ms is left as it is: a refused login is never counted.
+ * out (may be NULL): each key as left, started set for a key this failure
+ * locked.  Every 256th call on a handle also deletes rows that mean
+ * nothing any more (not locked, window and quiet time past), so names
+ * that do not exist cannot grow the table without bound. */
+exh_status exh_store_lockout_failed(exh_store *s, const char *user, size_t user_len,
+                                    const char *addr, int64_t now_ms, const exh_lockout_params *p,
+                                    exh_lockout_state *out, exh_error *err);
+
+/* A login succeeded: the user's row goes (count and strikes). */
+exh_status exh_store_lockout_reset_user(exh_store *s, const char *user, size_t user_len,
+                                        exh_error *err);
+
+/* A row as listed (strings valid during the call only). */
+typedef struct exh_lockout {
+    const char *kind; /* "user" or "addr" */
+    const char *name;
+    uint32_t failures, strikes;
+    int64_t window_start, locked_until, last_failure; /* ms since the epoch */
+} exh_lockout;
+typedef int (*exh_lockout_fn)(const exh_lockout *l, void *arg);
+
+/* The keys locked at now_ms (all: every row, counters too), by kind
+ * ("addr" first) then name in byte order.  Return non-zero to stop. */
+exh_status exh_store_lockouts(exh_store *s, bool all, int64_t now_ms, exh_lockout_fn fn, void *arg,
+                              exh_error *err);
+
+/* Delete the rows of name of kind "user" or "addr" (NULL: both kinds);
+ * *cleared: how many. */
+exh_status exh_store_lockout_clear(exh_store *s, const char *kind, const char *name,
+                                   int64_t *cleared, exh_error *err);
 
 #pragma GCC visibility pop
 

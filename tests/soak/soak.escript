@@ -267,7 +267,7 @@ start() ->
     Tag = filename:join(env(tmp), "driver"),
     Cmd = "/bin/sh " ++ q(wrapper()) ++ " " ++ q(Tag) ++ " " ++ q(env(driver)) ++
         " --db " ++ q(env(db)) ++ " --policy " ++ q(env(pol)) ++
-        " --log-level info --argon2_m_kib 8 --argon2_t 1",
+        " --log-level info --argon2_m_kib 8 --argon2_t 1 --lockout-failures 0",
     Port = open_port({spawn, Cmd}, [{packet, 4}, binary, exit_status]),
     Pid = wait_file(Tag ++ ".pid", 5000),
     {ok, Exe} = file:read_link("/proc/" ++ Pid ++ "/exe"),
