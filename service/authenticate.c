@@ -137,6 +137,8 @@ static svc_login_why why_of(exh_auth_reason r)
         return SVC_WHY_OUT_OF_MEMORY;
     case EXH_AUTH_HASH_ERROR:
         return SVC_WHY_HASH_ERROR;
+    case EXH_AUTH_LOCKED_OUT:
+        return SVC_WHY_LOCKED_OUT;
     }
     return SVC_WHY_HASH_ERROR;
 }
