@@ -201,24 +201,12 @@ static void jb_uint(jb *b, unsigned long v)
     jb_raw(b, p, (size_t)(e - p));
 }
 
-static inline void jb_key(jb *b, const char *key)
-{
-    jb_raw(b, ",\"", 2);
-    jb_lit(b, key);
-    jb_raw(b, "\":", 2);
-}
+/* ,"key": -- key a string literal, its length known at compile time */
+#define jb_key(b, key) jb_raw((b), ",\"" key "\":", sizeof(key) + 3)
 
-static void jb_kstr(jb *b, const char *key, const char *s, size_t n)
-{
-    jb_key(b, key);
-    jb_str(b, s, n);
-}
+#define jb_kstr(b, key, s, n) (jb_key(b, key), jb_str((b), (s), (n)))
 
-static void jb_kint(jb *b, const char *key, unsigned long v)
-{
-    jb_key(b, key);
-    jb_uint(b, v);
-}
+#define jb_kint(b, key, v) (jb_key(b, key), jb_uint((b), (v)))
 
 static void jb_peer(jb *b, const exh_addr *peer)
 {

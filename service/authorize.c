@@ -94,11 +94,8 @@ static int from_record(const svc_client_view *v, void *arg)
         r->groups = NULL; /* the record's: valid only under the lock */
         r->ngroups = 0;
         /* Not if a reload came in between; not an invalid request (it is
-         * counted apart); with the audit log on, not a deny (each deny is
-         * written with the rule that decided it, which the cache does not
-         * keep). */
-        if (slot && used == gen && !k->invalid && !(k->c->s->audit && a == SVC_DENY))
-            svc_decision_fill(slot, gen, a);
+         * counted apart). */
+        if (slot && used == gen && !k->invalid) svc_decision_fill(slot, gen, a);
         return a;
     }
     case SVC_CLIENT_UNVERIFIED:
@@ -218,7 +215,11 @@ int svc_authorize_cached(svc_conn *c, const char *key, size_t klen, const svc_pr
     if (s->audit_samples && (c->forced_draw = svc_audit_draw(c))) return -1;
     svc_metrics_shard *sh = c->shard;
     int64_t t0 = sh && svc_metrics_time_this(sh) ? svc_now_ns() : 0;
-    int a = svc_clients_cached(s->clients, key, klen, svc_live_policy_gen(s->policy), q);
+    /* With the audit log on, a kept deny is decided again: each deny is
+     * written with the rule that decided it, which the cache does not
+     * keep. */
+    int a = svc_clients_cached(s->clients, key, klen, svc_live_policy_gen(s->policy), q,
+                               s->audit != NULL);
     if (sh) {
         if (a >= 0) {
             c->forced_draw = -1;

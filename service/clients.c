@@ -478,7 +478,7 @@ static bool same_user_cstr(const client *c, const char *user)
 }
 
 int svc_clients_cached(svc_clients *t, const char *key, size_t klen, uint32_t gen,
-                       const svc_probe *q)
+                       const svc_probe *q, bool redecide_denies)
 {
     /* Generation 0 (no policy yet) would find the ways reserved and not
      * yet decided; QoS and retain are one byte each, and anything outside
@@ -503,7 +503,10 @@ int svc_clients_cached(svc_clients *t, const char *key, size_t klen, uint32_t ge
         if (d->what == what && strcmp(d->topic, q->topic) == 0) {
             int answer = d->answer;
             unlock(t);
-            return answer;
+            /* A deny the caller must decide again (to log its rule): a miss
+             * that takes no way, so the deny stays kept and no allowed
+             * topic is pushed out for it. */
+            return answer == 0 && redecide_denies ? -1 : answer;
         }
     }
     /* A miss: the way the answer will go is taken now, and the record

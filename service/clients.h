@@ -182,9 +182,10 @@ typedef struct svc_probe {
 
 /* The answer the record of (key, q->username) keeps for the check q
  * describes under the policy of generation gen, or -1 (none kept, or no
- * decision cache). */
+ * decision cache).  redecide_denies: a kept deny is -1 too, without
+ * taking a way (the caller decides it again to log it; the deny stays). */
 int svc_clients_cached(svc_clients *t, const char *key, size_t klen, uint32_t gen,
-                       const svc_probe *q);
+                       const svc_probe *q, bool redecide_denies);
 
 /* Has any login been seen on key? */
 bool svc_clients_seen(svc_clients *t, const char *key, size_t klen);

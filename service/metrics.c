@@ -203,7 +203,7 @@ long svc_metrics_render(svc *s, char **result)
             put(&o, "exhook_acl_decisions_total{action=\"%s\",outcome=\"%s\"} %lu\n", acl_kinds[k],
                 outcomes[r], acl[k][r]);
     family(&o, "exhook_acl_latency_seconds", "histogram",
-           "Time to decide an ACL check, timed on one check in 16 per thread.");
+           "Time to decide an ACL check, timed on one check in 128 per thread.");
     histogram(&o, "exhook_acl_latency_seconds", acl_bounds, SVC_ACL_BUCKETS, lat, lat_sum);
 
     family(&o, "exhook_logins_total", "counter",

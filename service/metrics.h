@@ -9,7 +9,7 @@
  * line.  A scrape adds the shards up.  Everything rarer (logins, reloads,
  * store incidents, history, audit) uses shared atomics.
  *
- * ACL latency is timed on one decision in 16 per thread (the histogram's
+ * ACL latency is timed on one decision in 128 per thread (the histogram's
  * _count says how many were timed): reading the clock twice costs about as
  * much as a decision from the client's record, and a histogram's quantiles
  * are the same from a steady sample.  Logins are all timed.
@@ -47,7 +47,7 @@ typedef enum svc_login_why {
 } svc_login_why;
 const char *svc_login_why_str(svc_login_why w);
 
-enum { SVC_ACL_BUCKETS = 16, SVC_LOGIN_BUCKETS = 14, SVC_ACL_TIME_EVERY = 16 };
+enum { SVC_ACL_BUCKETS = 16, SVC_LOGIN_BUCKETS = 14, SVC_ACL_TIME_EVERY = 128 };
 
 /* One thread's ACL counts (one writer: svc_metrics_bump). */
 typedef struct svc_metrics_shard {

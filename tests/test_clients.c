@@ -186,7 +186,7 @@ static int probe(svc_clients *t, const char *key, const char *user, const char *
                  size_t user_rec_len, uint32_t gen, svc_probe q)
 {
     q.username = user;
-    int a = svc_clients_cached(t, key, 8, gen, &q);
+    int a = svc_clients_cached(t, key, 8, gen, &q, false);
     if (a >= 0) return a;
     /* the evaluation that follows a miss: it finds the way reserved */
     return svc_clients_with(t, key, 8, user_rec, user_rec_len, fill_allow, &gen) ? -1 : -2;
