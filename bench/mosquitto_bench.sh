@@ -12,6 +12,11 @@
 #   exhook-m1    (WARM=0 only) the same as exhook, the users hashed with
 #                argon2id at 1 MiB (exhookctl --argon2 m=1024,
 #                plugin_opt_argon2_m_kib 1024)
+#   exhook-obs   (OBS=1) exhook with plugin_opt_metrics_listen and
+#                plugin_opt_audit_log (denies and logins: this load has no
+#                deny, so the log gets the logins)
+#   exhook-obsall (OBS=1) the same with plugin_opt_audit_sample 1: every
+#                decision written (two a message: the publish, the delivery)
 #   none         no plugin, allow_anonymous true (the floor)
 #   acl_file     Mosquitto's own password_file ($7$ PBKDF2) + acl_file with the
 #                rules this load needs (policies/ regexes and captures have no
@@ -94,6 +99,7 @@
 #   CG_MSGS=2000 USERS=1000 STORM=500 STORM_PAR=100 INTERVAL_MS=2
 #   RELOAD_NOCACHE=0 TOPICS=1 CG_TOPICS="1 16" PACE=20000 PACE_MSGS=25000 WARM=1
 #   SKIP=pub,conn,reload,storm (leave parts out; pub also leaves out 2)
+#   OBS=1 (add the exhook-obs and exhook-obsall set-ups)
 #   CG_KEEP=DIR (keep the callgrind output files there, for callgrind_annotate)
 #   ALT="NAME=PATH.so ..." (more set-ups exhook-NAME: another build of the
 #   plugin with the same options, in parts 1 to 3)
@@ -220,6 +226,12 @@ start() {
         echo "plugin_opt_read_check true"
         if [ "$1" = exhook-nocache ]; then echo "plugin_opt_cache_ttl 0"; fi
         if [ "$1" = exhook-nodc ]; then echo "plugin_opt_decision_cache false"; fi
+        case $1 in exhook-obs*)
+          echo "plugin_opt_metrics_listen 127.0.0.1:$(free_port)"
+          echo "plugin_opt_audit_log $tmp/$1-audit.jsonl"
+          ;;
+        esac
+        if [ "$1" = exhook-obsall ]; then echo "plugin_opt_audit_sample 1"; fi
         # The reload part's connect phase logs USERS accounts in at once, each
         # a first argon2id check: past the plugin's budget (20 a second) they
         # would be refused.  The reload itself hashes nothing either way.
@@ -586,6 +598,8 @@ setups=(exhook exhook-nodc none acl_file "${alts[@]}")
 # Cold logins (WARM=0): also the plugin with its users hashed at 1 MiB, whose
 # logins take ~2 ms instead of ~30
 if [ "$WARM" = 0 ]; then setups=(exhook exhook-nodc exhook-m1 none acl_file "${alts[@]}"); fi
+# Metrics and the audit log on (OBS=1): their cost per message in the broker
+if [ "${OBS:-0}" = 1 ]; then setups+=(exhook-obs exhook-obsall); fi
 for setup in "${setups[@]}"; do pub[$setup]="" cpu[$setup]="" paced[$setup]=""; done
 if ! skip pub; then
   for rep in $(seq "$REPS"); do
