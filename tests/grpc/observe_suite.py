@@ -181,6 +181,29 @@ def t_load():
     leaked = [p for p in list(g.PW.values()) + ['guess-1234', 'nobody-pw'] if p.encode() in raw]
     g.check('no password anywhere in the audit log', leaked, [])
     g.check('the audit log is 0600', stat.S_IMODE(os.stat(audit).st_mode), 0o600)
+    t_replay(audit)
+
+
+def t_replay(audit):
+    """exhookctl replay over the log the server just wrote."""
+    same = subprocess.run([g.CTL, 'replay', '--log', audit, '--policy', POLICY],
+                          capture_output=True, text=True, timeout=60)
+    g.check('replay under the same policy: nothing changes (exit 0)', same.returncode, 0)
+    # A candidate that lets anyone publish to users/bob/: alice's logged
+    # denies there become allows.
+    cand = os.path.join(TMP, 'candidate.policy')
+    with open(POLICY) as f:
+        text = f.read()
+    with open(cand, 'w') as f:
+        f.write(text.replace('default deny\n', 'default deny\nallow publish topic "users/+/t"\n', 1))
+    r = subprocess.run([g.CTL, 'replay', '--log', audit, '--policy', cand, '--json'],
+                       capture_output=True, text=True, timeout=60)
+    g.check('replay under a candidate that opens users/bob/t: exit 1', r.returncode, 1)
+    groups = [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+    opened = [x for x in groups if x.get('type') == 'group' and x.get('old_decision') == 'deny'
+              and x.get('new_decision') == 'allow']
+    g.check('... every logged deny on users/bob/t becomes an allow',
+            sum(x.get('count', 0) for x in opened), 600)
 
 
 def scrape_quiet(port):
