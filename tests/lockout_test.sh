@@ -94,7 +94,14 @@ connect() {
   ok
 }
 
-start_broker A || { bad "broker A did not start: $(cat "$tmp/A.log")"; finish; }
+mport=$(free_port)
+start_broker A "plugin_opt_metrics_listen 127.0.0.1:$mport" ||
+  { bad "broker A did not start: $(cat "$tmp/A.log")"; finish; }
+# metric NAME: its value on broker A's /metrics (the format checked too)
+metric() {
+  curl -sS --max-time 10 "http://127.0.0.1:$mport/metrics" >"$tmp/m.txt" 2>/dev/null &&
+    /usr/bin/python3 tests/lib/promcheck.py "$tmp/m.txt" "$1" 2>/dev/null
+}
 start_broker B || { bad "broker B did not start: $(cat "$tmp/B.log")"; finish; }
 
 # ---- lock-out: N wrong passwords on A, then the right one refused on A and B ----
@@ -137,15 +144,16 @@ connect "... and on B" B 0 0 -u alice -P alice-Secret-pw
 $ctl --db "$DB" lockouts --clear alice >/dev/null 2>&1
 [ $? = 1 ] && ok || bad "lockouts --clear alice again: want exit 1 (nothing to clear)"
 
-# ---- guessing: 300 wrong passwords for bob back to back cost at most N + 2 hashes ----
+# ---- guessing: 10,000 wrong passwords for bob back to back cost at most N + 2 hashes ----
 # (from 127.0.0.2: an address the plugin's own throttle has not seen; loopback
 # is never locked out as an address, so bob's name is what stops it)
+hashes0=$(metric 'exhook_password_hashes_total{}')
 guesses=$(python3 - "$port_A" <<'PY'
 import socket, struct, sys
 port = int(sys.argv[1])
 def s(b): b = b.encode(); return struct.pack('!H', len(b)) + b
 refused = 0
-for i in range(300):
+for i in range(10000):
     body = s('MQTT') + bytes([4, 0xC2]) + struct.pack('!H', 60) + s(f'guess-{i}') + s('bob') + s(f'pw-{i}')
     c = socket.create_connection(('127.0.0.1', port), timeout=10, source_address=('127.0.0.2', 0))
     c.sendall(bytes([0x10, len(body)]) + body)
@@ -155,13 +163,21 @@ for i in range(300):
 print(refused)
 PY
 )
-[ "$guesses" = 300 ] && ok || bad "guessing: $guesses of 300 wrong passwords refused"
+[ "$guesses" = 10000 ] && ok || bad "guessing: $guesses of 10000 wrong passwords refused"
+hashes1=$(metric 'exhook_password_hashes_total{}')
+lockedm=$(metric 'exhook_logins_total{outcome="deny",reason="locked out"}')
+case "$hashes0 $hashes1" in *[!0-9\ ]* | " " | *" ") bad "metrics not read: '$hashes0' '$hashes1'" ;;
+  *) [ $((hashes1 - hashes0)) -le $((N + 2)) ] && ok ||
+    bad "guessing: exhook_password_hashes_total grew by $((hashes1 - hashes0)) for 10000 guesses" ;;
+esac
+[ "${lockedm:-0}" -ge $((10000 - N - 2)) ] 2>/dev/null && ok ||
+  bad "guessing: exhook_logins_total{reason=\"locked out\"} is '$lockedm'"
 hashed=$(grep -c 'exhook: connect guess-[0-9]* (bob): wrong password' "$log_A")
 locked=$(grep -c 'exhook: connect guess-[0-9]* (bob): locked out after repeated failures' "$log_A")
 [ "$hashed" -le $((N + 2)) ] && [ "$hashed" -ge 1 ] && ok ||
-  bad "guessing: $hashed password hashes for 300 guesses (want at most $((N + 2)))"
-[ "$locked" -ge $((300 - N - 2)) ] && ok || bad "guessing: only $locked refused as locked out"
-echo "# 300 guesses at bob's password: $hashed hashed, $locked refused as locked out"
+  bad "guessing: $hashed password hashes for 10000 guesses (want at most $((N + 2)))"
+[ "$locked" -ge $((10000 - N - 2)) ] && ok || bad "guessing: only $locked refused as locked out"
+echo "# 10000 guesses at bob's password: $hashed hashed ($((hashes1 - hashes0)) by /metrics), $locked refused as locked out"
 grep -q 'pw-1[0-9]' "$log_A" "$log_B" && bad "a guessed password appeared in a broker log" || ok
 grep -q 'Secret-pw' "$log_A" "$log_B" && bad "a password appeared in a broker log" || ok
 
