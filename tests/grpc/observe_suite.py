@@ -36,13 +36,17 @@ import grpc  # noqa: E402
 TMP, POLICY = g.TMP, g.POLICY
 
 
-def scrape(port):
+def scrape(port, quiet=False):
+    """The samples of one scrape; its format checked (one check) unless quiet."""
     r = subprocess.run(['curl', '-sS', '--max-time', '10', f'http://127.0.0.1:{port}/metrics'],
                        capture_output=True, text=True)
     if r.returncode != 0:
-        g.bad('curl /metrics', r.stderr)
+        if not quiet:
+            g.bad('curl /metrics', r.stderr)
         return {}
     samples, errors = promcheck.check(r.stdout)
+    if quiet:
+        return samples
     if errors:
         g.bad('the scrape is valid 0.0.4 exposition', '; '.join(errors[:5]))
     else:
@@ -138,14 +142,14 @@ def t_load():
     bad_pol = os.path.join(TMP, 'observe-bad.policy')
     # (the server's policy is POLICY; a SIGHUP re-reads it unchanged: ok)
     srv.send(1)  # SIGHUP
-    g.poll(lambda: scrape_quiet(srv.mport).get('exhook_policy_reloads_total{result="ok"}') == 1)
+    g.poll(lambda: scrape(srv.mport, quiet=True).get('exhook_policy_reloads_total{result="ok"}') == 1)
     s = scrape(srv.mport)
     g.check('a reload counted', s.get('exhook_policy_reloads_total{result="ok"}'), 1)
     g.check('generation 2', s.get('exhook_policy_generation{}'), 2)
     del bad_pol
     # the audit log holds every deny and login, and nothing secret
     total_denies = 3 * 4 * N
-    written = g.poll(lambda: scrape_quiet(srv.mport).get('exhook_audit_records_written_total{}')
+    written = g.poll(lambda: scrape(srv.mport, quiet=True).get('exhook_audit_records_written_total{}')
                      == total_denies + 4, timeout=10)
     g.check('audit records written = denies + logins', bool(written), True)
     ch.close()
@@ -204,12 +208,6 @@ def t_replay(audit):
               and x.get('new_decision') == 'allow']
     g.check('... every logged deny on users/bob/t becomes an allow',
             sum(x.get('count', 0) for x in opened), 600)
-
-
-def scrape_quiet(port):
-    r = subprocess.run(['curl', '-sS', '--max-time', '10', f'http://127.0.0.1:{port}/metrics'],
-                       capture_output=True, text=True)
-    return promcheck.check(r.stdout)[0] if r.returncode == 0 else {}
 
 
 # ---- rotation -----------------------------------------------------------------------
@@ -299,7 +297,7 @@ def t_queue_full():
         done.set()
     t = threading.Thread(target=drain, daemon=True)
     t.start()
-    g.poll(lambda: scrape_quiet(srv.mport).get('exhook_audit_records_written_total{}', 0)
+    g.poll(lambda: scrape(srv.mport, quiet=True).get('exhook_audit_records_written_total{}', 0)
            + dropped >= N, timeout=20)
     ch.close()
     srv.stop_checked()
