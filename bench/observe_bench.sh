@@ -10,7 +10,10 @@
 #     p50 and p99 of single checks.
 #
 # For both front-end paths: grpc (exhook-grpc and exhook-driver) and
-# plugin (the Mosquitto plugin with its decision cache).  1 deny in 100.
+# plugin (the Mosquitto plugin with its decision cache), a client cycling
+# 50 topics (the plugin's cache misses every time); and the plugin with 3
+# topics (nearly every check a cache hit, ~350 instructions: there the
+# same absolute cost is the largest share).  1 deny in 100.
 #
 # Usage: bench/observe_bench.sh [BUILD-DIR]   (default: build)
 set -euo pipefail
@@ -24,11 +27,11 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 names=("off" "metrics" "metrics+audit denies" "metrics+audit all")
 
-# instr FRONT VARIANT CHECKS: "main writer" instruction totals
+# instr FRONT VARIANT CHECKS TOPICS: "main writer" instruction totals
 instr() {
   rm -f "$tmp"/cg.*
   valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$tmp/cg.%p" \
-    "$bin" --front "$1" --only "$2" --checks "$3" >/dev/null 2>"$tmp/vg.err" ||
+    "$bin" --front "$1" --only "$2" --checks "$3" --topics "$4" >/dev/null 2>"$tmp/vg.err" ||
     { cat "$tmp/vg.err" >&2; exit 1; }
   local main writer=0 f t
   main=$(awk '/^totals:/ {print $2}' "$tmp"/cg.*-01)
@@ -43,13 +46,14 @@ instr() {
   echo "$main $writer"
 }
 
-for front in grpc plugin; do
-  echo "== $front: instructions per check (callgrind, $N and $((2 * N)) checks)"
+for spec in grpc:50 plugin:50 plugin:3; do
+  front=${spec%:*} topics=${spec#*:}
+  echo "== $front, $topics topics: instructions per check (callgrind, $N and $((2 * N)) checks)"
   printf '%-22s %12s %9s %18s\n' variant "deciding" "vs off" "audit writer"
   base=
   for k in 0 1 2 3; do
-    read -r m1 w1 < <(instr "$front" "$k" "$N")
-    read -r m2 w2 < <(instr "$front" "$k" $((2 * N)))
+    read -r m1 w1 < <(instr "$front" "$k" "$N" "$topics")
+    read -r m2 w2 < <(instr "$front" "$k" $((2 * N)) "$topics")
     per=$(awk -v a="$m1" -v b="$m2" -v n="$N" 'BEGIN {printf "%.1f", (b - a) / n}')
     wper=$(awk -v a="$w1" -v b="$w2" -v n="$N" 'BEGIN {printf "%.1f", (b - a) / n}')
     [ -z "$base" ] && base=$per
@@ -57,7 +61,7 @@ for front in grpc plugin; do
     printf '%-22s %12s %9s %18s\n' "${names[$k]}" "$per" "$rel" "$wper"
   done
 done
-for front in grpc plugin; do
-  echo "== $front: time (interleaved rounds)"
-  "$bin" --front "$front" --checks 300000 --rounds 11
+for spec in grpc:50 plugin:50 plugin:3; do
+  echo "== ${spec%:*}, ${spec#*:} topics: time (interleaved rounds)"
+  "$bin" --front "${spec%:*}" --topics "${spec#*:}" --checks 300000 --rounds 11
 done
