@@ -15,7 +15,7 @@
 # topics (nearly every check a cache hit, ~350 instructions: there the
 # same absolute cost is the largest share).  1 deny in 100.
 #
-# Usage: bench/observe_bench.sh [BUILD-DIR]   (default: build)
+# Usage: [N=20000] [DENY=100] bench/observe_bench.sh [BUILD-DIR]   (default: build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 b=${1:-build}
@@ -23,6 +23,7 @@ bin=$b/observe_bench
 [ -x "$bin" ] || { echo "no $bin: cmake --build $b --target observe_bench" >&2; exit 2; }
 command -v valgrind >/dev/null || { echo "valgrind not installed" >&2; exit 2; }
 N=${N:-20000}
+DENY=${DENY:-100} # 1 deny in DENY checks
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 names=("off" "metrics" "metrics+audit denies" "metrics+audit all")
@@ -31,7 +32,7 @@ names=("off" "metrics" "metrics+audit denies" "metrics+audit all")
 instr() {
   rm -f "$tmp"/cg.*
   valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$tmp/cg.%p" \
-    "$bin" --front "$1" --only "$2" --checks "$3" --topics "$4" >/dev/null 2>"$tmp/vg.err" ||
+    "$bin" --front "$1" --only "$2" --checks "$3" --topics "$4" --deny-every "$DENY" >/dev/null 2>"$tmp/vg.err" ||
     { cat "$tmp/vg.err" >&2; exit 1; }
   local main writer=0 f t
   main=$(awk '/^totals:/ {print $2}' "$tmp"/cg.*-01)
@@ -63,5 +64,5 @@ for spec in grpc:50 plugin:50 plugin:3; do
 done
 for spec in grpc:50 plugin:50 plugin:3; do
   echo "== ${spec%:*}, ${spec#*:} topics: time (interleaved rounds)"
-  "$bin" --front "${spec%:*}" --topics "${spec#*:}" --checks 300000 --rounds 11
+  "$bin" --front "${spec%:*}" --topics "${spec#*:}" --checks 300000 --rounds 11 --deny-every "$DENY"
 done
