@@ -193,12 +193,17 @@ svc_answer svc_login_check(svc_conn *c, const exh_auth_request *rq, svc_grant *g
         exh_auth_result_clear(&r);
         return not_checked(c, rq, r.reason, &err, g);
     }
-    /* Lock-outs: a failure counted, a success resetting the user's count. */
-    if (svc_lockout_count(s, store, &lk, r.reason, &err) != EXH_OK) {
-        exh_auth_result_clear(&r);
-        g->reason = EXH_AUTH_STORE_ERROR;
-        return not_checked(c, rq, g->reason, &err, g);
-    }
+    /* Lock-outs: a failure counted, a success resetting the user's count.
+     * A store that takes reads but no writes (full, write-locked) does not
+     * change the answer: the credential check was made; a wrong password is
+     * refused anyway and a right one must not be.  It is an incident of its
+     * own, said loudly: while it lasts, guesses are not counted. */
+    exh_error werr;
+    exh_error_clear(&werr);
+    if (svc_lockout_count(s, store, &lk, r.reason, &werr) != EXH_OK)
+        svc_lockout_write_failed(s, &werr);
+    else if (lk.on)
+        svc_lockout_write_ok(s);
     svc_store_ok(s);
     if (r.reason == EXH_AUTH_BAD_HASH)
         svc_log(LOG_WARN, "user '%.*s' has an unreadable password hash (refused)",

@@ -79,3 +79,26 @@ void svc_history_ok(svc *s)
                 atomic_exchange(&s->history_incident.dropped, 0));
     pthread_mutex_unlock(&s->incident_lock);
 }
+
+void svc_lockout_write_failed(svc *s, const exh_error *err)
+{
+    if (atomic_load(&s->lockout_incident.active)) return;
+    pthread_mutex_lock(&s->incident_lock);
+    if (!atomic_exchange(&s->lockout_incident.active, 1)) {
+        atomic_fetch_add(&s->metrics.incidents_lockout, 1);
+        svc_log_error(LOG_ERROR,
+                      "lock-out counts not written (logins are still checked and answered, but "
+                      "failed logins are not counted until the store takes writes again)",
+                      err);
+    }
+    pthread_mutex_unlock(&s->incident_lock);
+}
+
+void svc_lockout_write_ok(svc *s)
+{
+    if (!atomic_load(&s->lockout_incident.active)) return;
+    pthread_mutex_lock(&s->incident_lock);
+    if (atomic_exchange(&s->lockout_incident.active, 0))
+        svc_log(LOG_INFO, "lock-out counts written again");
+    pthread_mutex_unlock(&s->incident_lock);
+}

@@ -239,16 +239,20 @@ long svc_metrics_render(svc *s, char **result)
 
     family(&o, "exhook_store_incidents_total", "counter",
            "Credential store faults begun, by kind (read: logins and ACL lookups; history: "
-           "session history writes).");
+           "session history writes; lockout: lock-out counts).");
     put(&o, "exhook_store_incidents_total{kind=\"read\"} %lu\n", atomic_load(&m->incidents_read));
     put(&o, "exhook_store_incidents_total{kind=\"history\"} %lu\n",
         atomic_load(&m->incidents_history));
+    put(&o, "exhook_store_incidents_total{kind=\"lockout\"} %lu\n",
+        atomic_load(&m->incidents_lockout));
     family(&o, "exhook_store_incident_active", "gauge",
            "1 while a store fault of that kind lasts.");
     put(&o, "exhook_store_incident_active{kind=\"read\"} %d\n",
         atomic_load(&s->read_incident.active) ? 1 : 0);
     put(&o, "exhook_store_incident_active{kind=\"history\"} %d\n",
         atomic_load(&s->history_incident.active) ? 1 : 0);
+    put(&o, "exhook_store_incident_active{kind=\"lockout\"} %d\n",
+        atomic_load(&s->lockout_incident.active) ? 1 : 0);
 
     svc_policy_stats ps;
     svc_live_policy_stats(s->policy, &ps);

@@ -86,7 +86,7 @@ typedef struct svc_metrics {
     atomic_ulong login_lat[SVC_LOGIN_BUCKETS + 1];
     atomic_ulong login_lat_sum_ns;
     atomic_ulong hashes, cache_hits, cache_misses;
-    atomic_ulong incidents_read, incidents_history;
+    atomic_ulong incidents_read, incidents_history, incidents_lockout;
     atomic_ulong history_written, history_dropped;
     atomic_ulong audit_written, audit_dropped_acl, audit_dropped_login;
     atomic_ulong http_scrapes;

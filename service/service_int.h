@@ -62,6 +62,7 @@ struct svc {
      * incidents: a full disk stops the history but not the logins, and
      * one must not announce the other's recovery. */
     svc_incident read_incident, history_incident;
+    svc_incident lockout_incident; /* lock-out counts not written */
     pthread_mutex_t incident_lock;
     /* svc_revalidate: the store's data_version when last looked at */
     int64_t data_version;
@@ -98,6 +99,8 @@ void svc_store_ok(svc *s);
 void svc_history_failed(svc *s, const exh_error *err, size_t lost);
 void svc_history_overflow(svc *s, int max_events, int max_mib);
 void svc_history_ok(svc *s);
+void svc_lockout_write_failed(svc *s, const exh_error *err);
+void svc_lockout_write_ok(svc *s);
 
 /* connection.c */
 exh_store *svc_open_store(svc *s, exh_error *err);

@@ -213,7 +213,8 @@ start(Tag, Db, Policy, Extra, PortOpts) ->
     case launch() of
         false -> start_cmd(Tag, driver_args(Tag, Db, Policy, Extra), PortOpts);
         true -> start_launched(Tag, conf_lines([{"db", Db}, {"policy", Policy},
-                                                {"call_timeout", call_timeout()}], Extra),
+                                                {"call_timeout", call_timeout()},
+                                                {"lockout_failures", "0"}], Extra),
                                PortOpts)
     end.
 
