@@ -261,7 +261,7 @@ static void authenticate(job *j, svc_conn *conn)
     svc_grant g;
     int64_t t0 = svc_now_ns();
     svc_answer a = conn ? svc_login_check(conn, &j->rq, &g) : SVC_DENY;
-    if (!conn) g = (svc_grant){.state = SVC_CLIENT_REFUSED};
+    if (!conn) g = (svc_grant){.state = SVC_CLIENT_REFUSED, .reason = EXH_AUTH_NO_MEMORY};
     svc_deadline_observe(svc_now_ns() - t0);
     if (svc_pending_claim(&j->pending)) {
         svc_login_answered(service, conn, &j->rq, &g, a, j->pending.received);

@@ -320,7 +320,7 @@ static void login_check(call *c, svc_conn *conn)
             send_response(c, hs, out, outlen);
         }
     } else {
-        svc_grant g = {.state = SVC_CLIENT_REFUSED};
+        svc_grant g = {.state = SVC_CLIENT_REFUSED, .reason = EXH_AUTH_NO_MEMORY}; /* no conn */
         int64_t t0 = svc_now_ns();
         svc_answer a = conn ? hook_login_check(c->login, conn, &g) : SVC_DENY;
         svc_deadline_observe(svc_now_ns() - t0);

@@ -48,6 +48,7 @@ struct svc_audit {
     char path[4096];
     char front[16];
     char node[256];
+    char node_json[256 * 6 + 3]; /* node as a JSON string, made once */
 };
 
 static int64_t now_us(void)
@@ -56,6 +57,8 @@ static int64_t now_us(void)
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
+
+static void make_node_json(svc_audit *a);
 
 int svc_audit_new(const svc *s, const char *front, svc_audit **out)
 {
@@ -70,7 +73,13 @@ int svc_audit_new(const svc *s, const char *front, svc_audit **out)
     }
     a->cap = cfg->audit_queue;
     pthread_mutex_init(&a->lock, NULL);
-    pthread_cond_init(&a->cond, NULL);
+    /* The writer's timed waits on the monotonic clock: a wall clock set
+     * back must not put it to sleep. */
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&a->cond, &ca);
+    pthread_condattr_destroy(&ca);
     a->m = (svc_metrics *)&s->metrics;
     a->sample = cfg->audit_sample;
     a->sample_all = cfg->audit_sample >= 1.0;
@@ -83,6 +92,7 @@ int svc_audit_new(const svc *s, const char *front, svc_audit **out)
         snprintf(a->node, sizeof(a->node), "%s", cfg->node);
     else if (gethostname(a->node, sizeof(a->node) - 1) != 0)
         snprintf(a->node, sizeof(a->node), "unknown");
+    make_node_json(a);
     *out = a;
     return 0;
 }
@@ -136,6 +146,12 @@ static inline void jb_lit(jb *b, const char *s)
     jb_raw(b, s, strlen(s));
 }
 
+/* The length of the UTF-8 sequence lead byte c starts; 0: c starts none. */
+static size_t seq_len(unsigned char c)
+{
+    return c < 0x80 ? 1 : c < 0xc2 ? 0 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : c < 0xf5 ? 4 : 0;
+}
+
 /* Bytes a JSON string cannot hold as they are: '"', '\\', the C0
  * controls and DEL (escaped \u00XX, so no terminal acts on them). */
 static const unsigned char needs_escape[256] = {
@@ -158,8 +174,8 @@ static void jb_str(jb *b, const char *s, size_t n)
     char *o = b->p + b->len;
     *o++ = '"';
     size_t i = 0;
+    size_t good = exh_utf8_bad(s, n); /* one scan of the whole; after a bad byte, per sequence */
     while (i < n) {
-        size_t good = i + exh_utf8_bad(s + i, n - i);
         while (i < good) {
             size_t run = i;
             while (run < good && !needs_escape[(unsigned char)s[run]])
@@ -184,10 +200,28 @@ static void jb_str(jb *b, const char *s, size_t n)
             o += 6;
             b->lossy = true;
             i++;
+            /* The next sequences one by one: scanning the rest again after
+             * every bad byte would cost n^2 on a name of bad bytes. */
+            good = i;
+            for (;;) {
+                size_t k = seq_len((unsigned char)(good < n ? s[good] : 0));
+                if (good >= n || !k || n - good < k || exh_utf8_bad(s + good, k) != k) break;
+                good += k;
+            }
         }
     }
     *o++ = '"';
     b->len = (size_t)(o - b->p);
+}
+
+/* The node as a JSON string, once (every record carries it). */
+static void make_node_json(svc_audit *a)
+{
+    /* (a buffer large enough for any node name: never grown) */
+    jb nj = {.p = a->node_json, .cap = sizeof(a->node_json)};
+    jb_str(&nj, a->node, strlen(a->node));
+    a->node_json[nj.failed ? 0 : nj.len] = '\0';
+    if (nj.failed) snprintf(a->node_json, sizeof(a->node_json), "\"unknown\"");
 }
 
 /* Decimal digits without printf's machinery. */
@@ -417,10 +451,12 @@ void svc_audit_login(svc *s, svc_conn *c, const exh_auth_request *rq, const svc_
 typedef struct writer {
     svc_audit *a;
     int fd;
+    int sfd; /* SIGUSR1's signalfd, or -1 */
     dev_t dev;
     ino_t ino;
     bool failing; /* the file refuses writes: said once */
     char *in;     /* records taken from the ring */
+    char *big;    /* a record longer than out, while it is written */
     char out[OUTBUF];
     size_t outlen;
     unsigned long lost; /* records a failed write took with it */
@@ -430,11 +466,32 @@ typedef struct writer {
     char stamp[32]; /* "YYYY-MM-DDTHH:MM:SS" of sec */
 } writer;
 
+/* The writer runs with cancellation off (svc_audit_free cancels a writer
+ * stuck on the file after 2 s): only its blocking file calls may be
+ * cancelled, never a log line half written under the log's lock. */
+static ssize_t cwrite(int fd, const void *buf, size_t n)
+{
+    int old;
+    pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, &old);
+    ssize_t r = write(fd, buf, n);
+    pthread_setcancelstate(old, NULL);
+    return r;
+}
+
+static int copen(const char *path)
+{
+    int old;
+    pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, &old);
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
+    pthread_setcancelstate(old, NULL);
+    return fd;
+}
+
 static void open_file(writer *w)
 {
     if (w->fd >= 0) close(w->fd);
     /* 0600: the log names users, clients and addresses. */
-    w->fd = open(w->a->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
+    w->fd = copen(w->a->path);
     struct stat st;
     if (w->fd < 0 || fstat(w->fd, &st) != 0) {
         if (!w->failing)
@@ -459,7 +516,7 @@ static bool flush_out(writer *w, unsigned long records)
 {
     size_t off = 0;
     while (off < w->outlen && w->fd >= 0) {
-        ssize_t n = write(w->fd, w->out + off, w->outlen - off);
+        ssize_t n = cwrite(w->fd, w->out + off, w->outlen - off);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) break;
         off += (size_t)n;
@@ -473,7 +530,7 @@ static bool flush_out(writer *w, unsigned long records)
         return true;
     }
     /* A partial line would corrupt the next: the rest is lost, counted. */
-    atomic_fetch_add(&w->a->m->audit_dropped_acl, records);
+    atomic_fetch_add(&w->a->m->audit_lost, records);
     if (!w->failing)
         svc_log(LOG_ERROR, "audit log %s: write failed: %s (records are dropped until it works)",
                 w->a->path, w->fd < 0 ? "not open" : strerror(errno));
@@ -500,15 +557,14 @@ static void emit(writer *w, unsigned long *pending, int64_t us, const char *memb
     char head[600];
     int hl =
         snprintf(head, sizeof(head), "{\"time\":\"%s\",\"front\":\"%s\",\"node\":", t, w->a->front);
-    jb node = {0};
-    jb_str(&node, w->a->node, strlen(w->a->node));
+    jb node = {.p = w->a->node_json, .len = strlen(w->a->node_json)};
     size_t need = (size_t)hl + node.len + 1 + n + 2;
     if (w->outlen + need > OUTBUF) {
         flush_out(w, *pending);
         *pending = 0;
     }
     if (need > OUTBUF) { /* one long record: written on its own */
-        char *big = malloc(need);
+        char *big = w->big = malloc(need);
         if (big) {
             memcpy(big, head, (size_t)hl);
             memcpy(big + hl, node.p, node.len);
@@ -517,20 +573,19 @@ static void emit(writer *w, unsigned long *pending, int64_t us, const char *memb
             memcpy(big + need - 2, "}\n", 2);
             size_t off = 0;
             while (off < need && w->fd >= 0) {
-                ssize_t k = write(w->fd, big + off, need - off);
+                ssize_t k = cwrite(w->fd, big + off, need - off);
                 if (k < 0 && errno == EINTR) continue;
                 if (k <= 0) break;
                 off += (size_t)k;
             }
             free(big);
+            w->big = NULL;
             if (off == need) {
                 atomic_fetch_add(&w->a->m->audit_written, 1);
-                free(node.p);
                 return;
             }
         }
-        atomic_fetch_add(&w->a->m->audit_dropped_acl, 1);
-        free(node.p);
+        atomic_fetch_add(&w->a->m->audit_lost, 1);
         return;
     }
     char *o = w->out + w->outlen;
@@ -541,7 +596,6 @@ static void emit(writer *w, unsigned long *pending, int64_t us, const char *memb
     memcpy(o + need - 2, "}\n", 2);
     w->outlen += need;
     (*pending)++;
-    free(node.p);
 }
 
 /* Drops since the last look: said in the service's log (at most every
@@ -558,6 +612,7 @@ static void say_drops(writer *w, unsigned long acl, unsigned long login, int64_t
                  "\"event\":\"dropped\",\"acl\":%lu,\"login\":%lu,\"from\":\"%s\",\"to\":\"%s\"",
                  acl, login, t1, t2);
     emit(w, pending, now_us(), members, (size_t)n);
+    if (*pending) (*pending)--; /* a note, not a decision's record */
     w->said_acl += acl;
     w->said_login += login;
     int64_t now = now_us();
@@ -575,14 +630,19 @@ static void cleanup(void *arg)
 {
     writer *w = arg;
     if (w->fd >= 0) close(w->fd);
+    if (w->sfd >= 0) close(w->sfd);
+    free(w->big);
     free(w->in);
     free(w);
 }
 
-static int signal_fd(void)
+static int signal_fd(const svc_audit *a)
 {
     /* SIGUSR1 is blocked in every thread (svc_run_start) when the front
-     * end owns its signals; read here.  The plugin has none. */
+     * end owns its signals; read here.  Not in the broker's process (the
+     * plugin): there every signal is blocked in our threads, and reading
+     * one would take Mosquitto's own SIGUSR1 from it. */
+    if (!strcmp(a->front, "mosquitto")) return -1;
     sigset_t set, cur;
     sigemptyset(&set);
     sigaddset(&set, SIGUSR1);
@@ -595,7 +655,8 @@ static void *writer_main(void *arg)
 {
     writer *w = arg;
     svc_audit *a = w->a;
-    int sfd = signal_fd();
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+    int sfd = w->sfd = signal_fd(a);
     pthread_cleanup_push(cleanup, w);
     open_file(w);
     int64_t checked = now_us();
@@ -605,7 +666,7 @@ static void *writer_main(void *arg)
          * is closing. */
         if (!a->closed && a->used < a->cap / 2) {
             struct timespec until;
-            clock_gettime(CLOCK_REALTIME, &until);
+            clock_gettime(CLOCK_MONOTONIC, &until);
             until.tv_nsec += WAKE_MS * 1000000L;
             if (until.tv_nsec >= 1000000000L) {
                 until.tv_sec++;
@@ -652,7 +713,7 @@ static void *writer_main(void *arg)
         if (closing && !n) break;
         pthread_mutex_lock(&a->lock);
     }
-    if (sfd >= 0) close(sfd);
+    /* (the signalfd is closed by cleanup) */
     pthread_cleanup_pop(1);
     return NULL;
 }
@@ -668,7 +729,7 @@ int svc_audit_start(svc *s)
         return -1;
     }
     w->a = a;
-    w->fd = -1;
+    w->fd = w->sfd = -1;
     int e = pthread_create(&a->thread, NULL, writer_main, w);
     if (e) {
         free(w->in);

@@ -31,7 +31,11 @@ static void decided(check *k, const exh_policy *p, uint32_t gen, const exh_resul
 {
     k->invalid = res->basis == EXH_BY_INVALID;
     if (k->c->s->audit && (a != SVC_ALLOW || k->sampled)) {
-        svc_audit_acl d = {.answer = a, .res = res, .policy = p, .gen = gen, .sampled = k->sampled};
+        svc_audit_acl d = {.answer = a,
+                           .res = res,
+                           .policy = p,
+                           .gen = gen,
+                           .sampled = k->sampled && a == SVC_ALLOW};
         svc_audit_acl_record(k->c, k->r, &d);
     }
 }

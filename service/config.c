@@ -198,8 +198,9 @@ static int set(svc_config *c, const char *key_in, const char *v, why *w)
         char *end;
         errno = 0;
         double d = strtod(v, &end);
-        if (!*v || *end || errno || !(d >= 0.0 && d <= 1.0))
-            return bad(w, "audit_sample (0..1: the share of allows written)", v);
+        /* 0, or at least one in a million: a rate replay can scale by */
+        if (!*v || *end || errno || !(d >= 0.0 && d <= 1.0) || (d > 0 && d < 1e-6))
+            return bad(w, "audit_sample (0, or 0.000001..1: the share of allows written)", v);
         c->audit_sample = d;
     } else if (!strcmp(key, "audit_queue_kib")) {
         if (number(v, 64, 1 << 20, &n)) return bad(w, "audit_queue_kib (64..1048576)", v);

@@ -279,11 +279,14 @@ long svc_metrics_render(svc *s, char **result)
            "Decision audit log records written.");
     put(&o, "exhook_audit_records_written_total %lu\n", atomic_load(&m->audit_written));
     family(&o, "exhook_audit_records_dropped_total", "counter",
-           "Decision audit log records lost (queue full or the file refusing writes), by event.");
+           "Decision audit log records dropped because the queue was full, by event.");
     put(&o, "exhook_audit_records_dropped_total{event=\"acl\"} %lu\n",
         atomic_load(&m->audit_dropped_acl));
     put(&o, "exhook_audit_records_dropped_total{event=\"login\"} %lu\n",
         atomic_load(&m->audit_dropped_login));
+    family(&o, "exhook_audit_records_lost_total", "counter",
+           "Decision audit log records the file refused (a failed write), any event.");
+    put(&o, "exhook_audit_records_lost_total %lu\n", atomic_load(&m->audit_lost));
     if (o.failed) {
         free(o.buf);
         return -1;

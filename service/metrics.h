@@ -88,7 +88,7 @@ typedef struct svc_metrics {
     atomic_ulong hashes, cache_hits, cache_misses;
     atomic_ulong incidents_read, incidents_history, incidents_lockout;
     atomic_ulong history_written, history_dropped;
-    atomic_ulong audit_written, audit_dropped_acl, audit_dropped_login;
+    atomic_ulong audit_written, audit_dropped_acl, audit_dropped_login, audit_lost;
     atomic_ulong http_scrapes;
     _Atomic svc_depth_fn queue_depth; /* the front end's worker queue (NULL: none) */
 } svc_metrics;

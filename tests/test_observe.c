@@ -193,6 +193,49 @@ static void test_garbage_names(void **state)
     assert_null(memmem(buf, n, "alicepw", 7));
 }
 
+/* With audit_sample between 0 and 1, the rate is on sampled allows only:
+ * a deny is always written and carries none (the CLI refuses one). */
+static void test_sample_marks_allows_only(void **state)
+{
+    (void)state;
+    svc_config cfg = config();
+    snprintf(cfg.audit_log, sizeof(cfg.audit_log), "%s", audit);
+    cfg.audit_sample = 0.5;
+    svc *s = svc_new(&cfg);
+    assert_non_null(s);
+    assert_int_equal(svc_start(s, 0), 0);
+    svc_conn *c = svc_conn_new(s);
+    for (int i = 0; i < 200; i++) {
+        assert_int_equal(publish(c, "c1", 2, "alice", "alice/x", 7), SVC_ALLOW);
+        assert_int_equal(publish(c, "c1", 2, "alice", "bob/x", 5), SVC_DENY);
+    }
+    /* a name of bad bytes only: one U+FFFD each */
+    char bad[4096];
+    memset(bad, 0xff, sizeof(bad));
+    assert_int_equal(publish(c, bad, sizeof(bad), "alice", "bob/y", 5), SVC_DENY);
+    svc_conn_free(c);
+    svc_free(s);
+    json_t *all = read_log(audit);
+    size_t denies = 0, allows = 0;
+    for (size_t i = 0; i < json_array_size(all); i++) {
+        json_t *r = json_array_get(all, i);
+        const char *d = json_string_value(json_object_get(r, "decision"));
+        if (!strcmp(d, "deny")) {
+            denies++;
+            assert_null(json_object_get(r, "sample"));
+        } else {
+            allows++;
+            assert_true(json_real_value(json_object_get(r, "sample")) == 0.5);
+        }
+    }
+    assert_int_equal(denies, 201);
+    assert_true(allows > 40 && allows < 160); /* binomial(200, 0.5) */
+    json_t *last = json_array_get(all, json_array_size(all) - 1);
+    assert_int_equal(json_string_length(json_object_get(last, "clientid")), sizeof(bad) * 3);
+    assert_true(json_is_true(json_object_get(last, "lossy")));
+    json_decref(all);
+}
+
 /* Nothing drains the ring (no writer thread): it fills, then drops and
  * counts; every decision is still answered. */
 static void test_ring_full(void **state)
@@ -321,6 +364,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_settings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_garbage_names, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sample_marks_allows_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ring_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_http_garbage, setup, teardown),
     };
