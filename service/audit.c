@@ -512,30 +512,34 @@ static bool moved(const writer *w)
     return stat(w->a->path, &st) != 0 || st.st_dev != w->dev || st.st_ino != w->ino;
 }
 
-static bool flush_out(writer *w, unsigned long records)
+/* buf[0, n), holding `records` whole lines, to the file -- or all counted
+ * lost: a partial line would corrupt the next. */
+static void write_records(writer *w, const char *buf, size_t n, unsigned long records)
 {
     size_t off = 0;
-    while (off < w->outlen && w->fd >= 0) {
-        ssize_t n = cwrite(w->fd, w->out + off, w->outlen - off);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
-        off += (size_t)n;
+    while (off < n && w->fd >= 0) {
+        ssize_t k = cwrite(w->fd, buf + off, n - off);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) break;
+        off += (size_t)k;
     }
-    bool ok = off == w->outlen;
-    w->outlen = 0;
-    if (ok) {
+    if (off == n) {
         atomic_fetch_add(&w->a->m->audit_written, records);
         if (w->failing) svc_log(LOG_INFO, "audit log %s: written again", w->a->path);
         w->failing = false;
-        return true;
+        return;
     }
-    /* A partial line would corrupt the next: the rest is lost, counted. */
     atomic_fetch_add(&w->a->m->audit_lost, records);
     if (!w->failing)
         svc_log(LOG_ERROR, "audit log %s: write failed: %s (records are dropped until it works)",
                 w->a->path, w->fd < 0 ? "not open" : strerror(errno));
     w->failing = true;
-    return false;
+}
+
+static void flush_out(writer *w, unsigned long records)
+{
+    write_records(w, w->out, w->outlen, records);
+    w->outlen = 0;
 }
 
 static void stamp(writer *w, int64_t us, char *dst)
@@ -550,6 +554,17 @@ static void stamp(writer *w, int64_t us, char *dst)
     sprintf(dst, "%s.%06ldZ", w->stamp, (long)(us % 1000000));
 }
 
+/* One line at o: the writer's members, then the record's, need bytes. */
+static void assemble(char *o, size_t need, const char *head, size_t hl, const char *node, size_t nl,
+                     const char *members, size_t n)
+{
+    memcpy(o, head, hl);
+    memcpy(o + hl, node, nl);
+    o[hl + nl] = ',';
+    memcpy(o + hl + nl + 1, members, n);
+    memcpy(o + need - 2, "}\n", 2);
+}
+
 static void emit(writer *w, unsigned long *pending, int64_t us, const char *members, size_t n)
 {
     char t[48];
@@ -557,43 +572,24 @@ static void emit(writer *w, unsigned long *pending, int64_t us, const char *memb
     char head[600];
     int hl =
         snprintf(head, sizeof(head), "{\"time\":\"%s\",\"front\":\"%s\",\"node\":", t, w->a->front);
-    jb node = {.p = w->a->node_json, .len = strlen(w->a->node_json)};
-    size_t need = (size_t)hl + node.len + 1 + n + 2;
+    size_t nl = strlen(w->a->node_json);
+    size_t need = (size_t)hl + nl + 1 + n + 2;
     if (w->outlen + need > OUTBUF) {
         flush_out(w, *pending);
         *pending = 0;
     }
     if (need > OUTBUF) { /* one long record: written on its own */
-        char *big = w->big = malloc(need);
-        if (big) {
-            memcpy(big, head, (size_t)hl);
-            memcpy(big + hl, node.p, node.len);
-            big[hl + node.len] = ',';
-            memcpy(big + hl + node.len + 1, members, n);
-            memcpy(big + need - 2, "}\n", 2);
-            size_t off = 0;
-            while (off < need && w->fd >= 0) {
-                ssize_t k = cwrite(w->fd, big + off, need - off);
-                if (k < 0 && errno == EINTR) continue;
-                if (k <= 0) break;
-                off += (size_t)k;
-            }
-            free(big);
-            w->big = NULL;
-            if (off == need) {
-                atomic_fetch_add(&w->a->m->audit_written, 1);
-                return;
-            }
+        if (!(w->big = malloc(need))) {
+            atomic_fetch_add(&w->a->m->audit_lost, 1);
+            return;
         }
-        atomic_fetch_add(&w->a->m->audit_lost, 1);
+        assemble(w->big, need, head, (size_t)hl, w->a->node_json, nl, members, n);
+        write_records(w, w->big, need, 1);
+        free(w->big);
+        w->big = NULL;
         return;
     }
-    char *o = w->out + w->outlen;
-    memcpy(o, head, (size_t)hl);
-    memcpy(o + hl, node.p, node.len);
-    o[hl + node.len] = ',';
-    memcpy(o + hl + node.len + 1, members, n);
-    memcpy(o + need - 2, "}\n", 2);
+    assemble(w->out + w->outlen, need, head, (size_t)hl, w->a->node_json, nl, members, n);
     w->outlen += need;
     (*pending)++;
 }

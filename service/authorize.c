@@ -172,11 +172,9 @@ static svc_answer from_store(check *k, const char *key, size_t klen)
     return a;
 }
 
-static int kind_of(const exh_request *r)
+static int kind_of(exh_action action, bool delivery)
 {
-    return r->delivery                ? SVC_ACL_DELIVER
-           : r->action == EXH_PUBLISH ? SVC_ACL_PUBLISH
-                                      : SVC_ACL_SUBSCRIBE;
+    return delivery ? SVC_ACL_DELIVER : action == EXH_PUBLISH ? SVC_ACL_PUBLISH : SVC_ACL_SUBSCRIBE;
 }
 
 static int outcome_of(int a)
@@ -205,7 +203,8 @@ svc_answer svc_authorize_key(svc_conn *c, const char *key, size_t klen, exh_requ
         svc_clients_with(c->s->clients, key, klen, r->username, r->username_len, from_record, &k);
     if (a == ASK_STORE) a = (int)from_store(&k, key, klen);
     if (sh) {
-        svc_metrics_bump(&sh->acl[kind_of(r)][k.invalid ? SVC_OUT_INVALID : outcome_of(a)]);
+        svc_metrics_bump(
+            &sh->acl[kind_of(r->action, r->delivery)][k.invalid ? SVC_OUT_INVALID : outcome_of(a)]);
         if (t0) svc_metrics_acl_latency(sh, svc_now_ns() - t0);
     }
     return (svc_answer)a;
@@ -227,10 +226,7 @@ int svc_authorize_cached(svc_conn *c, const char *key, size_t klen, const svc_pr
     if (sh) {
         if (a >= 0) {
             c->forced_draw = -1;
-            int kind = q->delivery                ? SVC_ACL_DELIVER
-                       : q->action == EXH_PUBLISH ? SVC_ACL_PUBLISH
-                                                  : SVC_ACL_SUBSCRIBE;
-            svc_metrics_bump(&sh->acl[kind][outcome_of(a)]);
+            svc_metrics_bump(&sh->acl[kind_of(q->action, q->delivery)][outcome_of(a)]);
             if (t0) svc_metrics_acl_latency(sh, svc_now_ns() - t0);
         } else if (t0) {
             sh->tick = SVC_ACL_TIME_EVERY - 1; /* the full decision that follows is timed */
