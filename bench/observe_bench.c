@@ -50,39 +50,73 @@ static int cmp_l(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+typedef struct client client;
+
 typedef struct variant {
     svc *s;
     svc_conn *c;
     double ns_per_check[64];
     int64_t *lat;
     size_t nlat;
+    client *cl;
     long allows, denies;
 } variant;
 
+/* A client of the bench: its client id, and for the plugin the key the
+ * broker gives it (its connection: 8 bytes, here an address). */
+struct client {
+    char cid[32];
+    size_t clen;
+    const char *key;
+    size_t klen;
+};
+
 /* One publish check as the front end makes it: grpc/driver build the
  * request and call svc_authorize; the plugin asks its decision cache
- * first (on_acl_check's two steps), with QoS and retain known. */
-static svc_answer check(svc_conn *c, const char *cid, size_t clen, const char *t, int plugin)
+ * first (on_acl_check's two steps), with QoS and retain known, keyed by
+ * the connection. */
+static svc_answer check(svc_conn *c, const client *cl, const char *t, int plugin)
 {
     if (plugin) {
         svc_probe q = {
             .username = "alice", .topic = t, .action = EXH_PUBLISH, .qos = 0, .retain = 0};
-        int hit = svc_authorize_cached(c, cid, clen, &q);
+        int hit = svc_authorize_cached(c, cl->key, cl->klen, &q);
         if (hit >= 0) return (svc_answer)hit;
     }
     exh_request rq;
     exh_request_init(&rq, EXH_PUBLISH);
     rq.username = "alice";
     rq.username_len = 5;
-    rq.clientid = cid;
-    rq.clientid_len = clen;
+    rq.clientid = cl->cid;
+    rq.clientid_len = cl->clen;
     rq.topic = t;
     rq.topic_len = strlen(t);
     if (!plugin) return svc_authorize(c, &rq);
     rq.qos = 0;
     rq.retain = 0;
     rq.queue_is_topic = true;
-    return svc_authorize_key(c, cid, clen, &rq, NULL);
+    return svc_authorize_key(c, cl->key, cl->klen, &rq, NULL);
+}
+
+/* A login as the front end makes it (the plugin: begin, check, end on its
+ * connection's key); from an address, as every broker gives one. */
+static svc_answer login(svc *s, svc_conn *c, const client *cl, int plugin)
+{
+    exh_auth_request rq = {.username = "alice",
+                           .username_len = 5,
+                           .clientid = cl->cid,
+                           .clientid_len = cl->clen,
+                           .password = "alicepw",
+                           .password_len = 7,
+                           .check_password = true};
+    exh_addr_parse("192.0.2.10", 10, &rq.peerhost);
+    if (!plugin) return svc_authenticate(c, &rq);
+    uint64_t gen = svc_login_begin(s, cl->key, cl->klen, &rq);
+    svc_grant g;
+    svc_answer a = svc_login_check(c, &rq, &g);
+    svc_login_answered(s, c, &rq, &g, a, 0);
+    svc_login_end(s, cl->key, cl->klen, &rq, gen, &g);
+    return a;
 }
 
 static void die(const char *what)
@@ -94,7 +128,7 @@ static void die(const char *what)
 int main(int argc, char **argv)
 {
     long checks = 200000;
-    int rounds = 9, deny_every = 100, plugin = 0, only = -1, ntopics = 50;
+    int rounds = 9, deny_every = 100, plugin = 0, only = -1, ntopics = 50, nclients = 64;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--checks"))
             checks = atol(argv[i + 1]);
@@ -108,12 +142,14 @@ int main(int argc, char **argv)
             ntopics = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--only"))
             only = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--clients"))
+            nclients = atoi(argv[i + 1]);
         else
             die("usage: observe_bench [--checks N] [--rounds R (1..64)] [--deny-every K] "
-                "[--front grpc|plugin]");
+                "[--front grpc|plugin] [--topics T] [--clients C] [--only V]");
     }
     if (checks < 1000 || rounds < 1 || rounds > 64 || deny_every < 1 || only >= VARIANTS ||
-        ntopics < 1 || ntopics > 50)
+        ntopics < 1 || ntopics > 50 || nclients < 1 || nclients > 1024)
         die("bad arguments");
     if (only >= 0) rounds = 1;
     svc_log_init("observe_bench", LOG_WARN);
@@ -154,16 +190,17 @@ int main(int argc, char **argv)
         if (!(v[k].s = svc_new(&cfg)) || !(v[k].c = svc_conn_new(v[k].s)) ||
             svc_start(v[k].s, 0) < 0)
             die("service");
-        char cid[32];
-        snprintf(cid, sizeof(cid), "bench-%d", k);
-        exh_auth_request rq = {.username = "alice",
-                               .username_len = 5,
-                               .clientid = cid,
-                               .clientid_len = strlen(cid),
-                               .password = "alicepw",
-                               .password_len = 7,
-                               .check_password = true};
-        if (svc_authenticate(v[k].c, &rq) != SVC_ALLOW) die("alice's login");
+        /* Logged in once each (the first login hashes; the credential
+         * cache answers the rest). */
+        if (!(v[k].cl = calloc((size_t)nclients, sizeof(client)))) die("memory");
+        for (int i = 0; i < nclients; i++) {
+            client *cl = &v[k].cl[i];
+            snprintf(cl->cid, sizeof(cl->cid), "bench-%d-%d", k, i);
+            cl->clen = strlen(cl->cid);
+            cl->key = plugin ? (const char *)&cl->key : cl->cid; /* a unique 8-byte key */
+            cl->klen = plugin ? sizeof(cl->key) : cl->clen;
+            if (login(v[k].s, v[k].c, cl, plugin) != SVC_ALLOW) die("alice's login");
+        }
         if (!(v[k].lat = malloc(sizeof(int64_t) * (size_t)checks * (size_t)rounds))) die("memory");
     }
     /* The topics, made once: 50 allowed ones and the denied one. */
@@ -176,14 +213,14 @@ int main(int argc, char **argv)
         for (int k = 0; k < VARIANTS; k++) {
             if (only >= 0 && k != only) continue;
             variant *x = &v[k];
-            char cid[32];
-            snprintf(cid, sizeof(cid), "bench-%d", k);
-            size_t clen = strlen(cid);
             int64_t t0 = svc_now_ns();
             for (long i = 0; i < checks; i++) {
-                const char *t = i % deny_every == deny_every - 1 ? topics[50] : topics[i % ntopics];
+                /* client by client; each its topics in turn */
+                const client *cl = &x->cl[i % nclients];
+                long j = i / nclients;
+                const char *t = i % deny_every == deny_every - 1 ? topics[50] : topics[j % ntopics];
                 int64_t a0 = only < 0 ? svc_now_ns() : 0; /* callgrind: the check alone */
-                svc_answer a = check(x->c, cid, clen, t, plugin);
+                svc_answer a = check(x->c, cl, t, plugin);
                 if (only < 0) x->lat[x->nlat++] = svc_now_ns() - a0;
                 if (a == SVC_ALLOW)
                     x->allows++;
@@ -223,6 +260,7 @@ int main(int argc, char **argv)
         svc_conn_free(v[k].c);
         svc_free(v[k].s); /* the audit writer drains first */
         free(v[k].lat);
+        free(v[k].cl);
         if (k < 2 || only >= 0) continue;
         char a[300];
         snprintf(a, sizeof(a), "%s/audit-%d.jsonl", dir, k);
@@ -231,7 +269,7 @@ int main(int argc, char **argv)
         for (int ch; af && (ch = getc(af)) != EOF;)
             lines += ch == '\n';
         if (af) fclose(af);
-        long made = 1 + (k == 3 ? checks * rounds : (checks / deny_every) * rounds);
+        long made = nclients + (k == 3 ? checks * rounds : (checks / deny_every) * rounds);
         printf("%-22s audit records written %ld of %ld%s\n", names[k], lines, made,
                lines < made ? " (the rest dropped: the file did not keep up)" : "");
     }

@@ -1,10 +1,13 @@
 /*
  * audit.c -- the decision audit log (audit.h).
  *
- * The ring holds records as [u32 length][i64 time in us][JSON members],
- * the members being everything after "time", "front" and "node", which
- * the writer adds: a decision pays for its own fields only, and the clock
- * is formatted off its path.
+ * The ring holds records as [u32 length][i64 time in us][u8 kind][body].
+ * A login's body is its JSON members (everything after "time", "front"
+ * and "node", which the writer adds): logins are rare and have hashed a
+ * password.  An ACL decision's body is what it decided, in binary (struct
+ * acl_head and its strings), copied into the ring as it is: the writer
+ * formats it.  A device that keeps publishing where it may not costs its
+ * deciding thread a few copies per try, not a JSON record.
  */
 #define _GNU_SOURCE /* pthread_timedjoin_np */
 #include "audit.h"
@@ -26,7 +29,8 @@
 #include "service_int.h"
 #include "utf8.h"
 
-enum { HDR = 12, OUTBUF = 1 << 16, SAY_EVERY_US = 10 * 1000000, WAKE_MS = 100 };
+enum { HDR = 13, OUTBUF = 1 << 16, SAY_EVERY_US = 10 * 1000000, WAKE_MS = 100 };
+enum { KIND_JSON = 'J', KIND_ACL = 'A' }; /* a record's body */
 
 struct svc_audit {
     pthread_mutex_t lock;
@@ -161,11 +165,40 @@ static const unsigned char needs_escape[256] = {
     [0x7f] = 1,
 };
 
+/* Does a word hold a byte needs_escape names?  (Exact for "any byte":
+ * the classic "has a byte less than n" and "has a zero byte" tests; bytes
+ * from 0x80 up, valid UTF-8 here, never count.) */
+static inline uint64_t escapes8(uint64_t w)
+{
+    const uint64_t ones = 0x0101010101010101u, high = 0x8080808080808080u;
+    uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\'), d = w ^ (ones * 0x7f);
+    return ((w - ones * 0x20) & ~w & high) | ((q - ones) & ~q & high) | ((b - ones) & ~b & high) |
+           ((d - ones) & ~d & high);
+}
+
+/* Nothing in s to escape: a word at a time (the last word may overlap),
+ * so a record's names and topic cost a copy each. */
+static bool plain(const char *s, size_t n)
+{
+    if (n < 8) {
+        for (size_t i = 0; i < n; i++)
+            if (needs_escape[(unsigned char)s[i]]) return false;
+        return true;
+    }
+    uint64_t w, any = 0;
+    for (size_t i = 0; i + 8 <= n; i += 8) {
+        memcpy(&w, s + i, 8);
+        any |= escapes8(w);
+    }
+    memcpy(&w, s + n - 8, 8);
+    return !(any | escapes8(w));
+}
+
 /* A JSON string.  Broker strings are bytes: control characters and NUL
  * are escaped; a byte that is not well-formed UTF-8 becomes U+FFFD and
  * the record says "lossy" (replay cannot re-decide what it cannot read
- * back).  Runs of plain bytes are copied whole: a record is formatted on
- * the deciding thread. */
+ * back).  A string with nothing to escape, nearly every one, is one
+ * copy; otherwise runs of plain bytes are copied whole. */
 static void jb_str(jb *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
@@ -175,6 +208,11 @@ static void jb_str(jb *b, const char *s, size_t n)
     *o++ = '"';
     size_t i = 0;
     size_t good = exh_utf8_bad(s, n); /* one scan of the whole; after a bad byte, per sequence */
+    if (good == n && plain(s, n)) {   /* nearly every string */
+        memcpy(o, s, n);
+        o += n;
+        i = n;
+    }
     while (i < n) {
         while (i < good) {
             size_t run = i;
@@ -242,43 +280,38 @@ static void jb_uint(jb *b, unsigned long v)
 
 #define jb_kint(b, key, v) (jb_key(b, key), jb_uint((b), (v)))
 
+/* Up to three digits, without a division loop. */
+static char *put_octet(char *o, unsigned v)
+{
+    if (v >= 100) *o++ = (char)('0' + v / 100);
+    if (v >= 10) *o++ = (char)('0' + v / 10 % 10);
+    *o++ = (char)('0' + v % 10);
+    return o;
+}
+
 static void jb_peer(jb *b, const exh_addr *peer)
 {
     if (!peer->family) return;
+    if (peer->family == 4) { /* dotted quad by hand: inet_ntop costs more than the rest */
+        jb_key(b, "peer");
+        jb_need(b, 17);
+        if (b->failed) return;
+        char *o = b->p + b->len;
+        *o++ = '"';
+        for (int i = 0; i < 4; i++) {
+            if (i) *o++ = '.';
+            o = put_octet(o, peer->bytes[i]);
+        }
+        *o++ = '"';
+        b->len = (size_t)(o - b->p);
+        return;
+    }
     char t[64];
     exh_addr_format(peer, t, sizeof(t));
     jb_kstr(b, "peer", t, strlen(t));
 }
 
-static void jb_groups(jb *b, const exh_str *g, size_t n)
-{
-    if (!n) return;
-    jb_key(b, "groups");
-    jb_raw(b, "[", 1);
-    for (size_t i = 0; i < n; i++) {
-        if (i) jb_raw(b, ",", 1);
-        jb_str(b, g[i].ptr, g[i].len);
-    }
-    jb_raw(b, "]", 1);
-}
-
 static const char *const answer_names[3] = {"deny", "allow", "ignore"}; /* svc_answer order */
-
-/* The rule as FILE:LINE, or the basis's word. */
-static void jb_rule(jb *b, const exh_policy *p, const exh_result *res)
-{
-    const exh_rule_info *ri = res->basis == EXH_BY_RULE && p ? exh_policy_rule(p, res->rule) : NULL;
-    if (ri) {
-        jb_kstr(b, "rule", ri->file, strlen(ri->file));
-        if (b->failed) return;
-        b->len--; /* the closing quote: the line goes inside */
-        jb_raw(b, ":", 1);
-        jb_uint(b, ri->line);
-        jb_raw(b, "\"", 1);
-    } else {
-        jb_kstr(b, "rule", exh_basis_str(res->basis), strlen(exh_basis_str(res->basis)));
-    }
-}
 
 static void ring_put(svc_audit *a, size_t at, const void *src, size_t n)
 {
@@ -287,12 +320,23 @@ static void ring_put(svc_audit *a, size_t at, const void *src, size_t n)
     if (n > first) memcpy(a->ring, (const char *)src + first, n - first);
 }
 
-/* Queue one record; false when it was dropped (counted). */
-static bool push(svc_audit *a, bool login, int64_t t_us, const char *json, size_t len)
+/* A piece of a record's body. */
+typedef struct part {
+    const void *p;
+    size_t n;
+} part;
+
+/* Queue one record of kind, its body the parts in turn; false when it was
+ * dropped (counted).  failed: its body could not be made (counted as
+ * dropped). */
+static bool push(svc_audit *a, bool login, int64_t t_us, char kind, const part *parts, int nparts,
+                 bool failed)
 {
-    uint32_t l = (uint32_t)len;
+    size_t len = 0;
+    for (int i = 0; i < nparts; i++)
+        len += parts[i].n;
     pthread_mutex_lock(&a->lock);
-    if (len > UINT32_MAX || a->used + HDR + len > a->cap || a->closed) {
+    if (failed || len > UINT32_MAX || a->used + HDR + len > a->cap || a->closed) {
         if (login)
             a->drop_login++;
         else
@@ -314,10 +358,29 @@ static bool push(svc_audit *a, bool login, int64_t t_us, const char *json, size_
                     a->path);
         return false;
     }
-    size_t at = (a->head + a->used) % a->cap;
-    ring_put(a, at, &l, 4);
-    ring_put(a, (at + 4) % a->cap, &t_us, 8);
-    ring_put(a, (at + HDR) % a->cap, json, len);
+    char hdr[HDR];
+    uint32_t l = (uint32_t)len;
+    memcpy(hdr, &l, 4);
+    memcpy(hdr + 4, &t_us, 8);
+    hdr[12] = kind;
+    size_t at = a->head + a->used;
+    if (at >= a->cap) at -= a->cap;
+    if (at + HDR + len <= a->cap) { /* nearly always: no wrap inside the record */
+        char *o = a->ring + at;
+        memcpy(o, hdr, HDR);
+        o += HDR;
+        for (int i = 0; i < nparts; i++) {
+            memcpy(o, parts[i].p, parts[i].n);
+            o += parts[i].n;
+        }
+    } else {
+        ring_put(a, at, hdr, HDR);
+        at = (at + HDR) % a->cap;
+        for (int i = 0; i < nparts; i++) {
+            ring_put(a, at, parts[i].p, parts[i].n);
+            at = (at + parts[i].n) % a->cap;
+        }
+    }
     /* The writer is woken only when the ring is half full: it looks every
      * WAKE_MS anyway, and a wake per record (a futex call, the writer's
      * own syscalls between decisions) would cost a deny more than the
@@ -350,13 +413,12 @@ static void give_buffer(svc_conn *c, jb *b)
     }
 }
 
+/* A login's JSON members, queued. */
 static void finish(svc_audit *a, svc_conn *c, jb *b, bool login, int64_t t)
 {
     if (b->lossy) jb_lit(b, ",\"lossy\":true");
-    if (b->failed)
-        push(a, login, t, NULL, (size_t)UINT32_MAX + 1); /* counted as dropped */
-    else
-        push(a, login, t, b->p + 1, b->len - 1); /* without the leading comma */
+    part body = {b->failed ? NULL : b->p + 1, b->failed ? 0 : b->len - 1}; /* no leading comma */
+    push(a, login, t, KIND_JSON, &body, 1, b->failed);
     give_buffer(c, b);
 }
 
@@ -380,39 +442,139 @@ bool svc_audit_draw(svc_conn *c)
     return x * 0x2545F4914F6CDD1DULL < a->threshold;
 }
 
+/* An ACL decision in the ring: this, then its strings in this order --
+ * client id, username, topic, rule (a file, or a word), reason, groups
+ * (each [u32 length][bytes]) -- formatted by the writer (acl_json). */
+typedef struct acl_head {
+    uint32_t gen, line; /* line: the rule's (0: rule is a word) */
+    uint32_t cidlen, ulen, tlen, rlen, reasonlen, glen, ngroups;
+    exh_addr peer;
+    uint8_t answer, action, flags;
+    int8_t qos, retain;
+    uint8_t pad[2]; /* (no padding the compiler leaves unset) */
+} acl_head;
+_Static_assert(sizeof(acl_head) == 9 * 4 + sizeof(exh_addr) + 5 + 2, "acl_head has no padding");
+enum { F_DELIVERY = 1, F_SUPERUSER = 2, F_SAMPLED = 4, F_USER = 8 };
+
+static bool too_long(size_t n)
+{
+    return n > UINT32_MAX / 4;
+}
+
 void svc_audit_acl_record(svc_conn *c, const exh_request *r, const svc_audit_acl *d)
 {
     svc_audit *a = c->s->audit;
     int64_t t = now_us();
-    jb b = take_buffer(c);
-    jb_lit(&b, ",\"event\":\"acl\"");
-    jb_kstr(&b, "clientid", r->clientid ? r->clientid : "", r->clientid ? r->clientid_len : 0);
-    if (r->username) jb_kstr(&b, "username", r->username, r->username_len);
-    jb_peer(&b, &r->peerhost);
-    jb_groups(&b, r->groups, r->ngroups);
-    if (r->superuser) jb_lit(&b, ",\"superuser\":true");
-    jb_lit(&b, r->action == EXH_PUBLISH ? ",\"action\":\"publish\"" : ",\"action\":\"subscribe\"");
-    if (r->delivery) jb_lit(&b, ",\"delivery\":true");
-    jb_kstr(&b, "topic", r->topic ? r->topic : "", r->topic ? r->topic_len : 0);
-    if (r->qos >= 0 && r->qos <= 2 && !r->delivery) jb_kint(&b, "qos", (unsigned long)r->qos);
-    if (r->retain == 0 || r->retain == 1)
-        jb_lit(&b, r->retain ? ",\"retain\":true" : ",\"retain\":false");
-    jb_key(&b, "decision");
-    jb_str(&b, answer_names[d->answer], strlen(answer_names[d->answer]));
+    const char *rule = d->rule ? d->rule : "", *reason = "";
+    uint32_t line = 0;
     if (d->res) {
-        jb_rule(&b, d->policy, d->res);
-        if (d->res->basis == EXH_BY_INVALID && d->res->reason)
-            jb_kstr(&b, "reason", d->res->reason, strlen(d->res->reason));
-    } else {
-        jb_kstr(&b, "rule", d->rule, strlen(d->rule));
+        const exh_rule_info *ri = d->res->basis == EXH_BY_RULE && d->policy
+                                      ? exh_policy_rule(d->policy, d->res->rule)
+                                      : NULL;
+        if (ri) {
+            rule = ri->file;
+            line = ri->line;
+        } else {
+            rule = exh_basis_str(d->res->basis);
+        }
+        if (d->res->basis == EXH_BY_INVALID && d->res->reason) reason = d->res->reason;
     }
-    jb_kint(&b, "gen", d->gen);
-    if (d->sampled && !a->sample_all) {
+    const char *cid = r->clientid ? r->clientid : "", *topic = r->topic ? r->topic : "";
+    size_t cidlen = r->clientid ? r->clientid_len : 0, tlen = r->topic ? r->topic_len : 0;
+    size_t ulen = r->username ? r->username_len : 0, rlen = strlen(rule);
+    size_t reasonlen = strlen(reason);
+    bool failed = too_long(cidlen) || too_long(ulen) || too_long(tlen) || too_long(rlen);
+    /* The groups as [u32 length][bytes] each, in the connection's buffer. */
+    jb g = take_buffer(c);
+    for (size_t i = 0; i < r->ngroups && !failed; i++) {
+        uint32_t gl = (uint32_t)r->groups[i].len;
+        failed = too_long(r->groups[i].len);
+        jb_raw(&g, (const char *)&gl, 4);
+        jb_raw(&g, r->groups[i].ptr, gl);
+    }
+    failed = failed || g.failed;
+    acl_head h = {.gen = d->gen,
+                  .line = line,
+                  .cidlen = (uint32_t)cidlen,
+                  .ulen = (uint32_t)ulen,
+                  .tlen = (uint32_t)tlen,
+                  .rlen = (uint32_t)rlen,
+                  .reasonlen = (uint32_t)reasonlen,
+                  .glen = (uint32_t)g.len,
+                  .ngroups = (uint32_t)r->ngroups,
+                  .peer = r->peerhost,
+                  .answer = (uint8_t)d->answer,
+                  .action = (uint8_t)r->action,
+                  .flags =
+                      (uint8_t)((r->delivery ? F_DELIVERY : 0) | (r->superuser ? F_SUPERUSER : 0) |
+                                (d->sampled ? F_SAMPLED : 0) | (r->username ? F_USER : 0)),
+                  .qos = (int8_t)(r->qos >= 0 && r->qos <= 2 ? r->qos : -1),
+                  .retain = (int8_t)(r->retain == 0 || r->retain == 1 ? r->retain : -1)};
+    memset(h.pad, 0, sizeof(h.pad));
+    part parts[] = {{&h, sizeof(h)}, {cid, cidlen}, {r->username ? r->username : "", ulen},
+                    {topic, tlen},   {rule, rlen},  {reason, reasonlen},
+                    {g.p, g.len}};
+    push(a, false, t, KIND_ACL, parts, failed ? 0 : 7, failed);
+    g.len = 0;
+    give_buffer(c, &g);
+}
+
+/* The writer's side: an ACL record's JSON members into b (which starts
+ * with a comma); false when body is not one (never, but it is read back
+ * from memory another thread wrote: checked). */
+static bool acl_json(const svc_audit *a, jb *b, const char *body, size_t n)
+{
+    acl_head h;
+    if (n < sizeof(h)) return false;
+    memcpy(&h, body, sizeof(h));
+    size_t want = sizeof(h) + (size_t)h.cidlen + h.ulen + h.tlen + h.rlen + h.reasonlen + h.glen;
+    if (want != n || h.answer > 2) return false;
+    const char *p = body + sizeof(h);
+    const char *cid = p, *user = cid + h.cidlen, *topic = user + h.ulen, *rule = topic + h.tlen;
+    const char *reason = rule + h.rlen, *groups = reason + h.reasonlen;
+    jb_lit(b, ",\"event\":\"acl\"");
+    jb_kstr(b, "clientid", cid, h.cidlen);
+    if (h.flags & F_USER) jb_kstr(b, "username", user, h.ulen);
+    jb_peer(b, &h.peer);
+    if (h.ngroups) {
+        jb_key(b, "groups");
+        jb_raw(b, "[", 1);
+        const char *g = groups, *end = groups + h.glen;
+        for (uint32_t i = 0; i < h.ngroups; i++) {
+            uint32_t gl;
+            if ((size_t)(end - g) < 4) return false;
+            memcpy(&gl, g, 4);
+            if ((size_t)(end - g) - 4 < gl) return false;
+            if (i) jb_raw(b, ",", 1);
+            jb_str(b, g + 4, gl);
+            g += 4 + (size_t)gl;
+        }
+        jb_raw(b, "]", 1);
+    }
+    if (h.flags & F_SUPERUSER) jb_lit(b, ",\"superuser\":true");
+    jb_lit(b, h.action == EXH_PUBLISH ? ",\"action\":\"publish\"" : ",\"action\":\"subscribe\"");
+    if (h.flags & F_DELIVERY) jb_lit(b, ",\"delivery\":true");
+    jb_kstr(b, "topic", topic, h.tlen);
+    if (h.qos >= 0 && !(h.flags & F_DELIVERY)) jb_kint(b, "qos", (unsigned long)h.qos);
+    if (h.retain >= 0) jb_lit(b, h.retain ? ",\"retain\":true" : ",\"retain\":false");
+    jb_key(b, "decision");
+    jb_str(b, answer_names[h.answer], strlen(answer_names[h.answer]));
+    jb_kstr(b, "rule", rule, h.rlen);
+    if (h.line && !b->failed) {
+        b->len--; /* the closing quote: the line goes inside */
+        jb_raw(b, ":", 1);
+        jb_uint(b, h.line);
+        jb_raw(b, "\"", 1);
+    }
+    if (h.reasonlen) jb_kstr(b, "reason", reason, h.reasonlen);
+    jb_kint(b, "gen", h.gen);
+    if ((h.flags & F_SAMPLED) && !a->sample_all) {
         char t2[48];
-        int n = snprintf(t2, sizeof(t2), ",\"sample\":%.6g", a->sample);
-        jb_raw(&b, t2, (size_t)n);
+        int k = snprintf(t2, sizeof(t2), ",\"sample\":%.6g", a->sample);
+        jb_raw(b, t2, (size_t)k);
     }
-    finish(a, c, &b, false, t);
+    if (b->lossy) jb_lit(b, ",\"lossy\":true");
+    return true;
 }
 
 void svc_audit_login(svc *s, svc_conn *c, const exh_auth_request *rq, const svc_grant *g,
@@ -457,6 +619,7 @@ typedef struct writer {
     bool failing; /* the file refuses writes: said once */
     char *in;     /* records taken from the ring */
     char *big;    /* a record longer than out, while it is written */
+    jb fmt;       /* an ACL record's JSON, made here */
     char out[OUTBUF];
     size_t outlen;
     unsigned long lost; /* records a failed write took with it */
@@ -628,6 +791,7 @@ static void cleanup(void *arg)
     if (w->fd >= 0) close(w->fd);
     if (w->sfd >= 0) close(w->sfd);
     free(w->big);
+    free(w->fmt.p);
     free(w->in);
     free(w);
 }
@@ -701,7 +865,17 @@ static void *writer_main(void *arg)
             int64_t us;
             memcpy(&l, w->in + off, 4);
             memcpy(&us, w->in + off + 4, 8);
-            emit(w, &pending, us, w->in + off + HDR, l);
+            const char *body = w->in + off + HDR;
+            if (w->in[off + 12] == KIND_JSON) {
+                emit(w, &pending, us, body, l);
+            } else {
+                w->fmt.len = 0;
+                w->fmt.failed = w->fmt.lossy = false;
+                if (acl_json(a, &w->fmt, body, l) && !w->fmt.failed)
+                    emit(w, &pending, us, w->fmt.p + 1, w->fmt.len - 1); /* no leading comma */
+                else
+                    atomic_fetch_add(&a->m->audit_lost, 1);
+            }
             off += HDR + l;
         }
         say_drops(w, dacl, dlogin, d1, d2, &pending);

@@ -99,7 +99,7 @@ static int from_record(const svc_client_view *v, void *arg)
         r->ngroups = 0;
         /* Not if a reload came in between; not an invalid request (it is
          * counted apart). */
-        if (slot && used == gen && !k->invalid) svc_decision_fill(slot, gen, a);
+        if (slot && used == gen && !k->invalid) svc_decision_fill(slot, gen, a, &res);
         return a;
     }
     case SVC_CLIENT_UNVERIFIED:
@@ -172,14 +172,18 @@ static svc_answer from_store(check *k, const char *key, size_t klen)
     return a;
 }
 
+/* The counts are indexed with the action and the answer as they are
+ * (metrics.h): no branch on the decision cache's hit path. */
+_Static_assert((int)SVC_ACL_PUBLISH == (int)EXH_PUBLISH &&
+                   (int)SVC_ACL_SUBSCRIBE == (int)EXH_SUBSCRIBE && SVC_ACL_DELIVER == 0,
+               "ACL kinds are exh_action's values");
+_Static_assert((int)SVC_OUT_DENY == (int)SVC_DENY && (int)SVC_OUT_ALLOW == (int)SVC_ALLOW &&
+                   (int)SVC_OUT_IGNORE == (int)SVC_IGNORE,
+               "ACL outcomes are svc_answer's values");
+
 static int kind_of(exh_action action, bool delivery)
 {
-    return delivery ? SVC_ACL_DELIVER : action == EXH_PUBLISH ? SVC_ACL_PUBLISH : SVC_ACL_SUBSCRIBE;
-}
-
-static int outcome_of(int a)
-{
-    return a == SVC_ALLOW ? SVC_OUT_ALLOW : a == SVC_IGNORE ? SVC_OUT_IGNORE : SVC_OUT_DENY;
+    return (int)action & -(int)!delivery; /* delivery ? SVC_ACL_DELIVER : action, no branch */
 }
 
 svc_answer svc_authorize_key(svc_conn *c, const char *key, size_t klen, exh_request *r,
@@ -204,34 +208,85 @@ svc_answer svc_authorize_key(svc_conn *c, const char *key, size_t klen, exh_requ
     if (a == ASK_STORE) a = (int)from_store(&k, key, klen);
     if (sh) {
         svc_metrics_bump(
-            &sh->acl[kind_of(r->action, r->delivery)][k.invalid ? SVC_OUT_INVALID : outcome_of(a)]);
+            &sh->acl[kind_of(r->action, r->delivery)][k.invalid ? SVC_OUT_INVALID : a]);
         if (t0) svc_metrics_acl_latency(sh, svc_now_ns() - t0);
     }
     return (svc_answer)a;
+}
+
+/* A deny the decision cache kept, written to the audit log as the full
+ * path writes it (from_record), with the rule the way keeps: a device
+ * that keeps publishing where it may not costs a record per try, not an
+ * evaluation as well.  (s->kept_deny when the audit log is on.) */
+void svc_authorize_kept_deny(const svc_client_view *v, const svc_decision *d, const svc_probe *q,
+                             void *arg)
+{
+    svc_conn *c = arg;
+    exh_request r;
+    exh_request_init(&r, q->action);
+    r.username = q->username;
+    r.username_len = q->username ? strlen(q->username) : 0;
+    r.clientid = v->cid ? v->cid : "";
+    r.clientid_len = v->cid ? v->cidlen : 0;
+    r.topic = q->topic;
+    r.topic_len = strlen(q->topic);
+    r.qos = q->qos;
+    r.retain = q->retain;
+    r.delivery = q->delivery;
+    if (v->peer) r.peerhost = *v->peer;
+    r.superuser = v->superuser;
+    r.groups = v->groups;
+    r.ngroups = v->ngroups;
+    exh_result res = {.decision = EXH_DENY, .basis = (exh_basis)d->basis, .rule = d->rule};
+    /* The way's rule index is the policy's of its generation: another
+     * policy's rules are not named (one thread reloads and decides, so
+     * it is the current one). */
+    uint32_t gen = (uint32_t)d->what;
+    svc_policy *hp = svc_policy_get(c->s->policy);
+    svc_audit_acl rec = {.answer = SVC_DENY,
+                         .res = &res,
+                         .policy = svc_policy_gen(hp) == gen ? svc_policy_of(hp) : NULL,
+                         .gen = gen};
+    svc_audit_acl_record(c, &r, &rec);
+    svc_policy_put(hp);
+}
+
+/* One check in SVC_ACL_TIME_EVERY (metrics on): timed, apart from the
+ * path every other hit takes. */
+static __attribute__((noinline)) int cached_timed(svc_conn *c, const char *key, size_t klen,
+                                                  const svc_probe *q)
+{
+    svc *s = c->s;
+    svc_metrics_shard *sh = c->shard;
+    sh->tick = 0;
+    int64_t t0 = svc_now_ns();
+    int a = svc_clients_cached(s->clients, key, klen, svc_live_policy_gen(s->policy), q,
+                               s->kept_deny, c);
+    if (a >= 0) {
+        svc_metrics_bump(&sh->acl[kind_of(q->action, q->delivery)][a]);
+        svc_metrics_acl_latency(sh, svc_now_ns() - t0);
+    } else {
+        sh->tick = SVC_ACL_TIME_EVERY - 1; /* the full decision that follows is timed */
+    }
+    return a;
 }
 
 int svc_authorize_cached(svc_conn *c, const char *key, size_t klen, const svc_probe *q)
 {
     svc *s = c->s;
     /* An allow drawn for the audit log is decided in full (the cache
-     * does not keep which rule decided). */
+     * keeps how denies were decided only).  A draw that comes out "no"
+     * stays in forced_draw after a hit: svc_authorize_key reads it only
+     * after the miss of the next svc_authorize_cached, which draws again. */
     if (s->audit_samples && (c->forced_draw = svc_audit_draw(c))) return -1;
     svc_metrics_shard *sh = c->shard;
-    int64_t t0 = sh && svc_metrics_time_this(sh) ? svc_now_ns() : 0;
-    /* With the audit log on, a kept deny is decided again: each deny is
-     * written with the rule that decided it, which the cache does not
-     * keep. */
+    if (!sh)
+        return svc_clients_cached(s->clients, key, klen, svc_live_policy_gen(s->policy), q,
+                                  s->kept_deny, c);
+    if (++sh->tick >= SVC_ACL_TIME_EVERY) return cached_timed(c, key, klen, q);
     int a = svc_clients_cached(s->clients, key, klen, svc_live_policy_gen(s->policy), q,
-                               s->audit != NULL);
-    if (sh) {
-        if (a >= 0) {
-            c->forced_draw = -1;
-            svc_metrics_bump(&sh->acl[kind_of(q->action, q->delivery)][outcome_of(a)]);
-            if (t0) svc_metrics_acl_latency(sh, svc_now_ns() - t0);
-        } else if (t0) {
-            sh->tick = SVC_ACL_TIME_EVERY - 1; /* the full decision that follows is timed */
-        }
-    }
+                               s->kept_deny, c);
+    if (a >= 0) svc_metrics_bump(&sh->acl[kind_of(q->action, q->delivery)][a]);
     return a;
 }
 

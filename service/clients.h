@@ -63,13 +63,18 @@ enum { SVC_CLIENTS_REFUSED_MAX = 262144 };
  * generation it was decided under) and for the request (the topic, compared
  * whole, the action, the QoS and retain flag).  Longer topics are evaluated
  * every time. */
-enum { SVC_DC_WAYS = 4, SVC_DC_TOPIC = 53 };
+enum { SVC_DC_WAYS = 4, SVC_DC_TOPIC = 49 };
 
 typedef struct svc_decision {
     /* What it answers, one word compared at once: the policy's generation
      * it was decided under (low 32 bits; 0 = empty or not yet decided),
      * the action, the delivery flag, the QoS and the retain flag. */
     uint64_t what;
+    /* How it was decided (exh_result's basis and rule, under the policy
+     * of that generation): a kept deny is written to the audit log with
+     * the rule that decided it, without deciding it again. */
+    uint32_t rule;
+    uint8_t basis;
     int8_t answer;
     char topic[SVC_DC_TOPIC + 1]; /* NUL-terminated: a hit is one strcmp, nothing measured */
 } svc_decision;
@@ -81,15 +86,18 @@ static inline uint64_t svc_decision_what(uint32_t gen, exh_action action, bool d
            (uint64_t)(uint8_t)qos << 48 | (uint64_t)(uint8_t)retain << 56;
 }
 
-/* Keep the answer decided under generation gen in the way a miss reserved
- * (svc_client_view.slot): from now on it is found. */
-static inline void svc_decision_fill(svc_decision *d, uint32_t gen, int answer)
+/* Keep the answer decided under generation gen, and how (res), in the way
+ * a miss reserved (svc_client_view.slot): from now on it is found. */
+static inline void svc_decision_fill(svc_decision *d, uint32_t gen, int answer,
+                                     const exh_result *res)
 {
     d->answer = (int8_t)answer;
+    d->basis = (uint8_t)res->basis;
+    d->rule = res->rule;
     d->what |= gen;
 }
 
-_Static_assert(sizeof(svc_decision) <= 64, "a decision is one cache line");
+_Static_assert(sizeof(svc_decision) == 64, "a decision is one cache line");
 
 /* one_thread: only one thread ever uses the table (the Mosquitto plugin):
  * no locking.
@@ -158,8 +166,10 @@ typedef struct svc_client_view {
     const exh_str *groups;
     size_t ngroups;
     const exh_addr *peer; /* the login's address, or NULL */
-    bool revoked;         /* REFUSED because svc_clients_each_known revoked a verified login */
-    svc_decision *slot;   /* the way svc_clients_cached's miss just took for this check */
+    const char *cid;      /* the client id the login gave (NUL-terminated), or NULL */
+    size_t cidlen;
+    bool revoked;       /* REFUSED because svc_clients_each_known revoked a verified login */
+    svc_decision *slot; /* the way svc_clients_cached's miss just took for this check */
 } svc_client_view;
 
 /* Calls fn with the record of (key, user) -- or SVC_CLIENT_NONE or
@@ -180,12 +190,18 @@ typedef struct svc_probe {
     bool delivery;
 } svc_probe;
 
+/* A kept deny found (for the audit log): the record, as svc_clients_with
+ * shows it, the way that holds the deny (its generation in the low 32
+ * bits of what) and the check; called under the lock. */
+typedef void (*svc_kept_deny_fn)(const svc_client_view *v, const svc_decision *d,
+                                 const svc_probe *q, void *arg);
+
 /* The answer the record of (key, q->username) keeps for the check q
  * describes under the policy of generation gen, or -1 (none kept, or no
- * decision cache).  redecide_denies: a kept deny is -1 too, without
- * taking a way (the caller decides it again to log it; the deny stays). */
+ * decision cache).  on_deny (NULL: none) is called with a kept deny
+ * before it is answered. */
 int svc_clients_cached(svc_clients *t, const char *key, size_t klen, uint32_t gen,
-                       const svc_probe *q, bool redecide_denies);
+                       const svc_probe *q, svc_kept_deny_fn on_deny, void *arg);
 
 /* Has any login been seen on key? */
 bool svc_clients_seen(svc_clients *t, const char *key, size_t klen);

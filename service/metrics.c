@@ -170,8 +170,13 @@ static void histogram(out *o, const char *name, const int64_t *bounds, int n,
         (double)sum_ns / 1e9, name, cum);
 }
 
-static const char *const acl_kinds[SVC_ACL_KINDS] = {"publish", "subscribe", "deliver"};
-static const char *const outcomes[SVC_OUTCOMES] = {"allow", "deny", "ignore", "invalid"};
+static const char *const acl_kinds[SVC_ACL_KINDS] = {[SVC_ACL_PUBLISH] = "publish",
+                                                     [SVC_ACL_SUBSCRIBE] = "subscribe",
+                                                     [SVC_ACL_DELIVER] = "deliver"};
+static const char *const outcomes[SVC_OUTCOMES] = {[SVC_OUT_ALLOW] = "allow",
+                                                   [SVC_OUT_DENY] = "deny",
+                                                   [SVC_OUT_IGNORE] = "ignore",
+                                                   [SVC_OUT_INVALID] = "invalid"};
 static const char *const answers[3] = {"deny", "allow", "ignore"}; /* svc_answer order */
 
 long svc_metrics_render(svc *s, char **result)
@@ -198,10 +203,13 @@ long svc_metrics_render(svc *s, char **result)
     family(&o, "exhook_acl_decisions_total", "counter",
            "Publish, subscribe and delivery checks answered, by action and outcome (invalid: "
            "an invalid topic, denied).");
-    for (int k = 0; k < SVC_ACL_KINDS; k++)
-        for (int r = 0; r < SVC_OUTCOMES; r++)
-            put(&o, "exhook_acl_decisions_total{action=\"%s\",outcome=\"%s\"} %lu\n", acl_kinds[k],
-                outcomes[r], acl[k][r]);
+    /* shown in this order, whatever the indexes' */
+    static const int kshow[] = {SVC_ACL_PUBLISH, SVC_ACL_SUBSCRIBE, SVC_ACL_DELIVER};
+    static const int oshow[] = {SVC_OUT_ALLOW, SVC_OUT_DENY, SVC_OUT_IGNORE, SVC_OUT_INVALID};
+    for (int i = 0; i < SVC_ACL_KINDS; i++)
+        for (int j = 0; j < SVC_OUTCOMES; j++)
+            put(&o, "exhook_acl_decisions_total{action=\"%s\",outcome=\"%s\"} %lu\n",
+                acl_kinds[kshow[i]], outcomes[oshow[j]], acl[kshow[i]][oshow[j]]);
     family(&o, "exhook_acl_latency_seconds", "histogram",
            "Time to decide an ACL check, timed on one check in 128 per thread.");
     histogram(&o, "exhook_acl_latency_seconds", acl_bounds, SVC_ACL_BUCKETS, lat, lat_sum);

@@ -23,8 +23,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum { SVC_ACL_PUBLISH, SVC_ACL_SUBSCRIBE, SVC_ACL_DELIVER, SVC_ACL_KINDS };
-enum { SVC_OUT_ALLOW, SVC_OUT_DENY, SVC_OUT_IGNORE, SVC_OUT_INVALID, SVC_OUTCOMES };
+/* In the order of exh_action's values and of svc_answer's (authorize.c
+ * checks it): the ACL path indexes its counts with them as they are. */
+enum { SVC_ACL_DELIVER, SVC_ACL_PUBLISH, SVC_ACL_SUBSCRIBE, SVC_ACL_KINDS };
+enum { SVC_OUT_DENY, SVC_OUT_ALLOW, SVC_OUT_IGNORE, SVC_OUT_INVALID, SVC_OUTCOMES };
 
 /* How a login ended, as metrics and the audit log name it (svc_login_why_str). */
 typedef enum svc_login_why {

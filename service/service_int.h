@@ -76,9 +76,10 @@ struct svc {
      * store before one and ends after it has its user checked again. */
     atomic_ullong notice_seq;
     svc_metrics metrics;
-    svc_audit *audit;     /* NULL: no audit_log */
-    bool audit_samples;   /* audit_sample > 0: allows are drawn for the log */
-    void *metrics_daemon; /* struct MHD_Daemon (metrics_http.c) */
+    svc_audit *audit;           /* NULL: no audit_log */
+    bool audit_samples;         /* audit_sample > 0: allows are drawn for the log */
+    svc_kept_deny_fn kept_deny; /* with audit: writes a deny the decision cache kept */
+    void *metrics_daemon;       /* struct MHD_Daemon (metrics_http.c) */
 };
 
 struct svc_conn {
@@ -111,6 +112,11 @@ exh_store *svc_conn_store(svc_conn *c);
 void svc_conn_drop_store(svc_conn *c, const exh_error *err);
 /* SVC_IGNORE with failed_action = ignore, else SVC_DENY. */
 svc_answer svc_failed(const svc *s);
+
+/* authorize.c: a deny the decision cache kept, written to the audit log
+ * (s->kept_deny; arg the svc_conn). */
+void svc_authorize_kept_deny(const svc_client_view *v, const svc_decision *d, const svc_probe *q,
+                             void *arg);
 
 /* watch.c */
 svc_watch *svc_watch_new(bool notices); /* notices: the store sends them (PostgreSQL) */

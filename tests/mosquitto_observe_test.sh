@@ -124,7 +124,8 @@ import json, sys
 recs = [json.loads(l) for l in open(sys.argv[1])]
 acl = [r for r in recs if r['event'] == 'acl']
 logins = [r for r in recs if r['event'] == 'login']
-print(len(acl), len({(r['topic'], r['decision'], r['rule'], r.get('qos'), r.get('retain'), r['front'])
+print(len(acl), len({(r['topic'], r['decision'], r['rule'], r.get('qos'), r.get('retain'), r['front'],
+                       r['clientid'], r.get('username'), r.get('peer'), r.get('gen'), r.get('groups'))
                       for r in acl}))
 r = acl[0] if acl else {}
 print(r.get('topic'), r.get('decision'), r.get('rule') == sys.argv[2] + ':2', r.get('qos'),

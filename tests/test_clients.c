@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "clients.h"
@@ -178,7 +179,8 @@ static void test_takeover_address(void **state)
 static int fill_allow(const svc_client_view *v, void *arg)
 {
     if (!v->slot) return 0;
-    svc_decision_fill(v->slot, *(uint32_t *)arg, 1);
+    exh_result res = {.decision = EXH_ALLOW, .basis = EXH_BY_RULE, .rule = 7};
+    svc_decision_fill(v->slot, *(uint32_t *)arg, 1, &res);
     return 1;
 }
 
@@ -186,7 +188,7 @@ static int probe(svc_clients *t, const char *key, const char *user, const char *
                  size_t user_rec_len, uint32_t gen, svc_probe q)
 {
     q.username = user;
-    int a = svc_clients_cached(t, key, 8, gen, &q, false);
+    int a = svc_clients_cached(t, key, 8, gen, &q, NULL, NULL);
     if (a >= 0) return a;
     /* the evaluation that follows a miss: it finds the way reserved */
     return svc_clients_with(t, key, 8, user_rec, user_rec_len, fill_allow, &gen) ? -1 : -2;
@@ -252,12 +254,80 @@ static void test_decision_cache(void **state)
     svc_clients_free(t);
 }
 
+/* A kept deny is handed to on_deny with the record (its client id, peer,
+ * groups) and how it was decided; a kept allow is not. */
+typedef struct seen_deny {
+    int calls;
+    char cid[16];
+    int peer_family, ngroups, basis;
+    uint32_t rule;
+} seen_deny;
+
+static void on_deny(const svc_client_view *v, const svc_decision *d, const svc_probe *q, void *arg)
+{
+    assert_string_equal(q->topic, "x/y");
+    seen_deny *sd = arg;
+    sd->calls++;
+    snprintf(sd->cid, sizeof(sd->cid), "%.*s", (int)v->cidlen, v->cid ? v->cid : "");
+    sd->peer_family = v->peer ? v->peer->family : 0;
+    sd->ngroups = (int)v->ngroups;
+    sd->basis = d->basis;
+    sd->rule = d->rule;
+}
+
+static int fill_deny(const svc_client_view *v, void *arg)
+{
+    if (!v->slot) return -1;
+    exh_result res = {.decision = EXH_DENY, .basis = EXH_BY_RULE, .rule = 41};
+    svc_decision_fill(v->slot, *(uint32_t *)arg, 0, &res);
+    return 0;
+}
+
+static void test_kept_deny(void **state)
+{
+    (void)state;
+    svc_clients *t = svc_clients_new(true, true, true);
+    const char key[8] = "conn-002";
+    exh_addr peer;
+    assert_true(exh_addr_parse("192.0.2.7", 9, &peer));
+    uint64_t g = svc_clients_begin(t, key, 8, "dev-7", 5, &peer, "bob", 3);
+    char **groups = malloc(sizeof(char *));
+    assert_non_null(groups);
+    groups[0] = strdup("sensors");
+    svc_grant gr = {.state = SVC_CLIENT_KNOWN, .groups = groups, .ngroups = 1};
+    svc_clients_end(t, key, 8, g, "dev-7", 5, &peer, "bob", 3, &gr);
+    uint32_t gen = 3;
+    svc_probe q = {.username = "bob", .topic = "x/y", .action = EXH_PUBLISH, .qos = 0, .retain = 0};
+    seen_deny sd = {0};
+    assert_int_equal(svc_clients_cached(t, key, 8, gen, &q, on_deny, &sd), -1);
+    assert_int_equal(svc_clients_with(t, key, 8, "bob", 3, fill_deny, &gen), 0);
+    assert_int_equal(sd.calls, 0);
+    assert_int_equal(svc_clients_cached(t, key, 8, gen, &q, on_deny, &sd), 0);
+    assert_int_equal(sd.calls, 1);
+    assert_string_equal(sd.cid, "dev-7");
+    assert_int_equal(sd.peer_family, 4);
+    assert_int_equal(sd.ngroups, 1);
+    assert_int_equal(sd.basis, EXH_BY_RULE);
+    assert_int_equal(sd.rule, 41);
+    /* without on_deny: answered, nothing called */
+    assert_int_equal(svc_clients_cached(t, key, 8, gen, &q, NULL, NULL), 0);
+    assert_int_equal(sd.calls, 1);
+    /* a kept allow calls nothing */
+    q.topic = "x/z";
+    assert_int_equal(svc_clients_cached(t, key, 8, gen, &q, on_deny, &sd), -1);
+    assert_int_equal(svc_clients_with(t, key, 8, "bob", 3, fill_allow, &gen), 1);
+    assert_int_equal(svc_clients_cached(t, key, 8, gen, &q, on_deny, &sd), 1);
+    assert_int_equal(sd.calls, 1);
+    svc_clients_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_by_client_id),    cmocka_unit_test(test_by_connection),
-        cmocka_unit_test(test_revoke_and_lock), cmocka_unit_test(test_takeover_address),
-        cmocka_unit_test(test_decision_cache),  cmocka_unit_test(test_walk_without_lock),
+        cmocka_unit_test(test_by_client_id),      cmocka_unit_test(test_by_connection),
+        cmocka_unit_test(test_revoke_and_lock),   cmocka_unit_test(test_takeover_address),
+        cmocka_unit_test(test_decision_cache),    cmocka_unit_test(test_kept_deny),
+        cmocka_unit_test(test_walk_without_lock),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

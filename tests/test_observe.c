@@ -40,7 +40,9 @@ static int setup(void **state)
     snprintf(audit, sizeof(audit), "%s/audit.jsonl", dir);
     FILE *f = fopen(pol, "w");
     if (!f) return -1;
-    fputs("default deny\nallow pubsub username \"alice\" topic \"alice/#\"\n", f);
+    fputs("default deny\ndeny publish topic \"carol/secret/#\"\n"
+          "allow pubsub username \"alice\" topic \"alice/#\"\n",
+          f);
     fclose(f);
     exh_store_opts o;
     exh_store_opts_default(&o);
@@ -49,7 +51,12 @@ static int setup(void **state)
     exh_store *s;
     exh_error err;
     exh_new_user u = {.name = "alice", .password = "alicepw", .password_len = 7};
-    if (exh_store_open(db, &o, &s, &err) || exh_store_add_user(s, &u, &err)) return -1;
+    static const char *const cg[] = {"sensors", "odd\"group"};
+    exh_new_user carol = {
+        .name = "carol", .password = "carolpw", .password_len = 7, .groups = cg, .ngroups = 2};
+    if (exh_store_open(db, &o, &s, &err) || exh_store_add_user(s, &u, &err) ||
+        exh_store_add_user(s, &carol, &err))
+        return -1;
     exh_store_close(s);
     return 0;
 }
@@ -62,15 +69,20 @@ static int teardown(void **state)
     return system(cmd) == 0 ? 0 : -1;
 }
 
-static svc_config config(void)
+static svc_config config_for(int kind)
 {
     svc_config c;
-    svc_config_defaults(&c, SVC_FOR_GRPC);
+    svc_config_defaults(&c, kind);
     snprintf(c.db, sizeof(c.db), "%s", db);
     snprintf(c.policy, sizeof(c.policy), "%s", pol);
     c.log_level = LOG_ERROR;
     c.lockout_failures = 0;
     return c;
+}
+
+static svc_config config(void)
+{
+    return config_for(SVC_FOR_GRPC);
 }
 
 static void test_settings(void **state)
@@ -164,11 +176,14 @@ static void test_garbage_names(void **state)
     assert_int_equal(publish(c, "c3", 2, "alice", bad_utf8, sizeof(bad_utf8) - 1), SVC_DENY);
     assert_int_equal(publish(c, "c4", 2, "alice", huge, big), SVC_DENY);      /* over 65535 bytes */
     assert_int_equal(publish(c, "c5", 2, NULL, "alice/x", 7), SVC_DENY);      /* anonymous */
+    /* escapes past the first word and in the last (overlapping) one */
+    static const char long_cid[] = "abcdefghi\"klmno\x7fqrstuvw\\";
+    assert_int_equal(publish(c, long_cid, sizeof(long_cid) - 1, "alice", "bob/z", 5), SVC_DENY);
     assert_int_equal(publish(c, "c6", 2, "alice", "alice/ok", 8), SVC_ALLOW); /* not logged */
     svc_conn_free(c);
     svc_free(s); /* the writer drains */
     json_t *all = read_log(audit);
-    assert_int_equal(json_array_size(all), 5);
+    assert_int_equal(json_array_size(all), 6);
     json_t *r = json_array_get(all, 0);
     assert_string_equal(json_string_value(json_object_get(r, "rule")), "invalid");
     size_t tl = json_string_length(json_object_get(r, "topic"));
@@ -184,6 +199,8 @@ static void test_garbage_names(void **state)
     r = json_array_get(all, 4);
     assert_null(json_object_get(r, "username"));
     assert_string_equal(json_string_value(json_object_get(r, "rule")), "default");
+    r = json_array_get(all, 5);
+    assert_string_equal(json_string_value(json_object_get(r, "clientid")), long_cid);
     json_decref(all);
     free(huge);
     FILE *f = fopen(audit, "r");
@@ -233,6 +250,90 @@ static void test_sample_marks_allows_only(void **state)
     json_t *last = json_array_get(all, json_array_size(all) - 1);
     assert_int_equal(json_string_length(json_object_get(last, "clientid")), sizeof(bad) * 3);
     assert_true(json_is_true(json_object_get(last, "lossy")));
+    json_decref(all);
+}
+
+/* A deny the Mosquitto plugin's decision cache keeps is written without
+ * deciding it again: every member but the time is what the full path
+ * wrote for the first one (groups, peer, rule, client id). */
+static void test_kept_deny_record(void **state)
+{
+    (void)state;
+    svc_config cfg = config_for(SVC_FOR_PLUGIN);
+    snprintf(cfg.audit_log, sizeof(cfg.audit_log), "%s", audit);
+    unlink(audit);
+    svc *s = svc_new(&cfg);
+    assert_non_null(s);
+    assert_int_equal(svc_start(s, 0), 0);
+    svc_conn *c = svc_conn_new(s);
+    assert_non_null(c);
+    const char key[8] = "conn-001"; /* the plugin's: a connection */
+    exh_auth_request rq = {.username = "carol",
+                           .username_len = 5,
+                           .clientid = "dev-\x01\"7",
+                           .clientid_len = 7,
+                           .password = "carolpw",
+                           .password_len = 7,
+                           .check_password = true};
+    assert_true(exh_addr_parse("192.0.2.7", 9, &rq.peerhost));
+    uint64_t gen = svc_login_begin(s, key, 8, &rq);
+    svc_grant g;
+    assert_int_equal(svc_login_check(c, &rq, &g), SVC_ALLOW);
+    svc_login_answered(s, c, &rq, &g, SVC_ALLOW, 0);
+    svc_login_end(s, key, 8, &rq, gen, &g);
+    for (int i = 0; i < 3; i++) {
+        svc_probe q = {.username = "carol",
+                       .topic = "carol/secret/a",
+                       .action = EXH_PUBLISH,
+                       .qos = 1,
+                       .retain = 1};
+        int hit = svc_authorize_cached(c, key, 8, &q);
+        assert_int_equal(hit, i == 0 ? -1 : SVC_DENY); /* then kept */
+        if (hit >= 0) continue;
+        exh_request r;
+        exh_request_init(&r, EXH_PUBLISH);
+        r.username = "carol";
+        r.username_len = 5;
+        r.clientid = rq.clientid;
+        r.clientid_len = rq.clientid_len;
+        r.topic = q.topic;
+        r.topic_len = strlen(q.topic);
+        r.qos = 1;
+        r.retain = 1;
+        assert_int_equal(svc_authorize_key(c, key, 8, &r, NULL), SVC_DENY);
+    }
+    svc_conn_free(c);
+    svc_free(s);
+    json_t *all = read_log(audit);
+    json_t *acl[3];
+    size_t n = 0;
+    for (size_t i = 0; i < json_array_size(all); i++) {
+        json_t *r = json_array_get(all, i);
+        if (!strcmp(json_string_value(json_object_get(r, "event")), "acl") && n < 3) {
+            json_object_del(r, "time");
+            acl[n++] = r;
+        }
+    }
+    assert_int_equal(n, 3);
+    char rule[160];
+    snprintf(rule, sizeof(rule), "%s:2", pol);
+    assert_string_equal(json_string_value(json_object_get(acl[0], "rule")), rule);
+    assert_string_equal(json_string_value(json_object_get(acl[0], "peer")), "192.0.2.7");
+    assert_string_equal(json_string_value(json_object_get(acl[0], "clientid")), rq.clientid);
+    assert_string_equal(json_string_value(json_object_get(acl[0], "front")), "mosquitto");
+    json_t *gs = json_object_get(acl[0], "groups");
+    assert_int_equal(json_array_size(gs), 2);
+    const char *g0 = json_string_value(json_array_get(gs, 0));
+    const char *g1 = json_string_value(json_array_get(gs, 1));
+    assert_true((!strcmp(g0, "odd\"group") && !strcmp(g1, "sensors")) ||
+                (!strcmp(g1, "odd\"group") && !strcmp(g0, "sensors")));
+    assert_true(json_is_true(json_object_get(acl[0], "retain")));
+    assert_int_equal(json_integer_value(json_object_get(acl[0], "qos")), 1);
+    for (int i = 1; i < 3; i++)
+        if (!json_equal(acl[0], acl[i])) {
+            char *a = json_dumps(acl[0], JSON_SORT_KEYS), *b = json_dumps(acl[i], JSON_SORT_KEYS);
+            fail_msg("kept deny record differs:\n%s\n%s", a, b);
+        }
     json_decref(all);
 }
 
@@ -353,7 +454,7 @@ static void test_http_garbage(void **state)
     http(port, half, sizeof(half) - 1, body, sizeof(body));
     /* still serving */
     assert_int_equal(http(port, get, sizeof(get) - 1, body, sizeof(body)), 200);
-    assert_non_null(strstr(body, "exhook_policy_rules 1\n"));
+    assert_non_null(strstr(body, "exhook_policy_rules 2\n"));
     svc_conn_free(c);
     svc_free(s);
 }
@@ -365,6 +466,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_settings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_garbage_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sample_marks_allows_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kept_deny_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ring_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_http_garbage, setup, teardown),
     };
