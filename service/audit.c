@@ -370,6 +370,7 @@ static bool push(svc_audit *a, bool login, int64_t t_us, char kind, const part *
         memcpy(o, hdr, HDR);
         o += HDR;
         for (int i = 0; i < nparts; i++) {
+            if (!parts[i].n) continue; /* (no reason, no groups: most records) */
             memcpy(o, parts[i].p, parts[i].n);
             o += parts[i].n;
         }

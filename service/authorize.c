@@ -222,21 +222,20 @@ void svc_authorize_kept_deny(const svc_client_view *v, const svc_decision *d, co
                              void *arg)
 {
     svc_conn *c = arg;
-    exh_request r;
-    exh_request_init(&r, q->action);
-    r.username = q->username;
-    r.username_len = q->username ? strlen(q->username) : 0;
-    r.clientid = v->cid ? v->cid : "";
-    r.clientid_len = v->cid ? v->cidlen : 0;
-    r.topic = q->topic;
-    r.topic_len = strlen(q->topic);
-    r.qos = q->qos;
-    r.retain = q->retain;
-    r.delivery = q->delivery;
+    exh_request r = {.action = q->action,
+                     .username = q->username,
+                     .username_len = q->username ? strlen(q->username) : 0,
+                     .clientid = v->cid ? v->cid : "",
+                     .clientid_len = v->cid ? v->cidlen : 0,
+                     .topic = q->topic,
+                     .topic_len = strlen(q->topic),
+                     .qos = q->qos,
+                     .retain = q->retain,
+                     .delivery = q->delivery,
+                     .superuser = v->superuser,
+                     .groups = v->groups,
+                     .ngroups = v->ngroups};
     if (v->peer) r.peerhost = *v->peer;
-    r.superuser = v->superuser;
-    r.groups = v->groups;
-    r.ngroups = v->ngroups;
     exh_result res = {.decision = EXH_DENY, .basis = (exh_basis)d->basis, .rule = d->rule};
     /* The way's rule index is the policy's of its generation: another
      * policy's rules are not named (one thread reloads and decides, so
@@ -258,7 +257,7 @@ static __attribute__((noinline)) int cached_timed(svc_conn *c, const char *key, 
 {
     svc *s = c->s;
     svc_metrics_shard *sh = c->shard;
-    sh->tick = 0;
+    sh->tick = SVC_ACL_TIME_EVERY;
     int64_t t0 = svc_now_ns();
     int a = svc_clients_cached(s->clients, key, klen, svc_live_policy_gen(s->policy), q,
                                s->kept_deny, c);
@@ -266,7 +265,7 @@ static __attribute__((noinline)) int cached_timed(svc_conn *c, const char *key, 
         svc_metrics_bump(&sh->acl[kind_of(q->action, q->delivery)][a]);
         svc_metrics_acl_latency(sh, svc_now_ns() - t0);
     } else {
-        sh->tick = SVC_ACL_TIME_EVERY - 1; /* the full decision that follows is timed */
+        sh->tick = 1; /* the full decision that follows is timed */
     }
     return a;
 }
@@ -283,7 +282,7 @@ int svc_authorize_cached(svc_conn *c, const char *key, size_t klen, const svc_pr
     if (!sh)
         return svc_clients_cached(s->clients, key, klen, svc_live_policy_gen(s->policy), q,
                                   s->kept_deny, c);
-    if (++sh->tick >= SVC_ACL_TIME_EVERY) return cached_timed(c, key, klen, q);
+    if (!--sh->tick) return cached_timed(c, key, klen, q);
     int a = svc_clients_cached(s->clients, key, klen, svc_live_policy_gen(s->policy), q,
                                s->kept_deny, c);
     if (a >= 0) svc_metrics_bump(&sh->acl[kind_of(q->action, q->delivery)][a]);

@@ -93,7 +93,10 @@ svc_metrics_shard *svc_metrics_shard_take(svc_metrics *m)
         sh->next = m->shards;
         m->shards = sh;
     }
-    if (sh) sh->taken = true;
+    if (sh) {
+        sh->taken = true;
+        sh->tick = SVC_ACL_TIME_EVERY;
+    }
     pthread_mutex_unlock(&m->lock);
     return sh;
 }

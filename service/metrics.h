@@ -56,7 +56,8 @@ typedef struct svc_metrics_shard {
     _Alignas(64) atomic_ulong acl[SVC_ACL_KINDS][SVC_OUTCOMES];
     atomic_ulong lat[SVC_ACL_BUCKETS + 1]; /* the last: +Inf */
     atomic_ulong lat_sum_ns;
-    unsigned tick; /* decisions since the last timed one */
+    unsigned tick; /* decisions until the next timed one (counted down: a decrement and a
+                      jump on the path every check takes) */
     bool taken;
     struct svc_metrics_shard *next;
 } svc_metrics_shard;
@@ -71,8 +72,8 @@ static inline void svc_metrics_bump(atomic_ulong *c)
 /* Time this decision?  One in SVC_ACL_TIME_EVERY. */
 static inline bool svc_metrics_time_this(svc_metrics_shard *sh)
 {
-    if (++sh->tick < SVC_ACL_TIME_EVERY) return false;
-    sh->tick = 0;
+    if (--sh->tick) return false;
+    sh->tick = SVC_ACL_TIME_EVERY;
     return true;
 }
 

@@ -174,8 +174,8 @@ static void test_garbage_names(void **state)
     assert_int_equal(publish(c, "c1", 2, "alice", nul_topic, sizeof(nul_topic) - 1), SVC_DENY);
     assert_int_equal(publish(c, ctl_cid, sizeof(ctl_cid) - 1, "alice", "x/y", 3), SVC_DENY);
     assert_int_equal(publish(c, "c3", 2, "alice", bad_utf8, sizeof(bad_utf8) - 1), SVC_DENY);
-    assert_int_equal(publish(c, "c4", 2, "alice", huge, big), SVC_DENY);      /* over 65535 bytes */
-    assert_int_equal(publish(c, "c5", 2, NULL, "alice/x", 7), SVC_DENY);      /* anonymous */
+    assert_int_equal(publish(c, "c4", 2, "alice", huge, big), SVC_DENY); /* over 65535 bytes */
+    assert_int_equal(publish(c, "c5", 2, NULL, "alice/x", 7), SVC_DENY); /* anonymous */
     /* escapes past the first word and in the last (overlapping) one */
     static const char long_cid[] = "abcdefghi\"klmno\x7fqrstuvw\\";
     assert_int_equal(publish(c, long_cid, sizeof(long_cid) - 1, "alice", "bob/z", 5), SVC_DENY);
