@@ -1,11 +1,14 @@
 /*
  * audit.c -- the decision audit log (audit.h).
  *
- * The ring holds records as [u32 length][i64 time in us][u8 kind][body].
+ * The queue is two buffers of audit_queue_kib each: decisions append to
+ * one under the lock while the writer formats and writes out the other;
+ * at each step the writer swaps them (the lock is never held for a copy).
+ * Records are [u32 length][i64 time in us][u8 kind][body].
  * A login's body is its JSON members (everything after "time", "front"
  * and "node", which the writer adds): logins are rare and have hashed a
  * password.  An ACL decision's body is what it decided, in binary (struct
- * acl_head and its strings), copied into the ring as it is: the writer
+ * acl_head and its strings), copied into the queue as it is: the writer
  * formats it.  A device that keeps publishing where it may not costs its
  * deciding thread a few copies per try, not a JSON record.
  */
@@ -35,8 +38,8 @@ enum { KIND_JSON = 'J', KIND_ACL = 'A' }; /* a record's body */
 struct svc_audit {
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    char *ring;
-    size_t cap, head, used;
+    char *ring;       /* the buffer decisions append to */
+    size_t cap, used; /* records are appended; the writer takes the buffer whole */
     bool closed;
     /* dropped since the writer last looked, by event */
     unsigned long drop_acl, drop_login;
@@ -313,13 +316,6 @@ static void jb_peer(jb *b, const exh_addr *peer)
 
 static const char *const answer_names[3] = {"deny", "allow", "ignore"}; /* svc_answer order */
 
-static void ring_put(svc_audit *a, size_t at, const void *src, size_t n)
-{
-    size_t first = a->cap - at < n ? a->cap - at : n;
-    memcpy(a->ring + at, src, first);
-    if (n > first) memcpy(a->ring, (const char *)src + first, n - first);
-}
-
 /* A piece of a record's body. */
 typedef struct part {
     const void *p;
@@ -363,24 +359,13 @@ static bool push(svc_audit *a, bool login, int64_t t_us, char kind, const part *
     memcpy(hdr, &l, 4);
     memcpy(hdr + 4, &t_us, 8);
     hdr[12] = kind;
-    size_t at = a->head + a->used;
-    if (at >= a->cap) at -= a->cap;
-    if (at + HDR + len <= a->cap) { /* nearly always: no wrap inside the record */
-        char *o = a->ring + at;
-        memcpy(o, hdr, HDR);
-        o += HDR;
-        for (int i = 0; i < nparts; i++) {
-            if (!parts[i].n) continue; /* (no reason, no groups: most records) */
-            memcpy(o, parts[i].p, parts[i].n);
-            o += parts[i].n;
-        }
-    } else {
-        ring_put(a, at, hdr, HDR);
-        at = (at + HDR) % a->cap;
-        for (int i = 0; i < nparts; i++) {
-            ring_put(a, at, parts[i].p, parts[i].n);
-            at = (at + parts[i].n) % a->cap;
-        }
+    char *o = a->ring + a->used;
+    memcpy(o, hdr, HDR);
+    o += HDR;
+    for (int i = 0; i < nparts; i++) {
+        if (!parts[i].n) continue; /* (no reason, no groups: most records) */
+        memcpy(o, parts[i].p, parts[i].n);
+        o += parts[i].n;
     }
     /* The writer is woken only when the ring is half full: it looks every
      * WAKE_MS anyway, and a wake per record (a futex call, the writer's
@@ -618,7 +603,7 @@ typedef struct writer {
     dev_t dev;
     ino_t ino;
     bool failing; /* the file refuses writes: said once */
-    char *in;     /* records taken from the ring */
+    char *in;     /* the other buffer: records taken from the queue */
     char *big;    /* a record longer than out, while it is written */
     jb fmt;       /* an ACL record's JSON, made here */
     char out[OUTBUF];
@@ -835,11 +820,12 @@ static void *writer_main(void *arg)
             }
             pthread_cond_timedwait(&a->cond, &a->lock, &until);
         }
+        /* The buffers change places: the lock is held for a swap, never
+         * for a copy of what the decisions wrote. */
         size_t n = a->used;
-        size_t first = a->cap - a->head < n ? a->cap - a->head : n;
-        memcpy(w->in, a->ring + a->head, first);
-        memcpy(w->in + first, a->ring, n - first);
-        a->head = 0;
+        char *full = a->ring;
+        a->ring = w->in;
+        w->in = full;
         a->used = 0;
         unsigned long dacl = a->drop_acl, dlogin = a->drop_login;
         int64_t d1 = a->drop_first_us, d2 = a->drop_last_us;
