@@ -13,8 +13,8 @@
 #                argon2id at 1 MiB (exhookctl --argon2 m=1024,
 #                plugin_opt_argon2_m_kib 1024)
 #   exhook-obs   (OBS=1) exhook with plugin_opt_metrics_listen and
-#                plugin_opt_audit_log (denies and logins: this load has no
-#                deny, so the log gets the logins)
+#                plugin_opt_audit_log (denies and logins: with DENY=0 this
+#                load has no deny, so the log gets the logins)
 #   exhook-obsall (OBS=1) the same with plugin_opt_audit_sample 1: every
 #                decision written (two a message: the publish, the delivery)
 #   none         no plugin, allow_anonymous true (the floor)
@@ -100,6 +100,9 @@
 #   RELOAD_NOCACHE=0 TOPICS=1 CG_TOPICS="1 16" PACE=20000 PACE_MSGS=25000 WARM=1
 #   SKIP=pub,conn,reload,storm (leave parts out; pub also leaves out 2)
 #   OBS=1 (add the exhook-obs and exhook-obsall set-ups)
+#   DENY=0 (K > 0: every K-th message a device sends goes to a topic it may
+#   not publish to, devices/<serial>/dn/...: checked, refused, not
+#   delivered; msgs/s counts them, as the broker handles them)
 #   CG_KEEP=DIR (keep the callgrind output files there, for callgrind_annotate)
 #   ALT="NAME=PATH.so ..." (more set-ups exhook-NAME: another build of the
 #   plugin with the same options, in parts 1 to 3)
@@ -212,7 +215,17 @@ start() {
     echo "log_dest stderr"
     echo "log_type error"
     echo "log_type warning"
-    echo "max_queued_messages 0" # the counting subscriber must get every qos 0 message
+    # The counting subscriber must get every qos 0 message: no limit (0).
+    # But with DENY, a limit far above the load: Debian's 2.0.11-1.2+deb12u2
+    # (the CVE-2024-8376 backport; upstream 2.0.19 on) ends a refused
+    # PUBLISH with "out_packet_count >= max_queued_messages" -> quota
+    # exceeded, so with 0 every denied publish disconnects its client
+    # (src/handle_publish.c, process_bad_message), whatever denied it.
+    if [ "${DENY:-0}" -gt 0 ]; then
+      echo "max_queued_messages 100000000"
+    else
+      echo "max_queued_messages 0"
+    fi
     case $1 in
       exhook*)
         echo "plugin ${altso[$1]:-$plugin}"
@@ -318,6 +331,8 @@ def cpu_s(pid):  # the broker's user + system CPU time so far
     f = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
     return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
 
+DENY = int(os.environ.get("DENY", "0"))
+
 def throughput(port, setup, clients, msgs, creds, pid, topics=1, rate=0):
     anon = setup == "none"
     sub = backend(port, setup)
@@ -331,9 +346,14 @@ def throughput(port, setup, clients, msgs, creds, pid, topics=1, rate=0):
         # packet has the same size
         pkts = [publish_pkt("devices/%s/up/t%03d" % (serial, k), b"x" * 32) for k in range(topics)]
         size = len(pkts[0])
-        chunks.append(b"".join(pkts[j % topics] for j in range(1000)))
+        # DENY=K: every K-th message to a topic the device may not publish
+        # to (the same size; the policy's last devices rule, acl_file's
+        # missing grant): checked, denied, never delivered
+        denied = publish_pkt("devices/%s/dn/t%03d" % (serial, 0), b"x" * 32)
+        chunks.append(b"".join(denied if DENY and j % DENY == DENY - 1 else pkts[j % topics]
+                               for j in range(1000)))
     total = clients * msgs
-    want = total * size
+    want = (total - clients * (msgs // 1000) * (1000 // DENY if DENY else 0)) * size
     got = [0]
     def reader():
         while got[0] < want:
@@ -702,7 +722,7 @@ kv() { # KEY LINE: the value of KEY=... in LINE
 echo
 echo "mosquitto $(mosquitto -h 2>/dev/null | sed -n 's/^mosquitto version //p'); exhook with plugin_opt_read_check true (delivery checks on, as acl_file does them)"
 if ! skip pub || ! skip conn; then
-  echo "$CLIENTS publishers x $MSGS qos 0 msgs (32 B) to $TOPICS topic(s) each, 1 counting subscriber, median of $REPS, logins $([ "$WARM" = 1 ] && echo "warm (each client logged in once before)" || echo "cold (WARM=0)"); $CONNECTS sequential connects"
+  echo "$CLIENTS publishers x $MSGS qos 0 msgs (32 B) to $TOPICS topic(s) each$([ "${DENY:-0}" -gt 0 ] && echo ", 1 in $DENY to a denied topic"), 1 counting subscriber, median of $REPS, logins $([ "$WARM" = 1 ] && echo "warm (each client logged in once before)" || echo "cold (WARM=0)"); $CONNECTS sequential connects"
   [ "$PACE" -gt 0 ] && echo "paced: the same load at $PACE msgs/s ($CLIENTS x $PACE_MSGS msgs), every set-up below its limit, so the broker reads and writes in the same batches and its CPU per message is the set-up's own cost"
   printf '%-14s %10s %8s %14s %10s %14s %10s %12s\n' setup "msgs/s" "vs none" "broker us/msg" "vs none" "paced us/msg" "vs none" "connects/s"
   base=$(echo "${pub[none]}" | median)
