@@ -79,6 +79,11 @@ int svc_audit_new(const svc *s, const char *front, svc_audit **out)
         return -1;
     }
     a->cap = cfg->audit_queue;
+    /* Both buffers are touched now (here and in svc_audit_start): a deny
+     * must not take the page faults of a queue filling further than it
+     * ever did, on the broker's thread.  They are resident from the start:
+     * 2 x audit_queue_kib. */
+    memset(a->ring, 0, a->cap);
     pthread_mutex_init(&a->lock, NULL);
     /* The writer's timed waits on the monotonic clock: a wall clock set
      * back must not put it to sleep. */
@@ -885,6 +890,7 @@ int svc_audit_start(svc *s)
         svc_log(LOG_ERROR, "audit log: out of memory");
         return -1;
     }
+    memset(w->in, 0, a->cap); /* (see svc_audit_new) */
     w->a = a;
     w->fd = w->sfd = -1;
     int e = pthread_create(&a->thread, NULL, writer_main, w);
