@@ -372,7 +372,7 @@ static bool push(svc_audit *a, bool login, int64_t t_us, char kind, const part *
         memcpy(o, parts[i].p, parts[i].n);
         o += parts[i].n;
     }
-    /* The writer is woken only when the ring is half full: it looks every
+    /* The writer is woken only when the queue is half full: it looks every
      * WAKE_MS anyway, and a wake per record (a futex call, the writer's
      * own syscalls between decisions) would cost a deny more than the
      * record does. */
@@ -433,7 +433,7 @@ bool svc_audit_draw(svc_conn *c)
     return x * 0x2545F4914F6CDD1DULL < a->threshold;
 }
 
-/* An ACL decision in the ring: this, then its strings in this order --
+/* An ACL decision in the queue: this, then its strings in this order --
  * client id, username, topic, rule (a file, or a word), reason, groups
  * (each [u32 length][bytes]) -- formatted by the writer (acl_json). */
 typedef struct acl_head {
@@ -813,7 +813,7 @@ static void *writer_main(void *arg)
     int64_t checked = now_us();
     pthread_mutex_lock(&a->lock);
     for (;;) {
-        /* Every WAKE_MS, or sooner when the ring is half full or the log
+        /* Every WAKE_MS, or sooner when the queue is half full or the log
          * is closing. */
         if (!a->closed && a->used < a->cap / 2) {
             struct timespec until;

@@ -4,12 +4,13 @@
  * setting audit_log.  Denies and logins always; allows sampled at
  * audit_sample.  Never the password.
  *
- * A decision formats its record on its own thread (into its connection's
- * buffer) and copies it into a bounded ring under a short lock; a thread of
- * the log's own writes the ring out.  Nothing on a decision's path waits
- * for the file: when the ring is full the record is dropped, counted, said
- * once per episode in the service's log, and written into the audit log
- * itself as an {"event":"dropped",...} line when there is room again.
+ * An ACL decision copies what it decided, in binary, into a bounded queue
+ * under a short lock; a thread of the log's own takes the queue (a buffer
+ * swap), formats the JSON and writes it out.  A login formats its own
+ * record (logins are rare).  Nothing on a decision's path waits for the
+ * file: when the queue is full the record is dropped, counted, said once
+ * per episode in the service's log, and written into the audit log itself
+ * as an {"event":"dropped",...} line when there is room again.
  *
  * The file is opened again on SIGUSR1 (exhook-driver, exhook-grpc), on the
  * broker's reload (the plugin: Mosquitto keeps SIGUSR1 for itself), and

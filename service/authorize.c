@@ -183,7 +183,9 @@ _Static_assert((int)SVC_OUT_DENY == (int)SVC_DENY && (int)SVC_OUT_ALLOW == (int)
 
 static int kind_of(exh_action action, bool delivery)
 {
-    return (int)action & -(int)!delivery; /* delivery ? SVC_ACL_DELIVER : action, no branch */
+    /* delivery ? SVC_ACL_DELIVER : publish ? SVC_ACL_PUBLISH : SVC_ACL_SUBSCRIBE, without a
+     * branch and never out of the table, whatever action holds */
+    return (SVC_ACL_SUBSCRIBE - (action == EXH_PUBLISH)) & -(int)!delivery;
 }
 
 svc_answer svc_authorize_key(svc_conn *c, const char *key, size_t klen, exh_request *r,
@@ -214,10 +216,10 @@ svc_answer svc_authorize_key(svc_conn *c, const char *key, size_t klen, exh_requ
     return (svc_answer)a;
 }
 
-/* A deny the decision cache kept, written to the audit log as the full
- * path writes it (from_record), with the rule the way keeps: a device
- * that keeps publishing where it may not costs a record per try, not an
- * evaluation as well.  (s->kept_deny when the audit log is on.) */
+/* A deny (or ignore) the decision cache kept, written to the audit log as
+ * the full path writes it (from_record), with the rule the way keeps: a
+ * device that keeps publishing where it may not costs a record per try,
+ * not an evaluation as well.  (s->kept_deny when the audit log is on.) */
 void svc_authorize_kept_deny(const svc_client_view *v, const svc_decision *d, const svc_probe *q,
                              void *arg)
 {
@@ -236,13 +238,15 @@ void svc_authorize_kept_deny(const svc_client_view *v, const svc_decision *d, co
                      .groups = v->groups,
                      .ngroups = v->ngroups};
     if (v->peer) r.peerhost = *v->peer;
-    exh_result res = {.decision = EXH_DENY, .basis = (exh_basis)d->basis, .rule = d->rule};
+    exh_result res = {.decision = d->answer == SVC_IGNORE ? EXH_IGNORE : EXH_DENY,
+                      .basis = (exh_basis)d->basis,
+                      .rule = d->rule};
     /* The way's rule index is the policy's of its generation: another
      * policy's rules are not named (one thread reloads and decides, so
      * it is the current one). */
     uint32_t gen = (uint32_t)d->what;
     svc_policy *hp = svc_policy_get(c->s->policy);
-    svc_audit_acl rec = {.answer = SVC_DENY,
+    svc_audit_acl rec = {.answer = d->answer == SVC_IGNORE ? SVC_IGNORE : SVC_DENY,
                          .res = &res,
                          .policy = svc_policy_gen(hp) == gen ? svc_policy_of(hp) : NULL,
                          .gen = gen};

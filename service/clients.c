@@ -512,7 +512,7 @@ int svc_clients_cached(svc_clients *t, const char *key, size_t klen, uint32_t ge
         const svc_decision *d = &c->dc[i];
         if (d->what == what && strcmp(d->topic, q->topic) == 0) {
             int answer = d->answer;
-            if (answer == 0 && on_deny) {
+            if (answer != 1 && on_deny) { /* a deny or an ignore: both are logged */
                 svc_client_view v = {0};
                 view_of(c, &v);
                 on_deny(&v, d, q, arg);

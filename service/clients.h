@@ -190,7 +190,8 @@ typedef struct svc_probe {
     bool delivery;
 } svc_probe;
 
-/* A kept deny found (for the audit log): the record, as svc_clients_with
+/* A kept deny (or ignore: the audit log writes every answer but allow)
+ * found: the record, as svc_clients_with
  * shows it, the way that holds the deny (its generation in the low 32
  * bits of what) and the check; called under the lock. */
 typedef void (*svc_kept_deny_fn)(const svc_client_view *v, const svc_decision *d,
@@ -198,8 +199,8 @@ typedef void (*svc_kept_deny_fn)(const svc_client_view *v, const svc_decision *d
 
 /* The answer the record of (key, q->username) keeps for the check q
  * describes under the policy of generation gen, or -1 (none kept, or no
- * decision cache).  on_deny (NULL: none) is called with a kept deny
- * before it is answered. */
+ * decision cache).  on_deny (NULL: none) is called with a kept deny or
+ * ignore before it is answered. */
 int svc_clients_cached(svc_clients *t, const char *key, size_t klen, uint32_t gen,
                        const svc_probe *q, svc_kept_deny_fn on_deny, void *arg);
 

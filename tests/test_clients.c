@@ -265,7 +265,7 @@ typedef struct seen_deny {
 
 static void on_deny(const svc_client_view *v, const svc_decision *d, const svc_probe *q, void *arg)
 {
-    assert_string_equal(q->topic, "x/y");
+    assert_true(!strcmp(q->topic, "x/y") || !strcmp(q->topic, "x/i"));
     seen_deny *sd = arg;
     sd->calls++;
     snprintf(sd->cid, sizeof(sd->cid), "%.*s", (int)v->cidlen, v->cid ? v->cid : "");
@@ -281,6 +281,14 @@ static int fill_deny(const svc_client_view *v, void *arg)
     exh_result res = {.decision = EXH_DENY, .basis = EXH_BY_RULE, .rule = 41};
     svc_decision_fill(v->slot, *(uint32_t *)arg, 0, &res);
     return 0;
+}
+
+static int fill_ignore(const svc_client_view *v, void *arg)
+{
+    if (!v->slot) return -1;
+    exh_result res = {.decision = EXH_IGNORE, .basis = EXH_BY_DEFAULT};
+    svc_decision_fill(v->slot, *(uint32_t *)arg, 2, &res);
+    return 2;
 }
 
 static void test_kept_deny(void **state)
@@ -312,12 +320,19 @@ static void test_kept_deny(void **state)
     /* without on_deny: answered, nothing called */
     assert_int_equal(svc_clients_cached(t, key, 8, gen, &q, NULL, NULL), 0);
     assert_int_equal(sd.calls, 1);
+    /* a kept ignore is handed over too (the audit log writes it) */
+    q.topic = "x/i";
+    assert_int_equal(svc_clients_cached(t, key, 8, gen, &q, on_deny, &sd), -1);
+    assert_int_equal(svc_clients_with(t, key, 8, "bob", 3, fill_ignore, &gen), 2);
+    assert_int_equal(svc_clients_cached(t, key, 8, gen, &q, on_deny, &sd), 2);
+    assert_int_equal(sd.calls, 2);
+    assert_int_equal(sd.basis, EXH_BY_DEFAULT);
     /* a kept allow calls nothing */
     q.topic = "x/z";
     assert_int_equal(svc_clients_cached(t, key, 8, gen, &q, on_deny, &sd), -1);
     assert_int_equal(svc_clients_with(t, key, 8, "bob", 3, fill_allow, &gen), 1);
     assert_int_equal(svc_clients_cached(t, key, 8, gen, &q, on_deny, &sd), 1);
-    assert_int_equal(sd.calls, 1);
+    assert_int_equal(sd.calls, 2);
     svc_clients_free(t);
 }
 

@@ -2,7 +2,7 @@
  * test_observe.c -- metrics and the decision audit log through the service
  * layer, on a real SQLite store: garbage in the settings, names and topics
  * no broker should send (NUL, control bytes, bytes that are not UTF-8,
- * 64 KiB topics) still give one valid JSON line each; a ring that fills
+ * 64 KiB topics) still give one valid JSON line each; a queue that fills
  * while nothing drains it drops and counts, never blocks; the HTTP
  * listener survives garbage and keeps serving; the exposition's counts
  * equal the decisions made.
@@ -253,14 +253,16 @@ static void test_sample_marks_allows_only(void **state)
     json_decref(all);
 }
 
-/* A deny the Mosquitto plugin's decision cache keeps is written without
- * deciding it again: every member but the time is what the full path
- * wrote for the first one (groups, peer, rule, client id). */
-static void test_kept_deny_record(void **state)
+/* The plugin's path for one client (logged in from 192.0.2.7 with groups)
+ * publishing three times to topic under policy: the first check misses the
+ * decision cache and is decided in full, the next two are kept.  Each must
+ * answer want; the three ACL lines of the audit log must be the same bytes
+ * after their "time" member (fixed width); returns the first, parsed. */
+static json_t *three_kept(const char *policy, const char *topic, svc_answer want)
 {
-    (void)state;
     svc_config cfg = config_for(SVC_FOR_PLUGIN);
     snprintf(cfg.audit_log, sizeof(cfg.audit_log), "%s", audit);
+    snprintf(cfg.policy, sizeof(cfg.policy), "%s", policy);
     unlink(audit);
     svc *s = svc_new(&cfg);
     assert_non_null(s);
@@ -282,13 +284,10 @@ static void test_kept_deny_record(void **state)
     svc_login_answered(s, c, &rq, &g, SVC_ALLOW, 0);
     svc_login_end(s, key, 8, &rq, gen, &g);
     for (int i = 0; i < 3; i++) {
-        svc_probe q = {.username = "carol",
-                       .topic = "carol/secret/a",
-                       .action = EXH_PUBLISH,
-                       .qos = 1,
-                       .retain = 1};
+        svc_probe q = {
+            .username = "carol", .topic = topic, .action = EXH_PUBLISH, .qos = 1, .retain = 1};
         int hit = svc_authorize_cached(c, key, 8, &q);
-        assert_int_equal(hit, i == 0 ? -1 : SVC_DENY); /* then kept */
+        assert_int_equal(hit, i == 0 ? -1 : (int)want); /* then kept */
         if (hit >= 0) continue;
         exh_request r;
         exh_request_init(&r, EXH_PUBLISH);
@@ -300,44 +299,70 @@ static void test_kept_deny_record(void **state)
         r.topic_len = strlen(q.topic);
         r.qos = 1;
         r.retain = 1;
-        assert_int_equal(svc_authorize_key(c, key, 8, &r, NULL), SVC_DENY);
+        assert_int_equal(svc_authorize_key(c, key, 8, &r, NULL), want);
     }
     svc_conn_free(c);
     svc_free(s);
-    json_t *all = read_log(audit);
-    json_t *acl[3];
-    size_t n = 0;
-    for (size_t i = 0; i < json_array_size(all); i++) {
-        json_t *r = json_array_get(all, i);
-        if (!strcmp(json_string_value(json_object_get(r, "event")), "acl") && n < 3) {
-            json_object_del(r, "time");
-            acl[n++] = r;
-        }
-    }
+    FILE *f = fopen(audit, "r");
+    assert_non_null(f);
+    char line[3][2048];
+    int n = 0;
+    while (n < 3 && fgets(line[n], sizeof(line[n]), f))
+        if (strstr(line[n], "\"event\":\"acl\"")) n++;
+    fclose(f);
     assert_int_equal(n, 3);
+    size_t t = strlen("{\"time\":\"2026-12-03T07:09:43.123456Z\"");
+    for (int i = 1; i < 3; i++)
+        if (strcmp(line[0] + t, line[i] + t))
+            fail_msg("a kept answer's record differs:\n%s%s", line[0], line[i]);
+    json_error_t e;
+    json_t *r = json_loads(line[0], 0, &e);
+    assert_non_null(r);
+    return r;
+}
+
+/* A deny the Mosquitto plugin's decision cache keeps is written without
+ * deciding it again: every byte but the time is what the full path wrote
+ * for the first one (groups, peer, rule, client id). */
+static void test_kept_deny_record(void **state)
+{
+    (void)state;
+    json_t *r = three_kept(pol, "carol/secret/a", SVC_DENY);
     char rule[160];
     snprintf(rule, sizeof(rule), "%s:2", pol);
-    assert_string_equal(json_string_value(json_object_get(acl[0], "rule")), rule);
-    assert_string_equal(json_string_value(json_object_get(acl[0], "peer")), "192.0.2.7");
-    assert_string_equal(json_string_value(json_object_get(acl[0], "clientid")), rq.clientid);
-    assert_string_equal(json_string_value(json_object_get(acl[0], "front")), "mosquitto");
-    json_t *gs = json_object_get(acl[0], "groups");
+    assert_string_equal(json_string_value(json_object_get(r, "decision")), "deny");
+    assert_string_equal(json_string_value(json_object_get(r, "rule")), rule);
+    assert_string_equal(json_string_value(json_object_get(r, "peer")), "192.0.2.7");
+    assert_string_equal(json_string_value(json_object_get(r, "clientid")), "dev-\x01\"7");
+    assert_string_equal(json_string_value(json_object_get(r, "front")), "mosquitto");
+    json_t *gs = json_object_get(r, "groups");
     assert_int_equal(json_array_size(gs), 2);
     const char *g0 = json_string_value(json_array_get(gs, 0));
     const char *g1 = json_string_value(json_array_get(gs, 1));
     assert_true((!strcmp(g0, "odd\"group") && !strcmp(g1, "sensors")) ||
                 (!strcmp(g1, "odd\"group") && !strcmp(g0, "sensors")));
-    assert_true(json_is_true(json_object_get(acl[0], "retain")));
-    assert_int_equal(json_integer_value(json_object_get(acl[0], "qos")), 1);
-    for (int i = 1; i < 3; i++)
-        if (!json_equal(acl[0], acl[i])) {
-            char *a = json_dumps(acl[0], JSON_SORT_KEYS), *b = json_dumps(acl[i], JSON_SORT_KEYS);
-            fail_msg("kept deny record differs:\n%s\n%s", a, b);
-        }
-    json_decref(all);
+    assert_true(json_is_true(json_object_get(r, "retain")));
+    assert_int_equal(json_integer_value(json_object_get(r, "qos")), 1);
+    json_decref(r);
 }
 
-/* Nothing drains the ring (no writer thread): it fills, then drops and
+/* Under `default ignore` the kept answer is an ignore, logged as such. */
+static void test_kept_ignore_record(void **state)
+{
+    (void)state;
+    char ign[160];
+    snprintf(ign, sizeof(ign), "%s/ignore.policy", dir);
+    FILE *f = fopen(ign, "w");
+    assert_non_null(f);
+    fputs("default ignore\n", f);
+    fclose(f);
+    json_t *r = three_kept(ign, "carol/x", SVC_IGNORE);
+    assert_string_equal(json_string_value(json_object_get(r, "decision")), "ignore");
+    assert_string_equal(json_string_value(json_object_get(r, "rule")), "default");
+    json_decref(r);
+}
+
+/* Nothing drains the queue (no writer thread): it fills, then drops and
  * counts; every decision is still answered. */
 static void test_ring_full(void **state)
 {
@@ -467,6 +492,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_garbage_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sample_marks_allows_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kept_deny_record, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kept_ignore_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ring_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_http_garbage, setup, teardown),
     };
