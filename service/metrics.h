@@ -53,7 +53,10 @@ enum { SVC_ACL_BUCKETS = 16, SVC_LOGIN_BUCKETS = 14, SVC_ACL_TIME_EVERY = 128 };
 
 /* One thread's ACL counts (one writer: svc_metrics_bump). */
 typedef struct svc_metrics_shard {
-    _Alignas(64) atomic_ulong acl[SVC_ACL_KINDS][SVC_OUTCOMES];
+    /* One row more than there are kinds: the ACL path indexes with two bits
+     * of the action, so no value can land outside (the spare row is never
+     * shown). */
+    _Alignas(64) atomic_ulong acl[SVC_ACL_KINDS + 1][SVC_OUTCOMES];
     atomic_ulong lat[SVC_ACL_BUCKETS + 1]; /* the last: +Inf */
     atomic_ulong lat_sum_ns;
     unsigned tick; /* decisions until the next timed one (counted down: a decrement and a
