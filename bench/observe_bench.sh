@@ -15,7 +15,8 @@
 # topics (nearly every check a cache hit, ~350 instructions: there the
 # same absolute cost is the largest share).  1 deny in 100.
 #
-# Usage: [N=20000] [DENY=100] bench/observe_bench.sh [BUILD-DIR]   (default: build)
+# Usage: [N=20000] [DENY=100] [SPECS="grpc:50 plugin:50 plugin:3"] bench/observe_bench.sh [BUILD-DIR]
+#   (default build dir: build; SPECS: the FRONT:TOPICS cases to run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 b=${1:-build}
@@ -24,6 +25,7 @@ bin=$b/observe_bench
 command -v valgrind >/dev/null || { echo "valgrind not installed" >&2; exit 2; }
 N=${N:-20000}
 DENY=${DENY:-100} # 1 deny in DENY checks
+SPECS=${SPECS:-grpc:50 plugin:50 plugin:3}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 names=("off" "metrics" "metrics+audit denies" "metrics+audit all")
@@ -47,7 +49,7 @@ instr() {
   echo "$main $writer"
 }
 
-for spec in grpc:50 plugin:50 plugin:3; do
+for spec in $SPECS; do
   front=${spec%:*} topics=${spec#*:}
   echo "== $front, $topics topics: instructions per check (callgrind, $N and $((2 * N)) checks)"
   printf '%-22s %12s %9s %18s\n' variant "deciding" "vs off" "audit writer"
@@ -62,7 +64,7 @@ for spec in grpc:50 plugin:50 plugin:3; do
     printf '%-22s %12s %9s %18s\n' "${names[$k]}" "$per" "$rel" "$wper"
   done
 done
-for spec in grpc:50 plugin:50 plugin:3; do
+for spec in $SPECS; do
   echo "== ${spec%:*}, ${spec#*:} topics: time (interleaved rounds)"
   "$bin" --front "${spec%:*}" --topics "${spec#*:}" --checks 300000 --rounds 11 --deny-every "$DENY"
 done

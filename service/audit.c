@@ -288,32 +288,9 @@ static void jb_uint(jb *b, unsigned long v)
 
 #define jb_kint(b, key, v) (jb_key(b, key), jb_uint((b), (v)))
 
-/* Up to three digits, without a division loop. */
-static char *put_octet(char *o, unsigned v)
-{
-    if (v >= 100) *o++ = (char)('0' + v / 100);
-    if (v >= 10) *o++ = (char)('0' + v / 10 % 10);
-    *o++ = (char)('0' + v % 10);
-    return o;
-}
-
 static void jb_peer(jb *b, const exh_addr *peer)
 {
     if (!peer->family) return;
-    if (peer->family == 4) { /* dotted quad by hand: inet_ntop costs more than the rest */
-        jb_key(b, "peer");
-        jb_need(b, 17);
-        if (b->failed) return;
-        char *o = b->p + b->len;
-        *o++ = '"';
-        for (int i = 0; i < 4; i++) {
-            if (i) *o++ = '.';
-            o = put_octet(o, peer->bytes[i]);
-        }
-        *o++ = '"';
-        b->len = (size_t)(o - b->p);
-        return;
-    }
     char t[64];
     exh_addr_format(peer, t, sizeof(t));
     jb_kstr(b, "peer", t, strlen(t));

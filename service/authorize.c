@@ -219,9 +219,9 @@ svc_answer svc_authorize_key(svc_conn *c, const char *key, size_t klen, exh_requ
 /* A deny (or ignore) the decision cache kept, written to the audit log as
  * the full path writes it (from_record), with the rule the way keeps: a
  * device that keeps publishing where it may not costs a record per try,
- * not an evaluation as well.  (s->kept_deny when the audit log is on.) */
-void svc_authorize_kept_deny(const svc_client_view *v, const svc_decision *d, const svc_probe *q,
-                             void *arg)
+ * not an evaluation as well.  (s->log_kept when the audit log is on.) */
+void svc_authorize_log_kept(const svc_client_view *v, const svc_decision *d, const svc_probe *q,
+                            void *arg)
 {
     svc_conn *c = arg;
     exh_request r = {.action = q->action,
@@ -254,17 +254,24 @@ void svc_authorize_kept_deny(const svc_client_view *v, const svc_decision *d, co
     svc_policy_put(hp);
 }
 
+/* The decision cache's answer for q (clients.h), kept denies and ignores
+ * logged when the audit log is on. */
+static int cached(svc_conn *c, const char *key, size_t klen, const svc_probe *q)
+{
+    svc *s = c->s;
+    return svc_clients_cached(s->clients, key, klen, svc_live_policy_gen(s->policy), q, s->log_kept,
+                              c);
+}
+
 /* One check in SVC_ACL_TIME_EVERY (metrics on): timed, apart from the
  * path every other hit takes. */
 static __attribute__((noinline)) int cached_timed(svc_conn *c, const char *key, size_t klen,
                                                   const svc_probe *q)
 {
-    svc *s = c->s;
     svc_metrics_shard *sh = c->shard;
     sh->tick = SVC_ACL_TIME_EVERY;
     int64_t t0 = svc_now_ns();
-    int a = svc_clients_cached(s->clients, key, klen, svc_live_policy_gen(s->policy), q,
-                               s->kept_deny, c);
+    int a = cached(c, key, klen, q);
     if (a >= 0) {
         svc_metrics_bump(&sh->acl[kind_of(q->action, q->delivery)][a]);
         svc_metrics_acl_latency(sh, svc_now_ns() - t0);
@@ -283,12 +290,9 @@ int svc_authorize_cached(svc_conn *c, const char *key, size_t klen, const svc_pr
      * after the miss of the next svc_authorize_cached, which draws again. */
     if (s->audit_samples && (c->forced_draw = svc_audit_draw(c))) return -1;
     svc_metrics_shard *sh = c->shard;
-    if (!sh)
-        return svc_clients_cached(s->clients, key, klen, svc_live_policy_gen(s->policy), q,
-                                  s->kept_deny, c);
+    if (!sh) return cached(c, key, klen, q);
     if (!--sh->tick) return cached_timed(c, key, klen, q);
-    int a = svc_clients_cached(s->clients, key, klen, svc_live_policy_gen(s->policy), q,
-                               s->kept_deny, c);
+    int a = cached(c, key, klen, q);
     if (a >= 0) svc_metrics_bump(&sh->acl[kind_of(q->action, q->delivery)][a]);
     return a;
 }

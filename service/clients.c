@@ -488,7 +488,7 @@ static bool same_user_cstr(const client *c, const char *user)
 }
 
 int svc_clients_cached(svc_clients *t, const char *key, size_t klen, uint32_t gen,
-                       const svc_probe *q, svc_kept_deny_fn on_deny, void *arg)
+                       const svc_probe *q, svc_kept_fn on_kept, void *arg)
 {
     /* Generation 0 (no policy yet) would find the ways reserved and not
      * yet decided; QoS and retain are one byte each, and anything outside
@@ -512,10 +512,10 @@ int svc_clients_cached(svc_clients *t, const char *key, size_t klen, uint32_t ge
         const svc_decision *d = &c->dc[i];
         if (d->what == what && strcmp(d->topic, q->topic) == 0) {
             int answer = d->answer;
-            if (answer != 1 && on_deny) { /* a deny or an ignore: both are logged */
+            if (answer != 1 && on_kept) { /* a deny or an ignore: both are logged */
                 svc_client_view v = {0};
                 view_of(c, &v);
-                on_deny(&v, d, q, arg);
+                on_kept(&v, d, q, arg);
             }
             unlock(t);
             return answer;

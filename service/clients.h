@@ -194,15 +194,15 @@ typedef struct svc_probe {
  * found: the record, as svc_clients_with
  * shows it, the way that holds the deny (its generation in the low 32
  * bits of what) and the check; called under the lock. */
-typedef void (*svc_kept_deny_fn)(const svc_client_view *v, const svc_decision *d,
-                                 const svc_probe *q, void *arg);
+typedef void (*svc_kept_fn)(const svc_client_view *v, const svc_decision *d, const svc_probe *q,
+                            void *arg);
 
 /* The answer the record of (key, q->username) keeps for the check q
  * describes under the policy of generation gen, or -1 (none kept, or no
- * decision cache).  on_deny (NULL: none) is called with a kept deny or
+ * decision cache).  on_kept (NULL: none) is called with a kept deny or
  * ignore before it is answered. */
 int svc_clients_cached(svc_clients *t, const char *key, size_t klen, uint32_t gen,
-                       const svc_probe *q, svc_kept_deny_fn on_deny, void *arg);
+                       const svc_probe *q, svc_kept_fn on_kept, void *arg);
 
 /* Has any login been seen on key? */
 bool svc_clients_seen(svc_clients *t, const char *key, size_t klen);

@@ -54,7 +54,7 @@ svc *svc_new(const svc_config *cfg)
         return NULL;
     }
     s->audit_samples = svc_audit_samples(s->audit);
-    s->kept_deny = s->audit ? svc_authorize_kept_deny : NULL;
+    s->log_kept = s->audit ? svc_authorize_log_kept : NULL;
     return s;
 }
 

@@ -76,10 +76,10 @@ struct svc {
      * store before one and ends after it has its user checked again. */
     atomic_ullong notice_seq;
     svc_metrics metrics;
-    svc_audit *audit;           /* NULL: no audit_log */
-    bool audit_samples;         /* audit_sample > 0: allows are drawn for the log */
-    svc_kept_deny_fn kept_deny; /* with audit: writes a deny the decision cache kept */
-    void *metrics_daemon;       /* struct MHD_Daemon (metrics_http.c) */
+    svc_audit *audit;     /* NULL: no audit_log */
+    bool audit_samples;   /* audit_sample > 0: allows are drawn for the log */
+    svc_kept_fn log_kept; /* with audit: writes a deny or ignore the decision cache kept */
+    void *metrics_daemon; /* struct MHD_Daemon (metrics_http.c) */
 };
 
 struct svc_conn {
@@ -114,9 +114,9 @@ void svc_conn_drop_store(svc_conn *c, const exh_error *err);
 svc_answer svc_failed(const svc *s);
 
 /* authorize.c: a deny the decision cache kept, written to the audit log
- * (s->kept_deny; arg the svc_conn). */
-void svc_authorize_kept_deny(const svc_client_view *v, const svc_decision *d, const svc_probe *q,
-                             void *arg);
+ * (s->log_kept; arg the svc_conn). */
+void svc_authorize_log_kept(const svc_client_view *v, const svc_decision *d, const svc_probe *q,
+                            void *arg);
 
 /* watch.c */
 svc_watch *svc_watch_new(bool notices); /* notices: the store sends them (PostgreSQL) */

@@ -144,6 +144,13 @@ static void test_addr_format(void **state)
     memset(small, 'x', sizeof(small));
     exh_addr_format(&a, small, sizeof(small));
     assert_string_equal(small, "");
+    /* IPv4, every digit count, and a buffer exactly large enough */
+    assert_true(exh_addr_parse(S("0.10.100.255"), &a));
+    char fit[13];
+    exh_addr_format(&a, fit, sizeof(fit));
+    assert_string_equal(fit, "0.10.100.255");
+    exh_addr_format(&a, fit, sizeof(fit) - 1);
+    assert_string_equal(fit, "");
     assert_true(exh_addr_parse(S("1.2.3.4"), &a));
     char tiny[4] = "zzz";
     exh_addr_format(&a, tiny, sizeof(tiny));
